@@ -1,0 +1,1 @@
+"""poolwatch controller: arrives with its own issue; kept so the layout and packaging are final."""

@@ -1,0 +1,1 @@
+"""poolwatch exporters: the node exporter (per node) and, later, the cluster exporter."""

@@ -1,0 +1,87 @@
+"""Wiring of the node exporter: settings -> collectors -> runner -> store -> HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from . import collectors as _collectors  # noqa: F401 - importing registers every collector
+from .collector import REGISTRY, Collector
+from .runner import Runner
+from .server import serve
+from .settings import NodeExporterSettings
+from .store import ExpositionStore, render
+from .webconfig import load_web_config
+
+log = logging.getLogger(__name__)
+
+
+def build_collectors(settings: NodeExporterSettings) -> list[Collector]:
+    """Every enabled collector, in registry order."""
+    return [
+        reg.factory(settings) for reg in REGISTRY.values() if reg.settings(settings).enabled
+    ]
+
+
+def build(settings: NodeExporterSettings) -> tuple[Runner, ExpositionStore]:
+    identity = {"node": settings.node_name(), "pool": settings.pool_name()}
+    store = ExpositionStore(identity, settings.stale_grace)
+    runner = Runner(build_collectors(settings), store, settings.compat)
+    return runner, store
+
+
+def collect_once(settings: NodeExporterSettings) -> bytes:
+    """One synchronous round of every collector, rendered (`--once`)."""
+    runner, store = build(settings)
+    for c in runner.collectors:
+        runner.run_once(c)
+    return store.body()
+
+
+def health_text(store: ExpositionStore) -> tuple[bool, str]:
+    ok, late = store.live()
+    lines = [f"{'ok' if ok else 'stalled'}: collection {'is live' if ok else 'stopped'}"]
+    for s in store.states():
+        state = "up" if s.up else "down"
+        detail = f" ({s.last_error})" if s.last_error else ""
+        lines.append(f"{s.name}: {state}, last run {s.duration:.3f}s{detail}")
+    if late:
+        lines.append("late: " + ", ".join(late))
+    return ok, "\n".join(lines) + "\n"
+
+
+def run(settings: NodeExporterSettings, ready: threading.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. Config errors surface before anything starts."""
+    web = load_web_config(settings.web_config_file)
+    runner, store = build(settings)
+    httpd = serve(store, settings.listen_address(), web, lambda: health_text(store))
+    host, port = httpd.server_address[:2]
+    scheme = "https" if web.tls_server_config else "http"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    log.info(
+        "poolwatch node exporter on node %r pool %r, collectors: %s",
+        store.identity["node"], store.identity["pool"],
+        ", ".join(c.name for c in runner.collectors),
+    )  # fmt: skip
+    log.info("serving metrics at %s://%s:%s/metrics", scheme, shown, port)
+    runner.start()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received signal %d, shutting down", signum)
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    if ready is not None:
+        ready.set()
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    finally:
+        runner.stop()
+        httpd.server_close()
+
+
+__all__ = ["build", "build_collectors", "collect_once", "render", "run"]

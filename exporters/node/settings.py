@@ -1,0 +1,179 @@
+"""The node exporter's configuration model (YAML keys, POOLWATCH_* variables and flags).
+
+Every setting has one name everywhere: YAML `collectors.nfs.timeout` is the environment variable
+`POOLWATCH_COLLECTORS__NFS__TIMEOUT`. Defaults are what a node in a training pool needs; each
+collector's interval and timeout are its own, so a slow cache-directory walk never delays the
+fast host counters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from poolwatch.config import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+DEFAULT_PORT = 9476
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _regex(value: str | None) -> str | None:
+    if value:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression: {err}") from None
+    return value
+
+
+Regex = Annotated[str | None, BeforeValidator(_regex)]
+
+
+class CollectorSettings(_Strict):
+    enabled: bool = True
+    interval: PositiveDuration = 15.0
+    timeout: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> CollectorSettings:
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not exceed interval (a run may not overlap the next)")
+        return self
+
+
+class _IncludeExclude(CollectorSettings):
+    """node_exporter's mutually exclusive include/exclude regex pairs."""
+
+    include: Regex = None
+    exclude: Regex = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> _IncludeExclude:
+        if self.include and self.exclude:
+            raise ValueError("set include or exclude, not both")
+        return self
+
+    def wants(self, name: str) -> bool:
+        if self.include:
+            return re.fullmatch(self.include, name) is not None
+        if self.exclude:
+            return re.fullmatch(self.exclude, name) is None
+        return True
+
+
+class HostSettings(CollectorSettings):
+    network_device_exclude: Regex = r"lo|veth.*|cali.*|flannel.*|cni.*|docker\d*|br-.*"
+    disk_device_exclude: Regex = r"(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+|dm-\d+|sr\d+"
+
+
+class FilesystemPath(_Strict):
+    path: Path
+    purpose: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    required: bool = True
+    require_mount: bool = False
+
+
+def _default_fs_paths() -> list[FilesystemPath]:
+    # The cache directory is added by NodeExporterSettings from `cache_dir`. The container engine
+    # and kubelet directories are optional: a host without them simply has nothing to report.
+    return [
+        FilesystemPath(path=Path("/var/lib/containerd"), purpose="container", required=False),
+        FilesystemPath(path=Path("/var/lib/docker"), purpose="container", required=False),
+        FilesystemPath(path=Path("/var/lib/kubelet"), purpose="kubelet", required=False),
+    ]
+
+
+class FilesystemSettings(CollectorSettings):
+    paths: list[FilesystemPath] = Field(default_factory=_default_fs_paths)
+    mount_timeout: PositiveDuration = 5.0
+    stat_workers: Annotated[int, Field(ge=1, le=64)] = 4
+
+
+class CacheDirSettings(CollectorSettings):
+    interval: PositiveDuration = 60.0
+    timeout: PositiveDuration = 45.0
+    time_budget: PositiveDuration = 30.0
+    max_entries: Annotated[int, Field(ge=1)] = 2_000_000
+    max_dirs: Annotated[int, Field(ge=1)] = 500
+
+    @model_validator(mode="after")
+    def _budget_within_timeout(self) -> CacheDirSettings:
+        if self.time_budget >= self.timeout:
+            raise ValueError("time_budget must be shorter than timeout")
+        return self
+
+
+class Collectors(_Strict):
+    host: HostSettings = Field(default_factory=HostSettings)
+    filesystem: FilesystemSettings = Field(default_factory=FilesystemSettings)
+    cache_dir: CacheDirSettings = Field(default_factory=CacheDirSettings)
+    infiniband: _IncludeExclude = Field(default_factory=_IncludeExclude)
+    nfs: _IncludeExclude = Field(default_factory=_IncludeExclude)
+
+
+class Roots(_Strict):
+    """Where the host's trees are; in a container they are mounted at /host/..."""
+
+    procfs: Path = Path("/proc")
+    sysfs: Path = Path("/sys")
+    rootfs: Path = Path("/")
+
+
+class NodeExporterSettings(_Strict):
+    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    web_config_file: Path | None = None
+    node: str = ""
+    pool: str = ""
+    pool_file: Path | None = None
+    cache_dir: Path = Path("/cache")
+    compat: list[Literal["modelarts"]] = Field(default_factory=list)
+    stale_grace: Duration = 0.0
+    roots: Roots = Field(default_factory=Roots)
+    collectors: Collectors = Field(default_factory=Collectors)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+    @field_validator("compat", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    def node_name(self) -> str:
+        """Config `node`, else the NODE_NAME the DaemonSet sets from the downward API, else host."""
+        return self.node or os.environ.get("NODE_NAME", "") or socket.gethostname()
+
+    def pool_name(self) -> str:
+        """Config `pool`, else the first line of `pool_file` (a projected node label), else ''."""
+        if self.pool or self.pool_file is None:
+            return self.pool
+        try:
+            return self.pool_file.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+        except (OSError, IndexError):
+            return ""
+
+    def filesystem_paths(self) -> list[FilesystemPath]:
+        """The cache directory first (required, purpose cache), then the configured paths."""
+        cache = FilesystemPath(path=self.cache_dir, purpose="cache", required=True)
+        return [cache, *(p for p in self.collectors.filesystem.paths if p.path != self.cache_dir)]

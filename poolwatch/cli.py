@@ -1,0 +1,174 @@
+"""The `poolwatch` command: `poolwatch <part> [options]`. The only place that wires parts together."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+PARTS = """\
+parts of the stack:
+  node-exporter     per-node metrics: host, disks, /cache, InfiniBand, NFS (this release)
+  catalog           the metric catalog: --markdown (docs/metrics.md) or --json
+  cluster-exporter  jobs, pools, quotas and pool events            (planned)
+  demo              the whole stack on one machine, simulated pool  (planned)
+  rules             the rule engine and Prometheus rule compiler    (planned)
+  alerts            Alertmanager webhook receiver and notifications (planned)
+  dashboards        Grafana dashboards                              (planned)
+  controller        isolate, replace and restart on faults          (planned)
+
+Settings come from --config FILE (YAML), then POOLWATCH_* environment variables
+(POOLWATCH_COLLECTORS__NFS__TIMEOUT=3s), then flags. See README.md.
+"""
+
+COLLECTORS = ("host", "filesystem", "cache_dir", "infiniband", "nfs")
+
+
+def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "node-exporter",
+        help="serve this node's metrics for Prometheus",
+        description=(
+            "Collect host, filesystem, cache-directory, InfiniBand and NFS metrics in the "
+            "background, each collector on its own interval and timeout, and serve the last "
+            "collection at /metrics. A scrape never waits for hardware; a collector that fails "
+            "or hangs shows as poolwatch_collector_up 0 and its series go away."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "collectors (all on by default): " + ", ".join(COLLECTORS) + "\n"
+            "endpoints: /metrics (gzip when asked), /healthz (200 while collection is live), /\n"
+            "exit status: 0 on SIGTERM/SIGINT, 2 on a configuration error"
+        ),
+    )
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML settings file (default: $POOLWATCH_CONFIG, else built-in defaults)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="address to serve on (default 0.0.0.0:9476)")
+    p.add_argument("--cache-dir", type=Path, metavar="PATH",
+                   help="the cache directory to watch; its filesystem series carry "
+                        'purpose="cache" (default /cache)')
+    p.add_argument("--node", help="node label (default $NODE_NAME, else the hostname)")
+    p.add_argument("--pool", help="pool label (default: config `pool` or `pool_file`)")
+    p.add_argument("--compat", metavar="LIST",
+                   help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)")
+    p.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth settings, in the Prometheus exporter format")
+    p.add_argument("--path.procfs", dest="procfs", type=Path, metavar="DIR",
+                   help="procfs mount point (default /proc; /host/proc in a container)")
+    p.add_argument("--path.sysfs", dest="sysfs", type=Path, metavar="DIR",
+                   help="sysfs mount point (default /sys)")
+    p.add_argument("--path.rootfs", dest="rootfs", type=Path, metavar="DIR",
+                   help="host root for filesystem paths (default /)")
+    for name in COLLECTORS:
+        flag = name.replace("_", "-")
+        p.add_argument(f"--collector.{flag}", dest=f"enable_{name}", action="store_true",
+                       default=None, help=f"enable the {name} collector")
+        p.add_argument(f"--no-collector.{flag}", dest=f"enable_{name}", action="store_false",
+                       help=argparse.SUPPRESS)
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective configuration as YAML and exit")
+    p.add_argument("--once", action="store_true",
+                   help="collect once, print the exposition to stdout and exit")
+    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"], help="default info")
+    p.set_defaults(func=_run_node_exporter)
+
+
+def _catalog_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("catalog", help="print the metric catalog",
+                       description="Print every metric family poolwatch exports and the seed "
+                                   "names it answers to.")
+    fmt = p.add_mutually_exclusive_group(required=True)
+    fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")
+    fmt.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(func=_run_catalog)
+
+
+def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
+    simple = {
+        "listen": ("listen",), "cache_dir": ("cache_dir",), "node": ("node",),
+        "pool": ("pool",), "compat": ("compat",), "web_config_file": ("web_config_file",),
+        "procfs": ("roots", "procfs"), "sysfs": ("roots", "sysfs"), "rootfs": ("roots", "rootfs"),
+    }  # fmt: skip
+    out: dict[tuple[str, ...], tuple[Any, str]] = {}
+    for attr, path in simple.items():
+        value = getattr(args, attr)
+        if value is not None:
+            flag = "--" + {"procfs": "path.procfs", "sysfs": "path.sysfs", "rootfs": "path.rootfs"}.get(
+                attr, attr.replace("_", "-")
+            )
+            out[path] = (str(value), f"flag {flag}")
+    for name in COLLECTORS:
+        value = getattr(args, f"enable_{name}")
+        if value is not None:
+            out[("collectors", name, "enabled")] = (value, f"flag --collector.{name}")
+    return out
+
+
+def _run_node_exporter(args: argparse.Namespace) -> int:
+    from exporters.node import app  # noqa: PLC0415 - keep `poolwatch --help` fast
+    from exporters.node.settings import NodeExporterSettings  # noqa: PLC0415
+
+    from .config import ConfigError, dump, load  # noqa: PLC0415
+
+    config = args.config or (Path(p) if (p := os.environ.get("POOLWATCH_CONFIG")) else None)
+    try:
+        settings = load(NodeExporterSettings, config, os.environ, _flags(args))
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
+        if args.once:
+            sys.stdout.buffer.write(app.collect_once(settings))
+            return 0
+        app.run(settings)
+    except ConfigError as err:
+        logging.getLogger("poolwatch").error("%s", err)
+        return 2
+    except OSError as err:
+        logging.getLogger("poolwatch").error("cannot serve: %s", err)
+        return 1
+    return 0
+
+
+def _run_catalog(args: argparse.Namespace) -> int:
+    from .catalog import render  # noqa: PLC0415
+
+    sys.stdout.write(render.markdown() if args.markdown else render.json_text())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="poolwatch",
+        description="Monitoring, alerting and fault handling for GPU/NPU training pools.",
+        epilog=PARTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"poolwatch {__version__}")
+    sub = p.add_subparsers(dest="part", metavar="<part>")
+    _node_exporter_parser(sub)
+    _catalog_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not getattr(args, "func", None):
+        p.print_help()
+        return 2
+    level = getattr(args, "log_level", "info").upper()
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""Configuration loading: one YAML file, then POOLWATCH_* environment variables, then flags.
+
+Why hand-rolled merging instead of pydantic-settings: an operator who mistypes a value must be told
+where it came from (file and line, environment variable, or flag), and that needs the origin of each
+leaf. Validation itself is pydantic's; unknown keys are errors, so a typo never goes unnoticed.
+
+Environment variables name a setting with `__` between levels, e.g. `POOLWATCH_CACHE_DIR=/cache` or
+`POOLWATCH_COLLECTORS__NFS__TIMEOUT=3s`; their values are read as YAML scalars ("5", "true",
+"[modelarts]").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ENV_PREFIX = "POOLWATCH_"
+M = TypeVar("M", bound=BaseModel)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the source and the field."""
+
+
+def parse_duration(value: object) -> object:
+    """'15s', '2m', '500ms', '1h' or a number of seconds -> seconds as float."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15s, 2m or 500ms")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+        raise ValueError(f"{value!r} is not a duration such as 15s, 2m or 500ms")
+    return value
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path of a YAML document to the line (1-based) where its value starts."""
+    out: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, val in node.value:
+                sub = (*path, str(key.value))
+                out[sub] = key.start_mark.line + 1
+                walk(val, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """Read a YAML mapping, or raise ConfigError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_index(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}, lines
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data, lines
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        node = tree.get(key)
+        if not isinstance(node, dict):
+            node = tree[key] = {}
+        tree = node
+    tree[path[-1]] = value
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[tuple[str, ...], tuple[Any, str]]:
+    """POOLWATCH_A__B=v -> {("a", "b"): (parsed v, "environment variable POOLWATCH_A__B")}."""
+    out: dict[tuple[str, ...], tuple[Any, str]] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        out[path] = (value, f"environment variable {name}")
+    return out
+
+
+def load(
+    model: type[M],
+    file: Path | None,
+    env: Mapping[str, str],
+    flags: Mapping[tuple[str, ...], tuple[Any, str]] | None = None,
+) -> M:
+    """Build `model` from defaults < file < environment < flags, or raise ConfigError.
+
+    Each error line names the field's dotted path and where its value came from."""
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    if file is not None:
+        data, lines = read_yaml(file)
+    origins: dict[tuple[str, ...], str] = {}
+    for layer in (env_overrides(env), flags or {}):
+        for path, (value, origin) in layer.items():
+            _set(data, path, value)
+            origins[path] = origin
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, file, lines, origins)) from None
+
+
+def _describe(
+    err: ValidationError,
+    file: Path | None,
+    lines: dict[tuple[str, ...], int],
+    origins: dict[tuple[str, ...], str],
+) -> str:
+    problems = []
+    for item in err.errors():
+        loc = tuple(str(p) for p in item["loc"])
+        field = ".".join(loc) or "(top level)"
+        source = _source_of(loc, file, lines, origins)
+        problems.append(f"  {field}: {item['msg']} ({source})")
+    head = f"invalid configuration{f' in {file}' if file else ''}:"
+    return "\n".join([head, *problems])
+
+
+def _source_of(
+    loc: tuple[str, ...],
+    file: Path | None,
+    lines: dict[tuple[str, ...], int],
+    origins: dict[tuple[str, ...], str],
+) -> str:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return f"{file}:{lines[loc[:n]]}"
+    return "default value" if file is None else f"{file}"
+
+
+def dump(model: BaseModel) -> str:
+    """The effective configuration as YAML, the way `--print-config` shows it."""
+    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)

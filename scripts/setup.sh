@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up everything poolwatch needs on a fresh Debian/Ubuntu machine, idempotently:
+# Debian's prometheus, alertmanager and node_exporter (tests and benchmarks run the real ones),
+# then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv)
+missing=()
+for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts the services it installs; poolwatch's tests start their own on free ports.
+    for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+      (command -v systemctl >/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1) || true
+    done
+  else
+    echo "setup: not root, so not installing ${missing[*]}; tests that need them will be skipped" >&2
+  fi
+fi
+
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$py" -m venv .venv
+fi
+stamp=.venv/.poolwatch-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing poolwatch and test tools into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+  touch "$stamp"
+fi
