@@ -1,4 +1,4 @@
-"""The `poolwatch` command: `poolwatch <part> [options]`. The only place that wires parts together."""
+"""The `poolwatch` command (`poolwatch <part> [options]`): the one place that wires parts."""
 
 from __future__ import annotations
 
@@ -46,44 +46,94 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
             "exit status: 0 on SIGTERM/SIGINT, 2 on a configuration error"
         ),
     )
-    p.add_argument("--config", type=Path, metavar="FILE",
-                   help="YAML settings file (default: $POOLWATCH_CONFIG, else built-in defaults)")
-    p.add_argument("--listen", metavar="HOST:PORT",
-                   help="address to serve on (default 0.0.0.0:9476)")
-    p.add_argument("--cache-dir", type=Path, metavar="PATH",
-                   help="the cache directory to watch; its filesystem series carry "
-                        'purpose="cache" (default /cache)')
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML settings file (default: $POOLWATCH_CONFIG, else built-in defaults)",
+    )
+    p.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to serve on (default 0.0.0.0:9476)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="PATH",
+        help="the cache directory to watch; its filesystem series carry "
+        'purpose="cache" (default /cache)',
+    )
     p.add_argument("--node", help="node label (default $NODE_NAME, else the hostname)")
     p.add_argument("--pool", help="pool label (default: config `pool` or `pool_file`)")
-    p.add_argument("--compat", metavar="LIST",
-                   help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)")
-    p.add_argument("--web-config-file", type=Path, metavar="FILE",
-                   help="TLS and basic-auth settings, in the Prometheus exporter format")
-    p.add_argument("--path.procfs", dest="procfs", type=Path, metavar="DIR",
-                   help="procfs mount point (default /proc; /host/proc in a container)")
-    p.add_argument("--path.sysfs", dest="sysfs", type=Path, metavar="DIR",
-                   help="sysfs mount point (default /sys)")
-    p.add_argument("--path.rootfs", dest="rootfs", type=Path, metavar="DIR",
-                   help="host root for filesystem paths (default /)")
+    p.add_argument(
+        "--compat",
+        metavar="LIST",
+        help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)",
+    )
+    p.add_argument(
+        "--web-config-file",
+        type=Path,
+        metavar="FILE",
+        help="TLS and basic-auth settings, in the Prometheus exporter format",
+    )
+    p.add_argument(
+        "--path.procfs",
+        dest="procfs",
+        type=Path,
+        metavar="DIR",
+        help="procfs mount point (default /proc; /host/proc in a container)",
+    )
+    p.add_argument(
+        "--path.sysfs",
+        dest="sysfs",
+        type=Path,
+        metavar="DIR",
+        help="sysfs mount point (default /sys)",
+    )
+    p.add_argument(
+        "--path.rootfs",
+        dest="rootfs",
+        type=Path,
+        metavar="DIR",
+        help="host root for filesystem paths (default /)",
+    )
     for name in COLLECTORS:
         flag = name.replace("_", "-")
-        p.add_argument(f"--collector.{flag}", dest=f"enable_{name}", action="store_true",
-                       default=None, help=f"enable the {name} collector")
-        p.add_argument(f"--no-collector.{flag}", dest=f"enable_{name}", action="store_false",
-                       help=argparse.SUPPRESS)
-    p.add_argument("--print-config", action="store_true",
-                   help="print the effective configuration as YAML and exit")
-    p.add_argument("--once", action="store_true",
-                   help="collect once, print the exposition to stdout and exit")
-    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"], help="default info")
+        p.add_argument(
+            f"--collector.{flag}",
+            dest=f"enable_{name}",
+            action="store_true",
+            default=None,
+            help=f"enable the {name} collector",
+        )
+        p.add_argument(
+            f"--no-collector.{flag}",
+            dest=f"enable_{name}",
+            action="store_false",
+            help=argparse.SUPPRESS,
+        )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration as YAML and exit",
+    )
+    p.add_argument(
+        "--once", action="store_true", help="collect once, print the exposition to stdout and exit"
+    )
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="default info",
+    )
     p.set_defaults(func=_run_node_exporter)
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("catalog", help="print the metric catalog",
-                       description="Print every metric family poolwatch exports and the seed "
-                                   "names it answers to.")
+    p = sub.add_parser(
+        "catalog",
+        help="print the metric catalog",
+        description="Print every metric family poolwatch exports and the seed names it answers to.",
+    )
     fmt = p.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")
     fmt.add_argument("--json", action="store_true", help="machine-readable")
@@ -100,9 +150,11 @@ def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
     for attr, path in simple.items():
         value = getattr(args, attr)
         if value is not None:
-            flag = "--" + {"procfs": "path.procfs", "sysfs": "path.sysfs", "rootfs": "path.rootfs"}.get(
-                attr, attr.replace("_", "-")
-            )
+            flag = "--" + {
+                "procfs": "path.procfs",
+                "sysfs": "path.sysfs",
+                "rootfs": "path.rootfs",
+            }.get(attr, attr.replace("_", "-"))
             out[path] = (str(value), f"flag {flag}")
     for name in COLLECTORS:
         value = getattr(args, f"enable_{name}")
@@ -112,10 +164,10 @@ def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
 
 
 def _run_node_exporter(args: argparse.Namespace) -> int:
-    from exporters.node import app  # noqa: PLC0415 - keep `poolwatch --help` fast
-    from exporters.node.settings import NodeExporterSettings  # noqa: PLC0415
+    from exporters.node import app
+    from exporters.node.settings import NodeExporterSettings
 
-    from .config import ConfigError, dump, load  # noqa: PLC0415
+    from .config import ConfigError, dump, load
 
     config = args.config or (Path(p) if (p := os.environ.get("POOLWATCH_CONFIG")) else None)
     try:
@@ -137,7 +189,7 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from .catalog import render  # noqa: PLC0415
+    from .catalog import render
 
     sys.stdout.write(render.markdown() if args.markdown else render.json_text())
     return 0

@@ -159,9 +159,13 @@ def _source_of(
     for n in range(len(loc), 0, -1):
         if loc[:n] in origins:
             return origins[loc[:n]]
+    below = [o for path, o in origins.items() if path[: len(loc)] == loc]
     for n in range(len(loc), 0, -1):
         if loc[:n] in lines:
-            return f"{file}:{lines[loc[:n]]}"
+            line = f"{file}:{lines[loc[:n]]}"
+            return ", ".join([line, *below])
+    if below:
+        return ", ".join(below)
     return "default value" if file is None else f"{file}"
 
 

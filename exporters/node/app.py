@@ -20,9 +20,7 @@ log = logging.getLogger(__name__)
 
 def build_collectors(settings: NodeExporterSettings) -> list[Collector]:
     """Every enabled collector, in registry order."""
-    return [
-        reg.factory(settings) for reg in REGISTRY.values() if reg.settings(settings).enabled
-    ]
+    return [reg.factory(settings) for reg in REGISTRY.values() if reg.settings(settings).enabled]
 
 
 def build(settings: NodeExporterSettings) -> tuple[Runner, ExpositionStore]:

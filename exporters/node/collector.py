@@ -27,7 +27,7 @@ class Collector(Protocol):
     def collect(self) -> Iterator[Metric]: ...
 
 
-class PartialFailure(Exception):  # noqa: N818 - it is a signal, not only an error
+class PartialFailure(Exception):
     """Raised by a collector *after* yielding what it could measure.
 
     The runner keeps the families yielded so far, marks the collector down (`up 0`) and counts
@@ -47,7 +47,9 @@ REGISTRY: dict[str, Registration] = {}
 def register(
     name: str,
     settings: Callable[[NodeExporterSettings], CollectorSettings],
-) -> Callable[[Callable[[NodeExporterSettings], Collector]], Callable[[NodeExporterSettings], Collector]]:
+) -> Callable[
+    [Callable[[NodeExporterSettings], Collector]], Callable[[NodeExporterSettings], Collector]
+]:
     """Decorator for a collector factory; the name is the config key and the `collector` label."""
 
     def wrap(

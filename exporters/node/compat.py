@@ -3,7 +3,8 @@
 With `compat: [modelarts]` a node also answers to the ModelArts names (`ma_node_*`, …) in the seeds'
 units. The aliases are computed from the canonical samples of the same collection, so they can never
 disagree with them. Rates and per-operation averages need the previous collection, which this object
-keeps per series; after a restart or a counter reset the first value is simply absent, never a spike.
+keeps per series; after a restart or a counter reset the first value is simply absent, never a
+spike.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class CompatExpander:
                 continue
             value = self._value(alias, sample, per_values, at)
             if value is not None:
-                target.samples.append(Sample(self._sample_name(target, alias), sample.labels, value))
+                target.samples.append(
+                    Sample(self._sample_name(target, alias), sample.labels, value)
+                )
         return target
 
     @staticmethod

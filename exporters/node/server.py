@@ -19,16 +19,18 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from .store import ExpositionStore
 from .webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
+# Text format 0.0.4: what every Prometheus since 2.0 (Debian's 2.42 included) reads. Our names are
+# all legacy-valid, so prometheus-client's renderer output is the same under either version tag.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 INDEX = b"""<!doctype html><html><head><title>poolwatch node exporter</title></head><body>
 <h1>poolwatch node exporter</h1>
-<p><a href="/metrics">/metrics</a> &mdash; Prometheus exposition (served from the last collection)</p>
+<p><a href="/metrics">/metrics</a> &mdash; Prometheus exposition, from the last collection</p>
 <p><a href="/healthz">/healthz</a> &mdash; 200 while collection is live</p>
 </body></html>
 """
@@ -58,7 +60,7 @@ class _Auth:
         with self._lock:
             if any(hmac.compare_digest(token, t) for t in self._ok):
                 return True
-        import bcrypt  # noqa: PLC0415 - only needed when auth is configured
+        import bcrypt
 
         if not bcrypt.checkpw(password.encode(), hashed.encode()):
             return False
@@ -104,7 +106,7 @@ def make_handler(
             if path == "/metrics":
                 gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
                 extra = {"Content-Encoding": "gzip"} if gz else {}
-                self._send(200, store.body(gzipped=gz), CONTENT_TYPE_LATEST, extra)
+                self._send(200, store.body(gzipped=gz), CONTENT_TYPE, extra)
             elif path == "/healthz":
                 ok, text = health()
                 self._send(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
@@ -122,7 +124,7 @@ def make_handler(
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             log.debug("%s " + format, self.address_string(), *args)
 
     return Handler

@@ -73,7 +73,7 @@ class _IncludeExclude(CollectorSettings):
 
 class HostSettings(CollectorSettings):
     network_device_exclude: Regex = r"lo|veth.*|cali.*|flannel.*|cni.*|docker\d*|br-.*"
-    disk_device_exclude: Regex = r"(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+|dm-\d+|sr\d+"
+    disk_device_exclude: Regex = r"(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+|dm-\d+|sr\d+"
 
 
 class FilesystemPath(_Strict):
@@ -144,7 +144,7 @@ class NodeExporterSettings(_Strict):
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected HOST:PORT, got {value!r}")
         return value

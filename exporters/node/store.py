@@ -32,6 +32,8 @@ class CollectorState:
     last_tick_mono: float = field(default_factory=time.monotonic)
     last_error: str = ""
     runs: int = 0
+    fresh: bool = False  # body comes from the latest run (a partial run counts)
+    body_at_mono: float = 0.0
 
 
 class _Families:
@@ -68,7 +70,9 @@ class ExpositionStore:
             self._version += 1
 
     def put(self, name: str, body: bytes | None, ok: bool, took: float, error: str = "") -> None:
-        """Record a run. `body` None drops the collector's series (after the stale grace)."""
+        """Record a run. `body` None drops the collector's series (after the stale grace).
+
+        A partial run (ok False, body given) serves what it measured: those values are fresh."""
         now_mono, now = time.monotonic(), time.time()
         with self._lock:
             st = self._states[name]
@@ -79,8 +83,9 @@ class ExpositionStore:
                 st.last_success, st.last_success_mono = now, now_mono
             else:
                 st.errors += 1
+            st.fresh = body is not None
             if body is not None:
-                st.body = body
+                st.body, st.body_at_mono = body, now_mono
             elif self.stale_grace <= 0:
                 st.body = b""
             self._version += 1
@@ -96,7 +101,7 @@ class ExpositionStore:
             parts = [
                 s.body
                 for s in self._states.values()
-                if s.body and (s.up or now - s.last_success_mono <= self.stale_grace)
+                if s.body and (s.fresh or now - s.body_at_mono <= self.stale_grace)
             ]
             key = (self._version, len(parts))
             if key != self._cache_key:

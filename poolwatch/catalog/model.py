@@ -19,10 +19,10 @@ class Alias:
     """A seed name that a canonical family also answers to, in the seed's own unit.
 
     `transform` says how the alias value is derived from the canonical samples:
-    - ``scale``: value × `scale` (MB from bytes, % from a ratio, 32-bit words from bytes);
-    - ``rate``: per-second rate of the canonical counter between two collections, × `scale`
+    - ``scale``: value x `scale` (MB from bytes, % from a ratio, 32-bit words from bytes);
+    - ``rate``: per-second rate of the canonical counter between two collections, x `scale`
       (the seed's "KB/s" and "Bytes/s" gauges); absent on the first collection and on a reset;
-    - ``per``: Δcanonical / Δ`per` between two collections, × `scale` (e.g. the average NFS RTT in
+    - ``per``: Δcanonical / Δ`per` between two collections, x `scale` (e.g. the average NFS RTT in
       ms per operation over the last interval); 0 when the denominator did not move.
     `match` keeps only samples whose labels carry these values (e.g. ``purpose="cache"``).
     """

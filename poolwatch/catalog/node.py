@@ -25,6 +25,9 @@ def _spec(
     return MetricSpec(name, typ, unit, help_, labels, collector, tuple(al))  # type: ignore[arg-type]
 
 
+# The tables below are data, aligned for reading; the formatter would put every argument on a line.
+# fmt: off
+
 # --- the runner's own health series, one set per collector -------------------------------------
 RUNNER = [
     _spec("poolwatch_collector_up", "gauge", "",
@@ -91,7 +94,7 @@ HOST = [
           "Adjacent reads merged (host, /proc/diskstats field 2).", ("device",), "host",
           _ma("ma_node_disk_reads_merged_total", "-", type="counter")),
     _spec("poolwatch_node_disk_read_bytes_total", "counter", "bytes",
-          "Bytes read, sectors × 512 (host, /proc/diskstats field 3).", ("device",), "host",
+          "Bytes read, sectors x 512 (host, /proc/diskstats field 3).", ("device",), "host",
           _ma("ma_node_disk_read_bytes_total", "Bytes", type="counter"),
           _ma("ma_node_disk_read_rate_kilobytes_seconds", "KB/s", **_rate_kb)),
     _spec("poolwatch_node_disk_read_time_seconds_total", "counter", "seconds",
@@ -104,7 +107,7 @@ HOST = [
           "Adjacent writes merged (host, /proc/diskstats field 6).", ("device",), "host",
           _ma("ma_node_disk_writes_merged_total", "-", type="counter")),
     _spec("poolwatch_node_disk_written_bytes_total", "counter", "bytes",
-          "Bytes written, sectors × 512 (host, /proc/diskstats field 7).", ("device",), "host",
+          "Bytes written, sectors x 512 (host, /proc/diskstats field 7).", ("device",), "host",
           _ma("ma_node_disk_written_bytes_total", "Bytes", type="counter"),
           _ma("ma_node_disk_write_rate_kilobytes_seconds", "KB/s", **_rate_kb)),
     _spec("poolwatch_node_disk_write_time_seconds_total", "counter", "seconds",
@@ -127,16 +130,16 @@ _cache = (("purpose", "cache"),)
 _cont = (("purpose", "container"),)
 FILESYSTEM = [
     _spec("poolwatch_filesystem_size_bytes", "gauge", "bytes",
-          "Size of the filesystem holding the path, f_blocks × f_frsize (filesystem, statvfs).",
+          "Size of the filesystem holding the path, f_blocks x f_frsize (filesystem, statvfs).",
           _FS, "filesystem",
           _ma("ma_node_cache_space_capacity_megabytes", "MB", scale=MIB, match=_cache),
           _ma("ma_node_container_space_capacity_megabytes", "MB", scale=MIB, match=_cont)),
     _spec("poolwatch_filesystem_used_bytes", "gauge", "bytes",
-          "Used space, (f_blocks - f_bfree) × f_frsize (filesystem, statvfs).", _FS, "filesystem",
+          "Used space, (f_blocks - f_bfree) x f_frsize (filesystem, statvfs).", _FS, "filesystem",
           _ma("ma_node_cache_space_used_capacity_megabytes", "MB", scale=MIB, match=_cache),
           _ma("ma_node_container_space_used_capacity_megabytes", "MB", scale=MIB, match=_cont)),
     _spec("poolwatch_filesystem_available_bytes", "gauge", "bytes",
-          "Space available to unprivileged users, f_bavail × f_frsize (filesystem, statvfs).",
+          "Space available to unprivileged users, f_bavail x f_frsize (filesystem, statvfs).",
           _FS, "filesystem"),
     _spec("poolwatch_filesystem_used_ratio", "gauge", "ratio",
           "used / (used + available), as df computes Use% (filesystem, statvfs).", _FS,
@@ -158,7 +161,7 @@ FILESYSTEM = [
 # --- cache directory per workload: a bounded walk under the cache root ------------------------
 CACHE_DIR = [
     _spec("poolwatch_cache_dir_usage_bytes", "gauge", "bytes",
-          "Disk space used under the workload's directory in the cache root, st_blocks × 512 "
+          "Disk space used under the workload's directory in the cache root, st_blocks x 512 "
           "(cache_dir, bounded walk; a lower bound when truncated).", ("directory",), "cache_dir",
           _ma("ma_container_notebook_cache_dir_size_bytes", "Bytes")),
     _spec("poolwatch_cache_dir_used_ratio", "gauge", "ratio",
@@ -200,13 +203,13 @@ INFINIBAND = [
     _spec("poolwatch_infiniband_port_rate_bytes_per_second", "gauge", "bytes",
           "Link rate (infiniband, ports/N/rate).", _IB, "infiniband"),
     _spec("poolwatch_infiniband_port_data_received_bytes_total", "counter", "bytes",
-          "Data received on all VLs, port_rcv_data × 4 (infiniband, counters/port_rcv_data).",
+          "Data received on all VLs, port_rcv_data x 4 (infiniband, counters/port_rcv_data).",
           _IB, "infiniband",
           _ma("ma_node_infiniband_port_received_data_bytes_total", "32-bit words", type="counter",
               scale=_words, note="the seed counts 32-bit words under a _bytes name"),
           _ma("infiniband_port_rcv_data_total", "32-bit words", type="counter", scale=_words)),
     _spec("poolwatch_infiniband_port_data_transmitted_bytes_total", "counter", "bytes",
-          "Data sent on all VLs, port_xmit_data × 4 (infiniband, counters/port_xmit_data).",
+          "Data sent on all VLs, port_xmit_data x 4 (infiniband, counters/port_xmit_data).",
           _IB, "infiniband",
           _ma("ma_node_infiniband_port_transmitted_data_bytes_total", "32-bit words",
               type="counter", scale=_words,
@@ -223,7 +226,8 @@ INFINIBAND = [
     _ib_counter("port_receive_errors", "port_rcv_errors", "Packets received with errors",
                 _diag("infiniband_port_rcv_errors_total")),
     _ib_counter("port_local_link_integrity_errors", "local_link_integrity_errors",
-                "Link-layer receiver retries", _diag("infiniband_local_link_integrity_errors_total")),
+                "Link-layer receiver retries",
+                _diag("infiniband_local_link_integrity_errors_total")),
     _ib_counter("port_receive_remote_physical_errors", "port_rcv_remote_physical_errors",
                 "Packets received marked with the EBP delimiter",
                 _diag("infiniband_port_rcv_remote_physical_errors_total")),
@@ -235,7 +239,8 @@ INFINIBAND = [
     _ib_counter("port_transmit_constraint_errors", "port_xmit_constraint_errors",
                 "Packets dropped by transmit constraints"),
     _ib_counter("port_transmit_wait", "port_xmit_wait",
-                "Ticks with data to send but none sent", _diag("infiniband_port_transmit_wait_total")),
+                "Ticks with data to send but none sent",
+                _diag("infiniband_port_transmit_wait_total")),
     _ib_counter("port_transmit_discards", "port_xmit_discards",
                 "Outbound packets discarded (port down or congested)",
                 _diag("infiniband_port_xmit_discards_total")),
@@ -287,3 +292,5 @@ NFS = [
 ]
 
 NODE_SPECS: list[MetricSpec] = [*RUNNER, *HOST, *FILESYSTEM, *CACHE_DIR, *INFINIBAND, *NFS]
+
+# fmt: on

@@ -1,4 +1,4 @@
-"""Seed metrics that poolwatch does not produce yet, each with the reason and the issue that adds it.
+"""Seed metrics poolwatch does not produce yet, each with the reason and the issue that adds it.
 
 A test reads every row of the seed table (`tests/fixtures/spec/seed-metrics.csv`) and requires each
 name to be either an alias in the catalog or listed here, never both.
@@ -15,19 +15,28 @@ _CONTAINER = (
 )
 _SHARE = "GPU sharing is derived from pod attribution of accelerators"
 _OPTICAL = (
-    "optical module readings come from `npu-smi info -t optical`; the accelerator collector adds them"
+    "optical module readings come from `npu-smi info -t optical`; "
+    "the accelerator collector adds them"
 )
 
-_GROUPS: list[tuple[str, int | None, list[str]]] = [
-    (_CONTAINER, 9, """
+# (reason, issue, whitespace-separated seed names)
+_GROUPS: list[tuple[str, int | None, str]] = [
+    (
+        _CONTAINER,
+        9,
+        """
 ma_container_cpu_util ma_container_cpu_used_core ma_container_cpu_limit_core
 ma_container_memory_capacity_megabytes ma_container_memory_util ma_container_memory_used_megabytes
 ma_container_disk_read_kilobytes ma_container_disk_write_kilobytes
 ma_container_network_receive_bytes ma_container_network_receive_packets
 ma_container_network_receive_error_packets ma_container_network_transmit_bytes
 ma_container_network_transmit_error_packets ma_container_network_transmit_packets
-""".split()),
-    (_GPU, 9, """
+""",
+    ),
+    (
+        _GPU,
+        9,
+        """
 ma_container_gpu_mem_util ma_container_gpu_memory_util ma_container_gpu_mem_total_megabytes
 ma_container_gpu_memory_total_megabytes ma_container_gpu_mem_used_megabytes
 ma_container_gpu_memory_used_megabytes ma_container_gpu_mem_free_megabytes ma_container_gpu_util
@@ -37,9 +46,13 @@ DCGM_FI_DEV_GPU_TEMP DCGM_FI_DEV_POWER_USAGE DCGM_FI_DEV_MEMORY_TEMP
 ma_node_gpu_util ma_node_gpu_mem_total_megabytes ma_node_gpu_memory_total_megabytes
 ma_node_gpu_mem_util ma_node_gpu_memory_util ma_node_gpu_mem_used_megabytes
 ma_node_gpu_mem_free_megabytes
-""".split()),
-    (_SHARE, 9, ["node_gpu_share_job_count"]),
-    (_NPU, 9, """
+""",
+    ),
+    (_SHARE, 9, "node_gpu_share_job_count"),
+    (
+        _NPU,
+        9,
+        """
 ma_container_npu_util ma_container_npu_memory_util ma_container_npu_memory_used_megabytes
 ma_container_npu_memory_total_megabytes ma_container_npu_ai_core_error_code
 ma_container_npu_ai_core_health_status ma_container_npu_ai_core_power_usage_watts
@@ -53,7 +66,8 @@ ma_container_npu_ai_cpu_util ma_container_npu_ctrl_cpu_util ma_container_npu_vec
 ma_container_npu_roce_tx_rate_bytes_per_second ma_container_npu_roce_rx_rate_bytes_per_second
 ma_node_npu_util ma_node_npu_memory_util ma_node_npu_memory_used_megabytes
 ma_node_npu_memory_total_megabytes ma_node_npu_ai_core_error_code ma_node_npu_ai_core_health_status
-ma_node_npu_ai_core_power_usage_watts ma_node_npu_ai_core_temperature_celsius ma_node_npu_ai_core_util
+ma_node_npu_ai_core_power_usage_watts ma_node_npu_ai_core_temperature_celsius
+ma_node_npu_ai_core_util
 ma_node_npu_general_util ma_node_npu_ai_core_frequency_hertz ma_node_npu_ai_core_voltage_volts
 ma_node_npu_ddr_memory_bytes ma_node_npu_ddr_memory_usage_bytes ma_node_npu_ddr_memory_util
 ma_node_npu_hbm_bytes ma_node_npu_hbm_usage_bytes ma_node_npu_hbm_util
@@ -69,17 +83,22 @@ ma_node_npu_roce_mac_tx_pfc_packets_total ma_node_npu_roce_mac_rx_pfc_packets_to
 ma_node_npu_roce_mac_tx_bad_packets_total ma_node_npu_roce_mac_rx_bad_packets_total
 ma_node_npu_roce_tx_err_packets_total ma_node_npu_roce_rx_err_packets_total
 ma_node_npu_roce_tx_all_packets_total ma_node_npu_roce_rx_all_packets_total
-""".split()),
-    (_OPTICAL, 9, """
+""",
+    ),
+    (
+        _OPTICAL,
+        9,
+        """
 ma_node_npu_optical_temperature ma_node_npu_optical_vcc
 ma_node_npu_optical_tx_power0 ma_node_npu_optical_tx_power1 ma_node_npu_optical_tx_power2
 ma_node_npu_optical_tx_power3 ma_node_npu_optical_rx_power0 ma_node_npu_optical_rx_power1
 ma_node_npu_optical_rx_power2 ma_node_npu_optical_rx_power3
-""".split()),
+""",
+    ),
 ]
 
 UNPRODUCED: dict[str, Unproduced] = {
     name: Unproduced(name=name, reason=reason, issue=issue)
     for reason, issue, names in _GROUPS
-    for name in names
+    for name in names.split()
 }

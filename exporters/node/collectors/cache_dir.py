@@ -5,7 +5,7 @@ and says so per directory (`poolwatch_cache_dir_walk_truncated 1`, usage then a 
 Directories it did not reach this time are reported as truncated with no usage figure, never with a
 stale one; the next walk starts where this one stopped, so on a huge cache every directory still
 gets its turn. The walk stays on the cache filesystem (mounts inside it are skipped) and never
-follows symlinks. Usage is allocated space (st_blocks × 512), as `du` reports it.
+follows symlinks. Usage is allocated space (st_blocks x 512), as `du` reports it.
 """
 
 from __future__ import annotations

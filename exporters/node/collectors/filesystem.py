@@ -2,7 +2,8 @@
 
 This is the data behind the seeds' cache-space and container-space alarms (> 90 %, critical). The
 cache directory (`cache_dir`, purpose "cache") is required: if it is missing the collector reports
-`poolwatch_filesystem_device_error{error="missing"}` and goes down. Optional paths (container engine,
+`poolwatch_filesystem_device_error{error="missing"}` and goes down. Optional paths (container
+engine,
 kubelet) that do not exist on this host are skipped.
 
 Stuck mounts cost one thread, never a scrape (the node_exporter approach): statvfs runs in a small

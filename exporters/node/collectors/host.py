@@ -49,7 +49,7 @@ def parse_meminfo(text: str) -> dict[str, float]:
 
 
 def parse_net_dev(text: str) -> dict[str, list[float]]:
-    """/proc/net/dev -> device: [rx bytes, packets, errs, drop, ..., tx bytes, packets, errs, drop]."""
+    """/proc/net/dev -> device: [rx bytes, packets, errs, drop, ..., tx bytes, packets, ...]."""
     out = {}
     for line in text.splitlines()[2:]:
         name, sep, rest = line.partition(":")

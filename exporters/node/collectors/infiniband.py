@@ -1,7 +1,7 @@
 """infiniband: HCA port state and counters from /sys/class/infiniband (seed ma_node_infiniband_*).
 
 Data counters (port_rcv_data, port_xmit_data) count 32-bit words; the canonical series are bytes
-(× 4) and the seed aliases keep the words. A node without InfiniBand has nothing to report and stays
+(x 4) and the seed aliases keep the words. A node without InfiniBand has nothing to report and stays
 `up 1`. A counter file that is unreadable or not a number is skipped for that port (mlx5 firmware
 returns EINVAL for some counters), and the collector reports the rest.
 """

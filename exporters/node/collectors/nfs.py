@@ -1,4 +1,4 @@
-"""nfs: per-mount, per-operation RPC statistics from /proc/self/mountstats (seed ma_node_mountstats_*).
+"""nfs: per-mount, per-operation RPC statistics from /proc/self/mountstats (ma_node_mountstats_*).
 
 Reading mountstats never blocks on a dead server (the kernel keeps these counters locally), so this
 collector stays up while a mount hangs; the filesystem collector is the one that sees the hang.
@@ -111,7 +111,9 @@ class NfsCollector:
                 labels = [mount.mountpoint, mount.export, op]
                 for (name, scale), value in zip(_COLUMNS, values, strict=False):
                     if value >= _WRAPPED:
-                        log.debug("nfs %s %s: wrapped value %d skipped", mount.mountpoint, op, value)
+                        log.debug(
+                            "nfs %s %s: wrapped value %d skipped", mount.mountpoint, op, value
+                        )
                         continue
                     fams[name].add_metric(labels, value * scale)
         yield from fams.values()

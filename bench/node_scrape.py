@@ -1,0 +1,392 @@
+"""Scrape cost of poolwatch's node exporter next to Debian's node_exporter, on this host, one run.
+
+Why: poolwatch collects in the background and serves pre-rendered bytes, so a scrape should cost
+no more than node_exporter's (which collects on every scrape, by design), and background collection
+should stay cheap at the 15 s interval. This measures both claims on the same machine in one run.
+
+How: poolwatch reads a synthetic node (8 HCAs x 2 ports of InfiniBand counters in a temp sysfs,
+copies of this host's /proc files plus ~10 NFS mounts of per-op stats in a temp procfs, a small
+cache dir) sized to ~2,000 series; node_exporter runs its default collectors on the real /proc and
+/sys. Each exporter is scraped by 10 threads of this process (a new connection per GET) after a
+warm-up. A second poolwatch, every collector at 1 s, runs unscraped to price a collection cycle.
+
+Reading the figures: p50/p99/max are client-side latencies in ms of plain (not gzip) scrapes;
+`cpu_s_per_1k` is the exporter's own CPU (utime+stime) per 1,000 scrapes; `rss_peak_mb` is VmHWM.
+`pct_core_at_15s` is the CPU of one 1 s cycle (idle overhead included, so an upper bound) / 15 s;
+`idle_pct_core_15s` is what the 15 s instance really used over one unscraped 15 s cycle. Series
+counts differ on purpose (node_exporter sees this host, poolwatch a busy node): compare costs per
+scrape, not per series. The scrapers share the host's cores with the exporter; on a small host
+the latencies include that contention. Exit status 0 when every goal passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+NODE_EXPORTER = "prometheus-node-exporter"
+COLLECTORS = ("host", "filesystem", "cache_dir", "infiniband", "nfs")
+IB_COUNTERS = (
+    "port_rcv_data", "port_xmit_data", "port_rcv_packets", "port_xmit_packets", "symbol_error",
+    "link_error_recovery", "link_downed", "port_rcv_errors", "local_link_integrity_errors",
+    "port_rcv_remote_physical_errors", "port_rcv_switch_relay_errors",
+    "port_rcv_constraint_errors", "port_xmit_constraint_errors", "port_xmit_wait",
+    "port_xmit_discards", "excessive_buffer_overrun_errors", "VL15_dropped",
+)  # fmt: skip
+NFS_OPS = (
+    "NULL", "READ", "WRITE", "COMMIT", "OPEN", "OPEN_CONFIRM", "OPEN_NOATTR", "OPEN_DOWNGRADE",
+    "CLOSE", "SETATTR", "FSINFO", "RENEW", "SETCLIENTID", "SETCLIENTID_CONFIRM", "LOCK", "LOCKT",
+    "LOCKU", "ACCESS", "GETATTR", "LOOKUP", "LOOKUP_ROOT", "REMOVE", "RENAME", "LINK", "SYMLINK",
+    "CREATE", "PATHCONF", "STATFS", "READLINK", "READDIR",
+)  # fmt: skip
+TICK = os.sysconf("SC_CLK_TCK")
+Proc = subprocess.Popen[bytes]
+
+
+def log(msg: str) -> None:
+    print(f"[node_scrape {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def build_node(tmp: Path, hcas: int, ports: int, mounts: int, ops: int) -> None:
+    """Synthetic sysfs/procfs trees and a cache dir under `tmp`."""
+    rnd = random.Random(7)  # noqa: S311 - reproducible counter values, not secrets
+    for h in range(hcas):
+        hca = tmp / f"sys/class/infiniband/mlx5_{h}"
+        for name, text in (("board_id", "MT_0000000223"), ("fw_ver", "20.39.1002"),
+                           ("hca_type", "MT4123")):  # fmt: skip
+            (hca / name).parent.mkdir(parents=True, exist_ok=True)
+            (hca / name).write_text(text + "\n")
+        for p in range(1, ports + 1):
+            port = hca / "ports" / str(p)
+            (port / "counters").mkdir(parents=True)
+            (port / "state").write_text("4: ACTIVE\n")
+            (port / "phys_state").write_text("5: LinkUp\n")
+            (port / "rate").write_text("100 Gb/sec (4X EDR)\n")
+            for c in IB_COUNTERS:
+                (port / "counters" / c).write_text(f"{rnd.randrange(10**12)}\n")
+    proc = tmp / "proc"
+    for name in ("stat", "meminfo", "net/dev", "diskstats", "self/mountinfo", "1/mountinfo"):
+        (proc / name).parent.mkdir(parents=True, exist_ok=True)
+        src = "/proc/self/mountinfo" if name.endswith("mountinfo") else f"/proc/{name}"
+        (proc / name).write_text(Path(src).read_text())
+    lines = ["device proc mounted on /proc with fstype proc"]
+    for m in range(mounts):
+        lines += [
+            f"device 10.0.0.{m + 1}:/export/ds{m} mounted on /mnt/nfs/ds{m} with fstype nfs4 "
+            "statvers=1.1",
+            "\topts:\trw,vers=4.1,rsize=1048576,wsize=1048576,hard,proto=tcp,sec=sys",
+            f"\tage:\t{rnd.randrange(10**6)}",
+            "\tbytes:\t1207640230 0 0 0 1210214218 0 295483 0",
+            "\tRPC iostats version: 1.0  p/v: 100003/4 (nfs)",
+            "\txprt:\ttcp 832 0 1 0 11 6428 6428 0 12154 0 24 26 5726",
+            "\tper-op statistics",
+        ]
+        for op in NFS_OPS[:ops]:
+            n = rnd.randrange(10**7)
+            vals = [n, n, 0, n * 160, n * 9000, n // 10, n * 6, n * 7]
+            lines.append(f"\t{op:>12}: " + " ".join(map(str, vals)))
+        lines.append("")
+    (proc / "self/mountstats").write_text("\n".join(lines) + "\n")
+    for d in range(4):
+        job = tmp / f"cache/job-{d}/ckpt"
+        job.mkdir(parents=True)
+        for f in range(20):
+            (job / f"shard-{f}.bin").write_bytes(b"\0" * 4096)
+
+
+def write_config(tmp: Path, name: str, port: int, interval: float) -> Path:
+    each = {"interval": f"{interval:g}s", "timeout": f"{interval * 0.9 if interval < 5 else 10:g}s"}
+    coll: dict[str, dict[str, object]] = {c: dict(each) for c in COLLECTORS}
+    coll["cache_dir"]["time_budget"] = f"{interval * 0.5 if interval < 5 else 5:g}s"
+    coll["filesystem"]["mount_timeout"] = f"{min(interval * 0.5, 5):g}s"
+    cfg = {
+        "listen": f"127.0.0.1:{port}", "node": "bench-node", "pool": "bench",
+        "cache_dir": str(tmp / "cache"), "compat": ["modelarts"],
+        "roots": {"procfs": str(tmp / "proc"), "sysfs": str(tmp / "sys")}, "collectors": coll,
+    }  # fmt: skip
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def series(body: bytes) -> int:
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def pw_collected(body: bytes) -> bool:
+    """Every poolwatch collector has finished a run (a run always takes > 0 s)."""
+    durs = [ln for ln in body.splitlines() if ln.startswith(b"poolwatch_collector_duration_s")]
+    return len(durs) == len(COLLECTORS) and all(float(ln.split()[-1]) > 0 for ln in durs)
+
+
+def wait_ready(name: str, proc: Proc, port: int, ok: Callable[[bytes], bool], until: float) -> None:
+    while time.monotonic() < until:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before it was ready")
+        try:
+            status, body = get(port, timeout=2.0)
+            if status == 200 and series(body) and ok(body):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready on 127.0.0.1:{port} before the deadline")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def scrape(port: int, total: int, workers: int, until: float) -> tuple[list[float], int]:
+    """`total` GETs of /metrics from `workers` threads, a new connection each; (ms list, errors)."""
+    lat: list[float] = []
+    failed: list[float] = []
+
+    def worker(n: int) -> None:
+        for _ in range(n):
+            if time.monotonic() > until:
+                return
+            t0 = time.perf_counter()
+            try:
+                ok = get(port)[0] == 200
+            except OSError:
+                ok = False
+            (lat if ok else failed).append((time.perf_counter() - t0) * 1000)  # atomic append
+
+    shares = [total // workers + (i < total % workers) for i in range(workers)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in shares]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, len(failed)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))] if s else float("nan")
+
+
+def bench(name: str, proc: Proc, port: int, args: argparse.Namespace) -> dict:
+    _, body = get(port)
+    scrape(port, args.warmup, args.concurrency, time.monotonic() + 30)
+    log(f"{name}: {series(body)} series, {len(body) / 1024:.0f} KiB; {args.scrapes} scrapes")
+    cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+    lat, errors = scrape(port, args.scrapes, args.concurrency, time.monotonic() + 60)
+    cpu, wall = cpu_seconds(proc.pid) - cpu0, time.monotonic() - t0
+    return {
+        "series": series(body), "body_bytes": len(body), "scrapes": len(lat), "errors": errors,
+        "wall_s": round(wall, 2), "p50_ms": round(pct(lat, 50), 2),
+        "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat, default=float("nan")), 2),
+        "cpu_s_per_1k": round(cpu / max(len(lat), 1) * 1000, 3),
+        "rss_peak_mb": round(peak_rss_mb(proc.pid), 1),
+    }  # fmt: skip
+
+
+def start(cmd: list[str], logfile: Path) -> Proc:
+    with logfile.open("wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def stop(procs: list[Proc]) -> None:
+    """SIGTERM, then SIGKILL whatever is still there after 5 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def poolwatch_cmd(config: Path) -> list[str]:
+    return [sys.executable, "-m", "poolwatch.cli", "node-exporter", "--config", str(config)]
+
+
+def collector_health(body: bytes) -> dict[str, dict[str, float]]:
+    """collector -> {up, errors, duration_s} from poolwatch's own health series."""
+    keys = {"poolwatch_collector_up": "up", "poolwatch_collector_errors_total": "errors",
+            "poolwatch_collector_duration_seconds": "duration_s"}  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for ln in body.decode().splitlines():
+        name = ln.split("{", 1)[0]
+        if name in keys:
+            coll = ln.split('collector="', 1)[1].split('"', 1)[0]
+            out.setdefault(coll, {})[keys[name]] = round(float(ln.split()[-1]), 4)
+    return out
+
+
+def log_problems(path: Path) -> dict[str, int]:
+    """Warning and error lines of an exporter's log, timestamps cut, with their counts."""
+    marks = ("WARNING", "ERROR", "Traceback", "level=warn", "level=error")
+    seen: Counter[str] = Counter()
+    for ln in path.read_text().splitlines():
+        if any(m in ln for m in marks):
+            ln = re.sub(r"^(ts=\S+|\d{4}-\d\d-\d\d \S+) ", "", ln)
+            seen[re.sub(r" duration_seconds=\S+", "", ln)] += 1
+    return dict(seen.most_common(10))
+
+
+def run(args: argparse.Namespace, tmp: Path, procs: list[Proc]) -> dict:
+    build_node(tmp, args.hcas, args.ports, args.nfs_mounts, args.nfs_ops)
+    p15, p1, pne = free_port(), free_port(), free_port()
+    pw = start(poolwatch_cmd(write_config(tmp, "pw15", p15, 15)), tmp / "pw15.log")
+    bg = start(poolwatch_cmd(write_config(tmp, "pw1", p1, 1)), tmp / "pw1.log")
+    procs += [pw, bg]
+    until = time.monotonic() + 30
+    wait_ready("poolwatch (15 s)", pw, p15, pw_collected, until)
+    wait_ready("poolwatch (1 s)", bg, p1, pw_collected, until)
+    # Phase 1, nobody scrapes. The window starts mid-cycle and lasts whole 15 s cycles, so the
+    # 15 s instance does exactly one collection per 15 s in it (and, before phase 2, the second
+    # collection that brings the rate aliases); the 1 s instance prices one collection cycle.
+    window = 15.0 * args.idle_cycles
+    log(f"both poolwatch instances up; {7.5 + window:g} s without scrapes")
+    time.sleep(7.5)
+    c15, c1, t0 = cpu_seconds(pw.pid), cpu_seconds(bg.pid), time.monotonic()
+    time.sleep(window)
+    wall = time.monotonic() - t0
+    cpu15, cpu1 = cpu_seconds(pw.pid) - c15, cpu_seconds(bg.pid) - c1
+    per_cycle = cpu1 / wall  # the 1 s instance runs one cycle per second
+    background = {
+        "window_s": round(wall, 1), "cpu_s_1s_interval": round(cpu1, 3),
+        "cpu_s_per_cycle": round(per_cycle, 4),
+        "pct_core_at_15s": round(per_cycle / 15 * 100, 3),
+        "idle_pct_core_15s": round(cpu15 / wall * 100, 3),
+        "rss_peak_mb_1s": round(peak_rss_mb(bg.pid), 1),
+        "collectors_1s": collector_health(get(p1)[1]),
+    }  # fmt: skip
+    bg.terminate()
+    # Phase 2: scrape poolwatch (15 s), then node_exporter, one at a time.
+    pw_res = bench("poolwatch", pw, p15, args)
+    pw_res["collectors"] = collector_health(get(p15)[1])
+    pw.terminate()
+    ne = start([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{pne}"], tmp / "ne.log")
+    procs.append(ne)
+    wait_ready("node_exporter", ne, pne, lambda _b: True, time.monotonic() + 20)
+    ne_res = bench("node_exporter", ne, pne, args)
+    stop([pw, bg, ne])  # so their logs are complete
+    logs = {n: log_problems(tmp / f"{n}.log") for n in ("pw15", "pw1", "ne")}
+    return {"poolwatch": pw_res, "node_exporter": ne_res, "background": background,
+            "log_problems": logs}  # fmt: skip
+
+
+def report(res: dict) -> dict[str, dict]:
+    pw, ne, bg = res["poolwatch"], res["node_exporter"], res["background"]
+    print(f"{'exporter':<14}{'series':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+          f"{'cpu s/1k':>10}{'rss MB':>8}{'errors':>8}")  # fmt: skip
+    for name, r in (("poolwatch", pw), ("node_exporter", ne)):
+        print(f"{name:<14}{r['series']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
+              f"{r['cpu_s_per_1k']:>10.3f}{r['rss_peak_mb']:>8.1f}{r['errors']:>8}")  # fmt: skip
+    print(f"poolwatch background: {bg['cpu_s_per_cycle'] * 1000:.1f} ms CPU per collection cycle "
+          f"-> {bg['pct_core_at_15s']:.3f} % of a core at 15 s "
+          f"(measured unscraped at 15 s: {bg['idle_pct_core_15s']:.3f} %)")  # fmt: skip
+    goals = {
+        "p99_ratio": (round(pw["p99_ms"] / ne["p99_ms"], 3), 1.0,
+                      "p99 ratio poolwatch/node_exporter"),
+        "background_pct_core_at_15s": (bg["pct_core_at_15s"], 1.0,
+                                       "background % of one core at 15 s"),
+        "poolwatch_rss_peak_mb": (pw["rss_peak_mb"], 80.0, "poolwatch peak RSS MB"),
+    }  # fmt: skip
+    out = {}
+    for key, (value, limit, text) in goals.items():
+        ok = value <= limit
+        print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:g} <= {limit:g}")
+        out[key] = {"value": value, "limit": limit, "pass": ok}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scrapes", type=int, default=1000, help="scrapes per exporter")
+    ap.add_argument("--warmup", type=int, default=50, help="warm-up scrapes per exporter")
+    ap.add_argument("--concurrency", type=int, default=10, help="scraper threads")
+    ap.add_argument("--idle-cycles", type=int, default=1, help="15 s cycles left unscraped")
+    ap.add_argument("--hcas", type=int, default=8)
+    ap.add_argument("--ports", type=int, default=2)
+    ap.add_argument("--nfs-mounts", type=int, default=10)
+    ap.add_argument("--nfs-ops", type=int, default=15)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "node_scrape.json")
+    args = ap.parse_args()
+    if shutil.which(NODE_EXPORTER) is None:
+        log(f"{NODE_EXPORTER} not on PATH (apt install prometheus-node-exporter)")
+        return 2
+    version = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True,
+                             timeout=10, check=False)  # fmt: skip
+    procs: list[Proc] = []
+    tmp = Path(tempfile.mkdtemp(prefix="node_scrape-"))
+    try:
+        res = run(args, tmp, procs)
+    except RuntimeError as err:
+        log(f"failed: {err}")
+        for f in sorted(tmp.glob("*.log")):
+            log(f"{f.name}:\n" + "\n".join(f.read_text().splitlines()[-10:]))
+        return 1
+    finally:
+        stop(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
+    goals = report(res)
+    res.update(
+        goals=goals,
+        params=vars(args) | {"out": str(args.out)},
+        host={
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "node_exporter": (version.stdout or version.stderr).splitlines()[0],
+            "kernel": platform.release(),
+        },
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    log(f"wrote {args.out}")
+    return 0 if all(g["pass"] for g in goals.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
