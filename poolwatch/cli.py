@@ -42,6 +42,7 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "collectors (all on by default): " + ", ".join(COLLECTORS) + "\n"
+            "  --collector.NAME / --no-collector.NAME switch one on or off (cache_dir: cache-dir)\n"
             "endpoints: /metrics (gzip when asked), /healthz (200 while collection is live), /\n"
             "exit status: 0 on SIGTERM/SIGINT, 2 on a configuration error"
         ),
