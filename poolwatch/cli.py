@@ -13,7 +13,8 @@ from . import __version__
 
 PARTS = """\
 parts of the stack:
-  node-exporter     per-node metrics: host, disks, /cache, InfiniBand, NFS (this release)
+  node-exporter     per-node metrics: GPUs (NVML), NPUs (npu-smi) and who holds them, host,
+                    disks, /cache, InfiniBand, NFS, containers
   catalog           the metric catalog: --markdown (docs/metrics.md) or --json
   cluster-exporter  jobs, pools, quotas and pool events            (planned)
   demo              the whole stack on one machine, simulated pool  (planned)
@@ -26,7 +27,10 @@ Settings come from --config FILE (YAML), then POOLWATCH_* environment variables
 (POOLWATCH_COLLECTORS__NFS__TIMEOUT=3s), then flags. See README.md.
 """
 
-COLLECTORS = ("host", "filesystem", "cache_dir", "infiniband", "nfs")
+COLLECTORS = (
+    "host", "filesystem", "cache_dir", "infiniband", "nfs", "accelerator", "pod_resources",
+    "container",
+)  # fmt: skip
 
 
 def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +38,8 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
         "node-exporter",
         help="serve this node's metrics for Prometheus",
         description=(
-            "Collect host, filesystem, cache-directory, InfiniBand and NFS metrics in the "
+            "Collect accelerator (GPU/NPU), pod attribution, container, host, filesystem, "
+            "cache-directory, InfiniBand and NFS metrics in the "
             "background, each collector on its own interval and timeout, and serve the last "
             "collection at /metrics. A scrape never waits for hardware; a collector that fails "
             "or hangs shows as poolwatch_collector_up 0 and its series go away."
@@ -69,6 +74,22 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
         "--compat",
         metavar="LIST",
         help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)",
+    )
+    p.add_argument(
+        "--gpu",
+        choices=["auto", "on", "off"],
+        help="NVIDIA GPUs through NVML: auto (default: on if the library loads), "
+        "on (a missing NVML is an error), off",
+    )
+    p.add_argument(
+        "--npu",
+        choices=["auto", "on", "off"],
+        help="Ascend NPUs through npu-smi: auto (default), on, off",
+    )
+    p.add_argument(
+        "--npu-smi",
+        metavar="PATH",
+        help="the npu-smi executable (default: npu-smi on PATH); a wrapper works too",
     )
     p.add_argument(
         "--web-config-file",
@@ -145,6 +166,7 @@ def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
     simple = {
         "listen": ("listen",), "cache_dir": ("cache_dir",), "node": ("node",),
         "pool": ("pool",), "compat": ("compat",), "web_config_file": ("web_config_file",),
+        "gpu": ("gpu",), "npu": ("npu",), "npu_smi": ("npu_smi",),
         "procfs": ("roots", "procfs"), "sysfs": ("roots", "sysfs"), "rootfs": ("roots", "rootfs"),
     }  # fmt: skip
     out: dict[tuple[str, ...], tuple[Any, str]] = {}

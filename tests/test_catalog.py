@@ -16,7 +16,9 @@ from poolwatch.catalog import ALL_SPECS, UNPRODUCED, all_alias_names, render
 
 ROOT = Path(__file__).parent.parent
 SEED_NAMES = {r["name"] for r in csv.DictReader((FIXTURES / "spec/seed-metrics.csv").open())}
-UNIT_SUFFIX = {"bytes": "_bytes", "seconds": "_seconds", "ratio": "_ratio"}
+UNIT_SUFFIX = {
+    u: f"_{u}" for u in ("bytes", "seconds", "ratio", "celsius", "watts", "joules", "hertz")
+}
 
 
 def test_every_seed_metric_is_produced_or_listed_with_a_reason() -> None:

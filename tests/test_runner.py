@@ -138,3 +138,16 @@ def test_liveness_follows_the_scheduler() -> None:
     ok, late = store.live(slack=0.2)
     assert not ok
     assert late == ["nfs"]
+
+
+def test_a_new_failure_is_a_warning_and_a_repeat_is_debug(caplog) -> None:
+    import logging
+
+    c = Fake()
+    c.mode = "partial"
+    runner, _ = make(c)
+    with caplog.at_level(logging.DEBUG, logger="exporters.node.runner"):
+        runner.run_once(c)
+        runner.run_once(c)
+    levels = [r.levelno for r in caplog.records if "one of two paths missing" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG]

@@ -95,9 +95,9 @@ class Runner:
             self._fail(c, run.error, took)
             return False
         body = self._render(c, run.families)
-        self.store.put(c.name, body, ok=not run.partial, took=took, error=run.error)
         if run.partial:
-            self._log_failure(c, run.error)
+            self._log_failure(c, run.error)  # before put: it compares with the previous run
+        self.store.put(c.name, body, ok=not run.partial, took=took, error=run.error)
         return not run.partial
 
     @staticmethod
@@ -120,7 +120,9 @@ class Runner:
                 for s in fam.samples
             ]
         aliases = self._compat[c.name].expand(families, time.time())
-        return render([*families, *aliases])
+        # Families with no sample are left out, as node_exporter does: a node without GPUs
+        # should not carry fifty HELP/TYPE lines for them.
+        return render([f for f in (*families, *aliases) if f.samples])
 
     def _fail(self, c: Collector, error: str, took: float) -> None:
         self._log_failure(c, error)

@@ -113,12 +113,48 @@ class CacheDirSettings(CollectorSettings):
         return self
 
 
+class AcceleratorSettings(CollectorSettings):
+    """NVML and npu-smi calls can stall when a device misbehaves: the timeout bounds a run."""
+
+
+def _default_resources() -> list[str]:
+    return ["nvidia.com/gpu", "nvidia.com/mig-*", "huawei.com/Ascend*"]
+
+
+def _default_job_labels() -> list[str]:
+    return [
+        "training.kubeflow.org/job-name",  # Kubeflow PyTorchJob/TFJob/MPIJob
+        "volcano.sh/job-name",  # Volcano vcjob
+        "batch.kubernetes.io/job-name",  # batch/v1 Job
+        "job-name",  # batch/v1 Job before Kubernetes 1.27
+    ]
+
+
+class PodResourcesSettings(CollectorSettings):
+    """Who holds which device, from the kubelet's pod-resources API (v1)."""
+
+    interval: PositiveDuration = 30.0
+    timeout: PositiveDuration = 5.0
+    socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+    resources: list[str] = Field(default_factory=_default_resources)  # fnmatch patterns
+    job_labels: list[str] = Field(default_factory=_default_job_labels)
+
+
+class ContainerSettings(CollectorSettings):
+    """Per-container CPU, memory and disk I/O from cgroup v2."""
+
+    cgroupfs: Path = Path("/sys/fs/cgroup")
+
+
 class Collectors(_Strict):
     host: HostSettings = Field(default_factory=HostSettings)
     filesystem: FilesystemSettings = Field(default_factory=FilesystemSettings)
     cache_dir: CacheDirSettings = Field(default_factory=CacheDirSettings)
     infiniband: _IncludeExclude = Field(default_factory=_IncludeExclude)
     nfs: _IncludeExclude = Field(default_factory=_IncludeExclude)
+    accelerator: AcceleratorSettings = Field(default_factory=AcceleratorSettings)
+    pod_resources: PodResourcesSettings = Field(default_factory=PodResourcesSettings)
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
 
 
 class Roots(_Strict):
@@ -137,6 +173,9 @@ class NodeExporterSettings(_Strict):
     pool_file: Path | None = None
     cache_dir: Path = Path("/cache")
     compat: list[Literal["modelarts"]] = Field(default_factory=list)
+    gpu: Literal["auto", "on", "off"] = "auto"  # auto: NVML if it loads, quietly off if not
+    npu: Literal["auto", "on", "off"] = "auto"  # auto: npu-smi if it is on PATH or at `npu_smi`
+    npu_smi: str = "npu-smi"  # executable name or path; a wrapper works too
     stale_grace: Duration = 0.0
     roots: Roots = Field(default_factory=Roots)
     collectors: Collectors = Field(default_factory=Collectors)

@@ -12,9 +12,12 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from .accelerator import ACCELERATOR_SPECS
+from .container import CONTAINER_SPECS
 from .model import Alias, MetricSpec, Unproduced
 from .node import NODE_SPECS
-from .seeds import UNPRODUCED
+from .npu import NPU_SPECS
+from .seeds import pending
 
 __all__ = [
     "ALL_SPECS",
@@ -51,8 +54,10 @@ def _index(specs: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
     return out
 
 
-ALL_SPECS: list[MetricSpec] = list(NODE_SPECS)
+ALL_SPECS: list[MetricSpec] = [*NODE_SPECS, *ACCELERATOR_SPECS, *NPU_SPECS, *CONTAINER_SPECS]
 _BY_NAME = _index(ALL_SPECS)
+#: seed metrics not produced yet (those that became aliases drop out of the list by themselves)
+UNPRODUCED: dict[str, Unproduced] = pending({a.name for s in ALL_SPECS for a in s.aliases})
 
 
 def by_name(name: str) -> MetricSpec:

@@ -1,5 +1,23 @@
 """One module per collector; importing this package registers them all with the runner."""
 
-from . import cache_dir, filesystem, host, infiniband, nfs
+from . import (
+    accelerator,
+    cache_dir,
+    container,
+    filesystem,
+    host,
+    infiniband,
+    nfs,
+    pod_resources,
+)
 
-__all__ = ["cache_dir", "filesystem", "host", "infiniband", "nfs"]
+__all__ = [
+    "accelerator",
+    "cache_dir",
+    "container",
+    "filesystem",
+    "host",
+    "infiniband",
+    "nfs",
+    "pod_resources",
+]

@@ -1,0 +1,1 @@
+"""Accelerator backends: NVML for NVIDIA GPUs, npu-smi for Huawei Ascend NPUs."""

@@ -1,0 +1,297 @@
+"""Huawei Ascend NPUs through the `npu-smi` tool (parsing lives in `npu_smi_parse.py`).
+
+One reading runs `npu-smi info` (the overview: every chip's name, health, power, temperature, AI
+core busy share, DDR and HBM use, bus id, and the process table), then the per-chip views
+`npu-smi info -t <type> -i <npu> -c <chip>` for what the overview lacks: `usages` (vector/cube/AI
+CPU/control CPU busy, HBM bandwidth, overall utilisation), `common` (AI core clocks), `memory`
+(HBM clock and temperature), `health` (error code) and `ecc` (HBM ECC counts, isolated pages);
+per NPU `ecc-enable`. The static `board` views (VDie ID as UUID, serial, firmware) are read once
+per chip and kept until its bus id changes.
+
+Why it is shaped like this:
+- npu-smi is an external command that can hang when a device misbehaves: every call has a timeout
+  and the child is killed (its whole process group) when it expires; views run on a bounded pool
+  (`max_workers`), so 16 A3 chips cost about 80 short calls, not 80 parallel processes;
+- one chip's view failing (timeout, garbage) must not hide the other chips: it becomes a line in
+  `Reading.problems` and that chip's fields from the view are simply absent;
+- a view the card does not have ("This device does not support querying ecc") is not a failure:
+  it is skipped from then on, and logged once;
+- a chip that was seen and is no longer listed is reported `up 0` with its last identity.
+Device ids: `index` is the NPU id, or "<npu>-<chip>" on NPUs with more than one chip (A3, 300I
+Duo); `uuid` is the VDie ID (words joined by "-", as HAMi's device plugin writes it), else
+"npu<id>-chip<chip>"; `aliases` are the ids Ascend's Kubernetes device plugin lists
+("Ascend910-<id>", "Ascend310P-<id>", "Ascend310-<id>"), with the chip's Phy-ID (A3) or Device
+column (310/310P) as id where the overview has one, else the NPU id. Health is npu-smi's word
+mapped OK 0, Warning 1, Alarm 2, Critical 3; any other word (UNKNOWN, NA) counts as 3. The
+health view's `Error Code : NA` means "no error code" and is exported as 0; with several codes
+the first one is exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from prometheus_client.core import Metric
+
+from poolwatch import catalog
+from poolwatch.catalog.npu import NPU_SPECS
+
+from .model import BackendUnavailable, Device, ProcessUse, Reading
+from .npu_smi_parse import (
+    ChipFacts,
+    ChipRow,
+    Overview,
+    ViewUnsupported,
+    fraction,
+    health_level,
+    number,
+    parse_overview,
+    parse_view,
+    view_facts,
+)
+
+log = logging.getLogger(__name__)
+MIB = 2**20
+CHIP_VIEWS = ("usages", "common", "memory", "health", "ecc")  # every run, per chip
+NPU_VIEWS = ("ecc-enable",)  # every run, per NPU
+Runner = Callable[[list[str], float], str]
+
+
+class NpuSmiError(RuntimeError):
+    """npu-smi exited non-zero or timed out; the message carries its last output line."""
+
+
+def run_npu_smi(argv: list[str], timeout: float) -> str:
+    """Run npu-smi without a shell; kill its process group when `timeout` expires."""
+    if shutil.which(argv[0]) is None:
+        raise BackendUnavailable(f"{argv[0]} not found")
+    cmd = " ".join(argv)
+    try:
+        proc = subprocess.Popen(  # fixed argv, no shell
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+            start_new_session=True,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise BackendUnavailable(f"{argv[0]} not found") from None
+    with proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise NpuSmiError(f"{cmd} timed out after {timeout:g}s") from None
+    if proc.returncode != 0:
+        last = ((out or "") + (err or "")).strip().splitlines()[-1:] or [""]
+        raise NpuSmiError(f"{cmd} exited {proc.returncode}: {last[0].strip()}")
+    return out
+
+
+@dataclass(frozen=True)
+class _Job:
+    npu: int
+    chip: int | None  # None: card-level view, or a layout without chip ids
+    view: str
+    per_chip: bool = True
+
+    @property
+    def kind(self) -> str:
+        """The view and its scope: a card may have `-t board -i` but not `-t board -i -c`."""
+        return self.view if self.per_chip else f"{self.view} (card)"
+
+    def args(self) -> list[str]:
+        chip = ["-c", str(self.chip)] if self.per_chip and self.chip is not None else []
+        return ["info", "-t", self.view, "-i", str(self.npu), *chip]
+
+
+def _plugin_prefix(model: str) -> str:
+    """The device plugin's name for the card family (its device ids are "<prefix>-<id>")."""
+    name = model.upper().removeprefix("ASCEND").strip()
+    for family in ("310P", "310B", "310"):
+        if name.startswith(family):
+            return "Ascend" + family
+    return "Ascend910"
+
+
+class NpuSmiBackend:
+    name = "npu_smi"
+
+    def __init__(
+        self,
+        executable: str = "npu-smi",
+        timeout: float = 8.0,
+        run: Runner | None = None,
+        max_workers: int = 4,
+    ) -> None:
+        self.executable, self.timeout = executable, timeout
+        self.run: Runner = run or run_npu_smi
+        self.max_workers = max_workers
+        self._unsupported: set[str] = set()  # view kinds this node's cards do not have
+        # static board views, kept with the bus id they were read for: key -> (bus, facts)
+        self._chip_board: dict[tuple[int, int | None], tuple[str, ChipFacts]] = {}
+        self._npu_board: dict[int, tuple[str, ChipFacts]] = {}
+        self._multi: set[int] = set()  # NPUs seen with more than one chip
+        self._known: dict[tuple[int, int | None], Device] = {}
+
+    def read(self) -> Reading:
+        """One reading of every chip; raises for a failed or unreadable `npu-smi info`."""
+        overview = parse_overview(self._call(["info"]))
+        counts = Counter(row.npu for row in overview.chips)
+        self._multi |= {npu for npu, n in counts.items() if n > 1}
+        reading = Reading()
+        results = self._fetch(self._jobs(overview.chips), reading.problems)
+        extra = {spec.name: catalog.new_family(spec.name) for spec in NPU_SPECS}
+        seen: set[tuple[int, int | None]] = set()
+        for row in overview.chips:
+            facts = self._chip_facts(row, results)
+            device = self._device(row, overview, facts)
+            self._extra(device, row, facts, extra)
+            reading.devices.append(device)
+            seen.add((row.npu, row.chip))
+            self._known[(row.npu, row.chip)] = device
+        for key, last in self._known.items():
+            if key not in seen:  # listed before, gone now: fell off the bus
+                reading.devices.append(replace(last, up=False, processes=None))
+        reading.extra = list(extra.values())
+        return reading
+
+    # -- running npu-smi -------------------------------------------------------------------------
+    def _call(self, args: list[str]) -> str:
+        argv = [self.executable, *args]
+        try:
+            return self.run(argv, self.timeout)
+        except NpuSmiError as err:
+            if "does not support" in str(err):
+                raise ViewUnsupported(str(err)) from None
+            raise
+
+    def _jobs(self, chips: list[ChipRow]) -> list[_Job]:
+        jobs: list[_Job] = []
+        npus: dict[int, str] = {}
+        for row in chips:
+            npus.setdefault(row.npu, row.bus_id)
+            jobs += [_Job(row.npu, row.chip, v) for v in CHIP_VIEWS]
+            cached = self._chip_board.get((row.npu, row.chip))
+            if cached is None or cached[0] != row.bus_id:
+                jobs.append(_Job(row.npu, row.chip, "board"))
+        for npu, bus in npus.items():
+            jobs += [_Job(npu, None, v, per_chip=False) for v in NPU_VIEWS]
+            cached_npu = self._npu_board.get(npu)
+            if cached_npu is None or cached_npu[0] != bus:
+                jobs.append(_Job(npu, None, "board", per_chip=False))
+        return [j for j in jobs if j.kind not in self._unsupported]
+
+    def _view(self, job: _Job) -> ChipFacts:
+        view = parse_view(self._call(job.args()), job.chip if job.per_chip else None)
+        return view_facts(job.view, job.per_chip, view)
+
+    def _fetch(self, jobs: list[_Job], problems: list[str]) -> dict[_Job, ChipFacts]:
+        results: dict[_Job, ChipFacts] = {}
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="npu-smi") as pool:
+            futures = [(job, pool.submit(self._view, job)) for job in jobs]
+            for job, future in futures:
+                try:
+                    results[job] = future.result()
+                except ViewUnsupported as err:
+                    if job.kind not in self._unsupported:
+                        log.info("npu-smi view %s not supported here (%s); skipped", job.kind, err)
+                    self._unsupported.add(job.kind)
+                except Exception as err:  # noqa: BLE001 - one chip's view must not lose the others
+                    chip = "" if job.chip is None or not job.per_chip else f" chip {job.chip}"
+                    problems.append(f"npu {job.npu}{chip}: -t {job.view}: {err}")
+        return results
+
+    # -- building devices ------------------------------------------------------------------------
+    def _chip_facts(self, row: ChipRow, results: dict[_Job, ChipFacts]) -> ChipFacts:
+        facts = ChipFacts()
+        for job, got in results.items():
+            if job.npu == row.npu and job.per_chip and job.chip == row.chip:
+                facts.fill(got)
+                if job.view == "board":
+                    self._chip_board[(row.npu, row.chip)] = (row.bus_id, got)
+            elif job.npu == row.npu and not job.per_chip and job.view == "board":
+                self._npu_board[row.npu] = (row.bus_id, got)
+        for cached in (self._chip_board.get((row.npu, row.chip)), self._npu_board.get(row.npu)):
+            if cached is not None:
+                facts.fill(cached[1])
+        for job, got in results.items():
+            if job.npu == row.npu and not job.per_chip:
+                facts.fill(got)
+        return facts
+
+    def _device(self, row: ChipRow, overview: Overview, facts: ChipFacts) -> Device:
+        v = row.values
+        hbm_used, hbm_total = _pair(v, "HBM-Usage(MB)")
+        multi = row.npu in self._multi and row.chip is not None
+        chip = row.chip if row.chip is not None else 0
+        index = f"{row.npu}-{chip}" if multi else str(row.npu)
+        alias_id = row.phy_id if row.phy_id is not None else row.npu
+        health = facts.health if facts.health is not None else health_level(row.health)
+        return Device(
+            vendor="huawei", model=row.name, index=index,
+            uuid=facts.uuid or f"npu{row.npu}-chip{chip}", serial=facts.serial,
+            bus_id=row.bus_id, driver_version=overview.version or facts.driver,
+            firmware_version=facts.firmware, health_level=health, error_code=facts.error_code,
+            utilization=_div(number(v.get("AICore(%)", ""), "AICore(%)"), 100.0),
+            memory_total=_mul(hbm_total, MIB), memory_used=_mul(hbm_used, MIB),
+            temperature=number(v.get("Temp(C)", ""), "Temp(C)"),
+            memory_temperature=facts.memory_temperature,
+            power=number(v.get("Power(W)", ""), "Power(W)"),
+            core_clock=facts.core_clock, memory_clock=facts.memory_clock,
+            ecc_errors=dict(facts.ecc), retired_pages=dict(facts.retired),
+            processes=self._processes(row, overview),
+            aliases=(f"{_plugin_prefix(row.name)}-{alias_id}",),
+        )  # fmt: skip
+
+    @staticmethod
+    def _processes(row: ChipRow, overview: Overview) -> list[ProcessUse] | None:
+        if overview.processes is None or row.npu not in overview.processes:
+            return None  # no process table, or this NPU is not in it: unknown, not "none"
+        chip = row.chip if row.chip is not None else 0
+        return [
+            ProcessUse(p.pid, _mul(p.memory_mb, MIB))
+            for p in overview.processes[row.npu]
+            if p.chip == chip
+        ]
+
+    @staticmethod
+    def _extra(d: Device, row: ChipRow, facts: ChipFacts, extra: dict[str, Metric]) -> None:
+        labels = d.labels()
+        ddr_used, ddr_total = _pair(row.values, "Memory-Usage(MB)")
+        if not ddr_total:  # 910B/A3 print a constant 0 / 0: no DDR to report
+            ddr_used = None
+        values = {
+            "poolwatch_npu_vector_core_utilization_ratio": facts.vector,
+            "poolwatch_npu_cube_core_utilization_ratio": facts.cube,
+            "poolwatch_npu_ai_cpu_utilization_ratio": facts.ai_cpu,
+            "poolwatch_npu_ctrl_cpu_utilization_ratio": facts.ctrl_cpu,
+            "poolwatch_npu_overall_utilization_ratio": facts.overall,
+            "poolwatch_npu_hbm_bandwidth_utilization_ratio": facts.hbm_bandwidth,
+            "poolwatch_npu_ddr_memory_total_bytes": _mul(ddr_total or None, MIB),
+            "poolwatch_npu_ddr_memory_used_bytes": _mul(ddr_used, MIB),
+            "poolwatch_npu_ddr_memory_used_ratio": _div(ddr_used, ddr_total or None),
+            "poolwatch_npu_hbm_ecc_enabled": facts.ecc_enabled,
+            "poolwatch_npu_ai_core_rated_clock_hertz": facts.rated_clock,
+        }
+        for name, value in values.items():
+            if value is not None:
+                extra[name].add_metric(labels, value)
+
+
+def _pair(values: dict[str, str], column: str) -> tuple[float | None, float | None]:
+    return fraction(values[column], column) if column in values else (None, None)
+
+
+def _mul(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _div(value: float | None, by: float | None) -> float | None:
+    return None if value is None or not by else value / by

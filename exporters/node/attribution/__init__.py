@@ -1,0 +1,1 @@
+"""Who holds which device: kubelet pod-resources, with a process -> cgroup -> pod fallback."""

@@ -1,0 +1,281 @@
+"""container: CPU, memory, disk I/O and network of each Kubernetes container (cgroup v2).
+
+Containers are found by a bounded walk of the kubepods hierarchy under the cgroup v2 mount and
+named by `attribution.cgroup.PodNames` (the kubelet's log directories): a container whose names
+cannot be resolved keeps its pod uid as `pod` (namespace "") and the first 12 characters of its id
+as `container`; pod sandboxes (pause) are not reported. `training_job` comes from the pod name
+(`attribution.pod_resources.training_job_of`).
+
+Per container, from the files of its cgroup:
+- CPU seconds from `cpu.stat` usage_usec; used cores = that counter's increase over the wall time
+  since the previous collection (absent on a container's first collection); the limit from
+  `cpu.max` (quota/period; absent when "max"), and used/limit.
+- memory used = working set = `memory.current` minus `memory.stat` inactive_file (what the kubelet
+  evicts on and cAdvisor reports as container_memory_working_set_bytes); the limit from
+  `memory.max` (absent when "max"), and used/limit.
+- disk bytes read/written from `io.stat` rbytes/wbytes, summed over devices (absent when the io
+  controller is not enabled for the container).
+Network counters belong to the pod's network namespace, which all its containers share, so they
+are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
+`container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
+interfaces, so its network is skipped, as it is when the namespaces cannot be compared (no access
+to `/proc/<pid>/ns/net`).
+
+Errors: a container whose cgroup disappears during the run (it exited) is skipped silently. A
+required file (`cpu.stat`, `memory.current`, `memory.stat`) that is missing, or any file that does
+not parse, drops that container's series for the run and makes the run a PartialFailure naming the
+file; the other containers are still reported. A host without cgroup v2 (cgroup v1, or no
+cgroup filesystem, as in a sandbox) has nothing this collector can read: it says so once in the log
+and reports no series, like a node without GPUs; it stays `up 1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.core import Metric
+
+from ..attribution.cgroup import CgroupRef, PodNames, container_cgroups, is_pause, read_text
+from ..attribution.owners import Owner
+from ..attribution.pod_resources import training_job_of
+from ..collector import PartialFailure, families, register
+from ..settings import ContainerSettings, NodeExporterSettings
+from .host import parse_net_dev
+
+log = logging.getLogger(__name__)
+P = "poolwatch_container_"
+_NET = {  # /proc/net/dev column -> family
+    0: P + "network_receive_bytes_total",
+    1: P + "network_receive_packets_total",
+    2: P + "network_receive_errors_total",
+    8: P + "network_transmit_bytes_total",
+    9: P + "network_transmit_packets_total",
+    10: P + "network_transmit_errors_total",
+}
+
+
+class CgroupFileError(Exception):
+    """A cgroup file of a live container that is missing or does not parse."""
+
+
+def parse_keyed(text: str) -> dict[str, int]:
+    """`cpu.stat`, `memory.stat`: "key value" lines."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key:
+            out[key] = int(value)
+    return out
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """`cpu.max` "200000 100000" -> 2.0 cores; "max 100000" -> None (no limit)."""
+    quota, period = text.split()
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def parse_max(text: str) -> float | None:
+    """`memory.max`: bytes, or "max" -> None."""
+    value = text.strip()
+    return None if value == "max" else float(int(value))
+
+
+def parse_io_stat(text: str) -> tuple[float, float]:
+    """`io.stat` "253:0 rbytes=.. wbytes=.. rios=.." lines -> (read, written) bytes, all devices."""
+    read = written = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        stats = dict(f.split("=", 1) for f in fields[1:])
+        read += int(stats.get("rbytes", 0))
+        written += int(stats.get("wbytes", 0))
+    return float(read), float(written)
+
+
+def _pids(cgroup: Path) -> list[int]:
+    try:
+        return [int(p) for p in read_text(cgroup / "cgroup.procs").split()]
+    except (OSError, ValueError):
+        return []
+
+
+class ContainerCollector:
+    name = "container"
+
+    def __init__(
+        self,
+        settings: ContainerSettings,
+        cgroupfs: Path,
+        procfs: Path,
+        names: PodNames,
+        clock: Callable[[], float] = time.monotonic,
+        max_dirs: int = 20_000,
+    ) -> None:
+        self.interval, self.timeout = settings.interval, settings.timeout
+        self.cgroupfs, self.procfs, self.names = cgroupfs, procfs, names
+        self.clock, self.max_dirs = clock, max_dirs
+        self._prev: dict[Path, tuple[float, float]] = {}  # cgroup -> (cpu seconds, clock)
+        self._said_no_v2 = False
+
+    def collect(self) -> Iterator[Metric]:
+        fams = families(self.name)
+        if not (self.cgroupfs / "cgroup.controllers").is_file():
+            if not self._said_no_v2:
+                log.info("no cgroup v2 at %s: no per-container series", self.cgroupfs)
+                self._said_no_v2 = True
+            return
+        problems: list[str] = []
+        self.names.refresh()
+        cgroups, truncated = container_cgroups(self.cgroupfs, self.max_dirs)
+        if truncated:
+            problems.append(f"stopped walking {self.cgroupfs} after {self.max_dirs} directories")
+        now, prev, self._prev = self.clock(), self._prev, {}
+        seen: set[tuple[str, ...]] = set()
+        pod_pids: dict[str, list[int]] = {}
+        for path, ref in cgroups:
+            pids = _pids(path)
+            pod_pids.setdefault(ref.pod_uid, []).extend(pids[:1])
+            if len(pids) == 1 and is_pause(self.procfs, pids[0]):
+                continue  # the pod sandbox
+            labels = _labels(self.names.owner(ref))
+            if tuple(labels) in seen:  # a restarted container's old cgroup, a recreated pod
+                log.debug("container %s: labels %s taken, skipped", path, labels)
+                continue
+            seen.add(tuple(labels))
+            try:
+                self._container(path, labels, fams, now, prev.get(path))
+            except CgroupFileError as err:
+                if path.is_dir():
+                    problems.append(str(err))
+        seen.clear()
+        for uid, pids in sorted(pod_pids.items()):
+            self._network(uid, pids, fams, problems, seen)
+        yield from fams.values()
+        if problems:
+            raise PartialFailure("; ".join(problems[:5]))
+
+    def _read(self, cgroup: Path, name: str, required: bool = True) -> str | None:
+        try:
+            return read_text(cgroup / name)
+        except FileNotFoundError:
+            if required:
+                raise CgroupFileError(f"{cgroup / name}: missing") from None
+            return None
+        except OSError as err:
+            raise CgroupFileError(f"{cgroup / name}: {err.strerror}") from None
+
+    def _container(
+        self,
+        cg: Path,
+        labels: list[str],
+        fams: dict[str, Metric],
+        now: float,
+        prev: tuple[float, float] | None,
+    ) -> None:
+        """Parse everything first, then add: a garbled file drops the container, not half of it."""
+        values: list[tuple[str, float]] = []
+        name = "cpu.stat"
+        try:
+            cpu = parse_keyed(self._read(cg, name) or "")["usage_usec"] / 1e6
+            name = "cpu.max"
+            raw = self._read(cg, name, required=False)
+            limit = parse_cpu_max(raw) if raw is not None else None
+            name = "memory.current"
+            current = float(int(self._read(cg, name) or ""))
+            name = "memory.stat"
+            inactive = parse_keyed(self._read(cg, name) or "").get("inactive_file", 0)
+            name = "memory.max"
+            raw = self._read(cg, name, required=False)
+            mem_limit = parse_max(raw) if raw is not None else None
+            name = "io.stat"
+            raw = self._read(cg, name, required=False)
+            io = parse_io_stat(raw) if raw is not None else None
+        except (ValueError, KeyError) as err:
+            raise CgroupFileError(
+                f"{cg / name}: cannot parse ({type(err).__name__}: {err})"
+            ) from None
+        self._prev[cg] = (cpu, now)
+        values.append((P + "cpu_seconds_total", cpu))
+        if prev is not None and now > prev[1] and cpu >= prev[0]:
+            used = (cpu - prev[0]) / (now - prev[1])
+            values.append((P + "cpu_used_cores", used))
+            if limit:
+                values.append((P + "cpu_used_ratio", used / limit))
+        if limit is not None:
+            values.append((P + "cpu_limit_cores", limit))
+        working_set = max(current - inactive, 0.0)
+        values.append((P + "memory_used_bytes", working_set))
+        if mem_limit is not None:
+            values.append((P + "memory_limit_bytes", mem_limit))
+            if mem_limit > 0:
+                values.append((P + "memory_used_ratio", working_set / mem_limit))
+        if io is not None:
+            values.append((P + "disk_read_bytes_total", io[0]))
+            values.append((P + "disk_written_bytes_total", io[1]))
+        for family, value in values:
+            fams[family].add_metric(labels, value)
+
+    def _network(
+        self,
+        uid: str,
+        pids: list[int],
+        fams: dict[str, Metric],
+        problems: list[str],
+        seen: set[tuple[str, ...]],
+    ) -> None:
+        """The pod's interfaces, read through the first of its processes that is still there."""
+        labels = _labels(self.names.owner(CgroupRef(uid, "")))
+        if tuple(labels) in seen:
+            return
+        host_ns = _netns(self.procfs / "1")
+        for pid in pids:
+            proc = self.procfs / str(pid)
+            ns = _netns(proc)
+            if ns is None and not proc.is_dir():
+                continue  # the process exited; try the next
+            if ns is None or host_ns is None or ns == host_ns:
+                log.debug("pod %s: network namespace unknown or the host's; skipped", uid)
+                return
+            try:
+                devices = parse_net_dev(read_text(proc / "net/dev"))
+            except OSError:
+                continue  # the process exited; try the next
+            except ValueError as err:
+                problems.append(f"{proc / 'net/dev'}: cannot parse ({err})")
+                return
+            seen.add(tuple(labels))
+            for dev, values in sorted(devices.items()):
+                if dev == "lo" or len(values) < 11:
+                    continue
+                for column, family in _NET.items():
+                    fams[family].add_metric([*labels, dev], values[column])
+            return
+
+
+def _netns(proc: Path) -> str | None:
+    try:
+        return os.readlink(proc / "ns/net")
+    except OSError:
+        return None
+
+
+def _labels(owner: Owner) -> list[str]:
+    return [owner.namespace, owner.pod, owner.container, owner.training_job]
+
+
+@register("container", lambda s: s.collectors.container)
+def _factory(settings: NodeExporterSettings) -> ContainerCollector:
+    cfg = settings.collectors.container
+    # an explicit `cgroupfs` wins; else the cgroup mount under the configured sysfs root, so a
+    # DaemonSet that mounts the host's /sys at /host/sys reads the host's cgroups, not its own
+    cgroupfs = (
+        cfg.cgroupfs if "cgroupfs" in cfg.model_fields_set else settings.roots.sysfs / "fs/cgroup"
+    )
+    rootfs = settings.roots.rootfs
+    names = PodNames(rootfs / "var/log/pods", rootfs / "var/log/containers", training_job_of)
+    return ContainerCollector(cfg, cgroupfs, settings.roots.procfs, names)

@@ -1,0 +1,116 @@
+"""Catalog entries for pod attribution (`pod_resources`) and per-container resources (`container`).
+
+`pod_resources` says which container holds which accelerator, from the kubelet's pod-resources API;
+the per-container views of those devices are the accelerator collector's (`accelerator.py`).
+`container` reads cgroup v2 files of every Kubernetes container on the node.
+
+Owner labels are `namespace`, `pod`, `container`, `training_job` (`training_job`, not `job`:
+Prometheus owns `job` as a target label). Network counters belong to the pod's network namespace,
+not to one container, so they carry `container=""` and are counted once per pod. Seed aliases are
+the ModelArts container table (`ma_container_*`); its "MB" is MiB and its "KB" is KiB, as for the
+node aliases in `node.py`.
+"""
+
+from __future__ import annotations
+
+from .model import Alias, MetricSpec
+
+MA = "modelarts"
+MIB = 1.0 / 1048576
+KIB = 1.0 / 1024
+OWNER = ("namespace", "pod", "container", "training_job")
+
+
+def _ma(name: str, unit: str, **kw: object) -> Alias:
+    return Alias(name=name, compat=MA, unit=unit, **kw)  # type: ignore[arg-type]
+
+
+def _spec(
+    name: str, typ: str, unit: str, help_: str, labels: tuple[str, ...], collector: str, *al: Alias
+) -> MetricSpec:
+    return MetricSpec(name, typ, unit, help_, labels, collector, tuple(al))  # type: ignore[arg-type]
+
+
+_rate = {"transform": "rate"}
+_rate_kb = {"transform": "rate", "scale": KIB}
+
+# The tables below are data, aligned for reading; the formatter would put every argument on a line.
+# fmt: off
+
+# --- pod_resources: kubelet pod-resources API v1 (List), cgroup fallback ------------------------
+POD_RESOURCES = [
+    _spec("poolwatch_accelerator_allocation_info", "info", "",
+          "A device the kubelet allocated to a container, value 1; device_id as the kubelet lists "
+          "it (pod_resources, kubelet pod-resources List).",
+          ("resource", "device_id", *OWNER), "pod_resources"),
+    _spec("poolwatch_attribution_mode", "gauge", "",
+          "How devices are attributed to pods: 1 for the mode in use (pod-resources, cgroup, "
+          "none), 0 for the others (pod_resources, kubelet socket or /proc/<pid>/cgroup).",
+          ("mode",), "pod_resources"),
+]
+
+# --- container: cgroup v2 files of each kubepods container, /proc/<pid>/net/dev -----------------
+CONTAINER = [
+    _spec("poolwatch_container_cpu_seconds_total", "counter", "seconds",
+          "CPU time the container used (container, cgroup v2 cpu.stat usage_usec).", OWNER,
+          "container"),
+    _spec("poolwatch_container_cpu_used_cores", "gauge", "",
+          "CPUs busy on average over the last collection interval (container, cgroup v2 "
+          "cpu.stat).", OWNER, "container",
+          _ma("ma_container_cpu_used_core", "Cores")),
+    _spec("poolwatch_container_cpu_limit_cores", "gauge", "",
+          "CPU limit, quota over period; absent without a limit (container, cgroup v2 cpu.max).",
+          OWNER, "container",
+          _ma("ma_container_cpu_limit_core", "Cores")),
+    _spec("poolwatch_container_cpu_used_ratio", "gauge", "ratio",
+          "CPUs used over the CPU limit, 0-1 (may exceed 1 briefly); absent without a limit "
+          "(container, cgroup v2 cpu.stat and cpu.max).", OWNER, "container",
+          _ma("ma_container_cpu_util", "%", scale=100.0)),
+    _spec("poolwatch_container_memory_used_bytes", "gauge", "bytes",
+          "Working set: memory.current minus inactive_file, as kubelet and cAdvisor count it "
+          "(container, cgroup v2 memory.current and memory.stat).", OWNER, "container",
+          _ma("ma_container_memory_used_megabytes", "MB", scale=MIB)),
+    _spec("poolwatch_container_memory_limit_bytes", "gauge", "bytes",
+          "Memory limit; absent without a limit (container, cgroup v2 memory.max).", OWNER,
+          "container",
+          _ma("ma_container_memory_capacity_megabytes", "MB", scale=MIB)),
+    _spec("poolwatch_container_memory_used_ratio", "gauge", "ratio",
+          "Working set over the memory limit, 0-1; absent without a limit (container, cgroup v2 "
+          "memory.current, memory.stat and memory.max).", OWNER, "container",
+          _ma("ma_container_memory_util", "%", scale=100.0)),
+    _spec("poolwatch_container_disk_read_bytes_total", "counter", "bytes",
+          "Bytes read from block devices, summed over devices (container, cgroup v2 io.stat "
+          "rbytes).", OWNER, "container",
+          _ma("ma_container_disk_read_kilobytes", "KB/s", **_rate_kb)),
+    _spec("poolwatch_container_disk_written_bytes_total", "counter", "bytes",
+          "Bytes written to block devices, summed over devices (container, cgroup v2 io.stat "
+          "wbytes).", OWNER, "container",
+          _ma("ma_container_disk_write_kilobytes", "KB/s", **_rate_kb)),
+    _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
+          "Bytes received by the pod's interface, container=\"\" (container, /proc/<pid>/net/dev "
+          "of a process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_receive_bytes", "Bytes/s", **_rate)),
+    _spec("poolwatch_container_network_transmit_bytes_total", "counter", "bytes",
+          "Bytes sent by the pod's interface, container=\"\" (container, /proc/<pid>/net/dev of a "
+          "process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_transmit_bytes", "Bytes/s", **_rate)),
+    _spec("poolwatch_container_network_receive_packets_total", "counter", "",
+          "Packets received by the pod's interface, container=\"\" (container, /proc/<pid>/net/dev "
+          "of a process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_receive_packets", "Packets/s", **_rate)),
+    _spec("poolwatch_container_network_transmit_packets_total", "counter", "",
+          "Packets sent by the pod's interface, container=\"\" (container, /proc/<pid>/net/dev of "
+          "a process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_transmit_packets", "Packets/s", **_rate)),
+    _spec("poolwatch_container_network_receive_errors_total", "counter", "",
+          "Receive errors on the pod's interface, container=\"\" (container, /proc/<pid>/net/dev "
+          "of a process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_receive_error_packets", "Packets/s", **_rate)),
+    _spec("poolwatch_container_network_transmit_errors_total", "counter", "",
+          "Transmit errors on the pod's interface, container=\"\" (container, /proc/<pid>/net/dev "
+          "of a process in the pod).", (*OWNER, "device"), "container",
+          _ma("ma_container_network_transmit_error_packets", "Packets/s", **_rate)),
+]
+# fmt: on
+
+CONTAINER_SPECS: list[MetricSpec] = [*POD_RESOURCES, *CONTAINER]

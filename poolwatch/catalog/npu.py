@@ -1,0 +1,79 @@
+"""Catalog entries that only Ascend NPUs have (`poolwatch_npu_*`), read through npu-smi.
+
+The vendor-neutral families NPUs share with GPUs are in `accelerator.py`; these carry the same
+device labels (`vendor`, `model`, `index`, `uuid`), so they join the `poolwatch_accelerator_*`
+series one to one. Each help text names the npu-smi field it comes from.
+
+DDR is the NPU's own DRAM as npu-smi's overview prints it in the Memory-Usage(MB) column (the
+device memory of 310/310P cards; 910A has it beside its HBM). 910B and A3 print a constant `0 / 0`
+there, so the backend omits DDR for them rather than export a zero capacity. The seeds' legacy
+`ma_node_npu_memory_*` names meant DDR on Snt3 (310) and HBM on Snt9 (910); their HBM meaning is
+already served by `ma_node_npu_hbm_*`, so here they alias the DDR families.
+
+Not produced from npu-smi (no npu-smi view reports them; they stay in `seeds.py`): AI core
+voltage, control CPU frequency (DCMI calls only), and the RoCE and optical-module series
+(`hccn_tool`).
+"""
+
+from __future__ import annotations
+
+from .model import Alias, MetricSpec
+
+MA = "modelarts"
+MIB = 1.0 / 1048576
+DEV = ("vendor", "model", "index", "uuid")
+HW = (("vendor", "huawei"),)
+
+
+def _a(name: str, unit: str, **kw: object) -> Alias:
+    return Alias(name=name, compat=MA, unit=unit, match=HW, **kw)  # type: ignore[arg-type]
+
+
+def _spec(name: str, typ: str, unit: str, help_: str, *al: Alias) -> MetricSpec:
+    return MetricSpec(name, typ, unit, help_, DEV, "accelerator", tuple(al))  # type: ignore[arg-type]
+
+
+# fmt: off
+NPU_SPECS: list[MetricSpec] = [
+    _spec("poolwatch_npu_vector_core_utilization_ratio", "gauge", "ratio",
+          "Busy share of the AI vector cores, 0-1 (accelerator; npu-smi Aivector Usage Rate).",
+          _a("ma_node_npu_vector_core_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_cube_core_utilization_ratio", "gauge", "ratio",
+          "Busy share of the AI cube (matrix) units, 0-1 (accelerator; npu-smi Aicube Usage "
+          "Rate)."),
+    _spec("poolwatch_npu_ai_cpu_utilization_ratio", "gauge", "ratio",
+          "Busy share of the AI CPU cores, 0-1 (accelerator; npu-smi Aicpu Usage Rate).",
+          _a("ma_node_npu_ai_cpu_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_ctrl_cpu_utilization_ratio", "gauge", "ratio",
+          "Busy share of the control CPU cores, 0-1 (accelerator; npu-smi Ctrlcpu Usage Rate).",
+          _a("ma_node_npu_ctrl_cpu_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_overall_utilization_ratio", "gauge", "ratio",
+          "Overall NPU busy share, 0-1; driver 24.1.RC2 and later (accelerator; npu-smi NPU "
+          "Utilization).",
+          _a("ma_node_npu_general_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_hbm_bandwidth_utilization_ratio", "gauge", "ratio",
+          "Share of the HBM bandwidth in use, 0-1 (accelerator; npu-smi HBM Bandwidth Usage "
+          "Rate).",
+          _a("ma_node_npu_hbm_bandwidth_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_ddr_memory_total_bytes", "gauge", "bytes",
+          "NPU DDR memory; absent where npu-smi prints 0 / 0 (910B, A3) (accelerator; npu-smi "
+          "Memory-Usage(MB)).",
+          _a("ma_node_npu_ddr_memory_bytes", "Byte"),
+          _a("ma_node_npu_memory_total_megabytes", "MB", scale=MIB)),
+    _spec("poolwatch_npu_ddr_memory_used_bytes", "gauge", "bytes",
+          "NPU DDR memory in use (accelerator; npu-smi Memory-Usage(MB)).",
+          _a("ma_node_npu_ddr_memory_usage_bytes", "Byte"),
+          _a("ma_node_npu_memory_used_megabytes", "MB", scale=MIB)),
+    _spec("poolwatch_npu_ddr_memory_used_ratio", "gauge", "ratio",
+          "Used over total NPU DDR memory, 0-1 (accelerator; npu-smi Memory-Usage(MB)).",
+          _a("ma_node_npu_ddr_memory_util", "%", scale=100.0),
+          _a("ma_node_npu_memory_util", "%", scale=100.0)),
+    _spec("poolwatch_npu_hbm_ecc_enabled", "gauge", "",
+          "1 if HBM ECC detection is enabled, 0 if not (accelerator; npu-smi HBM ECC-Enable "
+          "Status).",
+          _a("ma_node_npu_hbm_ecc_enable", "-")),
+    _spec("poolwatch_npu_ai_core_rated_clock_hertz", "gauge", "hertz",
+          "Rated AI core clock; the current one is poolwatch_accelerator_core_clock_hertz "
+          "(accelerator; npu-smi Aicore Freq(MHZ))."),
+]
+# fmt: on
