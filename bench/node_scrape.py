@@ -43,10 +43,15 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_node
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 NODE_EXPORTER = "prometheus-node-exporter"
-COLLECTORS = ("host", "filesystem", "cache_dir", "infiniband", "nfs")
+PLAIN = ("host", "filesystem", "cache_dir", "infiniband", "nfs")
+ACCEL = ("accelerator", "pod_resources", "container")
+COLLECTORS = PLAIN + ACCEL  # --no-accelerators drops ACCEL (see main)
 IB_COUNTERS = (
     "port_rcv_data", "port_xmit_data", "port_rcv_packets", "port_xmit_packets", "symbol_error",
     "link_error_recovery", "link_downed", "port_rcv_errors", "local_link_integrity_errors",
@@ -109,7 +114,7 @@ def build_node(tmp: Path, hcas: int, ports: int, mounts: int, ops: int) -> None:
         lines.append("")
     (proc / "self/mountstats").write_text("\n".join(lines) + "\n")
     for d in range(4):
-        job = tmp / f"cache/job-{d}/ckpt"
+        job = tmp / f"root/cache/job-{d}/ckpt"
         job.mkdir(parents=True)
         for f in range(20):
             (job / f"shard-{f}.bin").write_bytes(b"\0" * 4096)
@@ -122,9 +127,19 @@ def write_config(tmp: Path, name: str, port: int, interval: float) -> Path:
     coll["filesystem"]["mount_timeout"] = f"{min(interval * 0.5, 5):g}s"
     cfg = {
         "listen": f"127.0.0.1:{port}", "node": "bench-node", "pool": "bench",
-        "cache_dir": str(tmp / "cache"), "compat": ["modelarts"],
-        "roots": {"procfs": str(tmp / "proc"), "sysfs": str(tmp / "sys")}, "collectors": coll,
+        "cache_dir": "/cache", "compat": ["modelarts"],
+        "roots": {"procfs": str(tmp / "proc"), "sysfs": str(tmp / "sys"),
+                  "rootfs": str(tmp / "root")},
+        "collectors": coll,
     }  # fmt: skip
+    if "accelerator" in COLLECTORS:  # the fake GPU/NPU/container node of bench/fake_node.py
+        extra = fake_node.overrides(tmp)
+        cfg |= {k: v for k, v in extra.items() if k not in ("roots", "collectors", "cache_dir")}
+        for collector, more in extra["collectors"].items():
+            coll[collector] |= more
+    else:
+        for collector in ACCEL:
+            coll[collector] = {"enabled": False}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -250,7 +265,32 @@ def stop(procs: list[Proc]) -> None:
 
 
 def poolwatch_cmd(config: Path) -> list[str]:
+    if "accelerator" in COLLECTORS:
+        fake = str(HERE / "fake_node.py")
+        return [
+            sys.executable,
+            fake,
+            "serve",
+            "--tree",
+            str(config.parent),
+            "--config",
+            str(config),
+        ]
     return [sys.executable, "-m", "poolwatch.cli", "node-exporter", "--config", str(config)]
+
+
+def accelerator_cycles(tmp: Path) -> dict[str, dict]:
+    """CPU of one accelerator cycle, npu-smi in-process and as a process per call."""
+    out = {}
+    for mode, flag in (("in_process", []), ("npu_smi_processes", ["--spawn"])):
+        log(f"accelerator cycle CPU ({mode})")
+        res = subprocess.run(
+            [sys.executable, str(HERE / "fake_node.py"), "cycle", "--tree", str(tmp / mode),
+             "--cycles", "20", *flag],
+            capture_output=True, text=True, timeout=300, check=True,
+        )  # fmt: skip
+        out[mode] = json.loads(res.stdout)
+    return out
 
 
 def collector_health(body: bytes) -> dict[str, dict[str, float]]:
@@ -277,8 +317,15 @@ def log_problems(path: Path) -> dict[str, int]:
     return dict(seen.most_common(10))
 
 
-def run(args: argparse.Namespace, tmp: Path, procs: list[Proc]) -> dict:
+def run(
+    args: argparse.Namespace, tmp: Path, procs: list[Proc], stops: list[Callable[[], object]]
+) -> dict:
     build_node(tmp, args.hcas, args.ports, args.nfs_mounts, args.nfs_ops)
+    cycles = accelerator_cycles(tmp) if "accelerator" in COLLECTORS else {}
+    if cycles:
+        fake_node.build(tmp)
+        kubelet = fake_node.start_kubelet(tmp, fake_node._pods())
+        stops.append(lambda: kubelet.stop(0))
     p15, p1, pne = free_port(), free_port(), free_port()
     pw = start(poolwatch_cmd(write_config(tmp, "pw15", p15, 15)), tmp / "pw15.log")
     bg = start(poolwatch_cmd(write_config(tmp, "pw1", p1, 1)), tmp / "pw1.log")
@@ -321,17 +368,25 @@ def run(args: argparse.Namespace, tmp: Path, procs: list[Proc]) -> dict:
     stop([pw, bg, ne])  # so their logs are complete
     logs = {n: log_problems(tmp / f"{n}.log") for n in ("pw15", "pw1", "ne")}
     return {"poolwatch": pw_res, "poolwatch_collecting": busy, "node_exporter": ne_res,
+            "accelerator_cycle": cycles,
             "background": background, "log_problems": logs}  # fmt: skip
 
 
-def report(res: dict) -> dict[str, dict]:
+def report(res: dict, variant: str) -> dict[str, dict]:
+    """Print one variant's table; return its goals. The plain node carries issue 2's goals
+    (background cost, RSS), the accelerator node issue 9's (the accelerator cycle)."""
     pw, ne, bg = res["poolwatch"], res["node_exporter"], res["background"]
     busy = res["poolwatch_collecting"]
+    print(f"\n== {variant} node ==")
     print(f"{'exporter':<14}{'series':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'cpu s/1k':>10}{'rss MB':>8}{'errors':>8}")  # fmt: skip
     for name, r in (("poolwatch", pw), ("pw collecting", busy), ("node_exporter", ne)):
         print(f"{name:<14}{r['series']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
               f"{r['cpu_s_per_1k']:>10.3f}{r['rss_peak_mb']:>8.1f}{r['errors']:>8}")  # fmt: skip
+    for mode, c in res["accelerator_cycle"].items():
+        print(f"accelerator cycle ({mode}): {c['cpu_ms_exporter']:.1f} ms CPU in the exporter, "
+              f"{c['cpu_ms_npu_smi_children']:.1f} ms in npu-smi children; "
+              f"{c['gpus']} GPUs, {c['npus']} NPUs, {c['containers']} containers")  # fmt: skip
     print(f"poolwatch background: {bg['cpu_s_per_cycle'] * 1000:.1f} ms CPU per collection cycle "
           f"-> {bg['pct_core_at_15s']:.3f} % of a core at 15 s "
           f"(measured unscraped at 15 s: {bg['idle_pct_core_15s']:.3f} %)")  # fmt: skip
@@ -340,16 +395,41 @@ def report(res: dict) -> dict[str, dict]:
                       "p99 ratio poolwatch/node_exporter"),
         "p99_ratio_collecting": (round(busy["p99_ms"] / ne["p99_ms"], 3), 1.0,
                                  "p99 ratio, every scrape during a collection"),
-        "background_pct_core_at_15s": (bg["pct_core_at_15s"], 1.0,
-                                       "background % of one core at 15 s"),
-        "poolwatch_rss_peak_mb": (pw["rss_peak_mb"], 80.0, "poolwatch peak RSS MB"),
     }  # fmt: skip
+    if variant == "plain":
+        goals["background_pct_core_at_15s"] = (bg["pct_core_at_15s"], 1.0,
+                                               "background % of one core at 15 s")  # fmt: skip
+        goals["poolwatch_rss_peak_mb"] = (pw["rss_peak_mb"], 80.0, "poolwatch peak RSS MB")
+    else:
+        ms = res["accelerator_cycle"]["in_process"]["cpu_ms_exporter"]
+        goals["accelerator_cycle_cpu_ms"] = (ms, 50.0, "accelerator cycle CPU ms (fakes)")
     out = {}
     for key, (value, limit, text) in goals.items():
         ok = value <= limit
         print(f"{'PASS' if ok else 'FAIL'}  {text}: {value:g} <= {limit:g}")
         out[key] = {"value": value, "limit": limit, "pass": ok}
     return out
+
+
+def run_variant(args: argparse.Namespace, variant: str) -> dict | None:
+    global COLLECTORS
+    COLLECTORS = PLAIN if variant == "plain" else PLAIN + ACCEL
+    procs: list[Proc] = []
+    stops: list[Callable[[], object]] = []
+    tmp = Path(tempfile.mkdtemp(prefix=f"node_scrape-{variant}-"))
+    log(f"--- {variant} node ---")
+    try:
+        return run(args, tmp, procs, stops)
+    except RuntimeError as err:
+        log(f"failed: {err}")
+        for f in sorted(tmp.glob("*.log")):
+            log(f"{f.name}:\n" + "\n".join(f.read_text().splitlines()[-10:]))
+        return None
+    finally:
+        stop(procs)
+        for fn in stops:
+            fn()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:
@@ -362,6 +442,8 @@ def main() -> int:
     ap.add_argument("--ports", type=int, default=2)
     ap.add_argument("--nfs-mounts", type=int, default=10)
     ap.add_argument("--nfs-ops", type=int, default=15)
+    ap.add_argument("--only", choices=["plain", "accelerators"],
+                    help="run one node variant (default: both)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "results" / "node_scrape.json")
     args = ap.parse_args()
     if shutil.which(NODE_EXPORTER) is None:
@@ -369,34 +451,29 @@ def main() -> int:
         return 2
     version = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True,
                              timeout=10, check=False)  # fmt: skip
-    procs: list[Proc] = []
-    tmp = Path(tempfile.mkdtemp(prefix="node_scrape-"))
-    try:
-        res = run(args, tmp, procs)
-    except RuntimeError as err:
-        log(f"failed: {err}")
-        for f in sorted(tmp.glob("*.log")):
-            log(f"{f.name}:\n" + "\n".join(f.read_text().splitlines()[-10:]))
-        return 1
-    finally:
-        stop(procs)
-        shutil.rmtree(tmp, ignore_errors=True)
-    goals = report(res)
-    res.update(
-        goals=goals,
-        params=vars(args) | {"out": str(args.out)},
-        host={
+    results: dict[str, dict] = {}
+    for variant in [args.only] if args.only else ["plain", "accelerators"]:
+        res = run_variant(args, variant)
+        if res is None:
+            return 1
+        res["goals"] = report(res, variant)
+        results[variant] = res
+    doc = {
+        **results,
+        "params": vars(args) | {"out": str(args.out)},
+        "host": {
             "nproc": os.cpu_count(),
             "python": platform.python_version(),
             "node_exporter": (version.stdout or version.stderr).splitlines()[0],
             "kernel": platform.release(),
         },
-        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
     log(f"wrote {args.out}")
-    return 0 if all(g["pass"] for g in goals.values()) else 1
+    ok = all(g["pass"] for r in results.values() for g in r["goals"].values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

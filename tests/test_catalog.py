@@ -29,8 +29,7 @@ def test_every_seed_metric_is_produced_or_listed_with_a_reason() -> None:
     assert not aliases - SEED_NAMES, "aliases must be seed names"
     assert not set(UNPRODUCED) - SEED_NAMES
     for u in UNPRODUCED.values():
-        assert u.reason
-        assert u.issue is not None
+        assert len(u.reason) > 20, f"{u.name}: say why it is not produced"
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)

@@ -165,14 +165,12 @@ def test_one_collection_reads_every_file(node: Node) -> None:
     ]
     # the first collection has no interval: no used cores yet
     assert "poolwatch_container_cpu_used_cores" not in names(s)
-    # network: once per pod, container "", lo skipped, ifb* and eth0 kept
+    # network: once per pod, container "", summed over eth0 and the ifb*s, lo (6131) left out
     net = {"namespace": "team-a", "pod": "bert-large-worker-0", "container": ""}
-    assert value(s, "poolwatch_container_network_receive_bytes_total", device="eth0", **net) == 625
-    assert (
-        value(s, "poolwatch_container_network_transmit_packets_total", device="eth0", **net) == 18
-    )
-    devices = {dict(ls)["device"] for n, ls in s if n.startswith("poolwatch_container_network")}
-    assert devices == {"eth0", "ifb0", "ifb1"}
+    assert value(s, "poolwatch_container_network_receive_bytes_total", **net) == 625
+    assert value(s, "poolwatch_container_network_transmit_packets_total", **net) == 18
+    per_pod = [ls for n, ls in s if n == "poolwatch_container_network_receive_bytes_total"]
+    assert len(per_pod) == 2  # one series per pod, no per-interface split
     # the pause sandboxes are not containers
     containers = {
         dict(ls)["container"] for n, ls in s if n == "poolwatch_container_cpu_seconds_total"
@@ -214,7 +212,7 @@ def test_rates_and_used_cores_between_two_collections(node: Node) -> None:
         n for n, ls in s if ("pod", LLAMA["pod"]) in ls
     }
     # the network counters did not move: the rate aliases are there, and zero
-    net = {"pod": BERT["pod"], "container": "", "device": "eth0"}
+    net = {"pod": BERT["pod"], "container": ""}
     for seed in (
         "ma_container_network_receive_bytes", "ma_container_network_transmit_bytes",
         "ma_container_network_receive_packets", "ma_container_network_transmit_packets",

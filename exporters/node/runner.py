@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client.core import Metric, Sample
+from prometheus_client.core import Metric
 
 from .collector import Collector, PartialFailure
 from .compat import CompatExpander
@@ -113,16 +113,11 @@ class Runner:
             run.done.set()
 
     def _render(self, c: Collector, families: list[Metric]) -> bytes:
-        ident = self.store.identity
-        for fam in families:
-            fam.samples = [
-                Sample(s.name, {**ident, **s.labels}, s.value, s.timestamp, s.exemplar)
-                for s in fam.samples
-            ]
         aliases = self._compat[c.name].expand(families, time.time())
         # Families with no sample are left out, as node_exporter does: a node without GPUs
         # should not carry fifty HELP/TYPE lines for them.
-        return render([f for f in (*families, *aliases) if f.samples])
+        kept = [f for f in (*families, *aliases) if f.samples]
+        return render(kept, self.store.identity)
 
     def _fail(self, c: Collector, error: str, took: float) -> None:
         self._log_failure(c, error)

@@ -193,6 +193,75 @@ CONTAINER_ACCELERATOR = [
           _a("ma_container_gpu_memory_total_megabytes", "MB", NV, scale=MIB),
           _a("ma_container_npu_hbm_bytes", "Byte", HW)),
 ]
+
+
+def _view(device_family: str, *al: Alias) -> MetricSpec:
+    """The per-container view of a device gauge: same value, owner labels in front."""
+    name = "poolwatch_container_" + device_family.removeprefix("poolwatch_")
+    return _spec(name, "gauge", _unit_of(device_family),
+                 f"{device_family} of a device the container holds (accelerator + pod "
+                 "attribution).", (*OWNER, *DEV), *al)
+
+
+def _unit_of(name: str) -> str:
+    for unit in ("ratio", "bytes", "celsius", "watts", "hertz"):
+        if name.endswith("_" + unit):
+            return unit
+    return ""
+
+
+# Device family -> its per-container view (the collector copies the device's samples).
+CONTAINER_VIEWS = [
+    _view("poolwatch_accelerator_memory_free_bytes",
+          _a("ma_container_gpu_mem_free_megabytes", "MB", NV, scale=MIB)),
+    _view("poolwatch_accelerator_memory_used_ratio",
+          _a("ma_container_gpu_mem_util", "%", NV, scale=100.0),
+          _a("ma_container_gpu_memory_util", "%", NV, scale=100.0),
+          _a("ma_container_npu_hbm_util", "%", HW, scale=100.0)),
+    _view("poolwatch_accelerator_temperature_celsius",
+          _a("ma_container_npu_ai_core_temperature_celsius", "°C", HW)),
+    _view("poolwatch_accelerator_memory_temperature_celsius",
+          _a("ma_container_npu_hbm_temperature_celsius", "°C", HW)),
+    _view("poolwatch_accelerator_power_watts",
+          _a("ma_container_npu_ai_core_power_usage_watts", "W", HW)),
+    _view("poolwatch_accelerator_core_clock_hertz",
+          _a("ma_container_npu_ai_core_frequency_hertz", "Hz", HW)),
+    _view("poolwatch_accelerator_memory_clock_hertz",
+          _a("ma_container_npu_hbm_frequency_hertz", "Hz", HW)),
+    _view("poolwatch_accelerator_healthy",
+          _a("ma_container_npu_ai_core_health_status", "-", HW)),
+    _view("poolwatch_accelerator_error_code",
+          _a("ma_container_npu_ai_core_error_code", "-", HW)),
+    _view("poolwatch_gpu_memory_copy_utilization_ratio",
+          _a("ma_container_gpu_mem_copy_util", "%", NV, scale=100.0)),
+    _view("poolwatch_gpu_encoder_utilization_ratio",
+          _a("ma_container_gpu_enc_util", "%", NV, scale=100.0),
+          _a("ma_container_gpu_encode_util", "%", NV, scale=100.0)),
+    _view("poolwatch_gpu_decoder_utilization_ratio",
+          _a("ma_container_gpu_dec_util", "%", NV, scale=100.0),
+          _a("ma_container_gpu_decode_util", "%", NV, scale=100.0)),
+    _view("poolwatch_npu_vector_core_utilization_ratio",
+          _a("ma_container_npu_vector_core_util", "%", HW, scale=100.0)),
+    _view("poolwatch_npu_ai_cpu_utilization_ratio",
+          _a("ma_container_npu_ai_cpu_util", "%", HW, scale=100.0)),
+    _view("poolwatch_npu_ctrl_cpu_utilization_ratio",
+          _a("ma_container_npu_ctrl_cpu_util", "%", HW, scale=100.0)),
+    _view("poolwatch_npu_overall_utilization_ratio",
+          _a("ma_container_npu_general_util", "%", HW, scale=100.0)),
+    _view("poolwatch_npu_hbm_bandwidth_utilization_ratio",
+          _a("ma_container_npu_hbm_bandwidth_util", "%", HW, scale=100.0)),
+    _view("poolwatch_npu_ddr_memory_total_bytes",
+          _a("ma_container_npu_ddr_memory_bytes", "Byte", HW),
+          _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB)),
+    _view("poolwatch_npu_ddr_memory_used_bytes",
+          _a("ma_container_npu_ddr_memory_usage_bytes", "Byte", HW),
+          _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB)),
+    _view("poolwatch_npu_ddr_memory_used_ratio",
+          _a("ma_container_npu_ddr_memory_util", "%", HW, scale=100.0),
+          _a("ma_container_npu_memory_util", "%", HW, scale=100.0)),
+]
 # fmt: on
 
-ACCELERATOR_SPECS: list[MetricSpec] = [*ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR]
+ACCELERATOR_SPECS: list[MetricSpec] = [
+    *ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_VIEWS,
+]  # fmt: skip

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
+from poolwatch.catalog.accelerator import CONTAINER_VIEWS
+
 from ..accelerators.model import Backend, BackendUnavailable, Device, Reading
 from ..attribution.owners import DeviceOwners, Owner
 from ..collector import PartialFailure, families, register
@@ -24,6 +26,12 @@ from ..settings import AcceleratorSettings, NodeExporterSettings
 
 log = logging.getLogger(__name__)
 P = "poolwatch_accelerator_"
+
+# Per-container view family -> the device family whose samples it copies.
+_VIEWS = {
+    v.name: "poolwatch_" + v.name.removeprefix("poolwatch_container_") for v in CONTAINER_VIEWS
+}
+_DEV_KEYS = ("vendor", "model", "index", "uuid")
 
 # Device attribute -> family, for the plain optional gauges.
 _SIMPLE = {
@@ -62,6 +70,7 @@ class AcceleratorCollector:
         problems: list[str] = []
         extra: list[Metric] = []
         self._count: Counter[tuple[str, str]] = Counter()  # (vendor, "up"|"idle")
+        self._held: dict[tuple[str, ...], tuple[Owner, ...]] = {}  # device labels -> owners
         for backend, required in self.backends:
             if backend.name in self._off:
                 continue
@@ -80,9 +89,9 @@ class AcceleratorCollector:
                 idle = self._count[(vendor, "idle")]
                 fams["poolwatch_node_accelerators_idle"].add_metric([vendor], idle)
         for family in extra:  # vendor-only families: one block per name, whichever backend
-            fams[
-                family.name + ("_total" if family.type == "counter" else "")
-            ].samples += family.samples
+            exposed = family.name + ("_total" if family.type == "counter" else "")
+            fams[exposed].samples += family.samples
+        self._views(fams)
         yield from fams.values()
         if problems:
             raise PartialFailure("; ".join(problems))
@@ -142,7 +151,9 @@ class AcceleratorCollector:
             found = (self.owners.owner_of_pid(p.pid) for p in d.processes)
             owners = tuple(dict.fromkeys(o for o in found if o is not None))
         self._count[(d.vendor, "up")] += 1
-        if not owners:
+        if owners:
+            self._held[tuple(d.labels())] = owners
+        else:
             self._count[(d.vendor, "idle")] += 1
         if self.owners.mode != "none":
             fams[P + "owners"].add_metric(d.labels(), len({(o.namespace, o.pod) for o in owners}))
@@ -159,6 +170,18 @@ class AcceleratorCollector:
             used = self._owner_memory(d, owner, len(owners))
             if used is not None:
                 fams["poolwatch_container_accelerator_memory_used_bytes"].add_metric(labels, used)
+
+    def _views(self, fams: dict[str, Metric]) -> None:
+        """Copy each held device's gauges into the per-container view families, whichever
+        backend produced them (NPU-only families included)."""
+        held, self._held = self._held, {}
+        if not held:
+            return
+        for view, source in _VIEWS.items():
+            for sample in fams[source].samples:
+                key = tuple(sample.labels[k] for k in _DEV_KEYS)
+                for owner in held.get(key, ()):
+                    fams[view].add_metric([*_owner_labels(owner), *key], sample.value)
 
     def _owner_memory(self, d: Device, owner: Owner, n_owners: int) -> float | None:
         """The owner's processes' memory when the driver lists it per process and the pids map

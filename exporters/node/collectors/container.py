@@ -249,11 +249,13 @@ class ContainerCollector:
                 problems.append(f"{proc / 'net/dev'}: cannot parse ({err})")
                 return
             seen.add(tuple(labels))
-            for dev, values in sorted(devices.items()):
-                if dev == "lo" or len(values) < 11:
-                    continue
-                for column, family in _NET.items():
-                    fams[family].add_metric([*labels, dev], values[column])
+            totals = dict.fromkeys(_NET, 0.0)
+            for dev, values in devices.items():
+                if dev != "lo" and len(values) >= 11:
+                    for column in _NET:
+                        totals[column] += values[column]
+            for column, family in _NET.items():
+                fams[family].add_metric(labels, totals[column])
             return
 
 

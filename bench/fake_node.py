@@ -1,0 +1,222 @@
+"""A busy accelerator node made of fakes fed with captured values, for bench/node_scrape.py.
+
+- 8 GPUs: the fake pynvml of tests/nvml_fake.py, each GPU the H100-under-load capture with its own
+  UUID (NVML calls are in-process Python, as pynvml's ctypes calls are);
+- 16 NPUs: an `npu-smi` stand-in shell script that prints the captured Atlas A3 overview (8 NPUs
+  x 2 chips) and the captured 910B per-chip views: every npu-smi call is a process, as on a node;
+- 200 containers: a cgroup v2 tree, a procfs and the kubelet's log directories built from the
+  cgroup capture (tests/test_container.py's Node), 24 of them holding one device each, as a real
+  kubelet pod-resources gRPC server on a unix socket lists them.
+
+`python bench/fake_node.py serve --tree DIR --config FILE` runs the exporter on a node built with
+`build` (the caller runs the fake kubelet: `start_kubelet`);
+`python bench/fake_node.py cycle --tree DIR --cycles N` prints the CPU of one full accelerator
+collection cycle (collect + render; npu-smi children included) as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import stat
+import sys
+import time
+from concurrent import futures
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+
+import grpc  # noqa: E402
+from nvml_fake import FakeGpu, FakeNvml, read_query_csv  # noqa: E402
+from test_container import Node  # noqa: E402
+from test_npu_smi import VIEWS_910B  # noqa: E402
+
+from exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
+
+FIX = HERE.parent / "tests" / "fixtures"
+GPUS, NPUS, CONTAINERS = 8, 16, 200
+A3 = "info_A3_8npu_16chip_processes.txt"
+
+
+def gpus() -> list[FakeGpu]:
+    (row,) = read_query_csv(FIX / "nvidia" / "nvidia-smi_query-gpu_csv_H100_load.csv")
+    out = []
+    for i in range(GPUS):
+        q = dict(row, uuid=f"GPU-bench0000-0000-0000-0000-{i:012d}", **{"pci.bus_id": f"0:{i}"})
+        out.append(FakeGpu(q, procs=[(50000 + i, 2566 << 20)]))
+    return out
+
+
+def npu_smi_script(tree: Path) -> Path:
+    """A POSIX sh stand-in for npu-smi answering from the captures (one process per call)."""
+    views = {k: FIX / "ascend" / v for k, v in VIEWS_910B.items()}
+    cases = "\n".join(
+        f'  "{k.replace(" (card)", "")}{"" if "(card)" in k else "+c"}") file="{p}" ;;'
+        for k, p in views.items()
+    )
+    script = tree / "npu-smi"
+    script.write_text(f"""#!/bin/sh
+[ "$*" = info ] && exec cat "{FIX / "ascend" / A3}"
+view=$3; npu=$5; chip=${{7:-0}}; key=$view; [ -n "$7" ] && key="$view+c"
+case "$key" in
+{cases}
+  *) echo "This device does not support querying $view."; exit 0 ;;
+esac
+exec sed -e "s/^\\([[:space:]]*NPU ID[[:space:]]*:[[:space:]]*\\)[0-9]*/\\1$npu/" \\
+         -e "s/^\\([[:space:]]*Chip ID[[:space:]]*:[[:space:]]*\\)[0-9]*/\\1$chip/" "$file"
+""")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def build(tree: Path) -> list[tuple[str, str, str]]:
+    """The cgroup/procfs/log trees; returns (namespace, pod, uid) per pod."""
+    node = Node(tree)
+    pods = _pods()
+    for i, (ns, pod, uid) in enumerate(pods):
+        node.pod(ns, pod, uid, {"pytorch": f"c{i:063x}"})
+    npu_smi_script(tree)
+    (tree / "root" / "cache" / "job-0").mkdir(parents=True, exist_ok=True)
+    return pods
+
+
+class Kubelet(api_pb2_grpc.PodResourcesListerServicer):
+    """Lists one device for each of the first 24 pods: 8 GPUs, then 16 NPU chips."""
+
+    def __init__(self, pods: list[tuple[str, str, str]]) -> None:
+        devices = [("nvidia.com/gpu", f"GPU-bench0000-0000-0000-0000-{i:012d}") for i in range(8)]
+        devices += [("huawei.com/Ascend910", f"Ascend910-{i}") for i in range(NPUS)]
+        self.response = api_pb2.ListPodResourcesResponse(pod_resources=[
+            api_pb2.PodResources(name=pod, namespace=ns, containers=[api_pb2.ContainerResources(
+                name="pytorch",
+                devices=[api_pb2.ContainerDevices(resource_name=res, device_ids=[dev])]
+                if k < len(devices) else [],
+            )])
+            for k, ((ns, pod, _uid), (res, dev)) in enumerate(
+                zip(pods, devices + [("", "")] * len(pods), strict=False)
+            )
+        ])  # fmt: skip
+
+    def List(self, request, context):
+        return self.response
+
+
+def start_kubelet(tree: Path, pods: list[tuple[str, str, str]]) -> grpc.Server:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    api_pb2_grpc.add_PodResourcesListerServicer_to_server(Kubelet(pods), server)
+    server.add_insecure_port(f"unix://{tree / 'kubelet.sock'}")
+    server.start()
+    return server
+
+
+def overrides(tree: Path) -> dict:
+    """Config keys that point the exporter at the fake node (merged into the bench config)."""
+    return {
+        "gpu": "on", "npu": "on", "npu_smi": str(tree / "npu-smi"), "cache_dir": "/cache",
+        "roots": {"rootfs": str(tree / "root")},
+        "collectors": {"pod_resources": {"socket": str(tree / "kubelet.sock")},
+                       "container": {"cgroupfs": str(tree / "cgroup")}},
+    }  # fmt: skip
+
+
+def _fake_nvml() -> None:
+    sys.modules["pynvml"] = FakeNvml(gpus())  # type: ignore[assignment]
+
+
+def serve(tree: Path, config: Path) -> None:
+    _fake_nvml()
+    from exporters.node import app
+    from exporters.node.settings import NodeExporterSettings
+    from poolwatch.config import load
+
+    # the tree and the fake kubelet come from the caller (`build`, `start_kubelet`)
+    app.run(load(NodeExporterSettings, config, {}))
+
+
+def _pods() -> list[tuple[str, str, str]]:
+    return [(f"team-{i % 5}", f"train-{i // 8}-worker-{i % 8}", f"{i:08x}-0000-4000-8000-{i:012x}")
+            for i in range(CONTAINERS)]  # fmt: skip
+
+
+def in_process_npu_smi(tree: Path) -> None:
+    """Answer npu-smi calls in-process from the same captures (no process per call)."""
+    from test_npu_smi import FakeNpuSmi, fixture
+
+    from exporters.node.accelerators import npu_smi
+
+    fake = FakeNpuSmi(fixture(A3), VIEWS_910B)
+    answers: dict[tuple[str, ...], str] = {}
+
+    def run(argv: list[str], timeout: float) -> str:
+        # each distinct call is answered once from the captures, then from memory: what is
+        # measured is poolwatch's parsing, not the fake re-reading fixture files
+        key = tuple(argv)
+        if key not in answers:
+            answers[key] = fake(argv, timeout)
+        return answers[key]
+
+    npu_smi.run_npu_smi = run  # type: ignore[assignment]
+
+
+def cycle(tree: Path, cycles: int, spawn: bool) -> dict:
+    """CPU of one accelerator collection cycle, after a warm-up, with attribution in place.
+
+    `spawn` False answers npu-smi in-process (the cost of poolwatch's own work: NVML calls,
+    parsing, attribution, rendering); True runs the stand-in script per call, as on a node."""
+    _fake_nvml()
+    if not spawn:
+        in_process_npu_smi(tree)
+    from exporters.node.app import build as build_exporter
+    from exporters.node.settings import NodeExporterSettings
+
+    pods = build(tree)
+    server = start_kubelet(tree, pods)
+    try:
+        settings = NodeExporterSettings.model_validate(overrides(tree) | {"compat": ["modelarts"]})
+        runner, store = build_exporter(settings)
+        by_name = {c.name: c for c in runner.collectors}
+        runner.run_once(by_name["pod_resources"])  # the device -> pod mapping
+        acc = by_name["accelerator"]
+        assert runner.run_once(acc), store.states()  # noqa: S101 - a bench precondition
+        own0, kids0 = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        for _ in range(cycles):
+            runner.run_once(acc)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = (time.process_time() - own0) / cycles
+        child = (kids.ru_utime + kids.ru_stime - kids0.ru_utime - kids0.ru_stime) / cycles
+        series = sum(1 for ln in store.body().splitlines() if not ln.startswith(b"#"))
+        return {
+            "npu_smi": "a process per call" if spawn else "in-process", "cycles": cycles,
+            "gpus": GPUS, "npus": NPUS, "containers": CONTAINERS,
+            "cpu_ms_exporter": round(own * 1000, 2),
+            "cpu_ms_npu_smi_children": round(child * 1000, 2),
+            "wall_ms": round((time.perf_counter() - t0) / cycles * 1000, 2),
+            "series_total": series,
+        }  # fmt: skip
+    finally:
+        server.stop(0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["serve", "cycle", "build"])
+    ap.add_argument("--tree", type=Path, required=True)
+    ap.add_argument("--config", type=Path)
+    ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--spawn", action="store_true", help="run npu-smi as a process per call")
+    args = ap.parse_args()
+    args.tree.mkdir(parents=True, exist_ok=True)
+    if args.mode == "build":
+        build(args.tree)
+    elif args.mode == "serve":
+        serve(args.tree, args.config)
+    else:
+        sys.stdout.write(json.dumps(cycle(args.tree, args.cycles, args.spawn)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
