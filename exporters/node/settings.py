@@ -176,6 +176,8 @@ class NodeExporterSettings(_Strict):
     gpu: Literal["auto", "on", "off"] = "auto"  # auto: NVML if it loads, quietly off if not
     npu: Literal["auto", "on", "off"] = "auto"  # auto: npu-smi if it is on PATH or at `npu_smi`
     npu_smi: str = "npu-smi"  # executable name or path; a wrapper works too
+    # NIC link, RoCE and optical readings of NPU nodes; falls back to the driver's install path
+    hccn_tool: str = "hccn_tool"
     stale_grace: Duration = 0.0
     roots: Roots = Field(default_factory=Roots)
     collectors: Collectors = Field(default_factory=Collectors)

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from .accelerator import ACCELERATOR_SPECS
 from .container import CONTAINER_SPECS
+from .hccn import HCCN_SPECS
 from .model import Alias, MetricSpec, Unproduced
 from .node import NODE_SPECS
 from .npu import NPU_SPECS
@@ -54,7 +55,9 @@ def _index(specs: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
     return out
 
 
-ALL_SPECS: list[MetricSpec] = [*NODE_SPECS, *ACCELERATOR_SPECS, *NPU_SPECS, *CONTAINER_SPECS]
+ALL_SPECS: list[MetricSpec] = [
+    *NODE_SPECS, *ACCELERATOR_SPECS, *NPU_SPECS, *HCCN_SPECS, *CONTAINER_SPECS,
+]  # fmt: skip
 _BY_NAME = _index(ALL_SPECS)
 #: seed metrics not produced yet (those that became aliases drop out of the list by themselves)
 UNPRODUCED: dict[str, Unproduced] = pending({a.name for s in ALL_SPECS for a in s.aliases})

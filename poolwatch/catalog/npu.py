@@ -10,9 +10,9 @@ there, so the backend omits DDR for them rather than export a zero capacity. The
 `ma_node_npu_memory_*` names meant DDR on Snt3 (310) and HBM on Snt9 (910); their HBM meaning is
 already served by `ma_node_npu_hbm_*`, so here they alias the DDR families.
 
-Not produced from npu-smi (no npu-smi view reports them; they stay in `seeds.py`): AI core
-voltage, control CPU frequency (DCMI calls only), and the RoCE and optical-module series
-(`hccn_tool`).
+Not produced from npu-smi (no npu-smi view reports them): AI core voltage and control CPU
+frequency (DCMI calls only) stay in `seeds.py`; the NIC link, RoCE and optical-module series come
+from `hccn_tool` (`hccn.py`).
 """
 
 from __future__ import annotations

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from .model import Unproduced
 
-_ROCE = (
-    "NPU RoCE counters and rates come from Huawei's hccn_tool, not npu-smi; no collector reads it "
-    "yet (not planned in an issue)"
-)
-_OPTICAL = (
-    "optical module readings come from `hccn_tool -i <id> -optical -g`, not npu-smi; no collector "
-    "reads it yet (not planned in an issue)"
+_ROCE_CONTAINER = (
+    "hccn_tool reports RoCE traffic per NPU device id, and the device -> pod mapping is keyed by "
+    "npu-smi's labels, which those series do not carry; not planned in an issue yet"
 )
 _VOLT = (
     "`npu-smi info -t volt` exists, but no real output of it was found to build and test a parser "
@@ -26,27 +22,10 @@ _CTRL_FREQ = "npu-smi prints no control CPU frequency; only Ascend's DCMI librar
 # (reason, issue or None when no issue plans it, whitespace-separated seed names)
 _GROUPS: list[tuple[str, int | None, str]] = [
     (
-        _ROCE,
+        _ROCE_CONTAINER,
         None,
-        """
-ma_container_npu_roce_tx_rate_bytes_per_second ma_container_npu_roce_rx_rate_bytes_per_second
-ma_node_npu_roce_tx_rate_bytes_per_second ma_node_npu_roce_rx_rate_bytes_per_second
-ma_node_npu_roce_mac_tx_pause_packets_total ma_node_npu_roce_mac_rx_pause_packets_total
-ma_node_npu_roce_mac_tx_pfc_packets_total ma_node_npu_roce_mac_rx_pfc_packets_total
-ma_node_npu_roce_mac_tx_bad_packets_total ma_node_npu_roce_mac_rx_bad_packets_total
-ma_node_npu_roce_tx_err_packets_total ma_node_npu_roce_rx_err_packets_total
-ma_node_npu_roce_tx_all_packets_total ma_node_npu_roce_rx_all_packets_total
-""",
-    ),
-    (
-        _OPTICAL,
-        None,
-        """
-ma_node_npu_optical_temperature ma_node_npu_optical_vcc
-ma_node_npu_optical_tx_power0 ma_node_npu_optical_tx_power1 ma_node_npu_optical_tx_power2
-ma_node_npu_optical_tx_power3 ma_node_npu_optical_rx_power0 ma_node_npu_optical_rx_power1
-ma_node_npu_optical_rx_power2 ma_node_npu_optical_rx_power3
-""",
+        "ma_container_npu_roce_tx_rate_bytes_per_second "
+        "ma_container_npu_roce_rx_rate_bytes_per_second",
     ),
     (_VOLT, None, "ma_node_npu_ai_core_voltage_volts ma_container_npu_ai_core_voltage_volts"),
     (_CTRL_FREQ, None, "ma_node_npu_ctrl_cpu_frequency_hertz"),

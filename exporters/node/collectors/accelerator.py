@@ -204,6 +204,7 @@ def _owner_labels(owner: Owner) -> list[str]:
 
 def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]:
     """The backends the settings ask for; `on` makes a missing driver an error."""
+    from ..accelerators.hccn_tool import HccnToolBackend
     from ..accelerators.npu_smi import NpuSmiBackend
     from ..accelerators.nvml import NvmlBackend
 
@@ -215,6 +216,16 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
         # per-chip views fit inside one run.
         timeout = settings.collectors.accelerator.timeout / 2
         out.append((NpuSmiBackend(settings.npu_smi, timeout=timeout), settings.npu == "on"))
+        # hccn_tool is optional even with --npu on: inference cards (310/310P) have no RoCE
+        # port and no hccn_tool. Huawei documents it as not safe to run concurrently, so one
+        # call at a time, each within a quarter of the collector's timeout.
+        out.append((
+            HccnToolBackend(
+                settings.hccn_tool, timeout=settings.collectors.accelerator.timeout / 4,
+                dev_root=settings.roots.rootfs / "dev", max_workers=1,
+            ),
+            False,
+        ))  # fmt: skip
     return out
 
 
