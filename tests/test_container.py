@@ -347,3 +347,15 @@ def test_200_containers_pass_promtool(tmp_path: Path) -> None:
     )
     assert len([1 for n_, _ in series if n_ == "poolwatch_container_cpu_used_cores"]) == 200
     assert not_about_seed_names(promtool_findings(body)) == set()
+
+
+def test_container_series_name_jobs_as_the_allocations_do() -> None:
+    """The container collector asks the same pod-label source as pod_resources, so a job
+    label gives both the same training_job."""
+    from exporters.node.attribution.pod_labels import TrainingJobs, shared_pod_labels
+
+    c = collector_module._factory(NodeExporterSettings())
+    assert isinstance(c.names.jobs, TrainingJobs)
+    assert c.names.jobs.labels is shared_pod_labels()
+    assert c.names.jobs.keys[0] == "training.kubeflow.org/job-name"
+    assert c.names.jobs("ns", "bert-large-worker-0") == "bert-large"  # no API here: the name

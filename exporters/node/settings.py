@@ -137,7 +137,10 @@ class PodResourcesSettings(CollectorSettings):
     timeout: PositiveDuration = 5.0
     socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
     resources: list[str] = Field(default_factory=_default_resources)  # fnmatch patterns
-    job_labels: list[str] = Field(default_factory=_default_job_labels)
+    job_labels: list[str] = Field(default_factory=_default_job_labels)  # [] switches labels off
+    # The Kubernetes API for pod labels: this kubeconfig; unset, the in-cluster service account
+    # when KUBERNETES_SERVICE_HOST is set, else none (training_job then comes from pod names)
+    kubeconfig: Path | None = None
 
 
 class ContainerSettings(CollectorSettings):

@@ -1,6 +1,7 @@
 """Catalog entries for pod attribution (`pod_resources`) and per-container resources (`container`).
 
-`pod_resources` says which container holds which accelerator, from the kubelet's pod-resources API;
+`pod_resources` says which container holds which accelerator, from the kubelet's pod-resources API,
+and which training job a pod belongs to, from its labels in the Kubernetes API (else its name);
 the per-container views of those devices are the accelerator collector's (`accelerator.py`).
 `container` reads cgroup v2 files of every Kubernetes container on the node.
 
@@ -49,6 +50,11 @@ POD_RESOURCES = [
           "How devices are attributed to pods: 1 for the mode in use (pod-resources, cgroup, "
           "none), 0 for the others (pod_resources, kubelet socket or /proc/<pid>/cgroup).",
           ("mode",), "pod_resources"),
+    _spec("poolwatch_attribution_pod_labels_up", "gauge", "",
+          "1 if the last list of this node's pods succeeded, 0 if it failed and training_job "
+          "falls back to pod names; absent when no Kubernetes API is configured (pod_resources, "
+          "Kubernetes API).",
+          (), "pod_resources"),
 ]
 
 # --- container: cgroup v2 files of each kubepods container, /proc/<pid>/net/dev -----------------

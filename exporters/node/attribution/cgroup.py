@@ -22,6 +22,10 @@ link (logs rotated away, the directory not mounted) keeps the first 12 character
 container name; an unknown pod uid gives namespace "" and the uid as the pod name. Namespaces and
 pod names are DNS labels (no `_`), which is what makes the directory names unambiguous.
 
+Training jobs. `job_of(pod)` derives a job from the pod name; `jobs(namespace, pod)`, when given,
+replaces it (`attribution.pod_labels.TrainingJobs`: the pod's job label, else the name), so these
+owners carry the same training_job as the pod-resources mapping.
+
 Pod sandboxes (the `pause` process that holds the pod's namespaces) have a container cgroup but no
 log link; they are recognised by their only process's comm and never reported as a container.
 """
@@ -114,9 +118,15 @@ class PodNames:
     """Pod uid and container id -> names, from `/var/log/pods` and `/var/log/containers`."""
 
     def __init__(
-        self, pods_dir: Path, containers_dir: Path, job_of: Callable[[str], str] = lambda _: ""
+        self,
+        pods_dir: Path,
+        containers_dir: Path,
+        job_of: Callable[[str], str] = lambda _: "",
+        jobs: Callable[[str, str], str] | None = None,
     ) -> None:
         self.pods_dir, self.containers_dir, self.job_of = pods_dir, containers_dir, job_of
+        # (namespace, pod) -> training job; by default the name-based job_of
+        self.jobs: Callable[[str, str], str] = jobs or (lambda _namespace, pod: job_of(pod))
         self._pods: dict[str, tuple[str, str]] = {}  # uid -> (namespace, pod)
         self._uids: dict[tuple[str, str], str] = {}  # (namespace, pod) -> uid
         self._containers: dict[str, tuple[str, str, str]] = {}  # id -> (namespace, pod, container)
@@ -158,7 +168,7 @@ class PodNames:
             (namespace, pod), container = self._pods[ref.pod_uid], ref.container_id[:ID_PREFIX]
         else:
             return Owner("", ref.pod_uid, ref.container_id[:ID_PREFIX], "", ref.pod_uid)
-        return Owner(namespace, pod, container, self.job_of(pod), ref.pod_uid)
+        return Owner(namespace, pod, container, self.jobs(namespace, pod), ref.pod_uid)
 
 
 def container_cgroups(
@@ -198,9 +208,12 @@ class PodIndex:
         pods_dir: Path,
         containers_dir: Path | None = None,
         job_of: Callable[[str], str] = lambda _: "",
+        jobs: Callable[[str, str], str] | None = None,
     ) -> None:
         self.procfs = procfs
-        self.names = PodNames(pods_dir, containers_dir or pods_dir.parent / "containers", job_of)
+        self.names = PodNames(
+            pods_dir, containers_dir or pods_dir.parent / "containers", job_of, jobs
+        )
         self._by_pid: dict[int, Owner] = {}
 
     def refresh(self) -> None:

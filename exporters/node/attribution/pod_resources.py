@@ -7,9 +7,12 @@ call with a deadline and turns every failure into one of two typed errors: `Kube
 (no socket, or nobody listening: the caller falls back to cgroup attribution) and `KubeletError`
 (the kubelet is there but its answer is late or unusable).
 
-training_job. The pod-resources API carries no pod labels, and a node exporter has no pod-label
-source (`collectors.pod_resources.job_labels` names the labels one would read; nothing reads them
-yet). So the job is derived from the pod name by the controllers' naming conventions, first match:
+training_job. The pod-resources API carries no pod labels. The job comes from a pod label where
+the Kubernetes API is reachable (`attribution.pod_labels`: the first of
+`collectors.pod_resources.job_labels` the pod carries), passed to `allocations` as `job_of`. Where
+it is not (no API configured, the API failing, a pod not listed yet, a pod without any of those
+labels), `training_job_of` derives the job from the pod name by the controllers' naming
+conventions, first match:
 1. Kubeflow training operator: `<job>-{master,worker,ps,chief,evaluator}-<n>`;
 2. MPIJob launcher: `<job>-launcher`, or `<job>-launcher-<5 chars>` when it runs as a batch Job;
 3. indexed batch/v1 Job: `<job>-<index>-<5 chars>`;
@@ -17,9 +20,10 @@ yet). So the job is derived from the pod name by the controllers' naming convent
 5. batch/v1 Job: `<job>-<5 chars>`, unless `<job>` ends in a Deployment's pod-template-hash;
 otherwise "". "<5 chars>" is the apiserver's generateName suffix alphabet (no vowels, no 0/1/3),
 which is also how a ReplicaSet's pods (`<deployment>-<hash>-<5 chars>`) are told apart and left
-out. Known ambiguities, accepted because the name is all there is: a StatefulSet whose name has a
-dash (`triton-server-0`) reads as Volcano job `triton`, and a DaemonSet or bare generateName pod
-(`kube-proxy-x7k2p`) reads as Job `kube-proxy`. Such pods seldom hold accelerators.
+out. Known ambiguities of names, accepted: a StatefulSet whose name has a dash (`triton-server-0`)
+reads as Volcano job `triton`, and a DaemonSet or bare generateName pod (`kube-proxy-x7k2p`) reads
+as Job `kube-proxy`, with or without the API (their pods carry no job label). Such pods seldom hold
+accelerators.
 """
 
 from __future__ import annotations
@@ -111,13 +115,15 @@ def allocations(
     response: api_pb2.ListPodResourcesResponse,
     patterns: tuple[str, ...],
     uid_of: Callable[[str, str], str] = lambda _namespace, _pod: "",
+    job_of: Callable[[str, str], str] = lambda _namespace, pod: training_job_of(pod),
 ) -> list[Allocation]:
     """Allocated devices whose resource name matches one of `patterns` (fnmatch, case-sensitive),
-    in the kubelet's order, without repeats. `uid_of` fills Owner.pod_uid where known."""
+    in the kubelet's order, without repeats. `uid_of` fills Owner.pod_uid where known; `job_of`
+    (namespace, pod) gives Owner.training_job (by default from the pod name)."""
     out: dict[Allocation, None] = {}
     for pod in response.pod_resources:
         uid = uid_of(pod.namespace, pod.name)
-        job = training_job_of(pod.name)
+        job = job_of(pod.namespace, pod.name)
         for container in pod.containers:
             owner = Owner(pod.namespace, pod.name, container.name, job, uid)
             for devices in container.devices:

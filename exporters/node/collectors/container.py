@@ -3,8 +3,9 @@
 Containers are found by a bounded walk of the kubepods hierarchy under the cgroup v2 mount and
 named by `attribution.cgroup.PodNames` (the kubelet's log directories): a container whose names
 cannot be resolved keeps its pod uid as `pod` (namespace "") and the first 12 characters of its id
-as `container`; pod sandboxes (pause) are not reported. `training_job` comes from the pod name
-(`attribution.pod_resources.training_job_of`).
+as `container`; pod sandboxes (pause) are not reported. `training_job` is the pod's first
+`job_labels` label where the Kubernetes API is configured (`attribution.pod_labels`, refreshed by
+the pod_resources collector), else derived from the pod name (`pod_resources.training_job_of`).
 
 Per container, from the files of its cgroup:
 - CPU seconds from `cpu.stat` usage_usec; used cores = that counter's increase over the wall time
@@ -41,6 +42,7 @@ from prometheus_client.core import Metric
 
 from ..attribution.cgroup import CgroupRef, PodNames, container_cgroups, is_pause, read_text
 from ..attribution.owners import Owner
+from ..attribution.pod_labels import TrainingJobs, shared_pod_labels
 from ..attribution.pod_resources import training_job_of
 from ..collector import PartialFailure, families, register
 from ..settings import ContainerSettings, NodeExporterSettings
@@ -279,5 +281,10 @@ def _factory(settings: NodeExporterSettings) -> ContainerCollector:
         cfg.cgroupfs if "cgroupfs" in cfg.model_fields_set else settings.roots.sysfs / "fs/cgroup"
     )
     rootfs = settings.roots.rootfs
-    names = PodNames(rootfs / "var/log/pods", rootfs / "var/log/containers", training_job_of)
+    # the same jobs the pod_resources collector gives the allocations: a pod label when the
+    # Kubernetes API answers, else the pod name
+    jobs = TrainingJobs(shared_pod_labels(), settings.collectors.pod_resources.job_labels)
+    names = PodNames(
+        rootfs / "var/log/pods", rootfs / "var/log/containers", training_job_of, jobs=jobs
+    )
     return ContainerCollector(cfg, cgroupfs, settings.roots.procfs, names)
