@@ -16,22 +16,11 @@ node aliases in `node.py`.
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec
+from .model import KIB, MIB, MetricSpec
+from .model import family as _spec
+from .model import seed as _ma
 
-MA = "modelarts"
-MIB = 1.0 / 1048576
-KIB = 1.0 / 1024
 OWNER = ("namespace", "pod", "container", "training_job")
-
-
-def _ma(name: str, unit: str, **kw: object) -> Alias:
-    return Alias(name=name, compat=MA, unit=unit, **kw)  # type: ignore[arg-type]
-
-
-def _spec(
-    name: str, typ: str, unit: str, help_: str, labels: tuple[str, ...], collector: str, *al: Alias
-) -> MetricSpec:
-    return MetricSpec(name, typ, unit, help_, labels, collector, tuple(al))  # type: ignore[arg-type]
 
 
 _rate = {"transform": "rate"}

@@ -71,3 +71,20 @@ class Unproduced:
     name: str
     reason: str
     issue: int | None  # the issue that will add it; None when it cannot be produced at all
+
+
+MODELARTS = "modelarts"  # the compat set of the ModelArts seed tables (DCGM_FI_* names included)
+MIB = 1.0 / 1048576  # the seeds' "MB" read as MiB, as Linux tools print it
+KIB = 1.0 / 1024  # and "KB" as KiB
+
+
+def seed(name: str, unit: str, **kw: object) -> Alias:
+    """A ModelArts seed alias (the shorthand every catalog table uses)."""
+    return Alias(name=name, compat=MODELARTS, unit=unit, **kw)  # type: ignore[arg-type]
+
+
+def family(
+    name: str, typ: str, unit: str, help_: str, labels: tuple[str, ...], collector: str, *al: Alias
+) -> MetricSpec:
+    """A catalog entry, positional as the tables are written."""
+    return MetricSpec(name, typ, unit, help_, labels, collector, tuple(al))  # type: ignore[arg-type]

@@ -7,22 +7,11 @@ answers is in `../shared/spec/seed-metrics.csv` (ModelArts AOM tables 11-2/11-3,
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec
+from .model import KIB, MIB, Alias, MetricSpec
+from .model import family as _spec
+from .model import seed as _ma
 
-MA = "modelarts"
-MIB = 1.0 / 1048576
-KIB = 1.0 / 1024
 USER_HZ = 100.0  # jiffies per second in /proc/stat on every Linux build we target (CLK_TCK)
-
-
-def _ma(name: str, unit: str, **kw: object) -> Alias:
-    return Alias(name=name, compat=MA, unit=unit, **kw)  # type: ignore[arg-type]
-
-
-def _spec(
-    name: str, typ: str, unit: str, help_: str, labels: tuple[str, ...], collector: str, *al: Alias
-) -> MetricSpec:
-    return MetricSpec(name, typ, unit, help_, labels, collector, tuple(al))  # type: ignore[arg-type]
 
 
 # The tables below are data, aligned for reading; the formatter would put every argument on a line.

@@ -114,6 +114,9 @@ def _dirs(path: Path) -> Iterator[os.DirEntry[str]]:
             continue
 
 
+_SAID_NO_PODS: set[Path] = set()
+
+
 class PodNames:
     """Pod uid and container id -> names, from `/var/log/pods` and `/var/log/containers`."""
 
@@ -150,7 +153,8 @@ class PodNames:
             if len(cid) == 64 and len(parts) == 3 and all(parts):
                 pod, namespace, container = parts
                 containers[cid] = (namespace, pod, container)
-        if not pods and not self._warned:
+        if not pods and not self._warned and self.pods_dir not in _SAID_NO_PODS:
+            _SAID_NO_PODS.add(self.pods_dir)  # two collectors read the same dir: say it once
             log.info("no pod log directories under %s: pods are named by uid", self.pods_dir)
             self._warned = True
         self._pods, self._containers = pods, containers
