@@ -1,0 +1,49 @@
+"""The backend protocol: snapshot reads, a change stream, and the controller's small write side.
+
+`watch()` yields `WatchEvent`s after an initial `ADDED` for every object, so a consumer (the
+cluster exporter's object store) keeps per-object state up to date without ever re-listing on a
+scrape. A backend that lost its stream (410 Gone, a dropped connection) re-lists and emits the
+differences itself; consumers never see a gap, only `ADDED`/`MODIFIED`/`DELETED`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from .model import Event, Node, Pod, Pool, Quota, TrainingJob
+
+Kind = Literal["pool", "node", "pod", "job", "quota", "event"]
+Object = Pool | Node | Pod | TrainingJob | Quota | Event
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: Literal["ADDED", "MODIFIED", "DELETED", "SYNCED"]  # SYNCED: the initial list is done
+    kind: Kind
+    obj: Object | None  # None only for SYNCED
+
+
+class ClusterBackend(Protocol):
+    name: str  # "kubernetes" | "simulated"
+
+    # -- read side -------------------------------------------------------------------------------
+    def pools(self) -> list[Pool]: ...
+    def nodes(self) -> list[Node]: ...
+    def pods(self) -> list[Pod]: ...
+    def jobs(self) -> list[TrainingJob]: ...
+    def quotas(self) -> list[Quota]: ...
+    def events(self) -> list[Event]: ...
+    def watch(self, stop_after: float | None = None) -> Iterator[WatchEvent]: ...
+    def healthy(self) -> bool:
+        """False while the backend cannot reach its source (the exporter then reports up 0)."""
+        ...
+
+    # -- write side (the controller's) -----------------------------------------------------------
+    def label_node(self, node: str, labels: dict[str, str | None]) -> None: ...
+    def taint_node(self, node: str, key: str, value: str, effect: str) -> None: ...
+    def untaint_node(self, node: str, key: str) -> None: ...
+    def cordon(self, node: str, unschedulable: bool = True) -> None: ...
+    def evict(self, namespace: str, pod: str) -> None: ...
+    def record_event(self, event: Event) -> None: ...

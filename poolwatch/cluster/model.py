@@ -1,0 +1,136 @@
+"""The objects of the cluster interface, in the seeds' vocabulary (spec/statuses-and-events.md).
+
+Frozen dataclasses: a backend hands out snapshots; a change is a new object in a watch event.
+Quantities are plain numbers in base units (cores, bytes, devices); accelerator resources keep
+their Kubernetes names (`nvidia.com/gpu`, `huawei.com/Ascend910`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PoolStatus(StrEnum):
+    CREATING = "Creating"
+    RUNNING = "Running"
+    ABNORMAL = "Abnormal"
+    CREATION_FAILED = "CreationFailed"
+    CHANGE_FAILED = "ChangeFailed"
+    SUSPENDED = "Suspended"
+    DELETING = "Deleting"
+
+
+class NodeStatus(StrEnum):
+    AVAILABLE = "Available"
+    UNAVAILABLE = "Unavailable"
+    ISOLATED = "Isolated"
+    REPLACING = "Replacing"
+    RESETTING = "Resetting"
+    REBOOTING = "Rebooting"
+    SPARE = "Spare"
+    REPAIRING = "Repairing"
+    CREATING = "Creating"
+    DELETING = "Deleting"
+
+
+class JobStatus(StrEnum):
+    PENDING = "Pending"
+    CREATING = "Creating"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TERMINATED = "Terminated"
+    ABNORMAL = "Abnormal"
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    uid: str
+    status: PoolStatus
+    flavor: str = ""  # e.g. the accelerator model of its nodes
+    accelerator_resource: str = ""  # "nvidia.com/gpu" | "huawei.com/Ascend910" | ""
+    ha_spares: int = 0
+    job_types: tuple[str, ...] = ()
+    driver_version: str = ""
+    workspace: str = ""
+    created: float = 0.0  # unix seconds
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    uid: str
+    pool: str
+    status: NodeStatus
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[tuple[str, str, str], ...] = ()  # (key, value, effect)
+    conditions: tuple[tuple[str, str], ...] = ()  # (type, status): ("Ready", "True")
+    unschedulable: bool = False
+    capacity: tuple[tuple[str, float], ...] = ()  # resource -> quantity
+    allocatable: tuple[tuple[str, float], ...] = ()
+    fault_code: str = ""  # the isolation code (A050101, ...) when Isolated
+
+    def allocatable_of(self, resource: str) -> float:
+        return dict(self.allocatable).get(resource, 0.0)
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    uid: str
+    node: str
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    job: str = ""  # the training job (namespace-local name) it belongs to
+    requests: tuple[tuple[str, float], ...] = ()  # resource -> quantity, summed over containers
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    namespace: str
+    uid: str
+    kind: str  # PyTorchJob | TFJob | MPIJob | vcjob | Job | Pod
+    status: JobStatus
+    pool: str = ""
+    owner: str = ""  # user
+    queue: str = ""  # Volcano queue / virtual cluster
+    priority: str = ""
+    accelerator_resource: str = ""
+    accelerators_requested: float = 0.0
+    workers: int = 1
+    restarts: int = 0
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A quota or virtual cluster: ResourceQuota, ElasticQuotaTree node or Volcano queue."""
+
+    name: str
+    namespace: str  # "" for cluster-scoped (queues, quota trees)
+    kind: str  # ResourceQuota | ElasticQuota | Queue
+    hard: tuple[tuple[str, float], ...] = ()  # max
+    min: tuple[tuple[str, float], ...] = ()  # guaranteed (elastic quota, queue)
+    used: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A pool, node or job event, with the seeds' reasons (PoolStatusChange, ...)."""
+
+    uid: str
+    kind: str  # Pool | Node | Job
+    name: str
+    reason: str
+    type: str  # Normal | Warning
+    message: str
+    time: float
+    pool: str = ""
+    namespace: str = ""
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
