@@ -422,3 +422,28 @@ def test_garbled_value_names_its_line() -> None:
     )
     with pytest.raises(ValueError, match=re.escape("| 1     910B3")):
         parse_overview(text)
+
+
+def test_views_that_all_hang_stop_at_the_budget_not_the_sum_of_timeouts() -> None:
+    """A wedged driver: the overview answers, every per-chip view blocks. The reading must end
+    near 1.5 x the per-call timeout with the overview's figures, not after ~90 timeouts."""
+    import threading
+    import time
+
+    release = threading.Event()
+    overview = fixture("info_A3_8npu_16chip_processes.txt")
+
+    def run(argv: list[str], timeout: float) -> str:
+        if argv[1:] == ["info"]:
+            return overview
+        release.wait(timeout)  # blocks like a hung npu-smi until its own timeout
+        raise NpuSmiError(f"{' '.join(argv)} timed out after {timeout:g}s")
+
+    b = NpuSmiBackend(timeout=0.2, run=run)
+    t0 = time.monotonic()
+    reading = b.read()
+    took = time.monotonic() - t0
+    release.set()
+    assert took < 1.0
+    assert len(reading.devices) == 16  # the overview still gives every chip
+    assert any("not done within 0.3s" in p for p in reading.problems)

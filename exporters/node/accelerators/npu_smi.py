@@ -34,9 +34,11 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 
 from prometheus_client.core import Metric
@@ -193,12 +195,24 @@ class NpuSmiBackend:
         return view_facts(job.view, job.per_chip, view)
 
     def _fetch(self, jobs: list[_Job], problems: list[str]) -> dict[_Job, ChipFacts]:
+        """Run the views on the pool within one budget (1.5 x the per-call timeout).
+
+        Without it, a wedged driver that makes every view hang would cost ~90 calls x the
+        timeout / workers, far past the collector's own deadline, and the collector would stay
+        down (its runner starts no new run while one hangs) for minutes. Views still waiting at
+        the deadline are cancelled and reported; a running call is left to its own timeout."""
         results: dict[_Job, ChipFacts] = {}
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="npu-smi") as pool:
+        deadline = time.monotonic() + self.timeout * 1.5
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="npu-smi")
+        try:
             futures = [(job, pool.submit(self._view, job)) for job in jobs]
+            skipped = 0
             for job, future in futures:
                 try:
-                    results[job] = future.result()
+                    results[job] = future.result(timeout=max(deadline - time.monotonic(), 0))
+                except FutureTimeout:
+                    future.cancel()
+                    skipped += 1
                 except ViewUnsupported as err:
                     if job.kind not in self._unsupported:
                         log.info("npu-smi view %s not supported here (%s); skipped", job.kind, err)
@@ -206,6 +220,10 @@ class NpuSmiBackend:
                 except Exception as err:  # noqa: BLE001 - one chip's view must not lose the others
                     chip = "" if job.chip is None or not job.per_chip else f" chip {job.chip}"
                     problems.append(f"npu {job.npu}{chip}: -t {job.view}: {err}")
+            if skipped:
+                problems.append(f"{skipped} npu-smi views not done within {self.timeout * 1.5:g}s")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
         return results
 
     # -- building devices ------------------------------------------------------------------------
