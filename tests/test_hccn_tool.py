@@ -480,3 +480,21 @@ def test_seed_aliases_in_seed_units(monkeypatch: pytest.MonkeyPatch) -> None:
     rate = second["ma_node_npu_roce_tx_rate_bytes_per_second"].samples[0]
     assert rate.value == pytest.approx(1000.0)
     assert rate.labels == {"device_id": "0"}
+
+
+def test_a_wedged_tool_costs_one_budget_not_devices_times_timeout() -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def run(argv: list[str], timeout: float) -> str:
+        release.wait(timeout)  # hangs until its own timeout, like a wedged hccn_tool
+        raise NpuSmiError(f"{' '.join(argv)} timed out after {timeout:g}s")
+
+    b = HccnToolBackend(device_ids=lambda: list(range(16)), run=run, timeout=0.2, max_workers=1)
+    t0 = time.monotonic()
+    reading = b.read()
+    release.set()
+    assert time.monotonic() - t0 < 1.0
+    assert any("not read within 0.4s" in p for p in reading.problems)

@@ -49,8 +49,10 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,13 +310,29 @@ class HccnToolBackend:
         reading = Reading()
         fams = {spec.name: _new_family(spec) for spec in HCCN_SPECS}
         if ids:
-            with ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix="hccn_tool"
-            ) as pool:
-                ports = list(pool.map(lambda dev: self._port(exe, dev), ids))
-            for port in ports:
-                reading.problems += port.problems
-                _export(port, fams)
+            # One budget for the whole reading (2 x the per-call timeout): with calls run one at
+            # a time, a wedged tool would otherwise cost devices x timeout, far past the
+            # collector's deadline. Ports not read by then are reported, not waited for.
+            deadline = time.monotonic() + self.timeout * 2
+            pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="hccn_tool")
+            try:
+                futures = [(dev, pool.submit(self._port, exe, dev)) for dev in ids]
+                late = []
+                for dev, future in futures:
+                    try:
+                        port = future.result(timeout=max(deadline - time.monotonic(), 0))
+                    except FutureTimeout:
+                        future.cancel()
+                        late.append(dev)
+                        continue
+                    reading.problems += port.problems
+                    _export(port, fams)
+                if late:
+                    reading.problems.append(
+                        f"hccn_tool: devices {late} not read within {self.timeout * 2:g}s"
+                    )
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
         reading.extra = list(fams.values())
         return reading
 

@@ -218,10 +218,12 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
         out.append((NpuSmiBackend(settings.npu_smi, timeout=timeout), settings.npu == "on"))
         # hccn_tool is optional even with --npu on: inference cards (310/310P) have no RoCE
         # port and no hccn_tool. Huawei documents it as not safe to run concurrently, so one
-        # call at a time, each within a quarter of the collector's timeout.
+        # call at a time. Budgets: npu-smi 0.75 and hccn_tool 0.2 of the collector's timeout
+        # (each backend's reading stops at 1.5 and 2 x its per-call timeout), so a wedged
+        # driver still lets the run finish, with what it measured, before the deadline.
         out.append((
             HccnToolBackend(
-                settings.hccn_tool, timeout=settings.collectors.accelerator.timeout / 4,
+                settings.hccn_tool, timeout=settings.collectors.accelerator.timeout / 10,
                 dev_root=settings.roots.rootfs / "dev", max_workers=1,
             ),
             False,
