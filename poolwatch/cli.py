@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ parts of the stack:
   node-exporter     per-node metrics: GPUs (NVML), NPUs (npu-smi) and who holds them, host,
                     disks, /cache, InfiniBand, NFS, containers
   catalog           the metric catalog: --markdown (docs/metrics.md) or --json
-  cluster-exporter  jobs, pools, quotas and pool events            (planned)
-  demo              the whole stack on one machine, simulated pool  (planned)
+  cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
+  demo              the whole stack on one machine: this host, a simulated pool, Prometheus
   rules             the rule engine and Prometheus rule compiler    (planned)
   alerts            Alertmanager webhook receiver and notifications (planned)
   dashboards        Grafana dashboards                              (planned)
@@ -150,6 +151,101 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_node_exporter)
 
 
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole stack on this machine with a simulated pool",
+        description=(
+            "Start on 127.0.0.1: the node exporter for this host (port N), the simulated pool's "
+            "node-shaped metrics (N+1), the cluster exporter on the simulated backend (N+2) and, "
+            "when the prometheus binary is present, Prometheus scraping all three (N+3). Prints "
+            "every URL; Ctrl-C stops everything. State lives only under --data-dir."
+        ),
+    )
+    p.add_argument("--port-base", type=int, default=9476, metavar="N", help="first port (9476)")
+    p.add_argument("--data-dir", type=Path, default=Path("var/demo"), metavar="DIR",
+                   help="where the cache dir and Prometheus data live (var/demo)")  # fmt: skip
+    p.add_argument("--no-prometheus", action="store_true", help="run without Prometheus")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per real second (1.0)")  # fmt: skip
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.run(args.port_base, args.data_dir, not args.no_prometheus, args.seed, args.speed)
+
+
+def _cluster_exporter_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cluster-exporter",
+        help="serve pools, nodes, training jobs, quotas and pool events for Prometheus",
+        description=(
+            "Watch the cluster (Kubernetes API, or the simulated pool) and serve pool, node, "
+            "training-job, quota and event metrics at /metrics, the last events as JSON at "
+            "/events. Per-object lines are kept ready as watch events arrive: a scrape only "
+            "joins them."
+        ),
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (0.0.0.0:9477)")
+    p.add_argument("--backend", choices=["kubernetes", "simulated"],
+                   help="where objects come from (kubernetes)")  # fmt: skip
+    p.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                   help="kubeconfig (default: in-cluster service account)")  # fmt: skip
+    p.add_argument("--print-config", action="store_true", help="print the effective config")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_run_cluster_exporter)
+
+
+def _run_cluster_exporter(args: argparse.Namespace) -> int:
+    from exporters.cluster.app import run
+    from exporters.cluster.settings import ClusterExporterSettings
+    from exporters.node.webconfig import load_web_config
+
+    from .config import ConfigError, dump, load
+
+    flags = {
+        (key,): (str(value), f"flag --{key}")
+        for key, value in (("listen", args.listen), ("backend", args.backend),
+                           ("kubeconfig", args.kubeconfig))
+        if value is not None
+    }  # fmt: skip
+    config = args.config or (Path(p) if (p := os.environ.get("POOLWATCH_CONFIG")) else None)
+    try:
+        settings = load(ClusterExporterSettings, config, os.environ, flags)
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
+        web = load_web_config(settings.web_config_file)
+        backend = _cluster_backend(settings)
+        host, _, port = settings.listen.rpartition(":")
+        run(backend, (host.strip("[]") or "0.0.0.0", int(port)), web, settings)
+    except ConfigError as err:
+        logging.getLogger("poolwatch").error("%s", err)
+        return 2
+    except OSError as err:
+        logging.getLogger("poolwatch").error("cannot serve: %s", err)
+        return 1
+    return 0
+
+
+def _cluster_backend(settings: Any) -> Any:
+    if settings.backend == "simulated":
+        from .cluster.simulated import SimulatedCluster
+
+        cluster = SimulatedCluster()
+        stop = threading.Event()
+        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
+        return cluster
+    from .cluster.kubernetes import KubernetesCluster
+
+    return KubernetesCluster(kubeconfig=settings.kubeconfig)
+
+
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "catalog",
@@ -228,6 +324,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"poolwatch {__version__}")
     sub = p.add_subparsers(dest="part", metavar="<part>")
     _node_exporter_parser(sub)
+    _cluster_exporter_parser(sub)
+    _demo_parser(sub)
     _catalog_parser(sub)
     return p
 

@@ -1,0 +1,195 @@
+"""Node-exporter-shaped metrics for simulated nodes, so the whole stack has data without hardware.
+
+Every family comes from the catalog (`new_family`, identity labels node and pool first), so a rule
+or panel that works on the simulation works on a real node exporter. Values follow the simulation:
+- utilisation is high on devices whose job computes, zero when idle, creating, hung or stalled (a
+  hung job keeps its memory, which is how it looks on a real GPU);
+- a lost GPU shows `up 0` and health 3, and its other series go, as the real collector drops them;
+- after an `ecc` fault the uncorrected and corrected counters climb every simulated minute and
+  retired/isolated pages pass 64 (the seeds' A050104/A050951 thresholds);
+- `npu_health` is health level 2 (Alarm); `cache_full` puts the cache disk at 0.97 used;
+  `kubelet_readonly` sets `poolwatch_filesystem_readonly` on the kubelet directory.
+Reading metrics never draws from the simulation's random generator (that would change the
+simulation); the small jitter is a hash of node, device and the 15 s slot of simulated time.
+
+`exposition()` renders with prometheus-client's `generate_latest`: fine for a demo's few hundred
+series. poolwatch may not import the exporters' faster renderer (import contract).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import Metric
+from prometheus_client.exposition import generate_latest
+
+from poolwatch.catalog import new_family
+
+from .model import JobStatus
+from .sim_spec import PoolSpec, vendor_of
+from .sim_state import SimNode, World
+
+if TYPE_CHECKING:
+    from .simulated import SimulatedCluster
+
+MIB = 1048576.0
+IDENTITY = ("node", "pool")
+A = "poolwatch_accelerator_"
+FAMILIES = (
+    A + "info", A + "up", A + "health_level", A + "healthy", A + "utilization_ratio",
+    A + "memory_total_bytes", A + "memory_used_bytes", A + "memory_free_bytes",
+    A + "memory_used_ratio", A + "temperature_celsius", A + "power_watts", A + "ecc_errors_total",
+    A + "retired_pages", A + "owners", "poolwatch_node_accelerators",
+    "poolwatch_node_accelerators_idle", "poolwatch_accelerator_allocation_info",
+    "poolwatch_filesystem_used_ratio", "poolwatch_filesystem_readonly", "poolwatch_collector_up",
+)  # fmt: skip
+COLLECTORS = ("accelerator", "filesystem", "pod_resources")
+MEMORY = {"nvidia": 81559 * MIB, "huawei": 65536 * MIB}  # H100 80GB as NVML reports it; 910B3 HBM
+POWER = {"nvidia": (70.0, 650.0), "huawei": (95.0, 340.0)}  # watts idle, fully busy
+CACHE = ("/cache", "cache", "/cache", "ext4")
+KUBELET = ("/var/lib/kubelet", "kubelet", "/var/lib/kubelet", "ext4")
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    index: int
+    uuid: str
+    faults: tuple[tuple[str, float], ...]  # (fault, since)
+    owner: tuple[str, str, str, str] | None  # (namespace, pod, container, training_job)
+    activity: str  # idle (no holder) | creating | busy (computing) | stuck (hung or stalled)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """A consistent copy of one node as its node exporter would see it, at simulated time `now`."""
+
+    name: str
+    pool: str
+    resource: str
+    model: str
+    now: float
+    faults: tuple[tuple[str, float], ...]  # node-level (fault, since)
+    devices: tuple[DeviceView, ...]
+
+
+def node_view(world: World, n: SimNode) -> NodeView:
+    devices = []
+    for d in n.devices:
+        owner, activity = None, "idle"
+        if d.holder:
+            pod = world.pods[d.holder]
+            job = world.jobs[pod.job]
+            owner = (pod.namespace, pod.name, pod.container, job.name)
+            activity = "stuck" if job.hung or job.stalled else "busy"
+            if job.status is JobStatus.CREATING:
+                activity = "creating"
+        devices.append(DeviceView(d.index, d.uuid, tuple(d.faults.items()), owner, activity))
+    return NodeView(n.name, n.pool, n.resource, n.model, world.now, tuple(n.faults.items()),
+                    tuple(devices))  # fmt: skip
+
+
+def node_families(cluster: SimulatedCluster, node_name: str) -> list[Metric]:
+    """The families one simulated node's exporter would serve (empty ones left out)."""
+    return _families(cluster, [node_name])
+
+
+def exposition(cluster: SimulatedCluster) -> bytes:
+    """Text exposition of every simulated node, one block per family."""
+    return generate_latest(_Families(_families(cluster, [n.name for n in cluster.nodes()])))
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _families(cluster: SimulatedCluster, names: Iterable[str]) -> list[Metric]:
+    fams = {name: new_family(name, IDENTITY) for name in FAMILIES}
+    pools = {p.name: p for p in cluster.spec.pools}
+    for name in names:
+        view = cluster.node_view(name)
+        _node(view, pools[view.pool], fams)
+    return [f for f in fams.values() if f.samples]
+
+
+def _jitter(*parts: object) -> float:
+    """A stable pseudo-random number in [0, 1) for these parts."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) / 2**32
+
+
+def _node(view: NodeView, pool: PoolSpec, fams: dict[str, Metric]) -> None:
+    ident = [view.name, view.pool]
+    vendor = vendor_of(view.resource)
+    up = idle = 0
+    for dev in view.devices:
+        answered = _device(view, pool, dev, fams)
+        up += answered
+        idle += answered and dev.owner is None
+        if dev.owner is not None:
+            ns, pod, container, job = dev.owner
+            device_id = dev.uuid if vendor == "nvidia" else f"Ascend910-{dev.index}"
+            fams[A + "allocation_info"].add_metric(
+                [*ident, view.resource, device_id, ns, pod, container, job], 1
+            )
+    fams["poolwatch_node_accelerators"].add_metric([*ident, vendor], up)
+    fams["poolwatch_node_accelerators_idle"].add_metric([*ident, vendor], idle)
+    faults = dict(view.faults)
+    base = 0.25 + 0.3 * _jitter(view.name, "cache")
+    cache_used = 0.97 if "cache_full" in faults else base
+    kubelet_used = 0.1 + 0.2 * _jitter(view.name, "kubelet")
+    for labels, used, readonly in (
+        (CACHE, cache_used, 0),
+        (KUBELET, kubelet_used, 1 if "kubelet_readonly" in faults else 0),
+    ):
+        fams["poolwatch_filesystem_used_ratio"].add_metric([*ident, *labels], used)
+        fams["poolwatch_filesystem_readonly"].add_metric([*ident, *labels], readonly)
+    for collector in COLLECTORS:
+        fams["poolwatch_collector_up"].add_metric([*ident, collector], 1)
+
+
+def _device(view: NodeView, pool: PoolSpec, dev: DeviceView, fams: dict[str, Metric]) -> bool:
+    """Render one device; False when it does not answer (lost)."""
+    vendor = vendor_of(view.resource)
+    faults = dict(dev.faults)
+    labels = [view.name, view.pool, vendor, view.model, str(dev.index), dev.uuid]
+    bus_id = f"0000:{0x18 + dev.index:02x}:00.0"
+    fams[A + "info"].add_metric([*labels, "", bus_id, pool.driver_version, ""], 1)
+    lost = "gpu_lost" in faults
+    fams[A + "up"].add_metric(labels, 0 if lost else 1)
+    health = 3 if lost else 2 if "npu_health" in faults else 0
+    fams[A + "health_level"].add_metric(labels, health)
+    fams[A + "healthy"].add_metric(labels, 1 if health == 0 else 0)
+    if lost:
+        return False
+    slot = int(view.now // 15)
+    wiggle = _jitter(view.name, dev.index, slot)
+    util = 0.85 + 0.14 * wiggle if dev.activity == "busy" else 0.0
+    total = MEMORY[vendor]
+    share = 0.6 + 0.3 * _jitter(view.name, dev.index)  # a job's footprint, steady while it runs
+    share = {"idle": 0.0, "creating": 0.02}.get(dev.activity, share)
+    idle_w, busy_w = POWER[vendor]
+    fams[A + "utilization_ratio"].add_metric(labels, util)
+    fams[A + "memory_total_bytes"].add_metric(labels, total)
+    fams[A + "memory_used_bytes"].add_metric(labels, total * share)
+    fams[A + "memory_free_bytes"].add_metric(labels, total * (1 - share))
+    fams[A + "memory_used_ratio"].add_metric(labels, share)
+    fams[A + "temperature_celsius"].add_metric(labels, round(32 + 40 * util + 3 * wiggle, 1))
+    fams[A + "power_watts"].add_metric(labels, round(idle_w + (busy_w - idle_w) * util, 1))
+    hit = "ecc" in faults
+    minutes = int((view.now - faults["ecc"]) // 60) if hit else 0
+    counts = (("corrected", 8 + 4 * minutes), ("uncorrected", 1 + minutes)) if hit else (
+        ("corrected", 0), ("uncorrected", 0))  # fmt: skip
+    for error, count in counts:
+        for scope in ("volatile", "aggregate"):
+            fams[A + "ecc_errors_total"].add_metric([*labels, error, scope], count)
+    single, double = (1, 64 + min(minutes, 16)) if hit else (0, 0)
+    fams[A + "retired_pages"].add_metric([*labels, "single_bit"], single)
+    fams[A + "retired_pages"].add_metric([*labels, "double_bit"], double)
+    fams[A + "owners"].add_metric(labels, 0 if dev.owner is None else 1)
+    return True

@@ -1,0 +1,253 @@
+"""The simulated cluster: the embedded default backend; the engine of demos, tests, benchmarks.
+
+An in-process pool of nodes and accelerators with a job generator and fault injection, behind the
+same `ClusterBackend` methods as the Kubernetes backend. There are no threads inside: the caller
+drives simulated time with `step(seconds)` (or `run()` paces it against the wall clock for a demo),
+and every random draw comes from `random.Random(spec.seed)`, so the same seed and the same calls
+give identical objects, events and watch streams.
+
+The parts: `sim_spec` (what to simulate), `sim_state` (the mutable world and its frozen
+snapshots), `sim_jobs` (generator, gang placement, job lifecycle), `sim_faults` (fault injection),
+`sim_pools` (pool status rules and events, quotas), `sim_feed` (object store and watch stream),
+`sim_metrics` (node-exporter-shaped metrics). This class holds the lock and, after every action,
+commits: node statuses are derived again, pool events emitted, queued jobs placed, and the
+changed objects published to the store and to every open watch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from . import sim_faults, sim_jobs
+from .backend import WatchEvent
+from .model import Event, Pod, Pool, Quota, TrainingJob
+from .model import Node as NodeObj
+from .sim_feed import ChangeFeed
+from .sim_metrics import NodeView, node_view
+from .sim_pools import PoolBook
+from .sim_spec import JobRequest, SimulationSpec
+from .sim_state import (
+    SimNode,
+    World,
+    derive_status,
+    job_object,
+    node_object,
+    pod_object,
+)
+
+
+class SimulatedCluster:
+    """A `ClusterBackend` over a simulated cluster; every method is safe from any thread.
+
+    `clock` is read once: simulated time starts there and moves only with `step()` (tests pass
+    a fixed clock; a demo the wall clock, with `run()` keeping pace). Beyond the protocol:
+    `step`, `run`, `submit`, `inject`, `heal`, `now`, `node_view` (what sim_metrics renders)
+    and `reachable` (False plays an API outage). Unknown nodes and pods raise KeyError, bad
+    arguments ValueError."""
+
+    name = "simulated"
+
+    def __init__(
+        self, spec: SimulationSpec | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.spec = spec or SimulationSpec()
+        self.reachable = True  # set False to play an API outage: healthy() turns False
+        self._lock = threading.RLock()
+        self._world = World(self.spec, clock())
+        self._feed = ChangeFeed(self._lock)
+        self._pools = PoolBook(self._world)
+        with self._lock:
+            self._pools.create()
+            self._start_generators()
+            self._commit()
+            self.step(0)  # nodes with no creation time are ready at once
+            for pool in self.spec.pools:
+                for _ in range(self.spec.initial_jobs):
+                    if (req := sim_jobs.generate(self._world, pool.name)) is not None:
+                        sim_jobs.submit(self._world, req)
+            self._commit()
+
+    def _start_generators(self) -> None:
+        w = self._world
+        for p in self.spec.pools:
+            if self.spec.jobs_per_hour > 0:
+                w.at(w.now + w.rng.expovariate(self.spec.jobs_per_hour / 3600.0),
+                     sim_jobs.arrive, p.name)  # fmt: skip
+        if self.spec.fault_interval:
+            w.at(w.now + w.rng.expovariate(1.0 / self.spec.fault_interval), sim_faults.random_fault)
+
+    # -- time ------------------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Simulated time, unix seconds: the clock at construction plus the time stepped."""
+        return self._world.now
+
+    def step(self, seconds: float) -> list[WatchEvent]:
+        """Advance simulated time by `seconds`, running every due action in order; returns the
+        watch events that this produced (the same ones open watches receive)."""
+        if seconds < 0:
+            raise ValueError("time only runs forward")
+        w, out = self._world, []
+        with self._lock:
+            target = w.now + seconds
+            while (due := w.pop_due(target)) is not None:
+                w.now, action, args = due
+                action(w, *args)
+                out += self._commit()
+            w.now = target
+        return out
+
+    def run(self, stop: threading.Event, speed: float = 1.0, tick: float = 1.0) -> None:
+        """Step in real time, `speed` simulated seconds per wall second, until `stop` is set."""
+        last = time.monotonic()
+        while not stop.wait(tick):
+            now = time.monotonic()
+            self.step((now - last) * speed)
+            last = now
+
+    # -- scripted input ------------------------------------------------------------------------
+    def submit(self, job: JobRequest) -> TrainingJob:
+        """Queue a job now (it is placed at once if it fits); returns it as it then stands."""
+        with self._lock:
+            sim = sim_jobs.submit(self._world, job)
+            self._commit()
+            return job_object(sim)
+
+    def inject(self, fault: str, node: str, device: int | None = None) -> int | None:
+        """Strike `node` with `fault` now (see sim_faults); returns the device index it hit."""
+        with self._lock:
+            hit = sim_faults.inject(self._world, fault, node, device)
+            self._commit()
+            return hit
+
+    def heal(self, node: str, fault: str | None = None) -> None:
+        """Repair `fault` (all faults when None) on `node` now."""
+        with self._lock:
+            sim_faults.heal(self._world, node, fault)
+            self._commit()
+
+    # -- read side ---------------------------------------------------------------------------
+    def pools(self) -> list[Pool]:
+        return self._feed.objects("pool")  # type: ignore[return-value]
+
+    def nodes(self) -> list[NodeObj]:
+        return self._feed.objects("node")  # type: ignore[return-value]
+
+    def pods(self) -> list[Pod]:
+        return self._feed.objects("pod")  # type: ignore[return-value]
+
+    def jobs(self) -> list[TrainingJob]:
+        return self._feed.objects("job")  # type: ignore[return-value]
+
+    def quotas(self) -> list[Quota]:
+        return self._feed.objects("quota")  # type: ignore[return-value]
+
+    def events(self) -> list[Event]:
+        return self._feed.objects("event")  # type: ignore[return-value]
+
+    def watch(self, stop_after: float | None = None) -> Iterator[WatchEvent]:
+        """See `ChangeFeed.watch`. Changes arrive as `step()`, `submit()`, `inject()` or a write
+        commits them; a watch consumed in the stepping thread reads what is queued, so pass a
+        `stop_after` there (0 is fine) or it waits for the next change."""
+        return self._feed.watch(stop_after)
+
+    def healthy(self) -> bool:
+        return self.reachable
+
+    def node_view(self, node: str) -> NodeView:
+        """What the node exporter would see on one simulated node (see sim_metrics)."""
+        with self._lock:
+            return node_view(self._world, self._node(node))
+
+    # -- write side (the controller's) -------------------------------------------------------
+    def label_node(self, node: str, labels: dict[str, str | None]) -> None:
+        with self._lock:
+            n = self._node(node)
+            for key, value in labels.items():
+                if value is None:
+                    n.labels.pop(key, None)
+                else:
+                    n.labels[key] = value
+            self._changed(n)
+
+    def taint_node(self, node: str, key: str, value: str, effect: str) -> None:
+        if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise ValueError("taint effect must be NoSchedule, PreferNoSchedule or NoExecute")
+        with self._lock:
+            n = self._node(node)
+            n.taints = [t for t in n.taints if (t[0], t[2]) != (key, effect)]
+            n.taints.append((key, value, effect))
+            self._changed(n)
+
+    def untaint_node(self, node: str, key: str) -> None:
+        with self._lock:
+            n = self._node(node)
+            n.taints = [t for t in n.taints if t[0] != key]
+            self._changed(n)
+
+    def cordon(self, node: str, unschedulable: bool = True) -> None:
+        with self._lock:
+            n = self._node(node)
+            n.unschedulable = unschedulable
+            self._changed(n)
+
+    def evict(self, namespace: str, pod: str) -> None:
+        """Evict a pod; its job restarts as a whole (see sim_jobs.evict)."""
+        with self._lock:
+            key = f"{namespace}/{pod}"
+            if key not in self._world.pods:
+                raise KeyError(f"no pod {key} in the simulation")
+            sim_jobs.evict(self._world, key)
+            self._commit()
+
+    def record_event(self, event: Event) -> None:
+        with self._lock:
+            w = self._world
+            uid = event.uid or w.event_uid()
+            w.add_event(Event(uid, event.kind, event.name, event.reason, event.type,
+                              event.message, event.time or w.now, event.pool, event.namespace,
+                              dict(event.extra)))  # fmt: skip
+            self._commit()
+
+    def _node(self, name: str) -> SimNode:
+        node = self._world.nodes.get(name)
+        if node is None:
+            raise KeyError(f"no node {name!r} in the simulation")
+        return node
+
+    def _changed(self, node: SimNode) -> None:
+        self._world.touch("node", node.name)
+        self._world.want_placement = True
+        self._commit()
+
+    # -- commit: derive, evaluate pools, place, publish ---------------------------------------
+    def _commit(self) -> list[WatchEvent]:
+        w, feed = self._world, self._feed
+        for name in w.dirty["node"]:
+            if (n := w.nodes.get(name)) is not None:
+                new, n.fault_code = derive_status(
+                    n.labels, n.taints, n.ready, n.unschedulable, n.creating
+                )
+                if new is not n.status:
+                    self._pools.moved(n, new)
+                    n.status = new
+        self._pools.evaluate()
+        if w.want_placement:
+            w.want_placement = False
+            sim_jobs.place_pending(w)
+        for p in self.spec.pools:
+            feed.put("pool", p.name, self._pools.pool_object(p))
+        for kind, table, build in (("node", w.nodes, node_object), ("pod", w.pods, pod_object),
+                                   ("job", w.jobs, job_object)):  # fmt: skip
+            for key in w.dirty[kind]:
+                obj = table.get(key)
+                feed.put(kind, key, None if obj is None else build(obj))  # type: ignore[arg-type]
+            w.dirty[kind].clear()
+        for quota in self._pools.quota_objects():
+            feed.put("quota", f"{quota.kind}/{quota.namespace}/{quota.name}", quota)
+        for uid in w.dirty["event"]:
+            feed.put("event", uid, w.events.get(uid))
+        w.dirty["event"].clear()
+        return feed.publish()
