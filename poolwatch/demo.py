@@ -96,11 +96,13 @@ class Demo:
         prometheus: bool = True,
         seed: int = 1,
         speed: float = 1.0,
+        scrape_interval: str = "5s",
     ) -> None:
         self.ports = Ports.from_base(port_base)
         self.data_dir = data_dir
         self.want_prometheus = prometheus
         self.speed = speed
+        self.scrape_interval = scrape_interval
         self.cluster = SimulatedCluster(SimulationSpec(seed=seed))
         self.nodes = SimulatedNodes(self.cluster)
         self._stop = threading.Event()
@@ -148,7 +150,7 @@ class Demo:
                             "(apt-get install prometheus, or pass --no-prometheus)")  # fmt: skip
             return
         cfg = self.data_dir / "prometheus.yml"
-        cfg.write_text(prometheus_config(self.ports))
+        cfg.write_text(prometheus_config(self.ports, self.scrape_interval))
         out = (self.data_dir / "prometheus.log").open("wb")
         self.prometheus = subprocess.Popen(
             [binary, f"--config.file={cfg}", f"--storage.tsdb.path={self.data_dir / 'prometheus'}",
