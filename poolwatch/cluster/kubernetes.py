@@ -1,0 +1,308 @@
+"""The Kubernetes backend: the cluster interface over the official `kubernetes` client.
+
+One informer (k8s_informer.py) per resource lists and then watches it, in its own thread:
+
+| resource                                                          | feeds | not served (404) |
+|-------------------------------------------------------------------|-------|------------------|
+| v1 nodes, pods, resourcequotas, events                            | (each)| an error         |
+| batch/v1 jobs                                                     | job   | an error         |
+| kubeflow.org/v1 pytorchjobs, tfjobs, mpijobs                      | job   | skipped quietly  |
+| kubeflow.org/v2beta1 mpijobs (MPI operator v2)                    | job   | skipped quietly  |
+| batch.volcano.sh/v1alpha1 jobs (vcjob)                            | job   | skipped quietly  |
+| scheduling.volcano.sh/v1beta1 queues                              | quota | skipped quietly  |
+| scheduling.sigs.k8s.io/v1beta1 elasticquotatrees (ACK)            | quota | skipped quietly  |
+| scheduling.sigs.k8s.io/v1alpha1 elasticquotas (scheduler-plugins) | quota | skipped quietly  |
+
+A CRD that is not installed is logged once at info and looked for again every `absent_retry`
+seconds. Bodies are parsed as JSON dicts (`_preload_content=False`): the client's generated
+models would build every field of every pod to read a few, and one field that fails their
+validation would fail a whole list. k8s_convert.py, k8s_jobs.py and k8s_podjobs.py turn them into
+the model, with the status tables and poolwatch's own markers (label `poolwatch.io/status`, taint
+`poolwatch.io/fault`); k8s_state.py keeps the objects and derives pools and plain-pod jobs.
+
+Reading never lists: `nodes()`, `pools()`, ... return the informers' state, `watch()` streams
+it (ADDED for everything, one SYNCED when every initial list is done, then the changes). Stale
+figures are never served as fresh: while an informer feeding a kind cannot list or watch,
+reading that kind raises `ClusterUnavailable` and `healthy()` is False; a watch stream keeps
+running (it only ever carries fresh changes) and shows the recovery as the differences. Objects
+that are odd (no uid, garbage or negative quantities, unknown phases, unsupported job kinds)
+are counted by reason in `skipped` and logged once per reason; they never stop the watch.
+
+Where the API is: `api_client` if given; else the kubeconfig at `kubeconfig`; else the pod's
+service account when KUBERNETES_SERVICE_HOST is set; else the client's default kubeconfig
+($KUBECONFIG, ~/.kube/config). Loaded at the first request; a failure to load is an informer
+failure like any other (down, retried with backoff). The ServiceAccount needs list and watch on
+every resource above, and for the write side patch on nodes, create on pods/eviction and events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .backend import Kind, WatchEvent
+from .k8s_api import (
+    CONVERTERS,
+    RESOURCES,
+    USER_AGENT,
+    Backoff,
+    Resource,
+    list_call,
+    load_configuration,
+)
+from .k8s_informer import Informer
+from .k8s_read import JOB_LABEL, OWNER_LABEL, POOL_LABEL, Context
+from .k8s_state import ClusterState
+from .k8s_write import Writer
+from .model import Event, Node, Pod, Pool, Quota, TrainingJob
+
+log = logging.getLogger(__name__)
+
+_FEEDS: dict[Kind, set[str]] = {"pool": {"node"}, "job": {"job", "pod"}}
+STAGES = ({"node"}, {"pod", "job", "quota"}, {"event"})
+
+
+class ClusterUnavailable(RuntimeError):
+    """The API cannot be listed or watched for this kind now: no figures rather than stale."""
+
+
+class KubernetesCluster:
+    """`ClusterBackend` over the Kubernetes API; see the module docstring.
+
+    Settings: `pool_label`, the node label(s) that name a node's pool, first present wins;
+    `job_label`, the label that makes a plain pod part of a training job; `owner_label`, where a
+    job's user is recorded (label or annotation); `resources`, the collections to read (drop
+    the CRDs you do not want from `RESOURCES`); `watch_timeout`, the server-side end of each
+    watch (`timeoutSeconds`); `connect_timeout`/`request_timeout` for lists and writes;
+    `absent_retry`, how often a missing CRD is looked for; `sync_timeout`, how long a read waits
+    for a first list; `backoff`, the reconnect policy; `clock`, wall time for the write side.
+    An `api_client` passed in should allow a connection per resource plus a few for writes
+    (`Configuration.connection_pool_maxsize`), or urllib3 discards connections with a warning.
+
+    `skipped` counts odd objects and fields by reason; `informers()` tells each resource's state.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: Any = None,  # kubernetes.client.ApiClient
+        *,
+        kubeconfig: Path | str | None = None,
+        pool_label: str | Sequence[str] = POOL_LABEL,  # one label, or several by preference
+        job_label: str = JOB_LABEL,
+        owner_label: str = OWNER_LABEL,
+        resources: Sequence[Resource] = RESOURCES,
+        watch_timeout: int = 300,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 60.0,
+        absent_retry: float = 300.0,
+        sync_timeout: float = 30.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        unknown = [r.name for r in resources if (r.group, r.plural) not in CONVERTERS]
+        if unknown:
+            raise ValueError(f"resources without a converter: {', '.join(unknown)}")
+        labels = (pool_label,) if isinstance(pool_label, str) else tuple(pool_label)
+        self.skipped: Counter[str] = Counter()
+        self._note_lock = threading.Lock()
+        self._ctx = Context(labels, job_label, owner_label, self._note)
+        converters = {r.name: CONVERTERS[(r.group, r.plural)] for r in resources}
+        self._state = ClusterState(self._ctx, converters)
+        self._api_client, self._kubeconfig, self._environ = api_client, kubeconfig, environ
+        self._client_lock = threading.Lock()
+        self._own_client = api_client is None
+        self.sync_timeout, self._clock = sync_timeout, clock
+        self._cond = threading.Condition()
+        self._started = self._stopped = False
+        self._informers = [
+            Informer(
+                r,
+                self._lister(r),
+                self._state.apply,
+                self._changed,
+                self._note,
+                backoff=backoff or Backoff(),
+                watch_timeout=watch_timeout,
+                connect_timeout=connect_timeout,
+                request_timeout=request_timeout,
+                absent_retry=absent_retry,
+            )
+            for r in resources
+        ]
+        self._writer = Writer(
+            self._api, clock, self._state.job_ref, timeout=(connect_timeout, request_timeout)
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the informers (idempotent; reading and watching start them too)."""
+        with self._cond:
+            if self._started or self._stopped:
+                return
+            self._started = True
+        threading.Thread(target=self._start_in_stages, name="informers-start", daemon=True).start()
+
+    def _start_in_stages(self) -> None:
+        """Nodes first, then pods, jobs and quotas, then events, each stage once the previous
+        one's first lists are answered (or failed): conversions that look up another kind (a
+        plain-pod job's pool is its node's, an event's pool its node's or job's) then find it
+        from the start rather than only after the next change."""
+        for stage in STAGES:
+            informers = [i for i in self._informers if i.resource.feeds in stage]
+            for informer in informers:
+                informer.start()
+            answered = partial(self._answered, informers)
+            with self._cond:
+                self._cond.wait_for(answered, self.sync_timeout)
+                if self._stopped:
+                    return
+
+    def _answered(self, informers: list[Informer]) -> bool:
+        return self._stopped or all(i.tried for i in informers)
+
+    def stop(self) -> None:
+        """Stop the informers for good; open watch() streams end."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        for informer in self._informers:
+            informer.stop(timeout=None)
+        for informer in self._informers:
+            informer.stop()
+        if self._own_client and self._api_client is not None:
+            self._api_client.close()
+
+    def __enter__(self) -> KubernetesCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def informers(self) -> dict[str, str]:
+        """Each resource's state: synced, absent, new, or "down: <why>"."""
+        return {
+            i.resource.name: f"down: {i.error}" if i.state == "down" else i.state
+            for i in self._informers
+        }
+
+    def healthy(self) -> bool:
+        return self._started and not self._stopped and all(i.up for i in self._informers)
+
+    # -- read side -------------------------------------------------------------------------------
+    def pools(self) -> list[Pool]:
+        return self._read("pool")
+
+    def nodes(self) -> list[Node]:
+        return self._read("node")
+
+    def pods(self) -> list[Pod]:
+        return self._read("pod")
+
+    def jobs(self) -> list[TrainingJob]:
+        return self._read("job")
+
+    def quotas(self) -> list[Quota]:
+        return self._read("quota")
+
+    def events(self) -> list[Event]:
+        return self._read("event")
+
+    def watch(self, stop_after: float | None = None) -> Iterator[WatchEvent]:
+        """Everything known as ADDED, SYNCED once the initial lists are done, then the changes;
+        for `stop_after` seconds, or until stop() (or the consumer closes the generator)."""
+        self.start()
+        q = self._state.subscribe()
+        deadline = None if stop_after is None else time.monotonic() + stop_after
+        try:
+            while not self._stopped:
+                wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+                try:
+                    yield q.get(timeout=wait)
+                except queue.Empty:
+                    continue
+        finally:
+            self._state.unsubscribe(q)
+
+    def _read(self, kind: Kind) -> list[Any]:
+        self.start()
+        feeds = _FEEDS.get(kind, {kind})
+        mine = [i for i in self._informers if i.resource.feeds in feeds]
+        deadline = time.monotonic() + self.sync_timeout
+        with self._cond:
+            while True:
+                new = [i for i in mine if i.state == "new"]  # the first list is still running
+                left = deadline - time.monotonic()
+                if not new or left <= 0 or self._stopped:
+                    break
+                self._cond.wait(left)
+        failing = [i for i in mine if not i.up]
+        if failing:
+            why = "; ".join(f"{i.resource.name}: {i.error or i.state}" for i in failing)
+            raise ClusterUnavailable(f"{kind}s unavailable ({why})")
+        return self._state.snapshot(kind)
+
+    # -- write side ------------------------------------------------------------------------------
+    def label_node(self, node: str, labels: dict[str, str | None]) -> None:
+        self._writer.label_node(node, labels)
+
+    def taint_node(self, node: str, key: str, value: str, effect: str) -> None:
+        self._writer.taint_node(node, key, value, effect)
+
+    def untaint_node(self, node: str, key: str) -> None:
+        self._writer.untaint_node(node, key)
+
+    def cordon(self, node: str, unschedulable: bool = True) -> None:
+        self._writer.cordon(node, unschedulable)
+
+    def evict(self, namespace: str, pod: str) -> None:
+        self._writer.evict(namespace, pod)
+
+    def record_event(self, event: Event) -> None:
+        self._writer.record_event(event)
+
+    # -- internals -------------------------------------------------------------------------------
+    def _note(self, reason: str, detail: str) -> None:
+        """Count an odd object or field by reason; log the first of each reason."""
+        with self._note_lock:
+            self.skipped[reason] += 1
+            first = self.skipped[reason] == 1
+        if first:
+            log.warning("%s (%s); counted in skipped[%r], logged once", reason, detail, reason)
+
+    def _changed(self, informer: Informer) -> None:
+        with self._cond:
+            self._cond.notify_all()
+        if all(i.listed or (i.resource.optional and i.tried) for i in self._informers):
+            self._state.mark_synced()
+
+    def _api(self) -> Any:
+        """The API client, built at the first request (and again after a failed load)."""
+        with self._client_lock:
+            if self._api_client is None:
+                from kubernetes import client
+
+                cfg = load_configuration(self._kubeconfig, self._environ)
+                cfg.retries = False  # one try per request: the informers' backoff retries
+                cfg.connection_pool_maxsize = max(
+                    cfg.connection_pool_maxsize or 0, len(self._informers) + 4
+                )
+                self._api_client = client.ApiClient(cfg)
+                self._api_client.user_agent = USER_AGENT
+            return self._api_client
+
+    def _lister(self, resource: Resource) -> Callable[..., Any]:
+        return partial(list_call, resource, self._api)
