@@ -247,3 +247,36 @@ def test_without_kubelet_devices_are_attributed_by_their_processes() -> None:
     used = value(s, "poolwatch_container_accelerator_memory_used_bytes", pod="hog-0")
     assert used == (2566 + 1542) * MIB
     assert value(s, "poolwatch_container_accelerator_utilization_ratio", pod="hog-0") == 1.0
+
+
+def test_booked_and_idle_seconds_accumulate_per_holder() -> None:
+    """The Apulis VC table's booked hours and idle hours (held at 0 %) as counters."""
+    from helpers import parse
+
+    gpus = a100s()  # GPU 0 at 99 %, GPU 1 at 0 %
+    owners = DeviceOwners()
+    busy, idle = Owner("ml", "busy-0", "c", "busy"), Owner("ml", "idle-0", "c", "idle")
+    owners.replace({gpus[0].q["uuid"]: (busy,), gpus[1].q["uuid"]: (idle,)}, "pod-resources")
+    coll = collector(FakeNvml(gpus), owners)
+    now = [1000.0]
+    coll.clock = lambda: now[0]
+    runner, store = _runner(coll)
+    runner.run_once(coll)
+    now[0] += 15
+    runner.run_once(coll)
+    now[0] += 15
+    runner.run_once(coll)
+    s = parse(store.body())
+    booked = "poolwatch_container_accelerator_allocated_seconds_total"
+    idle_s = "poolwatch_container_accelerator_idle_seconds_total"
+    assert value(s, booked, pod="busy-0") == 30
+    assert value(s, idle_s, pod="busy-0") == 0
+    assert value(s, booked, pod="idle-0") == 30
+    assert value(s, idle_s, pod="idle-0") == 30
+    now[0] += 3600  # the exporter stalled for an hour: at most two intervals are booked
+    runner.run_once(coll)
+    assert value(parse(store.body()), booked, pod="busy-0") == 30 + 2 * coll.interval
+    owners.replace({gpus[0].q["uuid"]: (busy,)}, "pod-resources")  # idle-0 let go
+    now[0] += 15
+    runner.run_once(coll)
+    assert not [ls for n, ls in parse(store.body()) if n == booked and ("pod", "idle-0") in ls]

@@ -194,13 +194,31 @@ CONTAINER_ACCELERATOR = [
           _a("ma_container_npu_hbm_bytes", "Byte", HW)),
 ]
 
+# fmt: off
+CONTAINER_ACCOUNTING = [
+    _spec("poolwatch_container_accelerator_allocated_seconds_total", "counter", "seconds",
+          "Seconds the container held the device, accumulated between collections since the "
+          "exporter started: booked hours per user or VC are an increase() joined to "
+          "poolwatch_training_job_info (accelerator + pod attribution).", (*OWNER, *DEV)),
+    _spec("poolwatch_container_accelerator_idle_seconds_total", "counter", "seconds",
+          "Of those, the seconds the device was held at 0 % utilisation (the Apulis VC table's "
+          "idle hours: occupied but at 0 % utilization) (accelerator + pod attribution).",
+          (*OWNER, *DEV)),
+]
+# fmt: on
+
 
 def _view(device_family: str, *al: Alias) -> MetricSpec:
     """The per-container view of a device gauge: same value, owner labels in front."""
     name = "poolwatch_container_" + device_family.removeprefix("poolwatch_")
-    return _spec(name, "gauge", _unit_of(device_family),
-                 f"{device_family} of a device the container holds (accelerator + pod "
-                 "attribution).", (*OWNER, *DEV), *al)
+    return _spec(
+        name,
+        "gauge",
+        _unit_of(device_family),
+        f"{device_family} of a device the container holds (accelerator + pod attribution).",
+        (*OWNER, *DEV),
+        *al,
+    )
 
 
 def _unit_of(name: str) -> str:
@@ -212,56 +230,90 @@ def _unit_of(name: str) -> str:
 
 # Device family -> its per-container view (the collector copies the device's samples).
 CONTAINER_VIEWS = [
-    _view("poolwatch_accelerator_memory_free_bytes",
-          _a("ma_container_gpu_mem_free_megabytes", "MB", NV, scale=MIB)),
-    _view("poolwatch_accelerator_memory_used_ratio",
-          _a("ma_container_gpu_mem_util", "%", NV, scale=100.0),
-          _a("ma_container_gpu_memory_util", "%", NV, scale=100.0),
-          _a("ma_container_npu_hbm_util", "%", HW, scale=100.0)),
-    _view("poolwatch_accelerator_temperature_celsius",
-          _a("ma_container_npu_ai_core_temperature_celsius", "°C", HW)),
-    _view("poolwatch_accelerator_memory_temperature_celsius",
-          _a("ma_container_npu_hbm_temperature_celsius", "°C", HW)),
-    _view("poolwatch_accelerator_power_watts",
-          _a("ma_container_npu_ai_core_power_usage_watts", "W", HW)),
-    _view("poolwatch_accelerator_core_clock_hertz",
-          _a("ma_container_npu_ai_core_frequency_hertz", "Hz", HW)),
-    _view("poolwatch_accelerator_memory_clock_hertz",
-          _a("ma_container_npu_hbm_frequency_hertz", "Hz", HW)),
-    _view("poolwatch_accelerator_healthy",
-          _a("ma_container_npu_ai_core_health_status", "-", HW)),
-    _view("poolwatch_accelerator_error_code",
-          _a("ma_container_npu_ai_core_error_code", "-", HW)),
-    _view("poolwatch_gpu_memory_copy_utilization_ratio",
-          _a("ma_container_gpu_mem_copy_util", "%", NV, scale=100.0)),
-    _view("poolwatch_gpu_encoder_utilization_ratio",
-          _a("ma_container_gpu_enc_util", "%", NV, scale=100.0),
-          _a("ma_container_gpu_encode_util", "%", NV, scale=100.0)),
-    _view("poolwatch_gpu_decoder_utilization_ratio",
-          _a("ma_container_gpu_dec_util", "%", NV, scale=100.0),
-          _a("ma_container_gpu_decode_util", "%", NV, scale=100.0)),
-    _view("poolwatch_npu_vector_core_utilization_ratio",
-          _a("ma_container_npu_vector_core_util", "%", HW, scale=100.0)),
-    _view("poolwatch_npu_ai_cpu_utilization_ratio",
-          _a("ma_container_npu_ai_cpu_util", "%", HW, scale=100.0)),
-    _view("poolwatch_npu_ctrl_cpu_utilization_ratio",
-          _a("ma_container_npu_ctrl_cpu_util", "%", HW, scale=100.0)),
-    _view("poolwatch_npu_overall_utilization_ratio",
-          _a("ma_container_npu_general_util", "%", HW, scale=100.0)),
-    _view("poolwatch_npu_hbm_bandwidth_utilization_ratio",
-          _a("ma_container_npu_hbm_bandwidth_util", "%", HW, scale=100.0)),
-    _view("poolwatch_npu_ddr_memory_total_bytes",
-          _a("ma_container_npu_ddr_memory_bytes", "Byte", HW),
-          _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB)),
-    _view("poolwatch_npu_ddr_memory_used_bytes",
-          _a("ma_container_npu_ddr_memory_usage_bytes", "Byte", HW),
-          _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB)),
-    _view("poolwatch_npu_ddr_memory_used_ratio",
-          _a("ma_container_npu_ddr_memory_util", "%", HW, scale=100.0),
-          _a("ma_container_npu_memory_util", "%", HW, scale=100.0)),
+    _view(
+        "poolwatch_accelerator_memory_free_bytes",
+        _a("ma_container_gpu_mem_free_megabytes", "MB", NV, scale=MIB),
+    ),
+    _view(
+        "poolwatch_accelerator_memory_used_ratio",
+        _a("ma_container_gpu_mem_util", "%", NV, scale=100.0),
+        _a("ma_container_gpu_memory_util", "%", NV, scale=100.0),
+        _a("ma_container_npu_hbm_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_accelerator_temperature_celsius",
+        _a("ma_container_npu_ai_core_temperature_celsius", "°C", HW),
+    ),
+    _view(
+        "poolwatch_accelerator_memory_temperature_celsius",
+        _a("ma_container_npu_hbm_temperature_celsius", "°C", HW),
+    ),
+    _view(
+        "poolwatch_accelerator_power_watts",
+        _a("ma_container_npu_ai_core_power_usage_watts", "W", HW),
+    ),
+    _view(
+        "poolwatch_accelerator_core_clock_hertz",
+        _a("ma_container_npu_ai_core_frequency_hertz", "Hz", HW),
+    ),
+    _view(
+        "poolwatch_accelerator_memory_clock_hertz",
+        _a("ma_container_npu_hbm_frequency_hertz", "Hz", HW),
+    ),
+    _view("poolwatch_accelerator_healthy", _a("ma_container_npu_ai_core_health_status", "-", HW)),
+    _view("poolwatch_accelerator_error_code", _a("ma_container_npu_ai_core_error_code", "-", HW)),
+    _view(
+        "poolwatch_gpu_memory_copy_utilization_ratio",
+        _a("ma_container_gpu_mem_copy_util", "%", NV, scale=100.0),
+    ),
+    _view(
+        "poolwatch_gpu_encoder_utilization_ratio",
+        _a("ma_container_gpu_enc_util", "%", NV, scale=100.0),
+        _a("ma_container_gpu_encode_util", "%", NV, scale=100.0),
+    ),
+    _view(
+        "poolwatch_gpu_decoder_utilization_ratio",
+        _a("ma_container_gpu_dec_util", "%", NV, scale=100.0),
+        _a("ma_container_gpu_decode_util", "%", NV, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_vector_core_utilization_ratio",
+        _a("ma_container_npu_vector_core_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_ai_cpu_utilization_ratio",
+        _a("ma_container_npu_ai_cpu_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_ctrl_cpu_utilization_ratio",
+        _a("ma_container_npu_ctrl_cpu_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_overall_utilization_ratio",
+        _a("ma_container_npu_general_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_hbm_bandwidth_utilization_ratio",
+        _a("ma_container_npu_hbm_bandwidth_util", "%", HW, scale=100.0),
+    ),
+    _view(
+        "poolwatch_npu_ddr_memory_total_bytes",
+        _a("ma_container_npu_ddr_memory_bytes", "Byte", HW),
+        _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB),
+    ),
+    _view(
+        "poolwatch_npu_ddr_memory_used_bytes",
+        _a("ma_container_npu_ddr_memory_usage_bytes", "Byte", HW),
+        _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB),
+    ),
+    _view(
+        "poolwatch_npu_ddr_memory_used_ratio",
+        _a("ma_container_npu_ddr_memory_util", "%", HW, scale=100.0),
+        _a("ma_container_npu_memory_util", "%", HW, scale=100.0),
+    ),
 ]
 # fmt: on
 
 ACCELERATOR_SPECS: list[MetricSpec] = [
-    *ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_VIEWS,
+    *ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_ACCOUNTING, *CONTAINER_VIEWS,
 ]  # fmt: skip

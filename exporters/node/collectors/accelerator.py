@@ -12,6 +12,7 @@ the latest device -> owner mapping (`attribution.owners`), which a separate coll
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -64,6 +65,12 @@ class AcceleratorCollector:
         self._off: set[str] = set()
         self._was_up: dict[tuple[str, ...], bool] = {}
         self._events: Counter[tuple[tuple[str, ...], str]] = Counter()
+        self._seen_held: dict[tuple[str, ...], tuple[Owner, ...]] = {}
+        # (owner labels + device labels) -> [allocated seconds, idle seconds]; a series goes
+        # when the owner lets go of the device (as kube-state-metrics drops a deleted pod's)
+        self._booked: dict[tuple[str, ...], list[float]] = {}
+        self._last_collect: float | None = None
+        self.clock = time.monotonic
 
     def collect(self) -> Iterator[Metric]:
         fams = families(self.name)
@@ -92,6 +99,7 @@ class AcceleratorCollector:
             exposed = family.name + ("_total" if family.type == "counter" else "")
             fams[exposed].samples += family.samples
         self._views(fams)
+        self._account(fams)
         yield from fams.values()
         if problems:
             raise PartialFailure("; ".join(problems))
@@ -175,6 +183,7 @@ class AcceleratorCollector:
         """Copy each held device's gauges into the per-container view families, whichever
         backend produced them (NPU-only families included)."""
         held, self._held = self._held, {}
+        self._seen_held = held
         if not held:
             return
         for view, source in _VIEWS.items():
@@ -182,6 +191,31 @@ class AcceleratorCollector:
                 key = tuple(sample.labels[k] for k in _DEV_KEYS)
                 for owner in held.get(key, ()):
                     fams[view].add_metric([*_owner_labels(owner), *key], sample.value)
+
+    def _account(self, fams: dict[str, Metric]) -> None:
+        """Add the time since the last collection to every held device's booked seconds, and to
+        its idle seconds when it ran at 0 %. The interval is capped at twice the collector's, so
+        a stalled exporter does not book hours it did not watch."""
+        now = self.clock()
+        dt = 0.0 if self._last_collect is None else now - self._last_collect
+        dt = min(max(dt, 0.0), 2 * self.interval)
+        self._last_collect = now
+        util = {
+            tuple(s.labels[k] for k in _DEV_KEYS): s.value
+            for s in fams[P + "utilization_ratio"].samples
+        }
+        booked: dict[tuple[str, ...], list[float]] = {}
+        for device, owners in self._seen_held.items():
+            for owner in owners:
+                key = (*_owner_labels(owner), *device)
+                alloc, idle = self._booked.get(key, [0.0, 0.0])
+                booked[key] = [alloc + dt, idle + (dt if util.get(device) == 0 else 0.0)]
+        self._booked = booked
+        for key, (alloc, idle) in sorted(booked.items()):
+            fams["poolwatch_container_accelerator_allocated_seconds_total"].add_metric(
+                list(key), alloc
+            )
+            fams["poolwatch_container_accelerator_idle_seconds_total"].add_metric(list(key), idle)
 
     def _owner_memory(self, d: Device, owner: Owner, n_owners: int) -> float | None:
         """The owner's processes' memory when the driver lists it per process and the pids map
