@@ -222,8 +222,7 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
             return 0
         web = load_web_config(settings.web_config_file)
         backend = _cluster_backend(settings)
-        host, _, port = settings.listen.rpartition(":")
-        run(backend, (host.strip("[]") or "0.0.0.0", int(port)), web, settings)
+        run(backend, settings.listen_address(), web, settings)
     except ConfigError as err:
         logging.getLogger("poolwatch").error("%s", err)
         return 2

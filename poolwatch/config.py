@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 ENV_PREFIX = "POOLWATCH_"
 M = TypeVar("M", bound=BaseModel)
@@ -42,6 +42,23 @@ def parse_duration(value: object) -> object:
             return float(m.group(1)) * _UNITS[m.group(2)]
         raise ValueError(f"{value!r} is not a duration such as 15s, 2m or 500ms")
     return value
+
+
+def check_listen(value: str) -> str:
+    """A HOST:PORT to serve on ([::1]:9476 and :9476 too); pydantic validator for `listen`."""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port); an empty host means every IPv4 address."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+Listen = Annotated[str, AfterValidator(check_listen)]
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:

@@ -10,14 +10,12 @@ added in a handler subclass.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Mapping
 from http.server import ThreadingHTTPServer
-from types import FrameType
 from urllib.parse import parse_qs, urlsplit
 
-from exporters.node.server import _Auth, serve
+from exporters.node.server import _Auth, serve, serve_until_signalled
 from exporters.node.webconfig import WebConfig
 from poolwatch.cluster.backend import ClusterBackend
 
@@ -165,27 +163,9 @@ def run(
     """Serve until SIGTERM/SIGINT (or until `ready`'s owner shuts the server down)."""
     exporter = ClusterExporter(backend, settings)
     httpd = serve_cluster(exporter, listen, web)
-    host, port = httpd.server_address[:2]
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    scheme = "https" if web.tls_server_config else "http"
     log.info("poolwatch cluster exporter, backend %r", backend.name)
-    log.info("serving metrics at %s://%s:%s/metrics", scheme, shown, port)
     exporter.start()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %d, shutting down", signum)
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    if ready is not None:
-        ready.set()
-    try:
-        httpd.serve_forever(poll_interval=0.5)
-    finally:
-        exporter.stop()
-        httpd.server_close()
+    serve_until_signalled(httpd, web, exporter.stop, ready)
 
 
 __all__ = ["ClusterExporter", "run", "serve_cluster"]

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from poolwatch.config import parse_duration
+from poolwatch.config import Listen, parse_duration, split_listen
 
 from .generators.job import DEFAULT_KINDS
 
@@ -26,7 +26,7 @@ def _default_resources() -> list[str]:
 class ClusterExporterSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    listen: Listen = f"0.0.0.0:{DEFAULT_PORT}"
     web_config_file: Path | None = None
     backend: Literal["kubernetes", "simulated"] = "kubernetes"
     # the Kubernetes backend's kubeconfig; unset, the in-cluster service account
@@ -52,14 +52,6 @@ class ClusterExporterSettings(BaseModel):
     # longest wait before restarting a failed watch stream (doubling from 0.5 s)
     watch_backoff_max: PositiveDuration = 30.0
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"expected HOST:PORT, got {value!r}")
-        return value
-
     @field_validator("accelerator_resources", "job_kinds", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -68,5 +60,4 @@ class ClusterExporterSettings(BaseModel):
         return value
 
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        return split_listen(self.listen)

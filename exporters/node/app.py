@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 
 from . import collectors as _collectors  # noqa: F401 - importing registers every collector
 from .collector import REGISTRY, Collector
 from .runner import Runner
-from .server import serve
+from .server import serve, serve_until_signalled
 from .settings import NodeExporterSettings
 from .store import ExpositionStore, render
 from .webconfig import load_web_config
@@ -55,31 +53,13 @@ def run(settings: NodeExporterSettings, ready: threading.Event | None = None) ->
     web = load_web_config(settings.web_config_file)
     runner, store = build(settings)
     httpd = serve(store, settings.listen_address(), web, lambda: health_text(store))
-    host, port = httpd.server_address[:2]
-    scheme = "https" if web.tls_server_config else "http"
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     log.info(
         "poolwatch node exporter on node %r pool %r, collectors: %s",
         store.identity["node"], store.identity["pool"],
         ", ".join(c.name for c in runner.collectors),
     )  # fmt: skip
-    log.info("serving metrics at %s://%s:%s/metrics", scheme, shown, port)
     runner.start()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received signal %d, shutting down", signum)
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    if ready is not None:
-        ready.set()
-    try:
-        httpd.serve_forever(poll_interval=0.5)
-    finally:
-        runner.stop()
-        httpd.server_close()
+    serve_until_signalled(httpd, web, runner.stop, ready)
 
 
 __all__ = ["build", "build_collectors", "collect_once", "render", "run"]

@@ -13,11 +13,13 @@ import base64
 import hashlib
 import hmac
 import logging
+import signal
 import socket
 import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 
 from .store import ExpositionStore
 from .webconfig import WebConfig
@@ -128,6 +130,35 @@ def make_handler(
             log.debug("%s " + format, self.address_string(), *args)
 
     return Handler
+
+
+def serve_until_signalled(
+    httpd: ThreadingHTTPServer,
+    web: WebConfig,
+    on_stop: Callable[[], None],
+    ready: threading.Event | None = None,
+) -> None:
+    """Log the URL, serve until SIGTERM/SIGINT (or until `httpd.shutdown()`), then stop the
+    caller's background work and close the socket. Shared by both exporters' `run()`."""
+    host, port = httpd.server_address[:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "https" if web.tls_server_config else "http"
+    log.info("serving metrics at %s://%s:%s/metrics", scheme, shown, port)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received signal %d, shutting down", signum)
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    if ready is not None:
+        ready.set()
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    finally:
+        on_stop()
+        httpd.server_close()
 
 
 def serve(

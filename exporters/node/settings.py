@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from poolwatch.config import parse_duration
+from poolwatch.config import Listen, parse_duration, split_listen
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
@@ -169,7 +169,7 @@ class Roots(_Strict):
 
 
 class NodeExporterSettings(_Strict):
-    listen: str = f"0.0.0.0:{DEFAULT_PORT}"
+    listen: Listen = f"0.0.0.0:{DEFAULT_PORT}"
     web_config_file: Path | None = None
     node: str = ""
     pool: str = ""
@@ -185,14 +185,6 @@ class NodeExporterSettings(_Strict):
     roots: Roots = Field(default_factory=Roots)
     collectors: Collectors = Field(default_factory=Collectors)
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"expected HOST:PORT, got {value!r}")
-        return value
-
     @field_validator("compat", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
@@ -201,8 +193,7 @@ class NodeExporterSettings(_Strict):
         return value
 
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "0.0.0.0", int(port)
+        return split_listen(self.listen)
 
     def node_name(self) -> str:
         """Config `node`, else the NODE_NAME the DaemonSet sets from the downward API, else host."""
