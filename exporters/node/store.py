@@ -13,11 +13,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client.exposition import generate_latest
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
-
 from poolwatch import catalog
+from poolwatch.exposition import Families as _Families  # noqa: F401 - re-exported for tests
+from poolwatch.exposition import render
 
 
 @dataclass
@@ -36,93 +34,6 @@ class CollectorState:
     runs: int = 0
     fresh: bool = False  # body comes from the latest run (a partial run counts)
     body_at_mono: float = 0.0
-
-
-class _Families:
-    """Adapter so generate_latest can render a plain list of families."""
-
-    def __init__(self, families: list) -> None:
-        self._families = families
-
-    def collect(self) -> list:
-        return self._families
-
-
-def render(families: list, identity: dict[str, str] | None = None) -> bytes:
-    """Text exposition (0.0.4) of `families`, byte for byte what prometheus-client writes.
-
-    Why not `generate_latest` itself: it validates and escapes every label name of every sample
-    (about 50 µs per sample at ten labels), which made one collection of a node with 24 devices
-    and 200 containers cost 80 ms. Our label names come from the catalog and are valid by
-    construction, so only values need escaping. Families of other types than gauge and counter
-    (none today) go through `generate_latest`; a test renders real expositions both ways and
-    requires identical bytes. `identity` labels (node, pool) are added to every sample here, at
-    no extra cost, instead of rebuilding every sample before rendering."""
-    ident = identity or {}
-    if any(f.type not in ("gauge", "counter") for f in families):
-        for f in families:
-            f.samples = [s._replace(labels={**ident, **s.labels}) for s in f.samples]
-        return generate_latest(_Families(families))  # type: ignore[arg-type]
-    out: list[str] = []
-    for f in families:
-        name = f.name + "_total" if f.type == "counter" else f.name
-        doc = f.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {doc}\n# TYPE {name} {f.type}\n")
-        _samples(f.samples, ident, out)
-    return "".join(out).encode("utf-8")
-
-
-def _samples(samples: list[Sample], ident: dict[str, str], out: list[str]) -> None:
-    """Sample lines through one %-template per (name, label names): the identity values are
-    baked in once, sorted as generate_latest sorts them, and each sample fills in its own
-    values. A sample whose label names differ, or whose values need escaping, takes `_line`."""
-    templates: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
-    for sample in samples:
-        labels = sample.labels
-        shape = (sample.name, tuple(labels))
-        made = templates.get(shape)
-        if made is None:
-            made = templates[shape] = _template(sample.name, labels, ident)
-        template, own = made
-        values = tuple(labels[k] for k in own)
-        if sample.timestamp is not None or _needs_escape("".join(values)):
-            out.append(_line(sample, ident))
-        else:
-            out.append(template % (*values, floatToGoString(sample.value)))
-
-
-def _template(name: str, labels: dict[str, str], ident: dict[str, str]) -> tuple[str, tuple]:
-    merged = {**ident, **labels}
-    if not merged:
-        return name + " %s\n", ()
-    parts = []
-    for k in sorted(merged):
-        if k in labels:
-            parts.append(f'{k}="%s"')
-        else:  # an identity value, fixed for the process
-            parts.append(f'{k}="{_escape(ident[k]).replace("%", "%%")}"')
-    return f"{name}{{{','.join(parts)}}} %s\n", tuple(k for k in sorted(merged) if k in labels)
-
-
-def _needs_escape(text: str) -> bool:
-    return "\\" in text or "\n" in text or '"' in text
-
-
-def _line(sample: Sample, identity: dict[str, str]) -> str:
-    labels = {**identity, **sample.labels} if identity else sample.labels
-    if labels:
-        text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-        head = f"{sample.name}{{{text}}}"
-    else:
-        head = sample.name
-    ts = "" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}"
-    return f"{head} {floatToGoString(sample.value)}{ts}\n"
-
-
-def _escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return value
 
 
 class ExpositionStore:

@@ -12,21 +12,20 @@ or panel that works on the simulation works on a real node exporter. Values foll
 Reading metrics never draws from the simulation's random generator (that would change the
 simulation); the small jitter is a hash of node, device and the 15 s slot of simulated time.
 
-`exposition()` renders with prometheus-client's `generate_latest`: fine for a demo's few hundred
-series. poolwatch may not import the exporters' faster renderer (import contract).
+`exposition()` renders with `poolwatch.exposition.render`, the renderer the exporters use.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
-from prometheus_client.exposition import generate_latest
 
 from poolwatch.catalog import new_family
+from poolwatch.exposition import render
 
 from .model import JobStatus
 from .sim_spec import PoolSpec, vendor_of
@@ -98,15 +97,7 @@ def node_families(cluster: SimulatedCluster, node_name: str) -> list[Metric]:
 
 def exposition(cluster: SimulatedCluster) -> bytes:
     """Text exposition of every simulated node, one block per family."""
-    return generate_latest(_Families(_families(cluster, [n.name for n in cluster.nodes()])))
-
-
-class _Families:
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
+    return render(_families(cluster, [n.name for n in cluster.nodes()]))
 
 
 def _families(cluster: SimulatedCluster, names: Iterable[str]) -> list[Metric]:
