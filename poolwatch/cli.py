@@ -19,7 +19,8 @@ parts of the stack:
   catalog           the metric catalog: --markdown (docs/metrics.md) or --json
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
   demo              the whole stack on one machine: this host, a simulated pool, Prometheus
-  rules             the rule engine and Prometheus rule compiler    (planned)
+  rules             rule files: check, compile to Prometheus rules, promtool tests
+                    (the evaluating engine is planned)
   alerts            Alertmanager webhook receiver and notifications (planned)
   dashboards        Grafana dashboards                              (planned)
   controller        isolate, replace and restart on faults          (planned)
@@ -245,6 +246,36 @@ def _cluster_backend(settings: Any) -> Any:
     return KubernetesCluster(kubeconfig=settings.kubeconfig)
 
 
+def _rules_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rules",
+        help="check, compile and test alert rules",
+        description="The seeds' thresholds as rule files (rules/default/*.yaml): check them, "
+        "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests.",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    c = verbs.add_parser("check", help="validate rule files (default: the shipped ones)")
+    c.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
+    k.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    k.add_argument("--out", type=Path, required=True, metavar="DIR")
+    k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
+                   help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
+    verbs.add_parser("test", help="run the shipped rules' promtool unit tests")
+    p.set_defaults(func=_run_rules)
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from rules import cli as rules_cli
+
+    if args.verb == "check":
+        return rules_cli.check(args.files)
+    if args.verb == "compile":
+        labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
+        return rules_cli.compile_(args.files, args.out, labels)
+    return rules_cli.test()
+
+
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "catalog",
@@ -325,6 +356,7 @@ def parser() -> argparse.ArgumentParser:
     _node_exporter_parser(sub)
     _cluster_exporter_parser(sub)
     _demo_parser(sub)
+    _rules_parser(sub)
     _catalog_parser(sub)
     return p
 
