@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -262,6 +263,17 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
                    help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
     verbs.add_parser("test", help="run the shipped rules' promtool unit tests")
+    r = verbs.add_parser("run", help="evaluate the rules on a schedule against Prometheus")
+    r.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="rule files (default: the shipped ones)")  # fmt: skip
+    r.add_argument("--source", required=True, metavar="prometheus=URL",
+                   help="where to query (local mode comes later)")  # fmt: skip
+    r.add_argument("--state", required=True, type=Path, metavar="FILE",
+                   help="SQLite file that keeps alert states across restarts")  # fmt: skip
+    r.add_argument("--interval", default="30s", help="evaluation interval (30s)")
+    r.add_argument("--reminder-wait", default="4h", help="re-notify a firing alert after (4h)")
+    r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
+    r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
     p.set_defaults(func=_run_rules)
 
 
@@ -273,7 +285,38 @@ def _run_rules(args: argparse.Namespace) -> int:
     if args.verb == "compile":
         labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
         return rules_cli.compile_(args.files, args.out, labels)
-    return rules_cli.test()
+    if args.verb == "test":
+        return rules_cli.test()
+    return _run_rule_engine(args)
+
+
+def _run_rule_engine(args: argparse.Namespace) -> int:
+    from rules import cli as rules_cli
+    from rules.engine import run_files
+    from rules.loader import RuleFileError
+    from rules.sources import PrometheusSource
+
+    from .config import parse_duration
+
+    kind, _, url = args.source.partition("=")
+    if kind != "prometheus" or not url:
+        logging.getLogger("poolwatch").error("--source: expected prometheus=URL")
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
+               ("interval", "reminder_wait", "grace", "timeout")}  # fmt: skip
+    try:
+        run_files(
+            rules_cli._files(args.files), PrometheusSource(url, seconds["timeout"]), args.state,
+            seconds["interval"], stop, reminder_wait=seconds["reminder_wait"],
+            grace=seconds["grace"],
+        )  # fmt: skip
+    except RuleFileError as err:
+        logging.getLogger("poolwatch").error("%s", err)
+        return 1
+    return 0
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,354 @@
+"""The rule engine (`poolwatch rules run`): the same rule files Prometheus gets, evaluated here.
+
+Per rule, one instant query of the compiled expression (rules/compile.py) at `at`. Each series
+that comes back is an alert, labelled as Prometheus labels it (series labels without __name__,
+the rule's labels, severity, seed_ids, alertname) and fingerprinted as Alertmanager does:
+
+* new match: pending, or firing at once when the hold time is 0;
+* pending for at least the hold time (`for`, or `periods` as compile.hold_for reckons it): firing;
+* pending and no longer matching: dropped (Prometheus never notifies a pending alert);
+* firing and no longer matching: resolved, kept until the resolve notification is confirmed;
+* firing and `reminder_wait` since the last notification: a reminder is due.
+
+`clear` (hysteresis): the compiled expression reads Prometheus' own ALERTS series, which a server
+that does not run these rules lacks, so the engine queries the hold expression `(EXPR) OP CLEAR`
+(the same builder, with the clear value as threshold) and applies the threshold itself to series
+that are not already active.
+
+Every transition is saved to SQLite before `evaluate` returns; `due_notifications` lists what to
+send and `ack` marks it sent, so a restart neither re-fires nor forgets. A source error skips that
+rule (counted; its alerts keep their state); once queries have failed for `grace` seconds without
+a fully successful evaluation in between, the internal alert PoolwatchRuleEngineFailing fires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import operator
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from . import compile as compiler
+from .fingerprint import fingerprint
+from .loader import LoadedGroup, load
+from .model import Group, Rule, duration_seconds
+from .sources import Source, SourceError
+from .state import STATES, AlertState, StateStore
+
+log = logging.getLogger(__name__)
+
+ENGINE_ALERT = "PoolwatchRuleEngineFailing"
+Kind = Literal["firing", "reminder", "resolved"]
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne,
+}  # fmt: skip
+
+
+def _since(start: float | None, at: float) -> float:
+    return 0.0 if start is None else at - start
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    query: str
+    hold_s: float
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+    @classmethod
+    def of(cls, rule: Rule, interval: str) -> CompiledRule:
+        alert = compiler.alert(rule, interval)
+        query = alert["expr"]
+        if rule.clear is not None:
+            query = compiler.expression(
+                rule.model_copy(update={"threshold": rule.clear, "clear": None})
+            )
+        hold = compiler.hold_for(rule, interval)
+        return cls(rule, query, duration_seconds(hold) if hold else 0.0, alert["labels"],
+                   alert["annotations"])  # fmt: skip
+
+    def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
+        out = {k: v for k, v in series.items() if k != "__name__"}
+        return out | dict(self.labels) | {"alertname": self.rule.name}
+
+
+def compile_groups(groups: Iterable[Group | LoadedGroup]) -> list[CompiledRule]:
+    out = []
+    for g in groups:
+        group = g.group if isinstance(g, LoadedGroup) else g
+        out.extend(CompiledRule.of(r, group.interval) for r in group.rules)
+    return out
+
+
+class Engine:
+    """Evaluates `groups` against `source`, keeping alert states in `store`."""
+
+    def __init__(
+        self,
+        groups: Iterable[Group | LoadedGroup],
+        source: Source,
+        store: StateStore,
+        clock: Callable[[], float] = time.time,
+        reminder_wait: float = 4 * 3600.0,
+        grace: float = 300.0,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.rules = compile_groups(groups)
+        self.source = source
+        self.store = store
+        self.clock = clock
+        self.reminder_wait = reminder_wait
+        self.grace = grace
+        self.timer = timer
+        self._lock = threading.Lock()
+        self.alerts: dict[str, AlertState] = store.load()
+        self.failures: Counter[str] = Counter()
+        self._down: set[str] = set()  # rules whose last query failed (log once per outage)
+        self.evaluations = 0
+        self.duration_sum = 0.0
+        self.last_duration = 0.0
+
+    def set_groups(self, groups: Iterable[Group | LoadedGroup]) -> None:
+        """Swap in reloaded rules; alerts of rules that are gone resolve at the next evaluation."""
+        rules = compile_groups(groups)
+        with self._lock:
+            self.rules = rules
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, at: float | None = None) -> list[AlertState]:
+        """Evaluate every rule at `at` (default: the clock); the active and resolved alerts."""
+        at = self.clock() if at is None else at
+        start = self.timer()
+        with self._lock:
+            changed: dict[str, AlertState] = {}
+            deleted: set[str] = set()
+            failed = False
+            names = {c.rule.name for c in self.rules}
+            for compiled in self.rules:
+                try:
+                    samples = self.source.query(compiled.query, at)
+                except SourceError as err:
+                    failed = True
+                    self.failures[compiled.rule.name] += 1
+                    # the first failure of an outage is a warning; the rest of it is debug,
+                    # so a Prometheus that is down does not log every rule every interval
+                    first = compiled.rule.name not in self._down
+                    self._down.add(compiled.rule.name)
+                    log.log(
+                        logging.WARNING if first else logging.DEBUG,
+                        "rule %s: evaluation skipped: %s", compiled.rule.name, err,
+                    )  # fmt: skip
+                    continue
+                self._down.discard(compiled.rule.name)
+                self._apply(compiled, samples, at, changed, deleted)
+            # alerts of rules that no longer exist go the way of an alert that stopped matching
+            orphans = [s for s in self.alerts.values() if s.rule not in names | {ENGINE_ALERT}]
+            for s in orphans:
+                self._gone(s, at, changed, deleted)
+            self._engine_alert(failed, at, changed, deleted)
+            self.store.save(changed.values(), deleted)  # record first ...
+            for fp in deleted:
+                self.alerts.pop(fp, None)
+            self.alerts.update(changed)
+            self.evaluations += 1
+            self.last_duration = self.timer() - start
+            self.duration_sum += self.last_duration
+            return sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
+
+    def _apply(
+        self,
+        c: CompiledRule,
+        samples: Sequence[tuple[Mapping[str, str], float]],
+        at: float,
+        changed: dict[str, AlertState],
+        deleted: set[str],
+    ) -> None:
+        seen: set[str] = set()
+        for series, value in samples:
+            labels = c.alert_labels(series)
+            fp = fingerprint(labels)
+            old = self.alerts.get(fp)
+            active = old is not None and old.state in ("pending", "firing")
+            if (
+                c.rule.clear is not None
+                and not active
+                and not _OPS[c.rule.op](value, c.rule.threshold)
+            ):
+                continue  # in the hysteresis band, and not firing: nothing to hold
+            seen.add(fp)
+            if old is not None and active:
+                new = dataclasses.replace(old, value=value, annotations=c.annotations)
+                if old.state == "pending" and _since(old.active_since, at) >= c.hold_s:
+                    new = dataclasses.replace(new, state="firing", fired_at=at)
+            else:  # new, or back after a resolve: a fresh alert, its old notification forgotten
+                firing = c.hold_s <= 0
+                new = AlertState(
+                    rule=c.rule.name, labels=labels, annotations=c.annotations,
+                    state="firing" if firing else "pending", fingerprint=fp,
+                    active_since=at, fired_at=at if firing else None, value=value,
+                    # a resolve not yet sent is superseded: the receiver still thinks it fires
+                    notified=old.notified if old is not None and old.notified == "firing" else None,
+                    last_notified=old.last_notified if old is not None else None,
+                )  # fmt: skip
+            if new != old:
+                changed[fp] = new
+        for s in list(self.alerts.values()):
+            if s.rule == c.rule.name and s.fingerprint not in seen:
+                self._gone(s, at, changed, deleted)
+
+    @staticmethod
+    def _gone(s: AlertState, at: float, changed: dict[str, AlertState], deleted: set[str]) -> None:
+        if s.state == "firing":
+            changed[s.fingerprint] = dataclasses.replace(s, state="resolved", resolved_at=at)
+        elif s.state == "pending" or (s.state == "resolved" and s.notified != "firing"):
+            deleted.add(s.fingerprint)  # nothing was ever sent about it, or its resolve was
+
+    def _engine_alert(
+        self, failed: bool, at: float, changed: dict[str, AlertState], deleted: set[str]
+    ) -> None:
+        labels = {"alertname": ENGINE_ALERT, "severity": "critical"}
+        fp = fingerprint(labels)
+        old = self.alerts.get(fp)
+        if not failed:
+            if old is not None:
+                self._gone(old, at, changed, deleted)
+            return
+        if old is None or old.state not in ("pending", "firing"):
+            annotations = {
+                "summary": "The poolwatch rule engine cannot query its source.",
+                "description": "Rule evaluations have been failing; alerts keep their last state.",
+                "runbook_url": "docs/rules.md#poolwatchruleenginefailing",
+                "actions": "notify",
+                "dry_run": "false",
+            }
+            firing = self.grace <= 0
+            changed[fp] = AlertState(
+                rule=ENGINE_ALERT, labels=labels, annotations=annotations,
+                state="firing" if firing else "pending", fingerprint=fp, active_since=at,
+                fired_at=at if firing else None,
+                notified=old.notified if old is not None else None,
+                last_notified=old.last_notified if old is not None else None,
+            )  # fmt: skip
+        elif old.state == "pending" and _since(old.active_since, at) >= self.grace:
+            changed[fp] = dataclasses.replace(old, state="firing", fired_at=at)
+
+    # -- notifications ------------------------------------------------------------------------
+
+    def due_notifications(self, at: float | None = None) -> list[tuple[Kind, AlertState]]:
+        """What to send now: new firing alerts, reminders, resolves. Nothing is marked sent
+        until `ack`, so a crash before it re-sends rather than losing the notification."""
+        at = self.clock() if at is None else at
+        due: list[tuple[Kind, AlertState]] = []
+        with self._lock:
+            for s in sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint)):
+                if s.state == "firing" and s.notified != "firing":
+                    due.append(("firing", s))
+                elif s.state == "firing" and _since(s.last_notified, at) >= self.reminder_wait:
+                    due.append(("reminder", s))
+                elif s.state == "resolved" and s.notified == "firing":
+                    due.append(("resolved", s))
+        return due
+
+    def ack(self, kind: Kind, state: AlertState, at: float | None = None) -> None:
+        """The notification `kind` about `state` was sent: record it (a resolve drops it)."""
+        at = self.clock() if at is None else at
+        with self._lock:
+            current = self.alerts.get(state.fingerprint)
+            if current is None:
+                return
+            if kind == "resolved":
+                if current.state == "resolved":
+                    self.store.save([], [current.fingerprint])
+                    del self.alerts[current.fingerprint]
+                return
+            new = dataclasses.replace(current, notified="firing", last_notified=at)
+            self.store.save([new])
+            self.alerts[new.fingerprint] = new
+
+    # -- self-metrics -------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        duration = SummaryMetricFamily(
+            "poolwatch_rules_evaluation_duration_seconds",
+            "Time one evaluation of every rule took.",
+        )
+        evals = CounterMetricFamily(
+            "poolwatch_rules_evaluations", "Evaluations of the rule set, each rule once."
+        )
+        failures = CounterMetricFamily(
+            "poolwatch_rules_evaluation_failures",
+            "Rule evaluations skipped because the source did not answer.",
+            labels=["rule"],
+        )
+        alerts = GaugeMetricFamily(
+            "poolwatch_rules_alerts", "Alerts the engine holds, by state.", labels=["state"]
+        )
+        with self._lock:
+            duration.add_metric([], count_value=self.evaluations, sum_value=self.duration_sum)
+            evals.add_metric([], self.evaluations)
+            for rule in sorted({c.rule.name for c in self.rules} | set(self.failures)):
+                failures.add_metric([rule], self.failures[rule])
+            by_state = Counter(s.state for s in self.alerts.values())
+            for state in STATES:
+                alerts.add_metric([state], by_state[state])
+        yield from (duration, evals, failures, alerts)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        interval: float,
+        notify: Callable[[Kind, AlertState], bool],
+        stop: threading.Event,
+    ) -> None:
+        """Evaluate every `interval` seconds until `stop` is set; send what is due through
+        `notify` (True when sent) and ack it."""
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                self.evaluate()
+                for kind, state in self.due_notifications():
+                    if notify(kind, state):
+                        self.ack(kind, state)
+            except Exception:  # one bad cycle must not end the engine
+                log.exception("rule evaluation failed")
+            stop.wait(max(0.0, interval - (time.monotonic() - began)))
+
+
+def log_notification(kind: Kind, state: AlertState) -> bool:
+    """The stand-in receiver until the notify/controller actions land: one log line per alert."""
+    log.warning("%s %s %s %s", kind, state.rule, state.fingerprint, dict(state.labels))
+    return True
+
+
+def run_files(
+    paths: Sequence[Path],
+    source: Source,
+    state_path: Path,
+    interval: float,
+    stop: threading.Event,
+    notify: Callable[[Kind, AlertState], bool] = log_notification,
+    reminder_wait: float = 4 * 3600.0,
+    grace: float = 300.0,
+) -> Engine:
+    """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`."""
+    engine = Engine(load(paths), source, StateStore(state_path), reminder_wait=reminder_wait,
+                    grace=grace)  # fmt: skip
+    engine.run(interval, notify, stop)
+    return engine
