@@ -302,16 +302,17 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
     if kind != "prometheus" or not url:
         logging.getLogger("poolwatch").error("--source: expected prometheus=URL")
         return 2
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())  # reload the rule files
     seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
                ("interval", "reminder_wait", "grace", "timeout")}  # fmt: skip
     try:
         run_files(
             rules_cli._files(args.files), PrometheusSource(url, seconds["timeout"]), args.state,
             seconds["interval"], stop, reminder_wait=seconds["reminder_wait"],
-            grace=seconds["grace"],
+            grace=seconds["grace"], reload=reload,
         )  # fmt: skip
     except RuleFileError as err:
         logging.getLogger("poolwatch").error("%s", err)

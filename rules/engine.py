@@ -43,7 +43,7 @@ from prometheus_client.core import (
 
 from . import compile as compiler
 from .fingerprint import fingerprint
-from .loader import LoadedGroup, load
+from .loader import LoadedGroup, RuleFileError, load
 from .model import Group, Rule, duration_seconds
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
@@ -316,12 +316,16 @@ class Engine:
         interval: float,
         notify: Callable[[Kind, AlertState], bool],
         stop: threading.Event,
+        before: Callable[[], object] | None = None,
     ) -> None:
         """Evaluate every `interval` seconds until `stop` is set; send what is due through
-        `notify` (True when sent) and ack it."""
+        `notify` (True when sent) and ack it. `before` runs at the start of each cycle (the
+        rule files' reload check)."""
         while not stop.is_set():
             began = time.monotonic()
             try:
+                if before is not None:
+                    before()
                 self.evaluate()
                 for kind, state in self.due_notifications():
                     if notify(kind, state):
@@ -337,6 +341,40 @@ def log_notification(kind: Kind, state: AlertState) -> bool:
     return True
 
 
+class RuleFiles:
+    """The rule files an engine runs, reloaded when one changes or on request (SIGHUP).
+
+    A reload that fails (a broken file) is logged with its file:line errors and changes nothing:
+    the rules already loaded keep running. Files are compared by modification time, checked at
+    the start of each evaluation cycle."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self.requested = threading.Event()  # set by the SIGHUP handler
+        self._stamp = self._mtimes()
+
+    def _mtimes(self) -> tuple[tuple[str, int | None], ...]:
+        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in self.paths)
+
+    def load(self) -> list[LoadedGroup]:
+        return load(self.paths)
+
+    def maybe_reload(self, engine: Engine) -> bool:
+        stamp = self._mtimes()
+        if stamp == self._stamp and not self.requested.is_set():
+            return False
+        self.requested.clear()
+        self._stamp = stamp
+        try:
+            groups = self.load()
+        except RuleFileError as err:
+            log.error("rule files not reloaded; the previous rules keep running:\n%s", err)
+            return False
+        engine.set_groups(groups)
+        log.info("rule files reloaded: %d groups", len(groups))
+        return True
+
+
 def run_files(
     paths: Sequence[Path],
     source: Source,
@@ -346,9 +384,14 @@ def run_files(
     notify: Callable[[Kind, AlertState], bool] = log_notification,
     reminder_wait: float = 4 * 3600.0,
     grace: float = 300.0,
+    reload: threading.Event | None = None,
 ) -> Engine:
-    """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`."""
-    engine = Engine(load(paths), source, StateStore(state_path), reminder_wait=reminder_wait,
+    """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
+    reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
+    files = RuleFiles(paths)
+    if reload is not None:
+        files.requested = reload
+    engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
                     grace=grace)  # fmt: skip
-    engine.run(interval, notify, stop)
+    engine.run(interval, notify, stop, before=lambda: files.maybe_reload(engine))
     return engine

@@ -499,3 +499,48 @@ def test_run_files_evaluates_until_stopped(source: FakeSource, tmp_path: Path) -
     e = run_files([rule_file], source, tmp_path / "s.db", 0.01, stop, notify)
     assert sent == ["firing"]
     assert [a.notified for a in e.alerts.values()] == ["firing"]
+
+
+RULE_FILE = """\
+group: reload
+interval: 1m
+rules:
+  - name: PoolwatchCollectorDownForTest
+    expr: poolwatch_collector_up
+    op: "<"
+    threshold: 1
+    for: 1m
+    severity: warning
+    annotations: {summary: s, description: d, runbook: r}
+"""
+
+
+def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
+    source: FakeSource, tmp_path: Path, caplog
+) -> None:
+    import logging
+    import os
+
+    from rules.engine import RuleFiles
+
+    f = tmp_path / "reload.yaml"
+    f.write_text(RULE_FILE)
+    files = RuleFiles([f])
+    eng = Engine(files.load(), source, StateStore(tmp_path / "s.db"))
+    assert [c.rule.name for c in eng.rules] == ["PoolwatchCollectorDownForTest"]
+    assert files.maybe_reload(eng) is False  # nothing changed
+    f.write_text(RULE_FILE.replace("threshold: 1", "threshold: 0.5"))
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert files.maybe_reload(eng) is True
+    assert eng.rules[0].rule.threshold == 0.5
+    f.write_text(RULE_FILE.replace("threshold: 1", "threshold: one"))
+    os.utime(f, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+    with caplog.at_level(logging.ERROR, logger="rules.engine"):
+        assert files.maybe_reload(eng) is False
+    assert eng.rules[0].rule.threshold == 0.5  # the previous rules keep running
+    assert any("reload.yaml:7" in r.getMessage() for r in caplog.records)
+    f.write_text(RULE_FILE)
+    files._stamp = files._mtimes()  # same mtime as seen: only a request (SIGHUP) reloads now
+    files.requested.set()
+    assert files.maybe_reload(eng) is True
+    assert eng.rules[0].rule.threshold == 1
