@@ -274,6 +274,8 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--reminder-wait", default="4h", help="re-notify a firing alert after (4h)")
     r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
     r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
+    r.add_argument("--listen", metavar="HOST:PORT",
+                   help="serve the engine's own metrics at /metrics (off by default)")  # fmt: skip
     p.set_defaults(func=_run_rules)
 
 
@@ -313,11 +315,39 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
             rules_cli._files(args.files), PrometheusSource(url, seconds["timeout"]), args.state,
             seconds["interval"], stop, reminder_wait=seconds["reminder_wait"],
             grace=seconds["grace"], reload=reload,
+            on_start=(lambda e: _serve_engine(e, args.listen)) if args.listen else None,
         )  # fmt: skip
     except RuleFileError as err:
         logging.getLogger("poolwatch").error("%s", err)
         return 1
     return 0
+
+
+class _EngineMetrics:
+    """The rule engine's few series, rendered on scrape (a handful of lines, no hardware)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def body(self, gzipped: bool = False) -> bytes:
+        import gzip
+
+        from .exposition import render
+
+        text = render(list(self.engine.collect()))
+        return gzip.compress(text) if gzipped else text
+
+
+def _serve_engine(engine: Any, listen: str) -> None:
+    from exporters.node.server import serve
+    from exporters.node.webconfig import WebConfig
+
+    from .config import check_listen, split_listen
+
+    address = split_listen(check_listen(listen))
+    httpd = serve(_EngineMetrics(engine), address, WebConfig(), lambda: (True, "ok\n"))  # type: ignore[arg-type]
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
+    logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Literal
 
 from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
+
+from poolwatch import catalog
+from poolwatch.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
 from .fingerprint import fingerprint
@@ -284,30 +284,24 @@ class Engine:
     # -- self-metrics -------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
-        duration = SummaryMetricFamily(
-            "poolwatch_rules_evaluation_duration_seconds",
-            "Time one evaluation of every rule took.",
-        )
-        evals = CounterMetricFamily(
-            "poolwatch_rules_evaluations", "Evaluations of the rule set, each rule once."
-        )
-        failures = CounterMetricFamily(
-            "poolwatch_rules_evaluation_failures",
-            "Rule evaluations skipped because the source did not answer.",
-            labels=["rule"],
-        )
-        alerts = GaugeMetricFamily(
-            "poolwatch_rules_alerts", "Alerts the engine holds, by state.", labels=["state"]
-        )
+        """The engine's own metrics, fresh families from the catalog on every call."""
+        fams = {spec.name: catalog.new_family(spec.name) for spec in RULES_SPECS}
         with self._lock:
-            duration.add_metric([], count_value=self.evaluations, sum_value=self.duration_sum)
-            evals.add_metric([], self.evaluations)
+            fams["poolwatch_rules_evaluations_total"].add_metric([], self.evaluations)
+            fams["poolwatch_rules_evaluation_duration_seconds_total"].add_metric(
+                [], self.duration_sum
+            )
+            if self.evaluations:
+                fams["poolwatch_rules_last_evaluation_duration_seconds"].add_metric(
+                    [], self.last_duration
+                )
+            failures = fams["poolwatch_rules_evaluation_failures_total"]
             for rule in sorted({c.rule.name for c in self.rules} | set(self.failures)):
                 failures.add_metric([rule], self.failures[rule])
             by_state = Counter(s.state for s in self.alerts.values())
             for state in STATES:
-                alerts.add_metric([state], by_state[state])
-        yield from (duration, evals, failures, alerts)
+                fams["poolwatch_rules_alerts"].add_metric([state], by_state[state])
+        yield from fams.values()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -385,6 +379,7 @@ def run_files(
     reminder_wait: float = 4 * 3600.0,
     grace: float = 300.0,
     reload: threading.Event | None = None,
+    on_start: Callable[[Engine], object] | None = None,
 ) -> Engine:
     """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
     reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
@@ -393,5 +388,7 @@ def run_files(
         files.requested = reload
     engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
                     grace=grace)  # fmt: skip
+    if on_start is not None:
+        on_start(engine)  # e.g. the CLI serving the engine's own metrics
     engine.run(interval, notify, stop, before=lambda: files.maybe_reload(engine))
     return engine

@@ -366,8 +366,8 @@ def test_self_metrics(source: FakeSource, tmp_path: Path) -> None:
     registry = CollectorRegistry()
     registry.register(e)
     text = generate_latest(registry).decode()
-    assert "poolwatch_rules_evaluation_duration_seconds_count 2.0" in text
-    assert "poolwatch_rules_evaluation_duration_seconds_sum 0.75" in text
+    assert "poolwatch_rules_evaluation_duration_seconds_total 0.75" in text
+    assert "poolwatch_rules_last_evaluation_duration_seconds 0.5" in text
     assert "poolwatch_rules_evaluations_total 2.0" in text
     assert 'poolwatch_rules_evaluation_failures_total{rule="PoolwatchCollectorDown"} 1.0' in text
     assert 'poolwatch_rules_alerts{state="firing"} 1.0' in text
@@ -544,3 +544,37 @@ def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
     files.requested.set()
     assert files.maybe_reload(eng) is True
     assert eng.rules[0].rule.threshold == 1
+
+
+def test_cli_serves_the_engines_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import urllib.request
+
+    from helpers import free_port, parse, value
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "poolwatch", "rules", "run", "--source",
+         "prometheus=http://127.0.0.1:1", "--state", str(tmp_path / "s.db"), "--interval", "1s",
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline, series = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    series = parse(r.read())
+                if value(series, "poolwatch_rules_evaluations_total") >= 2:
+                    break
+            except (OSError, AssertionError):
+                pass
+            time.sleep(0.2)
+        assert value(series, "poolwatch_rules_evaluations_total") >= 2
+        # Prometheus is unreachable: every rule's evaluation is skipped and counted
+        assert value(series, "poolwatch_rules_evaluation_failures_total",
+                     rule="PoolwatchCollectorDown") >= 1  # fmt: skip
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

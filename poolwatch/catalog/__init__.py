@@ -19,6 +19,7 @@ from .hccn import HCCN_SPECS
 from .model import Alias, MetricSpec, Unproduced
 from .node import NODE_SPECS
 from .npu import NPU_SPECS
+from .rules import RULES_SPECS
 from .seeds import pending
 
 __all__ = [
@@ -58,6 +59,7 @@ def _index(specs: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
 
 ALL_SPECS: list[MetricSpec] = [
     *NODE_SPECS, *ACCELERATOR_SPECS, *NPU_SPECS, *HCCN_SPECS, *CONTAINER_SPECS, *CLUSTER_SPECS,
+    *RULES_SPECS,
 ]  # fmt: skip
 _BY_NAME = _index(ALL_SPECS)
 #: seed metrics not produced yet (those that became aliases drop out of the list by themselves)
