@@ -36,6 +36,18 @@ COLLECTORS = (
 )  # fmt: skip
 
 
+def _add_log_level(p: argparse.ArgumentParser) -> None:
+    """One --log-level for every serving command, defaulting to $POOLWATCH_LOG_LEVEL."""
+    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults)."""
+    env = os.environ.get("POOLWATCH_CONFIG")
+    return args.config or (Path(env) if env else None)
+
+
 def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "node-exporter",
@@ -144,12 +156,7 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--once", action="store_true", help="collect once, print the exposition to stdout and exit"
     )
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="default info",
-    )
+    _add_log_level(p)
     p.set_defaults(func=_run_node_exporter)
 
 
@@ -171,7 +178,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second (1.0)")  # fmt: skip
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_log_level(p)
     p.set_defaults(func=_run_demo)
 
 
@@ -199,7 +206,7 @@ def _cluster_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kubeconfig", type=Path, metavar="FILE",
                    help="kubeconfig (default: in-cluster service account)")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the effective config")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_log_level(p)
     p.set_defaults(func=_run_cluster_exporter)
 
 
@@ -216,7 +223,7 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
                            ("kubeconfig", args.kubeconfig))
         if value is not None
     }  # fmt: skip
-    config = args.config or (Path(p) if (p := os.environ.get("POOLWATCH_CONFIG")) else None)
+    config = _config_path(args)
     try:
         settings = load(ClusterExporterSettings, config, os.environ, flags)
         if args.print_config:
@@ -392,7 +399,7 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
 
     from .config import ConfigError, dump, load
 
-    config = args.config or (Path(p) if (p := os.environ.get("POOLWATCH_CONFIG")) else None)
+    config = _config_path(args)
     try:
         settings = load(NodeExporterSettings, config, os.environ, _flags(args))
         if args.print_config:
