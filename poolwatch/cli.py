@@ -20,11 +20,12 @@ parts of the stack:
   catalog           the metric catalog: --markdown (docs/metrics.md) or --json
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
   demo              the whole stack on one machine: this host, a simulated pool, Prometheus
-  rules             rule files: check, compile to Prometheus rules, promtool tests
-                    (the evaluating engine is planned)
-  alerts            Alertmanager webhook receiver and notifications (planned)
-  dashboards        Grafana dashboards                              (planned)
-  controller        isolate, replace and restart on faults          (planned)
+  rules             rule files: check, compile to Prometheus rules, promtool tests, and the
+                    engine that evaluates them (against Prometheus or local samples)
+  alerts            Alertmanager webhook receiver; notifications by email, webhook, chat
+  dashboards        Grafana dashboards: build the JSON, check it is current
+  controller        isolate faulty nodes, replace them from spares, restart jobs, upgrades
+  api               the pool REST API (pools, nodes, usage, monitoring, driver upgrades)
 
 Settings come from --config FILE (YAML), then POOLWATCH_* environment variables
 (POOLWATCH_COLLECTORS__NFS__TIMEOUT=3s), then flags. See README.md.
@@ -425,6 +426,24 @@ def _run_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+#: parts that declare their own subcommand: module -> its `register(subparsers)`. Each module
+#: keeps its imports light (heavy ones inside the command's function) so `--help` stays fast.
+PART_CLIS = ("alerts.cli", "dashboards.cli", "controller.cli", "controller.api.cli")
+
+
+def _register_parts(sub: argparse._SubParsersAction) -> None:
+    import importlib
+
+    for name in PART_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and name.startswith(err.name):
+                continue  # that part is not built yet
+            raise
+        module.register(sub)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="poolwatch",
@@ -439,6 +458,7 @@ def parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _rules_parser(sub)
     _catalog_parser(sub)
+    _register_parts(sub)
     return p
 
 

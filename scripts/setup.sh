@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv)
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv
+      golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if ((${#missing[@]})); then

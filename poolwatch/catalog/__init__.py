@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .accelerator import ACCELERATOR_SPECS
+from .alerts import ALERTS_SPECS
 from .cluster import CLUSTER_SPECS
 from .container import CONTAINER_SPECS
+from .controller import CONTROLLER_SPECS
 from .hccn import HCCN_SPECS
 from .model import Alias, MetricSpec, Unproduced
 from .node import NODE_SPECS
@@ -59,7 +61,7 @@ def _index(specs: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
 
 ALL_SPECS: list[MetricSpec] = [
     *NODE_SPECS, *ACCELERATOR_SPECS, *NPU_SPECS, *HCCN_SPECS, *CONTAINER_SPECS, *CLUSTER_SPECS,
-    *RULES_SPECS,
+    *RULES_SPECS, *ALERTS_SPECS, *CONTROLLER_SPECS,
 ]  # fmt: skip
 _BY_NAME = _index(ALL_SPECS)
 #: seed metrics not produced yet (those that became aliases drop out of the list by themselves)
