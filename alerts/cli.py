@@ -1,0 +1,176 @@
+"""`poolwatch alerts serve|status|amconfig|import-apulis`: registered by poolwatch/cli.py.
+
+Imports stay light at module level (`poolwatch --help` imports this); apprise, jinja2 and the
+server load inside the command functions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("poolwatch.alerts")
+
+
+def _add_log_level(p: argparse.ArgumentParser) -> None:
+    """As poolwatch.cli's (not imported: poolwatch.cli imports the other parts, and import-linter
+    counts that as alerts depending on them)."""
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="default info",
+    )
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults)."""
+    env = os.environ.get("POOLWATCH_CONFIG")
+    return args.config or (Path(env) if env else None)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "alerts",
+        help="Alertmanager webhook receiver; notifications by email, webhook, chat",
+        description="Receive Alertmanager webhooks (and the rule engine's alerts in process), "
+        "keep every notification in a SQLite outbox, and deliver it through apprise (mailto://, "
+        "mailtos://, json://, form://, slack://, ...) exactly once, grouped, most urgent first, "
+        "with reminders while an alert still fires. See docs/alerts.md.",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    s = verbs.add_parser("serve", help="run the receiver and the delivery workers")
+    _config_flag(s)
+    s.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (0.0.0.0:9481)")
+    s.add_argument("--outbox", type=Path, metavar="FILE", help="SQLite outbox file")
+    s.add_argument("--print-config", action="store_true", help="print the effective config")
+    _add_log_level(s)
+    s.set_defaults(func=_serve)
+    st = verbs.add_parser("status", help="what is queued, sent, failing and dead, per target")
+    _config_flag(st)
+    st.add_argument("--url", help="receiver base URL (default: from the config's listen)")
+    st.add_argument("--json", action="store_true", help="print the raw JSON")
+    st.set_defaults(func=_status)
+    a = verbs.add_parser(
+        "amconfig", help="print an Alertmanager receiver + route for this receiver"
+    )
+    _config_flag(a)
+    a.add_argument(
+        "--url",
+        help="how Alertmanager reaches the receiver (default: public_url, else from listen)",
+    )
+    a.add_argument(
+        "--inline-credentials",
+        action="store_true",
+        help="write the secret itself instead of a *_file reference",
+    )
+    a.set_defaults(func=_amconfig)
+    i = verbs.add_parser("import-apulis", help="convert the Apulis repair-manager alert config")
+    i.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="config.yaml (repair-manager block), optionally rule-alerts.yaml",
+    )
+    i.add_argument(
+        "--secrets-dir",
+        type=Path,
+        metavar="DIR",
+        help="write the mail URL (it holds the password) to DIR/mail.url, mode 0600",
+    )
+    i.set_defaults(func=_import_apulis)
+
+
+def _config_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="YAML settings (default: $POOLWATCH_CONFIG, else built-in defaults)",
+    )
+
+
+def _settings(
+    args: argparse.Namespace, flags: dict[tuple[str, ...], tuple[Any, str]] | None = None
+):  # type: ignore[no-untyped-def]
+    from .settings import load_settings
+
+    return load_settings(_config_path(args), os.environ, flags)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from poolwatch.config import ConfigError, dump
+
+    from .messages import TemplateError
+    from .server import run
+
+    flags = {
+        (k,): (str(v), f"flag --{k}")
+        for k, v in (("listen", args.listen), ("outbox", args.outbox))
+        if v is not None
+    }
+    try:
+        settings = _settings(args, flags)
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
+        return run(settings)
+    except (ConfigError, TemplateError) as err:
+        log.error("%s", err)
+        return 2
+    except OSError as err:
+        log.error("cannot serve: %s", err)
+        return 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from poolwatch.config import ConfigError
+
+    from .client import fetch_status, format_status
+
+    try:
+        settings = _settings(args)
+        doc = fetch_status(settings, args.url)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    except OSError as err:
+        sys.stderr.write(f"cannot reach the receiver: {err}\n")
+        return 1
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else format_status(doc))
+    return 1 if doc["total"]["dead"] else 0
+
+
+def _amconfig(args: argparse.Namespace) -> int:
+    from poolwatch.config import ConfigError
+
+    from .amconfig import snippet
+
+    try:
+        sys.stdout.write(snippet(_settings(args), args.url, args.inline_credentials))
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+
+def _import_apulis(args: argparse.Namespace) -> int:
+    from poolwatch.config import ConfigError
+
+    from .apulis import convert
+
+    try:
+        text, notes = convert(args.files, args.secrets_dir)
+    except ConfigError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    sys.stdout.write(text)
+    return 0

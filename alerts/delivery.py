@@ -1,0 +1,175 @@
+"""Delivery: one worker thread per target, draining the outbox through apprise.
+
+Why a thread per target: a target that is down (backoff) or slow (a webhook that times out) must
+not hold back the others, and within one target the order must be kept: most urgent first. Each
+worker claims the most urgent due group (`Outbox.next_batch`), renders one message for it, sends
+it through one `apprise.Apprise` holding exactly this target (so its result is this target's
+result), and records the outcome. On failure the whole target backs off exponentially, so when
+it comes back the most urgent group goes first again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .messages import TemplateError, Templates
+from .outbox import Outbox, Row
+from .routing import is_email, with_recipient
+from .settings import AlertsSettings, Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counters:
+    """Counters for /metrics, by target; reset on restart as counters may."""
+
+    messages: dict[tuple[str, str], int] = field(default_factory=dict)  # (target, outcome)
+    notifications: dict[tuple[str, str], int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, target: str, outcome: str, rows: int) -> None:
+        with self.lock:
+            key = (target, outcome)
+            self.messages[key] = self.messages.get(key, 0) + 1
+            self.notifications[key] = self.notifications.get(key, 0) + rows
+
+
+def redact(url: str) -> str:
+    """The URL as apprise prints it with privacy on (passwords and tokens masked)."""
+    import apprise
+
+    obj = apprise.Apprise.instantiate(url)
+    if obj is None:
+        return url.split("://", 1)[0] + "://(unparsable)"
+    return obj.url(privacy=True)
+
+
+def send(url: str, subject: str, text: str, html: str) -> tuple[bool, str]:
+    """Send one message to one apprise URL: (delivered, why not). The reason comes from apprise's
+    log (it reports connection and HTTP errors there, not as exceptions)."""
+    import apprise
+
+    target = apprise.Apprise(asset=apprise.AppriseAsset(app_id="poolwatch", app_desc="poolwatch"))
+    if not target.add(url):
+        return False, "apprise cannot parse the target URL"
+    body, fmt = (html, apprise.NotifyFormat.HTML) if is_email(url) else (text, "text")
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        ok = bool(target.notify(title=subject, body=body, body_format=fmt))
+    why = "" if ok else (captured.getvalue().strip().splitlines() or ["delivery failed"])[-1]
+    return ok, why
+
+
+class TargetWorker(threading.Thread):
+    def __init__(
+        self,
+        target: Target,
+        outbox: Outbox,
+        settings: AlertsSettings,
+        templates: Templates,
+        counters: Counters,
+        stop: threading.Event,
+        sender: Callable[[str, str, str, str], tuple[bool, str]] = send,
+    ) -> None:
+        super().__init__(name=f"deliver-{target.name}", daemon=True)
+        self.target = target
+        self.url = target.resolve_url()
+        self.outbox, self.settings, self.templates = outbox, settings, templates
+        self.counters, self.stop_event, self.sender = counters, stop, sender
+        self.wake = threading.Event()
+        self.tokens = float(target.rate_limit.messages)
+        self._refilled = time.monotonic()
+        self.backoff = 0.0
+        self._secrets = [p for p in _secrets_of(self.url) if p]
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                outcome = self.step()
+            except Exception:  # isolation boundary: one bad batch must not end delivery
+                log.exception("delivery to %s failed unexpectedly", self.target.name)
+                outcome = "failed"
+            if outcome == "failed":  # back off on the stop event: new work must not cut it short
+                self.stop_event.wait(self.backoff or self.settings.retry.initial_backoff)
+            elif outcome == "limited":
+                self.stop_event.wait(self.target.rate_limit.per / self.target.rate_limit.messages)
+            elif outcome == "idle":
+                self.wake.wait(max(0.05, min(self.settings.group_wait, 0.5)))
+                self.wake.clear()
+
+    def _has_token(self) -> bool:
+        """Token bucket: `messages` per `per` seconds, refilled continuously."""
+        rate = self.target.rate_limit
+        now = time.monotonic()
+        self.tokens = min(
+            rate.messages, self.tokens + (now - self._refilled) * rate.messages / rate.per
+        )
+        self._refilled = now
+        return self.tokens >= 1.0
+
+    def step(self) -> str:
+        """Send the most urgent due batch: "sent", "failed", "limited" or "idle"."""
+        if not self._has_token():
+            return "limited"
+        rows = self.outbox.next_batch(
+            self.target.name, self.settings.group_wait, self.settings.group_max
+        )
+        if not rows:
+            return "idle"
+        self.tokens -= 1.0
+        ok, why = self._deliver(rows)
+        if ok:
+            self.outbox.mark_sent(rows)
+            self.counters.add(self.target.name, "sent", len(rows))
+            self.backoff = 0.0
+            return "sent"
+        why = self._scrub(why)
+        dead = self.outbox.mark_failed(rows, why, self.settings.retry.deadline)
+        self.counters.add(self.target.name, "failed", len(rows))
+        if dead:
+            self.counters.add(self.target.name, "dead", dead)
+            log.error(
+                "%d notifications to %s are dead after %.0fs: %s",
+                dead,
+                self.target.name,
+                self.settings.retry.deadline,
+                why,
+            )
+        retry = self.settings.retry
+        self.backoff = min(retry.max_backoff, max(retry.initial_backoff, self.backoff * 2))
+        log.warning(
+            "delivery to %s failed (%s); next try in %.1fs", self.target.name, why, self.backoff
+        )
+        return "failed"
+
+    def _deliver(self, rows: list[Row]) -> tuple[bool, str]:
+        try:
+            msg = self.templates.render(
+                rows[0].kind, [r.alert for r in rows], self.settings.cluster_name
+            )
+        except TemplateError as err:
+            return False, str(err)
+        return self.sender(
+            with_recipient(self.url, rows[0].recipient), msg.subject, msg.text, msg.html
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        return text
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The user info and query values of a URL: what must never reach a log or /status."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    found = [parts.password or ""]
+    secret_keys = {"pass", "password", "token", "secret", "key", "apikey", "webhook"}
+    found += [v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() in secret_keys]
+    found += [seg for seg in parts.path.split("/") if len(seg) >= 16]  # tokens in the path
+    return found

@@ -1,0 +1,329 @@
+"""The SQLite outbox: every notification is written here before the sender hears "200".
+
+Tables
+- `notifications`: one row per distinct notification, unique on its dedup key (fingerprint, kind,
+  the firing episode's start and, for reminders, the time the reminder was due). A retried
+  webhook, an Alertmanager repeat or a producer that re-sends after a crash hits the unique key
+  and adds nothing.
+- `deliveries`: one row per (notification, target[, job owner]); state `queued` -> `sending` ->
+  `sent`, or `dead` once undelivered past the retry deadline. A failed attempt puts the row back
+  to `queued` with `attempts + 1` (that is what status calls "failing").
+- `active`: alerts that fire now, for reminders (see `due_reminders`).
+
+Restart safety: rows are marked `sending` (with a batch id) in a committed transaction before the
+message goes out and `sent` right after. A graceful stop finishes the batch in flight. After a
+hard kill, rows still `sending` are queued again on start: that one batch may be sent a second
+time (at-least-once), which we prefer to losing it; it is logged and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from poolwatch.actions import AlertMessage
+
+from .settings import severity_rank
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+  id INTEGER PRIMARY KEY, dedup TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, rank INTEGER NOT NULL, alert TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+  id INTEGER PRIMARY KEY, notification INTEGER NOT NULL REFERENCES notifications(id),
+  target TEXT NOT NULL, recipient TEXT NOT NULL DEFAULT '', state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done_at REAL,
+  batch TEXT, last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries(target, state, id);
+CREATE TABLE IF NOT EXISTS active (
+  fingerprint TEXT PRIMARY KEY, alert TEXT NOT NULL, source TEXT NOT NULL,
+  last_notified REAL NOT NULL, last_seen REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one notification goes: a target name and, for job owners, the owner's address."""
+
+    target: str
+    recipient: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One delivery of one notification, as the delivery worker reads it."""
+
+    id: int
+    target: str
+    recipient: str
+    kind: str
+    rank: int
+    alert: dict
+    attempts: int
+    created: float
+
+
+def dedup_key(msg: AlertMessage) -> str:
+    """`AlertMessage.dedup_key` plus the episode start: the same alert firing again after it was
+    resolved is a new notification, an Alertmanager repeat of the same episode is not."""
+    start = "" if msg.starts_at is None else f"{msg.starts_at:.3f}"
+    return f"{msg.dedup_key}:{start}"
+
+
+def _alert_doc(msg: AlertMessage) -> str:
+    doc = msg.to_alertmanager()
+    doc["kind"] = msg.kind
+    return json.dumps(doc, sort_keys=True)
+
+
+class Outbox:
+    """Thread-safe: a SQLite connection per thread, WAL, synchronous=FULL (200 means on disk)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db().executescript(SCHEMA)  # executescript manages its own transaction
+        self.requeued = self._requeue_interrupted()
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+        return db
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    def _requeue_interrupted(self) -> int:
+        with self._tx() as db:
+            n = db.execute(
+                "UPDATE deliveries SET state='queued', batch=NULL WHERE state='sending'"
+            ).rowcount
+        if n:
+            log.warning("%d deliveries were in flight when the receiver stopped; sending again", n)
+        return n
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        messages: Iterable[tuple[AlertMessage, list[Route]]],
+        source: str,
+    ) -> tuple[int, int]:
+        """Store notifications and their deliveries in one transaction: (new, duplicates).
+
+        Also keeps `active` current: a firing alert is (re)marked seen, a resolved one dropped."""
+        now = self.clock()
+        new = dup = 0
+        with self._tx() as db:
+            for msg, routes in messages:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO notifications(dedup, kind, fingerprint, rank, alert, "
+                    "created) VALUES (?,?,?,?,?,?)",
+                    (
+                        dedup_key(msg),
+                        msg.kind,
+                        msg.fingerprint,
+                        severity_rank(msg.labels.get("severity")),
+                        _alert_doc(msg),
+                        now,
+                    ),
+                )
+                inserted = cur.rowcount == 1
+                if inserted:
+                    new += 1
+                    db.executemany(
+                        "INSERT INTO deliveries(notification, target, recipient, state, created) "
+                        "VALUES (?,?,?,'queued',?)",
+                        [(cur.lastrowid, r.target, r.recipient, now) for r in routes],
+                    )
+                else:
+                    dup += 1
+                self._track(db, msg, source, inserted, now)
+        return new, dup
+
+    @staticmethod
+    def _track(
+        db: sqlite3.Connection, msg: AlertMessage, source: str, inserted: bool, now: float
+    ) -> None:
+        if msg.kind == "resolved":
+            db.execute("DELETE FROM active WHERE fingerprint=?", (msg.fingerprint,))
+            return
+        if inserted:  # a new episode or a new reminder: told now
+            db.execute(
+                "INSERT INTO active(fingerprint, alert, source, last_notified, last_seen) "
+                "VALUES (?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE SET alert=excluded.alert, "
+                "source=excluded.source, last_notified=excluded.last_notified, last_seen=?",
+                (msg.fingerprint, _alert_doc(msg), source, now, now, now),
+            )
+        else:  # a repeat of what we already told: still firing
+            db.execute("UPDATE active SET last_seen=? WHERE fingerprint=?", (now, msg.fingerprint))
+
+    def due_reminders(self, wait: float, source: str = "alertmanager") -> list[AlertMessage]:
+        """Reminders for alerts from `source` told more than `wait` ago and seen since.
+
+        "Seen within `wait`" is how we know an Alertmanager alert still fires: Alertmanager
+        repeats it every `repeat_interval` (amconfig sets that below `wait`), and each repeat
+        is deduplicated here but refreshes `last_seen`. In-process producers (the rule engine)
+        send their own reminders (kind "reminder"), so their alerts are not reminded here."""
+        now = self.clock()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT alert, last_notified FROM active WHERE source=? AND last_notified<=? "
+                "AND last_seen>=?",
+                (source, now - wait, now - wait),
+            )
+            .fetchall()
+        )
+        out = []
+        for alert_json, last in rows:
+            doc = json.loads(alert_json)
+            due = last + wait
+            out.append(
+                AlertMessage(
+                    kind="reminder",
+                    fingerprint=doc["fingerprint"],
+                    labels=doc["labels"],
+                    annotations={**doc["annotations"], "reminder_at": f"{due:.0f}"},
+                    starts_at=_epoch(doc["startsAt"]),
+                    generator_url=doc["generatorURL"],
+                )
+            )
+        return out
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    def next_batch(self, target: str, group_wait: float, limit: int) -> list[Row]:
+        """The most urgent group of queued rows for `target` (same recipient, kind and severity
+        rank), claimed as `sending`; empty when nothing is due. A group becomes due when its
+        oldest row has waited `group_wait`, so a burst goes out as one message."""
+        now = self.clock()
+        with self._tx() as db:
+            head = db.execute(
+                "SELECT d.recipient, n.kind, n.rank, MIN(d.created) FROM deliveries d "
+                "JOIN notifications n ON n.id=d.notification WHERE d.target=? AND d.state='queued' "
+                "GROUP BY d.recipient, n.kind, n.rank ORDER BY n.rank, MIN(d.id) LIMIT 1",
+                (target,),
+            ).fetchone()
+            if head is None or head[3] > now - group_wait:
+                return []
+            rows = db.execute(
+                "SELECT d.id, d.target, d.recipient, n.kind, n.rank, n.alert, d.attempts, "
+                "d.created FROM deliveries d JOIN notifications n ON n.id=d.notification "
+                "WHERE d.target=? AND d.state='queued' AND d.recipient=? AND n.kind=? AND n.rank=? "
+                "ORDER BY d.id LIMIT ?",
+                (target, head[0], head[1], head[2], limit),
+            ).fetchall()
+            batch = f"{target}:{rows[0][0]}:{now}"
+            db.executemany(
+                "UPDATE deliveries SET state='sending', batch=? WHERE id=?",
+                [(batch, r[0]) for r in rows],
+            )
+        return [Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+
+    def mark_sent(self, rows: list[Row]) -> None:
+        now = self.clock()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE deliveries SET state='sent', done_at=?, last_error='' WHERE id=?",
+                [(now, r.id) for r in rows],
+            )
+
+    def mark_failed(self, rows: list[Row], error: str, deadline: float) -> int:
+        """Back to the queue, or `dead` past the deadline; returns how many died."""
+        now = self.clock()
+        dead = [r for r in rows if now - r.created >= deadline]
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE deliveries SET state=?, attempts=attempts+1, last_error=?, batch=NULL, "
+                "done_at=? WHERE id=?",
+                [
+                    (
+                        "dead" if r in dead else "queued",
+                        error[:500],
+                        now if r in dead else None,
+                        r.id,
+                    )
+                    for r in rows
+                ],
+            )
+        return len(dead)
+
+    def prune(self, retention: float) -> int:
+        """Forget sent and dead deliveries (and their notifications) older than `retention`."""
+        cutoff = self.clock() - retention
+        with self._tx() as db:
+            n = db.execute(
+                "DELETE FROM deliveries WHERE state IN ('sent','dead') AND done_at<?", (cutoff,)
+            ).rowcount
+            db.execute(
+                "DELETE FROM notifications WHERE created<? AND id NOT IN "
+                "(SELECT notification FROM deliveries)",
+                (cutoff,),
+            )
+        return n
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{target: {queued, failing, sending, sent, dead}} (failing: queued after a failure)."""
+        out: dict[str, dict[str, int]] = {}
+        for target, state, failed, n in self._db().execute(
+            "SELECT target, state, attempts>0, COUNT(*) FROM deliveries GROUP BY 1, 2, 3"
+        ):
+            c = out.setdefault(
+                target, dict.fromkeys(("queued", "failing", "sending", "sent", "dead"), 0)
+            )
+            c[state] = c.get(state, 0) + n
+            if state == "queued" and failed:
+                c["failing"] += n
+        return out
+
+    def oldest_queued(self) -> float | None:
+        row = (
+            self._db()
+            .execute("SELECT MIN(created) FROM deliveries WHERE state IN ('queued','sending')")
+            .fetchone()
+        )
+        return None if row[0] is None else self.clock() - row[0]
+
+    def last_errors(self) -> dict[str, str]:
+        rows = self._db().execute(
+            "SELECT target, last_error FROM deliveries WHERE last_error!='' AND id IN "
+            "(SELECT MAX(id) FROM deliveries WHERE last_error!='' GROUP BY target)"
+        )
+        return dict(rows.fetchall())
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue on the lock, never fail."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _epoch(value: str) -> float | None:
+    from .payload import parse_time
+
+    return parse_time(value, "startsAt")

@@ -1,0 +1,146 @@
+"""Alertmanager webhook payloads (version 4) -> `AlertMessage`s, validated strictly.
+
+Strict because what we accept is written to the outbox and mailed to people: a payload that is
+not what Alertmanager sends is refused whole (HTTP 422 with the field that is wrong), so nothing of
+it is stored. Field list: Alertmanager docs/configuration.md `<webhook_config>` (captured in
+shared/captures/alertmanager/).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from poolwatch.actions import AlertMessage
+
+_TOP = {
+    "version": str,
+    "groupKey": str,
+    "truncatedAlerts": int,
+    "status": str,
+    "receiver": str,
+    "groupLabels": dict,
+    "commonLabels": dict,
+    "commonAnnotations": dict,
+    "externalURL": str,
+    "alerts": list,
+}
+_REQUIRED_TOP = ("version", "status", "alerts")
+_ALERT = {
+    "status": str,
+    "labels": dict,
+    "annotations": dict,
+    "startsAt": str,
+    "endsAt": str,
+    "generatorURL": str,
+    "fingerprint": str,
+}
+_REQUIRED_ALERT = ("status", "labels", "fingerprint")
+MAX_ALERTS = 10_000
+
+
+class PayloadError(ValueError):
+    """A payload we refuse; `status` is the HTTP code to answer with."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_time(value: str, field: str) -> float | None:
+    """RFC 3339 -> epoch seconds; Alertmanager's zero time (year 1) -> None."""
+    if value.startswith("0001-01-01"):
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadError(f"{field}: expected an RFC 3339 time, got {value!r}") from None
+    if stamp.tzinfo is None:
+        raise PayloadError(f"{field}: time {value!r} has no time zone")
+    return stamp.timestamp()
+
+
+def _check_types(doc: Mapping[str, Any], spec: Mapping[str, type], where: str) -> None:
+    for key, value in doc.items():
+        want = spec.get(key)
+        if want is None:
+            continue  # newer Alertmanager fields are ignored, not refused
+        if (want is int and isinstance(value, bool)) or not isinstance(value, want):
+            raise PayloadError(
+                f"{where}{key}: expected {want.__name__}, got {type(value).__name__}"
+            )
+
+
+def _strings(value: Mapping[str, Any], where: str) -> dict[str, str]:
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise PayloadError(f"{where}.{k}: expected a string, got {type(v).__name__}")
+    return dict(value)
+
+
+def _alert(doc: Any, i: int) -> AlertMessage:
+    where = f"alerts[{i}]."
+    if not isinstance(doc, dict):
+        raise PayloadError(f"alerts[{i}]: expected an object")
+    _check_types(doc, _ALERT, where)
+    for key in _REQUIRED_ALERT:
+        if key not in doc:
+            raise PayloadError(f"{where}{key}: required")
+    status = doc["status"]
+    if status not in ("firing", "resolved"):
+        raise PayloadError(f"{where}status: expected firing or resolved, got {status!r}")
+    labels = _strings(doc["labels"], where + "labels")
+    if not labels.get("alertname"):
+        raise PayloadError(f"{where}labels.alertname: required")
+    if not doc["fingerprint"] or len(doc["fingerprint"]) > 128:
+        raise PayloadError(f"{where}fingerprint: expected 1 to 128 characters")
+    return AlertMessage(
+        kind=status,
+        fingerprint=doc["fingerprint"],
+        labels=labels,
+        annotations=_strings(doc.get("annotations", {}), where + "annotations"),
+        starts_at=parse_time(doc.get("startsAt", "0001-01-01T00:00:00Z"), where + "startsAt"),
+        ends_at=parse_time(doc.get("endsAt", "0001-01-01T00:00:00Z"), where + "endsAt"),
+        generator_url=doc.get("generatorURL", ""),
+    )
+
+
+def parse(body: bytes) -> list[AlertMessage]:
+    """The alerts of one webhook request; PayloadError (400 or 422) for anything else."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PayloadError(f"body is not JSON: {err}", 400) from None
+    if not isinstance(doc, dict):
+        raise PayloadError("body: expected a JSON object")
+    _check_types(doc, _TOP, "")
+    for key in _REQUIRED_TOP:
+        if key not in doc:
+            raise PayloadError(f"{key}: required")
+    if doc["version"] != "4":
+        raise PayloadError(f'version: expected "4", got {doc["version"]!r}')
+    if doc["status"] not in ("firing", "resolved"):
+        raise PayloadError(f"status: expected firing or resolved, got {doc['status']!r}")
+    if len(doc["alerts"]) > MAX_ALERTS:
+        raise PayloadError(f"alerts: at most {MAX_ALERTS} per request", 413)
+    return [_alert(a, i) for i, a in enumerate(doc["alerts"])]
+
+
+def webhook(messages: list[AlertMessage], receiver: str = "poolwatch") -> dict[str, Any]:
+    """The Alertmanager webhook body for `messages` (tests, the bench, in-process producers)."""
+    status = "firing" if any(m.status == "firing" for m in messages) else "resolved"
+    common = dict(set.intersection(*(set(m.labels.items()) for m in messages))) if messages else {}
+    return {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": receiver,
+        "groupLabels": {},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": [m.to_alertmanager() for m in messages],
+    }

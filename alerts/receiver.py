@@ -1,0 +1,186 @@
+"""The HTTP receiver: `POST /alertmanager`, `GET /status`, `GET /healthz`, `GET /metrics`.
+
+A `ThreadingHTTPServer` with a listen backlog of 128 (DESIGN.md: the default 5 makes a burst of
+webhook connections wait a second for a SYN retry). Every refusal is a JSON `{"error": ...}`
+with the status code that says why, and happens before anything is written:
+401 no or wrong credentials, 403 (unused: any valid credential may post), 400 unreadable body,
+411 no Content-Length, 413 too large, 415 not JSON, 422 not an Alertmanager v4 payload.
+Credentials are compared in constant time. `/healthz` is open (kubelet probes carry no
+credentials); `/status` and `/metrics` need the same credentials as the webhook when auth is on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import socket
+import ssl
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .metrics import exposition
+from .payload import PayloadError, parse
+from .service import AlertService
+
+log = logging.getLogger(__name__)
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Credentials:
+    def __init__(self, token: str | None, users: dict[str, str]) -> None:
+        self.token = token
+        self.users = users
+
+    @property
+    def required(self) -> bool:
+        return bool(self.token or self.users)
+
+    def check(self, header: str | None) -> bool:
+        if not self.required:
+            return True
+        if not header:
+            return False
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and self.token:
+            return hmac.compare_digest(value.strip().encode(), self.token.encode())
+        if scheme.lower() == "basic" and self.users:
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            expected = self.users.get(user)
+            return expected is not None and hmac.compare_digest(
+                password.encode(), expected.encode()
+            )
+        return False
+
+
+class ReceiverServer(ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+    allow_reuse_address = True
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:  # handshake in the connection's thread, not in accept
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10.0)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError) as err:
+                log.debug("TLS handshake with %s failed: %s", client_address, err)
+                return
+        super().finish_request(request, client_address)
+
+
+def make_server(
+    service: AlertService,
+    address: tuple[str, int],
+    creds: Credentials,
+    tls: ssl.SSLContext | None = None,
+) -> ReceiverServer:
+    handler = _handler(service, creds, service.settings.max_body_bytes)
+    httpd = ReceiverServer(address, handler)
+    httpd.tls = tls
+    return httpd
+
+
+def _handler(service: AlertService, creds: Credentials, limit: int) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 30
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._send(200, b"ok\n", "text/plain")
+                return
+            if not creds.check(self.headers.get("Authorization")):
+                self._refuse(401, "missing or wrong credentials")
+                return
+            if path == "/status":
+                self._json(200, service.status())
+            elif path == "/metrics":
+                self._send(200, exposition(service), METRICS_TYPE)
+            else:
+                self._json(404, {"error": f"no such endpoint {path}"})
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path != "/alertmanager":
+                self._drain()
+                self._json(404, {"error": f"no such endpoint {path}"})
+                return
+            if not creds.check(self.headers.get("Authorization")):
+                self._drain()
+                self._refuse(401, "missing or wrong credentials")
+                return
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                self._drain()
+                self._refuse(415, f"Content-Type must be application/json, got {ctype!r}")
+                return
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self._refuse(411, "Content-Length required", close=True)
+                return
+            if int(length) > limit:
+                self._refuse(
+                    413, f"body of {length} bytes is over the limit of {limit}", close=True
+                )
+                return
+            body = self.rfile.read(int(length))
+            try:
+                messages = parse(body)
+            except PayloadError as err:
+                self._refuse(err.status, str(err))
+                return
+            try:
+                new, dup = service.accept(messages, source="webhook")
+            except Exception:  # isolation boundary: the outbox is unwritable; Alertmanager retries
+                log.exception("cannot write %d alerts to the outbox", len(messages))
+                self._json(503, {"error": "outbox unavailable; retry"})
+                return
+            self._json(200, {"accepted": len(messages), "new": new, "duplicates": dup})
+
+        def _drain(self) -> None:
+            length = self.headers.get("Content-Length") or "0"
+            if length.isdigit() and int(length) <= limit:
+                self.rfile.read(int(length))
+            else:
+                self.close_connection = True
+
+        def _refuse(self, code: int, why: str, close: bool = False) -> None:
+            service.count_rejected(code)
+            log.info("refused a request from %s: %d %s", self.address_string(), code, why)
+            extra = {"WWW-Authenticate": 'Bearer realm="poolwatch"'} if code == 401 else {}
+            if close:
+                self.close_connection = True
+                extra["Connection"] = "close"
+            self._json(code, {"error": why}, extra)
+
+        def _json(self, code: int, doc: Any, extra: dict[str, str] | None = None) -> None:
+            self._send(code, json.dumps(doc).encode() + b"\n", "application/json", extra)
+
+        def _send(
+            self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+        ) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s " + format, self.address_string(), *args)
+
+    return Handler

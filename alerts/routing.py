@@ -1,0 +1,48 @@
+"""Which targets a notification goes to: per-target matchers, plus the job owner when asked.
+
+Routing, grouping, inhibition and silences across alerts are Alertmanager's job; this only picks
+among the receiver's own targets (like apprise tags), so one receiver can mail critical alerts to
+on-call and post everything to a chat webhook.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from poolwatch.actions import AlertMessage
+
+from .outbox import Route
+from .settings import AlertsSettings
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+def routes(msg: AlertMessage, settings: AlertsSettings) -> list[Route]:
+    out = [Route(t.name) for t in settings.targets if t.match.match(msg.labels)]
+    owners = settings.job_owners
+    if owners.enabled:
+        for owner in msg.labels.get(owners.label, "").replace(";", ",").split(","):
+            owner = owner.strip()
+            if _EMAIL.match(owner):  # anything else could redirect the mail: ignored
+                out.append(Route(owners.via, owner))
+    return out
+
+
+def with_recipient(url: str, recipient: str) -> str:
+    """A mail target's apprise URL with its recipients replaced by `recipient`.
+
+    apprise's mailto/mailtos take recipients from the path (mailto://host/a@b) or `to=`; both are
+    replaced, every other option (SMTP host, login, from, mode) is kept."""
+    if not recipient:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "to"]
+    query.append(("to", recipient))
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc, "", urllib.parse.urlencode(query), "")
+    )
+
+
+def is_email(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in ("mailto", "mailtos")

@@ -1,0 +1,151 @@
+"""The notification service: the in-process `Notifier` and what the HTTP receiver calls.
+
+`notify()` returns True only after the notifications and their deliveries are committed to the
+outbox (synchronous=FULL), which is the contract of `poolwatch.actions.Notifier`: a producer that
+got True may forget the message. Delivery happens later, in the target workers.
+
+Reminders and Alertmanager repeats (so that nothing is sent twice):
+- an Alertmanager repeat (same fingerprint, same episode `startsAt`, same status) has the same
+  dedup key as the first notification: it is absorbed, and only marks the alert as still firing;
+- for alerts that came through the webhook, this service sends the reminder itself once
+  `reminder_wait` has passed since the last notification and Alertmanager has repeated the
+  alert within that wait (so it still fires);
+- in-process producers (the rule engine) send their own `kind="reminder"` messages, deduplicated
+  by their `reminder_at`; their alerts are never reminded here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from poolwatch.actions import AlertMessage
+
+from .delivery import Counters, TargetWorker, redact
+from .messages import Templates
+from .outbox import Outbox
+from .routing import routes
+from .settings import AlertsSettings
+
+log = logging.getLogger(__name__)
+
+
+class AlertService:
+    """Implements `poolwatch.actions.Notifier`. `start()` runs delivery; `close()` stops it after
+    the batches in flight are recorded."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        clock: Callable[[], float] = time.time,
+        sender: Callable[[str, str, str, str], tuple[bool, str]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.outbox = Outbox(settings.outbox, clock)
+        self.templates = Templates(settings.templates_dir)
+        self.counters = Counters()
+        self.received: dict[str, int] = {}
+        self.duplicates = 0
+        self.rejected: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.stop = threading.Event()
+        kw: dict[str, Any] = {"sender": sender} if sender else {}
+        self.workers = {
+            t.name: TargetWorker(
+                t, self.outbox, settings, self.templates, self.counters, self.stop, **kw
+            )
+            for t in settings.targets
+        }
+        self.redacted = {
+            t.name: redact(w.url)
+            for t, w in zip(settings.targets, self.workers.values(), strict=True)
+        }
+        self._housekeeper = threading.Thread(target=self._housekeep, daemon=True, name="alerts-hk")
+
+    # -- Notifier ------------------------------------------------------------------------------
+
+    def notify(self, messages: list[AlertMessage]) -> bool:
+        """Queue notifications from an in-process producer; True once on disk."""
+        try:
+            self.accept(messages, source="inprocess")
+        except Exception:  # an outbox we cannot write: the producer keeps it and tries again
+            log.exception("cannot write %d notifications to the outbox", len(messages))
+            return False
+        return True
+
+    def accept(self, messages: list[AlertMessage], source: str) -> tuple[int, int]:
+        """Write `messages` to the outbox (one transaction) and wake the workers: (new, dup)."""
+        new, dup = self.outbox.add(((m, routes(m, self.settings)) for m in messages), source)
+        with self._lock:
+            self.received[source] = self.received.get(source, 0) + len(messages)
+            self.duplicates += dup
+        if new:
+            for worker in self.workers.values():
+                worker.wake.set()
+        return new, dup
+
+    def count_rejected(self, code: int) -> None:
+        with self._lock:
+            self.rejected[str(code)] = self.rejected.get(str(code), 0) + 1
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+        self._housekeeper.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        for worker in self.workers.values():
+            worker.wake.set()
+            if worker.is_alive():
+                worker.join(timeout)
+
+    def remind(self) -> int:
+        """Queue the reminders that are due now (see the module docstring); how many."""
+        if not self.settings.reminders:
+            return 0
+        due = self.outbox.due_reminders(self.settings.reminder_wait)
+        if due:
+            self.accept(due, source="alertmanager")
+        return len(due)
+
+    def _housekeep(self) -> None:
+        last_prune = 0.0
+        while not self.stop.wait(1.0):
+            try:
+                self.remind()
+                if time.monotonic() - last_prune > 3600:
+                    self.outbox.prune(self.settings.retention)
+                    last_prune = time.monotonic()
+            except Exception:  # isolation boundary: housekeeping must not end the service
+                log.exception("alerts housekeeping failed")
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What is queued, sent, failing and dead, per target; URLs redacted, never secrets."""
+        counts = self.outbox.counts()
+        errors = self.outbox.last_errors()
+        targets = {}
+        for name, url in self.redacted.items():
+            c = counts.get(name, dict.fromkeys(("queued", "failing", "sending", "sent", "dead"), 0))
+            targets[name] = {**c, "url": url, "last_error": errors.get(name, "")}
+        total = {
+            k: sum(t[k] for t in targets.values())
+            for k in ("queued", "failing", "sending", "sent", "dead")
+        }
+        oldest = self.outbox.oldest_queued()
+        return {
+            "cluster": self.settings.cluster_name,
+            "total": total,
+            "targets": targets,
+            "oldest_queued_seconds": None if oldest is None else round(oldest, 3),
+            "received": dict(self.received),
+            "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+        }

@@ -1,0 +1,167 @@
+"""The receiver's settings: YAML file < POOLWATCH_ALERTS__* environment < flags.
+
+Loaded with `poolwatch.config.load`, so a typo or a bad value is reported with its file and line.
+Secrets (bearer token, basic-auth passwords, target URLs that carry SMTP passwords) are read from
+files named here, never written inline in a config that is checked in; `url` inline is accepted
+for targets without secrets (a local SMTP relay, a webhook on the cluster network).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from poolwatch.config import ConfigError, Listen, load, parse_duration
+
+ENV_PREFIX = "POOLWATCH_ALERTS__"
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Severity = Literal["critical", "warning", "info"]
+
+#: urgency rank: lower is sent first; anything unknown sorts after info
+SEVERITY_RANK = {"critical": 0, "major": 1, "warning": 2, "minor": 3, "info": 4, "suggestion": 5}
+
+
+def severity_rank(severity: str | None) -> int:
+    return SEVERITY_RANK.get((severity or "").lower(), 9)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(_Model):
+    """Who may post. Alertmanager's `http_config` sends either a bearer token or basic auth."""
+
+    bearer_token_file: Path | None = None
+    basic_users: dict[str, Path] = Field(
+        default_factory=dict, description="user name -> file holding that user's password"
+    )
+
+    def secrets(self) -> tuple[str | None, dict[str, str]]:
+        """(bearer token, {user: password}) read from their files; ConfigError when unreadable."""
+        token = _read_secret(self.bearer_token_file, "auth.bearer_token_file")
+        users = {
+            u: _read_secret(p, f"auth.basic_users.{u}") or "" for u, p in self.basic_users.items()
+        }
+        return token, users
+
+
+class TLS(_Model):
+    cert_file: Path
+    key_file: Path
+
+
+class Matchers(_Model):
+    """Which notifications a target gets. Empty lists match everything."""
+
+    severities: list[str] = Field(default_factory=list)
+    pools: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, description="label -> exact value")
+
+    def match(self, labels: Mapping[str, str]) -> bool:
+        if self.severities and labels.get("severity", "") not in self.severities:
+            return False
+        if self.pools and labels.get("pool", "") not in self.pools:
+            return False
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+
+class RateLimit(_Model):
+    """At most `messages` messages per `per` seconds to one target (a token bucket)."""
+
+    messages: int = Field(default=30, ge=1)
+    per: Seconds = 60.0
+
+
+class Target(_Model):
+    """One apprise URL (mailto://, mailtos://, json://, form://, slack://, ...)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str | None = None
+    url_file: Path | None = None
+    match: Matchers = Field(default_factory=Matchers)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Target:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("give exactly one of url and url_file")
+        return self
+
+    def resolve_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        return _read_secret(self.url_file, f"targets.{self.name}.url_file") or ""
+
+
+class JobOwners(_Model):
+    """The seed's `alert_job_owners`: also tell the owner of the affected job (off by default).
+
+    The owner's address is read from `label` on the alert (the rule copies it from the pod or job
+    label); the message goes through the mail target `via`, with the recipient swapped."""
+
+    enabled: bool = False
+    label: str = "owner_email"
+    via: str = ""
+
+
+class Retry(_Model):
+    initial_backoff: Seconds = 2.0
+    max_backoff: Seconds = 300.0
+    deadline: Seconds = 86400.0  # after this long undelivered, a notification is dead
+
+
+class AlertsSettings(_Model):
+    listen: Listen = "0.0.0.0:9481"
+    cluster_name: str = "poolwatch"
+    outbox: Path = Path("var/alerts/outbox.sqlite")
+    auth: Auth = Field(default_factory=Auth)
+    tls: TLS | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    targets: list[Target] = Field(default_factory=list)
+    job_owners: JobOwners = Field(default_factory=JobOwners)
+    templates_dir: Path | None = None
+    reminders: bool = True
+    reminder_wait: Seconds = 86400.0  # the seed's reminder_wait_time
+    group_wait: Seconds = 1.0  # collect a burst this long before the first message
+    group_max: int = Field(default=200, ge=1, description="alerts per message at most")
+    retry: Retry = Field(default_factory=Retry)
+    retention: Seconds = 7 * 86400.0  # sent and dead rows are kept this long (dedup horizon)
+    public_url: str = Field(default="", description="how Alertmanager reaches the receiver")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertsSettings:
+        names = [t.name for t in self.targets]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"targets: duplicate name(s) {sorted(dup)}")
+        if self.job_owners.enabled and self.job_owners.via not in names:
+            raise ValueError(f"job_owners.via: {self.job_owners.via!r} is not a target name")
+        return self
+
+
+def _read_secret(path: Path | None, field: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError(f"{field}: cannot read {path}: {err.strerror or err}") from None
+
+
+def load_settings(
+    file: Path | None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[tuple[str, ...], tuple[Any, str]] | None = None,
+) -> AlertsSettings:
+    """Defaults < file < POOLWATCH_ALERTS__* < flags; ConfigError names file:line or variable."""
+    env = os.environ if env is None else env
+    # poolwatch.config reads POOLWATCH_<PATH>; ours live under POOLWATCH_ALERTS__<PATH>
+    ours = {
+        "POOLWATCH_" + k[len(ENV_PREFIX) :]: v for k, v in env.items() if k.startswith(ENV_PREFIX)
+    }
+    return load(AlertsSettings, file, ours, flags)
