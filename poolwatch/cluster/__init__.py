@@ -5,13 +5,26 @@ It lives in `poolwatch` because two parts use it: the cluster exporter reads it,
 acts through it.
 """
 
-from .backend import ClusterBackend, WatchEvent
-from .model import Event, JobStatus, Node, NodeStatus, Pod, Pool, PoolStatus, Quota, TrainingJob
+from .backend import ClusterBackend, LeaseConflict, WatchEvent
+from .model import (
+    Event,
+    JobStatus,
+    Lease,
+    Node,
+    NodeStatus,
+    Pod,
+    Pool,
+    PoolStatus,
+    Quota,
+    TrainingJob,
+)
 
 __all__ = [
     "ClusterBackend",
     "Event",
     "JobStatus",
+    "Lease",
+    "LeaseConflict",
     "Node",
     "NodeStatus",
     "Pod",

@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .model import Event, Node, Pod, Pool, Quota, TrainingJob
+from .model import Event, Lease, Node, Pod, Pool, Quota, TrainingJob
 
 Kind = Literal["pool", "node", "pod", "job", "quota", "event"]
 Object = Pool | Node | Pod | TrainingJob | Quota | Event
+
+
+class LeaseConflict(RuntimeError):
+    """The Lease changed since it was read (or already exists): read it again."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class WatchEvent:
 
 class ClusterBackend(Protocol):
     name: str  # "kubernetes" | "simulated"
+    # True when the backend records PoolStatusChange/PoolResourcesStatusChange (and job restart
+    # events) itself, as the simulated pool does; the controller then records only its own
+    emits_pool_events: bool
 
     # -- read side -------------------------------------------------------------------------------
     def pools(self) -> list[Pool]: ...
@@ -47,3 +54,27 @@ class ClusterBackend(Protocol):
     def cordon(self, node: str, unschedulable: bool = True) -> None: ...
     def evict(self, namespace: str, pod: str) -> None: ...
     def record_event(self, event: Event) -> None: ...
+
+    # -- pools and leader election (the controller's) ----------------------------------------
+    def set_node_pool(self, node: str, pool: str | None) -> None:
+        """Make `node` a member of `pool` (None: a free node, in no pool)."""
+        ...
+
+    def create_pool(self, pool: Pool, nodes: list[str]) -> None:
+        """A new pool of (free) `nodes`; the caller marks its spares."""
+        ...
+
+    def delete_pool(self, pool: str) -> None:
+        """Forget a pool that has no node left."""
+        ...
+
+    def mark_pool(self, pool: str, abnormal: bool) -> None:
+        """The controller's verdict on top of the node counts: Abnormal while True (a fault
+        with no spare left to replace it)."""
+        ...
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None: ...
+    def write_lease(self, lease: Lease) -> Lease:
+        """Create (`resource_version` "") or replace the Lease; the stored one comes back.
+        Raises LeaseConflict when it changed since it was read."""
+        ...

@@ -142,6 +142,9 @@ def _when(conditions: list[Any], kinds: Iterable[str]) -> float | None:
     return None
 
 
+FT_PREFIX = "fault-tolerance/"  # the seed's job restart annotations
+
+
 def _job(
     raw: Any, ctx: Context, kind: str, status: JobStatus, demand: _Demand, **kw: Any
 ) -> TrainingJob:
@@ -166,8 +169,14 @@ def _job(
         workers=max(demand.workers, 0),
         created=timestamp(meta.get("creationTimestamp")) or 0.0,
         finished=finished if status in TERMINAL else None,
+        annotations=fault_tolerance(annotations),
         **kw,
     )
+
+
+def fault_tolerance(annotations: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The `fault-tolerance/*` annotations (MA-J-04/06) the controller reads, sorted."""
+    return tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(FT_PREFIX)))
 
 
 def kubeflow_job_from(raw: Any, ctx: Context, kind: str) -> list[TrainingJob]:

@@ -37,6 +37,7 @@ every resource above, and for the write side patch on nodes, create on pods/evic
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -59,10 +60,11 @@ from .k8s_api import (
     load_configuration,
 )
 from .k8s_informer import Informer
+from .k8s_lease import Leases
 from .k8s_read import JOB_LABEL, OWNER_LABEL, POOL_LABEL, Context
 from .k8s_state import ClusterState
 from .k8s_write import Writer
-from .model import Event, Node, Pod, Pool, Quota, TrainingJob
+from .model import Event, Lease, Node, Pod, Pool, PoolStatus, Quota, TrainingJob
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class KubernetesCluster:
     """
 
     name = "kubernetes"
+    emits_pool_events = False  # the controller records them as Kubernetes events
 
     def __init__(
         self,
@@ -143,6 +146,8 @@ class KubernetesCluster:
         self._writer = Writer(
             self._api, clock, self._state.job_ref, timeout=(connect_timeout, request_timeout)
         )
+        self._leases = Leases(self._api, (connect_timeout, request_timeout))
+        self._abnormal: set[str] = set()  # pools the controller marked (mark_pool)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -202,7 +207,10 @@ class KubernetesCluster:
 
     # -- read side -------------------------------------------------------------------------------
     def pools(self) -> list[Pool]:
-        return self._read("pool")
+        found: list[Pool] = self._read("pool")
+        marked = self._abnormal
+        return [dataclasses.replace(p, status=PoolStatus.ABNORMAL) if p.name in marked else p
+                for p in found]  # fmt: skip
 
     def nodes(self) -> list[Node]:
         return self._read("node")
@@ -273,6 +281,34 @@ class KubernetesCluster:
 
     def record_event(self, event: Event) -> None:
         self._writer.record_event(event)
+
+    # -- pools and leader election -----------------------------------------------------------
+    def set_node_pool(self, node: str, pool: str | None) -> None:
+        """Pool membership is the (first) pool label: a merge patch, None removes it."""
+        self._writer.label_node(node, {self._ctx.pool_labels[0]: pool})
+
+    def create_pool(self, pool: Pool, nodes: list[str]) -> None:
+        """A pool exists through its nodes' label: label each node (poolwatch keeps no Pool
+        object of its own; the pool API's records are its business)."""
+        for node in nodes:
+            self.set_node_pool(node, pool.name)
+
+    def delete_pool(self, pool: str) -> None:
+        """Nothing to delete once no node carries the label; forget the controller's mark."""
+        self._abnormal.discard(pool)
+
+    def mark_pool(self, pool: str, abnormal: bool) -> None:
+        """Held in this process: pools() reports the pool Abnormal while marked."""
+        if abnormal:
+            self._abnormal.add(pool)
+        else:
+            self._abnormal.discard(pool)
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None:
+        return self._leases.read(namespace, name)
+
+    def write_lease(self, lease: Lease) -> Lease:
+        return self._leases.write(lease)
 
     # -- internals -------------------------------------------------------------------------------
     def _note(self, reason: str, detail: str) -> None:

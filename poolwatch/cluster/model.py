@@ -106,6 +106,9 @@ class TrainingJob:
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
+    # the job's fault-tolerance annotations (`fault-tolerance/*`, MA-J-04/06): the controller
+    # reads its restart budget from them
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,20 @@ class Event:
     pool: str = ""
     namespace: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A coordination.k8s.io/v1 Lease, for leader election: who holds it and since when.
+
+    `resource_version` is the version that was read; writing it back makes the write
+    conditional (another writer in between gets `LeaseConflict`); "" creates the Lease."""
+
+    name: str
+    namespace: str
+    holder: str = ""
+    duration: float = 15.0  # leaseDurationSeconds
+    acquired: float = 0.0  # acquireTime, unix seconds
+    renewed: float = 0.0  # renewTime, unix seconds
+    transitions: int = 0  # leaseTransitions
+    resource_version: str = ""

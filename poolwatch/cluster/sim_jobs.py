@@ -90,7 +90,7 @@ def submit(world: World, req: JobRequest) -> SimJob:
         owner=req.owner or (team.owners[0] if team and team.owners else ""),
         queue=req.queue or (team.queue if team else "default"), priority=req.priority,
         workers=req.workers, per_worker=req.per_worker, outcome=req.outcome,
-        duration=req.duration, created=world.now,
+        duration=req.duration, created=world.now, annotations=tuple(sorted(req.annotations)),
     )  # fmt: skip
     world.jobs[key] = job
     world.touch("job", key)

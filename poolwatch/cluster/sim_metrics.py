@@ -105,7 +105,8 @@ def _families(cluster: SimulatedCluster, names: Iterable[str]) -> list[Metric]:
     pools = {p.name: p for p in cluster.spec.pools}
     for name in names:
         view = cluster.node_view(name)
-        _node(view, pools[view.pool], fams)
+        if view.pool in pools:  # a free node (in no pool) is not simulated as monitored
+            _node(view, pools[view.pool], fams)
     return [f for f in fams.values() if f.samples]
 
 

@@ -36,6 +36,28 @@ class PoolBook:
         self.tally = {p.name: [0, 0, 0, 0] for p in pools}
         self.spares = {p.name: 0 for p in pools}  # nodes now Spare (the controller uses them)
         self.uid = {p.name: world.uid("pool", p.name) for p in pools}
+        self.forced: set[str] = set()  # pools the controller marked Abnormal (no spare left)
+
+    def add(self, p: PoolSpec) -> None:
+        """A pool created at run time (the controller's create_pool); nodes join it after."""
+        w = self.world
+        self.status[p.name] = PoolStatus.CREATING
+        self.reported[p.name], self.tally[p.name], self.spares[p.name] = (0, 0, 0, 0), [0] * 4, 0
+        self.uid[p.name] = w.uid("pool", p.name)
+        w.event("Pool", p.name, "PoolStatusChange", "Start creating pool", pool=p.name)
+
+    def remove(self, name: str) -> None:
+        for table in (self.status, self.reported, self.tally, self.spares, self.uid):
+            table.pop(name, None)  # type: ignore[attr-defined]
+        self.forced.discard(name)
+
+    def join(self, node: SimNode, sign: int) -> None:
+        """Count `node` (sign 1) or stop counting it (-1) in its pool, under its status."""
+        if node.pool not in self.tally or node.status is None:
+            return
+        if (slot := _SLOT.get(node.status)) is not None:
+            self.tally[node.pool][slot] += sign
+        self.spares[node.pool] += sign * (node.status is NodeStatus.SPARE)
 
     def create(self) -> None:
         """Start creating every pool: its event, its nodes, and their joining later."""
@@ -51,6 +73,8 @@ class PoolBook:
 
     def moved(self, node: SimNode, new: NodeStatus) -> None:
         """Count `node` under its new status."""
+        if node.pool not in self.tally:  # a free node, in no pool
+            return
         tally = self.tally[node.pool]
         if node.status is not None and (slot := _SLOT.get(node.status)) is not None:
             tally[slot] -= 1
@@ -76,7 +100,8 @@ class PoolBook:
                 if c:
                     continue
                 self._set(p, PoolStatus.RUNNING)  # the seeds' order: Creating -> Running
-            self._set(p, PoolStatus.ABNORMAL if a < p.min_available else PoolStatus.RUNNING)
+            bad = a < p.min_available or p.name in self.forced
+            self._set(p, PoolStatus.ABNORMAL if bad else PoolStatus.RUNNING)
 
     def _set(self, p: PoolSpec, new: PoolStatus) -> None:
         old = self.status[p.name]

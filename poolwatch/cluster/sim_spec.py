@@ -99,6 +99,8 @@ class JobRequest:
     priority: str = "1"  # ModelArts priorities 1-3, 3 highest
     outcome: JobOutcome = "complete"
     duration: float = 3600.0
+    # metadata.annotations, e.g. {"fault-tolerance/job-retry-num": "3"} (MA-J-06)
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 def _demo_pools() -> tuple[PoolSpec, ...]:

@@ -102,6 +102,7 @@ class SimJob:
     hung: bool = False  # Running, zero utilisation; invisible to Kubernetes
     stalled: bool = False  # a fault under it: zero utilisation, fails after fault_fail_after
     pods: list[str] = field(default_factory=list)
+    annotations: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -291,4 +292,5 @@ def job_object(j: SimJob) -> TrainingJob:
         created=j.created,
         started=j.started,
         finished=j.finished,
+        annotations=j.annotations,
     )

@@ -16,18 +16,19 @@ changed objects published to the store and to every open watch.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 from . import sim_faults, sim_jobs
-from .backend import WatchEvent
-from .model import Event, Pod, Pool, Quota, TrainingJob
+from .backend import LeaseConflict, WatchEvent
+from .model import Event, Lease, Pod, Pool, Quota, TrainingJob
 from .model import Node as NodeObj
 from .sim_feed import ChangeFeed
 from .sim_metrics import NodeView, node_view
 from .sim_pools import PoolBook
-from .sim_spec import JobRequest, SimulationSpec
+from .sim_spec import POOL_LABEL, JobRequest, PoolSpec, SimulationSpec
 from .sim_state import (
     SimNode,
     World,
@@ -48,6 +49,7 @@ class SimulatedCluster:
     arguments ValueError."""
 
     name = "simulated"
+    emits_pool_events = True  # sim_pools records the pool events, sim_jobs the job restarts
 
     def __init__(
         self, spec: SimulationSpec | None = None, clock: Callable[[], float] = time.time
@@ -58,6 +60,8 @@ class SimulatedCluster:
         self._world = World(self.spec, clock())
         self._feed = ChangeFeed(self._lock)
         self._pools = PoolBook(self._world)
+        self._leases: dict[tuple[str, str], Lease] = {}
+        self._lease_version = 0
         with self._lock:
             self._pools.create()
             self._start_generators()
@@ -210,6 +214,86 @@ class SimulatedCluster:
                               event.message, event.time or w.now, event.pool, event.namespace,
                               dict(event.extra)))  # fmt: skip
             self._commit()
+
+    # -- pools and leases (the controller's) -------------------------------------------------
+    def set_node_pool(self, node: str, pool: str | None) -> None:
+        """Move a node into `pool` (which must exist) or out of every pool (None): a free node
+        runs no new jobs and is not simulated as monitored."""
+        with self._lock:
+            n, w = self._node(node), self._world
+            if pool and pool not in w.pool_nodes:
+                raise KeyError(f"no pool {pool!r} in the simulation")
+            if n.pool == (pool or ""):
+                return
+            self._pools.join(n, -1)
+            if n.pool in w.pool_nodes:
+                w.pool_nodes[n.pool].remove(n)
+            n.pool = pool or ""
+            if pool:
+                w.pool_nodes[pool].append(n)
+                n.labels[POOL_LABEL] = pool
+            else:
+                n.labels.pop(POOL_LABEL, None)
+            self._pools.join(n, +1)
+            self._changed(n)
+
+    def create_pool(self, pool: Pool, nodes: list[str]) -> None:
+        """A pool of free `nodes` (all of one accelerator model), created at run time."""
+        with self._lock:
+            w = self._world
+            if pool.name in w.pool_nodes:
+                raise ValueError(f"pool {pool.name} exists")
+            members = [self._node(n) for n in nodes]
+            if not members or any(m.pool for m in members):
+                raise ValueError("a new pool needs at least one node, and only free nodes")
+            first = members[0]
+            spec = PoolSpec(
+                pool.name, len(members), len(first.devices), first.resource, first.model,
+                ha_spares=0, driver_version=pool.driver_version,
+            )  # fmt: skip
+            self.spec = dataclasses.replace(self.spec, pools=(*self.spec.pools, spec))
+            w.spec = self.spec
+            w.pool_nodes[pool.name] = []
+            self._pools.add(spec)
+            for m in members:
+                self.set_node_pool(m.name, pool.name)
+            self._commit()
+
+    def delete_pool(self, pool: str) -> None:
+        with self._lock:
+            w = self._world
+            if w.pool_nodes.get(pool):
+                raise ValueError(f"pool {pool} still has nodes")
+            w.pool_nodes.pop(pool, None)
+            self.spec = dataclasses.replace(
+                self.spec, pools=tuple(p for p in self.spec.pools if p.name != pool)
+            )
+            w.spec = self.spec
+            self._pools.remove(pool)
+            self._feed.put("pool", pool, None)
+            self._commit()
+
+    def mark_pool(self, pool: str, abnormal: bool) -> None:
+        with self._lock:
+            if abnormal:
+                self._pools.forced.add(pool)
+            else:
+                self._pools.forced.discard(pool)
+            self._commit()
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None:
+        with self._lock:
+            return self._leases.get((namespace, name))
+
+    def write_lease(self, lease: Lease) -> Lease:
+        with self._lock:
+            held = self._leases.get((lease.namespace, lease.name))
+            if (held.resource_version if held else "") != lease.resource_version:
+                raise LeaseConflict(f"lease {lease.namespace}/{lease.name} changed")
+            self._lease_version += 1
+            stored = dataclasses.replace(lease, resource_version=str(self._lease_version))
+            self._leases[(lease.namespace, lease.name)] = stored
+            return stored
 
     def _node(self, name: str) -> SimNode:
         node = self._world.nodes.get(name)

@@ -1,0 +1,79 @@
+"""Whether a training job may be restarted, from its fault-tolerance settings (MA-J-03..06).
+
+The seed's rules (statuses-and-events.md section 5.4):
+- `fault-tolerance/job-retry-num` = 1..128 is the job's restart budget; absent means 0: the job
+  is never re-issued (MA-J-06). A job restarts while its restarts are below the budget.
+- Without `fault-tolerance/job-unconditional-retry: "true"`, only environmental faults (the node
+  under it was isolated) restart it; with it, any failure does, but at most 3 times in a row
+  (MA-J-04).
+- Restart upon suspension (a hung job, MA-J-02) is limited to 3 in a row as well (MA-J-05).
+- A re-issued job is queued at the highest priority and gives up after 30 minutes (MA-J-03;
+  the re-queue is tracked by the service).
+A streak ends when the job has run `streak_reset` seconds since its last restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from poolwatch.cluster.model import TrainingJob
+
+from .settings import ControllerSettings
+
+Cause = Literal["fault", "hang", "requested"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    detail: str
+    total: int = 0  # the counts to record when allowed
+    streak: int = 0
+    hang_streak: int = 0
+
+
+def decide(
+    job: TrainingJob,
+    cause: Cause,
+    history: tuple[int, int, int, float],  # (total, streak, hang streak, last restart time)
+    now: float,
+    s: ControllerSettings,
+) -> Decision:
+    ann = dict(job.annotations)
+    raw = ann.get(s.retry_annotation, "0").strip()
+    if not raw.isdigit() or not 0 <= int(raw) <= 128:
+        return Decision(False, f"annotation {s.retry_annotation}={raw!r}: expected 1-128")
+    budget = int(raw)
+    if budget == 0:
+        return Decision(False, f"auto restart is off ({s.retry_annotation} absent or 0, MA-J-06)")
+    total, streak, hang, last = history
+    if total >= budget:
+        return Decision(False, f"restart budget used up ({total} of {budget}, MA-J-06)")
+    if last and now - last >= s.streak_reset:
+        streak = hang = 0
+    unconditional = ann.get(s.unconditional_annotation, "").strip().lower() == "true"
+    if cause == "fault":  # environmental: always within the budget, and it ends any streak
+        return Decision(True, f"restart {total + 1} of {budget} (node fault)", total + 1, 0, 0)
+    if cause == "hang":
+        if hang >= s.hang_cap:
+            return Decision(False, f"{hang} restarts upon suspension in a row (cap {s.hang_cap},"
+                                   " MA-J-05)")  # fmt: skip
+        return Decision(True, f"restart {total + 1} of {budget} (hung job, MA-J-02/05)",
+                        total + 1, streak, hang + 1)  # fmt: skip
+    if not unconditional:
+        return Decision(False, f"not an environmental fault and {s.unconditional_annotation} is "
+                               "not true (MA-J-04)")  # fmt: skip
+    if streak >= s.unconditional_cap:
+        return Decision(False, f"{streak} unconditional restarts in a row (cap "
+                               f"{s.unconditional_cap}, MA-J-04)")  # fmt: skip
+    return Decision(True, f"restart {total + 1} of {budget} (unconditional, MA-J-04)",
+                    total + 1, streak + 1, hang)  # fmt: skip
+
+
+def cause_of(alertname: str, labels: dict[str, str]) -> Cause:
+    """A restart-job action's cause: 'hang' for a hung-job rule (MA-J-02), else 'requested'."""
+    if labels.get("cause") in ("fault", "hang", "requested"):
+        return labels["cause"]  # type: ignore[return-value]
+    low = alertname.lower()
+    return "hang" if "hung" in low or "hang" in low or "suspen" in low else "requested"

@@ -1,0 +1,80 @@
+"""Pools as the controller sees them: the name rule, node roles, counts and the limits.
+
+Pure functions over the cluster interface's snapshots (`poolwatch.cluster.Node`), so the
+limits can be tested (and property-tested) without a backend.
+
+Markers written onto Kubernetes objects (the seeds name none, statuses-and-events.md section 11;
+the same keys as both backends): the node label `poolwatch.io/pool` (membership), the node label
+`poolwatch.io/status` (Spare, Replacing, Repairing, Resetting, Rebooting) and the taint
+`poolwatch.io/fault=<isolation code>:NoSchedule` plus a cordon for Isolated (FI-01..FI-25).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from poolwatch.cluster.model import Node, NodeStatus
+
+POOL_LABEL = "poolwatch.io/pool"
+STATUS_LABEL = "poolwatch.io/status"
+FAULT_TAINT = "poolwatch.io/fault"
+FAULT_EFFECT = "NoSchedule"  # jobs are restarted by eviction, within their budget, not killed
+FLAVOR_LABELS = ("node.kubernetes.io/instance-type", "nvidia.com/gpu.product", "accelerator")
+# the seed's rule for pool names; 63 characters, as any Kubernetes label value
+_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+# NodeStatus -> its place in available/abnormal/creating/deleting (PoolResourcesStatusChange);
+# Spare counts in none (the same table as the simulated pool's and the cluster exporter's)
+_SLOT = {
+    NodeStatus.AVAILABLE: 0, NodeStatus.UNAVAILABLE: 1, NodeStatus.ISOLATED: 1,
+    NodeStatus.REPLACING: 1, NodeStatus.RESETTING: 1, NodeStatus.REBOOTING: 1,
+    NodeStatus.REPAIRING: 1, NodeStatus.CREATING: 2, NodeStatus.DELETING: 3,
+}  # fmt: skip
+#: statuses that keep a node's capacity out of service (the breaker counts them)
+OUT = frozenset(s for s in NodeStatus if s not in (NodeStatus.AVAILABLE, NodeStatus.SPARE))
+
+
+def check_pool_name(name: str) -> str | None:
+    """None when `name` is a valid pool name, else why not (the seed's rule: a lowercase letter
+    first, then lowercase letters, digits and hyphens, not ending in a hyphen)."""
+    if _NAME.match(name):
+        return None
+    return (
+        f"pool name {name!r}: must start with a lowercase letter, hold only lowercase letters, "
+        "digits and hyphens, not end with a hyphen, and be at most 63 characters"
+    )
+
+
+def flavor_of(node: Node) -> str:
+    labels = dict(node.labels)
+    return next((labels[k] for k in FLAVOR_LABELS if labels.get(k)), "")
+
+
+def fault_of(node: Node) -> str:
+    """The isolation code on the node ('' when it carries no fault taint)."""
+    return next((v for k, v, _ in node.taints if k == FAULT_TAINT), "")
+
+
+def ready(node: Node) -> bool:
+    return dict(node.conditions).get("Ready", "True") == "True"
+
+
+def counts(nodes: Iterable[Node]) -> tuple[int, int, int, int]:
+    """available/abnormal/creating/deleting, as PoolResourcesStatusChange reports them."""
+    out = [0, 0, 0, 0]
+    for n in nodes:
+        if (slot := _SLOT.get(n.status)) is not None:
+            out[slot] += 1
+    return out[0], out[1], out[2], out[3]
+
+
+def out_of_service(nodes: Iterable[Node]) -> int:
+    return sum(n.status in OUT for n in nodes)
+
+
+def allowed(ratio: float, total: int, floor: int) -> int:
+    """How many of `total` nodes a ratio limit lets through: rounded down, at least `floor` so
+    that a small pool (5 % of 8 nodes is 0.4) can still replace a node."""
+    return max(floor, math.floor(ratio * total + 1e-9))

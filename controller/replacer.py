@@ -1,0 +1,177 @@
+"""HA replacement: a faulty node's place is taken by a Spare of the same pool and flavor.
+
+Steps of one replacement (a row in the store, [001:L1416]):
+  queued    waiting for the limits, a spare, or a conflict to clear (POL-01, POL-02, upgrade,
+            a node Resetting [000:L320]); the pool is Abnormal while no spare is left
+  starting  the spare is chosen and recorded *before* any write, so a controller restarted here
+            replays the same idempotent writes with the same spare
+  running   faulty node labelled Replacing; the spare loses its Spare label and is uncordoned
+  done      the spare is Available: the faulty node becomes Repairing (a spare under repair;
+            `PoolController.restore` turns it into the new Spare once fixed)
+  failed    not done within `replace_timeout` of being requested (POL-03, 24 h), or cancelled
+Limits, counted over all the pool's nodes (spares included), at least `replace_min`:
+  starting+running <= 5 % (POL-02); started in the last 24 h <= 20 % (POL-01).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from poolwatch.actions import ActionResult
+from poolwatch.cluster.model import Node, NodeStatus
+
+from . import pools
+from .pools import STATUS_LABEL
+from .store import Replacement
+
+if TYPE_CHECKING:
+    from .service import PoolController
+
+DAY = 24 * 3600.0
+
+
+class Replacer:
+    def __init__(self, ctl: PoolController) -> None:
+        self.ctl = ctl
+
+    def request(self, key: str, pool: str, node: str, code: str) -> tuple[str, str]:
+        """Queue a replacement of `node` (once per node) and try to start it now."""
+        store = self.ctl.store
+        mine = [r for r in store.replacements(pool, True) if r.node == node]
+        if mine:
+            return "done", f"replacement already {mine[0].state}"
+        rid = store.add_replacement(key, pool, node, code, self.ctl.clock())
+        self.step(self.ctl.clock(), only=rid)
+        r = next(r for r in store.replacements(pool) if r.id == rid)
+        if r.state == "queued":
+            return "deferred", f"replacement queued: {r.detail}"
+        return "done", f"replacement {r.state} with spare {r.spare}"
+
+    def cancel(self, node: str, why: str) -> None:
+        for r in self.ctl.store.replacements(active=True):
+            if r.node == node and r.state == "queued":
+                self.ctl.store.update_replacement(r.id, state="failed", detail=why,
+                                                  finished_at=self.ctl.clock())  # fmt: skip
+
+    # -- the control loop ----------------------------------------------------------------------
+    def step(self, now: float, only: int | None = None) -> None:
+        store = self.ctl.store
+        active = [r for r in store.replacements(active=True) if only in (None, r.id)]
+        if not active:
+            return
+        nodes = self.ctl._nodes()
+        for r in active:
+            if now - r.queued_at >= self.ctl.settings.replace_timeout:
+                self._fail(
+                    r,
+                    now,
+                    f"not finished within {self.ctl.settings.replace_timeout / 3600:g} h (POL-03)",
+                )
+            elif r.state == "queued":
+                self._try_start(r, nodes, now)
+            else:
+                if r.state == "starting":
+                    self._apply_start(r)  # a restart mid-way: the same writes, same spare
+                self._check_done(r, nodes, now)
+                nodes = self.ctl._nodes()
+        self._mark_pools(now)
+
+    def _try_start(self, r: Replacement, nodes: dict[str, Node], now: float) -> None:
+        store, s = self.ctl.store, self.ctl.settings
+        node = nodes.get(r.node)
+        if node is None or node.pool != r.pool or not pools.fault_of(node):
+            self._fail(r, now, "the node is no longer isolated in the pool")
+            return
+        members = [n for n in nodes.values() if n.pool == r.pool]
+        total = len(members)
+        why = ""
+        if store.pool(r.pool)["upgrading"]:
+            why = "a driver upgrade is running"
+        elif any(n.status is NodeStatus.RESETTING for n in members):
+            why = "a node of the pool is resetting [000:L320]"
+        else:
+            everything = store.replacements(r.pool)
+            busy = sum(x.state in ("starting", "running") for x in everything)
+            today = sum(x.started_at > now - DAY for x in everything if x.started_at)
+            if busy >= pools.allowed(s.replace_concurrent_ratio, total, s.replace_min):
+                why = f"{busy} replacements in flight, the most for {total} nodes (POL-02)"
+            elif today >= pools.allowed(s.replace_daily_ratio, total, s.replace_min):
+                why = f"{today} replacements in 24 h, the most for {total} nodes (POL-01)"
+        spare = None if why else self._spare(node, members)
+        if not why and spare is None:
+            why = "no spare of this flavor is left"
+        if why:
+            if why != r.detail:
+                store.update_replacement(r.id, detail=why)
+            return
+        assert spare is not None  # noqa: S101 - narrowed above
+        store.update_replacement(r.id, state="starting", spare=spare.name, started_at=now,
+                                 detail="")  # fmt: skip
+        started = Replacement(**{**r.__dict__, "state": "starting", "spare": spare.name,
+                                 "started_at": now})  # fmt: skip
+        self._apply_start(started)
+        self._check_done(started, self.ctl._nodes(), now)
+
+    def _spare(self, node: Node, members: list[Node]) -> Node | None:
+        taken = {r.spare for r in self.ctl.store.replacements(node.pool, True) if r.spare}
+        flavor = pools.flavor_of(node)
+        for n in sorted(members, key=lambda m: m.name):
+            if (n.status is NodeStatus.SPARE and n.name not in taken and not pools.fault_of(n)
+                    and pools.ready(n) and pools.flavor_of(n) == flavor):  # fmt: skip
+                return n
+        return None
+
+    def _apply_start(self, r: Replacement) -> None:
+        b = self.ctl.backend
+        b.label_node(r.node, {STATUS_LABEL: NodeStatus.REPLACING.value})
+        b.label_node(r.spare, {STATUS_LABEL: None})
+        b.cordon(r.spare, False)
+        self.ctl.store.update_replacement(r.id, state="running")
+        self.ctl._audit("replaceNode", r.node, ActionResult("done", f"spare {r.spare}"), r.key)
+        self.ctl._node_event(r.node, r.pool, "NodeReplacing", "Normal",
+                             f"Node being replaced by HA spare {r.spare}")  # fmt: skip
+
+    def _check_done(self, r: Replacement, nodes: dict[str, Node], now: float) -> None:
+        spare = nodes.get(r.spare)
+        if spare is None or spare.status is not NodeStatus.AVAILABLE:
+            return
+        self.ctl.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+        self.ctl.store.update_replacement(r.id, state="done", finished_at=now)
+        self.ctl.stats[("replacement", "done")] += 1
+        self.ctl._audit("replaceNode", r.node, ActionResult("done", f"replaced by {r.spare}"),
+                        r.key)  # fmt: skip
+        labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
+        self.ctl._tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
+                       f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
+                       f"{r.spare} took its place", labels, "info")  # fmt: skip
+
+    def _fail(self, r: Replacement, now: float, why: str) -> None:
+        store = self.ctl.store
+        store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
+        self.ctl.stats[("replacement", "failed")] += 1
+        if r.state == "running":  # the faulty node stays isolated; its spare is in service
+            self.ctl.backend.label_node(r.node, {STATUS_LABEL: None})
+        self.ctl._audit("replaceNode", r.node, ActionResult("failed", why), r.key)
+        self.ctl._tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
+                       "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
+                       "critical")  # fmt: skip
+
+    def _mark_pools(self, now: float) -> None:
+        """A pool with a replacement waiting for a spare is Abnormal, and the operator hears."""
+        store = self.ctl.store
+        waiting: dict[str, list[Replacement]] = {}
+        for r in store.replacements(active=True):
+            if r.state == "queued" and r.detail.startswith("no spare"):
+                waiting.setdefault(r.pool, []).append(r)
+        for pool in {*waiting, *store.pool_names()}:
+            was = bool(store.pool(pool)["abnormal"])
+            now_abnormal = pool in waiting
+            if was == now_abnormal:
+                continue
+            store.set_pool(pool, abnormal=int(now_abnormal))
+            self.ctl.backend.mark_pool(pool, now_abnormal)
+            if now_abnormal:
+                names = ", ".join(r.node for r in waiting[pool])
+                self.ctl._tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
+                               f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
+                               {"pool": pool}, "critical")  # fmt: skip

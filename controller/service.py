@@ -1,0 +1,514 @@
+"""`PoolController`: the controller's one in-process entry point (an `ActionSink`).
+
+It turns rule-engine actions (`NodeAction`: isolate, replace, restart-job) and operator requests
+(the pool API, driver upgrades) into a few idempotent writes through the cluster interface, within
+the seeds' limits (POL-01..03), behind a per-pool circuit breaker, and tells people what it did.
+
+Invariants, and why:
+- every request has a key; a key is done at most once (the engine re-sends after a restart);
+- state is written to the store before the cluster is touched, so a restart resumes a
+  replacement with the spare it had chosen (controller/replacer.py) and never takes a second;
+- `submit()` never raises: a bad or impossible action is `refused` with the reason;
+- dry-run (the seed's `cordon_dry_run`, default on) applies to rule-engine actions: they are
+  logged, audited and notified as what would be done, and nothing changes. Operator requests
+  through the facade methods (pool API, upgrades) act, since a person asked for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from poolwatch.actions import ActionResult, NodeAction, Notifier
+from poolwatch.cluster.backend import ClusterBackend
+from poolwatch.cluster.model import Event, Node, NodeStatus, Pool
+
+from . import jobs, notices, pools
+from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
+from .replacer import Replacer
+from .settings import ControllerSettings
+from .store import AuditRecord, Store
+
+log = logging.getLogger(__name__)
+TERMINAL_PODS = ("Succeeded", "Failed")
+
+
+class PoolController:  # implements poolwatch.actions.ActionSink
+    def __init__(
+        self,
+        backend: ClusterBackend,
+        settings: ControllerSettings | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+        state_path: Path | None = None,
+    ) -> None:
+        self.backend, self.clock = backend, clock
+        self.settings = settings or ControllerSettings()
+        self.store = Store(state_path or self.settings.state_path)
+        self.notices = notices.Notices(self.store, notifier)
+        self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
+        self._lock = threading.RLock()
+        self.replacer = Replacer(self)
+
+    # == the action interface ===================================================================
+    def submit(self, action: NodeAction) -> ActionResult:
+        """Do one rule-engine action at most once per key; never raises."""
+        with self._lock:
+            try:
+                result = self._submit(action)
+            except Exception as err:  # isolation boundary: a failed write
+                log.exception("action failed", extra={"key": action.key, "kind": action.kind})
+                result = ActionResult("failed", f"{type(err).__name__}: {err}")
+                self.store.record_action(action.key, action.kind, "failed", result.detail,
+                                         self.clock())  # fmt: skip
+            self.stats[(action.kind, result.outcome)] += 1
+            self._audit(f"action:{action.kind}", action.node or action.job or action.pool,
+                        result, action.key)  # fmt: skip
+            log.info("action", extra={"key": action.key, "kind": action.kind,
+                                      "outcome": result.outcome, "detail": result.detail,
+                                      "reason": action.reason})  # fmt: skip
+            return result
+
+    def _submit(self, a: NodeAction) -> ActionResult:
+        if not a.key:
+            return ActionResult("refused", "key: required")
+        seen = self.store.action(a.key)
+        if seen is not None:
+            outcome, detail = seen
+            if outcome == "deferred":
+                return ActionResult("deferred", detail)
+            return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
+        dry = self.settings.dry_run or a.dry_run
+        if a.kind == "restart-job":
+            result = self._restart_action(a, dry)
+        elif not a.node:
+            return ActionResult("refused", f"{a.kind}: node required")
+        else:
+            code = a.fault_code or ("A050802" if a.kind == "replace" else "")
+            if not code:
+                return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
+            replace = a.kind == "replace" or code in self.settings.replace_codes
+            result = self._isolate(a.node, code, a.reason, a.key, dry, replace, breaker=True)
+        if result.outcome in ("done", "deferred", "failed"):
+            self.store.record_action(a.key, a.kind, result.outcome, result.detail, self.clock())
+        return result
+
+    # == isolation ==============================================================================
+    def _isolate(
+        self, name: str, code: str, reason: str, key: str, dry: bool, replace: bool,
+        breaker: bool,
+    ) -> ActionResult:  # fmt: skip
+        nodes = self._nodes()
+        node = nodes.get(name)
+        if node is None:
+            return ActionResult("refused", f"no node {name!r}")
+        if node.status in (NodeStatus.REPLACING, NodeStatus.REPAIRING):
+            return ActionResult("already", f"node {name} is {node.status.value}")
+        pool = node.pool
+        members = [n for n in nodes.values() if n.status is not None and n.pool == pool]
+        if pool and breaker and not pools.fault_of(node):  # already out: no further harm
+            refusal = self._breaker(pool, node, members)
+            if refusal is not None:
+                return refusal
+        isolated = pools.fault_of(node) == code and node.unschedulable
+        if dry:
+            what = "is already isolated" if isolated else f"would be tainted {FAULT_TAINT}={code}"
+            extra = ", then replaced from the pool's spares" if replace and pool else ""
+            self._tell("DryRun", key, f"dry run: node {name} {what}{extra}", reason,
+                       {"node": name, "pool": pool, "fault_code": code}, "info")  # fmt: skip
+            return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {reason}")
+        if not isolated:
+            self.backend.taint_node(name, FAULT_TAINT, code, FAULT_EFFECT)
+            self.backend.cordon(name, True)
+            if dict(node.labels).get(STATUS_LABEL) == NodeStatus.SPARE.value:
+                self.backend.label_node(name, {STATUS_LABEL: None})  # a faulty spare is no spare
+            self._node_event(name, pool, "NodeIsolated", "Warning",
+                             f"Node isolated, fault code {code}: {reason}")  # fmt: skip
+        detail = f"node {name} {'was already' if isolated else ''} isolated ({code})".replace(
+            "  ", " "
+        )
+        if code not in self.settings.keep_jobs_codes:
+            restarted = self._restart_jobs_on(name, key)
+            if restarted:
+                detail += f"; jobs restarted: {', '.join(restarted)}"
+        if replace and pool:
+            outcome, more = self.replacer.request(key, pool, name, code)
+            return ActionResult(outcome if outcome == "deferred" else "done", f"{detail}; {more}")
+        return ActionResult("done" if not isolated else "already", detail)
+
+    def _breaker(self, pool: str, node: Node, members: list[Node]) -> ActionResult | None:
+        """The circuit breaker: no isolation that would put more of the pool out of service
+        than `breaker_ratio` (at least one node); once it refuses, it stays open (refusing every
+        isolation in the pool) until the pool is back under and `breaker_cooldown` has passed."""
+        s, now = self.settings, self.clock()
+        state = self.store.pool(pool)
+        limit = pools.allowed(s.breaker_ratio, len(members), 1)
+        out = pools.out_of_service(members) + (node.status not in pools.OUT)
+        if state["breaker_open"]:
+            return ActionResult("refused", f"circuit breaker open for pool {pool}: "
+                                           "no isolation until it closes")  # fmt: skip
+        if out <= limit:
+            return None
+        self.store.set_pool(pool, breaker_open=1, breaker_since=now)
+        self._audit("TripBreaker", pool, ActionResult("done", f"{out - 1} of {len(members)} "
+                                                              "nodes out"), "")  # fmt: skip
+        self._tell("BreakerOpen", f"{pool}:{now}", f"circuit breaker open in pool {pool}",
+                   f"isolating node {node.name} would put {out} of {len(members)} nodes out "
+                   f"(limit {limit}); isolation stops in this pool until it closes",
+                   {"pool": pool}, "critical")  # fmt: skip
+        return ActionResult("refused", f"circuit breaker: {out} of {len(members)} nodes of pool "
+                                       f"{pool} would be out (limit {limit})")  # fmt: skip
+
+    def breaker_open(self, pool: str) -> bool:
+        return bool(self.store.pool(pool)["breaker_open"])
+
+    # == jobs ===================================================================================
+    def _restart_action(self, a: NodeAction, dry: bool) -> ActionResult:
+        if a.job.count("/") != 1:
+            return ActionResult("refused", f"job: expected namespace/name, got {a.job!r}")
+        cause = jobs.cause_of(dict(a.labels).get("alertname", a.reason), dict(a.labels))
+        return self._restart(a.job, cause, a.key, dry, a.reason)
+
+    def _restart(
+        self, ref: str, cause: jobs.Cause, key: str, dry: bool, reason: str
+    ) -> ActionResult:
+        namespace, name = ref.split("/", 1)
+        job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
+                   None)  # fmt: skip
+        if job is None:
+            return ActionResult("refused", f"no job {ref}")
+        now = self.clock()
+        verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
+        if not verdict.allowed:
+            self._tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",
+                       verdict.detail, {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+            return ActionResult("refused", f"job {ref}: {verdict.detail}")
+        pods = [p for p in self.backend.pods() if p.namespace == namespace and p.job == name
+                and p.phase not in TERMINAL_PODS]  # fmt: skip
+        if dry:
+            return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
+                                           f"evicted): {verdict.detail}")  # fmt: skip
+        self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
+        self.store.requeue(ref, now)  # MA-J-03: waits at most requeue_timeout to run again
+        for pod in pods:
+            try:
+                self.backend.evict(pod.namespace, pod.name)
+            except KeyError:  # gone already (the simulated job restarts as a whole)
+                continue
+        if not self.backend.emits_pool_events:
+            self._event(
+                Event(
+                    "",
+                    "Job",
+                    name,
+                    "JobRestarted",
+                    "Normal",
+                    "The training job has been restarted.",
+                    now,
+                    job.pool,
+                    namespace,
+                )
+            )
+        self._tell("JobRestarted", f"{key}:{ref}", f"job {ref} restarted", f"{verdict.detail}: "
+                   f"{reason}", {"job": ref, "pool": job.pool}, "info")  # fmt: skip
+        return ActionResult("done", f"job {ref} restarted: {verdict.detail}")
+
+    def _restart_jobs_on(self, node: str, key: str) -> list[str]:
+        refs = sorted({f"{p.namespace}/{p.job}" for p in self.backend.pods()
+                       if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
+        done = []
+        for ref in refs:
+            result = self._restart(ref, "fault", f"{key}:{ref}", False, f"node {node} isolated")
+            self._audit("restartJob", ref, result, key)
+            if result.outcome == "done":
+                done.append(ref)
+        return done
+
+    # == one control-loop step ===================================================================
+    def reconcile(self) -> None:
+        """Timeouts, queued replacements, finished replacements, re-queued jobs, the breaker,
+        pool events; then the notification outbox."""
+        with self._lock:
+            now = self.clock()
+            self.replacer.step(now)
+            self._requeued(now)
+            self._close_breakers(now)
+            self._pool_events(now)
+            self.notices.flush()
+
+    def _requeued(self, now: float) -> None:
+        """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up."""
+        waiting = self.store.requeued()
+        if not waiting:
+            return
+        by_ref = {f"{j.namespace}/{j.name}": j for j in self.backend.jobs()}
+        for ref, since in waiting:
+            job = by_ref.get(ref)
+            if job is None or job.status.value in ("Completed", "Failed", "Terminated"):
+                self.store.end_requeue(ref, "ended")
+            elif job.status.value == "Running" and (job.started or now) >= since:
+                self.store.end_requeue(ref, "running")
+            elif now - since >= self.settings.requeue_timeout:
+                self.store.end_requeue(ref, "gave-up")
+                self._audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
+                namespace, name = ref.split("/", 1)
+                self._event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
+                                  "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
+                self._tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
+                           f"it waited {int(now - since)} s in the queue (limit "
+                           f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
+                           {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+
+    def _close_breakers(self, now: float) -> None:
+        nodes = self._nodes().values()
+        for pool in self.store.pool_names():
+            state = self.store.pool(pool)
+            cooling = now - state["breaker_since"] < self.settings.breaker_cooldown
+            if not state["breaker_open"] or cooling:
+                continue
+            members = [n for n in nodes if n.pool == pool]
+            if pools.out_of_service(members) < pools.allowed(self.settings.breaker_ratio,
+                                                             len(members), 1):  # fmt: skip
+                self.store.set_pool(pool, breaker_open=0)
+                self._audit("CloseBreaker", pool, ActionResult("done"), "")
+                self._tell("BreakerClosed", f"{pool}:{now}", f"circuit breaker closed in pool "
+                           f"{pool}", "isolation resumes", {"pool": pool}, "info")  # fmt: skip
+
+    def _pool_events(self, now: float) -> None:
+        """PoolStatusChange / PoolResourcesStatusChange for a backend that does not record them
+        itself (Kubernetes); the first look at a pool sets the baseline without an event."""
+        if self.backend.emits_pool_events:
+            return
+        nodes = self._nodes().values()
+        for p in self.backend.pools():
+            members = [n for n in nodes if n.pool == p.name]
+            c = pools.counts(members)
+            abnormal = bool(self.store.pool(p.name)["abnormal"])
+            status = "Abnormal" if abnormal or c[0] == 0 else p.status.value
+            state = self.store.pool(p.name)
+            text = "/".join(map(str, c))
+            if state["counts"] and state["counts"] != text:
+                worse = c[1] > int(state["counts"].split("/")[1]) or c[0] < int(
+                    state["counts"].split("/")[0]
+                )
+                self._pool_event(p.name, "PoolResourcesStatusChange", "Warning" if worse else
+                                 "Normal", "Pool resources status changed, available/abnormal/"
+                                 f"creating/deleting count from {state['counts']} to {text}, "
+                                 f"timestamp: {int(now)}")  # fmt: skip
+            if state["status"] and state["status"] != status:
+                self._pool_event(p.name, "PoolStatusChange", "Warning" if status == "Abnormal"
+                                 else "Normal", f"Pool status changed, from {state['status']} "
+                                 f"to {status}")  # fmt: skip
+            self.store.set_pool(p.name, counts=text, status=status)
+
+    # == operator requests (pool API, upgrades, the demo) ======================================
+    def pool_activity(self, pool: str) -> str | None:
+        """What blocks another pool-wide operation: "replacing" | "resetting" | "upgrading"."""
+        with self._lock:
+            if any(r.state in ("starting", "running") for r in self.store.replacements(pool)):
+                return "replacing"
+            nodes = self.backend.nodes()
+            if any(n.pool == pool and n.status is NodeStatus.RESETTING for n in nodes):
+                return "resetting"
+            if self.store.pool(pool)["upgrading"]:
+                return "upgrading"
+            return None
+
+    def node_state(self, node: str) -> str:
+        """The node's status word (Available, Isolated, Spare, ...); KeyError if unknown."""
+        found = self._nodes().get(node)
+        if found is None:
+            raise KeyError(f"no node {node!r}")
+        return found.status.value
+
+    def isolate(self, node: str, fault_code: str, reason: str, key: str) -> ActionResult:
+        """Taint and cordon, no replacement, no breaker (an operator's or an upgrade's request:
+        A200001/A200002 leave running jobs alone)."""
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            result = self._isolate(node, fault_code, reason, key, False, False, breaker=False)
+            self._finish("isolate", node, key, result)
+            return result
+
+    def restore(self, node: str, reason: str, key: str) -> ActionResult:
+        """Untaint and uncordon: back to Available. A node under repair (Repairing) becomes the
+        pool's new HA spare instead ([001:L1416]: "once its fault is rectified it becomes the new
+        HA redundant node"). A queued replacement of the node is dropped."""
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            found = self._nodes().get(node)
+            if found is None:
+                return ActionResult("refused", f"no node {node!r}")
+            if found.status is NodeStatus.REPLACING:
+                return ActionResult("refused", f"node {node} is being replaced")
+            repaired = found.status is NodeStatus.REPAIRING
+            if pools.fault_of(found):
+                self.backend.untaint_node(node, FAULT_TAINT)
+            if repaired:
+                self.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})
+                self.backend.cordon(node, True)
+            else:
+                self.backend.label_node(node, {STATUS_LABEL: None})
+                self.backend.cordon(node, False)
+            self.replacer.cancel(node, f"node restored: {reason}")
+            result = ActionResult("done", f"node {node} is {'Spare' if repaired else 'Available'}"
+                                          f" again: {reason}")  # fmt: skip
+            self._node_event(node, found.pool, "NodeRestored", "Normal", result.detail)
+            self._finish("restore", node, key, result)
+            return result
+
+    def release(self, pool: str, node: str, reason: str, key: str) -> ActionResult:
+        """Take a node out of its pool: refused while it runs jobs, while it is being replaced,
+        or when it is the pool's only node ([000:L356-L373])."""
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            result = self._release(pool, node, reason)
+            self._finish("deleteClusterNode", node, key, result)
+            return result
+
+    def _release(self, pool: str, node: str, reason: str) -> ActionResult:
+        nodes = self._nodes()
+        found = nodes.get(node)
+        if found is None:
+            return ActionResult("refused", f"no node {node!r}")
+        if found.pool != pool:
+            return ActionResult("refused", f"node {node} is not in pool {pool}")
+        if sum(n.pool == pool for n in nodes.values()) <= 1:
+            return ActionResult("refused", f"node {node} is the only node of pool {pool}")
+        busy = self._busy_nodes()
+        if node in busy:
+            return ActionResult("refused", f"node {node} runs jobs: {', '.join(busy[node])}")
+        if any(node in (r.node, r.spare) for r in self.store.replacements(pool, True)):
+            return ActionResult("refused", f"node {node} is in a replacement")
+        self.backend.label_node(node, {STATUS_LABEL: None})
+        self.backend.set_node_pool(node, None)
+        return ActionResult("done", f"node {node} left pool {pool}: {reason}")
+
+    def create_pool(self, pool: Pool, nodes: list[str], key: str) -> ActionResult:
+        """A new pool of free nodes; its last `pool.ha_spares` nodes become HA spares."""
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            result = self._create_pool(pool, nodes)
+            self._finish("CreatePoolV2", pool.name, key, result)
+            return result
+
+    def _create_pool(self, pool: Pool, names: list[str]) -> ActionResult:
+        why = pools.check_pool_name(pool.name)
+        if why is not None:
+            return ActionResult("refused", why)
+        if any(p.name == pool.name for p in self.backend.pools()):
+            return ActionResult("refused", f"pool {pool.name} exists")
+        if not names or len(set(names)) != len(names):
+            return ActionResult("refused", "nodes: at least one node, each once")
+        if not 0 <= pool.ha_spares < len(names):
+            return ActionResult("refused", f"ha_spares: 0 to {len(names) - 1} for "
+                                           f"{len(names)} nodes")  # fmt: skip
+        known = self._nodes()
+        for name in names:
+            if name not in known:
+                return ActionResult("refused", f"no node {name!r}")
+            if known[name].pool:
+                return ActionResult("refused", f"node {name} is in pool {known[name].pool}")
+        self.backend.create_pool(pool, names)
+        for name in names[len(names) - pool.ha_spares :]:
+            self.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
+            self.backend.cordon(name, True)
+        if not self.backend.emits_pool_events:
+            self._pool_event(pool.name, "PoolStatusChange", "Normal", "Start creating pool")
+        return ActionResult("done", f"pool {pool.name} created with {len(names)} nodes, "
+                                    f"{pool.ha_spares} of them HA spares")  # fmt: skip
+
+    def delete_pool(self, pool: str, key: str) -> ActionResult:
+        """Release every node of the pool, then delete it; refused while any node runs jobs."""
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            result = self._delete_pool(pool)
+            self._finish("DeletePoolV2", pool, key, result)
+            return result
+
+    def _delete_pool(self, pool: str) -> ActionResult:
+        if not any(p.name == pool for p in self.backend.pools()):
+            return ActionResult("refused", f"no pool {pool!r}")
+        members = [n for n in self._nodes().values() if n.pool == pool]
+        busy = self._busy_nodes()
+        running = sorted({j for n in members for j in busy.get(n.name, [])})
+        if running:
+            return ActionResult("refused", f"pool {pool} runs jobs: {', '.join(running)}")
+        for r in self.store.replacements(pool, True):
+            self.store.update_replacement(r.id, state="failed", finished_at=self.clock(),
+                                          detail="pool deleted")  # fmt: skip
+        for n in members:
+            self.backend.label_node(n.name, {STATUS_LABEL: None})
+            self.backend.set_node_pool(n.name, None)
+        self.backend.delete_pool(pool)
+        return ActionResult("done", f"pool {pool} deleted, {len(members)} nodes released")
+
+    def set_upgrading(self, pool: str, upgrading: bool) -> None:
+        """A driver upgrade runs (or ended): no replacement, reset or reboot meanwhile."""
+        with self._lock:
+            self.store.set_pool(pool, upgrading=int(upgrading))
+            self._audit("UpdatePoolV2", pool, ActionResult("done", f"upgrading={upgrading}"), "")
+
+    def record_pool_event(self, pool: str, reason: str, message: str) -> None:
+        """A pool event as a Kubernetes event (the cluster exporter counts it) + a notice."""
+        with self._lock:
+            self._pool_event(pool, reason, "Normal", message)
+
+    # == helpers ================================================================================
+    def _nodes(self) -> dict[str, Node]:
+        return {n.name: n for n in self.backend.nodes()}
+
+    def _busy_nodes(self) -> dict[str, list[str]]:
+        """node -> the jobs with a live pod on it."""
+        out: dict[str, list[str]] = {}
+        for p in self.backend.pods():
+            if p.node and p.phase not in TERMINAL_PODS:
+                out.setdefault(p.node, []).append(f"{p.namespace}/{p.job or p.name}")
+        return out
+
+    def _finish(self, op: str, target: str, key: str, result: ActionResult) -> None:
+        if result.outcome in ("done", "failed", "deferred"):
+            self.store.record_action(key, op, result.outcome, result.detail, self.clock())
+        self.stats[(op, result.outcome)] += 1
+        self._audit(op, target, result, key)
+        log.info("request", extra={"operation": op, "target": target, "outcome": result.outcome,
+                                   "detail": result.detail})  # fmt: skip
+
+    def _audit(self, op: str, target: str, result: ActionResult, key: str) -> None:
+        self.store.audit(AuditRecord(self.clock(), op, target, result.outcome, result.detail, key))
+
+    def _tell(
+        self, what: str, key: str, summary: str, description: str, labels: dict[str, str],
+        severity: str,
+    ) -> None:  # fmt: skip
+        labels = {k: v for k, v in labels.items() if v}
+        self.notices.tell(notices.message(what, key, summary, description, labels, severity,
+                                          self.clock()))  # fmt: skip
+
+    def _event(self, event: Event) -> None:
+        try:
+            self.backend.record_event(event)
+        except Exception as err:  # noqa: BLE001 - an event lost is logged, never fatal
+            log.warning("event not recorded", extra={"reason": event.reason, "error": repr(err)})
+
+    def _node_event(self, node: str, pool: str, reason: str, typ: str, message: str) -> None:
+        self._event(Event("", "Node", node, reason, typ, message, self.clock(), pool))
+
+    def _pool_event(self, pool: str, reason: str, typ: str, message: str) -> None:
+        self._event(Event("", "Pool", pool, reason, typ, message, self.clock(), pool))
+        self._tell(reason, f"{pool}:{reason}:{message}", f"pool {pool}: {message}", message,
+                   {"pool": pool}, "warning" if typ == "Warning" else "info")  # fmt: skip

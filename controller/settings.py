@@ -1,0 +1,83 @@
+"""The controller's settings: the seeds' limits as defaults, every one of them configurable.
+
+Loaded like every poolwatch config (YAML < POOLWATCH_* environment < flags, `poolwatch.config`);
+the YAML section is the whole file (`poolwatch controller run --config controller.yaml`).
+Seed ids name where each default comes from (`spec/seed-alarms.csv`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from poolwatch.config import check_listen, parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Ratio = Annotated[float, Field(gt=0, le=1)]
+_CODE = r"^A\d{6}$"
+
+#: isolation codes (FI-*) whose fault calls for a replacement from the HA spares: hardware that a
+#: restart does not fix. Upgrade (A200001/A200002, FI-20/21), admission (A200008, FI-22), standby
+#: (A050801, FI-18), unknown taint (A050802, FI-19) and failover (A050933, FI-23) isolate only.
+REPLACE_CODES = (
+    "A050101", "A050102", "A050103", "A050104", "A050148", "A050109", "A050147", "A050121",
+    "A050122", "A050123", "A050129", "A050149", "A050951", "A050203", "A050206", "A050931",
+    "A050932",
+)  # fmt: skip
+#: codes whose isolation leaves running jobs alone: a secure driver upgrade waits for them
+KEEP_JOBS_CODES = ("A200001", "A200002", "A200008", "A050801")
+
+
+def _codes(values: list[str]) -> list[str]:
+    import re
+
+    for v in values:
+        if not re.match(_CODE, v):
+            raise ValueError(f"{v!r} is not an isolation code (A followed by six digits)")
+    return values
+
+
+class LeaseSettings(BaseModel):
+    """Leader election on a coordination.k8s.io/v1 Lease (one active controller)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "poolwatch-controller"
+    namespace: str = "default"
+    duration: Duration = 15.0  # leaseDurationSeconds: a standby takes over after this
+    renew: Duration = 5.0  # the leader renews this often
+    identity: str = ""  # "" = hostname + pid
+
+
+class ControllerSettings(BaseModel):
+    """Everything `PoolController` and `poolwatch controller run` read."""
+
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = True  # the seed's cordon_dry_run: log and notify, change nothing
+    listen: Annotated[str, AfterValidator(check_listen)] = "0.0.0.0:9482"
+    token_file: Path | None = None  # bearer token for POST /actions; none: no auth
+    state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)
+    interval: Duration = 10.0  # one reconcile step this often
+    # --- replacement limits (POL-01..03) ---------------------------------------------------
+    replace_concurrent_ratio: Ratio = 0.05  # POL-02: nodes being replaced <= 5 % of the pool
+    replace_daily_ratio: Ratio = 0.20  # POL-01: replacements per 24 h <= 20 % of the pool
+    replace_min: Annotated[int, Field(ge=0)] = 1  # a small pool may still replace this many
+    replace_timeout: Duration = 24 * 3600.0  # POL-03: not finished in 24 h -> Failed
+    replace_codes: Annotated[list[str], AfterValidator(_codes)] = Field(
+        default_factory=lambda: list(REPLACE_CODES)
+    )
+    keep_jobs_codes: Annotated[list[str], AfterValidator(_codes)] = Field(
+        default_factory=lambda: list(KEEP_JOBS_CODES)
+    )
+    # --- circuit breaker --------------------------------------------------------------------
+    breaker_ratio: Ratio = 0.20  # no isolation that would put more of a pool out than this
+    breaker_cooldown: Duration = 600.0  # an open breaker closes after this, once below again
+    # --- jobs (MA-J-03..06) -----------------------------------------------------------------
+    retry_annotation: str = "fault-tolerance/job-retry-num"  # MA-J-06: 1-128, absent = 0
+    unconditional_annotation: str = "fault-tolerance/job-unconditional-retry"  # MA-J-04
+    unconditional_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-04: consecutive restarts
+    hang_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-05: consecutive restarts upon suspension
+    streak_reset: Duration = 3600.0  # running this long after a restart ends a streak
+    requeue_timeout: Duration = 1800.0  # MA-J-03: a re-issued job waiting 30 min gives up
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)

@@ -1,0 +1,190 @@
+"""The controller's durable state in SQLite: what was done (by key), replacements in flight,
+job restart counts, re-queued jobs, pool marks, the notification outbox and the audit trail.
+
+Why record first and act after: a replacement row names its spare before any write goes out, so a
+controller that dies mid-replacement resumes with the same spare and never takes a second one;
+writes to the cluster are idempotent (a label or taint set twice is one change), so replaying the
+steps of a recorded replacement does nothing twice. One connection, guarded by a lock: the HTTP
+handler threads and the reconcile loop share it. `:memory:` when no path is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, kind TEXT, outcome TEXT, detail TEXT,
+    at REAL);
+CREATE TABLE IF NOT EXISTS replacements (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT,
+    pool TEXT, node TEXT, spare TEXT, fault_code TEXT, state TEXT, queued_at REAL,
+    started_at REAL, finished_at REAL, detail TEXT);
+CREATE TABLE IF NOT EXISTS restarts (job TEXT PRIMARY KEY, total INTEGER, streak INTEGER,
+    hang_streak INTEGER, last_at REAL);
+CREATE TABLE IF NOT EXISTS requeued (job TEXT PRIMARY KEY, since REAL, state TEXT);
+CREATE TABLE IF NOT EXISTS pools (name TEXT PRIMARY KEY, upgrading INTEGER DEFAULT 0,
+    breaker_open INTEGER DEFAULT 0, breaker_since REAL DEFAULT 0, abnormal INTEGER DEFAULT 0,
+    status TEXT DEFAULT '', counts TEXT DEFAULT '');
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT);
+CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL,
+    operation TEXT, target TEXT, outcome TEXT, detail TEXT, key TEXT);
+"""
+ACTIVE = ("queued", "starting", "running")  # replacement states that are not over
+
+
+@dataclass(frozen=True)
+class Replacement:
+    id: int
+    key: str
+    pool: str
+    node: str
+    spare: str
+    fault_code: str
+    state: str  # queued | starting | running | done | failed
+    queued_at: float
+    started_at: float
+    finished_at: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    at: float
+    operation: str  # the seed's CTS trace name where there is one (CreatePoolV2, ...)
+    target: str
+    outcome: str
+    detail: str
+    key: str
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed on success (the lock makes it one at a time)."""
+        with self._lock, self._db:
+            yield self._db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- actions by key ----------------------------------------------------------------------
+    def action(self, key: str) -> tuple[str, str] | None:
+        with self.tx() as db:
+            row = db.execute("SELECT outcome, detail FROM actions WHERE key=?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def record_action(self, key: str, kind: str, outcome: str, detail: str, at: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO actions VALUES (?,?,?,?,?)",
+                       (key, kind, outcome, detail, at))  # fmt: skip
+
+    # -- replacements ------------------------------------------------------------------------
+    def add_replacement(self, key: str, pool: str, node: str, code: str, at: float) -> int:
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT INTO replacements (key, pool, node, spare, fault_code, state, queued_at,"
+                " started_at, finished_at, detail) VALUES (?,?,?,'',?,'queued',?,0,0,'')",
+                (key, pool, node, code, at),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_replacement(self, rid: int, **fields: Any) -> None:
+        cols = ", ".join(f"{name}=?" for name in fields)
+        with self.tx() as db:
+            db.execute(f"UPDATE replacements SET {cols} WHERE id=?", (*fields.values(), rid))  # noqa: S608
+
+    def replacements(self, pool: str | None = None, active: bool = False) -> list[Replacement]:
+        sql, args = "SELECT * FROM replacements WHERE 1=1", []
+        if pool is not None:
+            sql, args = sql + " AND pool=?", [pool]
+        if active:
+            sql += f" AND state IN ({','.join('?' * len(ACTIVE))})"
+            args += list(ACTIVE)
+        with self.tx() as db:
+            return [Replacement(*row) for row in db.execute(sql + " ORDER BY id", args)]
+
+    # -- jobs --------------------------------------------------------------------------------
+    def restarts(self, job: str) -> tuple[int, int, int, float]:
+        """(total, unconditional streak, hang streak, last restart time) of a job."""
+        with self.tx() as db:
+            row = db.execute("SELECT total, streak, hang_streak, last_at FROM restarts "
+                             "WHERE job=?", (job,)).fetchone()  # fmt: skip
+        return (0, 0, 0, 0.0) if row is None else (row[0], row[1], row[2], row[3])
+
+    def set_restarts(self, job: str, total: int, streak: int, hang: int, at: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO restarts VALUES (?,?,?,?,?)",
+                       (job, total, streak, hang, at))  # fmt: skip
+
+    def requeue(self, job: str, at: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO requeued VALUES (?,?,'waiting')", (job, at))
+
+    def requeued(self) -> list[tuple[str, float]]:
+        with self.tx() as db:
+            rows = db.execute("SELECT job, since FROM requeued WHERE state='waiting'").fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def end_requeue(self, job: str, state: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE requeued SET state=? WHERE job=?", (state, job))
+
+    # -- pools -------------------------------------------------------------------------------
+    def pool(self, name: str) -> dict[str, Any]:
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO pools (name) VALUES (?)", (name,))
+            row = db.execute("SELECT upgrading, breaker_open, breaker_since, abnormal, status,"
+                             " counts FROM pools WHERE name=?", (name,)).fetchone()  # fmt: skip
+        return dict(zip(("upgrading", "breaker_open", "breaker_since", "abnormal", "status",
+                         "counts"), row, strict=True))  # fmt: skip
+
+    def set_pool(self, name: str, **fields: Any) -> None:
+        self.pool(name)
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self.tx() as db:
+            db.execute(f"UPDATE pools SET {cols} WHERE name=?", (*fields.values(), name))  # noqa: S608
+
+    def pool_names(self) -> list[str]:
+        with self.tx() as db:
+            return [r[0] for r in db.execute("SELECT name FROM pools ORDER BY name")]
+
+    # -- notification outbox -----------------------------------------------------------------
+    def queue_message(self, message: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO outbox (message) VALUES (?)", (json.dumps(message),))
+
+    def messages(self) -> list[tuple[int, dict[str, Any]]]:
+        with self.tx() as db:
+            rows = db.execute("SELECT id, message FROM outbox ORDER BY id").fetchall()
+        return [(r[0], json.loads(r[1])) for r in rows]
+
+    def drop_messages(self, ids: list[int]) -> None:
+        with self.tx() as db:
+            db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
+
+    # -- audit -------------------------------------------------------------------------------
+    def audit(self, rec: AuditRecord) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO audit (at, operation, target, outcome, detail, key) "
+                       "VALUES (?,?,?,?,?,?)", (rec.at, rec.operation, rec.target, rec.outcome,
+                                                rec.detail, rec.key))  # fmt: skip
+
+    def audit_trail(self, limit: int = 1000) -> list[AuditRecord]:
+        with self.tx() as db:
+            rows = db.execute("SELECT at, operation, target, outcome, detail, key FROM audit "
+                              "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()  # fmt: skip
+        return [AuditRecord(*r) for r in reversed(rows)]
