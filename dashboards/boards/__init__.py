@@ -1,0 +1,1 @@
+"""One module per dashboard, each with `UID` and `build() -> grafanalib Dashboard`."""

@@ -1,0 +1,50 @@
+"""PromQL fragments more than one board uses, so a fix lands everywhere at once.
+
+Joins follow the catalog's keys: device series carry `node` and `uuid`; pod-attributed series
+carry `namespace` and `training_job`, which join `poolwatch_training_job_info` (owner, queue,
+job_type, accelerator_resource); cluster series carry `pool` and `node`.
+"""
+
+from __future__ import annotations
+
+from .panels import DEV, RES
+
+JOB_KEY = "namespace, training_job"
+
+
+def job_info(where: str = "", by: str = "") -> str:
+    """One series per job of the chosen kind, value 1, with the labels in `by`."""
+    sel = f"{RES.replace('resource', 'accelerator_resource')}{', ' + where if where else ''}"
+    return f"max by ({JOB_KEY}{', ' + by if by else ''}) (poolwatch_training_job_info{{{sel}}})"
+
+
+def running(expr: str) -> str:
+    """`expr` (keyed by namespace and training_job) kept only for jobs now Running."""
+    return (f"({expr}) and on ({JOB_KEY}) "
+            f'(poolwatch_training_job_status{{pool=~"$pool", status="Running"}} == 1)')  # fmt: skip
+
+
+def with_job_labels(expr: str, labels: str, where: str = "") -> str:
+    """Copy job labels (owner, queue, ...) onto pod-attributed series of jobs of the kind."""
+    return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {job_info(where, labels)}"
+
+
+def as_resource(expr: str) -> str:
+    """Name job_info's accelerator_resource `resource`, the cluster series' label for it."""
+    return f'label_replace({expr}, "resource", "$1", "accelerator_resource", "(.+)")'
+
+
+def devices_held(metric: str, by: str) -> str:
+    """Sum of a device metric over the devices some pod holds (owners > 0), 0 where none."""
+    total = f"sum by ({by}) ({metric}{{{DEV}}})"
+    held = f"sum by ({by}) ({metric}{{{DEV}}} and on (node, uuid) (poolwatch_accelerator_owners{{{DEV}}} > 0))"  # noqa: E501
+    return f"({held}) or ({total} * 0)"
+
+
+def node_ip(by: str = "node") -> str:
+    """The node's address: the node exporter's scrape address without its port.
+
+    The chart runs the node exporter as a hostNetwork DaemonSet, so its target address is the node
+    IP; the catalog has no node address of its own (poolwatch_cluster_node_info carries uid only)."""  # noqa: E501
+    return (f'max by ({by}, ip) (label_replace(poolwatch_node_accelerators{{{DEV}}}, "ip", "$1", '
+            f'"instance", "(.*):[0-9]+"))')  # fmt: skip
