@@ -1,0 +1,80 @@
+"""Request bodies, as pydantic models, so the OpenAPI document describes them exactly.
+
+Create-pool keeps the seed's field names (pool-api.md s3.8): `apiVersion`, `kind`,
+`metadata.labels["os.modelarts/name"]`, `spec.type`, `spec.scope`, `spec.resources[].flavor` and
+`.count`, `spec.driver.gpuVersion/npuVersion/updateStrategy`. poolwatch pools are made of existing
+nodes, so each resource entry also takes a `nodeSelector` (a label selector over free nodes) and
+`haSpares` (how many of those nodes start as HA redundant spares). Billing and network fields are
+accepted and ignored: there is nothing to buy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CREATE_NODES = 30  # the seed's advice for one create request (000:L178, 001:L1108)
+MAX_FLAVORS = 10  # specifications per pool (001:L1121)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PoolMetadata(_Body):
+    labels: dict[str, str] = Field(
+        description='"os.modelarts/name" (required, the pool name) and '
+        '"os.modelarts/workspace.id" (default "0")'
+    )
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PoolResource(_Body):
+    flavor: str = Field(
+        min_length=1,
+        max_length=128,
+        description="node.kubernetes.io/instance-type of the nodes to take",
+    )
+    count: int = Field(ge=1, le=MAX_CREATE_NODES, description="nodes of this flavor")
+    nodeSelector: str = Field(
+        "", max_length=1024, description="label selector the free nodes must also match"
+    )
+    haSpares: int = Field(0, ge=0, description="of these nodes, how many start as HA spares")
+
+
+class Driver(_Body):
+    gpuVersion: str | None = Field(None, max_length=64)
+    npuVersion: str | None = Field(None, max_length=64)
+    updateStrategy: Literal["force", "idle"] = "idle"
+
+
+class PoolSpecBody(_Body):
+    type: Literal["Dedicate"] = "Dedicate"
+    scope: list[Literal["Train", "Infer", "Notebook"]] = Field(min_length=1, max_length=3)
+    resources: list[PoolResource] = Field(min_length=1, max_length=MAX_FLAVORS)
+    network: dict[str, str] | None = None
+    jobFlavors: list[str] = Field(default_factory=list)
+    driver: Driver | None = None
+
+
+class CreatePool(_Body):
+    apiVersion: Literal["v2"] = "v2"
+    kind: Literal["Pool"] = "Pool"
+    metadata: PoolMetadata
+    spec: PoolSpecBody
+
+
+class DeleteNodes(_Body):
+    deleteNodeNames: list[str] = Field(min_length=1, max_length=100)
+
+
+class UpgradeRequest(_Body):
+    """A rolling driver upgrade: the target version in `driver` (the create body's names), the
+    mode as `driver.updateStrategy` (idle = secure, force = forcible) and the batch size as
+    a percentage or a node count (default 25 %, the seed's example)."""
+
+    driver: Driver
+    batchPercent: float | None = Field(None, gt=0, le=100)
+    batchNodes: int | None = Field(None, ge=1, le=10000)
+    waitTimeoutSeconds: float = Field(24 * 3600.0, gt=0, le=30 * 24 * 3600.0)
