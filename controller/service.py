@@ -35,6 +35,7 @@ from .store import AuditRecord, Store
 
 log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
+POOL_REASONS = ("PoolStatusChange", "PoolResourcesStatusChange")
 
 
 class PoolController:  # implements poolwatch.actions.ActionSink
@@ -52,6 +53,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         self.notices = notices.Notices(self.store, notifier)
         self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
         self._lock = threading.RLock()
+        self._started, self._told = clock(), set[str]()  # backend pool events notified
         self.replacer = Replacer(self)
 
     # == the action interface ===================================================================
@@ -282,6 +284,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         """PoolStatusChange / PoolResourcesStatusChange for a backend that does not record them
         itself (Kubernetes); the first look at a pool sets the baseline without an event."""
         if self.backend.emits_pool_events:
+            self._tell_backend_pool_events()
             return
         nodes = self._nodes().values()
         for p in self.backend.pools():
@@ -304,6 +307,18 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                                  else "Normal", f"Pool status changed, from {state['status']} "
                                  f"to {status}")  # fmt: skip
             self.store.set_pool(p.name, counts=text, status=status)
+
+    def _tell_backend_pool_events(self) -> None:
+        """The pool events a backend records itself (the simulated pool): notify each new one
+        once (those from before this controller started are history, not news)."""
+        for ev in sorted(self.backend.events(), key=lambda e: (e.time, e.uid)):
+            if (ev.kind != "Pool" or ev.reason not in POOL_REASONS or ev.uid in self._told
+                    or ev.time < self._started):  # fmt: skip
+                continue
+            self._told.add(ev.uid)
+            self._tell(ev.reason, f"{ev.name}:{ev.uid}", f"pool {ev.name}: {ev.message}",
+                       ev.message, {"pool": ev.name},
+                       "warning" if ev.type == "Warning" else "info")  # fmt: skip
 
     # == operator requests (pool API, upgrades, the demo) ======================================
     def pool_activity(self, pool: str) -> str | None:

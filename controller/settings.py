@@ -8,7 +8,7 @@ Seed ids name where each default comes from (`spec/seed-alarms.csv`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -55,6 +55,8 @@ class ControllerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     dry_run: bool = True  # the seed's cordon_dry_run: log and notify, change nothing
+    backend: Literal["kubernetes", "simulated"] = "kubernetes"
+    kubeconfig: Path | None = None  # none: the in-cluster service account
     listen: Annotated[str, AfterValidator(check_listen)] = "0.0.0.0:9482"
     token_file: Path | None = None  # bearer token for POST /actions; none: no auth
     state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)

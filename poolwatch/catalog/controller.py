@@ -1,7 +1,39 @@
-"""Catalog entries of the controller part's own metrics (filled in with its issue)."""
+"""Catalog entries of the controller's own metrics (`poolwatch controller run`, GET /metrics).
+
+Per-pool families carry `pool` as an identity label, prepended like the runner's (so it is not
+listed in `labels`). `kind` is the action or request (isolate, replace, restart-job,
+CreatePoolV2, ...), `outcome` one of done, already, deferred, refused, dry-run, failed
+(`poolwatch.actions.ActionOutcome`)."""
 
 from __future__ import annotations
 
 from .model import MetricSpec
+from .model import family as _spec
 
-CONTROLLER_SPECS: list[MetricSpec] = []
+# fmt: off
+CONTROLLER_SPECS: list[MetricSpec] = [
+    _spec("poolwatch_controller_actions_total", "counter", "",
+          "Actions and requests the controller answered, by kind and outcome (controller).",
+          ("kind", "outcome"), "controller"),
+    _spec("poolwatch_controller_replacements_total", "counter", "",
+          "HA replacements that ended, by result done or failed (POL-03: not finished in 24 h) "
+          "(controller).", ("result",), "controller"),
+    _spec("poolwatch_controller_replacements_in_flight", "gauge", "",
+          "Nodes being replaced from the pool's HA spares now (POL-02 caps them at 5 % of the "
+          "pool) (controller).", (), "controller"),
+    _spec("poolwatch_controller_replacements_queued", "gauge", "",
+          "Replacements waiting for a spare, the limits (POL-01/02) or a conflict (controller).",
+          (), "controller"),
+    _spec("poolwatch_controller_breaker_open", "gauge", "",
+          "1 while the pool's circuit breaker is open: no isolation in the pool (controller).",
+          (), "controller"),
+    _spec("poolwatch_controller_leader", "gauge", "",
+          "1 while this controller holds the leader Lease and acts; 0 on standby (controller).",
+          (), "controller"),
+    _spec("poolwatch_controller_notifications_queued", "gauge", "",
+          "Notices waiting in the controller's outbox for the notifier (controller).", (),
+          "controller"),
+    _spec("poolwatch_controller_last_reconcile_timestamp_seconds", "gauge", "seconds",
+          "When the last control-loop step finished (controller).", (), "controller"),
+]
+# fmt: on

@@ -1,0 +1,106 @@
+"""`poolwatch controller run|audit|upgrade`: registered by the lead's CLI (`register(sub)`).
+
+Module-level imports stay light (`--help` must be fast); the command functions import the rest.
+`upgrade` belongs to the pool API part (`controller.upgrade_cli`); it is registered only when
+that module exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+_SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from poolwatch.cli import _add_log_level
+
+    p = sub.add_parser(
+        "controller",
+        help="isolate faulty nodes, replace them from HA spares, restart their jobs",
+        description="The thin pool/job controller: takes the rule engine's actions on POST "
+        "/actions, isolates nodes (taint + cordon), replaces them from the pool's HA spares "
+        "within the seeds' limits, restarts affected jobs, records pool events. Dry-run by "
+        "default (the seed's cordon_dry_run). Details: docs/controller.md.",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    r = verbs.add_parser("run", help="serve POST /actions and run the control loop")
+    r.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
+    r.add_argument("--backend", choices=["kubernetes", "simulated"], help="(kubernetes)")
+    r.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                   help="kubeconfig (default: in-cluster service account)")  # fmt: skip
+    r.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (0.0.0.0:9482)")
+    r.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=None,
+                   help="log and notify what would be done, change nothing (on)")  # fmt: skip
+    r.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="bearer token POST /actions must carry")  # fmt: skip
+    r.add_argument("--state", dest="state_path", type=Path, metavar="FILE",
+                   help="SQLite state file (default: in memory)")  # fmt: skip
+    r.add_argument("--interval", metavar="DURATION", help="control-loop step (10s)")
+    r.add_argument("--print-config", action="store_true", help="print the effective config")
+    _add_log_level(r)
+    r.set_defaults(func=_run)
+    a = verbs.add_parser("audit", help="print the audit trail of a state file")
+    a.add_argument("--state", required=True, type=Path, metavar="FILE")
+    a.add_argument("--limit", type=int, default=100, help="last N records (100)")
+    a.set_defaults(func=_audit)
+    try:
+        upgrade = importlib.import_module("controller.upgrade_cli")
+    except ModuleNotFoundError as err:
+        if err.name != "controller.upgrade_cli":
+            raise
+        return  # the pool API part's upgrade verb is not built yet
+    u = verbs.add_parser("upgrade", help="driver upgrade of a pool (see the pool API)")
+    upgrade.add_arguments(u)
+    u.set_defaults(func=upgrade.run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import sys
+
+    from poolwatch.cli import _config_path
+    from poolwatch.config import ConfigError, dump, load
+
+    from .runner import run
+    from .settings import ControllerSettings
+
+    flags = {(k,): (str(v), f"flag --{k.replace('_', '-')}") for k in _SETTINGS_FLAGS
+             if (v := getattr(args, k, None)) is not None}  # fmt: skip
+    if args.dry_run is not None:
+        flags[("dry_run",)] = (args.dry_run, "flag --dry-run/--no-dry-run")
+    known = {f"POOLWATCH_{name.upper()}" for name in ControllerSettings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.split("__")[0] in known}
+    try:
+        settings = load(ControllerSettings, _config_path(args), env, flags)
+    except ConfigError as err:
+        logging.getLogger("poolwatch").error("%s", err)
+        return 2
+    if args.print_config:
+        sys.stdout.write(dump(settings))
+        return 0
+    try:
+        return run(settings)
+    except OSError as err:
+        logging.getLogger("poolwatch").error("cannot serve: %s", err)
+        return 1
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from .store import Store
+
+    if not args.state.exists():
+        sys.stderr.write(f"{args.state}: no such state file\n")
+        return 2
+    store = Store(args.state)
+    for rec in store.audit_trail(args.limit):
+        when = datetime.fromtimestamp(rec.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        sys.stdout.write(f"{when}\t{rec.operation}\t{rec.target}\t{rec.outcome}\t{rec.detail}\n")
+    store.close()
+    return 0

@@ -1,0 +1,41 @@
+"""The controller's own metrics, fresh families from the catalog on every scrape (a few series
+per pool, read from the service's counters and the store)."""
+
+from __future__ import annotations
+
+from poolwatch.catalog import new_family
+from poolwatch.exposition import render
+
+from .service import PoolController
+
+REPLACE_KINDS = ("done", "failed")
+POOL = ("pool",)  # identity label, prepended as the runner does
+
+
+def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) -> bytes:
+    actions = new_family("poolwatch_controller_actions_total")
+    replaced = new_family("poolwatch_controller_replacements_total")
+    for (kind, outcome), n in sorted(ctl.stats.items()):
+        if kind == "replacement":
+            continue
+        actions.add_metric([kind, outcome], n)
+    for result in REPLACE_KINDS:
+        replaced.add_metric([result], ctl.stats.get(("replacement", result), 0))
+    flight = new_family("poolwatch_controller_replacements_in_flight", POOL)
+    queued = new_family("poolwatch_controller_replacements_queued", POOL)
+    breaker = new_family("poolwatch_controller_breaker_open", POOL)
+    active = ctl.store.replacements(active=True)
+    for pool in sorted({*ctl.store.pool_names(), *(r.pool for r in active)}):
+        flight.add_metric([pool], sum(r.pool == pool and r.state != "queued" for r in active))
+        queued.add_metric([pool], sum(r.pool == pool and r.state == "queued" for r in active))
+        breaker.add_metric([pool], float(ctl.breaker_open(pool)))
+    lead = new_family("poolwatch_controller_leader")
+    lead.add_metric([], float(leader))
+    outbox = new_family("poolwatch_controller_notifications_queued")
+    outbox.add_metric([], len(ctl.store.messages()))
+    fams = [actions, replaced, flight, queued, breaker, lead, outbox]
+    if last_reconcile is not None:
+        last = new_family("poolwatch_controller_last_reconcile_timestamp_seconds")
+        last.add_metric([], last_reconcile)
+        fams.append(last)
+    return render(fams)

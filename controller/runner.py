@@ -1,0 +1,80 @@
+"""`poolwatch controller run`: backend, leader election, the control loop and the HTTP server.
+
+The loop: every `lease.renew` seconds acquire or renew the Lease; while leading, one
+`reconcile()` every `interval`. A standby serves /healthz and /metrics and answers /actions with
+503 `deferred`, so the rule engine sends the action again to whoever leads.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from poolwatch.config import split_listen
+
+from .leader import LeaderElector
+from .server import ControllerServer, serve
+from .service import PoolController
+from .settings import ControllerSettings
+
+log = logging.getLogger(__name__)
+
+
+def backend_for(settings: ControllerSettings) -> Any:
+    if settings.backend == "simulated":
+        from poolwatch.cluster.simulated import SimulatedCluster
+
+        cluster = SimulatedCluster()
+        stop = threading.Event()
+        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
+        return cluster
+    from poolwatch.cluster.kubernetes import KubernetesCluster
+
+    return KubernetesCluster(kubeconfig=settings.kubeconfig)
+
+
+def read_token(settings: ControllerSettings) -> str | None:
+    if settings.token_file is None:
+        return None
+    token = settings.token_file.read_text().strip()
+    if not token:
+        raise OSError(f"{settings.token_file}: the token file is empty")
+    return token
+
+
+def run(settings: ControllerSettings, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    backend = backend_for(settings)
+    ctl = PoolController(backend, settings)
+    elector = LeaderElector(backend, settings.lease)
+    last: list[float] = []
+    address, token = split_listen(settings.listen), read_token(settings)
+    server = ControllerServer(address, ctl, token, lambda: elector.leader,
+                              lambda: last[-1] if last else None)  # fmt: skip
+    serve(server)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("controller serving", extra={"listen": settings.listen, "dry_run": settings.dry_run,
+                                          "backend": settings.backend})  # fmt: skip
+    next_reconcile = 0.0
+    try:
+        while not stop.is_set():
+            if elector.step():
+                now = time.monotonic()
+                if now >= next_reconcile:
+                    try:
+                        ctl.reconcile()
+                        last[:] = [time.time()]
+                    except Exception:  # isolation boundary: log, try again next step
+                        log.exception("reconcile failed")
+                    next_reconcile = now + settings.interval
+            stop.wait(min(settings.lease.renew, settings.interval))
+    finally:
+        elector.release()
+        server.shutdown()
+        server.server_close()
+    return 0
