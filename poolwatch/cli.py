@@ -271,11 +271,27 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
                    help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
     verbs.add_parser("test", help="run the shipped rules' promtool unit tests")
-    r = verbs.add_parser("run", help="evaluate the rules on a schedule against Prometheus")
+    c.add_argument("--local", action="store_true",
+                   help="also list the rules the local source refuses, and why")  # fmt: skip
+    r = verbs.add_parser("run", help="evaluate the rules on a schedule (Prometheus or local)")
     r.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="rule files (default: the shipped ones)")  # fmt: skip
-    r.add_argument("--source", required=True, metavar="prometheus=URL",
-                   help="where to query (local mode comes later)")  # fmt: skip
+    r.add_argument("--source", required=True, metavar="prometheus=URL|local",
+                   help="query Prometheus, or scrape --target exporters locally")  # fmt: skip
+    r.add_argument("--target", action="append", default=[], metavar="[JOB=]URL",
+                   help="local source: an exporter's /metrics (repeat; job label default "
+                   "'poolwatch')")  # fmt: skip
+    r.add_argument("--scrape-interval", default="15s", help="local source: scrape every (15s)")
+    r.add_argument("--history", default="25h",
+                   help="local source: most history kept; rules needing more are refused "
+                   "(25h)")  # fmt: skip
+    r.add_argument("--notify-url", metavar="URL",
+                   help="alerts receiver (POST /alertmanager); default: log only")  # fmt: skip
+    r.add_argument("--notify-token-file", metavar="FILE", help="bearer token for --notify-url")
+    r.add_argument("--controller-url", metavar="URL",
+                   help="controller (POST /actions); default: log only")  # fmt: skip
+    r.add_argument("--controller-token-file", metavar="FILE",
+                   help="bearer token for --controller-url")  # fmt: skip
     r.add_argument("--state", required=True, type=Path, metavar="FILE",
                    help="SQLite file that keeps alert states across restarts")  # fmt: skip
     r.add_argument("--interval", default="30s", help="evaluation interval (30s)")
@@ -291,7 +307,7 @@ def _run_rules(args: argparse.Namespace) -> int:
     from rules import cli as rules_cli
 
     if args.verb == "check":
-        return rules_cli.check(args.files)
+        return rules_cli.check(args.files, local=args.local)
     if args.verb == "compile":
         labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
         return rules_cli.compile_(args.files, args.out, labels)
@@ -304,30 +320,38 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
     from rules import cli as rules_cli
     from rules.engine import run_files
     from rules.loader import RuleFileError
-    from rules.sources import PrometheusSource
 
-    from .config import parse_duration
+    from .config import ConfigError, parse_duration
 
-    kind, _, url = args.source.partition("=")
-    if kind != "prometheus" or not url:
-        logging.getLogger("poolwatch").error("--source: expected prometheus=URL")
+    logger = logging.getLogger("poolwatch")
+    try:
+        seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
+                   ("interval", "reminder_wait", "grace", "timeout", "scrape_interval",
+                    "history")}  # fmt: skip
+        source, stop_source = rules_cli.source(args.source, args.target, seconds)
+        notifiers, sinks = rules_cli.outputs(
+            args.notify_url, args.notify_token_file, args.controller_url,
+            args.controller_token_file, seconds["timeout"],
+        )  # fmt: skip
+    except (ValueError, OSError, ConfigError) as err:
+        logger.error("%s", err)
         return 2
     stop, reload = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload.set())  # reload the rule files
-    seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
-               ("interval", "reminder_wait", "grace", "timeout")}  # fmt: skip
     try:
         run_files(
-            rules_cli._files(args.files), PrometheusSource(url, seconds["timeout"]), args.state,
-            seconds["interval"], stop, reminder_wait=seconds["reminder_wait"],
-            grace=seconds["grace"], reload=reload,
+            rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
+            notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
+            reload=reload, sinks=sinks,
             on_start=(lambda e: _serve_engine(e, args.listen)) if args.listen else None,
         )  # fmt: skip
     except RuleFileError as err:
-        logging.getLogger("poolwatch").error("%s", err)
+        logger.error("%s", err)
         return 1
+    finally:
+        stop_source()
     return 0
 
 

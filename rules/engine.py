@@ -39,12 +39,14 @@ from prometheus_client.core import (
 )
 
 from poolwatch import catalog
+from poolwatch.actions import ActionResult, ActionSink, AlertMessage, NodeAction, Notifier
 from poolwatch.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
 from .fingerprint import fingerprint
 from .loader import LoadedGroup, RuleFileError, load
-from .model import Group, Rule, duration_seconds
+from .model import Group, Isolate, Rule, duration_seconds
+from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
 
@@ -86,6 +88,50 @@ class CompiledRule:
         out = {k: v for k, v in series.items() if k != "__name__"}
         return out | dict(self.labels) | {"alertname": self.rule.name}
 
+    def node_actions(self, s: AlertState) -> list[NodeAction]:
+        """The controller requests of this rule for the firing alert `s`; the key is the
+        fingerprint, the kind and the firing time, so a re-sent request is the same request and
+        a later firing of the same series is a new one."""
+        out = []
+        labels = s.labels
+        job = ""
+        if labels.get("namespace") and labels.get("training_job"):
+            job = f"{labels['namespace']}/{labels['training_job']}"
+        reason = f"{self.rule.name}: {self.rule.annotations.summary}"
+        for a in self.rule.actions:
+            if a == "notify":
+                continue
+            kind = "isolate" if isinstance(a, Isolate) else a
+            out.append(NodeAction(
+                kind=kind, key=f"{s.fingerprint}:{kind}:{_iso(s.fired_at)}",
+                node=labels.get("node", ""), pool=labels.get("pool", ""),
+                fault_code=a.isolate if isinstance(a, Isolate) else "", job=job, reason=reason,
+                dry_run=self.rule.dry_run, labels=dict(labels),
+            ))  # fmt: skip
+        return out
+
+
+def _iso(ts: float | None) -> str:
+    """Alertmanager's RFC 3339 time (its zero time for 'not set')."""
+    if ts is None:
+        return "0001-01-01T00:00:00Z"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def message(kind: Kind, s: AlertState, reminder_wait: float) -> AlertMessage:
+    """The notification about `s`: starts at its firing time (as Prometheus sends it), ends at
+    the resolve; a reminder carries the time it became due in `annotations['reminder_at']`."""
+    annotations = dict(s.annotations)
+    if kind == "reminder" and s.last_notified is not None:
+        annotations["reminder_at"] = _iso(s.last_notified + reminder_wait)
+    return AlertMessage(
+        kind=kind, fingerprint=s.fingerprint, labels=dict(s.labels), annotations=annotations,
+        starts_at=s.fired_at if s.fired_at is not None else s.active_since,
+        ends_at=s.resolved_at if kind == "resolved" else None, value=s.value,
+    )  # fmt: skip
+
 
 def compile_groups(groups: Iterable[Group | LoadedGroup]) -> list[CompiledRule]:
     out = []
@@ -108,8 +154,9 @@ class Engine:
         grace: float = 300.0,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.rules = compile_groups(groups)
         self.source = source
+        self.refused: dict[str, str] = {}  # rule -> why the source cannot evaluate it
+        self.rules = self._supported(compile_groups(groups))
         self.store = store
         self.clock = clock
         self.reminder_wait = reminder_wait
@@ -122,12 +169,27 @@ class Engine:
         self.evaluations = 0
         self.duration_sum = 0.0
         self.last_duration = 0.0
+        self._sent_actions: set[str] = store.action_keys()
+
+    def _supported(self, rules: list[CompiledRule]) -> list[CompiledRule]:
+        """Drop the rules the source refuses (the local source evaluates a subset of PromQL);
+        each is logged once with the reason and listed in `refused`."""
+        prepare = getattr(self.source, "prepare", None)
+        if prepare is None:
+            return rules
+        reasons: dict[str, str | None] = prepare([c.query for c in rules])
+        refused = {c.rule.name: r for c in rules if (r := reasons.get(c.query)) is not None}
+        for name, reason in sorted(refused.items()):
+            if self.refused.get(name) != reason:
+                log.error("rule %s refused by the %s source: %s", name,
+                          type(self.source).__name__, reason)  # fmt: skip
+        self.refused = refused
+        return [c for c in rules if c.rule.name not in refused]
 
     def set_groups(self, groups: Iterable[Group | LoadedGroup]) -> None:
         """Swap in reloaded rules; alerts of rules that are gone resolve at the next evaluation."""
-        rules = compile_groups(groups)
         with self._lock:
-            self.rules = rules
+            self.rules = self._supported(compile_groups(groups))
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -281,6 +343,51 @@ class Engine:
             self.store.save([new])
             self.alerts[new.fingerprint] = new
 
+    def due_actions(self) -> list[NodeAction]:
+        """Controller requests of firing alerts not yet accepted by a sink (a restart reads the
+        accepted ones from the state file, so nothing accepted is asked twice)."""
+        by_name = {c.rule.name: c for c in self.rules}
+        out = []
+        with self._lock:
+            for s in sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint)):
+                c = by_name.get(s.rule)
+                if s.state != "firing" or c is None:
+                    continue
+                out += [a for a in c.node_actions(s) if a.key not in self._sent_actions]
+        return out
+
+    def dispatch(
+        self,
+        notifiers: Sequence[Notifier],
+        sinks: Sequence[ActionSink],
+        at: float | None = None,
+    ) -> None:
+        """Send what is due: notifications as one batch to every notifier (acked only when all
+        of them took it; a retry is deduplicated downstream by `dedup_key`), then controller
+        requests to every sink (recorded once none answered `failed`; retried otherwise)."""
+        at = self.clock() if at is None else at
+        due = self.due_notifications(at)
+        if due:
+            batch = [message(kind, s, self.reminder_wait) for kind, s in due]
+            sent = [_notify(n, batch) for n in notifiers]  # every notifier gets its try
+            if all(sent):
+                for kind, s in due:
+                    self.ack(kind, s, at)
+        for action in self.due_actions():
+            results = [_submit(sink, action) for sink in sinks]
+            failed = [r.detail for r in results if r.outcome == "failed"]
+            if failed:
+                log.warning("action %s for %s failed (will retry): %s", action.kind,
+                            action.node or action.job, "; ".join(failed))  # fmt: skip
+                continue
+            outcome = ",".join(sorted({r.outcome for r in results})) or "none"
+            detail = "; ".join(r.detail for r in results if r.detail)
+            self.store.record_action(action.key, outcome, detail, at)
+            with self._lock:
+                self._sent_actions.add(action.key)
+            log.info("action %s %s: %s %s", action.kind, action.node or action.job, outcome,
+                     detail)  # fmt: skip
+
     # -- self-metrics -------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
@@ -308,31 +415,39 @@ class Engine:
     def run(
         self,
         interval: float,
-        notify: Callable[[Kind, AlertState], bool],
+        notifiers: Sequence[Notifier],
         stop: threading.Event,
         before: Callable[[], object] | None = None,
+        sinks: Sequence[ActionSink] = (),
     ) -> None:
-        """Evaluate every `interval` seconds until `stop` is set; send what is due through
-        `notify` (True when sent) and ack it. `before` runs at the start of each cycle (the
-        rule files' reload check)."""
+        """Evaluate every `interval` seconds until `stop` is set and `dispatch` what is due.
+        `before` runs at the start of each cycle (the rule files' reload check)."""
         while not stop.is_set():
             began = time.monotonic()
             try:
                 if before is not None:
                     before()
                 self.evaluate()
-                for kind, state in self.due_notifications():
-                    if notify(kind, state):
-                        self.ack(kind, state)
+                self.dispatch(notifiers, sinks)
             except Exception:  # one bad cycle must not end the engine
                 log.exception("rule evaluation failed")
             stop.wait(max(0.0, interval - (time.monotonic() - began)))
 
 
-def log_notification(kind: Kind, state: AlertState) -> bool:
-    """The stand-in receiver until the notify/controller actions land: one log line per alert."""
-    log.warning("%s %s %s %s", kind, state.rule, state.fingerprint, dict(state.labels))
-    return True
+def _notify(notifier: Notifier, batch: list[AlertMessage]) -> bool:
+    try:
+        return bool(notifier.notify(batch))
+    except Exception:  # a broken notifier is a notification not sent, retried next cycle
+        log.exception("notifier %s failed", type(notifier).__name__)
+        return False
+
+
+def _submit(sink: ActionSink, action: NodeAction) -> ActionResult:
+    try:
+        return sink.submit(action)
+    except Exception as err:  # the protocol says refuse, not raise; a raise is a retry
+        log.exception("action sink %s failed", type(sink).__name__)
+        return ActionResult("failed", str(err))
 
 
 class RuleFiles:
@@ -375,11 +490,12 @@ def run_files(
     state_path: Path,
     interval: float,
     stop: threading.Event,
-    notify: Callable[[Kind, AlertState], bool] = log_notification,
+    notifiers: Sequence[Notifier] | None = None,
     reminder_wait: float = 4 * 3600.0,
     grace: float = 300.0,
     reload: threading.Event | None = None,
     on_start: Callable[[Engine], object] | None = None,
+    sinks: Sequence[ActionSink] | None = None,
 ) -> Engine:
     """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
     reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
@@ -390,5 +506,9 @@ def run_files(
                     grace=grace)  # fmt: skip
     if on_start is not None:
         on_start(engine)  # e.g. the CLI serving the engine's own metrics
-    engine.run(interval, notify, stop, before=lambda: files.maybe_reload(engine))
+    engine.run(
+        interval, [LogNotifier()] if notifiers is None else notifiers, stop,
+        before=lambda: files.maybe_reload(engine),
+        sinks=[LogActionSink()] if sinks is None else sinks,
+    )  # fmt: skip
     return engine

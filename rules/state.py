@@ -65,6 +65,10 @@ class StateStore:
             "CREATE TABLE IF NOT EXISTS alerts (fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL,"
             " state TEXT NOT NULL, doc TEXT NOT NULL)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, outcome TEXT NOT NULL,"
+            " detail TEXT NOT NULL, at REAL NOT NULL)"
+        )
 
     def load(self) -> dict[str, AlertState]:
         rows = self._db.execute("SELECT doc FROM alerts").fetchall()
@@ -82,6 +86,22 @@ class StateStore:
             self._db.executemany(
                 "DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deleted]
             )
+
+    def action_keys(self) -> set[str]:
+        """Keys of the actions a sink has accepted (any outcome but failed)."""
+        return {key for (key,) in self._db.execute("SELECT key FROM actions")}
+
+    def record_action(self, key: str, outcome: str, detail: str, at: float) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO actions (key, outcome, detail, at) VALUES (?,?,?,?)",
+                (key, outcome, detail, at),
+            )
+
+    def prune_actions(self, before: float) -> None:
+        """Forget action records older than `before` (their alerts are long gone)."""
+        with self._db:
+            self._db.execute("DELETE FROM actions WHERE at < ?", (before,))
 
     def close(self) -> None:
         self._db.close()

@@ -491,12 +491,13 @@ def test_run_files_evaluates_until_stopped(source: FakeSource, tmp_path: Path) -
     stop = threading.Event()
     sent: list[str] = []
 
-    def notify(kind: str, state: AlertState) -> bool:
-        sent.append(kind)
-        stop.set()
-        return True
+    class Notifier:
+        def notify(self, messages: list) -> bool:
+            sent.extend(m.kind for m in messages)
+            stop.set()
+            return True
 
-    e = run_files([rule_file], source, tmp_path / "s.db", 0.01, stop, notify)
+    e = run_files([rule_file], source, tmp_path / "s.db", 0.01, stop, [Notifier()], sinks=[])
     assert sent == ["firing"]
     assert [a.notified for a in e.alerts.values()] == ["firing"]
 

@@ -1,0 +1,769 @@
+"""The subset of PromQL a threshold rule needs, evaluated over an in-memory history.
+
+The expression is parsed by `promql_parser` (the Rust port of Prometheus' parser) once, and its
+AST turned into a small tree of plan nodes (`plan`); evaluation walks that tree, never the parser's
+objects. Anything outside the subset raises `Unsupported` with the reason at plan time, so the
+engine refuses the rule when the files load rather than failing at every evaluation.
+
+Supported, with Prometheus 2.42's semantics (the Debian server the agreement test runs):
+* selectors with = != =~ !~ matchers and `offset`; the 5-minute lookback; a stale series (one that
+  vanished from its target, or whose target is down) has no value;
+* range selectors `[d]` (both ends inclusive, as in 2.x) and subqueries `(EXPR)[d:step]` with
+  Prometheus' absolute step alignment; `rate`, `increase`, `delta` (extrapolated exactly as
+  Prometheus does), `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and
+  `avg|min|max|sum|count|last|present|stddev|stdvar_over_time`;
+* `sum avg min max count group stddev stdvar` with `by`/`without`;
+* arithmetic and comparisons (with `bool`) between scalars and vectors, one-to-one vector matching
+  with `on`/`ignoring`, `and`/`or`/`unless`; `__name__` is dropped where Prometheus drops it;
+* `abs ceil floor round sqrt exp ln log2 log10 clamp clamp_min clamp_max absent
+  absent_over_time time vector scalar`.
+Not supported (refused): `group_left/right`, `topk`/`bottomk`/`quantile`/`count_values`,
+histograms, `@`, label_replace/label_join and the remaining functions.
+
+Times are integer milliseconds, as in Prometheus' TSDB, so range boundaries compare exactly.
+A NaN sample counts as missing (the store uses NaN as its stale marker).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import promql_parser as pp
+
+LOOKBACK_MS = 300_000
+Labels = dict[str, str]
+Vector = list[tuple[Labels, float]]
+Points = tuple[list[float], list[float]]  # (timestamps ms, values)
+Matrix = list[tuple[Labels, list[float], list[float]]]
+
+
+class Unsupported(ValueError):
+    """The expression uses PromQL outside the local subset (the message says what)."""
+
+
+class EvalError(ValueError):
+    """The expression cannot be evaluated on this data (e.g. duplicate series in a match)."""
+
+
+class Series(Protocol):
+    labels: Labels
+    ts: Sequence[float]
+    vs: Sequence[float]
+
+
+class History(Protocol):
+    def series_of(self, name: str) -> tuple[int, Sequence[Series]]:
+        """(a version that changes whenever the set of series changes, the series)."""
+        ...
+
+
+def _ms(td: Any) -> int:
+    return 0 if td is None else round(td.total_seconds() * 1000)
+
+
+def _drop_name(labels: Labels) -> Labels:
+    if "__name__" not in labels:
+        return labels
+    out = dict(labels)
+    del out["__name__"]
+    return out
+
+
+@dataclass
+class Ctx:
+    history: History
+    cache: dict[Any, Any] = field(default_factory=dict)  # per evaluation: selector results
+
+
+# -- plan nodes --------------------------------------------------------------------------------
+
+
+class Node:
+    kind = "vector"  # "scalar" | "vector" | "matrix"
+
+    def needs(self, extra: int, out: dict[str, int]) -> None:
+        """Record, per metric name, how much history (ms before t) an evaluation reads."""
+        for child in self.children():
+            child.needs(extra, out)
+
+    def children(self) -> Iterable[Node]:
+        return ()
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        raise NotImplementedError
+
+
+class Num(Node):
+    kind = "scalar"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def eval(self, ctx: Ctx, t: int) -> float:
+        return self.value
+
+
+def _matcher(m: Any) -> Callable[[Labels], bool]:
+    name, value, op = m.name, m.value, m.op
+    if op == pp.MatchOp.Equal:
+        return lambda ls: ls.get(name, "") == value
+    if op == pp.MatchOp.NotEqual:
+        return lambda ls: ls.get(name, "") != value
+    try:
+        rx = re.compile(f"(?:{value})\\Z")
+    except re.error as err:
+        raise Unsupported(f"regular expression {value!r}: {err}") from None
+    if op == pp.MatchOp.Re:
+        return lambda ls: rx.match(ls.get(name, "")) is not None
+    return lambda ls: rx.match(ls.get(name, "")) is None
+
+
+class Selector(Node):
+    def __init__(self, vs: Any) -> None:
+        if vs.at is not None:
+            raise Unsupported("the @ modifier")
+        if vs.matchers.or_matchers:
+            raise Unsupported("'or' between matchers")
+        matchers = list(vs.matchers.matchers)
+        self.name = vs.name or next((m.value for m in matchers if m.name == "__name__"
+                                     and m.op == pp.MatchOp.Equal), None)  # fmt: skip
+        if self.name is None:
+            raise Unsupported("a selector without a metric name")
+        rest = [m for m in matchers if not (m.name == "__name__" and m.value == self.name
+                                            and m.op == pp.MatchOp.Equal)]  # fmt: skip
+        self.preds = [_matcher(m) for m in rest]
+        self.equal = {m.name: m.value for m in rest if m.op == pp.MatchOp.Equal}
+        self.offset = _ms(vs.offset)
+        self._cache: tuple[int, list[Series]] | None = None
+
+    def needs(self, extra: int, out: dict[str, int]) -> None:
+        need = extra + self.offset + LOOKBACK_MS
+        out[self.name] = max(out.get(self.name, 0), need)
+
+    def select(self, history: History) -> list[Series]:
+        """The matching series, re-filtered only when the metric's set of series changed."""
+        version, series = history.series_of(self.name)
+        if self._cache is None or self._cache[0] != version:
+            preds = self.preds
+            # in order of first appearance, as Prometheus' head returns them (by series id)
+            picked = [s for s in series if all(p(s.labels) for p in preds)]
+            self._cache = (version, picked)
+        return self._cache[1]
+
+    def eval(self, ctx: Ctx, t: int) -> Vector:
+        key = (id(self), t)
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            return hit
+        t -= self.offset
+        low = t - LOOKBACK_MS
+        out: Vector = []
+        for s in self.select(ctx.history):
+            ts = s.ts
+            n = len(ts)
+            if not n:
+                continue
+            i = n - 1 if ts[-1] <= t else bisect_right(ts, t) - 1
+            if i < 0 or ts[i] < low:
+                continue
+            v = s.vs[i]
+            if v == v:  # NaN: stale marker
+                out.append((s.labels, v))
+        ctx.cache[key] = out
+        return out
+
+
+class RangeSelector(Node):
+    kind = "matrix"
+
+    def __init__(self, ms: Any) -> None:
+        self.sel = Selector(ms.vector_selector)
+        self.range = _ms(ms.range)
+
+    def needs(self, extra: int, out: dict[str, int]) -> None:
+        need = extra + self.sel.offset + self.range
+        out[self.sel.name] = max(out.get(self.sel.name, 0), need)
+
+    def eval(self, ctx: Ctx, t: int) -> Matrix:
+        t -= self.sel.offset
+        low = t - self.range
+        out: Matrix = []
+        for s in self.sel.select(ctx.history):
+            ts = s.ts
+            lo = bisect_left(ts, low)
+            hi = len(ts) if ts and ts[-1] <= t else bisect_right(ts, t)
+            if lo >= hi:
+                continue
+            tt, vv = list(ts[lo:hi]), list(s.vs[lo:hi])
+            if any(v != v for v in vv):
+                keep = [i for i, v in enumerate(vv) if v == v]
+                tt, vv = [tt[i] for i in keep], [vv[i] for i in keep]
+            if tt:
+                out.append((s.labels, tt, vv))
+        return out
+
+
+class Subquery(Node):
+    kind = "matrix"
+
+    def __init__(self, e: Any) -> None:
+        if e.at is not None:
+            raise Unsupported("the @ modifier")
+        self.inner = plan(e.expr)
+        if self.inner.kind != "vector":
+            raise Unsupported("a subquery of a scalar")
+        self.range, self.offset = _ms(e.range), _ms(e.offset)
+        self.step = _ms(e.step)
+        if self.step <= 0:
+            raise Unsupported("a subquery without a step (the default is the global interval)")
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def needs(self, extra: int, out: dict[str, int]) -> None:
+        self.inner.needs(extra + self.offset + self.range, out)
+
+    def eval(self, ctx: Ctx, t: int) -> Matrix:
+        end = t - self.offset
+        begin = end - self.range
+        start = self.step * (begin // self.step)
+        if start < begin:
+            start += self.step
+        series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[float], list[float]]] = {}
+        for at in range(start, end + 1, self.step):
+            for labels, v in self.inner.eval(ctx, at):
+                key = tuple(sorted(labels.items()))
+                entry = series.get(key)
+                if entry is None:
+                    entry = series[key] = (labels, [], [])
+                entry[1].append(float(at))
+                entry[2].append(v)
+        return list(series.values())
+
+
+# -- functions ---------------------------------------------------------------------------------
+
+
+def _extrapolated(rng: int, t: int, ts: list[float], vs: list[float], counter: bool,
+                  rate: bool) -> float | None:  # fmt: skip
+    """promql/functions.go extrapolatedRate (2.42)."""
+    if len(ts) < 2:
+        return None
+    range_start, range_end = t - rng, t
+    result = vs[-1] - vs[0]
+    if counter:
+        last = 0.0
+        for v in vs:
+            if v < last:
+                result += last
+            last = v
+    to_start = (ts[0] - range_start) / 1000
+    to_end = (range_end - ts[-1]) / 1000
+    sampled = (ts[-1] - ts[0]) / 1000
+    average = sampled / (len(ts) - 1)
+    if counter and result > 0 and vs[0] >= 0:
+        to_zero = sampled * (vs[0] / result)
+        if to_zero < to_start:
+            to_start = to_zero
+    threshold = average * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average / 2
+    interval += to_end if to_end < threshold else average / 2
+    result *= interval / sampled
+    if rate:
+        result /= rng / 1000
+    return result
+
+
+def _instant_delta(ts: list[float], vs: list[float], rate: bool) -> float | None:
+    if len(ts) < 2:
+        return None
+    prev, last = vs[-2], vs[-1]
+    result = last - prev if not (rate and last < prev) else last
+    if not rate:
+        return result
+    interval = (ts[-1] - ts[-2]) / 1000
+    return None if interval == 0 else result / interval
+
+
+def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
+    """promql kahanSumInc (Neumaier's variant)."""
+    t = total + inc
+    if abs(total) >= abs(inc):
+        c += (total - t) + inc
+    else:
+        c += (inc - t) + total
+    return t, c
+
+
+def _regression(ts: list[float], vs: list[float], at: float) -> tuple[float, float] | None:
+    """promql linearRegression (Kahan sums): (slope, intercept), times relative to `at` (ms)."""
+    if len(ts) < 2:
+        return None
+    n = sx = cx = sy = cy = sxy = cxy = sx2 = cx2 = 0.0
+    const = True
+    first = vs[0]
+    for x_ms, y in zip(ts, vs, strict=True):
+        if const and y != first:
+            const = False
+        x = (x_ms - at) / 1e3
+        n += 1.0
+        sx, cx = _kahan_inc(x, sx, cx)
+        sy, cy = _kahan_inc(y, sy, cy)
+        sxy, cxy = _kahan_inc(x * y, sxy, cxy)
+        sx2, cx2 = _kahan_inc(x * x, sx2, cx2)
+    if const:
+        return (math.nan, math.nan) if math.isinf(first) else (0.0, first)
+    sx, sy, sxy, sx2 = sx + cx, sy + cy, sxy + cxy, sx2 + cx2
+    cov = sxy - sx * sy / n
+    var = sx2 - sx * sx / n
+    slope = cov / var
+    return slope, sy / n - slope * sx / n
+
+
+def _kahan_mean(vs: list[float]) -> float:
+    """avg_over_time as Prometheus 2.42 computes it (an incremental mean, Kahan-summed)."""
+    mean = count = c = 0.0
+    for v in vs:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(v) and (mean > 0) == (v > 0):
+                continue
+            if not math.isinf(v) and not math.isnan(v):
+                continue
+        mean, c = _kahan_inc(v / count - mean / count, mean, c)
+    return mean if math.isinf(mean) else mean + c
+
+
+def _mean(vs: list[float]) -> float:
+    """The avg aggregation (an incremental mean, no compensation)."""
+    mean = count = 0.0
+    for v in vs:
+        count += 1
+        if math.isinf(mean):
+            if math.isinf(v) and (mean > 0) == (v > 0):
+                continue
+            if not math.isinf(v) and not math.isnan(v):
+                continue
+        mean += v / count - mean / count
+    return mean
+
+
+def _kahan_sum(vs: list[float]) -> float:
+    total = c = 0.0
+    for v in vs:
+        total, c = _kahan_inc(v, total, c)
+    return total if math.isinf(total) else total + c
+
+
+def _variance(vs: list[float]) -> float:
+    """The stdvar aggregation."""
+    count = mean = aux = 0.0
+    for v in vs:
+        count += 1
+        delta = v - mean
+        mean += delta / count
+        aux += delta * (v - mean)
+    return aux / count
+
+
+def _kahan_variance(vs: list[float]) -> float:
+    """stdvar_over_time (Kahan-summed mean and sum of squares)."""
+    count = mean = c_mean = aux = c_aux = 0.0
+    for v in vs:
+        count += 1
+        delta = v - (mean + c_mean)
+        mean, c_mean = _kahan_inc(delta / count, mean, c_mean)
+        aux, c_aux = _kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+    return (aux + c_aux) / count
+
+
+_OVER_TIME: dict[str, Callable[[list[float]], float]] = {
+    "avg_over_time": _kahan_mean,
+    "min_over_time": lambda vs: min(vs),
+    "max_over_time": lambda vs: max(vs),
+    "sum_over_time": _kahan_sum,
+    "count_over_time": lambda vs: float(len(vs)),
+    "last_over_time": lambda vs: vs[-1],
+    "present_over_time": lambda vs: 1.0,
+    "stddev_over_time": lambda vs: math.sqrt(_kahan_variance(vs)),
+    "stdvar_over_time": _kahan_variance,
+    "changes": lambda vs: float(sum(1 for a, b in itertools.pairwise(vs) if a != b)),
+    "resets": lambda vs: float(sum(1 for a, b in itertools.pairwise(vs) if b < a)),
+}
+_RATES = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
+_MATH: dict[str, Callable[[float], float]] = {
+    "abs": abs, "ceil": lambda v: float(math.ceil(v)) if math.isfinite(v) else v,
+    "floor": lambda v: float(math.floor(v)) if math.isfinite(v) else v,
+    "round": lambda v: float(math.floor(v + 0.5)) if math.isfinite(v) else v,
+    "sqrt": lambda v: math.sqrt(v) if v >= 0 else math.nan,
+    "exp": lambda v: math.exp(v) if v < 710 else math.inf,
+    "ln": lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan),
+    "log2": lambda v: math.log2(v) if v > 0 else (-math.inf if v == 0 else math.nan),
+    "log10": lambda v: math.log10(v) if v > 0 else (-math.inf if v == 0 else math.nan),
+}  # fmt: skip
+
+
+class Call(Node):
+    def __init__(self, e: Any) -> None:
+        self.name = name = e.func.name
+        known = {*_OVER_TIME, *_RATES, *_MATH, "irate", "idelta", "deriv", "predict_linear",
+                 "clamp", "clamp_min", "clamp_max", "absent", "absent_over_time", "time",
+                 "vector", "scalar"}  # fmt: skip
+        if name not in known:
+            raise Unsupported(f"the function {name}()")
+        self.args = [plan(a) for a in e.args]
+        if name == "round" and len(self.args) > 1:
+            raise Unsupported("round() with a 'to nearest' argument")
+        self.kind = {"time": "scalar", "scalar": "scalar"}.get(name, "vector")
+        self.absent_labels: Labels = {}
+        if name in ("absent", "absent_over_time"):
+            arg = e.args[0]
+            vs = arg.vector_selector if isinstance(arg, pp.MatrixSelector) else arg
+            if isinstance(vs, pp.VectorSelector):
+                eq = [m for m in vs.matchers.matchers
+                      if m.op == pp.MatchOp.Equal and m.name != "__name__"]  # fmt: skip
+                names = [m.name for m in eq]
+                self.absent_labels = {m.name: m.value for m in eq if names.count(m.name) == 1}
+
+    def children(self) -> Iterable[Node]:
+        return self.args
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        name, args = self.name, self.args
+        if name == "time":
+            return t / 1000.0
+        if name == "vector":
+            return [({}, args[0].eval(ctx, t))]
+        if name == "scalar":
+            vec = args[0].eval(ctx, t)
+            return vec[0][1] if len(vec) == 1 else math.nan
+        if name in ("absent", "absent_over_time"):
+            return [] if args[0].eval(ctx, t) else [(dict(self.absent_labels), 1.0)]
+        if name in _MATH:
+            fn = _MATH[name]
+            return [(_drop_name(ls), fn(v)) for ls, v in args[0].eval(ctx, t)]
+        if name.startswith("clamp"):
+            vec = args[0].eval(ctx, t)
+            lo, hi = -math.inf, math.inf
+            if name == "clamp":
+                lo, hi = args[1].eval(ctx, t), args[2].eval(ctx, t)
+                if lo > hi:
+                    return []
+            elif name == "clamp_min":
+                lo = args[1].eval(ctx, t)
+            else:
+                hi = args[1].eval(ctx, t)
+            return [(_drop_name(ls), max(lo, min(hi, v))) for ls, v in vec]
+        return self._range(ctx, t)
+
+    def _range(self, ctx: Ctx, t: int) -> Vector:
+        name, arg = self.name, self.args[0]
+        matrix = arg.eval(ctx, t)
+        out: Vector = []
+        rng = getattr(arg, "range", 0)
+        keep_name = name == "last_over_time"
+        if name in _OVER_TIME:
+            fn = _OVER_TIME[name]
+            for ls, _, vs in matrix:
+                out.append((ls if keep_name else _drop_name(ls), fn(vs)))
+            return out
+        for ls, ts, vs in matrix:
+            value: float | None
+            if name in _RATES:
+                counter, rate = _RATES[name]
+                value = _extrapolated(rng, t - _offset(arg), ts, vs, counter, rate)
+            elif name in ("irate", "idelta"):
+                value = _instant_delta(ts, vs, name == "irate")
+            elif name == "deriv":
+                fit = _regression(ts, vs, ts[0])
+                value = None if fit is None else fit[0]
+            else:  # predict_linear
+                fit = _regression(ts, vs, float(t))
+                ahead = self.args[1].eval(ctx, t)
+                value = None if fit is None else fit[1] + fit[0] * ahead
+            if value is not None:
+                out.append((_drop_name(ls), value))
+        return out
+
+
+def _offset(node: Node) -> int:
+    if isinstance(node, RangeSelector):
+        return node.sel.offset
+    if isinstance(node, Subquery):
+        return node.offset
+    return 0
+
+
+# -- aggregation -------------------------------------------------------------------------------
+
+_AGGS = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar")
+
+
+class Aggregate(Node):
+    def __init__(self, e: Any) -> None:
+        self.op = str(e.op)
+        if self.op not in _AGGS:
+            raise Unsupported(f"the aggregation {self.op}")
+        self.inner = plan(e.expr)
+        mod = e.modifier
+        self.without = mod is not None and mod.type == pp.AggModifierType.Without
+        self.labels = list(mod.labels) if mod is not None else []
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def eval(self, ctx: Ctx, t: int) -> Vector:
+        groups: dict[tuple[str, ...], tuple[Labels, list[float]]] = {}
+        by, without = self.labels, self.without
+        drop = {*by, "__name__"}
+        for ls, v in self.inner.eval(ctx, t):
+            if without:
+                out = {k: x for k, x in ls.items() if k not in drop}
+                key = tuple(sorted(out.items()))  # type: ignore[arg-type]
+            else:
+                key = tuple(ls.get(k, "") for k in by)
+                out = {k: x for k, x in zip(by, key, strict=True) if x}
+            g = groups.get(key)  # type: ignore[arg-type]
+            if g is None:
+                groups[key] = (out, [v])  # type: ignore[index]
+            else:
+                g[1].append(v)
+        op = self.op
+        result: Vector = []
+        for out, vs in groups.values():
+            if op == "sum":
+                value = 0.0
+                for v in vs:
+                    value += v
+            elif op == "avg":
+                value = _mean(vs)
+            elif op == "min":
+                value = vs[0]
+                for v in vs[1:]:
+                    if value > v or value != value:
+                        value = v
+            elif op == "max":
+                value = vs[0]
+                for v in vs[1:]:
+                    if value < v or value != value:
+                        value = v
+            elif op == "count":
+                value = float(len(vs))
+            elif op == "group":
+                value = 1.0
+            elif op == "stdvar":
+                value = _variance(vs)
+            else:
+                value = math.sqrt(_variance(vs))
+            result.append((out, value))
+        return result
+
+
+# -- binary operators --------------------------------------------------------------------------
+
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b if b else (math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1, b)),  # noqa: E501
+    "%": lambda a, b: math.fmod(a, b) if b else math.nan,
+    "^": lambda a, b: _pow(a, b),
+    "atan2": math.atan2,
+}  # fmt: skip
+_CMP: dict[str, Callable[[float, float], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
+}  # fmt: skip
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        return float(a**b) if not isinstance(a**b, complex) else math.nan
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
+
+
+class Binary(Node):
+    def __init__(self, e: Any) -> None:
+        self.op = str(e.op).lower()
+        if self.op not in _ARITH and self.op not in _CMP and self.op not in ("and", "or", "unless"):
+            raise Unsupported(f"the operator {self.op}")
+        self.lhs, self.rhs = plan(e.lhs), plan(e.rhs)
+        mod = e.modifier
+        self.bool = bool(mod is not None and mod.return_bool)
+        self.on: list[str] | None = None
+        self.ignoring: list[str] = []
+        if mod is not None:
+            if mod.card in (pp.VectorMatchCardinality.ManyToOne,
+                            pp.VectorMatchCardinality.OneToMany):  # fmt: skip
+                raise Unsupported("group_left/group_right")
+            if mod.matching is not None:
+                if mod.matching.type == pp.LabelModifierType.Include:
+                    self.on = list(mod.matching.labels)
+                else:
+                    self.ignoring = list(mod.matching.labels)
+        if self.lhs.kind == "scalar" and self.rhs.kind == "scalar":
+            self.kind = "scalar"
+        for side in (self.lhs, self.rhs):
+            if side.kind == "matrix":
+                raise Unsupported("a range vector as an operand")
+
+    def children(self) -> Iterable[Node]:
+        return (self.lhs, self.rhs)
+
+    def _sig(self, ls: Labels) -> tuple[tuple[str, str], ...]:
+        if self.on is not None:
+            return tuple((k, ls.get(k, "")) for k in self.on)
+        ign = self.ignoring
+        return tuple(sorted((k, v) for k, v in ls.items() if k != "__name__" and k not in ign))
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        op = self.op
+        lhs, rhs = self.lhs.eval(ctx, t), self.rhs.eval(ctx, t)
+        if self.kind == "scalar":
+            if op in _CMP:
+                return 1.0 if _CMP[op](lhs, rhs) else 0.0
+            return _ARITH[op](lhs, rhs)
+        if op in ("and", "or", "unless"):
+            return self._set(lhs, rhs)
+        if self.lhs.kind == "scalar" or self.rhs.kind == "scalar":
+            return self._scalar(lhs, rhs)
+        return self._vectors(lhs, rhs)
+
+    def _scalar(self, lhs: Any, rhs: Any) -> Vector:
+        swap = self.lhs.kind == "scalar"
+        vec, s = (rhs, lhs) if swap else (lhs, rhs)
+        op, out = self.op, []
+        if op in _CMP:
+            cmp = _CMP[op]
+            for ls, v in vec:
+                keep = cmp(s, v) if swap else cmp(v, s)
+                if self.bool:
+                    out.append((_drop_name(ls), 1.0 if keep else 0.0))
+                elif keep:
+                    out.append((ls, v))
+            return out
+        fn = _ARITH[op]
+        for ls, v in vec:
+            out.append((_drop_name(ls), fn(s, v) if swap else fn(v, s)))
+        return out
+
+    def _vectors(self, lhs: Vector, rhs: Vector) -> Vector:
+        right: dict[Any, float] = {}
+        for ls, v in rhs:
+            sig = self._sig(ls)
+            if sig in right:
+                raise EvalError("found duplicate series for the match group on the right side")
+            right[sig] = v
+        out: Vector = []
+        seen: set[Any] = set()
+        op, cmp = self.op, self.op in _CMP
+        for ls, lv in lhs:
+            sig = self._sig(ls)
+            rv = right.get(sig)
+            if rv is None:
+                continue
+            if cmp:
+                keep = _CMP[op](lv, rv)
+                if not keep and not self.bool:
+                    continue
+                value = (1.0 if keep else 0.0) if self.bool else lv
+            else:
+                value = _ARITH[op](lv, rv)
+            labels = _drop_name(ls) if (not cmp or self.bool) else ls
+            if self.on is not None:
+                labels = {k: labels[k] for k in self.on if labels.get(k)}
+            elif self.ignoring:
+                labels = {k: x for k, x in labels.items() if k not in self.ignoring}
+            key = tuple(sorted(labels.items()))
+            if key in seen:
+                raise EvalError(
+                    "multiple matches for labels: many-to-one matching must be explicit"
+                )
+            seen.add(key)
+            out.append((labels, value))
+        return out
+
+    def _set(self, lhs: Vector, rhs: Vector) -> Vector:
+        if self.op == "or":
+            sigs = {self._sig(ls) for ls, _ in lhs}
+            return lhs + [(ls, v) for ls, v in rhs if self._sig(ls) not in sigs]
+        sigs = {self._sig(ls) for ls, _ in rhs}
+        want = self.op == "and"
+        return [(ls, v) for ls, v in lhs if (self._sig(ls) in sigs) == want]
+
+
+class Negate(Node):
+    def __init__(self, e: Any) -> None:
+        self.inner = plan(e.expr)
+        self.kind = self.inner.kind
+        if self.kind == "matrix":
+            raise Unsupported("unary minus on a range vector")
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        value = self.inner.eval(ctx, t)
+        if self.kind == "scalar":
+            return -value
+        return [(_drop_name(ls), -v) for ls, v in value]
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+def plan(e: Any) -> Node:
+    """The plan of one parsed expression; Unsupported naming what is outside the subset."""
+    if isinstance(e, pp.ParenExpr):
+        return plan(e.expr)
+    if isinstance(e, pp.NumberLiteral):
+        return Num(float(e.val))
+    if isinstance(e, pp.VectorSelector):
+        return Selector(e)
+    if isinstance(e, pp.MatrixSelector):
+        return RangeSelector(e)
+    if isinstance(e, pp.SubqueryExpr):
+        return Subquery(e)
+    if isinstance(e, pp.Call):
+        return Call(e)
+    if isinstance(e, pp.AggregateExpr):
+        return Aggregate(e)
+    if isinstance(e, pp.BinaryExpr):
+        return Binary(e)
+    if isinstance(e, pp.UnaryExpr):
+        return Negate(e)
+    raise Unsupported(f"{type(e).__name__} expressions")
+
+
+@dataclass
+class Query:
+    """A parsed, planned expression and the history it reads (ms per metric name)."""
+
+    text: str
+    root: Node
+    needs: dict[str, int]
+
+    @classmethod
+    def parse(cls, text: str) -> Query:
+        try:
+            ast = pp.parse(text)
+        except ValueError as err:
+            raise Unsupported(f"does not parse: {err}") from None
+        root = plan(ast)
+        if root.kind == "matrix":
+            raise Unsupported("a range vector result")
+        needs: dict[str, int] = {}
+        root.needs(0, needs)
+        return cls(text, root, needs)
+
+    def eval(self, history: History, t_ms: int, ctx: Ctx | None = None) -> Vector:
+        value = self.root.eval(ctx or Ctx(history), t_ms)
+        if self.root.kind == "scalar":
+            return [({}, value)]
+        return value
