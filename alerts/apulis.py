@@ -88,7 +88,9 @@ def mail_url(alert: dict[str, Any], path: Path) -> tuple[str, list[str], list[st
         )
         if v
     ]
-    url = f"mailtos://{host}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    # %20, not "+": apprise unquotes but does not read "+" as a space
+    encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote, safe="")
+    url = f"mailtos://{host}" + (f"?{encoded}" if query else "")
     return url, receivers, notes
 
 

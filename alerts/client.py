@@ -48,12 +48,12 @@ def format_status(doc: dict[str, Any]) -> str:
     lines = [
         f"cluster {doc['cluster']}; oldest undelivered: "
         f"{doc['oldest_queued_seconds'] or 0:.0f}s; duplicates absorbed: {doc['duplicates']}",
-        f"{'target':<16} {'queued':>7} {'failing':>7} {'sent':>7} {'dead':>6}  url / last error",
+        f"{'target':<16} {'pending':>7} {'failing':>7} {'sent':>7} {'dead':>6}  url / last error",
     ]
     for name, t in doc["targets"].items():
+        pending = t["queued"] + t["sending"]  # undelivered, in flight or not
         lines.append(
-            f"{name:<16} {t['queued']:>7} {t['failing']:>7} {t['sent']:>7} "
-            f"{t['dead']:>6}  {t['url']}"
+            f"{name:<16} {pending:>7} {t['failing']:>7} {t['sent']:>7} {t['dead']:>6}  {t['url']}"
         )
         if t["last_error"]:
             lines.append(f"{'':<16} last error: {t['last_error']}")

@@ -58,7 +58,7 @@ def send(url: str, subject: str, text: str, html: str) -> tuple[bool, str]:
     if not target.add(url):
         return False, "apprise cannot parse the target URL"
     body, fmt = (html, apprise.NotifyFormat.HTML) if is_email(url) else (text, "text")
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         ok = bool(target.notify(title=subject, body=body, body_format=fmt))
     why = "" if ok else (captured.getvalue().strip().splitlines() or ["delivery failed"])[-1]
     return ok, why

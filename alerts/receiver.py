@@ -3,7 +3,7 @@
 A `ThreadingHTTPServer` with a listen backlog of 128 (DESIGN.md: the default 5 makes a burst of
 webhook connections wait a second for a SYN retry). Every refusal is a JSON `{"error": ...}`
 with the status code that says why, and happens before anything is written:
-401 no or wrong credentials, 403 (unused: any valid credential may post), 400 unreadable body,
+401 no credentials, 403 wrong credentials, 400 unreadable body,
 411 no Content-Length, 413 too large, 415 not JSON, 422 not an Alertmanager v4 payload.
 Credentials are compared in constant time. `/healthz` is open (kubelet probes carry no
 credentials); `/status` and `/metrics` need the same credentials as the webhook when auth is on.
@@ -102,8 +102,7 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             if path == "/healthz":
                 self._send(200, b"ok\n", "text/plain")
                 return
-            if not creds.check(self.headers.get("Authorization")):
-                self._refuse(401, "missing or wrong credentials")
+            if not self._authorized():
                 return
             if path == "/status":
                 self._json(200, service.status())
@@ -118,9 +117,8 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                 self._drain()
                 self._json(404, {"error": f"no such endpoint {path}"})
                 return
-            if not creds.check(self.headers.get("Authorization")):
-                self._drain()
-                self._refuse(401, "missing or wrong credentials")
+            self._drain_if_refused = True
+            if not self._authorized():
                 return
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype != "application/json":
@@ -149,6 +147,20 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                 self._json(503, {"error": "outbox unavailable; retry"})
                 return
             self._json(200, {"accepted": len(messages), "new": new, "duplicates": dup})
+
+        _drain_if_refused = False
+
+        def _authorized(self) -> bool:
+            header = self.headers.get("Authorization")
+            if creds.check(header):
+                return True
+            if self._drain_if_refused:
+                self._drain()
+            if header:
+                self._refuse(403, "wrong credentials")
+            else:
+                self._refuse(401, "credentials required (bearer token or basic auth)")
+            return False
 
         def _drain(self) -> None:
             length = self.headers.get("Content-Length") or "0"

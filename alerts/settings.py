@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from poolwatch.config import ConfigError, Listen, load, parse_duration
+from poolwatch.config import ConfigError, Listen, env_overrides, load, parse_duration
 
 ENV_PREFIX = "POOLWATCH_ALERTS__"
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -160,8 +160,13 @@ def load_settings(
 ) -> AlertsSettings:
     """Defaults < file < POOLWATCH_ALERTS__* < flags; ConfigError names file:line or variable."""
     env = os.environ if env is None else env
-    # poolwatch.config reads POOLWATCH_<PATH>; ours live under POOLWATCH_ALERTS__<PATH>
-    ours = {
-        "POOLWATCH_" + k[len(ENV_PREFIX) :]: v for k, v in env.items() if k.startswith(ENV_PREFIX)
+    # poolwatch.config reads POOLWATCH_<PATH>; ours live under POOLWATCH_ALERTS__<PATH>, and an
+    # error must name the variable the operator actually set
+    renamed = {"POOLWATCH_" + k[len(ENV_PREFIX) :]: v for k, v in env.items()
+               if k.startswith(ENV_PREFIX)}  # fmt: skip
+    layered = {
+        path: (value, origin.replace("POOLWATCH_", ENV_PREFIX, 1))
+        for path, (value, origin) in env_overrides(renamed).items()
     }
-    return load(AlertsSettings, file, ours, flags)
+    layered.update(flags or {})
+    return load(AlertsSettings, file, {}, layered)

@@ -180,10 +180,13 @@ def receiver(
 
 def settings(tmp: Path, targets: list[dict[str, Any]], **kw: Any) -> AlertsSettings:
     base: dict[str, Any] = {
-        "listen": "127.0.0.1:0", "outbox": str(tmp / "outbox.sqlite"), "cluster_name": "atlas",
-        "group_wait": 0.2, "targets": targets,
+        "listen": "127.0.0.1:0",
+        "outbox": str(tmp / "outbox.sqlite"),
+        "cluster_name": "atlas",
+        "group_wait": 0.2,
+        "targets": targets,
         "retry": {"initial_backoff": 0.1, "max_backoff": 0.5, "deadline": 60},
-    }  # fmt: skip
+    }
     base.update(kw)
     return AlertsSettings.model_validate(base)
 
@@ -198,18 +201,25 @@ def alert(
     return AlertMessage(
         kind=status,  # type: ignore[arg-type]
         fingerprint=f"fp{i:06d}",
-        labels={"alertname": "PoolwatchCacheDirAlmostFull", "severity": severity,
-                "node": node or f"node-{i}", "pool": "pool-a", **labels},
+        labels={
+            "alertname": "PoolwatchCacheDirAlmostFull",
+            "severity": severity,
+            "node": node or f"node-{i}",
+            "pool": "pool-a",
+            **labels,
+        },
         annotations={"summary": f"/cache on node-{i} is 95% full"},
         starts_at=1_700_000_000.0 + i,
         ends_at=None if status == "firing" else 1_700_000_600.0 + i,
-    )  # fmt: skip
+    )
 
 
 def post(
-    base: str, body: bytes | dict[str, Any], headers: dict[str, str] | None = None,
+    base: str,
+    body: bytes | dict[str, Any],
+    headers: dict[str, str] | None = None,
     path: str = "/alertmanager",
-) -> tuple[int, dict[str, Any]]:  # fmt: skip
+) -> tuple[int, dict[str, Any]]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method="POST")
     req.add_header("Content-Type", "application/json")

@@ -108,14 +108,19 @@ def test_burst_is_grouped_most_urgent_first(tmp_path: Path, hook: HttpSink) -> N
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REFUSALS = [
     ({}, b"{}", 401, "credentials"),
-    ({"Authorization": "Bearer wrong"}, b"{}", 401, "credentials"),
+    ({"Authorization": "Bearer wrong"}, b"{}", 403, "wrong credentials"),
+    ({"Authorization": "Basic bm9ib2R5Og=="}, b"{}", 403, "wrong credentials"),
     ({**AUTH, "Content-Type": "text/plain"}, b"{}", 415, "Content-Type"),
     ({"Authorization": f"Bearer {TOKEN}"}, b"{not json", 400, "not JSON"),
     ({"Authorization": f"Bearer {TOKEN}"}, b"[]", 422, "JSON object"),
-    ({"Authorization": f"Bearer {TOKEN}"}, b'{"version": "3", "status": "firing", "alerts": []}',
-     422, "version"),
+    (
+        {"Authorization": f"Bearer {TOKEN}"},
+        b'{"version": "3", "status": "firing", "alerts": []}',
+        422,
+        "version",
+    ),
     ({"Authorization": f"Bearer {TOKEN}"}, b"x" * 5000, 413, "limit"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("headers", "body", "code", "reason"), REFUSALS)
@@ -166,10 +171,14 @@ def test_basic_auth_status_and_metrics_hide_secrets(tmp_path: Path, smtp: SmtpSi
         with urllib.request.urlopen(req, timeout=5) as resp:
             series = parse(resp.read())
         assert value(series, "poolwatch_alerts_received_total", source="webhook") == 1
-        assert value(series, "poolwatch_alerts_outbox_notifications", target="mail",
-                     state="failing") == 1  # fmt: skip
-        assert value(series, "poolwatch_alerts_notifications_total", target="mail",
-                     outcome="failed") >= 1  # fmt: skip
+        assert (
+            value(series, "poolwatch_alerts_outbox_notifications", target="mail", state="failing")
+            == 1
+        )
+        assert (
+            value(series, "poolwatch_alerts_notifications_total", target="mail", outcome="failed")
+            >= 1
+        )
         with urllib.request.urlopen(base + "/healthz", timeout=5) as resp:
             assert resp.status == 200
 
@@ -187,8 +196,11 @@ def test_target_down_then_back_delivers_once(tmp_path: Path, hook: HttpSink) -> 
 
 def test_undeliverable_past_deadline_is_dead(tmp_path: Path, hook: HttpSink) -> None:
     hook.fail = True
-    cfg = settings(tmp_path, [{"name": "chat", "url": hook.url()}],
-                   retry={"initial_backoff": 0.1, "max_backoff": 0.2, "deadline": 0.5})  # fmt: skip
+    cfg = settings(
+        tmp_path,
+        [{"name": "chat", "url": hook.url()}],
+        retry={"initial_backoff": 0.1, "max_backoff": 0.2, "deadline": 0.5},
+    )
     with receiver(cfg) as (service, base):
         post(base, webhook([alert(1)]))
         wait_for(lambda: service.status()["total"]["dead"] == 1, what="dead")
@@ -204,8 +216,9 @@ def test_in_process_notifier_and_job_owner(tmp_path: Path, smtp: SmtpSink) -> No
         assert service.notify([msg]) is True  # the producer re-sent after a crash: still once
         wait_for(lambda: len(smtp.snapshot()) == 2, what="two mails")
         assert sorted(m.recipients[0] for m in smtp.snapshot()) == [
-            "alice@example.org", "ops@example.org",
-        ]  # fmt: skip
+            "alice@example.org",
+            "ops@example.org",
+        ]
         assert service.received == {"inprocess": 2}
         assert service.duplicates == 1
 

@@ -1,0 +1,126 @@
+"""Settings, payload validation and templates: bad input is named precisely, never a crash."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from alerts_support import CAPTURED, alert
+
+from alerts.messages import TemplateError, Templates
+from alerts.payload import PayloadError, parse, webhook
+from alerts.routing import routes, with_recipient
+from alerts.settings import AlertsSettings, load_settings
+from poolwatch.config import ConfigError
+
+
+def test_settings_layers_and_errors_name_line_and_variable(tmp_path: Path) -> None:
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(
+        "cluster_name: atlas\ntargets:\n  - name: mail\n    url: json://x/y\ngroup_max: 0\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, {})
+    assert f"group_max: Input should be greater than or equal to 1 ({cfg}:5)" in str(err.value)
+    cfg.write_text("cluster_name: atlas\nreminder_wait: 2h\n")
+    s = load_settings(cfg, {"POOLWATCH_ALERTS__REMINDER_WAIT": "30m"}, {("listen",): (":1", "f")})
+    assert (s.cluster_name, s.reminder_wait, s.listen) == ("atlas", 1800.0, ":1")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, {"POOLWATCH_ALERTS__RETRY__DEADLINE": "soon"})
+    assert "environment variable POOLWATCH_ALERTS__RETRY__DEADLINE" in str(err.value)
+
+
+def test_target_needs_exactly_one_url_and_owner_via_must_exist() -> None:
+    with pytest.raises(ValueError, match="exactly one of url and url_file"):
+        AlertsSettings.model_validate({"targets": [{"name": "a"}]})
+    with pytest.raises(ValueError, match=r"job_owners\.via"):
+        AlertsSettings.model_validate({"job_owners": {"enabled": True, "via": "nope"}})
+
+
+def test_captured_payload_parses() -> None:
+    (msg,) = parse(CAPTURED.encode())
+    assert (msg.kind, msg.fingerprint, msg.labels["severity"]) == (
+        "firing",
+        "948c667b1fc76492",
+        "high",
+    )
+    assert msg.starts_at == pytest.approx(1664890376.014)
+    assert msg.ends_at is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("alerts"), "alerts: required"),
+        (lambda d: d.update(truncatedAlerts="0"), "truncatedAlerts: expected int"),
+        (lambda d: d["alerts"][0].update(status="pending"), "alerts[0].status: expected firing"),
+        (lambda d: d["alerts"][0]["labels"].update(node=3), "alerts[0].labels.node: expected a"),
+        (lambda d: d["alerts"][0]["labels"].pop("alertname"), "labels.alertname: required"),
+        (lambda d: d["alerts"][0].pop("fingerprint"), "alerts[0].fingerprint: required"),
+        (lambda d: d["alerts"][0].update(endsAt="2022-10-04T13:32:56"), "has no time zone"),
+    ],
+)
+def test_payload_errors_name_the_field(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(CAPTURED)
+    mutate(doc)
+    with pytest.raises(PayloadError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse(json.dumps(doc).encode())
+
+
+def test_routing_by_severity_pool_labels_and_owner() -> None:
+    s = AlertsSettings.model_validate(
+        {
+            "targets": [
+                {"name": "oncall", "url": "json://h/a", "match": {"severities": ["critical"]}},
+                {"name": "pool-b", "url": "json://h/b", "match": {"pools": ["pool-b"]}},
+                {
+                    "name": "gpu",
+                    "url": "mailto://h?to=x@y.org",
+                    "match": {"labels": {"kind": "gpu"}},
+                },
+            ],
+            "job_owners": {"enabled": True, "via": "gpu"},
+        }
+    )
+    names = [
+        (r.target, r.recipient)
+        for r in routes(alert(1, "critical", kind="gpu", owner_email="bob@ex.org"), s)
+    ]
+    assert names == [("oncall", ""), ("gpu", ""), ("gpu", "bob@ex.org")]
+    assert (
+        routes(alert(2, "warning", owner_email="x@y.org; rm -rf /"), s)[-1].recipient == "x@y.org"
+    )
+    assert with_recipient("mailtos://smtp.qq.com/a@b.org?user=u&to=c@d.org", "o@e.org") == (
+        "mailtos://smtp.qq.com?user=u&to=o%40e.org"
+    )
+
+
+def test_templates_override_dir_and_sandbox(tmp_path: Path) -> None:
+    (tmp_path / "firing.subject.j2").write_text("{{ cluster }}!{{ alerts | length }}")
+    t = Templates(tmp_path)
+    msg = t.render("firing", [alert(1).to_alertmanager()], "atlas")
+    assert msg.subject == "atlas!1"
+    assert "/cache on node-1 is 95% full" in msg.text  # the shipped body is still used
+    (tmp_path / "firing.txt.j2").write_text("{{ ''.__class__.__mro__ }}")
+    with pytest.raises(TemplateError, match=r"unsafe|access"):
+        Templates(tmp_path).render("firing", [alert(1).to_alertmanager()], "atlas")
+    (tmp_path / "firing.txt.j2").write_text("{% for %}")
+    with pytest.raises(TemplateError, match=r"firing.txt.j2:1"):
+        Templates(tmp_path)
+
+
+def test_html_is_escaped_text_is_not() -> None:
+    a = alert(1, node="<script>x</script>").to_alertmanager()
+    msg = Templates().render("resolved", [a], "atlas")
+    assert "&lt;script&gt;" in msg.html
+    assert "<script>" not in msg.html
+    assert "<script>x</script>" in msg.text
+    assert (
+        msg.subject == "[atlas] RESOLVED CRITICAL PoolwatchCacheDirAlmostFull on <script>x</script>"
+    )
+
+
+def test_webhook_builder_round_trips() -> None:
+    msgs = [alert(1), alert(2, status="resolved")]
+    assert parse(json.dumps(webhook(msgs)).encode()) == msgs
