@@ -1,0 +1,117 @@
+"""Copy what poolwatch generates into the chart: compiled rules and dashboard JSON.
+
+The chart embeds two generated artifacts and must never drift from their sources:
+
+* `helm/poolwatch/files/rules/<group>.rules.yaml`: `poolwatch rules compile` of the shipped rule
+  files (rules/default/*.yaml). The chart's PrometheusRule and rules ConfigMap are built from
+  these files, so they are plain Prometheus rule files, not the compiler's PrometheusRule.
+* `helm/poolwatch/files/dashboards/*.json`: `dashboards/generated/*.json`, written by
+  `poolwatch dashboards build` (copied as they are; absent until that part has built them).
+
+    .venv/bin/python helm/sync.py            # rewrite the chart's copies
+    .venv/bin/python helm/sync.py --check    # exit 1 and name every stale file (tests run this)
+
+Exit status: 0 when written or current, 1 when --check finds stale copies, 2 when the rules do
+not compile (the rule loader's file:line errors are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "poolwatch"
+RULES_OUT = CHART / "files" / "rules"
+DASHBOARDS_OUT = CHART / "files" / "dashboards"
+DASHBOARDS_SRC = ROOT / "dashboards" / "generated"
+
+
+class SyncError(Exception):
+    """The sources could not be compiled; the message names file and line."""
+
+
+def compiled_rules() -> dict[str, bytes]:
+    """`poolwatch rules compile` output for the shipped rules: file name -> content."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from rules import compile as compiler
+    from rules.loader import RuleFileError, default_files, load
+
+    try:
+        loaded = load(default_files())
+    except RuleFileError as err:
+        raise SyncError(str(err)) from None
+    with tempfile.TemporaryDirectory(prefix="poolwatch-helm-sync-") as tmp:
+        written = compiler.write(loaded, Path(tmp), {})
+        return {p.name: p.read_bytes() for p in written if p.name != compiler.MANIFEST}
+
+
+def dashboards(source: Path = DASHBOARDS_SRC) -> dict[str, bytes]:
+    """The generated dashboard JSON files: file name -> content (empty before they exist)."""
+    return {p.name: p.read_bytes() for p in sorted(source.glob("*.json"))}
+
+
+def expected() -> dict[Path, dict[str, bytes]]:
+    """What each generated chart directory must hold, exactly."""
+    return {RULES_OUT: compiled_rules(), DASHBOARDS_OUT: dashboards()}
+
+
+def stale(want: dict[Path, dict[str, bytes]]) -> list[str]:
+    """Chart files that differ from `want`, are missing, or should not be there."""
+    problems = []
+    for directory, files in want.items():
+        present = {p.name: p for p in directory.glob("*") if p.is_file() and p.name != ".gitkeep"}
+        for name, content in sorted(files.items()):
+            path = directory / name
+            if name not in present:
+                problems.append(f"{path.relative_to(ROOT)}: missing")
+            elif present[name].read_bytes() != content:
+                problems.append(f"{path.relative_to(ROOT)}: out of date")
+        for name in sorted(set(present) - set(files)):
+            problems.append(f"{(directory / name).relative_to(ROOT)}: no longer generated")
+    return problems
+
+
+def write(want: dict[Path, dict[str, bytes]]) -> list[Path]:
+    """Make each directory hold exactly its expected files; return the paths changed."""
+    changed = []
+    for directory, files in want.items():
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in directory.glob("*"):
+            if path.is_file() and path.name != ".gitkeep" and path.name not in files:
+                path.unlink()
+                changed.append(path)
+        for name, content in files.items():
+            path = directory / name
+            if not path.exists() or path.read_bytes() != content:
+                path.write_bytes(content)
+                changed.append(path)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="report stale copies, change nothing")
+    args = p.parse_args(argv)
+    try:
+        want = expected()
+    except SyncError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    if args.check:
+        problems = stale(want)
+        for line in problems:
+            sys.stderr.write(f"{line}\n")
+        if problems:
+            sys.stderr.write("run: .venv/bin/python helm/sync.py\n")
+        return 1 if problems else 0
+    for path in write(want):
+        sys.stdout.write(f"{path.relative_to(ROOT)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
