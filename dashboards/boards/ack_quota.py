@@ -5,7 +5,8 @@ Quota(aliyun.com/gpu); the panel repeats over the `resource` variable, so every 
 quota names gets its table (huawei.com/Ascend910 included) and none is hard-coded. A namespace
 ResourceQuota names its resources `requests.<name>`; the variable strips that prefix and the
 queries accept both spellings. Max and Used come from ResourceQuotas and Volcano queues, Min (the
-guaranteed share) from queues, as an ElasticQuota's min.
+guaranteed share) from queues, as an ElasticQuota's min. Queues are cluster-scoped
+(namespace ""), so they show whichever namespace is chosen.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..board import board, link, query_var
 from ..panels import Col, table
 
 UID = "poolwatch-ack-quota"
-SEL = 'resource=~"(requests\\\\.)?$resource", namespace=~"$namespace"'
+SEL = 'resource=~"(requests\\\\.)?$resource", namespace=~"($namespace)?"'
 BY = "namespace, quota, resource"
 
 
