@@ -58,6 +58,7 @@ class Replacer:
         store = self.ctl.store
         active = [r for r in store.replacements(active=True) if only in (None, r.id)]
         if not active:
+            self._mark_pools(now)
             return
         nodes = self.ctl._nodes()
         for r in active:
@@ -72,6 +73,7 @@ class Replacer:
             else:
                 if r.state == "starting":
                     self._apply_start(r)  # a restart mid-way: the same writes, same spare
+                    nodes = self.ctl._nodes()
                 self._check_done(r, nodes, now)
                 nodes = self.ctl._nodes()
         self._mark_pools(now)
