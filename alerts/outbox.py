@@ -172,7 +172,7 @@ class Outbox:
         else:  # a repeat of what we already told: still firing
             db.execute("UPDATE active SET last_seen=? WHERE fingerprint=?", (now, msg.fingerprint))
 
-    def due_reminders(self, wait: float, source: str = "alertmanager") -> list[AlertMessage]:
+    def due_reminders(self, wait: float, source: str = "webhook") -> list[AlertMessage]:
         """Reminders for alerts from `source` told more than `wait` ago and seen since.
 
         "Seen within `wait`" is how we know an Alertmanager alert still fires: Alertmanager

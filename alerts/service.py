@@ -76,12 +76,16 @@ class AlertService:
             return False
         return True
 
-    def accept(self, messages: list[AlertMessage], source: str) -> tuple[int, int]:
-        """Write `messages` to the outbox (one transaction) and wake the workers: (new, dup)."""
+    def accept(
+        self, messages: list[AlertMessage], source: str, counted: bool = True
+    ) -> tuple[int, int]:
+        """Write `messages` to the outbox (one transaction) and wake the workers: (new, dup).
+        `source` is "webhook" (Alertmanager) or "inprocess"; reminders are not `counted`."""
         new, dup = self.outbox.add(((m, routes(m, self.settings)) for m in messages), source)
-        with self._lock:
-            self.received[source] = self.received.get(source, 0) + len(messages)
-            self.duplicates += dup
+        if counted:
+            with self._lock:
+                self.received[source] = self.received.get(source, 0) + len(messages)
+                self.duplicates += dup
         if new:
             for worker in self.workers.values():
                 worker.wake.set()
@@ -111,7 +115,7 @@ class AlertService:
             return 0
         due = self.outbox.due_reminders(self.settings.reminder_wait)
         if due:
-            self.accept(due, source="alertmanager")
+            self.accept(due, source="webhook", counted=False)
         return len(due)
 
     def _housekeep(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 import urllib.request
 from pathlib import Path
 
@@ -230,3 +231,21 @@ def test_rate_limit_per_target(tmp_path: Path, hook: HttpSink) -> None:
             post(base, webhook([alert(i, sev)]))
         wait_for(lambda: len(hook.bodies) == 2)
         assert service.status()["total"]["queued"] == 1  # the third waits for a token
+
+
+def test_reminder_after_wait_while_alertmanager_repeats(tmp_path: Path, hook: HttpSink) -> None:
+    cfg = settings(tmp_path, [{"name": "chat", "url": hook.url()}], reminder_wait=1.0)
+    with receiver(cfg) as (service, base):
+        post(base, webhook([alert(1)]))
+        wait_for(lambda: len(hook.bodies) == 1, what="first notification")
+        time.sleep(1.0)
+        code, doc = post(base, webhook([alert(1)]))  # Alertmanager's repeat_interval repeat
+        assert (code, doc["new"]) == (200, 0)
+        wait_for(lambda: len(hook.bodies) == 2, 5, what="reminder")
+        assert hook.bodies[1]["title"] == (
+            "[atlas] REMINDER CRITICAL PoolwatchCacheDirAlmostFull on node-1"
+        )
+        assert "Still firing (reminder)" in hook.bodies[1]["message"]
+        time.sleep(2.5)  # no repeat from Alertmanager since: it no longer fires, no reminder
+        assert len(hook.bodies) == 2
+        assert service.received == {"webhook": 2}
