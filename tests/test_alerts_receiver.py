@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -249,3 +250,45 @@ def test_reminder_after_wait_while_alertmanager_repeats(tmp_path: Path, hook: Ht
         time.sleep(2.5)  # no repeat from Alertmanager since: it no longer fires, no reminder
         assert len(hook.bodies) == 2
         assert service.received == {"webhook": 2}
+
+
+def test_tls(tmp_path: Path) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    from alerts.server import tls_context
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    cfg = settings(tmp_path, [], tls={"cert_file": str(cert), "key_file": str(key)})
+    from alerts.receiver import Credentials, make_server
+    from alerts.service import AlertService
+
+    service = AlertService(cfg)
+    httpd = make_server(service, ("127.0.0.1", 0), Credentials(None, {}), tls_context(cfg))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{httpd.server_address[1]}"
+        ctx = ssl.create_default_context(cafile=str(cert))
+        body = json.dumps(webhook([alert(1)])).encode()
+        headers = {"Content-Type": "application/json"}
+        req = urllib.request.Request(url + "/alertmanager", data=body, headers=headers)
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
+            assert json.loads(resp.read())["new"] == 1
+        with pytest.raises(OSError):  # plain HTTP to a TLS port gets no HTTP answer
+            urllib.request.urlopen(url.replace("https", "http") + "/healthz", timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        service.close()
+    bad = settings(tmp_path, [], tls={"cert_file": str(key), "key_file": str(cert)})
+    with pytest.raises(Exception, match="tls: cannot load certificate/key"):
+        tls_context(bad)
