@@ -57,12 +57,12 @@ read when the dashboards are built: a changed rule threshold changes the dashboa
   to `/etc/grafana/provisioning/dashboards/`; restart Grafana. The dashboards appear in the
   folder "poolwatch". Add a Prometheus data source first (any name; pick it in the `datasource`
   drop-down).
-- **Helm (Grafana sidecar)**: kube-prometheus-stack's Grafana loads every ConfigMap labelled
-  `grafana_dashboard: "1"`. One ConfigMap per JSON file:
-  `kubectl create configmap poolwatch-ack-cluster \
-  --from-file=dashboards/generated/poolwatch-ack-cluster.json`
-  then `kubectl label configmap poolwatch-ack-cluster grafana_dashboard=1` (the poolwatch chart
-  can ship them as ConfigMaps with that label).
+- **Helm (Grafana sidecar)**: the poolwatch chart ships every JSON file as a ConfigMap labelled
+  `grafana_dashboard: "1"` (values `dashboards.enabled`, `.labels`, `.annotations`, `.namespace`),
+  which kube-prometheus-stack's Grafana sidecar loads; `python helm/sync.py` copies
+  `dashboards/generated/*.json` into `helm/poolwatch/files/dashboards/` after a build. Without
+  the chart, per JSON file: `kubectl create configmap NAME --from-file=FILE.json` and
+  `kubectl label configmap NAME grafana_dashboard=1`.
 - **UI**: Dashboards -> New -> Import -> upload a JSON file (or paste it) -> Import. If Grafana
   reports a duplicate UID, change the `uid` in the JSON, or import into another folder.
 

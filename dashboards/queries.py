@@ -42,9 +42,12 @@ def devices_held(metric: str, by: str) -> str:
 
 
 def node_ip(by: str = "node") -> str:
-    """The node's address: the node exporter's scrape address without its port.
+    """The node's IP as the scrape of its node exporter knows it.
 
-    The chart runs the node exporter as a hostNetwork DaemonSet, so its target address is the node
-    IP; the catalog has no node address of its own (poolwatch_cluster_node_info carries uid only)."""  # noqa: E501
-    return (f'max by ({by}, ip) (label_replace(poolwatch_node_accelerators{{{DEV}}}, "ip", "$1", '
-            f'"instance", "(.*):[0-9]+"))')  # fmt: skip
+    The catalog has no node address (poolwatch_cluster_node_info carries uid only), so this
+    reads the target labels: `host_ip` where the scrape config copies the pod's host IP into it
+    (Prometheus Operator: `__meta_kubernetes_pod_host_ip`), else the `instance` address without
+    its port (a static or hostNetwork target). Neither present: the cell stays empty."""
+    from_instance = (f'label_replace(poolwatch_node_accelerators{{{DEV}}}, "ip", "$1", "instance", '
+                     '"(.*):[0-9]+")')  # fmt: skip
+    return f'max by ({by}, ip) (label_replace({from_instance}, "ip", "$1", "host_ip", "(.+)"))'
