@@ -121,7 +121,11 @@ class TargetWorker(threading.Thread):
         if not rows:
             return "idle"
         self.tokens -= 1.0
-        ok, why = self._deliver(rows)
+        try:
+            ok, why = self._deliver(rows)
+        except Exception as err:  # isolation boundary: the claimed rows must go back, not hang
+            log.exception("sending to %s raised", self.target.name)
+            ok, why = False, f"unexpected {type(err).__name__} while sending"
         if ok:
             self.outbox.mark_sent(rows)
             self.counters.add(self.target.name, "sent", len(rows))

@@ -283,7 +283,8 @@ def test_tls(tmp_path: Path) -> None:
         req = urllib.request.Request(url + "/alertmanager", data=body, headers=headers)
         with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
             assert json.loads(resp.read())["new"] == 1
-        with pytest.raises(OSError):  # plain HTTP to a TLS port gets no HTTP answer
+        # plain HTTP to a TLS port gets no HTTP answer
+        with pytest.raises((ConnectionError, urllib.error.URLError)):
             urllib.request.urlopen(url.replace("https", "http") + "/healthz", timeout=5)
     finally:
         httpd.shutdown()
@@ -292,3 +293,26 @@ def test_tls(tmp_path: Path) -> None:
     bad = settings(tmp_path, [], tls={"cert_file": str(key), "key_file": str(cert)})
     with pytest.raises(Exception, match="tls: cannot load certificate/key"):
         tls_context(bad)
+
+
+def test_a_sender_that_raises_gives_the_batch_back(tmp_path: Path) -> None:
+    from alerts.service import AlertService
+
+    calls: list[str] = []
+
+    def flaky(url: str, subject: str, text: str, html: str) -> tuple[bool, str]:
+        calls.append(subject)
+        if len(calls) == 1:
+            raise RuntimeError("plugin bug")
+        return True, ""
+
+    service = AlertService(settings(tmp_path, [{"name": "chat", "url": "json://127.0.0.1:1/x"}]),
+                           sender=flaky)  # fmt: skip
+    service.start()
+    try:
+        assert service.notify([alert(1)]) is True
+        wait_for(lambda: service.status()["total"]["sent"] == 1, what="sent on the second try")
+        assert len(calls) == 2
+        assert service.counters.notifications == {("chat", "failed"): 1, ("chat", "sent"): 1}
+    finally:
+        service.close()
