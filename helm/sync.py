@@ -59,6 +59,10 @@ def expected() -> dict[Path, dict[str, bytes]]:
     return {RULES_OUT: compiled_rules(), DASHBOARDS_OUT: dashboards()}
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def stale(want: dict[Path, dict[str, bytes]]) -> list[str]:
     """Chart files that differ from `want`, are missing, or should not be there."""
     problems = []
@@ -67,11 +71,11 @@ def stale(want: dict[Path, dict[str, bytes]]) -> list[str]:
         for name, content in sorted(files.items()):
             path = directory / name
             if name not in present:
-                problems.append(f"{path.relative_to(ROOT)}: missing")
+                problems.append(f"{_shown(path)}: missing")
             elif present[name].read_bytes() != content:
-                problems.append(f"{path.relative_to(ROOT)}: out of date")
+                problems.append(f"{_shown(path)}: out of date")
         for name in sorted(set(present) - set(files)):
-            problems.append(f"{(directory / name).relative_to(ROOT)}: no longer generated")
+            problems.append(f"{_shown(directory / name)}: no longer generated")
     return problems
 
 
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write("run: .venv/bin/python helm/sync.py\n")
         return 1 if problems else 0
     for path in write(want):
-        sys.stdout.write(f"{path.relative_to(ROOT)}\n")
+        sys.stdout.write(f"{_shown(path)}\n")
     return 0
 
 

@@ -427,7 +427,10 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
         hits = [s for s in services if sel.items() <= s["metadata"]["labels"].items()]
         assert len(hits) == 1, sm["metadata"]["name"]
         assert "http" in [p["name"] for p in hits[0]["spec"]["ports"]]
-    assert len(out.kinds("ServiceMonitor")) == 6
+    assert len(out.kinds("ServiceMonitor")) == 5  # the pool API serves no /metrics
+    alerts = out.one("ServiceMonitor", "-alerts")["spec"]["endpoints"][0]["authorization"]
+    secret = out.one("Secret", "-auth")
+    assert alerts["credentials"] == {"name": secret["metadata"]["name"], "key": "alerts-token"}
     pod = renderer.render(sets=["monitoring.nodeExporterMonitor=PodMonitor"])
     pm = pod.one("PodMonitor", "-node-exporter")
     ds = pod.one("DaemonSet", "-node-exporter")
@@ -492,6 +495,7 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar(renderer: Renderer) -
     out = _rendered(renderer.binary, "kube-prometheus-stack-values.yaml")
     maps = [c for c in out.kinds("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard")]
     assert len(maps) == len(shipped)
+    assert len({cm["metadata"]["name"] for cm in maps}) == len(maps)
     for cm in maps:
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["namespace"] == "monitoring"
@@ -564,3 +568,73 @@ def test_notes_render_for_every_value_set(renderer: Renderer) -> None:
     assert "examples/prometheus-scrape.yaml" in renderer.notes(
         [CHART / "examples" / "operator-off-values.yaml"]
     )
+
+
+# --- the chart against the real CLI and settings ----------------------------------------------
+
+
+def _parse(args: list[str]) -> tuple[bool, str]:
+    """Parse `args` with poolwatch's own argument parser (every part registered)."""
+    import contextlib
+    import io
+
+    from poolwatch import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            cli.parser().parse_args(args)
+        except SystemExit:
+            return False, err.getvalue()
+    return True, ""
+
+
+@pytest.mark.parametrize("example", ["", "npu-pool-values.yaml", "notifications-values.yaml"])
+def test_every_container_command_parses_with_poolwatch_cli(
+    renderer: Renderer, example: str
+) -> None:
+    for w in _rendered(renderer.binary, example).workloads():
+        args = w["spec"]["template"]["spec"]["containers"][0]["args"]
+        ok, err = _parse(args)
+        if not ok and "invalid choice" in err and f"'{args[0]}'" in err:
+            pytest.skip(f"poolwatch {args[0]} is not registered yet: {err.strip()}")
+        assert ok, f"{w['metadata']['name']}: poolwatch {' '.join(args)}\n{err}"
+
+
+def test_a_flag_poolwatch_does_not_know_is_caught() -> None:
+    assert _parse(["rules", "run", "--source=local", "--state=/x", "--no-such-flag"])[0] is False
+
+
+@pytest.mark.parametrize("example", ["", "notifications-values.yaml", "npu-pool-values.yaml"])
+def test_rendered_settings_files_load_with_the_parts_own_models(
+    renderer: Renderer, tmp_path: Path, example: str
+) -> None:
+    from alerts.settings import load_settings
+    from controller.settings import ControllerSettings
+    from poolwatch.config import load
+
+    out = _rendered(renderer.binary, example)
+    controller = tmp_path / "controller.yaml"
+    controller.write_text(out.one("ConfigMap", "-controller")["data"]["controller.yaml"])
+    settings = load(ControllerSettings, controller, {}, {})
+    assert settings.lease.namespace == "default"
+    assert settings.dry_run is (example != "npu-pool-values.yaml")
+    alerts = tmp_path / "alerts.yaml"
+    alerts.write_text(out.one("ConfigMap", "-alerts")["data"]["alerts.yaml"])
+    receiver = load_settings(alerts, {})
+    assert str(receiver.outbox) == "/data/outbox.sqlite"
+    assert [str(t.url_file) for t in receiver.targets] == [
+        f"/etc/poolwatch/targets/{t.name}" for t in receiver.targets
+    ]
+
+
+def test_api_node_writes_are_opt_in_and_never_evict(renderer: Renderer) -> None:
+    def writes(out: Rendered) -> set[tuple[str, str]]:
+        rules = _rules_by_account(out)[out.one("ServiceAccount", "-api")["metadata"]["name"]]
+        return {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]
+                if v in WRITE_VERBS}  # fmt: skip
+
+    assert writes(_rendered(renderer.binary, "")) == set()
+    assert writes(renderer.render(sets=["api.nodeWrites=true"])) == {
+        ("nodes", "patch"), ("nodes", "update"), ("events", "create"), ("events", "patch"),
+    }  # fmt: skip

@@ -227,3 +227,11 @@ alerts: alerts
 controller: controller
 api: api
 {{- end }}
+
+{{/* The Deployment parts that serve Prometheus metrics at /metrics (the pool API has none). */}}
+{{- define "poolwatch.monitoredParts" -}}
+cluster-exporter: clusterExporter
+rules: rules
+alerts: alerts
+controller: controller
+{{- end }}
