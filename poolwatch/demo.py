@@ -5,6 +5,12 @@ Ports, from `--port-base N` (default 9476), in this order:
   N+1  the simulated pool's nodes, node-exporter-shaped (GPUs, NPUs, allocations, cache dirs)
   N+2  the cluster exporter on the simulated backend (pools, nodes, jobs, quotas, /events)
   N+3  Prometheus scraping the three, when its binary is present and --no-prometheus is not given
+  N+7  the rule engine's own metrics: the shipped rules evaluated in local mode (no Prometheus
+       needed) over the same three endpoints, alert state in DATA/rules.db
+
+The engine hands its notifications to every object in `Demo.notifiers` and its controller
+requests to every object in `Demo.action_sinks` (poolwatch.actions protocols; log-only ones by
+default), so the alerts layer and the controller plug in without the demo knowing them.
 
 Why one process with threads and not four processes: the simulated cluster is in-process state
 that both the node-shaped endpoint and the cluster exporter read; a Ctrl-C stops everything at once.
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from exporters.cluster.app import ClusterExporter, serve_cluster
 from exporters.cluster.settings import ClusterExporterSettings
@@ -32,6 +39,7 @@ from exporters.node.server import serve
 from exporters.node.settings import NodeExporterSettings
 from exporters.node.webconfig import WebConfig
 
+from .actions import ActionSink, Notifier
 from .cluster.sim_metrics import exposition
 from .cluster.sim_spec import SimulationSpec
 from .cluster.simulated import SimulatedCluster
@@ -46,10 +54,11 @@ class Ports:
     simulated: int
     cluster: int
     prometheus: int
+    rules: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3)
+        return cls(base, base + 1, base + 2, base + 3, base + 7)
 
 
 class SimulatedNodes:
@@ -76,9 +85,14 @@ class SimulatedNodes:
             return self._gzip
 
 
-def prometheus_config(ports: Ports, interval: str = "5s") -> str:
-    jobs = (("poolwatch-node", ports.node), ("poolwatch-simulated-nodes", ports.simulated),
+def scrape_jobs(ports: Ports) -> tuple[tuple[str, int], ...]:
+    """(job name, port) of what Prometheus and the local rule engine scrape."""
+    return (("poolwatch-node", ports.node), ("poolwatch-simulated-nodes", ports.simulated),
             ("poolwatch-cluster", ports.cluster))  # fmt: skip
+
+
+def prometheus_config(ports: Ports, interval: str = "5s") -> str:
+    jobs = scrape_jobs(ports)
     lines = [f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}",
              "scrape_configs:"]  # fmt: skip
     for job, port in jobs:
@@ -97,6 +111,8 @@ class Demo:
         seed: int = 1,
         speed: float = 1.0,
         scrape_interval: str = "5s",
+        rules_interval: float = 15.0,
+        rule_files: list[Path] | None = None,
     ) -> None:
         self.ports = Ports.from_base(port_base)
         self.data_dir = data_dir
@@ -109,6 +125,14 @@ class Demo:
         self._servers: list[ThreadingHTTPServer] = []
         self._stoppers: list[Callable[[], None]] = []
         self.prometheus: subprocess.Popen[bytes] | None = None
+        self.rules_interval = rules_interval
+        self.rule_files = rule_files
+        self.engine: Any = None  # rules.engine.Engine once started
+        from rules.sinks import LogActionSink, LogNotifier
+
+        #: where the rule engine's notifications and controller requests go (append to plug in)
+        self.notifiers: list[Notifier] = [LogNotifier()]
+        self.action_sinks: list[ActionSink] = [LogActionSink()]
 
     # -- parts -----------------------------------------------------------------------------------
     def _serve(self, httpd: ThreadingHTTPServer, name: str) -> None:
@@ -158,6 +182,37 @@ class Demo:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
+    def _rule_engine(self) -> None:
+        """The shipped rules in local mode over the demo's own endpoints (the embedded default:
+        alerts and actions without Prometheus)."""
+        from rules.engine import Engine, RuleFiles
+        from rules.loader import default_files
+        from rules.local import LocalSource, Target
+        from rules.state import StateStore
+
+        from .cli import _EngineMetrics
+        from .config import parse_duration
+
+        targets = [Target(f"http://{HOST}:{port}/metrics", job)
+                   for job, port in scrape_jobs(self.ports)]  # fmt: skip
+        scrape = float(parse_duration(self.scrape_interval))  # type: ignore[arg-type]
+        source = LocalSource(targets, scrape_interval=scrape)
+        files = RuleFiles(self.rule_files or default_files())
+        engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"))
+        self.engine = engine
+        self._serve(
+            serve(_EngineMetrics(engine), (HOST, self.ports.rules), WebConfig(),  # type: ignore[arg-type]
+                  lambda: (True, "rule engine\n")),
+            "rules-metrics",
+        )  # fmt: skip
+        source.start()
+        self._stoppers.append(source.stop)
+        threading.Thread(
+            target=engine.run, name="rules", daemon=True,
+            args=(self.rules_interval, self.notifiers, self._stop),
+            kwargs={"before": lambda: files.maybe_reload(engine), "sinks": self.action_sinks},
+        ).start()  # fmt: skip
+
     def _drive(self) -> None:
         """Advance the simulation in real time (x speed), re-rendering the node-shaped metrics."""
         while not self._stop.wait(1.0):
@@ -171,6 +226,7 @@ class Demo:
         self._simulated_nodes()
         self._cluster_exporter()
         threading.Thread(target=self._drive, name="simulation", daemon=True).start()
+        self._rule_engine()
         self._prometheus()
 
     def urls(self) -> dict[str, str]:
@@ -180,6 +236,7 @@ class Demo:
             "simulated pool nodes": f"http://{HOST}:{p.simulated}/metrics",
             "cluster exporter": f"http://{HOST}:{p.cluster}/metrics",
             "pool events (JSON)": f"http://{HOST}:{p.cluster}/events",
+            "rule engine (local mode)": f"http://{HOST}:{p.rules}/metrics",
         }
         if self.prometheus is not None:
             out["Prometheus"] = f"http://{HOST}:{p.prometheus}/graph"
@@ -225,4 +282,4 @@ def run(port_base: int, data_dir: Path, prometheus: bool, seed: int, speed: floa
     return 0
 
 
-__all__ = ["Demo", "Ports", "prometheus_config", "run"]
+__all__ = ["Demo", "Ports", "prometheus_config", "run", "scrape_jobs"]

@@ -13,22 +13,23 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
+from poolwatch.actions import ActionResult, AlertMessage, NodeAction
 from poolwatch.demo import Demo
 
 from .conftest import prom_query
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
-]
+pytestmark = pytest.mark.integration
+needs_prometheus = pytest.mark.skipif(
+    not shutil.which("prometheus"), reason="Debian package prometheus missing"
+)
 
 
 def _free_block() -> int:
     for _ in range(50):
         base = free_port()
-        if all(_port_free(base + i) for i in range(4)):
+        if all(_port_free(base + i) for i in range(8)):
             return base
-    pytest.fail("no four free consecutive ports")
+    pytest.fail("no eight free consecutive ports")
 
 
 def _port_free(port: int) -> bool:
@@ -49,6 +50,7 @@ def _vector(base: str, expr: str, *keys: str) -> dict[tuple[str, ...], float]:
     }
 
 
+@needs_prometheus
 def test_promql_over_the_demo_matches_the_simulation(tmp_path: Path) -> None:
     demo = Demo(_free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
     demo.start()
@@ -88,3 +90,72 @@ def test_promql_over_the_demo_matches_the_simulation(tmp_path: Path) -> None:
         assert all(v == 1 for v in host.values())
     finally:
         demo.stop()
+
+
+CACHE_RULE = """\
+group: demo-test
+interval: 1s
+rules:
+  - name: PoolwatchDemoCacheFull
+    expr: poolwatch_filesystem_used_ratio{purpose="cache"}
+    op: ">"
+    threshold: 0.95
+    periods: 1
+    severity: major
+    annotations: {summary: cache full, description: d, runbook: r}
+    actions: [notify, replace]
+"""
+
+
+class _Notifier:
+    def __init__(self) -> None:
+        self.messages: list[AlertMessage] = []
+
+    def notify(self, messages: list[AlertMessage]) -> bool:
+        self.messages += messages
+        return True
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.actions: list[NodeAction] = []
+
+    def submit(self, action: NodeAction) -> ActionResult:
+        self.actions.append(action)
+        return ActionResult("done")
+
+
+def test_demo_rule_engine_fires_on_the_simulated_pool_and_hands_on_actions(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "cache.yaml"
+    rules.write_text(CACHE_RULE)
+    demo = Demo(_free_block(), tmp_path / "demo", prometheus=False, speed=0.0,
+                scrape_interval="1s", rules_interval=0.5, rule_files=[rules])  # fmt: skip
+    notifier, sink = _Notifier(), _Sink()
+    demo.notifiers.append(notifier)
+    demo.action_sinks[:] = [sink]
+    demo.start()
+    try:
+        assert demo.urls()["rule engine (local mode)"].endswith(f":{demo.ports.rules}/metrics")
+        node = next(n.name for n in demo.cluster.nodes() if n.pool == "gpu-a")
+        demo.cluster.inject("cache_full", node)
+        demo.nodes.refresh()
+        deadline = time.monotonic() + 20
+        while not sink.actions and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [action] = sink.actions
+        assert (action.kind, action.node, action.pool) == ("replace", node, "gpu-a")
+        assert [(m.kind, m.labels["node"]) for m in notifier.messages] == [("firing", node)]
+        assert (tmp_path / "demo" / "rules.db").exists()
+        body = _get(demo.urls()["rule engine (local mode)"])
+        assert 'poolwatch_rules_alerts{state="firing"} 1.0' in body
+    finally:
+        demo.stop()
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.read().decode()
