@@ -75,9 +75,10 @@ def test_webhook_to_mail_and_json(tmp_path: Path, smtp: SmtpSink, hook: HttpSink
         assert (code, doc["new"], doc["duplicates"]) == (200, 0, 2)
         resolved = [alert(1, "critical", status="resolved", node="gpu-7")]
         post(base, webhook(resolved))
-        wait_for(lambda: len(smtp.snapshot()) == 2, what="resolved mail")
+        wait_for(lambda: len(smtp.snapshot()) == 2 and len(hook.bodies) == 3, what="resolved")
         assert smtp.snapshot()[1].subject.startswith("[atlas] RESOLVED CRITICAL")
-        assert len(hook.bodies) == 3
+        assert hook.bodies[2]["title"].startswith("[atlas] RESOLVED CRITICAL")
+        wait_for(lambda: service.status()["total"]["sent"] == 5, what="recorded as sent")
         status = service.status()
         assert status["targets"]["mail"]["sent"] == 2
         assert status["targets"]["chat"]["sent"] == 3

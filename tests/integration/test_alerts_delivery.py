@@ -181,7 +181,9 @@ def test_alertmanager_to_mail_and_webhook(tmp_path: Path) -> None:
             "[atlas] RESOLVED CRITICAL PoolwatchCacheDirAlmostFull on gpu-node-3"
         }
         wait_for(lambda: len(hook.bodies) == 2, 10, "resolved webhook")
-        status = get_json(f"http://127.0.0.1:{port}/status", BEARER)
+        url = f"http://127.0.0.1:{port}/status"
+        wait_for(lambda: get_json(url, BEARER)["total"]["sent"] == 5, 10, "recorded as sent")
+        status = get_json(url, BEARER)
         assert status["targets"]["mail"]["sent"] == 3
         assert status["targets"]["chat"]["sent"] == 2
         assert status["total"]["dead"] == 0
