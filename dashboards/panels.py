@@ -172,6 +172,7 @@ def table(
         targets=[target(c.expr, refs[c.title], table=True) for c in queries],
         transformations=transformations,
         overrides=[o for o in overrides if o["properties"]],
+        thresholds=[{"color": "green", "value": None}],
         filterable=True,
         extraJson=extra or None,
     )

@@ -12,21 +12,23 @@ from .panels import DEV, RES
 JOB_KEY = "namespace, training_job"
 
 
-def job_info(where: str = "", by: str = "") -> str:
-    """One series per job of the chosen kind, value 1, with the labels in `by`."""
-    sel = f"{RES.replace('resource', 'accelerator_resource')}{', ' + where if where else ''}"
+def job_info(where: str = "", by: str = "", pool: bool = True) -> str:
+    """One series per job of the chosen kind, value 1, with the labels in `by`; `pool` False
+    for boards without a pool variable (a virtual cluster spans pools)."""
+    sel = RES.replace("resource", "accelerator_resource")
+    sel = (sel if pool else sel.replace('pool=~"$pool", ', "")) + (", " + where if where else "")
     return f"max by ({JOB_KEY}{', ' + by if by else ''}) (poolwatch_training_job_info{{{sel}}})"
 
 
-def running(expr: str) -> str:
+def running(expr: str, pool: bool = True) -> str:
     """`expr` (keyed by namespace and training_job) kept only for jobs now Running."""
-    return (f"({expr}) and on ({JOB_KEY}) "
-            f'(poolwatch_training_job_status{{pool=~"$pool", status="Running"}} == 1)')  # fmt: skip
+    sel = 'pool=~"$pool", status="Running"' if pool else 'status="Running"'
+    return f"({expr}) and on ({JOB_KEY}) (poolwatch_training_job_status{{{sel}}} == 1)"
 
 
-def with_job_labels(expr: str, labels: str, where: str = "") -> str:
+def with_job_labels(expr: str, labels: str, where: str = "", pool: bool = True) -> str:
     """Copy job labels (owner, queue, ...) onto pod-attributed series of jobs of the kind."""
-    return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {job_info(where, labels)}"
+    return f"({expr}) * on ({JOB_KEY}) group_left ({labels}) {job_info(where, labels, pool)}"
 
 
 def as_resource(expr: str) -> str:

@@ -19,15 +19,14 @@ from ..queries import as_resource, job_info, running, with_job_labels
 
 UID = "poolwatch-apulis-vc-users"
 BY = "owner, resource"
+JOB_LABELS = "owner, accelerator_resource"
 VC = 'queue=~"$vc"'
 WINDOW = "30d"
 
 
 def _per_user(expr: str) -> str:
     """Sum a pod- or job-keyed expression per (owner, resource) of the job."""
-    return (
-        f"sum by ({BY}) ({as_resource(with_job_labels(expr, 'owner, accelerator_resource', VC))})"
-    )
+    return f"sum by ({BY}) ({as_resource(with_job_labels(expr, JOB_LABELS, VC, pool=False))})"
 
 
 def _booked() -> str:
@@ -42,8 +41,8 @@ def _idle_hours() -> str:
 
 
 def _columns() -> list[Col]:
-    users = f"sum by ({BY}) ({as_resource(job_info(VC, 'owner, accelerator_resource'))}) * 0"
-    held = running("poolwatch_training_job_accelerators_requested")
+    users = f"sum by ({BY}) ({as_resource(job_info(VC, JOB_LABELS, pool=False))}) * 0"
+    held = running("poolwatch_training_job_accelerators_requested", pool=False)
     idle_now = 'poolwatch_container_accelerator_utilization_ratio{vendor="$accel"} == bool 0'
     return [
         Col("Username", label="owner"),
@@ -63,8 +62,6 @@ def _columns() -> list[Col]:
 
 def build() -> Dashboard:
     cols = _columns()
-    for c in cols:  # job_info and running() filter on the pool variable; this board has none
-        object.__setattr__(c, "expr", c.expr.replace('pool=~"$pool", ', ""))
     return board(
         UID, "poolwatch / Apulis / Team VC user status",
         "Per user and device type: devices allocated and idle now, booked and idle hours over "
