@@ -18,6 +18,8 @@ Kubernetes backend does, and records every request:
 - The write side: GET/PATCH a node (JSON merge patch, `metadata.resourceVersion` as a
   precondition: 409 when it is stale, `conflicts` more 409s on demand), POST pods/eviction
   (201, or `evict_status`), POST events (stored, so the events watch sees them).
+- Leases (coordination.k8s.io/v1, for leader election): GET, POST (409 when it exists), PUT
+  (409 unless `metadata.resourceVersion` is the stored one); kept in `leases`.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class KubeApiStub:
         self.evict_status = 201
         self.conflicts = 0
         self.watchers: list[Watcher] = []
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self._names = itertools.count(1)
         self._conns: set[socket.socket] = set()
         self.port = 0
@@ -202,6 +205,9 @@ class KubeApiStub:
             def do_POST(self) -> None:
                 stub._serve(self, "POST")
 
+            def do_PUT(self) -> None:
+                stub._serve(self, "PUT")
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -247,7 +253,32 @@ class KubeApiStub:
                 return self._evict(h, parts[3], parts[5])
             if len(parts) == 5 and parts[4] == "events":
                 return self._event(h, parts[3], body)
+        if parts[:4] == ["apis", "coordination.k8s.io", "v1", "namespaces"] and len(parts) >= 6:
+            return self._lease(h, method, parts[4], parts[6] if len(parts) == 7 else "", body)
         reply(h, 404, status(404, "NotFound", f"the server could not find {url.path}"))
+
+    def _lease(self, h: BaseHTTPRequestHandler, method: str, namespace: str, name: str,
+               body: Any) -> None:  # fmt: skip
+        with self.cond:
+            if method == "POST":
+                name = (body.get("metadata") or {}).get("name", "")
+            held = self.leases.get((namespace, name))
+            if method == "GET":
+                if held is None:
+                    return reply(h, 404, status(404, "NotFound", f'leases "{name}" not found'))
+                return reply(h, 200, held)
+            if method == "POST" and held is not None:
+                return reply(h, 409, status(409, "AlreadyExists", f'leases "{name}" exists'))
+            want = (body.get("metadata") or {}).get("resourceVersion")
+            if method == "PUT" and (held is None or want != held["metadata"]["resourceVersion"]):
+                msg = "the object has been modified; please apply your changes to the latest"
+                return reply(h, 409, status(409, "Conflict", msg))
+            self.rv += 1
+            stored = copy.deepcopy(body)
+            stored["metadata"] = {**stored.get("metadata", {}), "namespace": namespace,
+                                  "resourceVersion": str(self.rv)}  # fmt: skip
+            self.leases[(namespace, name)] = stored
+            reply(h, 201 if method == "POST" else 200, stored)
 
     def _list(self, h: BaseHTTPRequestHandler, path: str) -> None:
         with self.cond:

@@ -75,38 +75,49 @@ class Leases:
     def __init__(self, client: Callable[[], Any], timeout: tuple[float, float]) -> None:
         self._client, self._timeout = client, timeout
 
-    def _call(self, op: str, target: str, name: str, *args: Any) -> dict[str, Any] | None:
-        """The answer's JSON; None for 404; LeaseConflict for 409; else ClusterWriteError."""
-        from kubernetes import client
+    def _call(
+        self, op: str, method: str, namespace: str, name: str = "", body: Any = None
+    ) -> dict[str, Any] | None:
+        """The answer's JSON; None for 404; LeaseConflict for 409; else ClusterWriteError.
 
+        Why not CoordinationV1Api: its generated methods coerce the body into V1Lease, whose
+        datetimes serialise without fractional seconds, and the API server parses MicroTime
+        with exactly six (metav1.RFC3339Micro); the JSON built here goes out as it is."""
+        target = f"{namespace}/{name or (body or {}).get('metadata', {}).get('name', '')}"
+        path = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        params: dict[str, str] = {"namespace": namespace}
+        if name:
+            path, params["name"] = path + "/{name}", name
         try:
-            api = client.CoordinationV1Api(self._client())
-            response = getattr(api, name)(
-                *args, _preload_content=False, _request_timeout=self._timeout
-            )
-            body = response.data
-            response.release_conn()
-            return json.loads(body) if body else {}
+            api = self._client()
+            headers = {"Accept": "application/json", "Content-Type": "application/json"}
+            call = api.param_serialize(method, path, params, None, headers, body,
+                                       auth_settings=["BearerToken"])  # fmt: skip
+            response = api.call_api(*call, _request_timeout=self._timeout)
+            response.read()
+            status, data = response.status, response.data
         except failures() as err:
-            status = getattr(err, "status", None)
-            if status == 404 and op == "read lease":
-                return None
-            if status == 409:
-                raise LeaseConflict(f"{op} {target}: {describe(err)}") from err
-            code = status if isinstance(status, int) else None
-            raise ClusterWriteError(op, target, describe(err), code) from err
+            raise ClusterWriteError(op, target, describe(err)) from err
+        if status == 404 and method == "GET":
+            return None
+        if status == 409:
+            raise LeaseConflict(f"{op} {target}: HTTP 409 Conflict")
+        if not 200 <= status < 300:
+            raise ClusterWriteError(op, target, f"HTTP {status}: {data[:200]!r}", status)
+        try:
+            doc = json.loads(data) if data else {}
+        except ValueError as err:
+            raise ClusterWriteError(op, target, f"answer is not JSON: {data[:80]!r}") from err
+        return doc if isinstance(doc, dict) else {}
 
     def read(self, namespace: str, name: str) -> Lease | None:
-        doc = self._call("read lease", f"{namespace}/{name}", "read_namespaced_lease", name,
-                         namespace)  # fmt: skip
+        doc = self._call("read lease", "GET", namespace, name)
         return None if doc is None else lease_from(doc)
 
     def write(self, lease: Lease) -> Lease:
-        target, body = f"{lease.namespace}/{lease.name}", lease_body(lease)
+        body = lease_body(lease)
         if lease.resource_version:
-            doc = self._call("replace lease", target, "replace_namespaced_lease", lease.name,
-                             lease.namespace, body)  # fmt: skip
+            doc = self._call("replace lease", "PUT", lease.namespace, lease.name, body)
         else:
-            doc = self._call("create lease", target, "create_namespaced_lease", lease.namespace,
-                             body)  # fmt: skip
+            doc = self._call("create lease", "POST", lease.namespace, body=body)
         return lease_from(doc or {})

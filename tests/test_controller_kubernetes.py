@@ -1,0 +1,218 @@
+"""The controller on the Kubernetes backend, through the real `kubernetes` client against
+tests/k8s_stub.py: the taint, cordon, eviction, event and Lease requests and their bodies."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from k8s_stub import KubeApiStub
+
+from controller.leader import LeaderElector
+from controller.service import PoolController
+from controller.settings import ControllerSettings, LeaseSettings
+from poolwatch.actions import NodeAction
+from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.model import PoolStatus
+
+NODES, PODS, JOBS = "/api/v1/nodes", "/api/v1/pods", "/apis/batch/v1/jobs"
+T0 = 1_790_000_000.0
+
+
+def node(name: str, spare: bool = False) -> dict[str, Any]:
+    labels = {"poolwatch.io/pool": "gpu", "node.kubernetes.io/instance-type": "gpu.8x.h100"}
+    if spare:
+        labels["poolwatch.io/status"] = "Spare"
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": f"uid-{name}", "labels": labels},
+        "spec": {"unschedulable": spare},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "capacity": {"nvidia.com/gpu": "8"}, "allocatable": {"nvidia.com/gpu": "8"}},
+    }  # fmt: skip
+
+
+def seed(stub: KubeApiStub) -> None:
+    for name in ("n0", "n1", "n2"):
+        stub.put(NODES, node(name))
+    stub.put(NODES, node("n3", spare=True))
+    stub.put(JOBS, {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "train", "namespace": "team-a", "uid": "uid-job",
+                     "annotations": {"fault-tolerance/job-retry-num": "2"}},
+        "spec": {"parallelism": 1, "template": {"spec": {"containers": [
+            {"name": "w", "resources": {"requests": {"nvidia.com/gpu": "8"}}}]}}},
+        "status": {"active": 1, "startTime": "2026-11-22T00:00:00Z"},
+    })  # fmt: skip
+    stub.put(PODS, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "train-0", "namespace": "team-a", "uid": "uid-pod",
+                     "labels": {"batch.kubernetes.io/job-name": "train"}},
+        "spec": {"nodeName": "n0", "containers": [
+            {"name": "w", "resources": {"requests": {"nvidia.com/gpu": "8"}}}]},
+        "status": {"phase": "Running"},
+    })  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def stub() -> Iterator[KubeApiStub]:
+    server = KubeApiStub()
+    seed(server)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def cluster(stub: KubeApiStub) -> Iterator[KubernetesCluster]:
+    config = kubernetes.client.Configuration(host=stub.url)
+    config.retries = False
+    config.connection_pool_maxsize = 32
+    backend = KubernetesCluster(kubernetes.client.ApiClient(config), watch_timeout=5,
+                                sync_timeout=30.0, clock=lambda: T0)  # fmt: skip
+    yield backend
+    backend.stop()
+
+
+def sent(stub: KubeApiStub, method: str, path: str) -> list[Any]:
+    with stub.cond:
+        return [body for m, p, _, _, body in stub.requests if (m, p) == (method, path)]
+
+
+def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_isolate_replace_restart_as_api_calls(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False), clock=lambda: T0)
+    assert len(cluster.nodes()) == 4
+    until(lambda: [p for p in cluster.pods() if p.job == "train"])
+    ctl.reconcile()  # the pool's baseline for its events
+    result = ctl.submit(NodeAction("isolate", "k1", node="n0", fault_code="A050104",
+                                   reason="PoolwatchGpuRetiredPages"))  # fmt: skip
+    assert result.outcome == "done", result.detail
+
+    patches = sent(stub, "PATCH", f"{NODES}/n0")
+    taint = next(p for p in patches if "taints" in p.get("spec", {}))
+    assert taint["spec"]["taints"] == [
+        {"key": "poolwatch.io/fault", "value": "A050104", "effect": "NoSchedule"}
+    ]
+    assert taint["metadata"]["resourceVersion"]  # conditional on what was read
+    assert {"spec": {"unschedulable": True}} in patches
+    assert {"metadata": {"labels": {"poolwatch.io/status": "Replacing"}}} in patches
+    spare = sent(stub, "PATCH", f"{NODES}/n3")
+    assert {"metadata": {"labels": {"poolwatch.io/status": None}}} in spare
+    assert {"spec": {"unschedulable": False}} in spare
+    eviction = sent(stub, "POST", "/api/v1/namespaces/team-a/pods/train-0/eviction")
+    assert eviction == [{"apiVersion": "policy/v1", "kind": "Eviction",
+                         "metadata": {"name": "train-0", "namespace": "team-a"}}]  # fmt: skip
+    events = sent(stub, "POST", "/api/v1/namespaces/default/events")
+    isolated = next(e for e in events if e["reason"] == "NodeIsolated")
+    assert isolated["involvedObject"] == {"apiVersion": "v1", "kind": "Node", "name": "n0"}
+    assert isolated["type"] == "Warning"
+    job_events = sent(stub, "POST", "/api/v1/namespaces/team-a/events")
+    assert [e["message"] for e in job_events] == ["The training job has been restarted."]
+
+    def finished() -> bool:  # the watch shows the spare Available: the replacement is done
+        ctl.reconcile()
+        return ctl.store.replacements("gpu")[0].state == "done"
+
+    until(finished)
+    assert {"metadata": {"labels": {"poolwatch.io/status": "Repairing"}}} in sent(
+        stub, "PATCH", f"{NODES}/n0"
+    )
+    pool_events = until(lambda: [e for e in sent(stub, "POST", "/api/v1/namespaces/default/events")
+                                 if e["reason"] == "PoolResourcesStatusChange"])  # fmt: skip
+    first = pool_events[0]
+    assert first["involvedObject"]["kind"] == "Pool"
+    assert first["involvedObject"]["apiVersion"] == "poolwatch.io/v1"
+    assert re.fullmatch(r"Pool resources status changed, available/abnormal/creating/deleting "
+                        r"count from 3/0/0/0 to \d/\d/0/0, timestamp: \d+",
+                        first["message"])  # fmt: skip
+
+
+def test_a_blocked_eviction_fails_the_action_and_says_why(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    stub.evict_status = 429
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False), clock=lambda: T0)
+    until(lambda: [p for p in cluster.pods() if p.job == "train"])
+    result = ctl.submit(NodeAction("restart-job", "r1", job="team-a/train",
+                                   labels={"cause": "fault"}))  # fmt: skip
+    assert result.outcome == "failed"
+    assert "disruption budget" in result.detail
+
+
+def test_mark_pool_reports_it_abnormal(cluster: KubernetesCluster) -> None:
+    cluster.mark_pool("gpu", True)
+    assert next(p for p in cluster.pools() if p.name == "gpu").status is PoolStatus.ABNORMAL
+    cluster.mark_pool("gpu", False)
+    assert next(p for p in cluster.pools() if p.name == "gpu").status is PoolStatus.RUNNING
+
+
+def test_pool_membership_is_the_pool_label(stub: KubeApiStub, cluster: KubernetesCluster) -> None:
+    cluster.set_node_pool("n2", None)
+    cluster.set_node_pool("n2", "other")
+    assert sent(stub, "PATCH", f"{NODES}/n2") == [
+        {"metadata": {"labels": {"poolwatch.io/pool": None}}},
+        {"metadata": {"labels": {"poolwatch.io/pool": "other"}}},
+    ]
+
+
+def test_leader_election_on_a_lease(stub: KubeApiStub, cluster: KubernetesCluster) -> None:
+    now = [T0]
+    lease = LeaseSettings(identity="a", duration=15, renew=5)
+    a = LeaderElector(cluster, lease, clock=lambda: now[0])
+    b = LeaderElector(cluster, lease.model_copy(update={"identity": "b"}), clock=lambda: now[0])
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+
+    assert a.step()
+    created = sent(stub, "POST", path)
+    assert created[0]["metadata"]["name"] == "poolwatch-controller"
+    assert created[0]["spec"]["holderIdentity"] == "a"
+    assert created[0]["spec"]["leaseDurationSeconds"] == 15
+    assert created[0]["spec"]["renewTime"] == "2026-09-21T14:13:20.000000Z"  # RFC3339Micro
+    assert not b.step()  # a holds it and renewed just now
+    now[0] += 5
+    assert a.step()
+    renewed = sent(stub, "PUT", f"{path}/poolwatch-controller")
+    assert renewed[-1]["metadata"]["resourceVersion"]  # conditional on the version read
+    assert renewed[-1]["spec"]["renewTime"] == "2026-09-21T14:13:25.000000Z"
+    now[0] += 16  # a stopped renewing: b takes over
+    assert b.step()
+    assert stub.leases[("default", "poolwatch-controller")]["spec"]["leaseTransitions"] == 1
+    assert not a.step()
+    b.release()
+    assert stub.leases[("default", "poolwatch-controller")]["spec"]["holderIdentity"] == ""
+    assert a.step()  # a released Lease is free at once
+
+
+def test_a_lost_race_for_the_lease_is_a_standby(stub: KubeApiStub,
+                                                cluster: KubernetesCluster) -> None:  # fmt: skip
+    a = LeaderElector(cluster, LeaseSettings(identity="a"), clock=lambda: T0)
+    assert a.step()
+    with stub.cond:  # someone else renewed in between: our PUT carries a stale version
+        stub.leases[("default", "poolwatch-controller")]["metadata"]["resourceVersion"] = "1"
+    stale = cluster.read_lease("default", "poolwatch-controller")
+    with stub.cond:
+        stub.leases[("default", "poolwatch-controller")]["metadata"]["resourceVersion"] = "2"
+    from poolwatch.cluster.backend import LeaseConflict
+
+    with pytest.raises(LeaseConflict):
+        cluster.write_lease(stale)  # type: ignore[arg-type]
