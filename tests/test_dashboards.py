@@ -206,3 +206,19 @@ def test_build_out_writes_json_and_provisioning_elsewhere(tmp_path: Path) -> Non
     assert registry.PROVISIONING in written
     assert "poolwatch-ma-task-detail.json" in written
     assert len(written) == len(registry.BOARDS) + 1
+
+
+def test_a_broken_rule_file_is_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "node.yaml").write_text("group: node\nrules:\n  - name: X\n    op: '>'\n")
+    monkeypatch.setattr(thresholds, "rules_dir", lambda: tmp_path)
+    thresholds.all_thresholds.cache_clear()
+    try:
+        with pytest.raises(thresholds.ThresholdError, match=r"node\.yaml: rules\[0\] has no"):
+            thresholds.all_thresholds()
+        (tmp_path / "node.yaml").write_text("rules: [\n")
+        with pytest.raises(thresholds.ThresholdError, match=r"node\.yaml: not valid YAML"):
+            thresholds.all_thresholds()
+    finally:
+        thresholds.all_thresholds.cache_clear()
