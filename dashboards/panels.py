@@ -108,7 +108,7 @@ def stat(
         graphMode="none",
         textMode="value_and_name" if len(queries) > 1 else "auto",
         mappings=mappings or [],
-        noValue="0",
+        noValue="0" if unit == "none" else "No data",  # an absent count is 0, a ratio is not
     )
 
 
