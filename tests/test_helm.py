@@ -638,3 +638,37 @@ def test_api_node_writes_are_opt_in_and_never_evict(renderer: Renderer) -> None:
     assert writes(renderer.render(sets=["api.nodeWrites=true"])) == {
         ("nodes", "patch"), ("nodes", "update"), ("events", "create"), ("events", "patch"),
     }  # fmt: skip
+
+
+def _value_keys_without_comment() -> list[str]:
+    """Keys of values.yaml that the schema knows (settings, not data inside them) and that have
+    no comment line right above them."""
+
+    def props(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        return node.get("properties", {})
+
+    missing, stack = [], []  # stack: (indent, schema node of that key)
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        key = line.lstrip(" ")
+        indent = len(line) - len(key)
+        if not key or key.startswith(("#", "-")) or ":" not in key:
+            continue
+        name = key.split(":", 1)[0]
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else SCHEMA
+        node = props(parent).get(name)
+        if node is None:
+            continue  # data inside a setting (an affinity, a resource list)
+        if not lines[i - 1].lstrip().startswith("#"):
+            missing.append(f"values.yaml:{i + 1}: {name}")
+        # a resources block is documented as a whole; requests/limits inside it are data
+        stack.append((indent, {} if name == "resources" else node))
+    return missing
+
+
+def test_values_yaml_documents_every_setting() -> None:
+    assert _value_keys_without_comment() == []
