@@ -264,17 +264,20 @@ class Outbox:
         return len(dead)
 
     def prune(self, retention: float) -> int:
-        """Forget sent and dead deliveries (and their notifications) older than `retention`."""
+        """Forget sent and dead deliveries older than `retention`, and notifications nobody
+        needs any more. A notification of an alert that still fires is kept whatever its age:
+        it is the dedup key that absorbs Alertmanager's repeats of a long-firing alert. An
+        alert not seen for `retention` (Alertmanager lost it) stops counting as firing."""
         cutoff = self.clock() - retention
         with self._tx() as db:
-            n = db.execute(
-                "DELETE FROM deliveries WHERE state IN ('sent','dead') AND done_at<?", (cutoff,)
-            ).rowcount
+            n = db.execute("DELETE FROM deliveries WHERE state IN ('sent','dead') AND done_at<?",
+                           (cutoff,)).rowcount  # fmt: skip
+            db.execute("DELETE FROM active WHERE last_seen<?", (cutoff,))
             db.execute(
                 "DELETE FROM notifications WHERE created<? AND id NOT IN "
-                "(SELECT notification FROM deliveries)",
-                (cutoff,),
-            )
+                "(SELECT notification FROM deliveries) AND fingerprint NOT IN "
+                "(SELECT fingerprint FROM active)", (cutoff,),
+            )  # fmt: skip
         return n
 
     # -- reporting -----------------------------------------------------------------------------

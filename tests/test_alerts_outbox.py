@@ -113,9 +113,14 @@ def test_hard_kill_mid_delivery_requeues(tmp_path: Path, clock: Clock) -> None:
     assert [r.id for r in reopened.next_batch("mail", 0, 10)] == [r.id for r in claimed]
 
 
-def test_prune_keeps_undelivered(box: Outbox, clock: Clock) -> None:
-    box.add([(alert(1), MAIL), (alert(2, "warning"), MAIL)], "webhook")
+def test_prune_keeps_undelivered_and_the_keys_of_firing_alerts(box: Outbox, clock: Clock) -> None:
+    box.add([(alert(1), MAIL), (alert(2, "warning"), MAIL), (alert(3), MAIL)], "webhook")
+    box.mark_sent(box.next_batch("mail", 0, 10))  # 1 and 3 (critical)
+    box.add([(alert(3, status="resolved"), MAIL)], "webhook")
     box.mark_sent(box.next_batch("mail", 0, 10))
     clock.now += 1000
-    assert box.prune(retention=500) == 1
-    assert box.counts()["mail"]["queued"] == 1
+    box.add([(alert(1), MAIL)], "webhook")  # Alertmanager still repeats alert 1
+    assert box.prune(retention=500) == 3
+    assert box.counts()["mail"]["queued"] == 1  # alert 2, never delivered, stays
+    assert box.add([(alert(1), MAIL)], "webhook") == (0, 1)  # still absorbed after the prune
+    assert box.add([(alert(3, status="resolved"), MAIL)], "webhook") == (1, 0)  # forgotten
