@@ -76,10 +76,14 @@ class Mail:
 
 
 class _SmtpHandler:
-    def __init__(self, box: list[Mail], lock: threading.Lock) -> None:
-        self.box, self.lock = box, lock
+    def __init__(self, box: list[Mail], lock: threading.Lock, delay: float = 0.0) -> None:
+        self.box, self.lock, self.delay = box, lock, delay
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:  # a slow server: keeps a delivery in flight for a while
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         text = html = ""
         for part in msg.walk():
@@ -102,10 +106,11 @@ class SmtpSink:
     mails: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = None
+    delay: float = 0.0
 
     def start(self) -> None:
         self.controller = Controller(
-            _SmtpHandler(self.mails, self.lock), hostname="127.0.0.1", port=self.port
+            _SmtpHandler(self.mails, self.lock, self.delay), hostname="127.0.0.1", port=self.port
         )
         self.controller.start()
 

@@ -54,7 +54,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _receiver_config(tmp: Path, port: int, targets: str) -> Path:
+def _receiver_config(tmp: Path, port: int, targets: str, group_max: int = 100) -> Path:
     (tmp / "token").write_text(TOKEN)
     cfg = tmp / "alerts.yaml"
     cfg.write_text(f"""
@@ -63,7 +63,7 @@ cluster_name: atlas
 outbox: {tmp / "outbox.sqlite"}
 auth: {{bearer_token_file: {tmp / "token"}}}
 group_wait: 1s
-group_max: 100
+group_max: {group_max}
 retry: {{initial_backoff: 200ms, max_backoff: 1s, deadline: 10m}}
 targets:
 {targets}
@@ -248,3 +248,28 @@ def test_smtp_outage_500_alerts_restart_exactly_once_in_urgency_order(tmp_path: 
         smtp.stop()
     log = (tmp_path / "receiver.log").read_text()
     assert TOKEN not in log
+
+
+def test_graceful_restart_mid_delivery_sends_each_once(tmp_path: Path) -> None:
+    smtp = SmtpSink(free_port(), delay=0.15)  # each mail takes a while: batches are in flight
+    smtp.start()
+    port = free_port()
+    targets = f"  - {{name: mail, url: '{smtp.url()}'}}\n"
+    cfg = _receiver_config(tmp_path, port, targets, group_max=5)
+    base = f"http://127.0.0.1:{port}"
+    msgs = [alert(i, ("critical", "warning")[i % 2]) for i in range(100)]
+    receiver = _serve(cfg, tmp_path / "receiver.log", port)
+    try:
+        assert post(base, webhook(msgs), BEARER)[0] == 200
+        wait_for(lambda: len(smtp.snapshot()) >= 3, 20, "delivery under way")
+        _stop(receiver)  # SIGTERM while a mail is being sent
+        before = len(smtp.snapshot())
+        assert 3 <= before < 20
+        receiver = _serve(cfg, tmp_path / "receiver.log", port)
+        wait_for(lambda: get_json(base + "/status", BEARER)["total"]["sent"] == 100, 40, "sent")
+    finally:
+        _stop(receiver)
+        smtp.stop()
+    nodes = [n for m in smtp.snapshot() for n in _nodes_in(m.html)]
+    assert sorted(nodes) == sorted(f"node-{i}" for i in range(100))  # none lost, none twice
+    assert "were in flight" not in (tmp_path / "receiver.log").read_text()
