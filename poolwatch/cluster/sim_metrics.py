@@ -9,6 +9,11 @@ or panel that works on the simulation works on a real node exporter. Values foll
   retired/isolated pages pass 64 (the seeds' A050104/A050951 thresholds);
 - `npu_health` is health level 2 (Alarm); `cache_full` puts the cache disk at 0.97 used;
   `kubelet_readonly` sets `poolwatch_filesystem_readonly` on the kubelet directory.
+Pods get their node exporter's per-pod series too: poolwatch_container_accelerator_* mirror the
+device they hold (allocated and idle seconds count from the job's start and from the moment it
+hung or stalled), the cgroup CPU and memory follow the job's activity, and the network and block
+I/O counters grow at a steady per-pod rate from the job's start. Host CPU and memory follow the
+node's busy devices; filesystems have sizes (a 3.5 TiB cache disk, a 480 GiB system disk).
 Reading metrics never draws from the simulation's random generator (that would change the
 simulation); the small jitter is a hash of node, device and the 15 s slot of simulated time.
 
@@ -37,6 +42,14 @@ if TYPE_CHECKING:
 MIB = 1048576.0
 IDENTITY = ("node", "pool")
 A = "poolwatch_accelerator_"
+C = "poolwatch_container_accelerator_"
+#: per-pod cgroup families: (name, value per pod) drawn from the pod's steady footprint
+POD_FAMILIES = (
+    "cpu_used_cores", "cpu_used_ratio", "memory_used_bytes", "memory_used_ratio",
+    "network_receive_bytes_total", "network_transmit_bytes_total", "disk_read_bytes_total",
+    "disk_written_bytes_total",
+)  # fmt: skip
+POD_CPUS, POD_MEMORY = 16.0, 256 * 1024 * MIB  # a training pod's CPU and memory limits
 FAMILIES = (
     A + "info", A + "up", A + "health_level", A + "healthy", A + "utilization_ratio",
     A + "memory_total_bytes", A + "memory_used_bytes", A + "memory_free_bytes",
@@ -44,12 +57,18 @@ FAMILIES = (
     A + "retired_pages", A + "owners", "poolwatch_node_accelerators",
     "poolwatch_node_accelerators_idle", "poolwatch_accelerator_allocation_info",
     "poolwatch_filesystem_used_ratio", "poolwatch_filesystem_readonly", "poolwatch_collector_up",
+    "poolwatch_filesystem_size_bytes", "poolwatch_filesystem_available_bytes",
+    "poolwatch_node_cpu_used_ratio", "poolwatch_node_memory_used_ratio",
+    *(C + n for n in ("utilization_ratio", "memory_used_bytes", "memory_total_bytes",
+                      "memory_used_ratio", "allocated_seconds_total", "idle_seconds_total")),
+    *("poolwatch_container_" + n for n in POD_FAMILIES),
 )  # fmt: skip
 COLLECTORS = ("accelerator", "filesystem", "pod_resources")
 MEMORY = {"nvidia": 81559 * MIB, "huawei": 65536 * MIB}  # H100 80GB as NVML reports it; 910B3 HBM
 POWER = {"nvidia": (70.0, 650.0), "huawei": (95.0, 340.0)}  # watts idle, fully busy
 CACHE = ("/cache", "cache", "/cache", "ext4")
 KUBELET = ("/var/lib/kubelet", "kubelet", "/var/lib/kubelet", "ext4")
+CACHE_BYTES, KUBELET_BYTES = 3.5 * 2**40, 480 * 2**30  # a local NVMe cache disk, the system disk
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,8 @@ class DeviceView:
     faults: tuple[tuple[str, float], ...]  # (fault, since)
     owner: tuple[str, str, str, str] | None  # (namespace, pod, container, training_job)
     activity: str  # idle (no holder) | creating | busy (computing) | stuck (hung or stalled)
+    held_since: float = 0.0  # when the holder's job started (or was created, before it starts)
+    idle_since: float | None = None  # when the holder stopped computing (hung or stalled)
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,7 @@ class NodeView:
 def node_view(world: World, n: SimNode) -> NodeView:
     devices = []
     for d in n.devices:
-        owner, activity = None, "idle"
+        owner, activity, since, idle_since = None, "idle", world.now, None
         if d.holder:
             pod = world.pods[d.holder]
             job = world.jobs[pod.job]
@@ -85,7 +106,13 @@ def node_view(world: World, n: SimNode) -> NodeView:
             activity = "stuck" if job.hung or job.stalled else "busy"
             if job.status is JobStatus.CREATING:
                 activity = "creating"
-        devices.append(DeviceView(d.index, d.uuid, tuple(d.faults.items()), owner, activity))
+            since = job.started if job.started is not None else job.created
+            if job.hung:
+                idle_since = min(world.now, since + job.duration)
+            elif job.stalled:
+                idle_since = min([world.now, *d.faults.values(), *n.faults.values()])
+        devices.append(DeviceView(d.index, d.uuid, tuple(d.faults.items()), owner, activity,
+                                  since, idle_since))  # fmt: skip
     return NodeView(n.name, n.pool, n.resource, n.model, world.now, tuple(n.faults.items()),
                     tuple(devices))  # fmt: skip
 
@@ -129,18 +156,23 @@ def _node(view: NodeView, pool: PoolSpec, fams: dict[str, Metric]) -> None:
             fams[A + "allocation_info"].add_metric(
                 [*ident, view.resource, device_id, ns, pod, container, job], 1
             )
+    _host(view, fams)
+    _pods(view, fams)
     fams["poolwatch_node_accelerators"].add_metric([*ident, vendor], up)
     fams["poolwatch_node_accelerators_idle"].add_metric([*ident, vendor], idle)
     faults = dict(view.faults)
     base = 0.25 + 0.3 * _jitter(view.name, "cache")
     cache_used = 0.97 if "cache_full" in faults else base
     kubelet_used = 0.1 + 0.2 * _jitter(view.name, "kubelet")
-    for labels, used, readonly in (
-        (CACHE, cache_used, 0),
-        (KUBELET, kubelet_used, 1 if "kubelet_readonly" in faults else 0),
+    for labels, used, readonly, size in (
+        (CACHE, cache_used, 0, CACHE_BYTES),
+        (KUBELET, kubelet_used, 1 if "kubelet_readonly" in faults else 0, KUBELET_BYTES),
     ):
         fams["poolwatch_filesystem_used_ratio"].add_metric([*ident, *labels], used)
         fams["poolwatch_filesystem_readonly"].add_metric([*ident, *labels], readonly)
+        fams["poolwatch_filesystem_size_bytes"].add_metric([*ident, *labels], size)
+        fams["poolwatch_filesystem_available_bytes"].add_metric([*ident, *labels],
+                                                                size * (1 - used))  # fmt: skip
     for collector in COLLECTORS:
         fams["poolwatch_collector_up"].add_metric([*ident, collector], 1)
 
@@ -184,4 +216,45 @@ def _device(view: NodeView, pool: PoolSpec, dev: DeviceView, fams: dict[str, Met
     fams[A + "retired_pages"].add_metric([*labels, "single_bit"], single)
     fams[A + "retired_pages"].add_metric([*labels, "double_bit"], double)
     fams[A + "owners"].add_metric(labels, 0 if dev.owner is None else 1)
+    if dev.owner is not None:
+        held = [view.name, view.pool, *dev.owner, *labels[2:]]
+        fams[C + "utilization_ratio"].add_metric(held, util)
+        fams[C + "memory_used_bytes"].add_metric(held, total * share)
+        fams[C + "memory_total_bytes"].add_metric(held, total)
+        fams[C + "memory_used_ratio"].add_metric(held, share)
+        fams[C + "allocated_seconds_total"].add_metric(held, max(0.0, view.now - dev.held_since))
+        idle = 0.0 if dev.idle_since is None else max(0.0, view.now - dev.idle_since)
+        fams[C + "idle_seconds_total"].add_metric(held, idle)
     return True
+
+
+def _host(view: NodeView, fams: dict[str, Metric]) -> None:
+    """Host CPU and memory: a base load plus what the node's busy devices' jobs draw."""
+    busy = sum(d.activity == "busy" for d in view.devices) / max(1, len(view.devices))
+    held = sum(d.owner is not None for d in view.devices) / max(1, len(view.devices))
+    ident = [view.name, view.pool]
+    fams["poolwatch_node_cpu_used_ratio"].add_metric(ident, 0.03 + 0.6 * busy)
+    fams["poolwatch_node_memory_used_ratio"].add_metric(ident, 0.08 + 0.5 * held)
+
+
+def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
+    """Each pod's cgroup readings, once per pod; counters grow at a steady per-pod rate from the
+    job's start, so they only ever rise while the pod lives (a restarted job is a new pod)."""
+    seen: dict[tuple[str, str, str, str], DeviceView] = {}
+    for d in view.devices:
+        if d.owner is not None:
+            seen.setdefault(d.owner, d)
+    for owner, dev in seen.items():
+        ident = [view.name, view.pool, *owner]
+        busy = 1.0 if dev.activity == "busy" else 0.05
+        cores = POD_CPUS * (0.2 + 0.6 * busy * (0.8 + 0.2 * _jitter(*owner, "cpu")))
+        memory = POD_MEMORY * (0.3 + 0.4 * _jitter(*owner, "mem"))
+        age = max(0.0, view.now - dev.held_since)
+        rates = {"network_receive_bytes_total": 4e8, "network_transmit_bytes_total": 3.5e8,
+                 "disk_read_bytes_total": 6e7, "disk_written_bytes_total": 1.5e7}  # fmt: skip
+        counters = {k: r * (0.5 + _jitter(*owner, k)) * age for k, r in rates.items()}
+        values = {"cpu_used_cores": cores, "cpu_used_ratio": cores / POD_CPUS,
+                  "memory_used_bytes": memory, "memory_used_ratio": memory / POD_MEMORY,
+                  **counters}  # fmt: skip
+        for name in POD_FAMILIES:
+            fams["poolwatch_container_" + name].add_metric(ident, values[name])

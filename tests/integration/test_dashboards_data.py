@@ -37,27 +37,9 @@ pytestmark = [
 
 _NODE_SHAPED = "the simulated nodes serve device, filesystem-ratio and allocation families only"
 SIM_MISSING: dict[str, str] = {
-    # per-pod device readings (the real exporter joins devices to pods through the kubelet)
-    "poolwatch_container_accelerator_utilization_ratio": _NODE_SHAPED,
-    "poolwatch_container_accelerator_memory_used_bytes": _NODE_SHAPED,
-    "poolwatch_container_accelerator_memory_total_bytes": _NODE_SHAPED,
-    "poolwatch_container_accelerator_idle_seconds_total": _NODE_SHAPED,
-    # per-pod cgroup readings
-    "poolwatch_container_cpu_used_ratio": _NODE_SHAPED,
-    "poolwatch_container_cpu_used_cores": _NODE_SHAPED,
-    "poolwatch_container_memory_used_ratio": _NODE_SHAPED,
-    "poolwatch_container_memory_used_bytes": _NODE_SHAPED,
-    "poolwatch_container_network_receive_bytes_total": _NODE_SHAPED,
-    "poolwatch_container_network_transmit_bytes_total": _NODE_SHAPED,
-    "poolwatch_container_disk_read_bytes_total": _NODE_SHAPED,
-    "poolwatch_container_disk_written_bytes_total": _NODE_SHAPED,
-    # host readings of the simulated nodes (the demo's real host has them, in no pool)
-    "poolwatch_node_cpu_used_ratio": _NODE_SHAPED,
-    "poolwatch_node_memory_used_ratio": _NODE_SHAPED,
+    # host network counters of the simulated nodes (the demo's real host has them, in no pool)
     "poolwatch_node_network_receive_bytes_total": _NODE_SHAPED,
     "poolwatch_node_network_transmit_bytes_total": _NODE_SHAPED,
-    "poolwatch_filesystem_size_bytes": _NODE_SHAPED,
-    "poolwatch_filesystem_available_bytes": _NODE_SHAPED,
 }
 POOLS = {"nvidia": ("gpu-a", "nvidia.com/gpu"), "huawei": ("npu-b", "huawei.com/Ascend910")}
 
