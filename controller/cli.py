@@ -14,9 +14,24 @@ from pathlib import Path
 _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.cli import _add_log_level
+def _add_log_level(p: argparse.ArgumentParser) -> None:
+    """The same --log-level as every serving command (poolwatch.cli's, which this part may not
+    import: it wires the other parts, and the parts stay independent)."""
+    import os
 
+    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults), as poolwatch.cli."""
+    import os
+
+    env = os.environ.get("POOLWATCH_CONFIG")
+    return args.config or (Path(env) if env else None)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "controller",
         help="isolate faulty nodes, replace them from HA spares, restart their jobs",
@@ -62,7 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from poolwatch.cli import _config_path
     from poolwatch.config import ConfigError, dump, load
 
     from .runner import run
