@@ -20,7 +20,7 @@ EXAMPLES = sorted((CHART / "examples").glob("*-values.yaml"))
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 #: the chart's kubeVersion floor, and a recent release: a removed API fails one of them
 KUBE_VERSIONS = ("1.25.0", "1.30.0")
-OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 PARTS = {  # component -> (values key, first args, port) from the cross-part contract
     "cluster-exporter": ("clusterExporter", ["cluster-exporter"], 9477),
@@ -130,8 +130,16 @@ def test_bad_values_fail_the_schema(override: dict[str, Any], where: str) -> Non
 
 def _check_operator_object(doc: dict[str, Any]) -> None:
     """The CRDs kubernetes-validate does not ship: the fields the operator needs, checked here."""
-    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
     spec = doc["spec"]
+    if doc["kind"] == "AlertmanagerConfig":
+        assert doc["apiVersion"] == "monitoring.coreos.com/v1alpha1"
+        names = [r["name"] for r in spec["receivers"]]
+        assert spec["route"]["receiver"] in names
+        for r in spec["receivers"]:
+            for hook in r["webhookConfigs"]:
+                assert hook["url"].endswith("/alertmanager")
+        return
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
     if doc["kind"] == "PrometheusRule":
         assert spec["groups"], "an empty PrometheusRule"
         for group in spec["groups"]:
@@ -419,6 +427,15 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
     out = _rendered(renderer.binary, "kube-prometheus-stack-values.yaml")
     monitors = [d for d in out.docs if d["kind"] in OPERATOR_KINDS]
     assert {d["kind"] for d in monitors} == OPERATOR_KINDS - {"PodMonitor"}
+    amc = out.one("AlertmanagerConfig", "-alerts")["spec"]
+    hook = amc["receivers"][0]["webhookConfigs"][0]
+    alerts_svc = out.one("Service", "-alerts")["metadata"]["name"]
+    assert hook["url"] == f"http://{alerts_svc}.default.svc:9481/alertmanager"
+    assert hook["httpConfig"]["authorization"]["credentials"]["key"] == "alerts-token"
+    assert amc["route"]["matchers"] == [
+        {"name": "alertname", "matchType": "=~", "value": "Poolwatch.*"}
+    ]
+    assert not _rendered(renderer.binary, "").kinds("AlertmanagerConfig")  # off by default
     for m in monitors:
         assert m["metadata"]["labels"]["release"] == "kps", m["metadata"]["name"]
     services = out.kinds("Service")
@@ -626,6 +643,16 @@ def test_rendered_settings_files_load_with_the_parts_own_models(
     assert [str(t.url_file) for t in receiver.targets] == [
         f"/etc/poolwatch/targets/{t.name}" for t in receiver.targets
     ]
+
+
+def test_a_simulated_cluster_exporter_gets_no_api_access(renderer: Renderer) -> None:
+    out = renderer.render(sets=["clusterExporter.backend=simulated"])
+    assert not [
+        r for r in out.kinds("ClusterRole") if r["metadata"]["name"].endswith("-cluster-exporter")
+    ]
+    pod = out.one("Deployment", "-cluster-exporter")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert "--backend=simulated" in pod["containers"][0]["args"]
 
 
 def test_api_node_writes_are_opt_in_and_never_evict(renderer: Renderer) -> None:
