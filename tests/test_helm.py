@@ -6,6 +6,9 @@ objects kube-prometheus-stack selects, notification targets from a Secret."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -699,3 +702,57 @@ def _value_keys_without_comment() -> list[str]:
 
 def test_values_yaml_documents_every_setting() -> None:
     assert _value_keys_without_comment() == []
+
+
+def _print_config(w: dict[str, Any], files: dict[str, Path]) -> subprocess.CompletedProcess[str]:
+    """Run the workload's real command with --print-config, under the container's environment
+    (downward-API values filled in) and with the mounted config files at `files`."""
+    c = w["spec"]["template"]["spec"]["containers"][0]
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    for e in c.get("env", []):
+        env[e["name"]] = e.get("value", "from-the-downward-api")
+    args = [f"{a.split('=', 1)[0]}={files[a]}" if a in files else a for a in c["args"]]
+    cmd = [sys.executable, "-m", "poolwatch", *args, "--print-config"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(
+    ("example", "component"),
+    [
+        ("", "node-exporter"), ("npu-pool-values.yaml", "node-exporter"),
+        ("", "cluster-exporter"), ("", "controller"), ("notifications-values.yaml", "alerts"),
+    ],
+)  # fmt: skip
+def test_each_part_accepts_the_charts_environment_and_settings(
+    renderer: Renderer, tmp_path: Path, example: str, component: str
+) -> None:
+    """A POOLWATCH_* variable a part does not know, or a settings key it rejects, stops it at
+    start-up in the cluster: run the real command with --print-config to find out here."""
+    out = _rendered(renderer.binary, example)
+    kind = "DaemonSet" if component == "node-exporter" else "Deployment"
+    workload = out.one(kind, f"-{component}")
+    files = {}
+    for cm in out.kinds("ConfigMap"):
+        for key, body in cm.get("data", {}).items():
+            if key in ("controller.yaml", "alerts.yaml"):
+                (tmp_path / key).write_text(body)
+                files[f"--config=/etc/poolwatch/{key}"] = tmp_path / key
+    result = _print_config(workload, files)
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    if component == "node-exporter":
+        assert printed["roots"]["procfs"] == "/host/proc"
+        assert printed["cache_dir"] == "/cache"
+    if component == "controller":
+        assert printed["lease"]["name"] == workload["metadata"]["name"]
+
+
+def test_an_environment_variable_a_part_rejects_is_caught(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    env = [{"name": "POOLWATCH_LOG_LEVEL", "value": "debug"}]  # a flag, not a node exporter setting
+    values = _write_values(tmp_path, {"nodeExporter": {"extraEnv": env}})
+    workload = renderer.render([values]).one("DaemonSet", "-node-exporter")
+    result = _print_config(workload, {})
+    assert result.returncode == 2
+    assert "POOLWATCH_LOG_LEVEL" in result.stderr
