@@ -39,7 +39,8 @@ class Replacer:
         store = self.ctl.store
         mine = [r for r in store.replacements(pool, True) if r.node == node]
         if mine:
-            return "done", f"replacement already {mine[0].state}"
+            state = mine[0].state
+            return ("deferred" if state == "queued" else "done"), f"replacement already {state}"
         rid = store.add_replacement(key, pool, node, code, self.ctl.clock())
         self.step(self.ctl.clock(), only=rid)
         r = next(r for r in store.replacements(pool) if r.id == rid)

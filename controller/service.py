@@ -90,7 +90,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         elif not a.node:
             return ActionResult("refused", f"{a.kind}: node required")
         else:
-            code = a.fault_code or ("A050802" if a.kind == "replace" else "")
+            code = a.fault_code
+            if a.kind == "replace" and not code:  # keep the code it was isolated with
+                known = self._nodes().get(a.node)
+                code = (pools.fault_of(known) if known else "") or "A050802"
             if not code:
                 return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
             replace = a.kind == "replace" or code in self.settings.replace_codes
@@ -173,6 +176,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if a.job.count("/") != 1:
             return ActionResult("refused", f"job: expected namespace/name, got {a.job!r}")
         cause = jobs.cause_of(dict(a.labels).get("alertname", a.reason), dict(a.labels))
+        node = self._nodes().get(a.node) if a.node else None
+        if node is not None and pools.fault_of(node):
+            cause = "fault"  # the same alert isolated the job's node: an environmental fault
         return self._restart(a.job, cause, a.key, dry, a.reason)
 
     def _restart(
@@ -184,6 +190,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if job is None:
             return ActionResult("refused", f"no job {ref}")
         now = self.clock()
+        waiting = dict(self.store.requeued())
+        if ref in waiting:  # restarted already (its node's isolation did it): once is enough
+            return ActionResult("already", f"job {ref} was restarted at {int(waiting[ref])} "
+                                           "and waits to run again")  # fmt: skip
         verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
         if not verdict.allowed:
             self._tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",

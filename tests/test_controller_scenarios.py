@@ -231,6 +231,8 @@ def test_job_restart_follows_its_fault_tolerance_settings() -> None:
     bare = submit_job(cluster, "bare", per_worker=1)  # retry 3, not unconditional
 
     def restart(ref: str, n: int, alert: str = "PoolwatchJobFailed") -> str:
+        cluster.step(60)  # the last restart ran again (Running): no longer waiting
+        ctl.reconcile()
         return ctl.submit(NodeAction("restart-job", f"{ref}:{n}", job=ref,
                                      labels={"alertname": alert})).outcome  # fmt: skip
 
@@ -243,6 +245,23 @@ def test_job_restart_follows_its_fault_tolerance_settings() -> None:
     cluster.step(2 * 3600)  # a streak ends after streak_reset of running
     assert restart(on, 9) == "done"
     assert job_of(cluster, on).restarts == 4
+
+
+def test_a_job_is_restarted_once_per_fault() -> None:
+    cluster = sim(nodes=4, spares=1)
+    ref = submit_job(cluster, "train")
+    node = next(p.node for p in cluster.pods())
+    ctl = controller(cluster)
+    # the engine sends isolate, replace (no code) and restart-job for one firing alert
+    labels = {"alertname": "PoolwatchAcceleratorLost", "node": node}
+    assert ctl.submit(isolate(node, "A050203")).outcome == "done"
+    replace = ctl.submit(NodeAction("replace", "r", node=node, labels=labels))
+    assert replace.outcome == "already"
+    assert node_of(cluster, node).fault_code == "A050203"  # not overwritten by A050802
+    again = ctl.submit(NodeAction("restart-job", "j", node=node, job=ref, labels=labels))
+    assert again.outcome == "already"
+    assert "waits to run again" in again.detail
+    assert job_of(cluster, ref).restarts == 1
 
 
 def test_a_requeued_job_gives_up_after_30_minutes() -> None:
