@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cliutil import add_log_level, config_path
 
 PARTS = """\
 parts of the stack:
@@ -37,16 +38,8 @@ COLLECTORS = (
 )  # fmt: skip
 
 
-def _add_log_level(p: argparse.ArgumentParser) -> None:
-    """One --log-level for every serving command, defaulting to $POOLWATCH_LOG_LEVEL."""
-    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
-
-
-def _config_path(args: argparse.Namespace) -> Path | None:
-    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults)."""
-    env = os.environ.get("POOLWATCH_CONFIG")
-    return args.config or (Path(env) if env else None)
+_add_log_level = add_log_level
+_config_path = config_path
 
 
 def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
