@@ -63,10 +63,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             try:
                 result = self._submit(action)
             except Exception as err:  # isolation boundary: a failed write
+                # not recorded by key: the writes are idempotent, so a re-send tries again
                 log.exception("action failed", extra={"key": action.key, "kind": action.kind})
                 result = ActionResult("failed", f"{type(err).__name__}: {err}")
-                self.store.record_action(action.key, action.kind, "failed", result.detail,
-                                         self.clock())  # fmt: skip
             self.stats[(action.kind, result.outcome)] += 1
             self._audit(f"action:{action.kind}", action.node or action.job or action.pool,
                         result, action.key)  # fmt: skip
@@ -98,7 +97,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
             replace = a.kind == "replace" or code in self.settings.replace_codes
             result = self._isolate(a.node, code, a.reason, a.key, dry, replace, breaker=True)
-        if result.outcome in ("done", "deferred", "failed"):
+        if result.outcome in ("done", "deferred"):
             self.store.record_action(a.key, a.kind, result.outcome, result.detail, self.clock())
         return result
 
@@ -116,7 +115,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         pool = node.pool
         members = [n for n in nodes.values() if n.status is not None and n.pool == pool]
         if pool and breaker and not pools.fault_of(node):  # already out: no further harm
-            refusal = self._breaker(pool, node, members)
+            refusal = self._breaker(pool, node, members, dry)
             if refusal is not None:
                 return refusal
         isolated = pools.fault_of(node) == code and node.unschedulable
@@ -145,7 +144,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             return ActionResult(outcome if outcome == "deferred" else "done", f"{detail}; {more}")
         return ActionResult("done" if not isolated else "already", detail)
 
-    def _breaker(self, pool: str, node: Node, members: list[Node]) -> ActionResult | None:
+    def _breaker(
+        self, pool: str, node: Node, members: list[Node], dry: bool
+    ) -> ActionResult | None:
         """The circuit breaker: no isolation that would put more of the pool out of service
         than `breaker_ratio` (at least one node); once it refuses, it stays open (refusing every
         isolation in the pool) until the pool is back under and `breaker_cooldown` has passed."""
@@ -158,6 +159,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                                            "no isolation until it closes")  # fmt: skip
         if out <= limit:
             return None
+        if dry:  # a dry run changes nothing, not even the breaker
+            return ActionResult("refused", f"circuit breaker would open: {out} of "
+                                           f"{len(members)} nodes of pool {pool} out")  # fmt: skip
         self.store.set_pool(pool, breaker_open=1, breaker_since=now)
         self._audit("TripBreaker", pool, ActionResult("done", f"{out - 1} of {len(members)} "
                                                               "nodes out"), "")  # fmt: skip
@@ -506,7 +510,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         return out
 
     def _finish(self, op: str, target: str, key: str, result: ActionResult) -> None:
-        if result.outcome in ("done", "failed", "deferred"):
+        if result.outcome in ("done", "deferred"):
             self.store.record_action(key, op, result.outcome, result.detail, self.clock())
         self.stats[(op, result.outcome)] += 1
         self._audit(op, target, result, key)

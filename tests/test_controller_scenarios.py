@@ -372,3 +372,28 @@ def test_bad_pool_names(name: str) -> None:
     from controller.pools import check_pool_name
 
     assert check_pool_name(name) is not None
+
+
+def test_a_failed_action_is_tried_again_with_the_same_key() -> None:
+    cluster = CrashOnce(sim(nodes=8, spares=1))
+    ctl = controller(cluster)
+    first = ctl.submit(isolate("p0-node-01", key="k"))
+    assert first.outcome == "failed"
+    assert "killed mid-replacement" in first.detail
+    assert ctl.store.action("k") is None  # not recorded: the engine may send it again
+    again = ctl.submit(isolate("p0-node-01", key="k"))
+    assert again.outcome == "already"  # isolated, and its replacement resumes in the loop
+    assert "Replacing" in again.detail
+    ctl.reconcile()
+    assert statuses(cluster.inner)["p0-node-01"] == "Repairing"
+
+
+def test_a_dry_run_never_opens_the_breaker() -> None:
+    cluster = sim(nodes=4, spares=0)
+    ctl = controller(cluster, breaker_ratio=0.25)
+    cluster.cordon("p0-node-00")  # one node out already: the limit for 4 nodes is 1
+    result = ctl.submit(NodeAction("isolate", "d", node="p0-node-01", fault_code="A050104",
+                                   dry_run=True))  # fmt: skip
+    assert result.outcome == "refused"
+    assert "would open" in result.detail
+    assert not ctl.breaker_open("p0")
