@@ -756,3 +756,31 @@ def test_an_environment_variable_a_part_rejects_is_caught(
     result = _print_config(workload, {})
     assert result.returncode == 2
     assert "POOLWATCH_LOG_LEVEL" in result.stderr
+
+
+def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
+    with pytest.raises(RenderError, match=r"ReadWriteOnce needs controller\.replicas: 1"):
+        renderer.render(sets=["controller.persistence.enabled=true"])
+    one = renderer.render(sets=["controller.persistence.enabled=true", "controller.replicas=1"])
+    deploy = one.one("Deployment", "-controller")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert (
+        "--state=/data/controller.sqlite"
+        in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    assert one.one("PersistentVolumeClaim", "-controller")["spec"]["accessModes"] == [
+        "ReadWriteOnce"
+    ]
+    shared = renderer.render(
+        sets=[
+            "controller.persistence.enabled=true",
+            "controller.persistence.accessMode=ReadWriteMany",
+        ]
+    )
+    assert shared.one("Deployment", "-controller")["spec"]["replicas"] == 2
+    assert shared.one("PersistentVolumeClaim", "-controller")["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
+    for doc in one.docs + shared.docs:
+        if doc["kind"] not in OPERATOR_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
