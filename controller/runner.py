@@ -33,7 +33,9 @@ def backend_for(settings: ControllerSettings) -> Any:
         return cluster
     from poolwatch.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(kubeconfig=settings.kubeconfig)
+    cluster = KubernetesCluster(kubeconfig=settings.kubeconfig)
+    cluster.requeue_priority_class = settings.requeue_priority_class
+    return cluster
 
 
 def read_token(settings: ControllerSettings) -> str | None:

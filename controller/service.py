@@ -215,6 +215,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 self.backend.evict(pod.namespace, pod.name)
             except KeyError:  # gone already (the simulated job restarts as a whole)
                 continue
+        try:  # MA-J-03: the re-issued job queues first
+            self.backend.prioritize_job(namespace, name)
+        except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
+            log.warning("job not prioritized", extra={"job": ref, "error": repr(err)})
         if not self.backend.emits_pool_events:
             self._event(
                 Event(

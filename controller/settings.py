@@ -82,4 +82,7 @@ class ControllerSettings(BaseModel):
     hang_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-05: consecutive restarts upon suspension
     streak_reset: Duration = 3600.0  # running this long after a restart ends a streak
     requeue_timeout: Duration = 1800.0  # MA-J-03: a re-issued job waiting 30 min gives up
+    # MA-J-03 "queued with the highest priority": the PriorityClass a re-issued Kubeflow or
+    # Volcano job's pods get on Kubernetes ("": the job is only annotated poolwatch.io/requeued)
+    requeue_priority_class: str = ""
     lease: LeaseSettings = Field(default_factory=LeaseSettings)

@@ -18,6 +18,7 @@ Kubernetes backend does, and records every request:
 - The write side: GET/PATCH a node (JSON merge patch, `metadata.resourceVersion` as a
   precondition: 409 when it is stale, `conflicts` more 409s on demand), POST pods/eviction
   (201, or `evict_status`), POST events (stored, so the events watch sees them).
+- PATCH (merge patch) of a namespaced object of an installed collection (a job).
 - Leases (coordination.k8s.io/v1, for leader election): GET, POST (409 when it exists), PUT
   (409 unless `metadata.resourceVersion` is the stored one); kept in `leases`.
 """
@@ -253,9 +254,24 @@ class KubeApiStub:
                 return self._evict(h, parts[3], parts[5])
             if len(parts) == 5 and parts[4] == "events":
                 return self._event(h, parts[3], body)
+        namespaced = len(parts) == 7 and parts[0] == "apis" and parts[3] == "namespaces"
+        if method == "PATCH" and namespaced:
+            coll = f"/apis/{parts[1]}/{parts[2]}/{parts[5]}"  # a namespaced object, e.g. a job
+            if coll in self.collections:
+                return self._patch(h, coll, parts[4], parts[6], headers, body)
         if parts[:4] == ["apis", "coordination.k8s.io", "v1", "namespaces"] and len(parts) >= 6:
             return self._lease(h, method, parts[4], parts[6] if len(parts) == 7 else "", body)
         reply(h, 404, status(404, "NotFound", f"the server could not find {url.path}"))
+
+    def _patch(self, h: BaseHTTPRequestHandler, path: str, namespace: str, name: str,
+               headers: dict[str, str], patch: Any) -> None:  # fmt: skip
+        with self.cond:
+            obj = self.collections[path].objects.get((namespace, name))
+            if obj is None:
+                return reply(h, 404, status(404, "NotFound", f'"{name}" not found'))
+            if headers.get("content-type") != "application/merge-patch+json":
+                return reply(h, 415, status(415, "UnsupportedMediaType", "merge patch only"))
+            reply(h, 200, self.put(path, merge_patch(obj, patch)))
 
     def _lease(self, h: BaseHTTPRequestHandler, method: str, namespace: str, name: str,
                body: Any) -> None:  # fmt: skip

@@ -126,6 +126,9 @@ def test_isolate_replace_restart_as_api_calls(
     isolated = next(e for e in events if e["reason"] == "NodeIsolated")
     assert isolated["involvedObject"] == {"apiVersion": "v1", "kind": "Node", "name": "n0"}
     assert isolated["type"] == "Warning"
+    requeued = sent(stub, "PATCH", "/apis/batch/v1/namespaces/team-a/jobs/train")
+    assert requeued == [{"metadata": {"annotations": {"poolwatch.io/requeued":
+                                                      "2026-09-21T14:13:20Z"}}}]  # fmt: skip
     job_events = sent(stub, "POST", "/api/v1/namespaces/team-a/events")
     assert [e["message"] for e in job_events] == ["The training job has been restarted."]
 
@@ -216,3 +219,25 @@ def test_a_lost_race_for_the_lease_is_a_standby(stub: KubeApiStub,
 
     with pytest.raises(LeaseConflict):
         cluster.write_lease(stale)  # type: ignore[arg-type]
+
+
+def test_a_reissued_kubeflow_job_gets_the_priority_class(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    path = "/apis/kubeflow.org/v1/pytorchjobs"
+    stub.install(path, "PyTorchJob", "kubeflow.org/v1")
+    stub.put(path, {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "metadata": {"name": "llm", "namespace": "team-a", "uid": "uid-llm"},
+        "spec": {"pytorchReplicaSpecs": {"Worker": {"replicas": 1, "template": {"spec": {
+            "containers": [{"name": "w", "resources": {"requests": {"nvidia.com/gpu": "8"}}}]}}}}},
+    })  # fmt: skip
+    cluster.requeue_priority_class = "training-high"
+    until(lambda: [j for j in cluster.jobs() if j.name == "llm"])
+    cluster.prioritize_job("team-a", "llm")
+    patch = sent(stub, "PATCH", "/apis/kubeflow.org/v1/namespaces/team-a/pytorchjobs/llm")
+    assert patch[0]["spec"] == {"runPolicy": {"schedulingPolicy": {"priorityClass":
+                                                                   "training-high"}}}  # fmt: skip
+    assert stub.collections[path].objects[("team-a", "llm")]["metadata"]["annotations"] == {
+        "poolwatch.io/requeued": "2026-09-21T14:13:20Z"
+    }

@@ -55,6 +55,7 @@ def test_single_fault_isolates_swaps_the_spare_restarts_the_job_and_tells() -> N
     assert of_status(cluster, NodeStatus.SPARE) == []
     cluster.step(60)
     job = job_of(cluster, ref)
+    assert job.priority == "3"  # re-issued at the highest priority (MA-J-03)
     assert job.restarts == 1
     assert job.status.value == "Running"
     assert all(p.node != victim for p in cluster.pods())

@@ -73,6 +73,11 @@ class ClusterBackend(Protocol):
         with no spare left to replace it)."""
         ...
 
+    def prioritize_job(self, namespace: str, name: str) -> None:
+        """Queue a re-issued job ahead of the others (MA-J-03: "queued with the highest
+        priority"), as far as the backend can; an unknown job is a KeyError."""
+        ...
+
     def read_lease(self, namespace: str, name: str) -> Lease | None: ...
     def write_lease(self, lease: Lease) -> Lease:
         """Create (`resource_version` "") or replace the Lease; the stored one comes back.

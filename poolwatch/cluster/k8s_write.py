@@ -36,6 +36,8 @@ CONFLICT_RETRIES = 5
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "poolwatch"
+REQUEUED = "poolwatch.io/requeued"  # when the controller re-issued the job (MA-J-03)
+_PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs", "MPIJob": "mpijobs"}
 
 
 class ClusterWriteError(RuntimeError):
@@ -170,6 +172,38 @@ class Writer:
         except ClusterWriteError as err:
             if err.status != 404:  # already gone is what eviction wanted
                 raise
+
+    def prioritize_job(self, namespace: str, name: str, priority_class: str) -> bool:
+        """Mark a re-issued job (annotation `poolwatch.io/requeued`) and, with a PriorityClass
+        configured, give the pods its operator creates next that class: Kubeflow jobs through
+        `spec.runPolicy.schedulingPolicy.priorityClass`, Volcano jobs `spec.priorityClassName`
+        (a batch Job's pod template is immutable: annotated only). False for a job without an
+        API object of its own (plain pods) or not seen yet."""
+        ref = self._job_ref(namespace, name)
+        if ref is None:
+            return False
+        api_version, kind, _ = ref
+        patch: dict[str, Any] = {"metadata": {"annotations": {REQUEUED: _rfc3339(self._clock())}}}
+        if priority_class and api_version.startswith("kubeflow.org/"):
+            patch["spec"] = {"runPolicy": {"schedulingPolicy": {"priorityClass": priority_class}}}
+        elif priority_class and api_version.startswith("batch.volcano.sh/"):
+            patch["spec"] = {"priorityClassName": priority_class}
+        plural = _PLURALS.get(kind, "jobs")
+        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
+        target = f"{kind} {namespace}/{name}"
+        try:
+            api = self._client()
+            headers = {"Accept": "application/json", "Content-Type": MERGE_PATCH}
+            call = api.param_serialize("PATCH", path, None, None, headers, patch,
+                                       auth_settings=["BearerToken"])  # fmt: skip
+            response = api.call_api(*call, _request_timeout=self._timeout)
+            response.read()
+        except failures() as err:
+            raise ClusterWriteError("prioritize", target, describe(err)) from err
+        if not 200 <= response.status < 300:
+            raise ClusterWriteError("prioritize", target, f"HTTP {response.status}",
+                                    response.status)  # fmt: skip
+        return True
 
     def record_event(self, event: Event) -> None:
         from kubernetes import client

@@ -148,6 +148,7 @@ class KubernetesCluster:
         )
         self._leases = Leases(self._api, (connect_timeout, request_timeout))
         self._abnormal: set[str] = set()  # pools the controller marked (mark_pool)
+        self.requeue_priority_class = ""  # PriorityClass for re-issued jobs (prioritize_job)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -303,6 +304,10 @@ class KubernetesCluster:
             self._abnormal.add(pool)
         else:
             self._abnormal.discard(pool)
+
+    def prioritize_job(self, namespace: str, name: str) -> None:
+        """See Writer.prioritize_job; the class is `requeue_priority_class` ("" = annotate)."""
+        self._writer.prioritize_job(namespace, name, self.requeue_priority_class)
 
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         return self._leases.read(namespace, name)

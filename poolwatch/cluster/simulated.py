@@ -281,6 +281,17 @@ class SimulatedCluster:
                 self._pools.forced.discard(pool)
             self._commit()
 
+    def prioritize_job(self, namespace: str, name: str) -> None:
+        """The job takes priority "3", the seeds' highest: it is placed before the others."""
+        with self._lock:
+            job = self._world.jobs.get(f"{namespace}/{name}")
+            if job is None:
+                raise KeyError(f"no job {namespace}/{name} in the simulation")
+            job.priority = "3"
+            self._world.touch("job", job.key)
+            self._world.want_placement = True
+            self._commit()
+
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         with self._lock:
             return self._leases.get((namespace, name))
