@@ -219,7 +219,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self.backend.prioritize_job(namespace, name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
             log.warning("job not prioritized", extra={"job": ref, "error": repr(err)})
-        if not self.backend.emits_pool_events:
+        if not getattr(self.backend, "emits_pool_events", False):
             self._event(
                 Event(
                     "",
@@ -301,7 +301,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     def _pool_events(self, now: float) -> None:
         """PoolStatusChange / PoolResourcesStatusChange for a backend that does not record them
         itself (Kubernetes); the first look at a pool sets the baseline without an event."""
-        if self.backend.emits_pool_events:
+        if getattr(self.backend, "emits_pool_events", False):
             self._tell_backend_pool_events()
             return
         nodes = self._nodes().values()
@@ -458,7 +458,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         for name in names[len(names) - pool.ha_spares :]:
             self.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
             self.backend.cordon(name, True)
-        if not self.backend.emits_pool_events:
+        if not getattr(self.backend, "emits_pool_events", False):
             self._pool_event(pool.name, "PoolStatusChange", "Normal", "Start creating pool")
         return ActionResult("done", f"pool {pool.name} created with {len(names)} nodes, "
                                     f"{pool.ha_spares} of them HA spares")  # fmt: skip
