@@ -44,7 +44,7 @@ class LeaderElector:
         except LeaseConflict:
             self.leader = False
         except Exception as err:  # noqa: BLE001 - the API is down: keep leading until expiry
-            log.warning("lease not renewed", extra={"lease": s.name, "error": repr(err)})
+            log.warning("lease %s/%s not renewed: %r", s.namespace, s.name, err)
             self.leader = self.leader and now - self._renewed < s.duration
         return self.leader
 
@@ -59,7 +59,7 @@ class LeaderElector:
         elif held.holder and now < held.renewed + held.duration:
             return False  # somebody else leads
         else:
-            log.info("taking over the lease", extra={"lease": s.name, "from": held.holder})
+            log.info("taking over lease %s/%s from %r", s.namespace, s.name, held.holder)
             mine = Lease(s.name, s.namespace, self.identity, s.duration, now, now,
                          held.transitions + 1, held.resource_version)  # fmt: skip
         self.backend.write_lease(mine)
@@ -78,5 +78,5 @@ class LeaderElector:
                                                self.clock(), held.transitions,
                                                held.resource_version))  # fmt: skip
         except Exception as err:  # noqa: BLE001 - it expires by itself
-            log.warning("lease not released", extra={"lease": s.name, "error": repr(err)})
+            log.warning("lease %s/%s not released: %r", s.namespace, s.name, err)
         self.leader = False

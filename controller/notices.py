@@ -55,8 +55,7 @@ class Notices:
         self.sent: list[AlertMessage] = []
 
     def tell(self, m: AlertMessage) -> None:
-        log.info("notice", extra={"alertname": m.labels.get("alertname"),
-                                  "summary": m.annotations.get("summary")})  # fmt: skip
+        log.info("notice %s: %s", m.labels.get("alertname"), m.annotations.get("summary"))
         self.store.queue_message(_to_doc(m))
         self.flush()
 
@@ -73,7 +72,7 @@ class Notices:
         try:
             ok = self.notifier.notify(batch)
         except Exception as err:  # noqa: BLE001 - isolation boundary: keep them, try later
-            log.warning("notifier failed", extra={"error": repr(err)})
+            log.warning("notifier failed, %d notices kept for later: %r", len(queued), err)
             ok = False
         if not ok:
             return len(queued)

@@ -60,8 +60,8 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    log.info("controller serving", extra={"listen": settings.listen, "dry_run": settings.dry_run,
-                                          "backend": settings.backend})  # fmt: skip
+    log.info("controller serving on %s, backend %s, dry-run %s", settings.listen,
+             settings.backend, "on" if settings.dry_run else "off")  # fmt: skip
     next_reconcile = 0.0
     try:
         while not stop.is_set():

@@ -64,14 +64,15 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 result = self._submit(action)
             except Exception as err:  # isolation boundary: a failed write
                 # not recorded by key: the writes are idempotent, so a re-send tries again
-                log.exception("action failed", extra={"key": action.key, "kind": action.kind})
+                log.exception("action %s %s failed (key %s)", action.kind,
+                              action.node or action.job, action.key)  # fmt: skip
                 result = ActionResult("failed", f"{type(err).__name__}: {err}")
             self.stats[(action.kind, result.outcome)] += 1
             self._audit(f"action:{action.kind}", action.node or action.job or action.pool,
                         result, action.key)  # fmt: skip
-            log.info("action", extra={"key": action.key, "kind": action.kind,
-                                      "outcome": result.outcome, "detail": result.detail,
-                                      "reason": action.reason})  # fmt: skip
+            log.info("action %s %s: %s, %s (key %s; reason: %s)", action.kind,
+                     action.node or action.job, result.outcome, result.detail, action.key,
+                     action.reason or "-")  # fmt: skip
             return result
 
     def _submit(self, a: NodeAction) -> ActionResult:
@@ -218,7 +219,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         try:  # MA-J-03: the re-issued job queues first
             self.backend.prioritize_job(namespace, name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
-            log.warning("job not prioritized", extra={"job": ref, "error": repr(err)})
+            log.warning("job %s restarted but not prioritized: %r", ref, err)
         if not getattr(self.backend, "emits_pool_events", False):
             self._event(
                 Event(
@@ -518,8 +519,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self.store.record_action(key, op, result.outcome, result.detail, self.clock())
         self.stats[(op, result.outcome)] += 1
         self._audit(op, target, result, key)
-        log.info("request", extra={"operation": op, "target": target, "outcome": result.outcome,
-                                   "detail": result.detail})  # fmt: skip
+        log.info("%s %s: %s, %s (key %s)", op, target, result.outcome, result.detail, key)
 
     def _audit(self, op: str, target: str, result: ActionResult, key: str) -> None:
         self.store.audit(AuditRecord(self.clock(), op, target, result.outcome, result.detail, key))
@@ -536,7 +536,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         try:
             self.backend.record_event(event)
         except Exception as err:  # noqa: BLE001 - an event lost is logged, never fatal
-            log.warning("event not recorded", extra={"reason": event.reason, "error": repr(err)})
+            log.warning("event %s on %s %s not recorded: %r", event.reason, event.kind,
+                        event.name, err)  # fmt: skip
 
     def _node_event(self, node: str, pool: str, reason: str, typ: str, message: str) -> None:
         self._event(Event("", "Node", node, reason, typ, message, self.clock(), pool))
