@@ -224,6 +224,31 @@ def _runs_as_root_on_purpose(rendered: Rendered) -> bool:
     return psc["runAsUser"] == 0 and psc["runAsNonRoot"] is False
 
 
+#: volume types the Pod Security Standard "restricted" allows
+RESTRICTED_VOLUMES = {"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected",
+                      "downwardAPI", "csi", "ephemeral"}  # fmt: skip
+
+
+def test_a_node_exporter_only_release_holds_nothing_else(renderer: Renderer) -> None:
+    off = [f"{k}.enabled=false" for k, _, _ in PARTS.values()]
+    out = renderer.render(sets=[*off, "monitoring.rules.enabled=false", "dashboards.enabled=false"])
+    kinds = sorted({d["kind"] for d in out.docs})
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount",
+                     "ServiceMonitor"]  # fmt: skip
+
+
+def test_deployments_fit_the_restricted_pod_security_standard(rendered: Rendered) -> None:
+    """Only the node exporter needs a privileged namespace (hostPath); every Deployment would
+    run in a namespace enforcing `restricted`."""
+    for w in rendered.kinds("Deployment"):
+        pod = w["spec"]["template"]["spec"]
+        for vol in pod.get("volumes", []):
+            assert set(vol) - {"name"} <= RESTRICTED_VOLUMES, (w["metadata"]["name"], vol)
+        for c in pod["containers"]:
+            assert not c.get("ports", [{}])[0].get("hostPort")
+            assert set(c["securityContext"].get("capabilities", {}).get("add", [])) == set()
+
+
 def test_only_the_node_exporter_mounts_host_paths_and_read_only(rendered: Rendered) -> None:
     for name, pod in _pods(rendered):
         host = {v["name"] for v in pod.get("volumes", []) if "hostPath" in v}
