@@ -39,6 +39,7 @@ class LeaderElector:
     def step(self) -> bool:
         """Acquire or renew once; returns whether this process leads now."""
         s, now = self.settings, self.clock()
+        was = self.leader
         try:
             self.leader = self._try(now)
         except LeaseConflict:
@@ -46,6 +47,9 @@ class LeaderElector:
         except Exception as err:  # noqa: BLE001 - the API is down: keep leading until expiry
             log.warning("lease %s/%s not renewed: %r", s.namespace, s.name, err)
             self.leader = self.leader and now - self._renewed < s.duration
+        if self.leader != was:
+            log.info("%s lease %s/%s as %s", "holding" if self.leader else "lost", s.namespace,
+                     s.name, self.identity)  # fmt: skip
         return self.leader
 
     def _try(self, now: float) -> bool:

@@ -137,9 +137,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             "  ", " "
         )
         if code not in self.settings.keep_jobs_codes:
-            restarted = self._restart_jobs_on(name, key)
-            if restarted:
-                detail += f"; jobs restarted: {', '.join(restarted)}"
+            jobs_said = self._restart_jobs_on(name, key)
+            if jobs_said:
+                detail += f"; {jobs_said}"
         if replace and pool:
             outcome, more = self.replacer.request(key, pool, name, code)
             return ActionResult(outcome if outcome == "deferred" else "done", f"{detail}; {more}")
@@ -238,16 +238,18 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                    f"{reason}", {"job": ref, "pool": job.pool}, "info")  # fmt: skip
         return ActionResult("done", f"job {ref} restarted: {verdict.detail}")
 
-    def _restart_jobs_on(self, node: str, key: str) -> list[str]:
+    def _restart_jobs_on(self, node: str, key: str) -> str:
+        """Restart the jobs with a live pod on `node`; what happened, for the action's detail."""
         refs = sorted({f"{p.namespace}/{p.job}" for p in self.backend.pods()
                        if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
-        done = []
+        said = []
         for ref in refs:
             result = self._restart(ref, "fault", f"{key}:{ref}", False, f"node {node} isolated")
             self._audit("restartJob", ref, result, key)
-            if result.outcome == "done":
-                done.append(ref)
-        return done
+            why = result.detail.removeprefix(f"job {ref}: ")
+            said.append(f"{ref} restarted" if result.outcome == "done" else
+                        f"{ref} not restarted ({why})")  # fmt: skip
+        return "; ".join(said)
 
     # == one control-loop step ===================================================================
     def reconcile(self) -> None:
@@ -330,7 +332,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     def _tell_backend_pool_events(self) -> None:
         """The pool events a backend records itself (the simulated pool): notify each new one
         once (those from before this controller started are history, not news)."""
-        for ev in sorted(self.backend.events(), key=lambda e: (e.time, e.uid)):
+        for ev in self.backend.events():  # in the order they were recorded
             if (ev.kind != "Pool" or ev.reason not in POOL_REASONS or ev.uid in self._told
                     or ev.time < self._started):  # fmt: skip
                 continue
