@@ -60,7 +60,9 @@ class StubPrometheus:
         return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
 
-def serve_stub(stub: StubPrometheus) -> Iterator[str]:
+def start_stub(stub: StubPrometheus) -> ThreadingHTTPServer:
+    """The stub on a free port, served from a daemon thread."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
@@ -77,7 +79,14 @@ def serve_stub(stub: StubPrometheus) -> Iterator[str]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def serve_stub(stub: StubPrometheus) -> Iterator[str]:
+    """For a fixture: the stub's URL, and the server shut down after."""
+    httpd = start_stub(stub)
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,37 @@ def error_response(err: ApiError, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
+#: the code for a validation error of these parameters (others: PW.0100)
+FIELD_CODES = {
+    "pool_name": "PW.0101", "time_range": "PW.0401", "period": "PW.0402",
+    "statistics": "PW.0403", 'metadata.labels["os.modelarts/name"]': "PW.0101",
+}  # fmt: skip
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     """FastAPI's error location ("query", "limit") or ("body", "spec", "resources", 0) as the
-    name a caller knows: `limit`, `spec.resources[0]`."""
+    name a caller knows: `limit`, `spec.resources[0]`, `metadata.labels["os.modelarts/name"]`."""
     parts = [p for p in loc if p not in ("query", "path", "body", "header")]
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif "/" in str(p) or "." in str(p):
+            out += f'["{p}"]'
+        else:
+            out += f".{p}" if out else str(p)
     return out
+
+
+def _allowed(app: FastAPI, request: Request) -> str:
+    """Every method some route serves at this path: Starlette's own 405 names only the first
+    route that matched the path, and a path here often has a GET and a POST route."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:
@@ -78,12 +102,15 @@ def install(app: FastAPI) -> None:
         first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
         name = _field(tuple(first.get("loc", ())))
         msg = f"{name}: {first.get('msg', 'invalid')}" if name else str(first.get("msg"))
-        return error_response(ApiError(400, "PW.0100", msg, name))
+        return error_response(ApiError(400, FIELD_CODES.get(name, "PW.0100"), msg, name))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         code = "PW.0002" if err.status_code in (404, 405) else "PW.0100"
-        return error_response(ApiError(err.status_code, code, str(err.detail)))
+        headers = dict(err.headers or {})
+        if err.status_code == 405:  # RFC 9110: a 405 lists what the path does allow
+            headers["Allow"] = _allowed(app, request)
+        return error_response(ApiError(err.status_code, code, str(err.detail)), headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, err: Exception) -> JSONResponse:

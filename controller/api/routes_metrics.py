@@ -8,7 +8,7 @@ answer is a 502 naming it, never zeros: an empty figure and a failed query must 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -16,11 +16,14 @@ from . import timerange
 from .errors import ApiError
 from .prometheus import PrometheusError
 from .queries import MONITOR, MONITOR_NAMES, USAGE, folded
-from .routes_pools import find_pool
+from .routes_pools import PoolName, find_pool
 from .views import DEFAULT_WORKSPACE, PHASE, workspace_of
 
 if TYPE_CHECKING:
     from .app import Context
+
+
+Statistic = Literal["maximum", "minimum", "sum", "average", "sampleCount"]
 
 
 def _prom_error(err: PrometheusError) -> ApiError:
@@ -70,13 +73,13 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
 
     @api.get("/pools/{pool_name}/monitor", summary="Resource pool monitoring (seed action 5)")
     def monitor(
-        pool_name: str,
-        time_range: Annotated[str, Query(max_length=64, description="startMillis.endMillis."
-                                         "durationMinutes, -1 derives; default -1.-1.60")] = "",
-        statistics: Annotated[str, Query(max_length=32, description="maximum (default), "
-                                         "minimum, sum, average, sampleCount")] = "",
-        period: Annotated[str, Query(max_length=8, description="60 (default), 300, 900, "
-                                     "3600 seconds")] = "",
+        pool_name: PoolName,
+        time_range: Annotated[str, Query(pattern=r"^-?\d{1,16}\.-?\d{1,16}\.-?\d{1,16}$",
+                                         description="startMillis.endMillis.durationMinutes; "
+                                         "-1 derives it from the other two")] = "-1.-1.60",
+        statistics: Annotated[Statistic, Query()] = "maximum",
+        period: Annotated[int, Query(description="seconds",
+                                     json_schema_extra={"enum": list(timerange.PERIODS)})] = 60,
         metrics: Annotated[str, Query(max_length=512, description="comma-separated subset of "
                                       + ", ".join(MONITOR_NAMES))] = "",
     ) -> dict[str, Any]:  # fmt: skip

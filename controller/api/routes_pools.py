@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import Node, Pool, PoolStatus
@@ -23,7 +23,8 @@ from .schemas import MAX_CREATE_NODES, CreatePool, DeleteNodes
 from .views import (
     DEFAULT_WORKSPACE,
     LABEL_NAME,
-    LABEL_WORKSPACE,
+    NAME_MAX,
+    NAME_PATTERN,
     PAGE_DEFAULT,
     PAGE_MAX,
     PHASE,
@@ -40,7 +41,9 @@ if TYPE_CHECKING:
     from .app import Context
 
 FLAVOR_LABELS = ("node.kubernetes.io/instance-type", "nvidia.com/gpu.product", "accelerator")
-STATUSES = ("created", "failed", "creating")
+#: the path parameter, checked by FastAPI against the seed's name rule (a 400 PW.0101)
+PoolName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=NAME_MAX)]
+Status = Literal["", "created", "failed", "creating"]
 
 
 def find_pool(ctx: Context, name: str) -> Pool:
@@ -69,12 +72,9 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
     def list_pools(
         workspaceId: Annotated[str, Query(max_length=64)] = DEFAULT_WORKSPACE,
         labelSelector: Annotated[str, Query(max_length=1024)] = "",
-        status: Annotated[str, Query(max_length=16, description="created, failed, creating; "
-                                     "blank: the valid ones (created and creating)")] = "",
+        status: Annotated[Status, Query(description="created, failed, creating; blank: the "
+                                        "valid ones (created and creating)")] = "",
     ) -> dict[str, Any]:  # fmt: skip
-        if status and status not in STATUSES:
-            raise ApiError(400, "PW.0100", f"status: expected created, failed or creating, "
-                           f"got {status!r}", "status")  # fmt: skip
         match = selectors.parse(labelSelector)
         wanted = {status} if status else {"created", "creating"}
         nodes = ctx.backend.nodes()
@@ -87,7 +87,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         return {"apiVersion": "v2", "kind": "PoolList", "items": items}
 
     @api.get("/pools/{pool_name}", summary="Query a resource pool (seed action 7)")
-    def get_pool(pool_name: str) -> dict[str, Any]:
+    def get_pool(pool_name: PoolName) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         return pool_doc(pool, ctx.backend.nodes(), ctx.controller.pool_activity(pool.name))
 
@@ -102,20 +102,18 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         return doc | {"result": answer, "nodes": chosen}
 
     @api.delete("/pools/{pool_name}", summary="Delete a resource pool (seed action 6)")
-    def delete_pool(pool_name: str) -> dict[str, Any]:
+    def delete_pool(pool_name: PoolName) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         result = ctx.controller.delete_pool(pool.name, key=f"api:delete:{pool.name}:{pool.uid}")
         return {"pool": pool.name, "result": outcome(result, f"deleting pool {pool.name}")}
 
     @api.get("/pools/{pool_name}/nodes", summary="List a pool's nodes (seed action 2)")
     def list_nodes(
-        pool_name: str,
-        limit: Annotated[int, Query(description=f"1-{PAGE_MAX}")] = PAGE_DEFAULT,
+        pool_name: PoolName,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
         continue_: Annotated[str, Query(alias="continue", max_length=512)] = "",
     ) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
-        if not 1 <= limit <= PAGE_MAX:
-            raise ApiError(400, "PW.0100", f"limit: expected 1-{PAGE_MAX}, got {limit}", "limit")
         after = decode_continue(continue_) if continue_ else ""
         mine = sorted((n for n in ctx.backend.nodes() if n.pool == pool.name),
                       key=lambda n: n.name)  # fmt: skip
@@ -131,7 +129,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
 
     @api.post("/pools/{pool_name}/nodes/batch-delete",
               summary="Delete (release) nodes in batches (seed action 1)")  # fmt: skip
-    def delete_nodes(pool_name: str, body: DeleteNodes) -> dict[str, Any]:
+    def delete_nodes(pool_name: PoolName, body: DeleteNodes) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         mine = {n.name: n for n in ctx.backend.nodes() if n.pool == pool.name}
         seen: set[str] = set()
@@ -163,10 +161,7 @@ def _plan_pool(ctx: Context, body: CreatePool) -> tuple[Pool, list[str]]:
     """Validate the body against the cluster and choose the nodes: free ones (in no pool) of
     each flavor that match its selector, by name, so the same request picks the same nodes."""
     where = f'metadata.labels["{LABEL_NAME}"]'
-    name = body.metadata.labels.get(LABEL_NAME)
-    if name is None:
-        raise ApiError(400, "PW.0101", f"{where}: required (the pool name)", where)
-    check_pool_name(name, where)
+    name = check_pool_name(body.metadata.labels.name, where)  # the model checked it too
     if any(p.name == name for p in ctx.backend.pools()):
         raise ApiError(409, "PW.0103", f"{where}: a pool named {name!r} exists", where)
     total = sum(r.count for r in body.spec.resources)
@@ -197,7 +192,7 @@ def _plan_pool(ctx: Context, body: CreatePool) -> tuple[Pool, list[str]]:
     pool = Pool(
         name=name, uid="", status=PoolStatus.CREATING, flavor=body.spec.resources[0].flavor,
         accelerator_resource=resource, ha_spares=spares, job_types=tuple(body.spec.scope),
-        driver_version=version, workspace=body.metadata.labels.get(LABEL_WORKSPACE, "0"),
+        driver_version=version, workspace=body.metadata.labels.workspace,
         created=ctx.clock(),
     )  # fmt: skip
     return pool, chosen

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from controller.upgrade import UpgradePlan
 
 from .errors import ApiError
-from .routes_pools import find_pool
+from .routes_pools import PoolName, find_pool
 from .schemas import UpgradeRequest
 
 if TYPE_CHECKING:
@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 def add_routes(api: APIRouter, ctx: Context) -> None:
     @api.post("/pools/{pool_name}/driver-upgrade", status_code=202,
               summary="Start a rolling driver upgrade")  # fmt: skip
-    def start(pool_name: str, body: UpgradeRequest) -> dict[str, Any]:
+    def start(pool_name: PoolName, body: UpgradeRequest) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         version = body.driver.gpuVersion or body.driver.npuVersion
         if not version or not version.strip():
-            raise ApiError(400, "PW.0100", "driver: gpuVersion or npuVersion required",
+            raise ApiError(400, "PW.0100", "driver.gpuVersion: required (or driver.npuVersion)",
                            "driver.gpuVersion")  # fmt: skip
         if body.batchPercent is not None and body.batchNodes is not None:
             raise ApiError(400, "PW.0100", "batchNodes: give batchPercent or batchNodes, "
@@ -42,7 +42,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         return upgrade.snapshot()
 
     @api.get("/pools/{pool_name}/driver-upgrade", summary="The pool's latest driver upgrade")
-    def status(pool_name: str) -> dict[str, Any]:
+    def status(pool_name: PoolName) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         upgrade = ctx.upgrades.get(pool.name)
         if upgrade is None:

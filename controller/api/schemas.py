@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .views import NAME_MAX, NAME_PATTERN
+
 MAX_CREATE_NODES = 30  # the seed's advice for one create request (000:L178, 001:L1108)
 MAX_FLAVORS = 10  # specifications per pool (001:L1121)
 
@@ -22,11 +24,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PoolLabels(BaseModel):
+    """The seed's two labels; other labels are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    name: str = Field(alias="os.modelarts/name", pattern=NAME_PATTERN, max_length=NAME_MAX,
+                      description="the pool name: lowercase letters, digits and hyphens, a "
+                      "letter first, no hyphen last")  # fmt: skip
+    workspace: str = Field("0", alias="os.modelarts/workspace.id", max_length=64)
+
+
 class PoolMetadata(_Body):
-    labels: dict[str, str] = Field(
-        description='"os.modelarts/name" (required, the pool name) and '
-        '"os.modelarts/workspace.id" (default "0")'
-    )
+    labels: PoolLabels
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
@@ -66,7 +75,7 @@ class CreatePool(_Body):
 
 
 class DeleteNodes(_Body):
-    deleteNodeNames: list[str] = Field(min_length=1, max_length=100)
+    deleteNodeNames: list[str] = Field(min_length=1, max_length=100)  # items: node names
 
 
 class UpgradeRequest(_Body):

@@ -21,7 +21,8 @@ from poolwatch.cluster.model import Node, Pool, PoolStatus
 
 from .errors import ApiError
 
-NAME_RULE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")  # seed 000:L166, 001:L1091
+NAME_PATTERN = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"  # seed 000:L166, 001:L1091
+NAME_RULE = re.compile(NAME_PATTERN)
 NAME_MAX = 63  # not in the seeds: a Kubernetes label value, which is where the name lives
 FLAVOR_LABEL = "node.kubernetes.io/instance-type"
 LABEL_NAME = "os.modelarts/name"
