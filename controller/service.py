@@ -27,7 +27,7 @@ from poolwatch.actions import ActionResult, NodeAction, Notifier
 from poolwatch.cluster.backend import ClusterBackend
 from poolwatch.cluster.model import Event, Node, NodeStatus, Pool
 
-from . import jobs, notices, pools
+from . import jobs, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
 from .settings import ControllerSettings
@@ -35,7 +35,6 @@ from .store import AuditRecord, Store
 
 log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
-POOL_REASONS = ("PoolStatusChange", "PoolResourcesStatusChange")
 
 
 class PoolController:  # implements poolwatch.actions.ActionSink
@@ -260,7 +259,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self.replacer.step(now)
             self._requeued(now)
             self._close_breakers(now)
-            self._pool_events(now)
+            pool_events.record(self, now)
             self.notices.flush()
 
     def _requeued(self, now: float) -> None:
@@ -300,46 +299,6 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 self._audit("CloseBreaker", pool, ActionResult("done"), "")
                 self._tell("BreakerClosed", f"{pool}:{now}", f"circuit breaker closed in pool "
                            f"{pool}", "isolation resumes", {"pool": pool}, "info")  # fmt: skip
-
-    def _pool_events(self, now: float) -> None:
-        """PoolStatusChange / PoolResourcesStatusChange for a backend that does not record them
-        itself (Kubernetes); the first look at a pool sets the baseline without an event."""
-        if getattr(self.backend, "emits_pool_events", False):
-            self._tell_backend_pool_events()
-            return
-        nodes = self._nodes().values()
-        for p in self.backend.pools():
-            members = [n for n in nodes if n.pool == p.name]
-            c = pools.counts(members)
-            abnormal = bool(self.store.pool(p.name)["abnormal"])
-            status = "Abnormal" if abnormal or c[0] == 0 else p.status.value
-            state = self.store.pool(p.name)
-            text = "/".join(map(str, c))
-            if state["counts"] and state["counts"] != text:
-                worse = c[1] > int(state["counts"].split("/")[1]) or c[0] < int(
-                    state["counts"].split("/")[0]
-                )
-                self._pool_event(p.name, "PoolResourcesStatusChange", "Warning" if worse else
-                                 "Normal", "Pool resources status changed, available/abnormal/"
-                                 f"creating/deleting count from {state['counts']} to {text}, "
-                                 f"timestamp: {int(now)}")  # fmt: skip
-            if state["status"] and state["status"] != status:
-                self._pool_event(p.name, "PoolStatusChange", "Warning" if status == "Abnormal"
-                                 else "Normal", f"Pool status changed, from {state['status']} "
-                                 f"to {status}")  # fmt: skip
-            self.store.set_pool(p.name, counts=text, status=status)
-
-    def _tell_backend_pool_events(self) -> None:
-        """The pool events a backend records itself (the simulated pool): notify each new one
-        once (those from before this controller started are history, not news)."""
-        for ev in self.backend.events():  # in the order they were recorded
-            if (ev.kind != "Pool" or ev.reason not in POOL_REASONS or ev.uid in self._told
-                    or ev.time < self._started):  # fmt: skip
-                continue
-            self._told.add(ev.uid)
-            self._tell(ev.reason, f"{ev.name}:{ev.uid}", f"pool {ev.name}: {ev.message}",
-                       ev.message, {"pool": ev.name},
-                       "warning" if ev.type == "Warning" else "info")  # fmt: skip
 
     # == operator requests (pool API, upgrades, the demo) ======================================
     def pool_activity(self, pool: str) -> str | None:
@@ -408,27 +367,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = self._release(pool, node, reason)
+            result = pool_ops.release(self, pool, node, reason)
             self._finish("deleteClusterNode", node, key, result)
             return result
-
-    def _release(self, pool: str, node: str, reason: str) -> ActionResult:
-        nodes = self._nodes()
-        found = nodes.get(node)
-        if found is None:
-            return ActionResult("refused", f"no node {node!r}")
-        if found.pool != pool:
-            return ActionResult("refused", f"node {node} is not in pool {pool}")
-        if sum(n.pool == pool for n in nodes.values()) <= 1:
-            return ActionResult("refused", f"node {node} is the only node of pool {pool}")
-        busy = self._busy_nodes()
-        if node in busy:
-            return ActionResult("refused", f"node {node} runs jobs: {', '.join(busy[node])}")
-        if any(node in (r.node, r.spare) for r in self.store.replacements(pool, True)):
-            return ActionResult("refused", f"node {node} is in a replacement")
-        self.backend.label_node(node, {STATUS_LABEL: None})
-        self.backend.set_node_pool(node, None)
-        return ActionResult("done", f"node {node} left pool {pool}: {reason}")
 
     def create_pool(self, pool: Pool, nodes: list[str], key: str) -> ActionResult:
         """A new pool of free nodes; its last `pool.ha_spares` nodes become HA spares."""
@@ -436,35 +377,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = self._create_pool(pool, nodes)
+            result = pool_ops.create(self, pool, nodes)
             self._finish("CreatePoolV2", pool.name, key, result)
             return result
-
-    def _create_pool(self, pool: Pool, names: list[str]) -> ActionResult:
-        why = pools.check_pool_name(pool.name)
-        if why is not None:
-            return ActionResult("refused", why)
-        if any(p.name == pool.name for p in self.backend.pools()):
-            return ActionResult("refused", f"pool {pool.name} exists")
-        if not names or len(set(names)) != len(names):
-            return ActionResult("refused", "nodes: at least one node, each once")
-        if not 0 <= pool.ha_spares < len(names):
-            return ActionResult("refused", f"ha_spares: 0 to {len(names) - 1} for "
-                                           f"{len(names)} nodes")  # fmt: skip
-        known = self._nodes()
-        for name in names:
-            if name not in known:
-                return ActionResult("refused", f"no node {name!r}")
-            if known[name].pool:
-                return ActionResult("refused", f"node {name} is in pool {known[name].pool}")
-        self.backend.create_pool(pool, names)
-        for name in names[len(names) - pool.ha_spares :]:
-            self.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
-            self.backend.cordon(name, True)
-        if not getattr(self.backend, "emits_pool_events", False):
-            self._pool_event(pool.name, "PoolStatusChange", "Normal", "Start creating pool")
-        return ActionResult("done", f"pool {pool.name} created with {len(names)} nodes, "
-                                    f"{pool.ha_spares} of them HA spares")  # fmt: skip
 
     def delete_pool(self, pool: str, key: str) -> ActionResult:
         """Release every node of the pool, then delete it; refused while any node runs jobs."""
@@ -472,26 +387,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = self._delete_pool(pool)
+            result = pool_ops.delete(self, pool)
             self._finish("DeletePoolV2", pool, key, result)
             return result
-
-    def _delete_pool(self, pool: str) -> ActionResult:
-        if not any(p.name == pool for p in self.backend.pools()):
-            return ActionResult("refused", f"no pool {pool!r}")
-        members = [n for n in self._nodes().values() if n.pool == pool]
-        busy = self._busy_nodes()
-        running = sorted({j for n in members for j in busy.get(n.name, [])})
-        if running:
-            return ActionResult("refused", f"pool {pool} runs jobs: {', '.join(running)}")
-        for r in self.store.replacements(pool, True):
-            self.store.update_replacement(r.id, state="failed", finished_at=self.clock(),
-                                          detail="pool deleted")  # fmt: skip
-        for n in members:
-            self.backend.label_node(n.name, {STATUS_LABEL: None})
-            self.backend.set_node_pool(n.name, None)
-        self.backend.delete_pool(pool)
-        return ActionResult("done", f"pool {pool} deleted, {len(members)} nodes released")
 
     def set_upgrading(self, pool: str, upgrading: bool) -> None:
         """A driver upgrade runs (or ended): no replacement, reset or reboot meanwhile."""
