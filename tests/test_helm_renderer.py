@@ -164,3 +164,15 @@ def test_a_template_error_names_the_template_and_line(binary: Path, tmp_path: Pa
     chart = _chart(tmp_path / "d", {"bad.yaml": '{{ fail "no, because" }}\n'})
     with pytest.raises(RenderError, match="no, because"):
         _render(binary, chart)
+
+
+def test_strict_mode_fails_on_a_misspelt_value(binary: Path, tmp_path: Path) -> None:
+    chart = _chart(
+        tmp_path / "c",
+        {"cm.yaml": "kind: A\nx: '{{ .Values.replicaz }}'\n"},
+        values="replicas: 2\n",
+    )
+    (doc,) = [d for d in yaml.safe_load_all(Renderer(binary, chart, strict=False).run()) if d]
+    assert doc["x"] == ""  # what helm install would do: render nothing, silently
+    with pytest.raises(RenderError, match='no entry for key "replicaz"'):
+        Renderer(binary, chart).run()

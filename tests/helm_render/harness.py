@@ -86,13 +86,16 @@ class Rendered:
 
 
 class Renderer:
-    def __init__(self, binary: Path, chart: Path = CHART) -> None:
-        self.binary, self.chart = binary, chart
+    """Renders like `helm template`; `strict` (the default) also fails on a reference to a value
+    that does not exist, as `helm lint --strict` does, so a misspelt key cannot render as empty."""
+
+    def __init__(self, binary: Path, chart: Path = CHART, strict: bool = True) -> None:
+        self.binary, self.chart, self.strict = binary, chart, strict
 
     def run(
         self, values: Sequence[Path] = (), sets: Sequence[str] = (), extra: Sequence[str] = ()
     ) -> str:
-        cmd = [str(self.binary)]
+        cmd = [str(self.binary), *(["--strict"] if self.strict else [])]
         for v in values:
             cmd += ["-f", str(v)]
         for s in sets:

@@ -4,7 +4,7 @@
 //
 // Usage: helm_render [-f values.yaml]... [--set a.b=v]... [--name R] [--namespace N]
 //
-//	[--api-versions group/version]... [--kube-version v1.30.0] [--notes] CHART_DIR
+//	[--api-versions group/version]... [--kube-version v1.30.0] [--notes] [--strict] CHART_DIR
 //
 // It prints every rendered manifest as a multi-document YAML stream (`# Source:` comments
 // as helm prints them), or only NOTES.txt with --notes. Exit status 1 on any template error,
@@ -40,6 +40,7 @@ func main() {
 	namespace := flag.String("namespace", "default", "release namespace")
 	kubeVersion := flag.String("kube-version", "v1.30.0", "Kubernetes version for .Capabilities")
 	notes := flag.Bool("notes", false, "print the rendered NOTES.txt instead of the manifests")
+	strict := flag.Bool("strict", false, "a missing map key is an error (helm lint --strict)")
 	flag.Var(&valueFiles, "f", "values file (repeatable; later files win)")
 	flag.Var(&sets, "set", "KEY=VALUE override (repeatable; dotted keys, YAML scalar values)")
 	flag.Var(&apiVersions, "api-versions", "extra API version for .Capabilities (repeatable)")
@@ -49,7 +50,7 @@ func main() {
 		os.Exit(2)
 	}
 	out, err := render(flag.Arg(0), options{
-		name: *name, namespace: *namespace, kubeVersion: *kubeVersion, notes: *notes,
+		name: *name, namespace: *namespace, kubeVersion: *kubeVersion, notes: *notes, strict: *strict,
 		valueFiles: valueFiles, sets: sets, apiVersions: apiVersions,
 	})
 	if err != nil {
@@ -61,7 +62,7 @@ func main() {
 
 type options struct {
 	name, namespace, kubeVersion  string
-	notes                         bool
+	notes, strict                 bool
 	valueFiles, sets, apiVersions []string
 }
 
@@ -101,7 +102,7 @@ func render(chartDir string, opt options) (string, error) {
 		"Capabilities": newCapabilities(opt.kubeVersion, opt.apiVersions),
 		"Files":        files,
 	}
-	return renderTemplates(chartDir, chartName, top, opt.notes)
+	return renderTemplates(chartDir, chartName, top, opt.notes, opt.strict)
 }
 
 // chartObject gives Chart.yaml's keys the capitalised names templates use (.Chart.AppVersion).
@@ -205,12 +206,16 @@ func setValue(values map[string]interface{}, kv string) error {
 	return nil
 }
 
-func renderTemplates(chartDir, chartName string, top map[string]interface{}, notes bool) (string, error) {
+func renderTemplates(chartDir, chartName string, top map[string]interface{}, notes, strict bool) (string, error) {
 	tdir := filepath.Join(chartDir, "templates")
 	var names []string
 	root := template.New("gotpl")
 	funcs := funcMap(root)
-	root.Funcs(funcs).Option("missingkey=zero")
+	missing := "missingkey=zero"
+	if strict {
+		missing = "missingkey=error"
+	}
+	root.Funcs(funcs).Option(missing)
 	err := filepath.Walk(tdir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
 			return err

@@ -100,15 +100,15 @@ imagePullSecrets:
 {{- with .part.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
-{{- with .part.nodeSelector }}
+{{- with get .part "nodeSelector" }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .part.tolerations }}
+{{- with get .part "tolerations" }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .part.affinity }}
+{{- with get .part "affinity" }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
