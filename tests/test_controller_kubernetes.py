@@ -241,3 +241,26 @@ def test_a_reissued_kubeflow_job_gets_the_priority_class(
     assert stub.collections[path].objects[("team-a", "llm")]["metadata"]["annotations"] == {
         "poolwatch.io/requeued": "2026-09-21T14:13:20Z"
     }
+
+
+def test_no_spare_left_is_a_pool_status_change_event(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False, breaker_ratio=0.5,
+                                                     replace_daily_ratio=0.5),
+                         clock=lambda: T0)  # fmt: skip
+    assert len(cluster.nodes()) == 4
+    ctl.reconcile()  # baseline: Running, 3/0/0/0
+    assert ctl.submit(NodeAction("isolate", "a", node="n0", fault_code="A050104")).outcome == "done"
+    until(lambda: ctl.reconcile() or ctl.store.replacements("gpu")[0].state == "done")
+    until(lambda: [n for n in cluster.nodes() if n.name == "n1" and n.status.value == "Available"])
+    second = ctl.submit(NodeAction("isolate", "b", node="n1", fault_code="A050104"))
+    assert second.outcome == "deferred"
+    assert "no spare" in second.detail
+    ctl.reconcile()
+    events = sent(stub, "POST", "/api/v1/namespaces/default/events")
+    status = [e for e in events if e["reason"] == "PoolStatusChange"]
+    assert [(e["type"], e["message"]) for e in status] == [
+        ("Warning", "Pool status changed, from Running to Abnormal")
+    ]
+    assert next(p for p in cluster.pools() if p.name == "gpu").status is PoolStatus.ABNORMAL
