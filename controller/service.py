@@ -208,13 +208,19 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if dry:
             return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
                                            f"evicted): {verdict.detail}")  # fmt: skip
-        self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
-        self.store.requeue(ref, now)  # MA-J-03: waits at most requeue_timeout to run again
-        for pod in pods:
-            try:
-                self.backend.evict(pod.namespace, pod.name)
-            except KeyError:  # gone already (the simulated job restarts as a whole)
-                continue
+        evicted = 0
+        try:
+            for pod in pods:
+                try:
+                    self.backend.evict(pod.namespace, pod.name)
+                    evicted += 1
+                except KeyError:  # gone already (the simulated job restarts as a whole)
+                    continue
+        finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
+            if evicted or not pods:
+                self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
+                                        now)  # fmt: skip
+                self.store.requeue(ref, now)  # MA-J-03: waits at most requeue_timeout
         try:  # MA-J-03: the re-issued job queues first
             self.backend.prioritize_job(namespace, name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
@@ -243,7 +249,12 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                        if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
         said = []
         for ref in refs:
-            result = self._restart(ref, "fault", f"{key}:{ref}", False, f"node {node} isolated")
+            try:
+                result = self._restart(ref, "fault", f"{key}:{ref}", False,
+                                       f"node {node} isolated")  # fmt: skip
+            except Exception as err:  # noqa: BLE001 - the isolation and replacement go on
+                log.warning("job %s on isolated node %s not restarted: %r", ref, node, err)
+                result = ActionResult("failed", f"{type(err).__name__}: {err}")
             self._audit("restartJob", ref, result, key)
             why = result.detail.removeprefix(f"job {ref}: ")
             said.append(f"{ref} restarted" if result.outcome == "done" else

@@ -264,3 +264,16 @@ def test_no_spare_left_is_a_pool_status_change_event(
         ("Warning", "Pool status changed, from Running to Abnormal")
     ]
     assert next(p for p in cluster.pools() if p.name == "gpu").status is PoolStatus.ABNORMAL
+
+
+def test_a_blocked_eviction_does_not_stop_the_isolation(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    stub.evict_status = 429
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False), clock=lambda: T0)
+    until(lambda: [p for p in cluster.pods() if p.job == "train"])
+    result = ctl.submit(NodeAction("isolate", "k", node="n0", fault_code="A050104"))
+    assert result.outcome == "done"
+    assert "team-a/train not restarted (EvictionBlocked" in result.detail
+    assert ctl.store.restarts("team-a/train")[0] == 0  # a blocked eviction costs no budget
+    assert "replacement" in result.detail
