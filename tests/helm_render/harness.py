@@ -110,7 +110,9 @@ class Renderer:
         self, values: Sequence[Path] = (), sets: Sequence[str] = (), extra: Sequence[str] = ()
     ) -> Rendered:
         text = self.run(values, sets, extra)
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        # libyaml's loader: the rendered chart is ~13,000 lines, 10x faster than pure Python
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = [d for d in yaml.load_all(text, Loader=loader) if d is not None]
         return Rendered(text, docs)
 
     def notes(self, values: Sequence[Path] = (), sets: Sequence[str] = ()) -> str:
