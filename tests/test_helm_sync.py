@@ -7,7 +7,9 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -150,3 +152,34 @@ def test_the_plain_prometheus_example_keeps_what_the_chart_labels() -> None:
     assert re.fullmatch(alerts["relabel_configs"][0]["regex"], "poolwatch;alerts;http")
     assert alerts["authorization"]["credentials_file"].endswith("/alerts-token")
     assert config["rule_files"] == ["/etc/prometheus/poolwatch-rules/*.rules.yaml"]
+
+
+@pytest.mark.integration
+def test_the_image_build_context_builds_the_wheel(tmp_path: Path) -> None:
+    """The Dockerfile's build stage, without Docker: only what it COPYs (and .dockerignore lets
+    through) goes into a directory, and `pip wheel .` there must give a wheel with every part
+    and its data. A file the build needs but the Dockerfile forgets fails here."""
+    context = tmp_path / "context"
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for line in re.findall(r"^COPY (?!--from)(.+) \S+$", _dockerfile(), re.M):
+        for src in line.split():
+            source = ROOT / src.rstrip("/")
+            if source.is_dir():
+                shutil.copytree(source, context / src.rstrip("/"), ignore=ignored)
+            else:
+                context.mkdir(exist_ok=True)
+                shutil.copy(source, context / src)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "out"), str(context)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "cannot be found" not in result.stderr  # setuptools only warns of a missing README
+    (wheel,) = (tmp_path / "out").glob("poolwatch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for package in ("poolwatch", "exporters", "rules", "alerts", "dashboards", "controller"):
+        assert f"{package}/__init__.py" in names
+    assert any(n.startswith("rules/default/") and n.endswith(".yaml") for n in names)
+    assert any(n.startswith("dashboards/generated/") and n.endswith(".json") for n in names)
+    assert any(n.endswith("entry_points.txt") for n in names)
