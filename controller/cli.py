@@ -14,24 +14,9 @@ from pathlib import Path
 _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval")
 
 
-def _add_log_level(p: argparse.ArgumentParser) -> None:
-    """The same --log-level as every serving command (poolwatch.cli's, which this part may not
-    import: it wires the other parts, and the parts stay independent)."""
-    import os
-
-    p.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
-
-
-def _config_path(args: argparse.Namespace) -> Path | None:
-    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults), as poolwatch.cli."""
-    import os
-
-    env = os.environ.get("POOLWATCH_CONFIG")
-    return args.config or (Path(env) if env else None)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
+    from poolwatch.cliutil import add_log_level
+
     p = sub.add_parser(
         "controller",
         help="isolate faulty nodes, replace them from HA spares, restart their jobs",
@@ -55,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="SQLite state file (default: in memory)")  # fmt: skip
     r.add_argument("--interval", metavar="DURATION", help="control-loop step (10s)")
     r.add_argument("--print-config", action="store_true", help="print the effective config")
-    _add_log_level(r)
+    add_log_level(r)
     r.set_defaults(func=_run)
     a = verbs.add_parser("audit", help="print the audit trail of a state file")
     a.add_argument("--state", required=True, type=Path, metavar="FILE")
@@ -77,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
 
+    from poolwatch.cliutil import config_path
     from poolwatch.config import ConfigError, dump, load
 
     from .runner import run
@@ -89,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     known = {f"POOLWATCH_{name.upper()}" for name in ControllerSettings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.split("__")[0] in known}
     try:
-        settings = load(ControllerSettings, _config_path(args), env, flags)
+        settings = load(ControllerSettings, config_path(args), env, flags)
     except ConfigError as err:
         logging.getLogger("poolwatch").error("%s", err)
         return 2
