@@ -152,7 +152,7 @@ class Upgrade:
     step: UpgradeStep
     clock: Callable[[], float] = time.time
     id: str = field(default_factory=lambda: f"upgrade-{next(_ids)}")
-    phase: str = "pending"  # pending | running | done | failed | refused
+    phase: str = "pending"  # pending | running | done | failed | refused | aborted
     detail: str = ""
     nodes: dict[str, NodeProgress] = field(default_factory=dict)
     batch: int = 0
@@ -323,6 +323,22 @@ class Upgrade:
         self.controller.set_upgrading(self.plan.pool, False)
         reason = "DriverUpgradeFailed" if failed else "DriverUpgradeCompleted"
         self.controller.record_pool_event(self.plan.pool, reason, self.detail)
+
+    def abort(self, why: str) -> None:
+        """Stop here: nodes of the current batch not yet upgraded are returned, the pool is no
+        longer marked upgrading, so the same upgrade can be started again later (upgraded nodes
+        then count as done: they carry the version's label)."""
+        with self._lock:
+            if self.phase != "running":
+                return
+            for n in self.nodes.values():
+                if n.batch == self.batch and n.state in ("isolating", "draining", "upgrading"):
+                    n.state, n.detail = "skipped", f"aborted: {why}"
+                    self._restore(n)
+            self.phase, self.finished = "aborted", self.clock()
+            self.detail = f"aborted after batch {self.batch}: {why}"
+            self.controller.set_upgrading(self.plan.pool, False)
+            self.controller.record_pool_event(self.plan.pool, "DriverUpgradeAborted", self.detail)
 
     def _busy_nodes(self) -> set[str]:
         return {p.node for p in self.backend.pods() if p.phase in _ACTIVE and p.node}

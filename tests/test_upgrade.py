@@ -301,3 +301,21 @@ def test_through_the_api(cluster: SimulatedCluster, controller: PoolController) 
         cluster.label_node("gpu-a-node-03", {STATUS_LABEL: "Resetting"})
         refused = error(client.post(url, json={"driver": {"gpuVersion": "560"}}), 409, "PW.0201")
         assert "resetting" in refused["error_msg"]
+
+
+def test_abort_returns_the_batch_and_a_rerun_continues(
+    cluster: SimulatedCluster, controller: PoolController
+) -> None:
+    busy = job_on(cluster, duration=3600)
+    up = upgrade(controller, cluster, batch_nodes=8)
+    up.start()
+    up.advance()
+    assert status(cluster)[busy] == ("Isolated", "A200001")
+    up.abort("operator said stop")
+    assert up.phase == "aborted"
+    assert status(cluster)[busy] == ("Available", "")
+    assert controller.pool_activity("gpu-a") is None
+    assert reasons(cluster)[-1] == "DriverUpgradeAborted"
+    again = upgrade(controller, cluster, mode="forcible")
+    assert again.start().outcome == "done"
+    assert [n.name for n in again.nodes.values() if n.state == "queued"] == [busy]

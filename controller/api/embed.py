@@ -1,0 +1,38 @@
+"""The API inside another process (the demo): uvicorn in a daemon thread, stopped on request.
+
+`poolwatch api serve` owns its process and lets uvicorn handle signals; an embedded server must
+not touch signal handlers and must stop when its host stops, so it runs `uvicorn.Server` in a
+thread (uvicorn captures signals only in the main thread) and stops it by `should_exit`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+
+def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Callable[[], None]:
+    """Serve `app` on host:port from a daemon thread; returns the function that stops it.
+    Raises OSError when the server did not come up (port taken) within `ready_timeout`."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="pool-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise OSError(f"the pool API did not start on {host}:{port}")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop

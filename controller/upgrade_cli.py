@@ -1,0 +1,140 @@
+"""`poolwatch controller upgrade`: a rolling driver upgrade of one pool, from the command line.
+
+Registered by `controller/cli.py` (`add_arguments`, `run`). It runs the same `Upgrade` as the
+pool API, in this process, through a `PoolController` over the chosen backend, and prints each
+change of progress. Ctrl-C aborts cleanly: the current batch's nodes are returned and the pool
+is no longer marked upgrading, so running the command again continues where it stopped.
+
+Exit status: 0 upgraded, 1 a node failed, 2 bad arguments or configuration, 3 refused (the pool
+is replacing or resetting nodes, has no GPU/NPU, or is being upgraded), 130 aborted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("poolwatch.upgrade")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Upgrade the GPU/NPU driver of a pool in batches. secure (default): isolate a batch "
+        "(A200001/A200002), wait for its jobs to finish, upgrade, return the nodes; forcible: "
+        "upgrade at once. Refused while the pool is replacing or resetting nodes."
+    )
+    p.add_argument("--pool", required=True, help="the pool to upgrade")
+    p.add_argument("--version", required=True, help="the target driver version")
+    p.add_argument(
+        "--mode",
+        choices=["secure", "forcible"],
+        default="secure",
+        help="secure waits for jobs (the seed's idle), forcible does not (force)",
+    )
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument(
+        "--batch-percent",
+        type=float,
+        metavar="P",
+        help="nodes per batch as a percentage of the pool (default 25)",
+    )
+    batch.add_argument("--batch-nodes", type=int, metavar="N", help="nodes per batch")
+    p.add_argument(
+        "--wait-timeout",
+        default="24h",
+        help="secure mode: skip a node whose jobs run longer than this (24h)",
+    )
+    p.add_argument(
+        "--step-command",
+        metavar="CMD",
+        help="run per node with POOLWATCH_NODE, POOLWATCH_POOL, POOLWATCH_VERSION set; "
+        "exit 0 = upgraded (default: a simulated step)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["kubernetes", "simulated"],
+        default="kubernetes",
+        help="where the pool lives (kubernetes)",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        type=Path,
+        metavar="FILE",
+        help="kubeconfig (default: in-cluster service account)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the controller's settings (state file, limits); see controller run",
+    )
+    p.add_argument("--poll", default="10s", help="how often to look at the batch (10s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
+    from poolwatch.config import ConfigError, parse_duration
+
+    try:
+        wait, poll = (float(parse_duration(v)) for v in (args.wait_timeout, args.poll))  # type: ignore[arg-type]
+        plan = UpgradePlan(
+            args.pool, args.version, args.mode, args.batch_percent, args.batch_nodes, wait
+        )
+        controller, backend = _controller(args)
+    except (ConfigError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    step = (
+        CommandStep(shlex.split(args.step_command), backend)
+        if args.step_command
+        else SimulatedStep(backend)
+    )
+    upgrade = Upgrade(controller, backend, plan, step)
+    started = upgrade.start()
+    _say(f"{started.outcome}: {started.detail}")
+    if started.outcome == "refused":
+        return 3
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    last: list[Any] = []
+    while not upgrade.advance():
+        last = _report(upgrade.snapshot(), last)
+        if stop.wait(poll):
+            upgrade.abort("interrupted")
+            _say(upgrade.detail)
+            return 130
+    _report(upgrade.snapshot(), last)
+    _say(f"{upgrade.phase}: {upgrade.detail}")
+    return 0 if upgrade.phase == "done" else 1
+
+
+def _controller(args: argparse.Namespace) -> tuple[Any, Any]:
+    from controller.api.cli import make_backend
+    from controller.service import PoolController
+    from controller.settings import ControllerSettings
+    from poolwatch.config import load
+
+    settings = load(ControllerSettings, args.config, os.environ, {})
+    backend = make_backend(args.backend, args.kubeconfig)
+    return PoolController(backend, settings), backend
+
+
+def _report(snapshot: dict[str, Any], last: list[Any]) -> list[Any]:
+    """Print the nodes whose state changed since the last report."""
+    now = [(n["name"], n["state"], n["detail"]) for n in snapshot["nodes"]]
+    for name, state, detail in sorted(set(now) - set(last)):
+        _say(f"  batch {snapshot['batch']}: {name} {state}" + (f" ({detail})" if detail else ""))
+    return now
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
