@@ -817,3 +817,24 @@ def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
     for doc in one.docs + shared.docs:
         if doc["kind"] not in OPERATOR_KINDS:
             kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
+
+
+def test_network_policies_admit_the_release_and_allow_from_only(renderer: Renderer) -> None:
+    out = _rendered(renderer.binary, "notifications-values.yaml")
+    policies = out.kinds("NetworkPolicy")
+    assert len(policies) == len(out.workloads()) == 6
+    assert not _rendered(renderer.binary, "").kinds("NetworkPolicy")
+    for w in out.workloads():
+        pod_labels = w["spec"]["template"]["metadata"]["labels"]
+        selects = [
+            p["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items() for p in policies
+        ]
+        (policy,) = [p for p, hit in zip(policies, selects, strict=True) if hit]
+        (rule,) = policy["spec"]["ingress"]
+        port = w["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+        own, monitoring = rule["from"]
+        assert own["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "release-name"
+        assert monitoring == {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+        }
