@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from poolwatch.config import split_listen
@@ -23,19 +24,20 @@ from .settings import ControllerSettings
 log = logging.getLogger(__name__)
 
 
-def backend_for(settings: ControllerSettings) -> Any:
+def backend_for(settings: ControllerSettings) -> tuple[Any, Callable[[], None]]:
+    """The backend and how to stop it (the simulated pool's clock, the informers)."""
     if settings.backend == "simulated":
         from poolwatch.cluster.simulated import SimulatedCluster
 
-        cluster = SimulatedCluster()
+        sim = SimulatedCluster()
         stop = threading.Event()
-        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
-        return cluster
+        threading.Thread(target=sim.run, args=(stop,), daemon=True, name="sim").start()
+        return sim, stop.set
     from poolwatch.cluster.kubernetes import KubernetesCluster
 
     cluster = KubernetesCluster(kubeconfig=settings.kubeconfig)
     cluster.requeue_priority_class = settings.requeue_priority_class
-    return cluster
+    return cluster, cluster.stop
 
 
 def read_token(settings: ControllerSettings) -> str | None:
@@ -49,7 +51,7 @@ def read_token(settings: ControllerSettings) -> str | None:
 
 def run(settings: ControllerSettings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
-    backend = backend_for(settings)
+    backend, close = backend_for(settings)
     ctl = PoolController(backend, settings)
     elector = LeaderElector(backend, settings.lease)
     last: list[float] = []
@@ -79,4 +81,6 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
         elector.release()
         server.shutdown()
         server.server_close()
+        close()
+        ctl.store.close()
     return 0

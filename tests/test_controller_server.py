@@ -170,3 +170,55 @@ def test_a_bad_setting_names_the_file_and_line(tmp_path: Path) -> None:
                          cwd=ROOT)  # fmt: skip
     assert out.returncode == 2
     assert "'A0501' is not an isolation code" in out.stderr
+
+
+def test_run_on_kubernetes_takes_the_lease_and_acts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The production path: kubeconfig -> the real client -> the API stub; Lease, then an
+    action through POST /actions becomes a taint on the node."""
+    from k8s_stub import KubeApiStub
+    from test_controller_kubernetes import seed
+
+    from controller.runner import run
+    from controller.settings import ControllerSettings
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    stub = KubeApiStub()
+    seed(stub)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: stub\n"
+        f"clusters: [{{name: stub, cluster: {{server: '{stub.url}'}}}}]\n"
+        "users: [{name: stub, user: {}}]\n"
+        "contexts: [{name: stub, context: {cluster: stub, user: stub}}]\n"
+    )
+    port = free_port()
+    settings = ControllerSettings(backend="kubernetes", kubeconfig=kubeconfig, dry_run=False,
+                                  listen=f"127.0.0.1:{port}", interval=0.2,
+                                  lease={"renew": 0.2, "identity": "me"})  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(settings, stop), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and ("default", "poolwatch-controller") not in (
+            stub.leases
+        ):
+            time.sleep(0.05)
+        lease = stub.leases[("default", "poolwatch-controller")]
+        assert lease["spec"]["holderIdentity"] == "me"
+        action = NodeAction("isolate", "k", node="n1", fault_code="A050147", reason="ib down")
+        code, doc = post(f"http://127.0.0.1:{port}", json.dumps(action.to_json()).encode(),
+                         token=None)  # fmt: skip
+        assert (code, doc["outcome"]) == (200, "done"), doc
+        node = stub.collections["/api/v1/nodes"].objects[("", "n1")]
+        assert {"key": "poolwatch.io/fault", "value": "A050147", "effect": "NoSchedule"} in (
+            node["spec"]["taints"]
+        )
+    finally:
+        stop.set()
+        thread.join(10)
+        stub.close()
+    assert stub.leases[("default", "poolwatch-controller")]["spec"]["holderIdentity"] == ""
