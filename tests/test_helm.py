@@ -838,3 +838,26 @@ def test_network_policies_admit_the_release_and_allow_from_only(renderer: Render
         assert monitoring == {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
         }
+
+
+@pytest.mark.integration
+def test_the_prometheusrule_passes_promtool(renderer: Renderer, tmp_path: Path) -> None:
+    """What the operator hands Prometheus (the PrometheusRule's groups, after the chart dropped
+    disabled alerts and added labels) is a rule file promtool accepts."""
+    import shutil
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian: prometheus)")
+    victim = _shipped_groups()[0]["rules"][0]["alert"]
+    values = _write_values(tmp_path, {"monitoring": {"rules": {
+        "disabled": {victim: True}, "additionalLabels": {"cluster_env": "prod"},
+    }}})  # fmt: skip
+    spec = renderer.render([values]).one("PrometheusRule", "-rules")["spec"]
+    rules = tmp_path / "chart.rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": spec["groups"]}))
+    result = subprocess.run([promtool, "check", "rules", str(rules)],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    count = sum(len(g["rules"]) for g in spec["groups"])
+    assert f"SUCCESS: {count} rules found" in result.stdout + result.stderr
