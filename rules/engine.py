@@ -202,6 +202,9 @@ class Engine:
             deleted: set[str] = set()
             failed = False
             names = {c.rule.name for c in self.rules}
+            by_rule: dict[str, list[AlertState]] = {}
+            for s in self.alerts.values():
+                by_rule.setdefault(s.rule, []).append(s)
             for compiled in self.rules:
                 try:
                     samples = self.source.query(compiled.query, at)
@@ -218,7 +221,8 @@ class Engine:
                     )  # fmt: skip
                     continue
                 self._down.discard(compiled.rule.name)
-                self._apply(compiled, samples, at, changed, deleted)
+                self._apply(compiled, samples, at, changed, deleted,
+                            by_rule.get(compiled.rule.name, []))  # fmt: skip
             # alerts of rules that no longer exist go the way of an alert that stopped matching
             orphans = [s for s in self.alerts.values() if s.rule not in names | {ENGINE_ALERT}]
             for s in orphans:
@@ -240,7 +244,9 @@ class Engine:
         at: float,
         changed: dict[str, AlertState],
         deleted: set[str],
+        current: list[AlertState],
     ) -> None:
+        """`current`: this rule's alerts before this evaluation."""
         seen: set[str] = set()
         for series, value in samples:
             labels = c.alert_labels(series)
@@ -270,8 +276,8 @@ class Engine:
                 )  # fmt: skip
             if new != old:
                 changed[fp] = new
-        for s in list(self.alerts.values()):
-            if s.rule == c.rule.name and s.fingerprint not in seen:
+        for s in current:
+            if s.fingerprint not in seen:
                 self._gone(s, at, changed, deleted)
 
     @staticmethod

@@ -138,10 +138,23 @@ class History:
         self._names: dict[str, list[Series]] = {}
         self._versions: dict[str, int] = {}
         self._targets: dict[Target, dict[str, Series]] = {}
+        self._index: dict[tuple[str, str], tuple[int, dict[str, list[Series]]]] = {}
         self.ingests = 0
 
     def series_of(self, name: str) -> tuple[int, Sequence[Series]]:
         return self._versions.get(name, 0), self._names.get(name, ())
+
+    def by_label(self, name: str, label: str, value: str) -> Sequence[Series]:
+        """Series of `name` whose `label` is `value` (an index per metric and label, rebuilt
+        when the metric's set of series changes), in order of first appearance."""
+        version = self._versions.get(name, 0)
+        hit = self._index.get((name, label))
+        if hit is None or hit[0] != version:
+            index: dict[str, list[Series]] = {}
+            for s in self._names.get(name, ()):
+                index.setdefault(s.labels.get(label, ""), []).append(s)
+            hit = self._index[(name, label)] = (version, index)
+        return hit[1].get(value, ())
 
     def _add(self, name: str, s: Series) -> None:
         self._names.setdefault(name, []).append(s)

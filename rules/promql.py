@@ -140,6 +140,7 @@ class Selector(Node):
         self.preds = [_matcher(m) for m in rest]
         self.equal = {m.name: m.value for m in rest if m.op == pp.MatchOp.Equal}
         self.offset = _ms(vs.offset)
+        self.key = str(vs)
         self._cache: tuple[int, list[Series]] | None = None
 
     def needs(self, extra: int, out: dict[str, int]) -> None:
@@ -151,30 +152,40 @@ class Selector(Node):
         version, series = history.series_of(self.name)
         if self._cache is None or self._cache[0] != version:
             preds = self.preds
+            by_label = getattr(history, "by_label", None)
+            key = next(((k, v) for k, v in self.equal.items() if v), None)
+            if by_label is not None and key is not None:
+                series = by_label(self.name, *key)  # the inverted index, as the TSDB has
             # in order of first appearance, as Prometheus' head returns them (by series id)
             picked = [s for s in series if all(p(s.labels) for p in preds)]
             self._cache = (version, picked)
         return self._cache[1]
 
     def eval(self, ctx: Ctx, t: int) -> Vector:
-        key = (id(self), t)
+        key = (self.key, t)  # rules that select the same series at the same time share it
         hit = ctx.cache.get(key)
         if hit is not None:
             return hit
         t -= self.offset
         low = t - LOOKBACK_MS
         out: Vector = []
+        append = out.append
         for s in self.select(ctx.history):
             ts = s.ts
-            n = len(ts)
-            if not n:
+            if not ts:
                 continue
-            i = n - 1 if ts[-1] <= t else bisect_right(ts, t) - 1
-            if i < 0 or ts[i] < low:
-                continue
-            v = s.vs[i]
+            last = ts[-1]
+            if last <= t:  # the usual case: the newest sample
+                if last < low:
+                    continue
+                v = s.vs[-1]
+            else:
+                i = bisect_right(ts, t) - 1
+                if i < 0 or ts[i] < low:
+                    continue
+                v = s.vs[i]
             if v == v:  # NaN: stale marker
-                out.append((s.labels, v))
+                append((s.labels, v))
         ctx.cache[key] = out
         return out
 
