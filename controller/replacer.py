@@ -57,6 +57,8 @@ class Replacer:
     # -- the control loop ----------------------------------------------------------------------
     def step(self, now: float, only: int | None = None) -> None:
         store = self.ctl.store
+        if only is None:
+            self._adopt(now)
         active = [r for r in store.replacements(active=True) if only in (None, r.id)]
         if not active:
             self._mark_pools(now)
@@ -158,6 +160,23 @@ class Replacer:
         self.ctl._tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
                        "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
                        "critical")  # fmt: skip
+
+    def _adopt(self, now: float) -> None:
+        """A node labelled Replacing with no replacement in the store: a controller whose state
+        was lost (no `state_path`, or a new leader without the shared state) left it. Its spare
+        was released after that label was written, so the replacement is taken as done: the node
+        becomes Repairing, and the operator is told to check the pool's spares."""
+        mine = {r.node for r in self.ctl.store.replacements(active=True)}
+        for n in self.ctl.backend.nodes():
+            if n.status is not NodeStatus.REPLACING or n.name in mine:
+                continue
+            self.ctl.backend.label_node(n.name, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+            detail = "a replacement without a record (state lost): taken as done"
+            self.ctl._audit("replaceNode", n.name, ActionResult("done", detail), "")
+            labels = {"pool": n.pool, "node": n.name}
+            self.ctl._tell("ReplacementAdopted", f"adopt:{n.name}:{now}", f"node {n.name} "
+                           "left Replacing by an earlier controller", f"pool {n.pool}: {detail};"
+                           " check that its spare is in service", labels, "warning")  # fmt: skip
 
     def _mark_pools(self, now: float) -> None:
         """A pool with a replacement waiting for a spare is Abnormal, and the operator hears."""

@@ -398,3 +398,14 @@ def test_a_dry_run_never_opens_the_breaker() -> None:
     assert result.outcome == "refused"
     assert "would open" in result.detail
     assert not ctl.breaker_open("p0")
+
+
+def test_a_replacement_left_by_a_controller_without_state_is_adopted() -> None:
+    cluster, told = sim(nodes=8, spares=1), Recorder()
+    first = controller(CrashOnce(cluster))  # in-memory state, lost with the process
+    first.submit(isolate("p0-node-01"))
+    assert statuses(cluster)["p0-node-01"] == "Replacing"
+    second = controller(cluster, told)
+    second.reconcile()
+    assert statuses(cluster)["p0-node-01"] == "Repairing"
+    assert "PoolwatchControllerReplacementAdopted" in told.names()
