@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
-import types
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,6 @@ log = logging.getLogger("poolwatch.api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.cli import _add_log_level
-
     p = sub.add_parser(
         "api",
         help="the pool REST API: pools, nodes, usage, monitoring, driver upgrades",
@@ -39,7 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--upgrade-command", metavar="CMD",
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (default: a simulated step)")  # fmt: skip
-    _add_log_level(s)
+    # poolwatch.cli's --log-level, repeated: importing poolwatch.cli from here would make the
+    # controller depend on every part the CLI wires (the import-linter independence contract)
+    s.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
     s.set_defaults(func=serve)
 
 
@@ -55,9 +57,18 @@ def read_token(path: Path) -> str:
 
 
 def make_backend(kind: str, kubeconfig: Path | None) -> Any:
-    from poolwatch.cli import _cluster_backend
+    """The cluster backend, as `poolwatch cluster-exporter` makes it: the simulated pool runs in
+    real time from a daemon thread."""
+    if kind == "simulated":
+        from poolwatch.cluster.simulated import SimulatedCluster
 
-    return _cluster_backend(types.SimpleNamespace(backend=kind, kubeconfig=kubeconfig))
+        cluster = SimulatedCluster()
+        stop = threading.Event()
+        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
+        return cluster
+    from poolwatch.cluster.kubernetes import KubernetesCluster
+
+    return KubernetesCluster(kubeconfig=kubeconfig)
 
 
 def make_controller(backend: Any) -> Any:
