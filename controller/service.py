@@ -194,7 +194,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if job is None:
             return ActionResult("refused", f"no job {ref}")
         now = self.clock()
-        waiting = dict(self.store.requeued())
+        waiting = {job: since for job, since, _ in self.store.requeued()}
         if ref in waiting:  # restarted already (its node's isolation did it): once is enough
             return ActionResult("already", f"job {ref} was restarted at {int(waiting[ref])} "
                                            "and waits to run again")  # fmt: skip
@@ -208,19 +208,19 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if dry:
             return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
                                            f"evicted): {verdict.detail}")  # fmt: skip
-        evicted = 0
+        evicted: list[str] = []
         try:
             for pod in pods:
                 try:
                     self.backend.evict(pod.namespace, pod.name)
-                    evicted += 1
+                    evicted.append(pod.name)
                 except KeyError:  # gone already (the simulated job restarts as a whole)
                     continue
         finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
             if evicted or not pods:
                 self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
                                         now)  # fmt: skip
-                self.store.requeue(ref, now)  # MA-J-03: waits at most requeue_timeout
+                self.store.requeue(ref, now, [p.uid for p in pods])  # MA-J-03
         try:  # MA-J-03: the re-issued job queues first
             self.backend.prioritize_job(namespace, name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
@@ -274,16 +274,24 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self.notices.flush()
 
     def _requeued(self, now: float) -> None:
-        """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up."""
+        """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up.
+        Running again means a Running pod that is not one of those evicted (by uid: operators
+        recreate pods under the same names), not the job's status alone (a batch Job's
+        startTime and status outlive its pods)."""
         waiting = self.store.requeued()
         if not waiting:
             return
         by_ref = {f"{j.namespace}/{j.name}": j for j in self.backend.jobs()}
-        for ref, since in waiting:
+        fresh: set[str] = set()  # jobs with a Running pod that was not evicted
+        gone = {uid for _, _, uids in waiting for uid in uids}
+        for p in self.backend.pods():
+            if p.phase == "Running" and p.uid not in gone:
+                fresh.add(f"{p.namespace}/{p.job}")
+        for ref, since, _ in waiting:
             job = by_ref.get(ref)
             if job is None or job.status.value in ("Completed", "Failed", "Terminated"):
                 self.store.end_requeue(ref, "ended")
-            elif job.status.value == "Running" and (job.started or now) >= since:
+            elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
                 self.store.end_requeue(ref, "running")
             elif now - since >= self.settings.requeue_timeout:
                 self.store.end_requeue(ref, "gave-up")

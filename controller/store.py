@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS replacements (id INTEGER PRIMARY KEY AUTOINCREMENT, k
     started_at REAL, finished_at REAL, detail TEXT);
 CREATE TABLE IF NOT EXISTS restarts (job TEXT PRIMARY KEY, total INTEGER, streak INTEGER,
     hang_streak INTEGER, last_at REAL);
-CREATE TABLE IF NOT EXISTS requeued (job TEXT PRIMARY KEY, since REAL, state TEXT);
+CREATE TABLE IF NOT EXISTS requeued (job TEXT PRIMARY KEY, since REAL, state TEXT,
+    evicted TEXT DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS pools (name TEXT PRIMARY KEY, upgrading INTEGER DEFAULT 0,
     breaker_open INTEGER DEFAULT 0, breaker_since REAL DEFAULT 0, abnormal INTEGER DEFAULT 0,
     status TEXT DEFAULT '', counts TEXT DEFAULT '');
@@ -130,14 +131,18 @@ class Store:
             db.execute("INSERT OR REPLACE INTO restarts VALUES (?,?,?,?,?)",
                        (job, total, streak, hang, at))  # fmt: skip
 
-    def requeue(self, job: str, at: float) -> None:
+    def requeue(self, job: str, at: float, evicted: list[str]) -> None:
+        """The job was re-issued at `at` by evicting the pods with the uids `evicted`."""
         with self.tx() as db:
-            db.execute("INSERT OR REPLACE INTO requeued VALUES (?,?,'waiting')", (job, at))
+            db.execute("INSERT OR REPLACE INTO requeued VALUES (?,?,'waiting',?)",
+                       (job, at, json.dumps(sorted(evicted))))  # fmt: skip
 
-    def requeued(self) -> list[tuple[str, float]]:
+    def requeued(self) -> list[tuple[str, float, list[str]]]:
+        """(job, since, evicted pod uids) of the re-issued jobs still waiting to run again."""
         with self.tx() as db:
-            rows = db.execute("SELECT job, since FROM requeued WHERE state='waiting'").fetchall()
-        return [(r[0], r[1]) for r in rows]
+            rows = db.execute("SELECT job, since, evicted FROM requeued "
+                              "WHERE state='waiting'").fetchall()  # fmt: skip
+        return [(r[0], r[1], json.loads(r[2] or "[]")) for r in rows]
 
     def end_requeue(self, job: str, state: str) -> None:
         with self.tx() as db:

@@ -277,3 +277,48 @@ def test_a_blocked_eviction_does_not_stop_the_isolation(
     assert "team-a/train not restarted (EvictionBlocked" in result.detail
     assert ctl.store.restarts("team-a/train")[0] == 0  # a blocked eviction costs no budget
     assert "replacement" in result.detail
+
+
+def test_a_batch_job_runs_again_only_with_a_new_pod(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    now = [T0]
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False), clock=lambda: now[0])
+    until(lambda: [p for p in cluster.pods() if p.job == "train"])
+    restart = NodeAction("restart-job", "r", job="team-a/train", labels={"cause": "fault"})
+    assert ctl.submit(restart).outcome == "done"
+    until(lambda: not [p for p in cluster.pods() if p.job == "train"])
+    now[0] += 31 * 60  # the Job object still says active: that is not running again
+    ctl.reconcile()
+    timeouts = [e for e in sent(stub, "POST", "/api/v1/namespaces/team-a/events")
+                if e["reason"] == "JobRequeueTimeout"]  # fmt: skip
+    assert [e["message"] for e in timeouts] == ["Failed to be queued."]
+
+    stub.put(PODS, {  # the next restart's new pod comes up within the 30 minutes
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "train-1", "namespace": "team-a", "uid": "uid-pod-1",
+                     "labels": {"batch.kubernetes.io/job-name": "train"}},
+        "spec": {"nodeName": "n1", "containers": [{"name": "w"}]},
+        "status": {"phase": "Running"},
+    })  # fmt: skip
+    until(lambda: [p for p in cluster.pods() if p.uid == "uid-pod-1"])
+    assert ctl.submit(NodeAction("restart-job", "r2", job="team-a/train",
+                                 labels={"cause": "fault"})).outcome == "done"  # fmt: skip
+    stub.put(
+        PODS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "train-1",
+                "namespace": "team-a",
+                "uid": "uid-pod-2",
+                "labels": {"batch.kubernetes.io/job-name": "train"},
+            },
+            "spec": {"nodeName": "n1", "containers": [{"name": "w"}]},
+            "status": {"phase": "Running"},
+        },
+    )  # fmt: skip  (same name, new uid: recreated)
+    until(lambda: [p for p in cluster.pods() if p.uid == "uid-pod-2"])
+    ctl.reconcile()
+    assert ctl.store.requeued() == []
