@@ -63,13 +63,13 @@ def test_values_merge_deeply_and_null_deletes_a_default(binary: Path, tmp_path: 
               hasB: {{ hasKey .Values "b" | quote }}
             """
         },
-        values="a: {x: 1, y: {z: 2}}\nb: {keep: me}\n",
+        values="a: {x: 1, deep: {z: 2}}\nb: {keep: me}\n",
     )
-    (doc,) = _render(binary, chart, {"a": {"y": {"w": 3}}, "b": None})
-    assert yaml.safe_load(doc["data"]["merged"]) == {"x": 1, "y": {"z": 2, "w": 3}}
+    (doc,) = _render(binary, chart, {"a": {"deep": {"w": 3}}, "b": None})
+    assert yaml.safe_load(doc["data"]["merged"]) == {"x": 1, "deep": {"z": 2, "w": 3}}
     assert doc["data"]["hasB"] == "false"
     (doc,) = _render(binary, chart, {"a": {}})  # an empty map merges: it clears nothing
-    assert yaml.safe_load(doc["data"]["merged"]) == {"x": 1, "y": {"z": 2}}
+    assert yaml.safe_load(doc["data"]["merged"]) == {"x": 1, "deep": {"z": 2}}
 
 
 def test_numbers_are_floats_as_in_helm(binary: Path, tmp_path: Path) -> None:
@@ -78,9 +78,9 @@ def test_numbers_are_floats_as_in_helm(binary: Path, tmp_path: Path) -> None:
         tmp_path / "c",
         {
             "cm.yaml": "kind: ConfigMap\n"
-            "data: {raw: '{{ .Values.n }}', int: '{{ int .Values.n }}'}\n"
+            "data: {raw: '{{ .Values.big }}', int: '{{ int .Values.big }}'}\n"
         },
-        values="n: 1000000\n",
+        values="big: 1000000\n",
     )
     (doc,) = _render(binary, chart)
     assert doc["data"] == {"raw": "1e+06", "int": "1000000"}
@@ -176,3 +176,15 @@ def test_strict_mode_fails_on_a_misspelt_value(binary: Path, tmp_path: Path) -> 
     assert doc["x"] == ""  # what helm install would do: render nothing, silently
     with pytest.raises(RenderError, match='no entry for key "replicaz"'):
         Renderer(binary, chart).run()
+
+
+def test_values_are_yaml_1_1_as_in_helm(binary: Path, tmp_path: Path) -> None:
+    """Helm reads values with go-yaml v2: an unquoted `off` is the boolean false (and so is a key
+    `n`), which is why the chart's schema types gpu/npu as strings and the examples quote "off"."""
+    template = "kind: A\ngpu: '{{ .Values.gpu }}'\nl: {{ toYaml .Values.l | nindent 2 }}\n"
+    template += "keys: {{ keys .Values | sortAlpha | toJson | quote }}\n"
+    chart = _chart(tmp_path / "c", {"cm.yaml": template}, values='gpu: off\nl: ["on", b]\nn: 1\n')
+    (doc,) = _render(binary, chart)
+    assert doc["gpu"] == "false"
+    assert doc["l"] == ["on", "b"]  # a string that YAML 1.1 reads as a bool is quoted back
+    assert yaml.safe_load(doc["keys"]) == ["false", "gpu", "l"]

@@ -38,7 +38,7 @@ def build(cache: Path) -> Path:
     go = shutil.which("go")
     if go is None:
         raise BuildUnavailable("go is not installed (Debian: golang-go)")
-    for pkg in ("github.com/Masterminds/sprig", "gopkg.in/yaml.v3"):
+    for pkg in ("github.com/Masterminds/sprig", "gopkg.in/yaml.v2"):
         if not (GOPATH / "src" / pkg).is_dir():
             raise BuildUnavailable(f"{GOPATH / 'src' / pkg} missing (Debian's Go packages)")
     sources = sorted(HERE.glob("*.go"))

@@ -6,7 +6,7 @@
 //
 //	[--api-versions group/version]... [--kube-version v1.30.0] [--notes] [--strict] CHART_DIR
 //
-// It prints every rendered manifest as a multi-document YAML stream (`# Source:` comments
+// Values are read with go-yaml v2, as Helm reads them. It prints every rendered manifest as a multi-document YAML stream (`# Source:` comments
 // as helm prints them), or only NOTES.txt with --notes. Exit status 1 on any template error,
 // with the error (template name and line) on stderr.
 package main
@@ -26,7 +26,7 @@ import (
 	"text/template"
 
 	"github.com/Masterminds/sprig"
-	"gopkg.in/yaml.v3"
+	"gopkg.in/yaml.v2"
 )
 
 type listFlag []string
@@ -134,7 +134,8 @@ func readYAMLFile(file string) (map[string]interface{}, error) {
 }
 
 // jsonish converts YAML-decoded data to what Helm sees: Helm reads values through
-// sigs.k8s.io/yaml, i.e. via JSON, so every number is a float64 (and prints as 1e+06 when large).
+// sigs.k8s.io/yaml, i.e. go-yaml v2 (YAML 1.1: an unquoted `off` is false) and then JSON, so
+// every map has string keys and every number is a float64 (printed as 1e+06 when large).
 func jsonish(v interface{}) interface{} {
 	switch t := v.(type) {
 	case map[string]interface{}:
@@ -364,17 +365,14 @@ func funcMap(root *template.Template) template.FuncMap {
 	return f
 }
 
+// marshalYAML writes YAML as Helm's toYaml does (sigs.k8s.io/yaml, i.e. go-yaml v2: sorted keys,
+// sequences flush with their key, YAML 1.1 words such as "on" quoted).
 func marshalYAML(v interface{}) (string, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
+	out, err := yaml.Marshal(v)
+	if err != nil {
 		return "", err
 	}
-	if err := enc.Close(); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	return strings.TrimSuffix(string(out), "\n"), nil
 }
 
 // toYAML is Helm's: errors render as the empty string, the trailing newline is trimmed.
@@ -382,9 +380,6 @@ func toYAML(v interface{}) string {
 	s, err := marshalYAML(v)
 	if err != nil {
 		return ""
-	}
-	if s == "{}" || s == "[]" || s == "null" {
-		return s
 	}
 	return s
 }
