@@ -80,7 +80,7 @@ def start_stub(stub: StubPrometheus) -> ThreadingHTTPServer:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return httpd
 
 
