@@ -17,7 +17,15 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from helm_render.harness import CHART, BuildUnavailable, Rendered, Renderer, RenderError, build
+from helm_render.harness import (
+    CHART,
+    BuildUnavailable,
+    Rendered,
+    Renderer,
+    RenderError,
+    build,
+    cache_dir,
+)
 
 EXAMPLES = sorted((CHART / "examples").glob("*-values.yaml"))
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -37,7 +45,7 @@ PARTS = {  # component -> (values key, first args, port) from the cross-part con
 @pytest.fixture(scope="session")
 def renderer(request: pytest.FixtureRequest) -> Renderer:
     try:
-        return Renderer(build(request.config.cache.mkdir("helm_render")))
+        return Renderer(build(cache_dir(request.config)))
     except BuildUnavailable as err:
         pytest.skip(f"chart renderer not buildable: {err}")
 

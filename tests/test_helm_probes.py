@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_render.harness import BuildUnavailable, Rendered, Renderer, build
+from helm_render.harness import BuildUnavailable, Rendered, Renderer, build, cache_dir
 from helpers import free_port
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def rendered(request: pytest.FixtureRequest) -> Rendered:
     try:
-        return Renderer(build(request.config.cache.mkdir("helm_render"))).render()
+        return Renderer(build(cache_dir(request.config))).render()
     except BuildUnavailable as err:
         pytest.skip(f"chart renderer not buildable: {err}")
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_render.harness import BuildUnavailable, Renderer, RenderError, build
+from helm_render.harness import BuildUnavailable, Renderer, RenderError, build, cache_dir
 
 
 @pytest.fixture(scope="session")
 def binary(request: pytest.FixtureRequest) -> Path:
     try:
-        return build(request.config.cache.mkdir("helm_render"))
+        return build(cache_dir(request.config))
     except BuildUnavailable as err:
         pytest.skip(f"chart renderer not buildable: {err}")
 

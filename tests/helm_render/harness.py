@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ class BuildUnavailable(Exception):
 
 class RenderError(Exception):
     """The chart did not render; the message is the renderer's stderr (template and line)."""
+
+
+def cache_dir(config: Any) -> Path:
+    """Where the binary is kept: pytest's cache, or the temp dir under -p no:cacheprovider."""
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("helm_render"))
+    return Path(tempfile.gettempdir()) / f"poolwatch-helm-render-{os.getuid()}"
 
 
 def build(cache: Path) -> Path:
