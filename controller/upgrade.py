@@ -359,7 +359,9 @@ class Upgrade:
 
 class UpgradeManager:
     """Runs the API's upgrades: at most one per pool at a time, each in its own thread
-    (`autorun=False`: the caller drives them with `advance_all()`, as tests do)."""
+    (`autorun=False`: the caller drives them with `advance_all()`, as tests do). Without a
+    step every upgrade is refused: a real cluster must say how a driver is installed, and
+    marking nodes upgraded while nothing happened would be worse than no upgrade."""
 
     def __init__(
         self,
@@ -370,8 +372,7 @@ class UpgradeManager:
         poll: float = 5.0,
         autorun: bool = True,
     ) -> None:
-        self.controller, self.backend = controller, backend
-        self.step = step or SimulatedStep(backend)
+        self.controller, self.backend, self.step = controller, backend, step
         self.clock, self.poll, self.autorun = clock, poll, autorun
         self._by_pool: dict[str, Upgrade] = {}
         self._lock = threading.Lock()
@@ -383,6 +384,11 @@ class UpgradeManager:
             if running is not None and running.phase == "running":
                 return running, ActionResult("refused", f"upgrade {running.id} of pool "
                                              f"{plan.pool} is still running")  # fmt: skip
+            if self.step is None:
+                why = "no upgrade step is configured (poolwatch api serve --upgrade-command)"
+                refused = Upgrade(self.controller, self.backend, plan, SimulatedStep(self.backend),
+                                  self.clock, phase="refused", detail=why)  # fmt: skip
+                return refused, ActionResult("refused", why)
             upgrade = Upgrade(self.controller, self.backend, plan, self.step, self.clock)
             result = upgrade.start()
             self._by_pool[plan.pool] = upgrade

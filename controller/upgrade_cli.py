@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--step-command",
         metavar="CMD",
         help="run per node with POOLWATCH_NODE, POOLWATCH_POOL, POOLWATCH_VERSION set; "
-        "exit 0 = upgraded (default: a simulated step)",
+        "exit 0 = upgraded (required with the kubernetes backend; simulated: a simulated step)",
     )
     p.add_argument(
         "--backend",
@@ -82,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
     from controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
     from poolwatch.config import ConfigError, parse_duration
 
+    if not args.step_command and args.backend != "simulated":
+        log.error(
+            "--step-command is required with the kubernetes backend: say how a driver is "
+            "installed (a simulated step would mark nodes upgraded that are not)"
+        )
+        return 2
     try:
         wait, poll = (float(parse_duration(v)) for v in (args.wait_timeout, args.poll))  # type: ignore[arg-type]
         plan = UpgradePlan(

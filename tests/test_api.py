@@ -19,7 +19,7 @@ from test_api_support import (
 )
 
 from controller.api.app import create_app
-from controller.upgrade import UpgradeManager
+from controller.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.sim_spec import JobRequest
 from poolwatch.cluster.simulated import SimulatedCluster
 
@@ -35,7 +35,8 @@ def stub() -> StubPrometheus:
 def world(tmp_path: Path, stub: StubPrometheus) -> Iterator[dict[str, Any]]:
     cluster = quiet_cluster()
     controller = controller_over(cluster, tmp_path)
-    upgrades = UpgradeManager(controller, cluster, clock=lambda: cluster.now, autorun=False)
+    upgrades = UpgradeManager(controller, cluster, SimulatedStep(cluster), lambda: cluster.now,
+                              autorun=False)  # fmt: skip
     for url in serve_stub(stub):
         app = create_app(controller, cluster, url, TOKEN, upgrades=upgrades,
                          clock=lambda: cluster.now)  # fmt: skip

@@ -13,7 +13,7 @@ from helpers import free_port
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 
 from controller.api.app import create_app
-from controller.api.embed import start
+from controller.api.embed import start, start_for_demo
 
 
 def test_serve_call_and_stop(tmp_path: Path) -> None:
@@ -40,3 +40,21 @@ def test_serve_call_and_stop(tmp_path: Path) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, not a listener
         s.bind(("127.0.0.1", port))  # free again: the server really stopped
         s.listen()
+
+
+def test_the_demo_gets_a_token_file_and_a_working_api(tmp_path: Path) -> None:
+    cluster = quiet_cluster()
+    base, token_file, stop = start_for_demo(
+        controller_over(cluster, tmp_path), cluster, "http://127.0.0.1:9", tmp_path,
+        "127.0.0.1", free_port(),
+    )  # fmt: skip
+    try:
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        assert len(token) >= 32
+        req = urllib.request.Request(f"{base}/pools", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert [p["metadata"]["name"] for p in json.loads(resp.read())["items"]] == [
+                "gpu-a", "npu-b"]  # fmt: skip
+    finally:
+        stop()

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, start_stub
 
 from controller.api.app import create_app
-from controller.upgrade import UpgradeManager
+from controller.upgrade import SimulatedStep, UpgradeManager
 
 _cluster = quiet_cluster()
 _controller = controller_over(_cluster, Path(tempfile.mkdtemp(prefix="poolwatch-api-")))
@@ -25,7 +25,8 @@ _stub = start_stub(StubPrometheus())  # a daemon thread: it ends with the test r
 _prometheus = f"http://127.0.0.1:{_stub.server_address[1]}"
 _app = create_app(
     _controller, _cluster, _prometheus, TOKEN, clock=lambda: _cluster.now,
-    upgrades=UpgradeManager(_controller, _cluster, clock=lambda: _cluster.now, autorun=False),
+    upgrades=UpgradeManager(_controller, _cluster, SimulatedStep(_cluster), lambda: _cluster.now,
+                            autorun=False),
 )  # fmt: skip
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 

@@ -276,7 +276,8 @@ def test_already_upgraded_nodes_are_skipped(
 
 
 def test_through_the_api(cluster: SimulatedCluster, controller: PoolController) -> None:
-    manager = UpgradeManager(controller, cluster, clock=lambda: cluster.now, autorun=False)
+    manager = UpgradeManager(controller, cluster, SimulatedStep(cluster), lambda: cluster.now,
+                             autorun=False)  # fmt: skip
     app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN, upgrades=manager,
                      clock=lambda: cluster.now)  # fmt: skip
     with TestClient(app, headers=AUTH) as client:
@@ -319,3 +320,15 @@ def test_abort_returns_the_batch_and_a_rerun_continues(
     again = upgrade(controller, cluster, mode="forcible")
     assert again.start().outcome == "done"
     assert [n.name for n in again.nodes.values() if n.state == "queued"] == [busy]
+
+
+def test_without_a_step_the_api_refuses_upgrades(
+    cluster: SimulatedCluster, controller: PoolController
+) -> None:
+    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)  # no upgrade_step
+    with TestClient(app, headers=AUTH) as client:
+        resp = client.post(f"{P}/pools/gpu-a/driver-upgrade", json={"driver": {"gpuVersion": "1"}})
+        body = error(resp, 409, "PW.0201")
+        assert "no upgrade step" in body["error_msg"]
+    assert status(cluster)["gpu-a-node-00"] == ("Available", "")
+    assert controller.pool_activity("gpu-a") is None

@@ -49,6 +49,7 @@ def test_a_step_command_that_fails_stops_the_rollout(
     (("--pool", "nope", "--version", "1"), 3),
     (("--pool", "gpu-a", "--version", "1", "--batch-percent", "0"), 2),
     (("--pool", "gpu-a", "--version", "1", "--wait-timeout", "soon"), 2),
+    (("--pool", "gpu-a", "--version", "1", "--backend", "kubernetes"), 2),  # no --step-command
 ])  # fmt: skip
 def test_refusals_and_bad_arguments(args: tuple[str, ...], code: int) -> None:
     assert upgrade(*args) == code

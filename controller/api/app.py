@@ -68,8 +68,9 @@ def create_app(
     clock: Callable[[], float] = time.time,
     resolution: str = "",
 ) -> FastAPI:
-    """`token` must be non-empty: the API changes pools, it is never open. `upgrades` lets a
-    caller (a test) drive upgrades itself; `resolution` is the monitoring subquery step
+    """`token` must be non-empty: the API changes pools, it is never open. `upgrade_step`
+    installs a driver on one node (none: upgrades are refused); `upgrades` lets a caller (a
+    test) drive upgrades itself; `resolution` is the monitoring subquery step
     ("" = Prometheus's evaluation interval)."""
     if not token:
         raise ValueError("token: the pool API needs a bearer token")

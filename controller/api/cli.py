@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="file holding the bearer token callers must send")  # fmt: skip
     s.add_argument("--upgrade-command", metavar="CMD",
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
-                   "and POOLWATCH_VERSION set (default: a simulated step)")  # fmt: skip
+                   "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
+                   "kubernetes without it: upgrades are refused)")  # fmt: skip
     # poolwatch.cli's --log-level, repeated: importing poolwatch.cli from here would make the
     # controller depend on every part the CLI wires (the import-linter independence contract)
     s.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
@@ -80,7 +81,7 @@ def make_controller(backend: Any) -> Any:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.upgrade import CommandStep, SimulatedStep
+    from controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.config import ConfigError, check_listen, split_listen
 
     from .app import create_app
@@ -93,8 +94,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     backend = make_backend(args.backend, args.kubeconfig)
     controller = make_controller(backend)
-    step = (CommandStep(shlex.split(args.upgrade_command), backend) if args.upgrade_command
-            else SimulatedStep(backend))  # fmt: skip
+    step: UpgradeStep | None = None  # a real cluster without a command: upgrades are refused
+    if args.upgrade_command:
+        step = CommandStep(shlex.split(args.upgrade_command), backend)
+    elif args.backend == "simulated":
+        step = SimulatedStep(backend)
     try:
         app = create_app(controller, backend, args.prometheus, token, upgrade_step=step)
     except ValueError as err:

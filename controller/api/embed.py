@@ -7,11 +7,16 @@ thread (uvicorn captures signals only in the main thread) and stops it by `shoul
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import FastAPI
+
+from .app import create_app
+from .ports import ClusterReader, PoolControl
 
 
 def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Callable[[], None]:
@@ -36,3 +41,23 @@ def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Ca
         thread.join(timeout=5)
 
     return stop
+
+
+def start_for_demo(
+    controller: PoolControl,
+    cluster: ClusterReader,
+    prometheus_url: str,
+    data_dir: Path,
+    host: str,
+    port: int,
+) -> tuple[str, Path, Callable[[], None]]:
+    """The demo's pool API: a fresh random token in DATA/api-token (mode 0600, so a `curl -H
+    "Authorization: Bearer $(cat DATA/api-token)"` works), served on host:port. Returns the
+    base URL, the token file and the stopper."""
+    token = secrets.token_urlsafe(24)
+    path = data_dir / "api-token"
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    app = create_app(controller, cluster, prometheus_url, token)
+    return f"http://{host}:{port}/v2/demo", path, start(app, host, port)
