@@ -295,11 +295,23 @@ def test_node_exporter_runs_the_contract_command_with_host_trees(renderer: Rende
     hosts = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert {(hosts[n], mounts[n]) for n in hosts} == {
-        ("/proc", "/host/proc"), ("/sys", "/host/sys"), ("/cache", "/cache"),
+        ("/proc", "/host/proc"), ("/sys", "/host/sys"), ("/cache", "/host/root/cache"),
+        ("/var/log/pods", "/host/root/var/log/pods"),
+        ("/var/log/containers", "/host/root/var/log/containers"),
         ("/var/lib/kubelet/pod-resources", "/var/lib/kubelet/pod-resources"),
     }  # fmt: skip
+    assert "--path.rootfs=/host/root" in c["args"]
     assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"
     assert env["NVIDIA_DRIVER_CAPABILITIES"]["value"] == "utility"
+
+
+def test_a_host_cache_dir_elsewhere_is_named_by_its_host_path(renderer: Renderer) -> None:
+    pod = _daemonset(renderer.render(sets=["nodeExporter.cacheDir=/data/cache"]))
+    c = pod["containers"][0]
+    assert "--cache-dir=/data/cache" in c["args"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    hosts = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert (hosts["cache"], mounts["cache"]) == ("/data/cache", "/host/root/data/cache")
 
 
 def test_node_exporter_tolerates_the_isolation_taint(rendered: Rendered) -> None:
@@ -319,6 +331,7 @@ def test_npu_pool_mounts_the_ascend_driver_and_npu_smi(renderer: Renderer) -> No
     }
     assert hosts["/usr/local/Ascend/driver"] == "Directory"
     assert hosts["/usr/local/sbin/npu-smi"] == "File"
+    assert hosts["/dev"] == "Directory"  # hccn_tool lists /dev/davinciN under --path.rootfs
     assert "--npu-smi=/usr/local/sbin/npu-smi" in c["args"]
     assert "--gpu=off" in c["args"]
     assert pod["nodeSelector"] == {"accelerator": "huawei-Ascend910"}
@@ -784,6 +797,7 @@ def test_each_part_accepts_the_charts_environment_and_settings(
     if component == "node-exporter":
         assert printed["roots"]["procfs"] == "/host/proc"
         assert printed["cache_dir"] == "/cache"
+        assert printed["roots"]["rootfs"] == "/host/root"
     if component == "controller":
         assert printed["lease"]["name"] == workload["metadata"]["name"]
 
