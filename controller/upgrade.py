@@ -357,6 +357,23 @@ class Upgrade:
             }  # fmt: skip
 
 
+def recover(controller: PoolControl, backend: ClusterReader, pool: str, why: str) -> list[str]:
+    """Undo what an upgrade that is no longer running left behind (its process died): return
+    the pool's nodes still isolated with an upgrade code and clear the pool's upgrading mark,
+    so the pool can be reset, rebooted and upgraded again. Returns the nodes restored."""
+    restored = []
+    for n in sorted(backend.nodes(), key=lambda n: n.name):
+        if n.pool == pool and n.fault_code in CODES.values():
+            key = f"recover:{pool}:{n.name}:{time.time():.0f}"  # a new key per recovery
+            res = controller.restore(n.name, f"upgrade recovery: {why}", key=key)
+            if res.outcome in ("done", "already"):
+                restored.append(n.name)
+    controller.set_upgrading(pool, False)
+    controller.record_pool_event(pool, "DriverUpgradeAborted", f"recovered ({why}): "
+                                 f"{len(restored)} nodes returned")  # fmt: skip
+    return restored
+
+
 class UpgradeManager:
     """Runs the API's upgrades: at most one per pool at a time, each in its own thread
     (`autorun=False`: the caller drives them with `advance_all()`, as tests do). Without a
@@ -400,6 +417,21 @@ class UpgradeManager:
     def get(self, pool: str) -> Upgrade | None:
         with self._lock:
             return self._by_pool.get(pool)
+
+    def abort(self, pool: str, why: str) -> tuple[str, list[str]]:
+        """Abort the pool's running upgrade; with none running here but the pool still marked
+        upgrading (a server that died mid-upgrade), recover it. Returns what was done and the
+        nodes returned; ("none", []) when there was nothing to stop."""
+        with self._lock:
+            running = self._by_pool.get(pool)
+        if running is not None and running.phase == "running":
+            batch = [n.name for n in running.nodes.values()
+                     if n.batch == running.batch and n.state not in ("done", "failed")]  # fmt: skip
+            running.abort(why)
+            return "aborted", batch
+        if self.controller.pool_activity(pool) == "upgrading":
+            return "recovered", recover(self.controller, self.backend, pool, why)
+        return "none", []
 
     def advance_all(self) -> None:
         with self._lock:

@@ -5,8 +5,12 @@ pool API, in this process, through a `PoolController` over the chosen backend, a
 change of progress. Ctrl-C aborts cleanly: the current batch's nodes are returned and the pool
 is no longer marked upgrading, so running the command again continues where it stopped.
 
-Exit status: 0 upgraded, 1 a node failed, 2 bad arguments or configuration, 3 refused (the pool
-is replacing or resetting nodes, has no GPU/NPU, or is being upgraded), 130 aborted.
+`--abort` recovers a pool whose upgrade process died (its nodes stay isolated with the upgrade
+code and the pool stays marked upgrading until then).
+
+Exit status: 0 upgraded (or recovered), 1 a node failed, 2 bad arguments or configuration, 3
+refused (the pool is replacing or resetting nodes, has no GPU/NPU, is being upgraded; --abort:
+is not being upgraded), 130 aborted.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "upgrade at once. Refused while the pool is replacing or resetting nodes."
     )
     p.add_argument("--pool", required=True, help="the pool to upgrade")
-    p.add_argument("--version", required=True, help="the target driver version")
+    p.add_argument("--version", help="the target driver version (required unless --abort)")
+    p.add_argument("--abort", action="store_true",
+                   help="recover a pool whose upgrade died: return its nodes isolated for the "
+                   "upgrade (A200001/A200002) and clear its upgrading mark")  # fmt: skip
     p.add_argument(
         "--mode",
         choices=["secure", "forcible"],
@@ -82,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
     from poolwatch.config import ConfigError, parse_duration
 
+    if args.abort:
+        return _abort(args)
+    if not args.version:
+        log.error("--version is required (or --abort)")
+        return 2
     if not args.step_command and args.backend != "simulated":
         log.error(
             "--step-command is required with the kubernetes backend: say how a driver is "
@@ -120,6 +132,23 @@ def run(args: argparse.Namespace) -> int:
     _report(upgrade.snapshot(), last)
     _say(f"{upgrade.phase}: {upgrade.detail}")
     return 0 if upgrade.phase == "done" else 1
+
+
+def _abort(args: argparse.Namespace) -> int:
+    from controller.upgrade import recover
+    from poolwatch.config import ConfigError
+
+    try:
+        controller, backend = _controller(args)
+    except (ConfigError, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    if controller.pool_activity(args.pool) != "upgrading":
+        _say(f"pool {args.pool} is not being upgraded: nothing to abort")
+        return 3
+    nodes = recover(controller, backend, args.pool, "poolwatch controller upgrade --abort")
+    _say(f"recovered: {len(nodes)} nodes returned ({', '.join(nodes) or 'none'})")
+    return 0
 
 
 def _controller(args: argparse.Namespace) -> tuple[Any, Any]:

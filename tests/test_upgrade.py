@@ -332,3 +332,35 @@ def test_without_a_step_the_api_refuses_upgrades(
         assert "no upgrade step" in body["error_msg"]
     assert status(cluster)["gpu-a-node-00"] == ("Available", "")
     assert controller.pool_activity("gpu-a") is None
+
+
+def test_delete_aborts_a_running_upgrade_and_recovers_a_dead_one(
+    cluster: SimulatedCluster, controller: PoolController
+) -> None:
+    busy = job_on(cluster, duration=3600)
+    manager = UpgradeManager(controller, cluster, SimulatedStep(cluster), lambda: cluster.now,
+                             autorun=False)  # fmt: skip
+    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN, upgrades=manager)
+    url = f"{P}/pools/gpu-a/driver-upgrade"
+    with TestClient(app, headers=AUTH) as client:
+        error(client.delete(url), 409, "PW.0201", "pool_name")  # nothing to abort
+        client.post(url, json={"driver": {"gpuVersion": "2"}, "batchNodes": 8})
+        manager.advance_all()
+        assert status(cluster)[busy] == ("Isolated", "A200001")
+        resp = client.delete(url)
+        assert resp.json() == {"pool": "gpu-a", "result": "aborted", "nodes": [busy]}
+        assert status(cluster)[busy] == ("Available", "")
+        assert client.get(url).json()["phase"] == "aborted"
+    # a server that died mid-upgrade: the node stays isolated and the pool marked upgrading
+    dead = upgrade(controller, cluster, version="3", batch_nodes=8)
+    dead.start()
+    dead.advance()
+    assert status(cluster)[busy] == ("Isolated", "A200001")
+    fresh = UpgradeManager(controller, cluster, SimulatedStep(cluster), lambda: cluster.now,
+                           autorun=False)  # fmt: skip
+    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN, upgrades=fresh)
+    with TestClient(app, headers=AUTH) as client:
+        resp = client.delete(url)
+        assert resp.json() == {"pool": "gpu-a", "result": "recovered", "nodes": [busy]}
+    assert status(cluster)[busy] == ("Available", "")
+    assert controller.pool_activity("gpu-a") is None

@@ -50,6 +50,8 @@ def test_a_step_command_that_fails_stops_the_rollout(
     (("--pool", "gpu-a", "--version", "1", "--batch-percent", "0"), 2),
     (("--pool", "gpu-a", "--version", "1", "--wait-timeout", "soon"), 2),
     (("--pool", "gpu-a", "--version", "1", "--backend", "kubernetes"), 2),  # no --step-command
+    (("--pool", "gpu-a"), 2),  # no --version
+    (("--pool", "gpu-a", "--abort"), 3),  # not being upgraded
 ])  # fmt: skip
 def test_refusals_and_bad_arguments(args: tuple[str, ...], code: int) -> None:
     assert upgrade(*args) == code

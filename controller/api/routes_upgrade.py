@@ -49,3 +49,13 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
             raise ApiError(404, "PW.0102", f"pool_name: pool {pool.name} has had no upgrade "
                            "through this server", "pool_name")  # fmt: skip
         return upgrade.snapshot()
+
+    @api.delete("/pools/{pool_name}/driver-upgrade",
+                summary="Abort the pool's upgrade (or recover one whose server died)")  # fmt: skip
+    def abort(pool_name: PoolName) -> dict[str, Any]:
+        pool = find_pool(ctx, pool_name)
+        what, nodes = ctx.upgrades.abort(pool.name, "aborted through the pool API")
+        if what == "none":
+            raise ApiError(409, "PW.0201", f"pool_name: pool {pool.name} is not being upgraded",
+                           "pool_name")  # fmt: skip
+        return {"pool": pool.name, "result": what, "nodes": nodes}
