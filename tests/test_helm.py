@@ -210,7 +210,8 @@ def test_pods_are_locked_down(rendered: Rendered) -> None:
     for name, pod in _pods(rendered):
         psc = pod["securityContext"]
         assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert not pod.get("hostNetwork")
+        # the node exporter alone shares the node's network namespace (host NIC counters)
+        assert pod.get("hostNetwork", False) is name.endswith("node-exporter"), name
         assert not pod.get("hostPID")
         assert not pod.get("hostIPC")
         # the NPU example runs the node exporter as root on purpose (npu-smi); nothing else may
@@ -303,6 +304,15 @@ def test_node_exporter_runs_the_contract_command_with_host_trees(renderer: Rende
     assert "--path.rootfs=/host/root" in c["args"]
     assert env["NVIDIA_VISIBLE_DEVICES"]["value"] == "all"
     assert env["NVIDIA_DRIVER_CAPABILITIES"]["value"] == "utility"
+
+
+def test_host_network_is_a_commented_choice(renderer: Renderer) -> None:
+    pod = _daemonset(_rendered(renderer.binary, ""))
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"  # the API server by name still resolves
+    off = _daemonset(renderer.render(sets=["nodeExporter.hostNetwork=false"]))
+    assert "hostNetwork" not in off
+    assert "dnsPolicy" not in off
 
 
 def test_a_host_cache_dir_elsewhere_is_named_by_its_host_path(renderer: Renderer) -> None:
