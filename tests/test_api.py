@@ -76,6 +76,14 @@ def test_every_route_needs_the_bearer_token(world: dict[str, Any]) -> None:
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
+def test_healthz_follows_the_cluster_backend(world: dict[str, Any]) -> None:
+    client: TestClient = world["client"]
+    world["cluster"].reachable = False  # the simulation's API outage
+    assert client.get("/healthz").status_code == 503
+    world["cluster"].reachable = True
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
 def test_an_empty_token_is_refused_at_build_time(tmp_path: Path) -> None:
     cluster = quiet_cluster()
     with pytest.raises(ValueError, match="token"):

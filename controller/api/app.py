@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.upgrade import UpgradeManager, UpgradeStep
@@ -94,8 +95,11 @@ def create_app(
             raise ApiError(401, "PW.0001", "bearer token not accepted")
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """503 while the cluster backend cannot reach its source: every answer would be stale."""
+        healthy = getattr(backend, "healthy", lambda: True)()
+        return JSONResponse({"status": "ok" if healthy else "cluster backend unreachable"},
+                            status_code=200 if healthy else 503)  # fmt: skip
 
     def project(project_id: ProjectId) -> None:
         """Declares the prefix's path parameter once, for every route (it is not used)."""
