@@ -49,6 +49,7 @@ from .model import Group, Isolate, Rule, duration_seconds
 from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
+from .templates import expand_all
 
 log = logging.getLogger(__name__)
 
@@ -260,14 +261,16 @@ class Engine:
             ):
                 continue  # in the hysteresis band, and not firing: nothing to hold
             seen.add(fp)
+            # as Prometheus renders them: the series' labels and this evaluation's value
+            annotations = expand_all(c.annotations, series, value)
             if old is not None and active:
-                new = dataclasses.replace(old, value=value, annotations=c.annotations)
+                new = dataclasses.replace(old, value=value, annotations=annotations)
                 if old.state == "pending" and _since(old.active_since, at) >= c.hold_s:
                     new = dataclasses.replace(new, state="firing", fired_at=at)
             else:  # new, or back after a resolve: a fresh alert, its old notification forgotten
                 firing = c.hold_s <= 0
                 new = AlertState(
-                    rule=c.rule.name, labels=labels, annotations=c.annotations,
+                    rule=c.rule.name, labels=labels, annotations=annotations,
                     state="firing" if firing else "pending", fingerprint=fp,
                     active_since=at, fired_at=at if firing else None, value=value,
                     # a resolve not yet sent is superseded: the receiver still thinks it fires

@@ -154,3 +154,18 @@ def test_engine_refuses_rules_the_local_source_cannot_run(tmp_path: Path) -> Non
     assert alert.labels["job"] == "node"
     assert alert.labels["instance"] == "10.0.0.1:9476"
     assert e.failures == {}
+
+
+def test_annotation_templates_render_as_prometheus_does() -> None:
+    from rules.templates import expand, go_float
+
+    assert [go_float(v) for v in (3.0, 0.5, 1e6, 123456.0, 1e-05, -2.5, float("inf"))] == [
+        "3", "0.5", "1e+06", "123456", "1e-05", "-2.5", "+Inf",
+    ]  # fmt: skip
+    labels = {"node": "n1"}
+    text = "{{ $labels.node }} {{ $labels.gone }} {{$value}} {{ $value | humanizePercentage }}"
+    assert expand(text, labels, 0.912345) == "n1 <no value> 0.912345 91.23%"
+    assert expand("{{ $value | humanize }}/{{ $value | humanize1024 }}", {}, 1.5e9) == (
+        "1.5G/1.397Gi"
+    )
+    assert expand("{{ $value | title }}", {}, 1.0) == "{{ $value | title }}"  # left as written
