@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from poolwatch.actions import ActionResult
-from poolwatch.cluster.model import NodeStatus
+from poolwatch.cluster.model import NodeStatus, Pod
 
 from .api.ports import ClusterReader, PoolControl
 
@@ -47,6 +47,11 @@ DEFAULT_PERCENT = 25.0  # the seed's UI example (000:L635)
 _ACTIVE = ("Pending", "Running")
 _UPGRADABLE = (NodeStatus.AVAILABLE, NodeStatus.UNAVAILABLE)  # abnormal drivers do not block
 _ids = itertools.count(1)
+ACCELERATOR_PREFIXES = ("nvidia.com/", "huawei.com/")
+
+
+def _holds_accelerators(pod: Pod) -> bool:
+    return any(q > 0 and r.startswith(ACCELERATOR_PREFIXES) for r, q in pod.requests)
 
 
 @dataclass(frozen=True)
@@ -341,7 +346,11 @@ class Upgrade:
             self.controller.record_pool_event(self.plan.pool, "DriverUpgradeAborted", self.detail)
 
     def _busy_nodes(self) -> set[str]:
-        return {p.node for p in self.backend.pods() if p.phase in _ACTIVE and p.node}
+        """Nodes running work the secure mode waits for: a training job's pods, and any pod
+        holding accelerators (an inference service). DaemonSet pods (device plugins, the node
+        exporter) hold none and would never end: they do not count."""
+        return {p.node for p in self.backend.pods()
+                if p.phase in _ACTIVE and p.node and (p.job or _holds_accelerators(p))}  # fmt: skip
 
     # -- report ----------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from controller.upgrade import (
     UpgradeManager,
     UpgradePlan,
 )
+from poolwatch.cluster.model import Pod
 from poolwatch.cluster.sim_spec import STATUS_LABEL, JobRequest
 from poolwatch.cluster.simulated import SimulatedCluster
 
@@ -364,3 +365,34 @@ def test_delete_aborts_a_running_upgrade_and_recovers_a_dead_one(
         assert resp.json() == {"pool": "gpu-a", "result": "recovered", "nodes": [busy]}
     assert status(cluster)[busy] == ("Available", "")
     assert controller.pool_activity("gpu-a") is None
+
+
+class WithExtraPods:
+    """The simulated cluster plus pods that are no training job's, as a real node has."""
+
+    def __init__(self, cluster: SimulatedCluster, extra: list[Pod]) -> None:
+        self.cluster, self.extra = cluster, extra
+
+    def pods(self) -> list[Pod]:
+        return self.cluster.pods() + self.extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster, name)
+
+
+def test_secure_mode_waits_for_services_not_for_daemonsets(
+    cluster: SimulatedCluster, controller: PoolController
+) -> None:
+    plugin = Pod("nvidia-device-plugin-x", "kube-system", "u1", "gpu-a-node-00", "Running")
+    service = Pod("triton-0", "serving", "u2", "gpu-a-node-01", "Running",
+                  requests=(("cpu", 4.0), ("nvidia.com/gpu", 1.0)))  # fmt: skip
+    backend = WithExtraPods(cluster, [plugin, service])
+    up = Upgrade(controller, backend, UpgradePlan("gpu-a", "7", batch_nodes=8),  # type: ignore[arg-type]
+                 SimulatedStep(cluster), clock=lambda: cluster.now)  # fmt: skip
+    up.start()
+    up.advance()
+    assert up.nodes["gpu-a-node-00"].state == "done"  # a device plugin never ends: not waited for
+    assert up.nodes["gpu-a-node-01"].state == "draining"  # an inference service holds a GPU
+    backend.extra = [plugin]
+    assert up.advance() is False
+    assert up.nodes["gpu-a-node-01"].state == "done"
