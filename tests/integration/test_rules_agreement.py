@@ -40,17 +40,21 @@ pytestmark = [
 
 INTERVAL = 2.0  # rule group interval, seconds
 SCRAPE = 1.0
-Alert = frozenset[tuple[str, str]]
+Alert = frozenset[tuple[str, str]]  # labels, and ("annotation", "key=rendered text")
 
 
 def _local_firing(engine: Engine) -> set[Alert]:
     with engine._lock:
-        return {frozenset(a.labels.items()) for a in engine.alerts.values() if a.state == "firing"}
+        return {frozenset(a.labels.items()) | frozenset(("annotation", f"{k}={v}")
+                                                        for k, v in a.annotations.items())
+                for a in engine.alerts.values() if a.state == "firing"}  # fmt: skip
 
 
 def _prom_firing(base: str) -> set[Alert]:
     doc = get_json(f"{base}/api/v1/alerts")
-    return {frozenset(a["labels"].items()) for a in doc["data"]["alerts"]
+    return {frozenset(a["labels"].items()) | frozenset(("annotation", f"{k}={v}")
+                                                     for k, v in a["annotations"].items())
+            for a in doc["data"]["alerts"]
             if a["state"] == "firing"}  # fmt: skip
 
 
