@@ -503,6 +503,9 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
         {"name": "alertname", "matchType": "=~", "value": "Poolwatch.*"}
     ]
     assert not _rendered(renderer.binary, "").kinds("AlertmanagerConfig")  # off by default
+    rules = out.one("Deployment", "-rules")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in rules if a.startswith("--notify")]  # one way in for each alert
+    assert [a for a in rules if a.startswith("--controller-url")]
     for m in monitors:
         assert m["metadata"]["labels"]["release"] == "kps", m["metadata"]["name"]
     services = out.kinds("Service")
