@@ -54,6 +54,10 @@ from .templates import expand_all
 log = logging.getLogger(__name__)
 
 ENGINE_ALERT = "PoolwatchRuleEngineFailing"
+#: how long an accepted controller request is remembered (its key holds the firing time, so
+#: only an alert firing without a break for longer could be asked again; the controller
+#: deduplicates by key as well)
+ACTION_MEMORY = 90 * 86400.0
 Kind = Literal["firing", "reminder", "resolved"]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -171,6 +175,7 @@ class Engine:
         self.duration_sum = 0.0
         self.last_duration = 0.0
         self._sent_actions: set[str] = store.action_keys()
+        self._pruned_at = 0.0
 
     def _supported(self, rules: list[CompiledRule]) -> list[CompiledRule]:
         """Drop the rules the source refuses (the local source evaluates a subset of PromQL);
@@ -375,6 +380,11 @@ class Engine:
         of them took it; a retry is deduplicated downstream by `dedup_key`), then controller
         requests to every sink (recorded once none answered `failed`; retried otherwise)."""
         at = self.clock() if at is None else at
+        if at - self._pruned_at > 3600:  # hourly: forget requests of alerts long resolved
+            self.store.prune_actions(at - ACTION_MEMORY)
+            self._pruned_at = at
+            with self._lock:
+                self._sent_actions = self.store.action_keys()
         due = self.due_notifications(at)
         if due:
             batch = [message(kind, s, self.reminder_wait) for kind, s in due]

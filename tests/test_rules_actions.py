@@ -228,3 +228,13 @@ def test_read_token(tmp_path: Path) -> None:
     (tmp_path / "t").write_text("abc\n")
     assert read_token(str(tmp_path / "t")) == "abc"
     assert read_token(None) is None
+
+
+def test_old_action_records_are_pruned(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.db")
+    store.record_action("old", "done", "", 0.0)
+    store.record_action("new", "done", "", 100 * 86400.0)
+    e = Engine([group()], Source(), store, clock=lambda: 100 * 86400.0)
+    e.dispatch([], [], 100 * 86400.0)
+    assert store.action_keys() == {"new"}
+    assert e._sent_actions == {"new"}
