@@ -183,3 +183,15 @@ def test_the_image_build_context_builds_the_wheel(tmp_path: Path) -> None:
     assert any(n.startswith("rules/default/") and n.endswith(".yaml") for n in names)
     assert any(n.startswith("dashboards/generated/") and n.endswith(".json") for n in names)
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_chart_metadata_is_what_helm_lint_wants_and_matches_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == CHART.name
+    assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", chart["version"])
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # the image tag defaults to appVersion: it must name the release the package is
+    assert chart["appVersion"] == pyproject["project"]["version"]
+    assert (CHART / "values.schema.json").is_file()
+    assert (CHART / "templates" / "NOTES.txt").is_file()
