@@ -251,9 +251,11 @@ def _cluster_backend(settings: Any) -> Any:
 def _rules_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rules",
-        help="check, compile and test alert rules",
+        help="check, compile, test and run alert rules",
         description="The seeds' thresholds as rule files (rules/default/*.yaml): check them, "
-        "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests.",
+        "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
+        "and evaluate them (against Prometheus, or locally over the exporters) with "
+        "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     c = verbs.add_parser("check", help="validate rule files (default: the shipped ones)")
@@ -291,8 +293,8 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--reminder-wait", default="4h", help="re-notify a firing alert after (4h)")
     r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
     r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
-    r.add_argument("--listen", metavar="HOST:PORT",
-                   help="serve the engine's own metrics at /metrics (off by default)")  # fmt: skip
+    r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
+                   help="serve /metrics and /healthz (0.0.0.0:9480; 'off': none)")  # fmt: skip
     p.set_defaults(func=_run_rules)
 
 
@@ -314,10 +316,12 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
     from rules.engine import run_files
     from rules.loader import RuleFileError
 
-    from .config import ConfigError, parse_duration
+    from .config import ConfigError, check_listen, parse_duration
 
     logger = logging.getLogger("poolwatch")
     try:
+        if args.listen not in ("", "off"):
+            check_listen(args.listen)
         seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
                    ("interval", "reminder_wait", "grace", "timeout", "scrape_interval",
                     "history")}  # fmt: skip
@@ -338,10 +342,14 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
             rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
             reload=reload, sinks=sinks,
-            on_start=(lambda e: _serve_engine(e, args.listen)) if args.listen else None,
+            on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
+            if args.listen not in ("", "off") else None,
         )  # fmt: skip
     except RuleFileError as err:
         logger.error("%s", err)
+        return 1
+    except OSError as err:  # the --listen address is taken
+        logger.error("cannot serve on %s: %s", args.listen, err)
         return 1
     finally:
         stop_source()
@@ -363,14 +371,15 @@ class _EngineMetrics:
         return gzip.compress(text) if gzipped else text
 
 
-def _serve_engine(engine: Any, listen: str) -> None:
+def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
     from exporters.node.server import serve
     from exporters.node.webconfig import WebConfig
 
     from .config import check_listen, split_listen
 
     address = split_listen(check_listen(listen))
-    httpd = serve(_EngineMetrics(engine), address, WebConfig(), lambda: (True, "ok\n"))  # type: ignore[arg-type]
+    health = lambda: engine.health(interval)  # noqa: E731 - /healthz: evaluating on schedule
+    httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
     logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
 

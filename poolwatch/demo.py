@@ -202,7 +202,7 @@ class Demo:
         self.engine = engine
         self._serve(
             serve(_EngineMetrics(engine), (HOST, self.ports.rules), WebConfig(),  # type: ignore[arg-type]
-                  lambda: (True, "rule engine\n")),
+                  lambda: engine.health(self.rules_interval)),
             "rules-metrics",
         )  # fmt: skip
         source.start()

@@ -176,6 +176,7 @@ class Engine:
         self.last_duration = 0.0
         self._sent_actions: set[str] = store.action_keys()
         self._pruned_at = 0.0
+        self._last_cycle = time.monotonic()  # start-up counts as a cycle for /healthz
 
     def _supported(self, rules: list[CompiledRule]) -> list[CompiledRule]:
         """Drop the rules the source refuses (the local source evaluates a subset of PromQL);
@@ -240,6 +241,7 @@ class Engine:
             self.alerts.update(changed)
             self.evaluations += 1
             self.last_duration = self.timer() - start
+            self._last_cycle = time.monotonic()
             self.duration_sum += self.last_duration
             return sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
 
@@ -406,6 +408,15 @@ class Engine:
                 self._sent_actions.add(action.key)
             log.info("action %s %s: %s %s", action.kind, action.node or action.job, outcome,
                      detail)  # fmt: skip
+
+    def health(self, interval: float) -> tuple[bool, str]:
+        """/healthz: fine while evaluations keep coming (within 3 intervals, at least a minute);
+        a wedged loop answers 503 so Kubernetes restarts it."""
+        idle = time.monotonic() - self._last_cycle
+        limit = max(3 * interval, 60.0)
+        if idle > limit:
+            return False, f"no evaluation for {idle:.0f}s (limit {limit:.0f}s)\n"
+        return True, f"ok: {len(self.rules)} rules, {self.evaluations} evaluations\n"
 
     # -- self-metrics -------------------------------------------------------------------------
 

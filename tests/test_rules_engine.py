@@ -579,3 +579,16 @@ def test_cli_serves_the_engines_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_health_goes_bad_when_evaluations_stop(source: FakeSource, tmp_path: Path) -> None:
+    e = Engine([group()], source, StateStore(tmp_path / "s.db"))
+    ok, text = e.health(1.0)
+    assert ok
+    assert text.startswith("ok: 1 rules")
+    e._last_cycle -= 61
+    ok, text = e.health(1.0)
+    assert not ok
+    assert "no evaluation for 61s" in text
+    e.evaluate()
+    assert e.health(1.0)[0]

@@ -100,6 +100,9 @@ def test_rules_run_local_notifies_and_acts_over_http(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{listen}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
         assert 'poolwatch_rules_alerts{state="firing"} 1.0' in metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+            assert resp.read().startswith(b"ok: 1 rules")
         assert b"n-secret" not in (tmp_path / "engine.log").read_bytes()
     finally:
         proc.terminate()
@@ -117,6 +120,8 @@ def test_rules_run_local_notifies_and_acts_over_http(tmp_path: Path) -> None:
         (["--source", "prometheus=http://x:9090", "--target", "http://h:1/m"], "--target is for"),
         (["--source", "local", "--target", "http://h:1/m", "--notify-token-file", "/x"],
          "--notify-token-file needs --notify-url"),
+        (["--source", "local", "--target", "http://h:1/m", "--listen", "nowhere"],
+         "expected HOST:PORT"),
         (["--source", "local", "--target", "http://h:1/m", "--notify-url", "http://a:1",
           "--notify-token-file", "/no/such/file"], "/no/such/file"),
     ],
