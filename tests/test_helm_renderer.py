@@ -128,6 +128,19 @@ def test_files_glob_get_and_as_config(binary: Path, tmp_path: Path) -> None:
         "a.txt": "A\n", "b.txt": "{{ not a template }}", "got": "{{ not a template }}",
         "missing": "",
     }  # fmt: skip
+    (doc,) = _render(
+        binary,
+        _chart(
+            tmp_path / "d",
+            {
+                "cm.yaml": "kind: A\nv: '"
+                + '{{ .Files.Get "values.yaml" }}{{ .Files.Get "Chart.yaml" }}'
+                + "'\n"
+            },
+            values="a: 1\n",
+        ),
+    )
+    assert doc["v"] == ""  # Helm keeps Chart.yaml and values.yaml out of .Files
 
 
 def test_capabilities_and_document_splitting(binary: Path, tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ import (
 	"strings"
 )
 
-// Files is .Files: every file of the chart outside templates/, by slash path.
+// Files is .Files: every file of the chart outside templates/ and charts/, except Chart.yaml,
+// values.yaml and values.schema.json (Helm's loader keeps those apart), by slash path.
 type Files map[string][]byte
+
+var notFiles = map[string]bool{"Chart.yaml": true, "values.yaml": true, "values.schema.json": true}
 
 func loadFiles(chartDir string) (Files, error) {
 	files := Files{}
@@ -21,9 +24,12 @@ func loadFiles(chartDir string) (Files, error) {
 		rel, _ := filepath.Rel(chartDir, p)
 		rel = filepath.ToSlash(rel)
 		if info.IsDir() {
-			if rel == "templates" || (rel != "." && strings.HasPrefix(info.Name(), ".")) {
+			if rel == "templates" || rel == "charts" || (rel != "." && strings.HasPrefix(info.Name(), ".")) {
 				return filepath.SkipDir
 			}
+			return nil
+		}
+		if notFiles[rel] {
 			return nil
 		}
 		data, err := os.ReadFile(p)
