@@ -32,7 +32,7 @@ def test_serve_call_and_stop(tmp_path: Path) -> None:
             urllib.request.urlopen(f"{base}/v2/p/pools", timeout=5)
         assert err.value.code == 401
         assert err.value.headers["WWW-Authenticate"] == "Bearer"
-        with pytest.raises(OSError, match="did not start"):
+        with pytest.raises(OSError, match="in use"):
             start(app, "127.0.0.1", port, ready_timeout=3)  # the port is taken
     finally:
         stop()

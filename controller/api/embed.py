@@ -8,6 +8,7 @@ thread (uvicorn captures signals only in the main thread) and stops it by `shoul
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,26 +22,34 @@ from .ports import ClusterReader, PoolControl
 
 def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Callable[[], None]:
     """Serve `app` on host:port from a daemon thread; returns the function that stops it.
-    Raises OSError when the server did not come up (port taken) within `ready_timeout`."""
+    The socket is bound here, so a taken port is an OSError for the caller, not an exit
+    inside the server's thread; so is a server that did not start within `ready_timeout`."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="on")  # fmt: skip
+    sock = socket.create_server((host, port), family=_family(host), backlog=128)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="pool-api", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pool-api",
+                              daemon=True)  # fmt: skip
     thread.start()
     deadline = time.monotonic() + ready_timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
+            sock.close()
             raise OSError(f"the pool API did not start on {host}:{port}")
         time.sleep(0.02)
 
     def stop() -> None:
         server.should_exit = True
         thread.join(timeout=5)
+        sock.close()
 
     return stop
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def start_for_demo(
