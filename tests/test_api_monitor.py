@@ -73,6 +73,14 @@ def test_each_statistic_folds_with_its_function(client: TestClient, stat: str, f
     assert len(doc["metrics"][0]["datapoints"]) == 12
 
 
+def test_blank_parameters_take_the_seed_defaults(client: TestClient) -> None:
+    doc = monitor(client, time_range="", statistics="", period="", metrics="nodes_available")
+    assert doc.status_code == 200, doc.text
+    assert doc.json()["statistics"] == "maximum"
+    assert doc.json()["period"] == 60
+    assert doc.json()["timeRange"]["durationMinutes"] == 60
+
+
 def test_every_metric_by_default(client: TestClient) -> None:
     doc = monitor(client, time_range="-1.-1.10").json()
     assert [m["name"] for m in doc["metrics"]] == list(MONITOR_NAMES)

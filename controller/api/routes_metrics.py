@@ -8,7 +8,7 @@ answer is a 502 naming it, never zeros: an empty figure and a failed query must 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -23,7 +23,22 @@ if TYPE_CHECKING:
     from .app import Context
 
 
-Statistic = Literal["maximum", "minimum", "sum", "average", "sampleCount"]
+# Blank is the default, as the seed's connector leaves an optional parameter blank. The schema
+# says what is valid; the parsers (timerange.py) say in words what is wrong.
+TIME_RANGE = Query(
+    max_length=64,
+    description="startMillis.endMillis.durationMinutes; -1 derives one from the other two; "
+    "blank: -1.-1.60",
+    json_schema_extra={"pattern": r"^(|-?\d{1,16}\.-?\d{1,16}\.-?\d{1,16})$"},
+)
+STATISTICS = Query(
+    max_length=32, description="blank: maximum",
+    json_schema_extra={"enum": ["", *timerange.STATISTICS]},
+)  # fmt: skip
+PERIOD = Query(
+    max_length=8, description="seconds; blank: 60",
+    json_schema_extra={"enum": ["", *map(str, timerange.PERIODS)]},
+)  # fmt: skip
 
 
 def _prom_error(err: PrometheusError) -> ApiError:
@@ -74,12 +89,9 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
     @api.get("/pools/{pool_name}/monitor", summary="Resource pool monitoring (seed action 5)")
     def monitor(
         pool_name: PoolName,
-        time_range: Annotated[str, Query(pattern=r"^-?\d{1,16}\.-?\d{1,16}\.-?\d{1,16}$",
-                                         description="startMillis.endMillis.durationMinutes; "
-                                         "-1 derives it from the other two")] = "-1.-1.60",
-        statistics: Annotated[Statistic, Query()] = "maximum",
-        period: Annotated[int, Query(description="seconds",
-                                     json_schema_extra={"enum": list(timerange.PERIODS)})] = 60,
+        time_range: Annotated[str, TIME_RANGE] = "",
+        statistics: Annotated[str, STATISTICS] = "",
+        period: Annotated[str, PERIOD] = "",
         metrics: Annotated[str, Query(max_length=512, description="comma-separated subset of "
                                       + ", ".join(MONITOR_NAMES))] = "",
     ) -> dict[str, Any]:  # fmt: skip
