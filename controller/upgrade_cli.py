@@ -155,9 +155,10 @@ def _controller(args: argparse.Namespace) -> tuple[Any, Any]:
     from controller.api.cli import make_backend
     from controller.service import PoolController
     from controller.settings import ControllerSettings
+    from poolwatch.cliutil import config_path
     from poolwatch.config import load
 
-    settings = load(ControllerSettings, args.config, os.environ, {})
+    settings = load(ControllerSettings, config_path(args), os.environ, {})
     backend = make_backend(args.backend, args.kubeconfig)
     return PoolController(backend, settings), backend
 

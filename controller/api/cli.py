@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import threading
 from pathlib import Path
@@ -17,6 +16,8 @@ log = logging.getLogger("poolwatch.api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from poolwatch.cliutil import add_log_level  # not poolwatch.cli: it imports every part
+
     p = sub.add_parser(
         "api",
         help="the pool REST API: pools, nodes, usage, monitoring, driver upgrades",
@@ -39,10 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
                    "kubernetes without it: upgrades are refused)")  # fmt: skip
-    # poolwatch.cli's --log-level, repeated: importing poolwatch.cli from here would make the
-    # controller depend on every part the CLI wires (the import-linter independence contract)
-    s.add_argument("--log-level", default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"], help="default info")  # fmt: skip
+    add_log_level(s)
     s.set_defaults(func=serve)
 
 
