@@ -296,6 +296,8 @@ def test_statistics_count_pools_and_nodes_per_workspace(world: dict[str, Any]) -
     assert doc["nodes"] == {"total": 12, "statuses": {"Available": 9, "Spare": 2,
                                                       "Unavailable": 1}}  # fmt: skip
     assert doc["accelerators"] == {"huawei.com/Ascend910": 32.0, "nvidia.com/gpu": 64.0}
+    assert doc["workspaces"] == {"0": 2}
     empty = client.get(f"{P}/statistics/pools", params={"workspaceId": "9"}).json()
     assert empty["pools"]["total"] == 0
     assert empty["nodes"]["total"] == 0
+    assert empty["workspaces"] == {"0": 2}

@@ -69,7 +69,8 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
     def statistics(
         workspaceId: Annotated[str, Query(max_length=64)] = DEFAULT_WORKSPACE,
     ) -> dict[str, Any]:
-        pools = [p for p in ctx.backend.pools() if workspace_of(p) == workspaceId]
+        every = ctx.backend.pools()
+        pools = [p for p in every if workspace_of(p) == workspaceId]
         names = {p.name for p in pools}
         nodes = [n for n in ctx.backend.nodes() if n.pool in names]
         accelerators: Counter[str] = Counter()
@@ -84,6 +85,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
                       "statuses": _counts(p.status.value for p in pools)},
             "nodes": {"total": len(nodes), "statuses": _counts(n.status.value for n in nodes)},
             "accelerators": dict(sorted(accelerators.items())),
+            "workspaces": _counts(workspace_of(p) for p in every),  # pools in each workspace
         }  # fmt: skip
 
     @api.get("/pools/{pool_name}/monitor", summary="Resource pool monitoring (seed action 5)")
