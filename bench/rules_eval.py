@@ -157,23 +157,24 @@ def groups(interval: str) -> list[Group]:
 
 
 class Body:
+    """Two renderings a scrape apart: each scraper (told apart by its User-Agent) gets the first
+    on its first scrape and the second after, so both sides see the same counter increase."""
+
     def __init__(self) -> None:
-        self.scrapes = 0
+        self.scrapes: dict[str, int] = {}
         self.bodies = [exposition(0), exposition(1)]
         self.lock = threading.Lock()
 
-    def next(self) -> bytes:
-        """Alternate between two renderings a scrape apart... counters only go up, so the
-        second body's counters are ahead; every scrape after the first serves the second."""
+    def next(self, client: str) -> bytes:
         with self.lock:
-            self.scrapes += 1
-            return self.bodies[0 if self.scrapes == 1 else 1]
+            n = self.scrapes[client] = self.scrapes.get(client, 0) + 1
+            return self.bodies[0 if n == 1 else 1]
 
 
 def serve(body: Body) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            data = body.next()
+            data = body.next(self.headers.get("User-Agent", ""))
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(data)))
@@ -202,6 +203,14 @@ def _query(base: str, expr: str) -> list[dict[str, Any]]:
     url = f"{base}/api/v1/query?query={urllib.parse.quote(expr)}"
     with urllib.request.urlopen(url, timeout=30) as resp:
         return json.loads(resp.read())["data"]["result"]
+
+
+def _by_shape(by_rule: dict[str, int]) -> dict[str, int]:
+    """Alert counts per rule shape (PoolwatchBenchNN, over its 50 pools)."""
+    out: dict[str, int] = {}
+    for name, n in by_rule.items():
+        out[name[:16]] = out.get(name[:16], 0) + n
+    return out
 
 
 def _own(base: str, name: str) -> list[float]:
@@ -261,11 +270,14 @@ def prometheus_figures(
             maxes.append(max(durations))
             time.sleep(interval)
         alerts = _query(base, "count(ALERTS)")
+        by_rule = {r["metric"]["alertname"]: int(float(r["value"][1]))
+                   for r in _query(base, "count by (alertname) (ALERTS)")}  # fmt: skip
         series = _query(base, 'count({job="bench", __name__!~"ALERTS.*"})')
         return {
             "sum": statistics.median(sums), "max": statistics.median(maxes),
             "firing": int(float(alerts[0]["value"][1])) if alerts else 0,
             "head_series": int(float(series[0]["value"][1])),
+            "by_shape": _by_shape(by_rule),
         }  # fmt: skip
     finally:
         proc.terminate()
@@ -313,7 +325,17 @@ def main() -> int:
         engine.evaluate()
         cycles.append(engine.last_duration)
     cold, warm = cycles[0], statistics.median(cycles[1:])
-    firing = sum(1 for a in engine.alerts.values() if a.state in ("pending", "firing"))
+    active = [a for a in engine.alerts.values() if a.state in ("pending", "firing")]
+    firing = len(active)
+    local_shapes: dict[str, int] = {}
+    for a in active:
+        local_shapes[a.rule[:16]] = local_shapes.get(a.rule[:16], 0) + 1
+    for shape in sorted(set(local_shapes) | set(prom["by_shape"])):
+        if local_shapes.get(shape, 0) != prom["by_shape"].get(shape, 0):
+            log(
+                f"{shape} ({SHAPES[int(shape[-2:])]['expr']}): Prometheus "
+                f"{prom['by_shape'].get(shape, 0)}, local {local_shapes.get(shape, 0)}"
+            )
     ratio = warm / prom["sum"]
     lines = [
         f"# bench/rules_eval.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "

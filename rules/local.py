@@ -10,7 +10,8 @@ PromQL subset of rules/promql.py.
 Scraping follows Prometheus with `honor_labels: true`: every series gets the target's `job` and
 `instance` labels unless it carries its own, a series that vanished from its target or a target
 that failed gets a stale marker (it has no value from then on, as in Prometheus), and each scrape
-writes `up{job, instance}` 1 or 0.
+writes `up{job, instance}` 1 or 0. Samples are stamped with the scrape's start time; timestamps
+in the exposition are ignored (poolwatch's exporters send none).
 """
 
 from __future__ import annotations
