@@ -14,7 +14,8 @@ Figures: Prometheus' own `prometheus_rule_group_last_duration_seconds` summed ov
 CPU-side cost and the max the wall-clock floor), read while this process sits idle; then
 Prometheus is stopped and the engine's evaluation cycle is timed (cold: the first cycle, which
 also filters each selector's series once; warm: later cycles). Goal (issue 4): warm cycle /
-Prometheus sum <= 1.0. Writes bench/results/rules_eval.txt. Exit 0 when the goal is met.
+Prometheus sum <= 1.0, with the same number of pending+firing alerts per rule shape on both
+sides. Writes bench/results/rules_eval.txt. Exit 0 when both hold.
 """
 
 from __future__ import annotations
@@ -360,7 +361,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     httpd.shutdown()
-    return 0 if ratio <= 1.0 else 1
+    agree = local_shapes == prom["by_shape"]  # the same alerts per rule shape on both sides
+    return 0 if ratio <= 1.0 and agree else 1
 
 
 if __name__ == "__main__":
