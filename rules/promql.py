@@ -12,13 +12,14 @@ Supported, with Prometheus 2.42's semantics (the Debian server the agreement tes
   Prometheus' absolute step alignment; `rate`, `increase`, `delta` (extrapolated exactly as
   Prometheus does), `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and
   `avg|min|max|sum|count|last|present|stddev|stdvar_over_time`;
-* `sum avg min max count group stddev stdvar` with `by`/`without`;
+* `sum avg min max count group stddev stdvar quantile topk bottomk` with `by`/`without`, and
+  `quantile_over_time`;
 * arithmetic and comparisons (with `bool`) between scalars and vectors, one-to-one vector matching
   with `on`/`ignoring`, `and`/`or`/`unless`; `__name__` is dropped where Prometheus drops it;
 * `abs ceil floor round sqrt exp ln log2 log10 clamp clamp_min clamp_max absent
   absent_over_time time vector scalar`.
-Not supported (refused): `group_left/right`, `topk`/`bottomk`/`quantile`/`count_values`,
-histograms, `@`, label_replace/label_join and the remaining functions.
+Not supported (refused): `group_left/right`, `count_values`, histograms, `@`,
+label_replace/label_join and the remaining functions.
 
 Times are integer milliseconds, as in Prometheus' TSDB, so range boundaries compare exactly.
 A NaN sample counts as missing (the store uses NaN as its stale marker).
@@ -395,6 +396,23 @@ def _kahan_variance(vs: list[float]) -> float:
     return (aux + c_aux) / count
 
 
+def _quantile(q: float, vs: list[float]) -> float:
+    """promql quantile(): linear interpolation between the two nearest ranks."""
+    if not vs:
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(vs)
+    n = float(len(ordered))
+    rank = q * (n - 1)
+    lower = max(0.0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
+
+
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
     "avg_over_time": _kahan_mean,
     "min_over_time": lambda vs: min(vs),
@@ -426,7 +444,7 @@ class Call(Node):
         self.name = name = e.func.name
         known = {*_OVER_TIME, *_RATES, *_MATH, "irate", "idelta", "deriv", "predict_linear",
                  "clamp", "clamp_min", "clamp_max", "absent", "absent_over_time", "time",
-                 "vector", "scalar"}  # fmt: skip
+                 "vector", "scalar", "quantile_over_time"}  # fmt: skip
         if name not in known:
             raise Unsupported(f"the function {name}()")
         self.args = [plan(a) for a in e.args]
@@ -476,6 +494,9 @@ class Call(Node):
 
     def _range(self, ctx: Ctx, t: int) -> Vector:
         name, arg = self.name, self.args[0]
+        if name == "quantile_over_time":
+            q = arg.eval(ctx, t)
+            return [(_drop_name(ls), _quantile(q, vs)) for ls, _, vs in self.args[1].eval(ctx, t)]
         matrix = arg.eval(ctx, t)
         out: Vector = []
         rng = getattr(arg, "range", 0)
@@ -514,7 +535,19 @@ def _offset(node: Node) -> int:
 
 # -- aggregation -------------------------------------------------------------------------------
 
-_AGGS = ("sum", "avg", "min", "max", "count", "group", "stddev", "stdvar")
+_AGGS = (
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "group",
+    "stddev",
+    "stdvar",
+    "quantile",
+    "topk",
+    "bottomk",
+)
 
 
 class Aggregate(Node):
@@ -523,18 +556,24 @@ class Aggregate(Node):
         if self.op not in _AGGS:
             raise Unsupported(f"the aggregation {self.op}")
         self.inner = plan(e.expr)
+        self.param = plan(e.param) if e.param is not None else None
+        if self.param is not None and self.param.kind != "scalar":
+            raise Unsupported(f"a non-scalar parameter of {self.op}")
         mod = e.modifier
         self.without = mod is not None and mod.type == pp.AggModifierType.Without
         self.labels = list(mod.labels) if mod is not None else []
 
     def children(self) -> Iterable[Node]:
-        return (self.inner,)
+        return (self.inner,) if self.param is None else (self.inner, self.param)
 
     def eval(self, ctx: Ctx, t: int) -> Vector:
         groups: dict[tuple[str, ...], tuple[Labels, list[float]]] = {}
         by, without = self.labels, self.without
         drop = {*by, "__name__"}
-        for ls, v in self.inner.eval(ctx, t):
+        samples = self.inner.eval(ctx, t)
+        if self.op in ("topk", "bottomk"):
+            return self._k(samples, self.param.eval(ctx, t))  # type: ignore[union-attr]
+        for ls, v in samples:
             if without:
                 out = {k: x for k, x in ls.items() if k not in drop}
                 key = tuple(sorted(out.items()))  # type: ignore[arg-type]
@@ -571,10 +610,36 @@ class Aggregate(Node):
                 value = 1.0
             elif op == "stdvar":
                 value = _variance(vs)
+            elif op == "quantile":
+                value = _quantile(self.param.eval(ctx, t), vs)  # type: ignore[union-attr]
             else:
                 value = math.sqrt(_variance(vs))
             result.append((out, value))
         return result
+
+    def _k(self, samples: Vector, k: float) -> Vector:
+        """topk/bottomk: the k largest (smallest) samples per group, their labels kept whole;
+        NaN ranks last. Which of several equal samples is kept is unspecified, as in
+        Prometheus."""
+        if k != k or k < 1:
+            return []
+        n = int(min(k, 2**31))
+        by, without = self.labels, self.without
+        groups: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
+        for ls, v in samples:
+            if without:
+                key = tuple(
+                    sorted((a, b) for a, b in ls.items() if a not in by and a != "__name__")
+                )
+            else:
+                key = tuple(ls.get(a, "") for a in by)
+            groups.setdefault(key, []).append((ls, v))
+        top = self.op == "topk"
+        out: Vector = []
+        for members in groups.values():
+            members.sort(key=lambda s: (s[1] != s[1], -s[1] if top else s[1]))
+            out += members[:n]
+        return out
 
 
 # -- binary operators --------------------------------------------------------------------------

@@ -106,13 +106,14 @@ def test_rate_over_scrapes_and_retention_trims_old_samples() -> None:
 
 def test_refusals_name_the_reason() -> None:
     src = LocalSource([], history=3600)
-    reasons = src.prepare(["topk(3, g)", "increase(c_total[2h])", "g > 1", "x{a=~'('}"])
-    assert reasons["topk(3, g)"] == "the aggregation topk"
+    reasons = src.prepare(["count_values('v', g)", "increase(c_total[2h])", "g > 1",
+                           "x{a=~'('}"])  # fmt: skip
+    assert reasons["count_values('v', g)"] == "the aggregation count_values"
     assert "reads 2h of history" in reasons["increase(c_total[2h])"]
     assert reasons["g > 1"] is None
     assert reasons["x{a=~'('}"] is not None
-    with pytest.raises(SourceError, match="not evaluated locally: the aggregation topk"):
-        src.query("topk(3, g)", T0)
+    with pytest.raises(SourceError, match="not evaluated locally: the aggregation count_values"):
+        src.query("count_values('v', g)", T0)
     for expr, why in [
         ("g / on(a) group_left c", "group_left"),
         ("histogram_quantile(0.9, x)", "histogram_quantile"),
@@ -140,14 +141,14 @@ def test_engine_refuses_rules_the_local_source_cannot_run(tmp_path: Path) -> Non
             "annotations": {"summary": "s", "description": "d", "runbook": "r"}}  # fmt: skip
     g = Group.model_validate({"group": "g", "interval": "15s", "rules": [
         base | {"name": "PoolwatchOk", "expr": "poolwatch_collector_up"},
-        base | {"name": "PoolwatchTop", "expr": "topk(1, poolwatch_collector_up)"},
+        base | {"name": "PoolwatchTop", "expr": "count_values('v', poolwatch_collector_up)"},
     ]})  # fmt: skip
     pages = Pages()
     pages.text = 'poolwatch_collector_up{collector="nfs",node="n1"} 1\n'
     src = LocalSource([Target(URL, "node")], 15.0, 3600.0, fetch=pages)
     e = Engine([g], src, StateStore(tmp_path / "s.db"), clock=lambda: T0)
     assert [c.rule.name for c in e.rules] == ["PoolwatchOk"]
-    assert e.refused == {"PoolwatchTop": "the aggregation topk"}
+    assert e.refused == {"PoolwatchTop": "the aggregation count_values"}
     src.scrape_once(T0)
     [alert] = e.evaluate(T0)
     assert alert.state == "firing"

@@ -137,8 +137,8 @@ def test_rules_run_bad_flags_exit_2(
 def test_rules_check_local_lists_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "g.yaml"
     path.write_text(RULE.replace("expr: poolwatch_collector_up",
-                                 "expr: topk(1, poolwatch_collector_up)"))  # fmt: skip
+                                 "expr: count_values('v', poolwatch_collector_up)"))  # fmt: skip
     assert main(["rules", "check", "--local", str(path)]) == 0
     out = capsys.readouterr().out
     assert "local source: 0 rule(s) run, 1 refused" in out
-    assert "PoolwatchCliTestCollectorDown: the aggregation topk" in out
+    assert "PoolwatchCliTestCollectorDown: the aggregation count_values" in out

@@ -82,6 +82,11 @@ EXPRS = [
     'g{node=~"n[12]", d!="1"}',
     'g{pool!~"q|r"} > bool 0.5',
     "vector(1) + 2",
+    "quantile_over_time(0.5, g[5m])",
+    "quantile_over_time(0.9, c_total[3m])",
+    "quantile by (pool) (0.75, g)",
+    "topk(1, h)",
+    "bottomk by (node) (1, h)",
     "sum(g) > bool 100",
 ]
 EVAL_TIMES = [150, 240, 330, 480, 675]
