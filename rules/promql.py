@@ -18,7 +18,8 @@ Supported, with Prometheus 2.42's semantics (the Debian server the agreement tes
   with `on`/`ignoring`, `and`/`or`/`unless`; `__name__` is dropped where Prometheus drops it;
 * `abs ceil floor round sqrt exp ln log2 log10 clamp clamp_min clamp_max absent
   absent_over_time time vector scalar`.
-Not supported (refused): `group_left/right`, `count_values`, histograms, `@`,
+`group_left`/`group_right` with included labels. Not supported (refused): `count_values`,
+fill values in vector matching, histograms, `@`,
 label_replace/label_join and the remaining functions.
 
 Times are integer milliseconds, as in Prometheus' TSDB, so range boundaries compare exactly.
@@ -674,10 +675,18 @@ class Binary(Node):
         self.bool = bool(mod is not None and mod.return_bool)
         self.on: list[str] | None = None
         self.ignoring: list[str] = []
+        self.card = "one"  # one-to-one; "left"/"right": group_left/group_right (many-to-one)
+        self.include: list[str] = []  # group_x(labels): copied from the "one" side
         if mod is not None:
             if mod.card in (pp.VectorMatchCardinality.ManyToOne,
                             pp.VectorMatchCardinality.OneToMany):  # fmt: skip
-                raise Unsupported("group_left/group_right")
+                if getattr(mod, "fill_values", None) is not None and (
+                    mod.fill_values.lhs is not None or mod.fill_values.rhs is not None
+                ):
+                    raise Unsupported("fill values in vector matching")
+                left = mod.card == pp.VectorMatchCardinality.ManyToOne
+                self.card = "left" if left else "right"
+                self.include = list(mod.group_labels or [])
             if mod.matching is not None:
                 if mod.matching.type == pp.LabelModifierType.Include:
                     self.on = list(mod.matching.labels)
@@ -730,20 +739,26 @@ class Binary(Node):
         return out
 
     def _vectors(self, lhs: Vector, rhs: Vector) -> Vector:
-        right: dict[Any, float] = {}
-        for ls, v in rhs:
+        """Vector matching as promql VectorBinop: the "one" side (rhs, or lhs with
+        group_right) must be unique per signature; results must be unique per label set."""
+        swap = self.card == "right"
+        many, one = (rhs, lhs) if swap else (lhs, rhs)
+        ones: dict[Any, tuple[Labels, float]] = {}
+        for ls, v in one:
             sig = self._sig(ls)
-            if sig in right:
-                raise EvalError("found duplicate series for the match group on the right side")
-            right[sig] = v
+            if sig in ones:
+                side = "left" if swap else "right"
+                raise EvalError(f"found duplicate series for the match group on the {side} side")
+            ones[sig] = (ls, v)
         out: Vector = []
         seen: set[Any] = set()
         op, cmp = self.op, self.op in _CMP
-        for ls, lv in lhs:
-            sig = self._sig(ls)
-            rv = right.get(sig)
-            if rv is None:
+        for ls, mv in many:
+            match = ones.get(self._sig(ls))
+            if match is None:
                 continue
+            ols, ov = match
+            lv, rv = (ov, mv) if swap else (mv, ov)
             if cmp:
                 keep = _CMP[op](lv, rv)
                 if not keep and not self.bool:
@@ -752,14 +767,22 @@ class Binary(Node):
             else:
                 value = _ARITH[op](lv, rv)
             labels = _drop_name(ls) if (not cmp or self.bool) else ls
-            if self.on is not None:
-                labels = {k: labels[k] for k in self.on if labels.get(k)}
-            elif self.ignoring:
-                labels = {k: x for k, x in labels.items() if k not in self.ignoring}
+            if self.card == "one":
+                if self.on is not None:
+                    labels = {k: labels[k] for k in self.on if labels.get(k)}
+                elif self.ignoring:
+                    labels = {k: x for k, x in labels.items() if k not in self.ignoring}
+            elif self.include:
+                labels = dict(labels)
+                for name in self.include:
+                    if ols.get(name):
+                        labels[name] = ols[name]
+                    else:
+                        labels.pop(name, None)
             key = tuple(sorted(labels.items()))
             if key in seen:
                 raise EvalError(
-                    "multiple matches for labels: many-to-one matching must be explicit"
+                    "multiple matches for labels: grouping labels must make them unique"
                 )
             seen.add(key)
             out.append((labels, value))

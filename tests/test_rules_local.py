@@ -115,7 +115,7 @@ def test_refusals_name_the_reason() -> None:
     with pytest.raises(SourceError, match="not evaluated locally: the aggregation count_values"):
         src.query("count_values('v', g)", T0)
     for expr, why in [
-        ("g / on(a) group_left c", "group_left"),
+        ("g / on(a) group_left fill(0) c", "fill values"),
         ("histogram_quantile(0.9, x)", "histogram_quantile"),
         ("label_replace(g, 'a', 'b', 'c', 'd')", "label_replace"),
         ("g @ 100", "@ modifier"),

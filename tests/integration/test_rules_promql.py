@@ -34,6 +34,8 @@ SERIES = {
     'g{node="n2", pool="p", d="0"}': "1 _ _ 3 _x10 4 4 _x5 7x20",
     'g{node="n3", pool="q", d="0"}': "0.3x10",  # last sample at 150 s: gone at 450 s (lookback)
     'h{node="n1"}': "10x45",
+    'info{node="n1", team="a"}': "1x45",
+    'info{node="n2", team="b"}': "1x45",
     'h{node="n2"}': "20x45",
 }
 EXPRS = [
@@ -82,6 +84,10 @@ EXPRS = [
     'g{node=~"n[12]", d!="1"}',
     'g{pool!~"q|r"} > bool 0.5',
     "vector(1) + 2",
+    "g * on(node) group_left(team) info",
+    "info * on(node) group_right(team) g",
+    "g > bool on(node) group_left h / 20",
+    "g > on(node) group_left(team) (info * 0.5)",
     "quantile_over_time(0.5, g[5m])",
     "quantile_over_time(0.9, c_total[3m])",
     "quantile by (pool) (0.75, g)",
