@@ -18,9 +18,9 @@ Supported, with Prometheus 2.42's semantics (the Debian server the agreement tes
   with `on`/`ignoring`, `and`/`or`/`unless`; `__name__` is dropped where Prometheus drops it;
 * `abs ceil floor round sqrt exp ln log2 log10 clamp clamp_min clamp_max absent
   absent_over_time time vector scalar`.
-`group_left`/`group_right` with included labels. Not supported (refused): `count_values`,
-fill values in vector matching, histograms, `@`,
-label_replace/label_join and the remaining functions.
+`group_left`/`group_right` with included labels, `label_replace`/`label_join`. Not supported
+(refused): `count_values`, fill values in vector matching, histograms, `@` and the remaining
+functions.
 
 Times are integer milliseconds, as in Prometheus' TSDB, so range boundaries compare exactly.
 A NaN sample counts as missing (the store uses NaN as its stale marker).
@@ -440,6 +440,102 @@ _MATH: dict[str, Callable[[float], float]] = {
 }  # fmt: skip
 
 
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _go_expand(template: str, m: re.Match[str]) -> str:
+    """Go's Regexp.Expand: $1, ${1}, $name, ${name}; $$ is a dollar; an unknown group is empty;
+    a malformed reference keeps its $ as text."""
+    out, i = [], 0
+    while i < len(template):
+        c = template[i]
+        if c != "$":
+            out.append(c)
+            i += 1
+            continue
+        if template.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if template.startswith("${", i):
+            end = template.find("}", i + 2)
+            name = template[i + 2 : end] if end != -1 else ""
+            if end == -1 or not _NAME.fullmatch(name):
+                out.append("$")
+                i += 1
+                continue
+            i = end + 1
+        else:
+            nm = _NAME.match(template, i + 1)
+            if nm is None:
+                out.append("$")
+                i += 1
+                continue
+            name, i = nm.group(0), nm.end()
+        try:
+            group = m.group(int(name)) if name.isdigit() else m.group(name)
+        except IndexError:  # no such group
+            group = None
+        out.append(group or "")
+    return "".join(out)
+
+
+class LabelReplace(Node):
+    """label_replace(v, dst, replacement, src, regex) and label_join(v, dst, sep, src...)."""
+
+    def __init__(self, e: Any) -> None:
+        self.name = e.func.name
+        self.inner = plan(e.args[0])
+        strings = []
+        for a in e.args[1:]:
+            if not isinstance(a, pp.StringLiteral):
+                raise Unsupported(f"{self.name}() with a non-literal argument")
+            strings.append(a.val)
+        self.dst = strings[0]
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.dst):
+            raise Unsupported(f"{self.name}(): invalid destination label {self.dst!r}")
+        if self.name == "label_replace":
+            self.replacement, self.src = strings[1], strings[2]
+            try:
+                self.regex = re.compile(f"(?:{strings[3]})\\Z", re.S)
+            except re.error as err:
+                raise Unsupported(f"label_replace(): regular expression: {err}") from None
+        else:
+            self.sep, self.srcs = strings[1], strings[2:]
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def eval(self, ctx: Ctx, t: int) -> Vector:
+        out: Vector = []
+        seen: set[Any] = set()
+        for ls, v in self.inner.eval(ctx, t):
+            if self.name == "label_replace":
+                m = self.regex.match(ls.get(self.src, ""))
+                if m is None:
+                    new = ls
+                else:
+                    new = dict(ls)
+                    value = _go_expand(self.replacement, m)
+                    if value:
+                        new[self.dst] = value
+                    else:
+                        new.pop(self.dst, None)
+            else:
+                new = dict(ls)
+                value = self.sep.join(ls.get(src, "") for src in self.srcs)
+                if value:
+                    new[self.dst] = value
+                else:
+                    new.pop(self.dst, None)
+            key = tuple(sorted(new.items()))
+            if key in seen:
+                raise EvalError("vector cannot contain metrics with the same labelset")
+            seen.add(key)
+            out.append((new, v))
+        return out
+
+
 class Call(Node):
     def __init__(self, e: Any) -> None:
         self.name = name = e.func.name
@@ -830,6 +926,8 @@ def plan(e: Any) -> Node:
     if isinstance(e, pp.SubqueryExpr):
         return Subquery(e)
     if isinstance(e, pp.Call):
+        if e.func.name in ("label_replace", "label_join"):
+            return LabelReplace(e)
         return Call(e)
     if isinstance(e, pp.AggregateExpr):
         return Aggregate(e)

@@ -117,7 +117,7 @@ def test_refusals_name_the_reason() -> None:
     for expr, why in [
         ("g / on(a) group_left fill(0) c", "fill values"),
         ("histogram_quantile(0.9, x)", "histogram_quantile"),
-        ("label_replace(g, 'a', 'b', 'c', 'd')", "label_replace"),
+        ("label_replace(g, 'a-b', 'b', 'c', 'd')", "invalid destination label"),
         ("g @ 100", "@ modifier"),
         ("g[5m]", "range vector result"),
     ]:
