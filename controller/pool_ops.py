@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from poolwatch.actions import ActionResult
+from poolwatch.cluster.k8s_read import LABEL_VALUE
 from poolwatch.cluster.model import NodeStatus, Pool
 
 from . import pools
@@ -42,6 +43,10 @@ def create(ctl: PoolController, pool: Pool, names: list[str]) -> ActionResult:
         return ActionResult("refused", why)
     if any(p.name == pool.name for p in ctl.backend.pools()):
         return ActionResult("refused", f"pool {pool.name} exists")
+    for field, value in (("workspace", pool.workspace), ("job types", ".".join(pool.job_types))):
+        if value and not LABEL_VALUE.match(value):  # kept as node labels on Kubernetes
+            why = "at most 63 letters, digits, '-', '_' or '.', a letter or digit at both ends"
+            return ActionResult("refused", f"{field} {value!r}: {why}")
     if not names or len(set(names)) != len(names):
         return ActionResult("refused", "nodes: at least one node, each once")
     if not 0 <= pool.ha_spares < len(names):

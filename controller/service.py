@@ -26,6 +26,7 @@ from pathlib import Path
 from poolwatch.actions import ActionResult, NodeAction, Notifier
 from poolwatch.cluster.backend import ClusterBackend
 from poolwatch.cluster.model import Event, Node, NodeStatus, Pool
+from poolwatch.cluster.workload import busy_nodes
 
 from . import jobs, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
@@ -426,12 +427,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         return {n.name: n for n in self.backend.nodes()}
 
     def _busy_nodes(self) -> dict[str, list[str]]:
-        """node -> the jobs with a live pod on it."""
-        out: dict[str, list[str]] = {}
-        for p in self.backend.pods():
-            if p.node and p.phase not in TERMINAL_PODS:
-                out.setdefault(p.node, []).append(f"{p.namespace}/{p.job or p.name}")
-        return out
+        """node -> the work on it (training jobs, pods holding accelerators); DaemonSet pods
+        such as the device plugin are not work, or no real node could ever be released."""
+        return busy_nodes(self.backend.pods())
 
     def _finish(self, op: str, target: str, key: str, result: ActionResult) -> None:
         if result.outcome in ("done", "deferred"):

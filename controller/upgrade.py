@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from poolwatch.actions import ActionResult
-from poolwatch.cluster.model import NodeStatus, Pod
+from poolwatch.cluster.model import NodeStatus
+from poolwatch.cluster.workload import busy_nodes
 
 from .api.ports import ClusterReader, PoolControl
 
@@ -44,14 +45,8 @@ NodeState = Literal["queued", "isolating", "draining", "upgrading", "done", "fai
 CODES = {"gpu": "A200001", "npu": "A200002"}  # seed 000 L716/L720
 DRIVER_LABEL = "poolwatch.io/driver-version"  # what the upgrade step leaves on an upgraded node
 DEFAULT_PERCENT = 25.0  # the seed's UI example (000:L635)
-_ACTIVE = ("Pending", "Running")
 _UPGRADABLE = (NodeStatus.AVAILABLE, NodeStatus.UNAVAILABLE)  # abnormal drivers do not block
 _ids = itertools.count(1)
-ACCELERATOR_PREFIXES = ("nvidia.com/", "huawei.com/")
-
-
-def _holds_accelerators(pod: Pod) -> bool:
-    return any(q > 0 and r.startswith(ACCELERATOR_PREFIXES) for r, q in pod.requests)
 
 
 @dataclass(frozen=True)
@@ -349,8 +344,7 @@ class Upgrade:
         """Nodes running work the secure mode waits for: a training job's pods, and any pod
         holding accelerators (an inference service). DaemonSet pods (device plugins, the node
         exporter) hold none and would never end: they do not count."""
-        return {p.node for p in self.backend.pods()
-                if p.phase in _ACTIVE and p.node and (p.job or _holds_accelerators(p))}  # fmt: skip
+        return set(busy_nodes(self.backend.pods()))
 
     # -- report ----------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -252,6 +252,30 @@ def test_create_a_pool_over_free_nodes_then_delete_it(world: dict[str, Any]) -> 
     assert {n.name: n.pool for n in cluster.nodes()}[freed[0]] == ""
 
 
+def test_a_created_pool_keeps_its_workspace_and_job_types(world: dict[str, Any]) -> None:
+    client: TestClient = world["client"]
+    free_two(client)
+    body = pool_body("gpu-c")
+    body["metadata"]["labels"]["os.modelarts/workspace.id"] = "5"
+    body["spec"]["scope"] = ["Train", "Infer"]
+    resp = client.post(f"{P}/pools", json=body)
+    assert resp.status_code == 201, resp.text
+    assert names(client.get(f"{P}/pools", params={"workspaceId": "5"})) == ["gpu-c"]
+    assert names(client.get(f"{P}/pools")) == ["gpu-a", "npu-b"]  # workspace 0
+    doc = client.get(f"{P}/pools/gpu-c").json()
+    assert doc["metadata"]["labels"]["os.modelarts/workspace.id"] == "5"
+    assert doc["spec"]["scope"] == ["Train", "Infer"]
+    stats = client.get(f"{P}/statistics/pools", params={"workspaceId": "5"}).json()
+    assert stats["pools"]["total"] == 1
+    assert stats["workspaces"] == {"0": 2, "5": 1}
+    bad = pool_body("gpu-d")
+    bad["metadata"]["labels"]["os.modelarts/workspace.id"] = "no spaces"
+    client.delete(f"{P}/pools/gpu-c")
+    refused = error(client.post(f"{P}/pools", json=bad), 409, "PW.0201")  # no label value
+    assert "workspace 'no spaces'" in refused["error_msg"]
+    assert "gpu-d" not in names(client.get(f"{P}/pools", params={"workspaceId": "no spaces"}))
+
+
 def test_create_pool_checks_name_nodes_and_spares(world: dict[str, Any]) -> None:
     client: TestClient = world["client"]
     name_field = 'metadata.labels["os.modelarts/name"]'

@@ -17,7 +17,7 @@ from controller.service import PoolController
 from controller.settings import ControllerSettings, LeaseSettings
 from poolwatch.actions import NodeAction
 from poolwatch.cluster.kubernetes import KubernetesCluster
-from poolwatch.cluster.model import PoolStatus
+from poolwatch.cluster.model import Pool, PoolStatus
 
 NODES, PODS, JOBS = "/api/v1/nodes", "/api/v1/pods", "/apis/batch/v1/jobs"
 T0 = 1_790_000_000.0
@@ -173,9 +173,61 @@ def test_pool_membership_is_the_pool_label(stub: KubeApiStub, cluster: Kubernete
     cluster.set_node_pool("n2", None)
     cluster.set_node_pool("n2", "other")
     assert sent(stub, "PATCH", f"{NODES}/n2") == [
-        {"metadata": {"labels": {"poolwatch.io/pool": None}}},
-        {"metadata": {"labels": {"poolwatch.io/pool": "other"}}},
+        {
+            "metadata": {
+                "labels": {
+                    "poolwatch.io/pool": None,
+                    "poolwatch.io/workspace": None,
+                    "poolwatch.io/job-types": None,
+                }
+            }
+        },
+        {"metadata": {"labels": {"poolwatch.io/pool": "other"}}},  # no pool "other" to copy
     ]
+
+
+def daemon_pod(node: str) -> dict[str, Any]:
+    """The NVIDIA device plugin's pod, as its DaemonSet puts one on every node."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"nvidia-device-plugin-{node}", "namespace": "kube-system",
+                     "uid": f"uid-dp-{node}", "labels": {"name": "nvidia-device-plugin-ds"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                                          "name": "nvidia-device-plugin", "uid": "uid-ds",
+                                          "controller": True}]},
+        "spec": {"nodeName": node, "containers": [
+            {"name": "plugin", "resources": {"requests": {"cpu": "50m"}}}]},
+        "status": {"phase": "Running"},
+    }  # fmt: skip
+
+
+def test_daemonset_pods_do_not_block_release_and_pools_keep_their_workspace(
+    stub: KubeApiStub, cluster: KubernetesCluster
+) -> None:
+    for name in ("n0", "n1", "n2", "n3"):
+        stub.put(PODS, daemon_pod(name))
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False), clock=lambda: T0)
+    until(lambda: len(cluster.pods()) == 5)
+    busy = ctl.release("gpu", "n0", "move", "r0")
+    assert (busy.outcome, busy.detail) == ("refused", "node n0 runs jobs: team-a/train")
+    freed = ctl.release("gpu", "n1", "move", "r1")
+    assert freed.outcome == "done", freed.detail
+    assert {"metadata": {"labels": {"poolwatch.io/pool": None, "poolwatch.io/workspace": None,
+                                    "poolwatch.io/job-types": None}}} in sent(
+        stub, "PATCH", f"{NODES}/n1")  # fmt: skip
+    until(lambda: {n.name: n.pool for n in cluster.nodes()}["n1"] == "")
+    pool = Pool("new-1", "", PoolStatus.CREATING, workspace="5", job_types=("Train", "Infer"))
+    made = ctl.create_pool(pool, ["n1"], "c1")
+    assert made.outcome == "done", made.detail
+    assert {"metadata": {"labels": {"poolwatch.io/pool": "new-1", "poolwatch.io/workspace": "5",
+                                    "poolwatch.io/job-types": "Train.Infer"}}} in sent(
+        stub, "PATCH", f"{NODES}/n1")  # fmt: skip
+    created = until(lambda: next((p for p in cluster.pools() if p.name == "new-1"), None))
+    assert (created.workspace, created.job_types) == ("5", ("Train", "Infer"))
+    gpu = next(p for p in cluster.pools() if p.name == "gpu")
+    assert (gpu.workspace, gpu.job_types) == ("", ())  # labelled by hand: none
+    deleted = ctl.delete_pool("new-1", "d1")  # its node still runs the device plugin
+    assert deleted.outcome == "done", deleted.detail
 
 
 def test_leader_election_on_a_lease(stub: KubeApiStub, cluster: KubernetesCluster) -> None:

@@ -21,7 +21,8 @@ from test_controller_support import (
 
 from controller.pools import FAULT_TAINT
 from poolwatch.actions import NodeAction
-from poolwatch.cluster.model import NodeStatus, Pool, PoolStatus
+from poolwatch.cluster.model import NodeStatus, Pod, Pool, PoolStatus
+from poolwatch.cluster.workload import busy_nodes
 
 
 def job_of(cluster, ref: str):
@@ -337,6 +338,35 @@ def test_pools_are_created_released_and_deleted() -> None:
     assert [a.operation for a in ctl.store.audit_trail() if a.outcome == "done"][-1] == (
         "DeletePoolV2"
     )
+
+
+def test_daemonset_pods_do_not_keep_a_node_or_pool_busy() -> None:
+    cluster = sim(nodes=4, spares=0, pools=2, daemonsets=("nvidia-device-plugin",))
+    plugins = {p.node for p in cluster.pods() if p.namespace == "kube-system"}
+    assert plugins == {n.name for n in cluster.nodes()}  # one on every node, Running
+    ctl = controller(cluster)
+    ref = submit_job(cluster, "train", pool="p1")
+    busy = next(p.node for p in cluster.pods() if p.job == "train")
+    freed = ctl.release("p0", "p0-node-00", "move", "r0")
+    assert freed.outcome == "done", freed.detail
+    refused = ctl.release("p1", busy, "move", "r1")
+    assert refused.outcome == "refused"
+    assert refused.detail == f"node {busy} runs jobs: {ref}"  # the plugin is not named
+    deleted = ctl.delete_pool("p0", "d0")
+    assert deleted.outcome == "done", deleted.detail
+    assert ctl.delete_pool("p1", "d1").detail == f"pool p1 runs jobs: {ref}"
+
+
+def test_pods_holding_accelerators_count_as_work_daemonsets_do_not() -> None:
+    gpu = (("nvidia.com/gpu", 1.0),)
+    pods = [
+        Pod("plugin", "kube-system", "u1", "n1", "Running", requests=(("cpu", 0.1),)),
+        Pod("serve-0", "team-a", "u2", "n2", "Running", requests=gpu),  # inference, no job
+        Pod("w-0", "team-a", "u3", "n3", "Pending", job="train"),
+        Pod("w-1", "team-a", "u4", "n4", "Succeeded", job="train", requests=gpu),
+        Pod("w-2", "team-a", "u5", "", "Pending", job="train", requests=gpu),  # not bound
+    ]
+    assert busy_nodes(pods) == {"n2": ["team-a/serve-0"], "n3": ["team-a/train"]}
 
 
 def test_the_only_node_of_a_pool_is_not_released() -> None:

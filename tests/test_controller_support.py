@@ -16,14 +16,18 @@ T0 = 1_700_000_000.0
 RETRY = (("fault-tolerance/job-retry-num", "3"),)
 
 
-def sim(nodes: int = 8, spares: int = 1, pools: int = 1, jobs: int = 0) -> SimulatedCluster:
+def sim(
+    nodes: int = 8, spares: int = 1, pools: int = 1, jobs: int = 0,
+    daemonsets: tuple[str, ...] = (),
+) -> SimulatedCluster:  # fmt: skip
     """`pools` GPU pools p0, p1, ... of `nodes` nodes, the last `spares` of them HA spares; no
-    random faults, no repairs, no generated jobs unless `jobs` (initial jobs per pool)."""
+    random faults, no repairs, no generated jobs unless `jobs` (initial jobs per pool);
+    `daemonsets`: a DaemonSet pod of each name on every node."""
     spec = SimulationSpec(
         pools=tuple(PoolSpec(f"p{i}", nodes, 8, GPU, "H100", ha_spares=spares)
                     for i in range(pools)),
         initial_jobs=jobs, jobs_per_hour=0, fault_interval=None, repair_seconds=None,
-        max_restarts=100,
+        max_restarts=100, daemonsets=daemonsets,
     )  # fmt: skip
     return SimulatedCluster(spec, clock=lambda: T0)
 

@@ -19,7 +19,10 @@ and ignored. The controller sets both markers through the write side (kubernetes
 Pools are the values of the pool label(s) on nodes (the first of `Context.pool_labels` a node
 carries; a node with none belongs to no pool). A pool is Running while at least one of its nodes
 is Available, else Abnormal; it disappears with its last node. Its flavor, accelerator resource
-and driver version are the most common among its nodes; `ha_spares` counts its Spare nodes.
+and driver version are the most common among its nodes; `ha_spares` counts its Spare nodes. Its
+workspace and job types are the most common values of the labels `poolwatch.io/workspace` and
+`poolwatch.io/job-types` ("Train.Infer") that the controller writes when it creates a pool; a
+pool labelled by hand has none ("" and ()).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from .k8s_read import (
     BATCH_JOB_LABELS,
     FAULT_TAINT,
     FLAVOR_LABELS,
+    JOB_TYPES_LABEL,
     KUBEFLOW_JOB_LABEL,
     POOL_API_VERSION,
     STATUS_LABEL,
     VOLCANO_JOB_LABEL,
+    WORKSPACE_LABEL,
     Context,
     Note,
     as_dict,
@@ -140,6 +145,10 @@ def pool_from(name: str, members: Iterable[tuple[Node, float]]) -> Pool | None:
         accelerator_resource=_most_common(accelerators),
         ha_spares=statuses[NodeStatus.SPARE],
         driver_version=_most_common(_driver_version(ls) for ls in labels),
+        workspace=_most_common(ls.get(WORKSPACE_LABEL, "") for ls in labels),
+        job_types=tuple(
+            t for t in _most_common(ls.get(JOB_TYPES_LABEL, "") for ls in labels).split(".") if t
+        ),
         created=min(created, default=0.0),
     )
 

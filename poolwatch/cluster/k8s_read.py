@@ -17,6 +17,7 @@ value, for the one log line per reason.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -25,13 +26,20 @@ from datetime import datetime
 from typing import Any
 
 from .k8s_quantity import QuantityError, parse_quantity
+from .workload import ACCELERATOR_PREFIXES, is_accelerator  # noqa: F401 - re-exported
 
 STATUS_LABEL = "poolwatch.io/status"  # the controller's node status (NodeStatus value)
 FAULT_TAINT = "poolwatch.io/fault"  # the controller's isolation taint; value = fault code
 POOL_LABEL = "poolwatch.io/pool"  # the default node label that names the pool
 JOB_LABEL = "poolwatch.io/job"  # the default label that makes a plain pod a training job
 OWNER_LABEL = "poolwatch.io/owner"  # the user who owns a job, where the submitter records it
+# a pool created through the controller keeps its workspace and job types on its nodes (the
+# pool exists through its nodes' labels, so these travel with it); job types joined with "."
+WORKSPACE_LABEL = "poolwatch.io/workspace"
+JOB_TYPES_LABEL = "poolwatch.io/job-types"
 POOL_API_VERSION = "poolwatch.io/v1"  # involvedObject.apiVersion of poolwatch's pool events
+# a Kubernetes label value: at most 63 characters, alphanumerics at both ends, "-_." inside
+LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 # what training controllers put on their pods, ahead of the configured job label and batch's own
 KUBEFLOW_JOB_LABEL = "training.kubeflow.org/job-name"
@@ -39,13 +47,6 @@ VOLCANO_JOB_LABEL = "volcano.sh/job-name"
 BATCH_JOB_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 QUEUE_LABELS = ("volcano.sh/queue-name", "kueue.x-k8s.io/queue-name")
 FLAVOR_LABELS = ("nvidia.com/gpu.product", "accelerator", "node.kubernetes.io/instance-type")
-ACCELERATOR_PREFIXES = (
-    "nvidia.com/gpu",
-    "nvidia.com/mig-",
-    "huawei.com/Ascend",
-    "huawei.com/npu",
-    "amd.com/gpu",
-)
 _UID_NAMESPACE = uuid.UUID("4f0c1a6e-2d7b-5c3e-9a1f-8b6d0e2c4a57")  # for uids poolwatch derives
 
 Note = Callable[[str, str], None]  # (reason, detail)
@@ -74,10 +75,6 @@ class Context:
 def derived_uid(*parts: str) -> str:
     """A stable uid for an object poolwatch derives (a pool, a plain-pod job)."""
     return str(uuid.uuid5(_UID_NAMESPACE, "/".join(parts)))
-
-
-def is_accelerator(resource: str) -> bool:
-    return resource.startswith(ACCELERATOR_PREFIXES)
 
 
 # -- small readers -----------------------------------------------------------------------------

@@ -61,7 +61,15 @@ from .k8s_api import (
 )
 from .k8s_informer import Informer
 from .k8s_lease import Leases
-from .k8s_read import JOB_LABEL, OWNER_LABEL, POOL_LABEL, Context
+from .k8s_read import (
+    JOB_LABEL,
+    JOB_TYPES_LABEL,
+    LABEL_VALUE,
+    OWNER_LABEL,
+    POOL_LABEL,
+    WORKSPACE_LABEL,
+    Context,
+)
 from .k8s_state import ClusterState
 from .k8s_write import Writer
 from .model import Event, Lease, Node, Pod, Pool, PoolStatus, Quota, TrainingJob
@@ -285,14 +293,25 @@ class KubernetesCluster:
 
     # -- pools and leader election -----------------------------------------------------------
     def set_node_pool(self, node: str, pool: str | None) -> None:
-        """Pool membership is the (first) pool label: a merge patch, None removes it."""
-        self._writer.label_node(node, {self._ctx.pool_labels[0]: pool})
+        """Pool membership is the (first) pool label: a merge patch. A node joining a pool also
+        takes the pool's workspace and job-type labels; None (a free node) removes all three."""
+        labels: dict[str, str | None] = {self._ctx.pool_labels[0]: pool}
+        if pool is None:
+            labels |= {WORKSPACE_LABEL: None, JOB_TYPES_LABEL: None}
+        elif (found := next((p for p in self.pools() if p.name == pool), None)) is not None:
+            labels |= _pool_marks(found)
+        self._writer.label_node(node, labels)
 
     def create_pool(self, pool: Pool, nodes: list[str]) -> None:
-        """A pool exists through its nodes' label: label each node (poolwatch keeps no Pool
-        object of its own; the pool API's records are its business)."""
+        """A pool exists through its nodes' labels: each node gets the pool label and the pool's
+        workspace and job types (poolwatch keeps no Pool object of its own; the pool API's
+        records are its business). A value that is no label value is a ValueError."""
+        marks = _pool_marks(pool)
+        for key, value in marks.items():
+            if value is not None and not LABEL_VALUE.match(value):
+                raise ValueError(f"pool {pool.name}: {key} {value!r} is not a label value")
         for node in nodes:
-            self.set_node_pool(node, pool.name)
+            self._writer.label_node(node, {self._ctx.pool_labels[0]: pool.name, **marks})
 
     def delete_pool(self, pool: str) -> None:
         """Nothing to delete once no node carries the label; forget the controller's mark."""
@@ -347,3 +366,9 @@ class KubernetesCluster:
 
     def _lister(self, resource: Resource) -> Callable[..., Any]:
         return partial(list_call, resource, self._api)
+
+
+def _pool_marks(pool: Pool) -> dict[str, str | None]:
+    """The node labels that keep a pool's workspace and job types (None: the pool has none)."""
+    return {WORKSPACE_LABEL: pool.workspace or None,
+            JOB_TYPES_LABEL: ".".join(pool.job_types) or None}  # fmt: skip

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .model import NodeStatus, Pool, PoolStatus, Quota
 from .sim_jobs import quota_hard
 from .sim_spec import POOL_LABEL, STATUS_LABEL, PoolSpec, vendor_of
-from .sim_state import SimDevice, SimNode, World
+from .sim_state import SimDevice, SimNode, SimPod, World
 
 # NodeStatus -> its place in available/abnormal/creating/deleting; Spare counts in none
 _SLOT = {
@@ -69,6 +69,8 @@ class PoolBook:
                 w.nodes[node.name] = node
                 w.pool_nodes[p.name].append(node)
                 w.touch("node", node.name)
+                for ds in w.spec.daemonsets:
+                    _daemon_pod(w, node, ds)
             w.at(w.now + w.spec.create_seconds, _pool_created, p)
 
     def moved(self, node: SimNode, new: NodeStatus) -> None:
@@ -115,8 +117,8 @@ class PoolBook:
     def pool_object(self, p: PoolSpec) -> Pool:
         return Pool(
             name=p.name, uid=self.uid[p.name], status=self.status[p.name], flavor=p.model,
-            accelerator_resource=p.resource, ha_spares=self.spares[p.name], job_types=("Train",),
-            driver_version=p.driver_version, workspace="default", created=self.world.start,
+            accelerator_resource=p.resource, ha_spares=self.spares[p.name], job_types=p.job_types,
+            driver_version=p.driver_version, workspace=p.workspace, created=self.world.start,
         )  # fmt: skip
 
     def quota_objects(self) -> list[Quota]:
@@ -160,6 +162,15 @@ def _new_node(w: World, p: PoolSpec, i: int) -> SimNode:
     else:
         labels["accelerator"] = "huawei-Ascend910"
     return SimNode(name, w.uid("node", name), p.name, p.resource, p.model, devices, w.now, labels)
+
+
+def _daemon_pod(w: World, node: SimNode, daemonset: str) -> None:
+    """A DaemonSet's pod on `node`: Running, in kube-system, holding no accelerators."""
+    name = f"{daemonset}-{node.name}"
+    pod = SimPod(name, "kube-system", w.uid("pod", "kube-system", name), node.name, "",
+                 daemonset, {"cpu": 0.05}, (), (("app.kubernetes.io/name", daemonset),),
+                 "Running")  # fmt: skip
+    w.add_pod(pod, "")
 
 
 def _pool_created(w: World, p: PoolSpec) -> None:

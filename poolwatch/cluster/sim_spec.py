@@ -50,6 +50,8 @@ class PoolSpec:
     ha_spares: int = 1  # the last nodes start as HA spares: status label Spare, cordoned
     min_available: int = 1  # Abnormal below this many Available nodes (seed: tasks need > 0)
     driver_version: str = ""
+    workspace: str = "default"  # the pool API's workspace ("default" reads as its "0")
+    job_types: tuple[str, ...] = ("Train",)  # what the pool serves: Train, Infer, Notebook
 
     def __post_init__(self) -> None:
         if self.resource not in (GPU, NPU):
@@ -143,6 +145,9 @@ class SimulationSpec:
     job_ttl: float = 3600.0  # finished jobs and their pods are deleted after this
     # --- nodes and faults --------------------------------------------------------------------
     create_seconds: float = 0.0  # nodes stay Creating this long after start
+    # DaemonSet pods on every node, e.g. ("nvidia-device-plugin",): Running in kube-system, no
+    # accelerators held, as on a real node; none by default (the figures stay the demo's)
+    daemonsets: tuple[str, ...] = ()
     fault_interval: float | None = 300.0  # mean time between random faults; None: only inject()
     fault_weights: tuple[tuple[str, float], ...] = (
         ("ecc", 2), ("gpu_lost", 1), ("npu_health", 2), ("not_ready", 1),

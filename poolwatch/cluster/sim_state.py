@@ -70,7 +70,7 @@ class SimPod:
     namespace: str
     uid: str
     node: str
-    job: str  # "namespace/name" of the job
+    job: str  # "namespace/name" of the job; "" for a DaemonSet pod
     container: str
     requests: dict[str, float]
     devices: tuple[int, ...]
@@ -268,7 +268,7 @@ def pod_object(p: SimPod) -> Pod:
         uid=p.uid,
         node=p.node,
         phase=p.phase,
-        job=p.job.split("/", 1)[1],
+        job=p.job.split("/", 1)[1] if p.job else "",  # "": a DaemonSet pod
         requests=tuple(sorted(p.requests.items())),
         labels=p.labels,
     )

@@ -238,7 +238,8 @@ class SimulatedCluster:
             self._changed(n)
 
     def create_pool(self, pool: Pool, nodes: list[str]) -> None:
-        """A pool of free `nodes` (all of one accelerator model), created at run time."""
+        """A pool of free `nodes` (all of one accelerator model), created at run time; it keeps
+        the pool's workspace and job types (none given: "default" and Train, as at start)."""
         with self._lock:
             w = self._world
             if pool.name in w.pool_nodes:
@@ -250,6 +251,7 @@ class SimulatedCluster:
             spec = PoolSpec(
                 pool.name, len(members), len(first.devices), first.resource, first.model,
                 ha_spares=0, driver_version=pool.driver_version,
+                workspace=pool.workspace or "default", job_types=pool.job_types or ("Train",),
             )  # fmt: skip
             self.spec = dataclasses.replace(self.spec, pools=(*self.spec.pools, spec))
             w.spec = self.spec
