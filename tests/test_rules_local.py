@@ -170,3 +170,29 @@ def test_annotation_templates_render_as_prometheus_does() -> None:
         "1.5G/1.397Gi"
     )
     assert expand("{{ $value | title }}", {}, 1.0) == "{{ $value | title }}"  # left as written
+
+
+def test_targets_are_scraped_concurrently_and_garbage_marks_only_its_target_down() -> None:
+    import threading
+    import time
+
+    slow = threading.Event()
+
+    def fetch(url: str, timeout: float) -> str:
+        if "slow" in url:
+            slow.wait(2)  # a target that hangs until its timeout
+            raise OSError("timed out")
+        if "bad" in url:
+            return "g{node=\"n2\"} garbage\n"
+        return 'g{node="n1"} 1\n'
+
+    targets = [Target(f"http://{name}:1/metrics", name) for name in ("slow", "bad", "good")]
+    src = LocalSource(targets, 15.0, 3600.0, fetch=fetch)
+    src.prepare(["g"])
+    started = time.monotonic()
+    threading.Timer(0.5, slow.set).start()
+    src.scrape_once(T0)
+    assert time.monotonic() - started < 1.9  # not one after the other
+    assert [ls["job"] for ls, _ in src.query("g", T0)] == ["good"]
+    assert set(src.last_errors) == {"http://slow:1/metrics", "http://bad:1/metrics"}
+    assert "is not a number" in src.last_errors["http://bad:1/metrics"]
