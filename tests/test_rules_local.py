@@ -183,7 +183,7 @@ def test_targets_are_scraped_concurrently_and_garbage_marks_only_its_target_down
             slow.wait(2)  # a target that hangs until its timeout
             raise OSError("timed out")
         if "bad" in url:
-            return "g{node=\"n2\"} garbage\n"
+            return 'g{node="n2"} garbage\n'
         return 'g{node="n1"} 1\n'
 
     targets = [Target(f"http://{name}:1/metrics", name) for name in ("slow", "bad", "good")]
