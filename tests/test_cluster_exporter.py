@@ -139,7 +139,7 @@ SPARK = _job("spark", "team-a", "SparkApplication", JobStatus.RUNNING, 1, "carol
 EV3 = Event("ev-3", "Pool", "pa", "PoolStatusChange", "Normal", "from the backend", 2200.0,
             pool="pa")  # fmt: skip
 ODD = [
-    WatchEvent("ADDED", "node", Node("lost", "uid-lost", "", NodeStatus.AVAILABLE)),
+    WatchEvent("ADDED", "node", Node("", "uid-lost", "pa", NodeStatus.AVAILABLE)),
     WatchEvent("ADDED", "job", SPARK),
     WatchEvent("ADDED", "quota", Quota("bad", "team-b", "ResourceQuota", used=((GPU, -2.0),))),
     WatchEvent("ADDED", "pod", _pod("neg", "n3", -1, "x")),
@@ -318,11 +318,11 @@ def test_odd_objects_are_counted_skipped_and_logged_once(
     skipped = {(dict(ls)["kind"], dict(ls)["reason"]): v for (n, ls), v in s.items()
                if n == "poolwatch_cluster_objects_skipped_total"}  # fmt: skip
     assert skipped == {
-        ("node", "missing_pool"): 1, ("job", "unknown_job_kind"): 1,
+        ("node", "missing_name"): 1, ("job", "unknown_job_kind"): 1,
         ("quota", "negative_quantity"): 1, ("pod", "negative_quantity"): 1,
         ("event", "derived_here"): 1,
     }  # fmt: skip
-    assert not [k for k in s if ("node", "lost") in k[1] or ("training_job", "spark") in k[1]]
+    assert not [k for k in s if ("uid", "uid-lost") in k[1] or ("training_job", "spark") in k[1]]
     assert not [k for k in s if ("quota", "bad") in k[1]]
     # the same odd object again: counted again, not logged again
     caplog.clear()
@@ -333,7 +333,7 @@ def test_odd_objects_are_counted_skipped_and_logged_once(
         "skipped a job: missing_uid", "skipped a pool: missing_uid"]  # fmt: skip
     s = series(store)
     assert value(s, "poolwatch_cluster_objects_skipped_total", kind="node",
-                 reason="missing_pool") == 2  # fmt: skip
+                 reason="missing_name") == 2  # fmt: skip
     assert value(s, "poolwatch_cluster_up") == 1  # the loop goes on
 
 
@@ -344,7 +344,41 @@ def test_the_backends_own_skips_are_served_too(store: ClusterStore) -> None:
                  reason="unknown poolwatch.io/status value") == 3  # fmt: skip
     assert value(s, "poolwatch_cluster_objects_skipped_total", kind="backend", reason="odd") == 1
     assert value(s, "poolwatch_cluster_objects_skipped_total", kind="node",
-                 reason="missing_pool") == 1  # fmt: skip
+                 reason="missing_name") == 1  # fmt: skip
+
+
+def test_a_free_node_is_exported_without_a_pool_and_in_no_pool_total(
+    store: ClusterStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node in no pool (released by the pool API) is normal: its node series carry pool="",
+    it is not skipped or logged, and no pool's figures (and no pool "") include it."""
+    skipped = {k: v for k, v in series(store).items()
+               if k[0] == "poolwatch_cluster_objects_skipped_total"}  # fmt: skip
+    caplog.clear()
+    store.apply(WatchEvent("ADDED", "node", _node("f1", NodeStatus.AVAILABLE, 8, pool="")))
+    store.apply(WatchEvent("ADDED", "pod", _pod("probe", "f1", 2, "")))
+    store.apply(WatchEvent("MODIFIED", "node", replace(NODES[2], pool="")))  # n3 released
+    s = series(store)
+    assert not caplog.records
+    assert {k: v for k, v in s.items() if k[0] == "poolwatch_cluster_objects_skipped_total"} == (
+        skipped
+    )
+    for node, held in (("f1", 2), ("n3", 0)):
+        assert value(s, "poolwatch_cluster_node_status", node=node, pool="",
+                     status="Available") == 1  # fmt: skip
+        assert value(s, "poolwatch_cluster_node_info", node=node, pool="") == 1
+        assert value(s, "poolwatch_cluster_node_accelerators_allocatable", node=node, pool="",
+                     resource=GPU) == 8  # fmt: skip
+        assert value(s, "poolwatch_cluster_node_accelerators_allocated", node=node, pool="",
+                     resource=GPU) == held  # fmt: skip
+    assert not [k for k in s if k[0].startswith("poolwatch_pool_") and ("pool", "") in k[1]]
+    assert value(s, "poolwatch_pool_accelerators", pool="pa", resource=GPU) == 35  # 43 - n3
+    assert value(s, "poolwatch_pool_nodes", pool="pa", status="Available") == 3
+    store.apply(WatchEvent("MODIFIED", "node", NODES[2]))  # back into pa
+    s = series(store)
+    assert value(s, "poolwatch_pool_accelerators", pool="pa", resource=GPU) == 43
+    assert value(s, "poolwatch_cluster_node_info", node="n3", pool="pa") == 1
+    assert not [k for k in s if ("node", "n3") in k[1] and ("pool", "") in k[1]]
 
 
 def test_a_good_object_turning_odd_loses_its_series(store: ClusterStore) -> None:
@@ -691,6 +725,29 @@ def test_the_simulated_backend_drives_the_exporter() -> None:
             counted[dict(ls)["reason"]] += int(v)
     assert {e.reason for e in cluster.events()} <= set(counted)
     assert counted.get("PoolStatusChange", 0) >= 2  # Start creating pool, Creating -> Running
+
+
+def test_a_node_released_on_the_simulated_backend_stays_exported() -> None:
+    """The pool API's release on the simulated backend: the node leaves its pool's figures and
+    shows as a free node; device-plugin DaemonSet pods are ordinary pods to the exporter."""
+    from poolwatch.cluster.sim_spec import SimulationSpec
+    from poolwatch.cluster.simulated import SimulatedCluster
+
+    spec = SimulationSpec(initial_jobs=0, jobs_per_hour=0, fault_interval=None,
+                          daemonsets=("nvidia-device-plugin",))  # fmt: skip
+    cluster = SimulatedCluster(spec, clock=lambda: 1_700_000_000.0)
+    store = ClusterStore()
+    store.watch_started()
+    for ev in cluster.watch(stop_after=0):
+        store.apply(ev)
+    before = value(series(store), "poolwatch_pool_accelerators", pool="gpu-a", resource=GPU)
+    cluster.set_node_pool("gpu-a-node-03", None)
+    for ev in cluster.watch(stop_after=0):
+        store.apply(ev)
+    s = series(store)
+    assert [v for (n, _), v in s.items() if n == "poolwatch_cluster_objects_skipped_total"] == []
+    assert value(s, "poolwatch_cluster_node_info", node="gpu-a-node-03", pool="") == 1
+    assert value(s, "poolwatch_pool_accelerators", pool="gpu-a", resource=GPU) == before - 8
 
 
 def _bench() -> dict[str, float]:  # a measurement, see the module docstring; not a test

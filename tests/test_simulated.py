@@ -687,3 +687,30 @@ def test_promtool_accepts_the_simulated_exposition() -> None:
     c.inject("ecc", "gpu-a-node-00", device=7)
     c.step(60)
     assert not_about_seed_names(promtool_findings(exposition(c))) == set()
+
+
+def test_daemonset_pods_run_on_every_node_and_hold_nothing() -> None:
+    spec = dataclasses.replace(SMALL, daemonsets=("nvidia-device-plugin",))
+    cluster = SimulatedCluster(spec, clock=lambda: T0)
+    plugins = [p for p in cluster.pods() if p.namespace == "kube-system"]
+    assert sorted(p.node for p in plugins) == sorted(n.name for n in cluster.nodes())
+    assert {(p.phase, p.job) for p in plugins} == {("Running", "")}
+    assert all(dict(p.requests).keys() == {"cpu"} for p in plugins)
+    cluster.submit(JobRequest("team-a", "gpu", per_worker=8, name="train"))
+    cluster.step(60)  # the job's pod lands on a node beside the plugin: both live
+    assert len(cluster.pods()) == len(plugins) + 1
+
+
+def test_a_created_pool_keeps_its_workspace_and_job_types() -> None:
+    cluster = SimulatedCluster(SMALL, clock=lambda: T0)
+    assert {(p.name, p.workspace, p.job_types) for p in cluster.pools()} == {
+        ("gpu", "default", ("Train",)), ("npu", "default", ("Train",))}  # fmt: skip
+    cluster.set_node_pool("gpu-node-00", None)
+    pool = next(p for p in cluster.pools() if p.name == "gpu")
+    made = dataclasses.replace(pool, name="new", workspace="5", job_types=("Train", "Infer"))
+    cluster.create_pool(made, ["gpu-node-00"])
+    new = next(p for p in cluster.pools() if p.name == "new")
+    assert (new.workspace, new.job_types) == ("5", ("Train", "Infer"))
+    cluster.step(60)  # a later commit republishes the pool from its spec: it keeps them
+    new = next(p for p in cluster.pools() if p.name == "new")
+    assert (new.workspace, new.job_types) == ("5", ("Train", "Infer"))

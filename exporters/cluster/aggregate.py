@@ -10,6 +10,9 @@ Definitions (the figures of `poolwatch_pool_*`, see `poolwatch/catalog/cluster.p
 - allocated: requests of bound pods in phase Pending, Running or Unknown (they hold devices);
 - schedulable: status Available and not cordoned; idle: allocatable minus allocated, there only;
 - fragments for a task of k cards: idle mod min(k, allocatable) per schedulable node, summed.
+
+A free node (in no pool, `Node.pool == ""`, e.g. after the pool API released it) has its node
+view like any other but adds to no pool's totals: there is no `poolwatch_pool_*{pool=""}`.
 """
 
 from __future__ import annotations
@@ -235,7 +238,7 @@ class Aggregator:
             self._totals(old[0]).add(old[1], -1)
             changed.add(old[0])
         node = self.nodes.get(name)
-        if node is not None:
+        if node is not None and node.pool:  # a free node is in no pool's totals
             new = self._contribution(node, self.held.get(name, {}))
             self.contrib[name] = (node.pool, new)
             self._totals(node.pool).add(new, 1)

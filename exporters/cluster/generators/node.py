@@ -1,6 +1,13 @@
 """Node families: status as a state set, cordon, conditions, taints, isolation code, and the
 node's accelerators (capacity, allocatable, allocated by bound pods). Rendered from
-`aggregate.NodeView`, so a pod change re-renders only the node it is bound to."""
+`aggregate.NodeView`, so a pod change re-renders only the node it is bound to.
+
+Free nodes: a node that belongs to no pool (never put in one, or released by the pool API) is
+normal, not bad input. It is exported like any node with `pool=""` (to Prometheus a missing
+label: select free nodes with `{pool=""}`, count them with
+`count(poolwatch_cluster_node_info{pool=""})`), so the cluster's capacity, a free node going
+NotReady and what a new pool could be made of stay visible; it is neither logged nor counted
+as skipped, and it adds to no pool's totals (`poolwatch_pool_*`, see aggregate.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +25,10 @@ CONDITION_STATUSES = ("true", "false", "unknown")
 def check(node: object) -> str | None:
     if not isinstance(node, Node):
         return "wrong_type"
-    # a node outside any pool is a "free node" [000:L810]; it has no place in pool figures
-    reason = missing(name=node.name, uid=node.uid, pool=node.pool)
+    # a node outside any pool is a "free node" [000:L810]: exported with pool="", see above
+    if not isinstance(node.pool, str):
+        return "missing_pool"
+    reason = missing(name=node.name, uid=node.uid)
     if reason:
         return reason
     if node.status not in NODE_STATUSES:
