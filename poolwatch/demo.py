@@ -5,12 +5,17 @@ Ports, from `--port-base N` (default 9476), in this order:
   N+1  the simulated pool's nodes, node-exporter-shaped (GPUs, NPUs, allocations, cache dirs)
   N+2  the cluster exporter on the simulated backend (pools, nodes, jobs, quotas, /events)
   N+3  Prometheus scraping the three, when its binary is present and --no-prometheus is not given
+  N+4  the alerts receiver          }  `poolwatch demo` (acting=True) also runs the acting half,
+  N+5  the controller (dry-run off)  }  poolwatch/demo_stack.py: notifications delivered to the
+  N+6  the pool REST API             }  inbox at N+8, isolation and HA replacement, the pool API
   N+7  the rule engine's own metrics: the shipped rules evaluated in local mode (no Prometheus
        needed) over the same three endpoints, alert state in DATA/rules.db
+  N+8  the demo inbox: the notifications the alerts layer delivered, as JSON
 
 The engine hands its notifications to every object in `Demo.notifiers` and its controller
 requests to every object in `Demo.action_sinks` (poolwatch.actions protocols; log-only ones by
-default), so the alerts layer and the controller plug in without the demo knowing them.
+default, plus the alerts service and the controller when acting), so the demo never reaches
+into a part's internals.
 
 Why one process with threads and not four processes: the simulated cluster is in-process state
 that both the node-shaped endpoint and the cluster exporter read; a Ctrl-C stops everything at once.
@@ -54,11 +59,15 @@ class Ports:
     simulated: int
     cluster: int
     prometheus: int
+    alerts: int
+    controller: int
+    api: int
     rules: int
+    inbox: int
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(base, base + 1, base + 2, base + 3, base + 7)
+        return cls(*(base + i for i in range(9)))
 
 
 class SimulatedNodes:
@@ -113,6 +122,7 @@ class Demo:
         scrape_interval: str = "5s",
         rules_interval: float = 15.0,
         rule_files: list[Path] | None = None,
+        acting: bool = False,
     ) -> None:
         self.ports = Ports.from_base(port_base)
         self.data_dir = data_dir
@@ -133,6 +143,9 @@ class Demo:
         #: where the rule engine's notifications and controller requests go (append to plug in)
         self.notifiers: list[Notifier] = [LogNotifier()]
         self.action_sinks: list[ActionSink] = [LogActionSink()]
+        #: the alerts layer, controller and pool API (poolwatch.demo_stack), when `acting`
+        self.stack: Any = None
+        self.acting = acting
 
     # -- parts -----------------------------------------------------------------------------------
     def _serve(self, httpd: ThreadingHTTPServer, name: str) -> None:
@@ -226,8 +239,21 @@ class Demo:
         self._simulated_nodes()
         self._cluster_exporter()
         threading.Thread(target=self._drive, name="simulation", daemon=True).start()
+        if self.acting:
+            self._acting_parts()
         self._rule_engine()
         self._prometheus()
+
+    def _acting_parts(self) -> None:
+        """Notifications, controller and pool API, in-process; the engine's decisions reach
+        them through the same lists a test or an embedding program can append to."""
+        from .demo_stack import Stack
+
+        self.stack = Stack(self.cluster, self.data_dir, HOST, self.ports)
+        self._stoppers.append(self.stack.stop)
+        self.stack.start(f"http://{HOST}:{self.ports.prometheus}")
+        self.notifiers.append(self.stack.notifier)
+        self.action_sinks.append(self.stack.controller)
 
     def urls(self) -> dict[str, str]:
         p = self.ports
@@ -238,6 +264,8 @@ class Demo:
             "pool events (JSON)": f"http://{HOST}:{p.cluster}/events",
             "rule engine (local mode)": f"http://{HOST}:{p.rules}/metrics",
         }
+        if self.stack is not None:
+            out.update(self.stack.urls())
         if self.prometheus is not None:
             out["Prometheus"] = f"http://{HOST}:{p.prometheus}/graph"
         return out
@@ -258,7 +286,7 @@ class Demo:
 
 
 def run(port_base: int, data_dir: Path, prometheus: bool, seed: int, speed: float) -> int:
-    demo = Demo(port_base, data_dir, prometheus, seed, speed)
+    demo = Demo(port_base, data_dir, prometheus, seed, speed, acting=True)
     try:
         demo.start()
     except OSError as err:

@@ -53,6 +53,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_block(count: int = 9) -> int:
+    """The first of `count` consecutive free ports (the demo takes N to N+8)."""
+    import pytest
+
+    for _ in range(50):
+        base = free_port()
+        if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
+            return base
+    pytest.fail(f"no {count} free consecutive ports")
+
+
 def promtool_findings(body: bytes) -> set[str]:
     """`promtool check metrics` findings, one per line; empty for a clean exposition."""
     import subprocess

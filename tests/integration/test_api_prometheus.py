@@ -7,14 +7,13 @@ and evaluated by Prometheus at the same instant, and against the simulation's ow
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import free_port
+from helpers import free_block
 
 from controller.api.app import create_app
 from controller.service import PoolController
@@ -27,23 +26,6 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
 ]
 TOKEN = "integration-token"  # noqa: S105 - a test token
-
-
-def _free_block() -> int:
-    for _ in range(50):
-        base = free_port()
-        if all(_port_free(base + i) for i in range(4)):
-            return base
-    pytest.fail("no four free consecutive ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _at(base: str, expr: str, at: float) -> float | None:
@@ -59,7 +41,7 @@ def _q(expr: str) -> str:
 
 
 def test_monitoring_and_usage_equal_promql_and_the_simulation(tmp_path: Path) -> None:
-    demo = Demo(_free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
+    demo = Demo(free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
     demo.start()
     try:
         assert demo.prometheus is not None

@@ -14,14 +14,13 @@ list has to shrink the day the simulation starts producing it.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_port
+from helpers import free_block
 
 from dashboards import lint, registry
 from poolwatch.cluster.sim_metrics import FAMILIES
@@ -42,23 +41,6 @@ SIM_MISSING: dict[str, str] = {
     "poolwatch_node_network_transmit_bytes_total": _NODE_SHAPED,
 }
 POOLS = {"nvidia": ("gpu-a", "nvidia.com/gpu"), "huawei": ("npu-b", "huawei.com/Ascend910")}
-
-
-def _free_block() -> int:
-    for _ in range(50):
-        base = free_port()
-        if all(_port_free(base + i) for i in range(4)):
-            return base
-    pytest.fail("no four free consecutive ports")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:
@@ -149,7 +131,7 @@ def test_every_panel_and_column_has_data_for_a_gpu_and_an_npu_pool(tmp_path: Pat
     for name in SIM_MISSING:
         assert name not in FAMILIES, f"the simulation serves {name} now: drop it from SIM_MISSING"
     models = registry.dashboards()
-    demo = Demo(_free_block(), tmp_path / "demo", speed=10.0, scrape_interval="1s")
+    demo = Demo(free_block(), tmp_path / "demo", speed=10.0, scrape_interval="1s")
     demo.start()
     try:
         assert demo.prometheus is not None

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import free_block
 
 from poolwatch.actions import ActionResult, AlertMessage, NodeAction
 from poolwatch.demo import Demo
@@ -24,25 +24,6 @@ needs_prometheus = pytest.mark.skipif(
 )
 
 
-def _free_block() -> int:
-    for _ in range(50):
-        base = free_port()
-        if all(_port_free(base + i) for i in range(8)):
-            return base
-    pytest.fail("no eight free consecutive ports")
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _vector(base: str, expr: str, *keys: str) -> dict[tuple[str, ...], float]:
     return {
         tuple(r["metric"].get(k, "") for k in keys): float(r["value"][1])
@@ -52,7 +33,7 @@ def _vector(base: str, expr: str, *keys: str) -> dict[tuple[str, ...], float]:
 
 @needs_prometheus
 def test_promql_over_the_demo_matches_the_simulation(tmp_path: Path) -> None:
-    demo = Demo(_free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
+    demo = Demo(free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
     demo.start()
     try:
         assert demo.prometheus is not None
@@ -130,7 +111,7 @@ def test_demo_rule_engine_fires_on_the_simulated_pool_and_hands_on_actions(
 ) -> None:
     rules = tmp_path / "cache.yaml"
     rules.write_text(CACHE_RULE)
-    demo = Demo(_free_block(), tmp_path / "demo", prometheus=False, speed=0.0,
+    demo = Demo(free_block(), tmp_path / "demo", prometheus=False, speed=0.0,
                 scrape_interval="1s", rules_interval=0.5, rule_files=[rules])  # fmt: skip
     notifier, sink = _Notifier(), _Sink()
     demo.notifiers.append(notifier)
@@ -159,3 +140,46 @@ def _get(url: str) -> str:
 
     with urllib.request.urlopen(url, timeout=5) as resp:
         return resp.read().decode()
+
+
+def test_acting_demo_delivers_isolates_replaces_and_serves_the_pool_api(tmp_path: Path) -> None:
+    """The demo's acting half end to end: a full cache disk fires the rule, the alerts layer
+    delivers the notification to the demo inbox through apprise, the controller (dry-run off in
+    the demo) isolates the node and starts its replacement from a spare, the API lists pools."""
+    import json
+    import urllib.request
+
+    rules = tmp_path / "cache.yaml"
+    rules.write_text(CACHE_RULE)
+    demo = Demo(free_block(), tmp_path / "demo", prometheus=False, speed=0.0,
+                scrape_interval="1s", rules_interval=0.5, rule_files=[rules],
+                acting=True)  # fmt: skip
+    demo.start()
+    try:
+        urls = demo.urls()
+        node = next(n.name for n in demo.cluster.nodes() if n.pool == "gpu-a")
+        demo.cluster.inject("cache_full", node)
+        demo.nodes.refresh()
+        inbox: dict = {"count": 0}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            inbox = json.loads(_get(urls["notifications delivered"]))
+            states = {n.name: str(n.status) for n in demo.cluster.nodes()}
+            titles = [m["body"]["title"] for m in inbox["messages"]]
+            if len(titles) >= 2 and states[node] != "Available":
+                break
+            time.sleep(0.3)
+        # the rule's own alert, and the controller's notice that it replaced the node
+        assert any("PoolwatchDemoCacheFull" in t and node in t for t in titles), titles
+        assert any("PoolwatchControllerNodeReplaced" in t and node in t for t in titles), titles
+        assert states[node] != "Available"
+        assert demo.stack.controller.node_state(node) in {"Isolated", "Replacing", "Repairing"}
+        assert "poolwatch_controller_" in _get(urls["controller (metrics)"])
+        token = (tmp_path / "demo" / "api-token").read_text().strip()
+        [api] = [u for k, u in urls.items() if k.startswith("pool API")]
+        req = urllib.request.Request(api, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            pools = json.loads(resp.read())
+        assert "gpu-a" in json.dumps(pools)
+    finally:
+        demo.stop()
