@@ -13,7 +13,7 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, start_stub
 
 from controller.api.app import create_app
@@ -41,5 +41,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app)
 def test_no_server_errors(case: schemathesis.Case) -> None:
     # every default check but one: a request the schema allows may still be refused for what
     # JSON Schema cannot say (no such pool, too few free nodes, more than 1,440 points), and
-    # those answers are 4xx in the one error shape, which the other checks do verify
-    case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
+    # those answers are 4xx in the one error shape, which the other checks do verify.
+    # Nor negative_data_rejection: schemathesis "mutates" query parameters in ways that do not
+    # survive the query string (a string parameter turned into a number or an object reads as
+    # the same text on the wire), so a request it calls schema-violating can be a valid one;
+    # it failed 2 runs in 5 that way. Bad bodies and bad values are refused in tests/test_api.py.
+    case.call_and_validate(
+        headers=AUTH, excluded_checks=[positive_data_acceptance, negative_data_rejection]
+    )
