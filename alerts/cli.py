@@ -12,24 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from poolwatch.cliutil import add_log_level as _add_log_level
+from poolwatch.cliutil import config_path as _config_path
+
 log = logging.getLogger("poolwatch.alerts")
-
-
-def _add_log_level(p: argparse.ArgumentParser) -> None:
-    """As poolwatch.cli's (not imported: poolwatch.cli imports the other parts, and import-linter
-    counts that as alerts depending on them)."""
-    p.add_argument(
-        "--log-level",
-        default=os.environ.get("POOLWATCH_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="default info",
-    )
-
-
-def _config_path(args: argparse.Namespace) -> Path | None:
-    """--config, else $POOLWATCH_CONFIG, else none (built-in defaults)."""
-    env = os.environ.get("POOLWATCH_CONFIG")
-    return args.config or (Path(env) if env else None)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
