@@ -59,6 +59,7 @@ FAMILIES = (
     "poolwatch_filesystem_used_ratio", "poolwatch_filesystem_readonly", "poolwatch_collector_up",
     "poolwatch_filesystem_size_bytes", "poolwatch_filesystem_available_bytes",
     "poolwatch_node_cpu_used_ratio", "poolwatch_node_memory_used_ratio",
+    "poolwatch_node_network_receive_bytes_total", "poolwatch_node_network_transmit_bytes_total",
     *(C + n for n in ("utilization_ratio", "memory_used_bytes", "memory_total_bytes",
                       "memory_used_ratio", "allocated_seconds_total", "idle_seconds_total")),
     *("poolwatch_container_" + n for n in POD_FAMILIES),
@@ -235,6 +236,11 @@ def _host(view: NodeView, fams: dict[str, Metric]) -> None:
     ident = [view.name, view.pool]
     fams["poolwatch_node_cpu_used_ratio"].add_metric(ident, 0.03 + 0.6 * busy)
     fams["poolwatch_node_memory_used_ratio"].add_metric(ident, 0.08 + 0.5 * held)
+    # the host NIC: a steady per-node rate since the epoch of the simulation, so the counter only
+    # ever rises (the pods' own traffic is in their cgroup counters)
+    for name, rate in (("receive", 2.0e7), ("transmit", 1.5e7)):
+        value = rate * (0.5 + _jitter(view.name, name)) * max(0.0, view.now)
+        fams[f"poolwatch_node_network_{name}_bytes_total"].add_metric([*ident, "eth0"], value)
 
 
 def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
