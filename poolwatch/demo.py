@@ -294,7 +294,9 @@ def run(port_base: int, data_dir: Path, prometheus: bool, seed: int, speed: floa
         log.error("cannot start the demo: %s (another demo on these ports? try --port-base)", err)
         return 1
     lines = [f"poolwatch demo is running (data in {data_dir}); Ctrl-C stops it:"]
-    lines += [f"  {name:<28} {url}" for name, url in demo.urls().items()]
+    urls = demo.urls()
+    width = max(map(len, urls))
+    lines += [f"  {name:<{width}}  {url}" for name, url in urls.items()]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     done = threading.Event()
