@@ -20,6 +20,8 @@ import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from poolwatch.httpbase import Handler as BaseHandler
+
 from .metrics import exposition
 from .payload import PayloadError, parse
 from .service import AlertService
@@ -93,21 +95,21 @@ def make_server(
 
 
 def _handler(service: AlertService, creds: Credentials, limit: int) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(BaseHandler):
         protocol_version = "HTTP/1.1"
         timeout = 30
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                self._send(200, b"ok\n", "text/plain")
+                self.send_body(200, b"ok\n", "text/plain")
                 return
             if not self._authorized():
                 return
             if path == "/status":
                 self._json(200, service.status())
             elif path == "/metrics":
-                self._send(200, exposition(service), METRICS_TYPE)
+                self.send_body(200, exposition(service), METRICS_TYPE)
             else:
                 self._json(404, {"error": f"no such endpoint {path}"})
 
@@ -179,20 +181,6 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             self._json(code, {"error": why}, extra)
 
         def _json(self, code: int, doc: Any, extra: dict[str, str] | None = None) -> None:
-            self._send(code, json.dumps(doc).encode() + b"\n", "application/json", extra)
-
-        def _send(
-            self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+            self.send_body(code, json.dumps(doc).encode() + b"\n", "application/json", extra)
 
     return Handler

@@ -13,10 +13,10 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
 from poolwatch.actions import ActionResult, NodeAction
+from poolwatch.httpbase import Handler as BaseHandler
 
 from . import metrics
 from .service import PoolController
@@ -38,19 +38,12 @@ class ControllerServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BaseHandler):
     server: ControllerServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http " + format, *args)
-
     def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(code, body, ctype)
 
     def _result(self, code: int, result: ActionResult) -> None:
         doc = {"outcome": result.outcome, "detail": result.detail}

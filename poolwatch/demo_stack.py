@@ -23,9 +23,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from .httpbase import Handler as BaseHandler
 
 log = logging.getLogger(__name__)
 INBOX_SIZE = 200
@@ -44,19 +46,11 @@ class Inbox(ThreadingHTTPServer):
         super().__init__(address, _InboxHandler)
 
 
-class _InboxHandler(BaseHTTPRequestHandler):
+class _InboxHandler(BaseHandler):
     server: Inbox
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("inbox " + format, *args)
-
     def _send(self, code: int, doc: object) -> None:
-        body = json.dumps(doc, indent=2).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(code, json.dumps(doc, indent=2).encode(), "application/json")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
+from poolwatch.httpbase import Handler as BaseHandler
+
 from .store import ExpositionStore
 from .webconfig import WebConfig
 
@@ -96,38 +98,26 @@ class _Server(ThreadingHTTPServer):
 def make_handler(
     store: ExpositionStore, auth: _Auth, health: Callable[[], tuple[bool, str]]
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(BaseHandler):
         protocol_version = "HTTP/1.1"
         timeout = 30  # an idle keep-alive connection gives its thread back after this
 
         def do_GET(self) -> None:
             if not auth.check(self.headers.get("Authorization")):
-                self._send(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
+                self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
                 return
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
                 extra = {"Content-Encoding": "gzip"} if gz else {}
-                self._send(200, store.body(gzipped=gz), CONTENT_TYPE, extra)
+                self.send_body(200, store.body(gzipped=gz), CONTENT_TYPE, extra)
             elif path == "/healthz":
                 ok, text = health()
-                self._send(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
+                self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
             elif path == "/":
-                self._send(200, INDEX, "text/html; charset=utf-8")
+                self.send_body(200, INDEX, "text/html; charset=utf-8")
             else:
-                self._send(404, b"not found\n", "text/plain")
-
-        def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (extra or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
+                self.send_body(404, b"not found\n", "text/plain")
 
     return Handler
 
