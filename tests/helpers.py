@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -92,3 +93,28 @@ def not_about_seed_names(findings: set[str]) -> set[str]:
 
     seeds = set(all_alias_names())
     return {f for f in findings if f.split(" ", 1)[0] not in seeds}
+
+
+_NUM = r"[+-]?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|Inf|NaN)"
+_TOKEN = re.compile(rf"(_|{_NUM})(?:([+-]\d+(?:\.\d*)?(?:e[+-]?\d+)?))?(?:x(\d+))?")
+
+
+def expand_series(text: str) -> list[float | None]:
+    """promtool's series notation ('a+bxn': n+1 values added up step by step, '_', '_xn',
+    'stale'); None is a missing sample, NaN a stale marker."""
+    out: list[float | None] = []
+    for tok in str(text).split():
+        if tok == "stale":
+            out.append(float("nan"))
+            continue
+        m = _TOKEN.fullmatch(tok)
+        assert m, f"cannot read {tok!r}"
+        start, inc, times = m.groups()
+        if start == "_":
+            out += [None] * int(times or 1)
+            continue
+        v, step = float(start), float(inc or 0)
+        for _ in range(int(times or 0) + 1):
+            out.append(v)
+            v += step
+    return out

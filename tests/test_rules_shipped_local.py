@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import expand_series as expand
 
 from rules.engine import Engine
 from rules.loader import DEFAULT_DIR, default_files, load
@@ -23,28 +24,6 @@ from rules.model import duration_seconds
 from rules.state import StateStore
 
 TESTS = sorted((DEFAULT_DIR / "tests").glob("*-test.yaml"))
-_NUM = r"[+-]?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|Inf|NaN)"
-_TOKEN = re.compile(rf"(_|{_NUM})(?:([+-]\d+(?:\.\d*)?(?:e[+-]?\d+)?))?(?:x(\d+))?")
-
-
-def expand(text: str) -> list[float | None]:
-    """promtool's series notation; None is a missing sample, NaN a stale marker."""
-    out: list[float | None] = []
-    for tok in str(text).split():
-        if tok == "stale":
-            out.append(float("nan"))
-            continue
-        m = _TOKEN.fullmatch(tok)
-        assert m, f"cannot read {tok!r}"
-        start, inc, times = m.groups()
-        if start == "_":
-            out += [None] * int(times or 1)
-            continue
-        v, step = float(start), float(inc or 0)
-        for _ in range(int(times or 0) + 1):
-            out.append(v)
-            v += step
-    return out
 
 
 def history(series: list[dict[str, str]], step_ms: float) -> History:

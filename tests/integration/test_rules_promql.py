@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import expand_series as expand
 
 from rules.local import History, Series
 from rules.promql import Query
@@ -100,27 +101,6 @@ EXPRS = [
     "sum(g) > bool 100",
 ]
 EVAL_TIMES = [150, 240, 330, 480, 675]
-
-
-def expand(text: str) -> list[float | None]:
-    """promtool's notation: 'a+bxn' (n+1 values, added up step by step as promtool does), '_',
-    '_xn' (n missing), 'stale' (NaN here, the store's stale marker)."""
-    out: list[float | None] = []
-    for tok in text.split():
-        if tok == "stale":
-            out.append(float("nan"))
-            continue
-        m = re.fullmatch(r"(_|-?[\d.]+)(?:([+-][\d.]+))?(?:x(\d+))?", tok)
-        assert m, tok
-        start, inc, times = m.group(1), m.group(2), m.group(3)
-        if start == "_":
-            out += [None] * int(times or 1)
-            continue
-        v, step = float(start), float(inc or 0)
-        for _ in range(int(times or 0) + 1):
-            out.append(v)
-            v += step
-    return out
 
 
 def history() -> History:
