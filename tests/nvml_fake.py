@@ -74,7 +74,10 @@ class FakeNvml(SimpleNamespace):
         return gpu
 
     def _val(self, handle: Any, key: str) -> float:
-        value = self._gpu(handle).get(key)
+        gpu = self._gpu(handle)
+        if gpu.q.get(key) in ("ERR!", "[Unknown Error]"):  # how nvidia-smi prints a failed query
+            raise self._err(pynvml.NVML_ERROR_UNKNOWN)
+        value = gpu.get(key)
         if value is None:
             raise self._err(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return value

@@ -95,6 +95,19 @@ def test_sentinel_value_is_omitted() -> None:
     assert "poolwatch_accelerator_power_watts" not in names(s)
 
 
+def test_fields_nvidia_smi_prints_as_err_are_counted_per_gpu() -> None:
+    """FI-02 (A050102): a query that fails with an error other than 'not supported' is what
+    nvidia-smi prints as ERR!; the healthy GPU beside it counts none."""
+    broken, healthy = h100(), h100()
+    broken.q["power.draw"] = "ERR!"
+    broken.q["temperature.gpu"] = "[Unknown Error]"
+    healthy.q["uuid"] = "GPU-healthy"
+    _, s, _ = run_collector(collector(FakeNvml([broken, healthy])))
+    assert value(s, "poolwatch_gpu_query_errors", index="0") == 2
+    assert value(s, "poolwatch_gpu_query_errors", index="1") == 0
+    assert value(s, "poolwatch_accelerator_power_watts", index="1") == pytest.approx(631.95)
+
+
 def _runner(coll: AcceleratorCollector) -> tuple[Runner, ExpositionStore]:
     store = ExpositionStore({"node": "n1", "pool": "p1"})
     return Runner([coll], store), store

@@ -167,6 +167,10 @@ GPU = [
     _spec("poolwatch_gpu_xid_last_timestamp_seconds", "gauge", "seconds",
           "Unix time the XID code was last seen on the device (accelerator; NVML events).",
           (*DEV, "xid")),
+    _spec("poolwatch_gpu_query_errors", "gauge", "",
+          "NVML queries about the device that failed with an error in the last collection, other "
+          "than not supported/no permission: the fields nvidia-smi prints as ERR! (accelerator; "
+          "NVML return codes).", DEV),
     _spec("poolwatch_gpu_power_limit_watts", "gauge", "watts",
           "Enforced power limit (accelerator; NVML power management limit).", DEV),
 ]

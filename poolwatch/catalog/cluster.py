@@ -80,7 +80,8 @@ POOL = [
 
 NODE = [
     _spec("poolwatch_cluster_node_info", "info", "",
-          'A node, value 1; pool is "" for a free node in no pool (cluster_node, Node).', ("uid",), "cluster_node"),
+          'A node, value 1; pool is "" for a free node in no pool (cluster_node, Node).',
+          ("uid",), "cluster_node"),
     _spec("poolwatch_cluster_node_status", "gauge", "",
           "1 for the node's current status, 0 for every other status (cluster_node, "
           "Node.status).", ("status",), "cluster_node"),

@@ -57,6 +57,7 @@ class NvmlBackend:
         self._xid: Counter[tuple[str, str]] = Counter()  # (uuid, xid) -> count
         self._xid_last: dict[tuple[str, str], float] = {}
         self._registered: set[str] = set()
+        self._query_errors = 0  # failed queries of the device being read (nvidia-smi's ERR!)
         self._ignored = {
             nvml.NVML_ERROR_NOT_SUPPORTED,
             nvml.NVML_ERROR_NO_PERMISSION,
@@ -92,6 +93,7 @@ class NvmlBackend:
             if err.value in self._ignored:
                 return None
             log.debug("NVML %s failed: %s", getattr(fn, "__name__", fn), err)
+            self._query_errors += 1
             return None
         if isinstance(value, int) and value in _SENTINELS:
             return None
@@ -142,6 +144,7 @@ class NvmlBackend:
 
     def _device(self, index: str, h: Any, extra: dict[str, Metric]) -> Device:
         n, g = self.nvml, self._get
+        self._query_errors = 0
         uuid = _text(g(n.nvmlDeviceGetUUID, h) or f"gpu-{index}")
         pci = g(n.nvmlDeviceGetPciInfo, h)
         d = Device(
@@ -165,6 +168,9 @@ class NvmlBackend:
         procs = g(n.nvmlDeviceGetComputeRunningProcesses, h)
         if procs is not None:
             d.processes = [ProcessUse(p.pid, _bytes_or_none(p.usedGpuMemory)) for p in procs]
+        # FI-02 (A050102, "the nvidia-smi output contains ERR"): nvidia-smi prints ERR! for a
+        # field whose NVML query returned an error that is not "not supported"; count those
+        extra["poolwatch_gpu_query_errors"].add_metric(d.labels(), self._query_errors)
         return d
 
     def _usage(self, d: Device, h: Any, extra: dict[str, Metric]) -> None:
