@@ -295,6 +295,7 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
     r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
                    help="serve /metrics and /healthz (0.0.0.0:9480; 'off': none)")  # fmt: skip
+    add_log_level(r)
     p.set_defaults(func=_run_rules)
 
 
