@@ -20,6 +20,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 ENV_PREFIX = "POOLWATCH_"
+#: variables every poolwatch command reads for itself (the file to load, --log-level's default);
+#: they are not settings, so a part's loader must not reject them as unknown keys
+PROCESS_VARIABLES = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "LOG_LEVEL"})
 M = TypeVar("M", bound=BaseModel)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -116,7 +119,7 @@ def env_overrides(env: Mapping[str, str]) -> dict[tuple[str, ...], tuple[Any, st
     """POOLWATCH_A__B=v -> {("a", "b"): (parsed v, "environment variable POOLWATCH_A__B")}."""
     out: dict[tuple[str, ...], tuple[Any, str]] = {}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in PROCESS_VARIABLES:
             continue
         path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p)
         try:

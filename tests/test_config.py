@@ -57,6 +57,13 @@ def test_error_from_environment_names_the_variable() -> None:
         load(NodeExporterSettings, None, {"POOLWATCH_LISTEN": "nonsense"})
 
 
+def test_process_variables_are_not_settings() -> None:
+    """POOLWATCH_LOG_LEVEL (--log-level's default) and POOLWATCH_CONFIG are read by the command
+    itself; a loader that took them for settings would refuse to start (unknown key)."""
+    env = {"POOLWATCH_LOG_LEVEL": "debug", "POOLWATCH_CONFIG": "/nonexistent.yaml"}
+    assert load(NodeExporterSettings, None, env).listen_address() == ("0.0.0.0", 9476)
+
+
 def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
     f = tmp_path / "pw.yaml"
     f.write_text("pool: a\ncollectors: [\n")
