@@ -129,9 +129,9 @@ def serve_cluster(
                 super().do_GET()
                 return
             if not auth.check(self.headers.get("Authorization")):
-                self._send(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
+                self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
             elif url.path == "/":
-                self._send(200, INDEX, "text/html; charset=utf-8")
+                self.send_body(200, INDEX, "text/html; charset=utf-8")
             else:
                 self._events(parse_qs(url.query))
 
@@ -143,11 +143,11 @@ def serve_cluster(
                 except ValueError:
                     limit = -1
                 if limit < 0:
-                    self._send(400, b"limit: expected a whole number >= 0\n", "text/plain")
+                    self.send_body(400, b"limit: expected a whole number >= 0\n", "text/plain")
                     return
             match = {k: query[k][0] for k in EVENT_FILTERS if k in query}
             body = to_json(exporter.store.recent_events(limit, **match))
-            self._send(200, body, "application/json")
+            self.send_body(200, body, "application/json")
 
     httpd.RequestHandlerClass = Handler
     return httpd
