@@ -15,12 +15,12 @@ import base64
 import hmac
 import json
 import logging
-import socket
 import ssl
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from poolwatch.httpbase import Handler as BaseHandler
+from poolwatch.httpbase import Server as BaseServer
 
 from .metrics import exposition
 from .payload import PayloadError, parse
@@ -59,27 +59,8 @@ class Credentials:
         return False
 
 
-class ReceiverServer(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
+class ReceiverServer(BaseServer):
     allow_reuse_address = True
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.tls is not None:  # handshake in the connection's thread, not in accept
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            request.settimeout(10.0)
-            try:
-                request.do_handshake()
-            except (OSError, ssl.SSLError) as err:
-                log.debug("TLS handshake with %s failed: %s", client_address, err)
-                return
-        super().finish_request(request, client_address)
 
 
 def make_server(

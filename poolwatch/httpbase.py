@@ -8,7 +8,10 @@ handler: a response with an exact Content-Length in one call, and request loggin
 from __future__ import annotations
 
 import logging
-from http.server import BaseHTTPRequestHandler
+import socket
+import ssl
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 log = logging.getLogger("poolwatch.http")
 
@@ -28,3 +31,29 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+
+class Server(ThreadingHTTPServer):
+    """A threaded server with a listen backlog of 128 (the standard library's 5 makes a burst
+    of scrapers wait a second for a SYN retry, DESIGN.md) and optional TLS whose handshake runs
+    in the connection's thread, so one slow client never stalls `accept`."""
+
+    request_queue_size = 128
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(10.0)
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError) as err:
+                log.debug("TLS handshake with %s failed: %s", client_address, err)
+                return
+        super().finish_request(request, client_address)

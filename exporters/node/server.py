@@ -15,13 +15,13 @@ import hmac
 import logging
 import signal
 import socket
-import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
 from poolwatch.httpbase import Handler as BaseHandler
+from poolwatch.httpbase import Server as BaseServer
 
 from .store import ExpositionStore
 from .webconfig import WebConfig
@@ -73,26 +73,7 @@ class _Auth:
         return True
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[socket.socket, object]:
-        sock, addr = super().get_request()
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(request, ssl.SSLSocket):
-            request.settimeout(10.0)
-            try:
-                request.do_handshake()
-            except (OSError, ssl.SSLError) as err:
-                log.debug("TLS handshake with %s failed: %s", client_address, err)
-                return
-        super().finish_request(request, client_address)
+_Server = BaseServer  # the shared threaded server: backlog 128, TLS handshake per connection
 
 
 def make_handler(
