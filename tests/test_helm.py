@@ -818,12 +818,21 @@ def test_each_part_accepts_the_charts_environment_and_settings(
 def test_an_environment_variable_a_part_rejects_is_caught(
     renderer: Renderer, tmp_path: Path
 ) -> None:
-    env = [{"name": "POOLWATCH_LOG_LEVEL", "value": "debug"}]  # a flag, not a node exporter setting
+    env = [{"name": "POOLWATCH_SCRAPE_TIMEOUT", "value": "5s"}]  # not a node exporter setting
     values = _write_values(tmp_path, {"nodeExporter": {"extraEnv": env}})
     workload = renderer.render([values]).one("DaemonSet", "-node-exporter")
     result = _print_config(workload, {})
     assert result.returncode == 2
-    assert "POOLWATCH_LOG_LEVEL" in result.stderr
+    assert "POOLWATCH_SCRAPE_TIMEOUT" in result.stderr
+
+
+def test_the_log_level_variable_is_not_taken_for_a_setting(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    env = [{"name": "POOLWATCH_LOG_LEVEL", "value": "debug"}]  # --log-level's default
+    values = _write_values(tmp_path, {"nodeExporter": {"extraEnv": env}})
+    workload = renderer.render([values]).one("DaemonSet", "-node-exporter")
+    assert _print_config(workload, {}).returncode == 0
 
 
 def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
