@@ -159,15 +159,19 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole stack on this machine with a simulated pool",
         description=(
-            "Start on 127.0.0.1: the node exporter for this host (port N), the simulated pool's "
-            "node-shaped metrics (N+1), the cluster exporter on the simulated backend (N+2) and, "
-            "when the prometheus binary is present, Prometheus scraping all three (N+3). Prints "
-            "every URL; Ctrl-C stops everything. State lives only under --data-dir."
+            "Start the whole stack on 127.0.0.1 over a simulated GPU/NPU pool: the node "
+            "exporter for this host (port N), the simulated pool's node-shaped metrics (N+1), "
+            "the cluster exporter (N+2), Prometheus scraping all three when its binary is "
+            "present (N+3), the alerts receiver (N+4) delivering to a demo inbox (N+8), the "
+            "controller with dry-run off (N+5), the pool API (N+6, token in DATA/api-token) "
+            "and the rule engine in local mode (N+7). Prints every URL; Ctrl-C stops "
+            "everything. State lives only under --data-dir."
         ),
     )
     p.add_argument("--port-base", type=int, default=9476, metavar="N", help="first port (9476)")
     p.add_argument("--data-dir", type=Path, default=Path("var/demo"), metavar="DIR",
-                   help="where the cache dir and Prometheus data live (var/demo)")  # fmt: skip
+                   help="where the cache dir, Prometheus data and SQLite state live "
+                   "(var/demo)")  # fmt: skip
     p.add_argument("--no-prometheus", action="store_true", help="run without Prometheus")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
     p.add_argument("--speed", type=float, default=1.0,
