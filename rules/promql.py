@@ -340,16 +340,23 @@ def _regression(ts: list[float], vs: list[float], at: float) -> tuple[float, flo
     return slope, sy / n - slope * sx / n
 
 
+def _absorbed(mean: float, v: float) -> bool:
+    """An infinite running mean stays as it is under a finite value or an infinity of the same
+    sign (Prometheus' incremental mean skips those samples rather than computing inf - inf)."""
+    if not math.isinf(mean):
+        return False
+    if math.isinf(v):
+        return (mean > 0) == (v > 0)
+    return not math.isnan(v)
+
+
 def _kahan_mean(vs: list[float]) -> float:
     """avg_over_time as Prometheus 2.42 computes it (an incremental mean, Kahan-summed)."""
     mean = count = c = 0.0
     for v in vs:
         count += 1
-        if math.isinf(mean):
-            if math.isinf(v) and (mean > 0) == (v > 0):
-                continue
-            if not math.isinf(v) and not math.isnan(v):
-                continue
+        if _absorbed(mean, v):
+            continue
         mean, c = _kahan_inc(v / count - mean / count, mean, c)
     return mean if math.isinf(mean) else mean + c
 
@@ -359,11 +366,8 @@ def _mean(vs: list[float]) -> float:
     mean = count = 0.0
     for v in vs:
         count += 1
-        if math.isinf(mean):
-            if math.isinf(v) and (mean > 0) == (v > 0):
-                continue
-            if not math.isinf(v) and not math.isnan(v):
-                continue
+        if _absorbed(mean, v):
+            continue
         mean += v / count - mean / count
     return mean
 
