@@ -89,7 +89,8 @@ def _settings(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from poolwatch.config import ConfigError, dump
+    from poolwatch.cliutil import exit_status
+    from poolwatch.config import dump
 
     from .messages import TemplateError
     from .server import run
@@ -99,18 +100,15 @@ def _serve(args: argparse.Namespace) -> int:
         for k, v in (("listen", args.listen), ("outbox", args.outbox))
         if v is not None
     }
-    try:
+
+    def body() -> int:
         settings = _settings(args, flags)
         if args.print_config:
             sys.stdout.write(dump(settings))
             return 0
         return run(settings)
-    except (ConfigError, TemplateError) as err:
-        log.error("%s", err)
-        return 2
-    except OSError as err:
-        log.error("cannot serve: %s", err)
-        return 1
+
+    return exit_status(body, TemplateError)
 
 
 def _status(args: argparse.Namespace) -> int:

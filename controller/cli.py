@@ -58,12 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import logging
     import os
     import sys
 
-    from poolwatch.cliutil import config_path
-    from poolwatch.config import ConfigError, dump, load
+    from poolwatch.cliutil import config_path, exit_status
+    from poolwatch.config import dump, load
 
     from .runner import run
     from .settings import ControllerSettings
@@ -74,19 +73,15 @@ def _run(args: argparse.Namespace) -> int:
         flags[("dry_run",)] = (args.dry_run, "flag --dry-run/--no-dry-run")
     known = {f"POOLWATCH_{name.upper()}" for name in ControllerSettings.model_fields}
     env = {k: v for k, v in os.environ.items() if k.split("__")[0] in known}
-    try:
+
+    def body() -> int:
         settings = load(ControllerSettings, config_path(args), env, flags)
-    except ConfigError as err:
-        logging.getLogger("poolwatch").error("%s", err)
-        return 2
-    if args.print_config:
-        sys.stdout.write(dump(settings))
-        return 0
-    try:
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
         return run(settings)
-    except OSError as err:
-        logging.getLogger("poolwatch").error("cannot serve: %s", err)
-        return 1
+
+    return exit_status(body)
 
 
 def _audit(args: argparse.Namespace) -> int:

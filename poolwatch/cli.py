@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .cliutil import add_log_level, config_path
+from .cliutil import add_log_level, config_path, exit_status
 
 PARTS = """\
 parts of the stack:
@@ -213,7 +213,7 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
     from exporters.cluster.settings import ClusterExporterSettings
     from exporters.node.webconfig import load_web_config
 
-    from .config import ConfigError, dump, load
+    from .config import dump, load
 
     flags = {
         (key,): (str(value), f"flag --{key}")
@@ -221,22 +221,16 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
                            ("kubeconfig", args.kubeconfig))
         if value is not None
     }  # fmt: skip
-    config = _config_path(args)
-    try:
-        settings = load(ClusterExporterSettings, config, os.environ, flags)
+
+    def body() -> None:
+        settings = load(ClusterExporterSettings, _config_path(args), os.environ, flags)
         if args.print_config:
             sys.stdout.write(dump(settings))
-            return 0
+            return
         web = load_web_config(settings.web_config_file)
-        backend = _cluster_backend(settings)
-        run(backend, settings.listen_address(), web, settings)
-    except ConfigError as err:
-        logging.getLogger("poolwatch").error("%s", err)
-        return 2
-    except OSError as err:
-        logging.getLogger("poolwatch").error("cannot serve: %s", err)
-        return 1
-    return 0
+        run(_cluster_backend(settings), settings.listen_address(), web, settings)
+
+    return exit_status(body)
 
 
 def _cluster_backend(settings: Any) -> Any:
@@ -429,25 +423,18 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
     from exporters.node import app
     from exporters.node.settings import NodeExporterSettings
 
-    from .config import ConfigError, dump, load
+    from .config import dump, load
 
-    config = _config_path(args)
-    try:
-        settings = load(NodeExporterSettings, config, os.environ, _flags(args))
+    def body() -> None:
+        settings = load(NodeExporterSettings, _config_path(args), os.environ, _flags(args))
         if args.print_config:
             sys.stdout.write(dump(settings))
-            return 0
-        if args.once:
+        elif args.once:
             sys.stdout.buffer.write(app.collect_once(settings))
-            return 0
-        app.run(settings)
-    except ConfigError as err:
-        logging.getLogger("poolwatch").error("%s", err)
-        return 2
-    except OSError as err:
-        logging.getLogger("poolwatch").error("cannot serve: %s", err)
-        return 1
-    return 0
+        else:
+            app.run(settings)
+
+    return exit_status(body)
 
 
 def _run_catalog(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,3 +20,20 @@ def config_path(args: argparse.Namespace) -> Path | None:
     """--config, else $POOLWATCH_CONFIG, else none (built-in defaults)."""
     env = os.environ.get("POOLWATCH_CONFIG")
     return args.config or (Path(env) if env else None)
+
+
+def exit_status(body: Callable[[], int | None], *config_errors: type[Exception]) -> int:
+    """Run a serving command's `body` and map its failures to the exit statuses every poolwatch
+    command documents: 2 for a configuration error (ConfigError, or one of `config_errors`),
+    named in one log line; 1 when the address cannot be served; else what `body` returns."""
+    from .config import ConfigError
+
+    log = logging.getLogger("poolwatch")
+    try:
+        return body() or 0
+    except (ConfigError, *config_errors) as err:
+        log.error("%s", err)
+        return 2
+    except OSError as err:
+        log.error("cannot serve: %s", err)
+        return 1
