@@ -53,7 +53,10 @@ def default_files() -> list[Path]:
     return sorted(DEFAULT_DIR.glob("*.yaml"))
 
 
-def _line(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:
+Lines = dict[tuple[str, ...], int]
+
+
+def _line(lines: Lines, loc: tuple[str, ...]) -> int | None:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
             return lines[loc[:n]]
@@ -82,16 +85,18 @@ def _rule_name(raw: object) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _load_one(path: Path, problems: list[Problem]) -> Group | None:
+def _load_one(path: Path, problems: list[Problem]) -> tuple[Group | None, Lines]:
+    """The file's group (None when it has problems) and its YAML line index, which the
+    duplicate check needs too (so each file is read once)."""
     try:
         data, lines = read_yaml(path)
     except ConfigError as err:
         problems.append(Problem(path, None, None, str(err).removeprefix(f"{path}: ")))
-        return None
+        return None, {}
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list):
         problems.append(Problem(path, _line(lines, ("rules",)), None, "rules: expected a list"))
-        return None
+        return None, lines
     rules: list[Rule] = []
     before = len(problems)
     for i, raw in enumerate(raw_rules):
@@ -109,29 +114,32 @@ def _load_one(path: Path, problems: list[Problem]) -> Group | None:
         for item in err.errors():
             loc = tuple(str(p) for p in item["loc"])
             problems.append(Problem(path, _line(lines, loc), None, _describe(item)))
-        return None
-    return group if len(problems) == before else None
+        return None, lines
+    return (group if len(problems) == before else None), lines
 
 
 def load(paths: Iterable[Path]) -> list[LoadedGroup]:
     """Validated groups of `paths`, or RuleFileError listing every problem in every file."""
     problems: list[Problem] = []
     loaded: list[LoadedGroup] = []
+    line_index: dict[Path, Lines] = {}
     for path in paths:
-        group = _load_one(Path(path), problems)
+        group, line_index[Path(path)] = _load_one(Path(path), problems)
         if group is not None:
             loaded.append(LoadedGroup(Path(path), group))
-    _check_unique(loaded, problems)
+    _check_unique(loaded, line_index, problems)
     if problems:
         raise RuleFileError(problems)
     return loaded
 
 
-def _check_unique(loaded: list[LoadedGroup], problems: list[Problem]) -> None:
+def _check_unique(
+    loaded: list[LoadedGroup], line_index: dict[Path, Lines], problems: list[Problem]
+) -> None:
     groups: dict[str, Path] = {}
     names: dict[str, Path] = {}
     for item in loaded:
-        _, lines = read_yaml(item.path)
+        lines = line_index[item.path]
         if item.group.group in groups:
             first = groups[item.group.group]
             line = _line(lines, ("group",))
