@@ -26,18 +26,12 @@ log = logging.getLogger(__name__)
 
 def backend_for(settings: ControllerSettings) -> tuple[Any, Callable[[], None]]:
     """The backend and how to stop it (the simulated pool's clock, the informers)."""
-    if settings.backend == "simulated":
-        from poolwatch.cluster.simulated import SimulatedCluster
+    from poolwatch.cluster.factory import open_backend
 
-        sim = SimulatedCluster()
-        stop = threading.Event()
-        threading.Thread(target=sim.run, args=(stop,), daemon=True, name="sim").start()
-        return sim, stop.set
-    from poolwatch.cluster.kubernetes import KubernetesCluster
-
-    cluster = KubernetesCluster(kubeconfig=settings.kubeconfig)
-    cluster.requeue_priority_class = settings.requeue_priority_class
-    return cluster, cluster.stop
+    cluster, stop = open_backend(settings.backend, settings.kubeconfig)
+    if settings.backend == "kubernetes":
+        cluster.requeue_priority_class = settings.requeue_priority_class
+    return cluster, stop
 
 
 def read_token(settings: ControllerSettings) -> str | None:

@@ -234,16 +234,9 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
 
 
 def _cluster_backend(settings: Any) -> Any:
-    if settings.backend == "simulated":
-        from .cluster.simulated import SimulatedCluster
+    from .cluster.factory import open_backend
 
-        cluster = SimulatedCluster()
-        stop = threading.Event()
-        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
-        return cluster
-    from .cluster.kubernetes import KubernetesCluster
-
-    return KubernetesCluster(kubeconfig=settings.kubeconfig)
+    return open_backend(settings.backend, settings.kubeconfig)[0]
 
 
 def _rules_parser(sub: argparse._SubParsersAction) -> None:

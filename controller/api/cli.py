@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +57,9 @@ def read_token(path: Path) -> str:
 def make_backend(kind: str, kubeconfig: Path | None) -> Any:
     """The cluster backend, as `poolwatch cluster-exporter` makes it: the simulated pool runs in
     real time from a daemon thread."""
-    if kind == "simulated":
-        from poolwatch.cluster.simulated import SimulatedCluster
+    from poolwatch.cluster.factory import open_backend
 
-        cluster = SimulatedCluster()
-        stop = threading.Event()
-        threading.Thread(target=cluster.run, args=(stop,), daemon=True, name="sim").start()
-        return cluster
-    from poolwatch.cluster.kubernetes import KubernetesCluster
-
-    return KubernetesCluster(kubeconfig=kubeconfig)
+    return open_backend(kind, kubeconfig)[0]
 
 
 def make_controller(backend: Any) -> Any:
