@@ -2,8 +2,19 @@
 # Set up everything poolwatch needs on a fresh Debian/Ubuntu machine, idempotently:
 # Debian's prometheus, alertmanager and node_exporter (tests and benchmarks run the real ones),
 # then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
+#
+#   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
+#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool
+#                 (scripts/tools.sh; the first build takes a while, later runs reuse the cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_tools=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-tools) with_tools=1 ;;
+    *) echo "setup: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
 
 debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv
       golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
@@ -39,4 +50,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     exit 1
   fi
   touch "$stamp"
+fi
+
+if ((with_tools)); then
+  bash scripts/tools.sh
 fi

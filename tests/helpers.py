@@ -118,3 +118,43 @@ def expand_series(text: str) -> list[float | None]:
             out.append(v)
             v += step
     return out
+
+
+_PINNED_BIN: Path | None = None
+
+
+def pinned_bin_dir() -> Path:
+    """The directory holding the pinned tools built from their Go modules (kube-apiserver, etcd,
+    kube-state-metrics, helm, prometheus, promtool, alertmanager, amtool) by scripts/tools.sh.
+
+    Builds what is missing (minutes, once per machine). Skips the calling test only when Go itself
+    is missing; under CI (CI set) that is a failure instead, so CI never silently skips them."""
+    global _PINNED_BIN
+    if _PINNED_BIN is not None:
+        return _PINNED_BIN
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("go") is None:
+        msg = "Go is not installed, so the pinned tools (scripts/tools.sh) cannot be built"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    script = Path(__file__).parent.parent / "scripts" / "tools.sh"
+    out = subprocess.run(
+        ["bash", str(script), "--print-bin-dir"], capture_output=True, text=True, timeout=5400
+    )
+    if out.returncode != 0:
+        pytest.fail(f"scripts/tools.sh failed:\n{out.stderr[-4000:]}")
+    _PINNED_BIN = Path(out.stdout.strip().splitlines()[-1])
+    return _PINNED_BIN
+
+
+def pinned_tool(name: str) -> str:
+    """Absolute path of one pinned tool by its usual name (see pinned_bin_dir)."""
+    path = pinned_bin_dir() / name
+    assert path.exists(), f"scripts/tools.sh did not provide {name} in {path.parent}"
+    return str(path)
