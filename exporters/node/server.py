@@ -22,6 +22,7 @@ from types import FrameType
 
 from poolwatch.httpbase import Handler as BaseHandler
 from poolwatch.httpbase import Server as BaseServer
+from poolwatch.httpbase import accepts_gzip
 
 from .store import ExpositionStore
 from .webconfig import WebConfig
@@ -41,10 +42,14 @@ INDEX = b"""<!doctype html><html><head><title>poolwatch node exporter</title></h
 
 
 class _Auth:
-    """Basic auth against bcrypt hashes, remembering credentials that already verified."""
+    """Basic auth against bcrypt hashes, remembering credentials that already verified.
+
+    An unknown user is checked against a dummy hash of the same cost as the real ones, so the
+    answer takes as long as for a wrong password and the time does not tell which users exist."""
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
+        self._dummy = _dummy_hash(next(iter(users.values()), "")) if users else b""
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
 
@@ -59,6 +64,9 @@ class _Auth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
+            import bcrypt
+
+            bcrypt.checkpw(password.encode(), self._dummy)  # same cost as a wrong password
             return False
         token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
         with self._lock:
@@ -73,6 +81,19 @@ class _Auth:
         return True
 
 
+def _dummy_hash(like: str) -> bytes:
+    """A bcrypt hash of a random password with the cost of `like` (a configured hash)."""
+    import secrets
+
+    import bcrypt
+
+    try:
+        rounds = int(like.split("$")[2])
+    except (IndexError, ValueError):
+        rounds = 12
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(min(max(rounds, 4), 31)))
+
+
 _Server = BaseServer  # the shared threaded server: backlog 128, TLS handshake per connection
 
 
@@ -84,17 +105,18 @@ def make_handler(
         timeout = 30  # an idle keep-alive connection gives its thread back after this
 
         def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":  # open: the kubelet's probes carry no credentials
+                ok, text = health()
+                self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
+                return
             if not auth.check(self.headers.get("Authorization")):
                 self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
                 return
-            path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
-                extra = {"Content-Encoding": "gzip"} if gz else {}
+                gz = accepts_gzip(self.headers.get("Accept-Encoding"))
+                extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gz else {}
                 self.send_body(200, store.body(gzipped=gz), CONTENT_TYPE, extra)
-            elif path == "/healthz":
-                ok, text = health()
-                self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
             elif path == "/":
                 self.send_body(200, INDEX, "text/html; charset=utf-8")
             else:
