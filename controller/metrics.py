@@ -34,7 +34,7 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     lead = new_family("poolwatch_controller_leader")
     lead.add_metric([], float(leader))
     outbox = new_family("poolwatch_controller_notifications_queued")
-    outbox.add_metric([], len(ctl.store.messages()))
+    outbox.add_metric([], ctl.store.outbox_size())
     fams = [actions, replaced, flight, queued, breaker, lead, outbox]
     if last_reconcile is not None:
         last = new_family("poolwatch_controller_last_reconcile_timestamp_seconds")

@@ -49,7 +49,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     ) -> None:
         self.backend, self.clock = backend, clock
         self.settings = settings or ControllerSettings()
-        self.store = Store(state_path or self.settings.state_path)
+        s = self.settings
+        self.store = Store(state_path or s.state_path, audit_keep=s.audit_retention,
+                           notices_keep=s.notice_retention, outbox_keep=s.outbox_limit)  # fmt: skip
         self.notices = notices.Notices(self.store, notifier)
         self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
         self._lock = threading.RLock()
