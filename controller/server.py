@@ -24,6 +24,7 @@ from poolwatch.httpbase import Server as BaseServer
 
 from . import metrics
 from .service import PoolController
+from .settings import code_problem
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -108,6 +109,11 @@ class _Handler(BaseHandler):
             action = NodeAction.from_json(json.loads(body))
         except ValueError as err:  # json's errors are ValueErrors too
             self._result(400, ActionResult("refused", f"not an action: {err}"))
+            return
+        if action.fault_code and (
+            problem := code_problem(action.fault_code, self.server.ctl.settings)
+        ):
+            self._result(400, ActionResult("refused", problem))
             return
         if not self.server.is_leader():
             self._result(503, ActionResult("deferred", "standby: another controller leads"))

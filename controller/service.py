@@ -31,7 +31,7 @@ from poolwatch.cluster.workload import busy_nodes
 from . import jobs, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
-from .settings import ControllerSettings
+from .settings import ControllerSettings, code_problem
 from .store import AuditRecord, Store
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 code = (pools.fault_of(known) if known else "") or "A050802"
             if not code:
                 return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
+            if problem := code_problem(code, self.settings):
+                return ActionResult("refused", problem)
             replace = a.kind == "replace" or code in self.settings.replace_codes
             result = self._isolate(a.node, code, a.reason, a.key, dry, replace, breaker=True)
         if result.outcome in ("done", "deferred"):
@@ -349,6 +351,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            if problem := code_problem(fault_code, self.settings):
+                return ActionResult("refused", problem)
             result = self._isolate(node, fault_code, reason, key, False, False, breaker=False)
             self._finish("isolate", node, key, result)
             return result

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from poolwatch.config import check_listen, parse_duration
+from poolwatch.fault_codes import CODE_FORMAT, FAULT_CODES
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
@@ -106,3 +107,14 @@ class ControllerSettings(BaseModel):
     # Volcano job's pods get on Kubernetes ("": the job is only annotated poolwatch.io/requeued)
     requeue_priority_class: str = ""
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+
+
+def code_problem(code: str, settings: ControllerSettings) -> str | None:
+    """Why `code` may not be set as an isolation code (None when it may). It becomes a taint
+    value, a node event and a notice label, so only the known codes pass: the shared table's
+    and any the settings add (replace_codes, keep_jobs_codes)."""
+    if not CODE_FORMAT.fullmatch(code):
+        return f"fault_code: expected A followed by six digits (A050104), got {code[:40]!r}"
+    if code not in FAULT_CODES and code not in settings.replace_codes + settings.keep_jobs_codes:
+        return f"fault_code: {code} is not a known isolation code"
+    return None

@@ -155,7 +155,7 @@ def test_standalone_run_sends_notices_through_the_alerts_receiver(tmp_path: Path
     token_file.write_text("recv-token\n")
     try:
         with receiver(settings(tmp_path, [{"name": "ops", "url": sink.url()}]),
-                      token="recv-token") as (_service, url):  # fmt: skip
+                      token="recv-token") as (_service, url):  # noqa: S106  # fmt: skip
             _breaker_trip(tmp_path, url, token_file)
             wait_for(lambda: any("circuit breaker open" in json.dumps(b) for b in sink.bodies),
                      20, "the BreakerOpen notice at the receiver's target")  # fmt: skip
