@@ -58,8 +58,10 @@ def test_a_trickling_request_is_cut_at_the_read_deadline(api_port: int) -> None:
 
 
 def test_ambiguous_framing_is_400(api_port: int) -> None:
-    raw = (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-           b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")  # before: 405, framed as chunked
+    raw = (
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )  # before: 405, framed as chunked
     assert status_of(exchange(api_port, raw)) == 400
 
 
