@@ -107,6 +107,9 @@ class _Handler(BaseHandler):
             return
         try:
             action = NodeAction.from_json(json.loads(body))
+        except RecursionError:  # nesting deeper than json's recursion limit
+            self._result(400, ActionResult("refused", "not an action: nested too deeply"))
+            return
         except ValueError as err:  # json's errors are ValueErrors too
             self._result(400, ActionResult("refused", f"not an action: {err}"))
             return

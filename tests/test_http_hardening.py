@@ -194,3 +194,11 @@ def test_an_unknown_user_costs_a_bcrypt_check() -> None:
 
     wrong_password, unknown_user = took(b"ops"), took(b"nobody")
     assert unknown_user > 0.5 * wrong_password, (unknown_user, wrong_password)
+
+
+def test_deeply_nested_json_is_400_not_a_dropped_connection(ctl_port: int) -> None:
+    """Before: json.loads raised RecursionError, which the handler did not catch."""
+    body = b"[" * 30_000 + b"]" * 30_000
+    answer = exchange(ctl_port, _post(str(len(body)).encode(), body=body))
+    assert status_of(answer) == 400
+    assert b"nested too deeply" in answer
