@@ -19,16 +19,20 @@ the protection every server exposed on a network needs, applied once here:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 log = logging.getLogger("poolwatch.http")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+         b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")  # fmt: skip
 _LENGTH = re.compile(r"[0-9]{1,15}")  # ASCII digits only; 15 digits is far above any body limit
 # handler attribute <- server attribute (`timeout` on a server is socketserver's poll timeout)
 _SERVER_SETTINGS = (("timeout", "idle_timeout"), ("read_timeout", "read_timeout"),
@@ -161,6 +165,33 @@ class Server(ThreadingHTTPServer):
     idle_timeout: float | None = None
     read_timeout: float | None = None
     write_timeout: float | None = None
+    # Connections served at once (one thread each); one more is answered 503 and closed at once,
+    # so a flood costs a bounded number of threads and a legitimate client a fast, clear refusal.
+    max_connections = 512
+    _active = 0
+    _active_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._active_lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            log.warning("refusing a connection from %s: %d connections open", client_address,
+                        self.max_connections)  # fmt: skip
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()

@@ -202,3 +202,33 @@ def test_deeply_nested_json_is_400_not_a_dropped_connection(ctl_port: int) -> No
     answer = exchange(ctl_port, _post(str(len(body)).encode(), body=body))
     assert status_of(answer) == 400
     assert b"nested too deeply" in answer
+
+
+def test_connections_beyond_the_cap_get_a_fast_503() -> None:
+    """Before: every connection got a thread, so a flood of idle connections grew the threads
+    without a bound."""
+    from controller.server import ControllerServer
+
+    server = ControllerServer(("127.0.0.1", free_port()), controller(sim()), TOKEN,
+                              lambda: True, lambda: None)  # fmt: skip
+    server.max_connections = 3
+    serve(server)
+    port = server.server_address[1]
+    try:
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.2)
+        started = time.monotonic()
+        answer = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(answer) == 503
+        assert time.monotonic() - started < 1.0
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if status_of(exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 200:
+                break
+            time.sleep(0.1)
+        assert status_of(exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 200
+    finally:
+        server.shutdown()
+        server.server_close()
