@@ -76,9 +76,11 @@ def test_acting_for_real_is_a_warning(caplog: pytest.LogCaptureFixture, tmp_path
     base = {"backend": "simulated", "listen": f"127.0.0.1:{free_port()}", "interval": 0.2,
             "lease": {"renew": 0.2}, "state_path": tmp_path / "s.db"}  # fmt: skip
     _run_briefly(ControllerSettings(**base))
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    runner = "controller.runner"
+    assert not [r for r in caplog.records if r.name == runner and r.levelno >= logging.WARNING]
     _run_briefly(ControllerSettings(**{**base, "dry_run": False}))
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warned = [r.getMessage() for r in caplog.records
+              if r.name == runner and r.levelno == logging.WARNING]  # fmt: skip
     assert any("dry-run is OFF" in m for m in warned), warned
 
 
