@@ -231,3 +231,31 @@ def test_connections_beyond_the_cap_get_a_fast_503() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_bcrypt_checks_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: every wrong password ran its bcrypt check at once, so a flood of them took every
+    core from the scrapes."""
+    auth = _Auth({"ops": bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()})
+    running, most, lock = [0], [0], threading.Lock()
+    real = bcrypt.checkpw
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        try:
+            return real(password, hashed)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(bcrypt, "checkpw", counted)
+    header = "Basic " + base64.b64encode(b"ops:wrong").decode()
+    threads = [threading.Thread(target=auth.check, args=(header,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= most[0] <= _Auth.BCRYPT_AT_ONCE < 8

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import signal
 import socket
 import threading
@@ -45,13 +46,19 @@ class _Auth:
     """Basic auth against bcrypt hashes, remembering credentials that already verified.
 
     An unknown user is checked against a dummy hash of the same cost as the real ones, so the
-    answer takes as long as for a wrong password and the time does not tell which users exist."""
+    answer takes as long as for a wrong password and the time does not tell which users exist.
+    At most `BCRYPT_AT_ONCE` bcrypt checks run at a time (each costs tens of milliseconds of
+    CPU): a flood of wrong passwords waits its turn and leaves the other cores to the scrapes,
+    whose credentials verified once are answered from memory."""
+
+    BCRYPT_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
         self._dummy = _dummy_hash(next(iter(users.values()), "")) if users else b""
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
+        self._bcrypt = threading.BoundedSemaphore(self.BCRYPT_AT_ONCE)
 
     def check(self, header: str | None) -> bool:
         if not self.users:
@@ -64,21 +71,23 @@ class _Auth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
-            import bcrypt
-
-            bcrypt.checkpw(password.encode(), self._dummy)  # same cost as a wrong password
+            self._bcrypt_check(password, self._dummy)  # same cost as a wrong password
             return False
         token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
         with self._lock:
             if any(hmac.compare_digest(token, t) for t in self._ok):
                 return True
-        import bcrypt
-
-        if not bcrypt.checkpw(password.encode(), hashed.encode()):
+        if not self._bcrypt_check(password, hashed.encode()):
             return False
         with self._lock:
             self._ok.add(token)
         return True
+
+    def _bcrypt_check(self, password: str, hashed: bytes) -> bool:
+        import bcrypt
+
+        with self._bcrypt:
+            return bool(bcrypt.checkpw(password.encode(), hashed))
 
 
 def _dummy_hash(like: str) -> bytes:
