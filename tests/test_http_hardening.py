@@ -259,3 +259,29 @@ def test_bcrypt_checks_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     for t in threads:
         t.join()
     assert 1 <= most[0] <= _Auth.BCRYPT_AT_ONCE < 8
+
+
+def test_a_client_that_never_reads_its_answer_is_let_go() -> None:
+    """A 20 MB exposition asked for and never read: the handler thread gives up after the write
+    timeout (1 s here) instead of the 30 s socket timeout, or never."""
+    store = ExpositionStore({"node": "n1", "pool": "p"})
+    store.register("big", 15, 10)
+    store.put("big", b"# TYPE x gauge\n" + b"x 1\n" * 5_000_000, True, 0.01)
+    httpd = serve_node(store, ("127.0.0.1", 0), WebConfig(), lambda: (True, "ok\n"))
+    httpd.write_timeout = 1.0
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        before = threading.active_count()
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(httpd.server_address)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)
+            assert threading.active_count() == before + 1  # the handler, stuck writing
+            deadline = time.monotonic() + 5
+            while threading.active_count() > before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert threading.active_count() == before  # gone while we still hold the socket
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
