@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from alerts_support import HttpSink, receiver, settings, wait_for
-from helpers import free_port
+from helpers import free_port, parse, value
 from test_controller_support import Recorder, controller, sim
 
 from controller import notices
+from controller.metrics import exposition
 from controller.server import ControllerServer, ExposedWithoutToken, is_loopback
 from controller.settings import ControllerSettings
 from poolwatch.actions import NodeAction
@@ -125,6 +126,9 @@ def test_the_outbox_is_bounded_and_goes_out_in_batches(tmp_path: Path) -> None:
     _dry_runs(ctl, 0, 300, "PoolwatchTest: down")
     assert ctl.store.outbox_size() == 250  # the 50 oldest went, with a warning
     assert ctl.store.outbox_dropped == 50
+    series = parse(exposition(ctl, True, None))
+    assert value(series, "poolwatch_controller_notifications_dropped_total") == 50
+    assert value(series, "poolwatch_controller_notifications_queued") == 250
     batches: list[int] = []
     rec.down = False
     real = rec.notify
