@@ -363,7 +363,8 @@ class _EngineMetrics:
         return gzip.compress(text) if gzipped else text
 
 
-def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
+def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
+    """Serve the engine's /metrics and /healthz from a daemon thread; returns the server."""
     from exporters.node.server import serve
     from exporters.node.webconfig import WebConfig
 
@@ -374,6 +375,7 @@ def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
     httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
     logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
+    return httpd
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:

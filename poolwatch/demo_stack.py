@@ -23,22 +23,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from .httpbase import Handler as BaseHandler
+from .httpbase import Server as BaseServer
 
 log = logging.getLogger(__name__)
 INBOX_SIZE = 200
 MAX_BODY = 1 << 20
 
 
-class Inbox(ThreadingHTTPServer):
+class Inbox(BaseServer):
     """Keeps the last INBOX_SIZE JSON bodies POSTed to it; GET returns them newest first."""
-
-    request_queue_size = 128
-    daemon_threads = True
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.messages: collections.deque[dict[str, Any]] = collections.deque(maxlen=INBOX_SIZE)
@@ -53,7 +50,7 @@ class _InboxHandler(BaseHandler):
         self.send_body(code, json.dumps(doc, indent=2).encode(), "application/json")
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self.content_length()
         if length > MAX_BODY:
             self._send(413, {"error": "body too large"})
             return
