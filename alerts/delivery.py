@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .messages import TemplateError, Templates
 from .outbox import Outbox, Row
+from .redact import install, scrub, secrets_in
 from .routing import is_email, with_recipient
 from .settings import AlertsSettings, Target
 
@@ -37,16 +38,6 @@ class Counters:
             key = (target, outcome)
             self.messages[key] = self.messages.get(key, 0) + 1
             self.notifications[key] = self.notifications.get(key, 0) + rows
-
-
-def redact(url: str) -> str:
-    """The URL as apprise prints it with privacy on (passwords and tokens masked)."""
-    import apprise
-
-    obj = apprise.Apprise.instantiate(url)
-    if obj is None:
-        return url.split("://", 1)[0] + "://(unparsable)"
-    return obj.url(privacy=True)
 
 
 def send(url: str, subject: str, text: str, html: str) -> tuple[bool, str]:
@@ -84,7 +75,8 @@ class TargetWorker(threading.Thread):
         self.tokens = float(target.rate_limit.messages)
         self._refilled = time.monotonic()
         self.backoff = 0.0
-        self._secrets = [p for p in _secrets_of(self.url) if p]
+        self._secrets = secrets_in(self.url)
+        install(self._secrets, log)
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -162,18 +154,4 @@ class TargetWorker(threading.Thread):
         )
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "****")
-        return text
-
-
-def _secrets_of(url: str) -> list[str]:
-    """The user info and query values of a URL: what must never reach a log or /status."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    found = [parts.password or ""]
-    secret_keys = {"pass", "password", "token", "secret", "key", "apikey", "webhook"}
-    found += [v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() in secret_keys]
-    found += [seg for seg in parts.path.split("/") if len(seg) >= 16]  # tokens in the path
-    return found
+        return scrub(text, self._secrets)

@@ -24,9 +24,10 @@ from typing import Any
 
 from poolwatch.actions import AlertMessage
 
-from .delivery import Counters, TargetWorker, redact
+from .delivery import Counters, TargetWorker
 from .messages import Templates
 from .outbox import Outbox
+from .redact import install, redact
 from .routing import routes
 from .settings import AlertsSettings
 
@@ -63,6 +64,7 @@ class AlertService:
             t.name: redact(w.url)
             for t, w in zip(settings.targets, self.workers.values(), strict=True)
         }
+        install([], log)  # the secrets are registered by the workers; an exception here is scrubbed
         self._housekeeper = threading.Thread(target=self._housekeep, daemon=True, name="alerts-hk")
 
     # -- Notifier ------------------------------------------------------------------------------

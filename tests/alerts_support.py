@@ -131,13 +131,15 @@ class HttpSink:
     """A real HTTP server that records every POST body (apprise json:// and form://)."""
 
     def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []  # the accepted ones
+        self.requests: list[str] = []  # the path of every POST, accepted or not
         self.fail = False
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.requests.append(self.path)
                 if sink.fail:
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
