@@ -6,8 +6,11 @@ Tables
   webhook, an Alertmanager repeat or a producer that re-sends after a crash hits the unique key
   and adds nothing.
 - `deliveries`: one row per (notification, target[, job owner]); state `queued` -> `sending` ->
-  `sent`, or `dead` once undelivered past the retry deadline. A failed attempt puts the row back
-  to `queued` with `attempts + 1` (that is what status calls "failing").
+  `sent`, or `dead` once undelivered past the retry deadline or refused for good. A failed
+  attempt puts the row back to `queued` with `attempts + 1` (that is what status calls
+  "failing"). Retry state is per row: a message the target refused (`rejections`) waits for its
+  own `next_try` and is sent alone from then on, so one bad notification never holds back the
+  others (alerts/failures.py says which failures are whose).
 - `active`: alerts that fire now, for reminders (see `due_reminders`).
 
 Restart safety: rows are marked `sending` (with a batch id) in a committed transaction before the
@@ -41,7 +44,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY, notification INTEGER NOT NULL REFERENCES notifications(id),
   target TEXT NOT NULL, recipient TEXT NOT NULL DEFAULT '', state TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done_at REAL,
-  batch TEXT, last_error TEXT NOT NULL DEFAULT '');
+  batch TEXT, last_error TEXT NOT NULL DEFAULT '',
+  next_try REAL NOT NULL DEFAULT 0, rejections INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries(target, state, id);
 CREATE TABLE IF NOT EXISTS active (
   fingerprint TEXT PRIMARY KEY, alert TEXT NOT NULL, source TEXT NOT NULL,
@@ -69,6 +73,7 @@ class Row:
     alert: dict
     attempts: int
     created: float
+    rejections: int = 0
 
 
 def dedup_key(msg: AlertMessage) -> str:
@@ -93,6 +98,7 @@ class Outbox:
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript(SCHEMA)  # executescript manages its own transaction
+        self._migrate()
         self.requeued = self._requeue_interrupted()
 
     def _db(self) -> sqlite3.Connection:
@@ -106,6 +112,15 @@ class Outbox:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db())
+
+    def _migrate(self) -> None:
+        """Add the per-row retry columns to an outbox written by an older version."""
+        have = {row[1] for row in self._db().execute("PRAGMA table_info(deliveries)")}
+        with self._tx() as db:
+            for column, decl in (("next_try", "REAL NOT NULL DEFAULT 0"),
+                                 ("rejections", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                if column not in have:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {decl}")
 
     def _requeue_interrupted(self) -> int:
         with self._tx() as db:
@@ -208,32 +223,42 @@ class Outbox:
     # -- delivering ----------------------------------------------------------------------------
 
     def next_batch(self, target: str, group_wait: float, limit: int) -> list[Row]:
-        """The most urgent group of queued rows for `target` (same recipient, kind and severity
-        rank), claimed as `sending`; empty when nothing is due. A group becomes due when its
-        oldest row has waited `group_wait`, so a burst goes out as one message."""
+        """The most urgent group of due rows for `target`, claimed as `sending`; empty when
+        nothing is due. A group is rows never refused, of one recipient, kind and severity rank;
+        it becomes due when its oldest row has waited `group_wait`, so a burst goes out as one
+        message. A row the target refused before is a group of its own, due at its `next_try`:
+        it can only fail itself."""
         now = self.clock()
         with self._tx() as db:
             head = db.execute(
-                "SELECT d.recipient, n.kind, n.rank, MIN(d.created) FROM deliveries d "
-                "JOIN notifications n ON n.id=d.notification WHERE d.target=? AND d.state='queued' "
-                "GROUP BY d.recipient, n.kind, n.rank ORDER BY n.rank, MIN(d.id) LIMIT 1",
-                (target,),
+                "SELECT d.recipient, n.kind, n.rank, CASE WHEN d.rejections>0 THEN d.id ELSE 0 "
+                "END AS solo, MIN(d.created) FROM deliveries d JOIN notifications n ON "
+                "n.id=d.notification WHERE d.target=? AND d.state='queued' AND d.next_try<=? "
+                "GROUP BY 1, 2, 3, 4 ORDER BY n.rank, MIN(d.id) LIMIT 1",
+                (target, now),
             ).fetchone()
-            if head is None or head[3] > now - group_wait:
+            if head is None or (not head[3] and head[4] > now - group_wait):
                 return []
-            rows = db.execute(
+            select = (
                 "SELECT d.id, d.target, d.recipient, n.kind, n.rank, n.alert, d.attempts, "
-                "d.created FROM deliveries d JOIN notifications n ON n.id=d.notification "
-                "WHERE d.target=? AND d.state='queued' AND d.recipient=? AND n.kind=? AND n.rank=? "
-                "ORDER BY d.id LIMIT ?",
-                (target, head[0], head[1], head[2], limit),
-            ).fetchall()
+                "d.created, d.rejections FROM deliveries d JOIN notifications n ON "
+                "n.id=d.notification "
+            )
+            if head[3]:
+                rows = db.execute(select + "WHERE d.id=?", (head[3],)).fetchall()
+            else:
+                rows = db.execute(
+                    select + "WHERE d.target=? AND d.state='queued' AND d.recipient=? AND "
+                    "n.kind=? AND n.rank=? AND d.rejections=0 AND d.next_try<=? "
+                    "ORDER BY d.id LIMIT ?",
+                    (target, head[0], head[1], head[2], now, limit),
+                ).fetchall()
             batch = f"{target}:{rows[0][0]}:{now}"
             db.executemany(
                 "UPDATE deliveries SET state='sending', batch=? WHERE id=?",
                 [(batch, r[0]) for r in rows],
             )
-        return [Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+        return [Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]) for r in rows]
 
     def mark_sent(self, rows: list[Row]) -> None:
         now = self.clock()
@@ -243,25 +268,43 @@ class Outbox:
                 [(now, r.id) for r in rows],
             )
 
-    def mark_failed(self, rows: list[Row], error: str, deadline: float) -> int:
-        """Back to the queue, or `dead` past the deadline; returns how many died."""
+    def mark_failed(
+        self,
+        rows: list[Row],
+        error: str,
+        deadline: float,
+        kind: str = "target",
+        backoff: Callable[[int], float] = lambda _n: 0.0,
+    ) -> int:
+        """Record a failed attempt; returns how many rows died.
+
+        `kind` (alerts/failures.py): "permanent" kills the rows at once; "message" counts a
+        rejection and sets each row's own `next_try` (`backoff(rejections)` from now);
+        "target" only counts the attempt (the worker backs off the whole target). Any row past
+        `deadline` since it arrived dies."""
         now = self.clock()
-        dead = [r for r in rows if now - r.created >= deadline]
+        updates = []
+        for r in rows:
+            dead = kind == "permanent" or now - r.created >= deadline
+            rejections = r.rejections + (kind == "message")
+            wait = backoff(rejections) if kind == "message" else 0.0
+            updates.append(
+                (
+                    "dead" if dead else "queued",
+                    error[:500],
+                    now if dead else None,
+                    rejections,
+                    now + wait,
+                    r.id,
+                )
+            )
         with self._tx() as db:
             db.executemany(
                 "UPDATE deliveries SET state=?, attempts=attempts+1, last_error=?, batch=NULL, "
-                "done_at=? WHERE id=?",
-                [
-                    (
-                        "dead" if r in dead else "queued",
-                        error[:500],
-                        now if r in dead else None,
-                        r.id,
-                    )
-                    for r in rows
-                ],
+                "done_at=?, rejections=?, next_try=? WHERE id=?",
+                updates,
             )
-        return len(dead)
+        return sum(1 for u in updates if u[0] == "dead")
 
     def prune(self, retention: float) -> int:
         """Forget sent and dead deliveries older than `retention`, and notifications nobody

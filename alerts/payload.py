@@ -20,6 +20,7 @@ JSON can spell) is kept readable as a backslash escape, so it can be stored and 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping
@@ -91,6 +92,17 @@ def safe_text(value: str) -> str:
     except UnicodeEncodeError:
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
+
+
+def readable(msg: AlertMessage) -> AlertMessage:
+    """`msg` with every label and annotation `safe_text` (for in-process producers, whose
+    strings did not come through `parse`)."""
+    return dataclasses.replace(
+        msg,
+        fingerprint=safe_text(msg.fingerprint),
+        labels={safe_text(k): safe_text(v) for k, v in msg.labels.items()},
+        annotations={safe_text(k): safe_text(v) for k, v in msg.annotations.items()},
+    )
 
 
 def _check_types(doc: Mapping[str, Any], spec: Mapping[str, type], where: str) -> None:

@@ -27,6 +27,7 @@ from poolwatch.actions import AlertMessage
 from .delivery import Counters, TargetWorker
 from .messages import Templates
 from .outbox import Outbox
+from .payload import readable
 from .redact import install, redact
 from .routing import routes
 from .settings import AlertsSettings
@@ -72,7 +73,7 @@ class AlertService:
     def notify(self, messages: list[AlertMessage]) -> bool:
         """Queue notifications from an in-process producer; True once on disk."""
         try:
-            self.accept(messages, source="inprocess")
+            self.accept([readable(m) for m in messages], source="inprocess")
         except Exception:  # an outbox we cannot write: the producer keeps it and tries again
             log.exception("cannot write %d notifications to the outbox", len(messages))
             return False

@@ -109,6 +109,13 @@ class JobOwners(_Model):
     enabled: bool = False
     label: str = "owner_email"
     via: str = ""
+    max_recipients: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="owners told per alert at most: a label listing thousands of addresses "
+        "must not queue thousands of mails ahead of on-call",
+    )
 
 
 class Retry(_Model):
