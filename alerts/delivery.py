@@ -83,6 +83,7 @@ class TargetWorker(threading.Thread):
         self.tokens = float(target.rate_limit.messages)
         self._refilled = time.monotonic()
         self.backoff = 0.0
+        self._unrecorded: list[Row] = []
         self._secrets = secrets_in(self.url)
         install(self._secrets, log)
 
@@ -114,6 +115,10 @@ class TargetWorker(threading.Thread):
     def step(self) -> str:
         """Send the most urgent due batch: "sent", "failed" (the target is unreachable: back
         off), "rejected" (this message failed: go on with the next), "limited" or "idle"."""
+        if self._unrecorded:  # sent, but not yet recorded: record it before sending anything
+            self.outbox.mark_sent(self._unrecorded)  # raises while the outbox still fails
+            self.counters.add(self.target.name, "sent", len(self._unrecorded))
+            self._unrecorded = []
         if not self._has_token():
             return "limited"
         rows = self.outbox.next_batch(
@@ -128,9 +133,11 @@ class TargetWorker(threading.Thread):
             log.exception("sending to %s raised", self.target.name)
             ok, why, kind = False, f"unexpected {type(err).__name__} while sending", "message"
         if ok:
-            self.outbox.mark_sent(rows)
-            self.counters.add(self.target.name, "sent", len(rows))
             self.backoff = 0.0
+            self._unrecorded = rows  # until the outbox has it: a failed mark is retried first,
+            self.outbox.mark_sent(rows)  # so the rows never wait in `sending` to be sent again
+            self.counters.add(self.target.name, "sent", len(rows))
+            self._unrecorded = []
             return "sent"
         return self._failed(rows, self._scrub(why), kind)
 

@@ -13,6 +13,12 @@ Tables
   others (alerts/failures.py says which failures are whose).
 - `active`: alerts that fire now, for reminders (see `due_reminders`).
 
+Integrity: the file is checked (`PRAGMA quick_check`) when it is opened, and a damaged or
+foreign file is refused with an `OutboxError` naming it; while running, any SQLite error is kept
+as the outbox's `fault` (shown by `/healthz` and `/status`, and the receiver answers 503 so
+Alertmanager keeps the alerts), and `check()` repeats the integrity check from a fresh
+connection (an open connection's page cache can hide a damaged page).
+
 Restart safety: rows are marked `sending` (with a batch id) in a committed transaction before the
 message goes out and `sent` right after. A graceful stop finishes the batch in flight. After a
 hard kill, rows still `sending` are queued again on start: that one batch may be sent a second
@@ -21,6 +27,7 @@ time (at-least-once), which we prefer to losing it; it is logged and counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolwatch.actions import AlertMessage
+from poolwatch.config import ConfigError
 
 from .settings import severity_rank
 
@@ -47,10 +55,21 @@ CREATE TABLE IF NOT EXISTS deliveries (
   batch TEXT, last_error TEXT NOT NULL DEFAULT '',
   next_try REAL NOT NULL DEFAULT 0, rejections INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries(target, state, id);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS active (
   fingerprint TEXT PRIMARY KEY, alert TEXT NOT NULL, source TEXT NOT NULL,
   last_notified REAL NOT NULL, last_seen REAL NOT NULL);
 """
+
+
+#: how long an outbox error keeps /healthz failing after the last one (a retry may succeed)
+FAULT_HOLD = 60.0
+#: a row `sending` for longer than this is not in flight any more (sends time out well before)
+STUCK_AFTER = 600.0
+
+
+class OutboxError(ConfigError):
+    """The outbox file cannot be used (damaged, not an outbox, unreadable); names the file."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +115,21 @@ class Outbox:
         self.path = path
         self.clock = clock
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(SCHEMA)  # executescript manages its own transaction
-        self._migrate()
-        self.requeued = self._requeue_interrupted()
+        self.fault = ""  # the last SQLite error, for /healthz; see `problem()`
+        self._fault_at = 0.0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            damage = self._quick_check(self._db())
+            if damage:
+                raise OutboxError(
+                    f"outbox {path} is damaged ({damage}); move it aside to start with an "
+                    "empty outbox, or restore it from a backup"
+                )
+            self._db().executescript(SCHEMA)  # executescript manages its own transaction
+            self._migrate()
+            self.requeued = self._requeue_interrupted()
+        except (sqlite3.DatabaseError, OSError) as err:
+            raise OutboxError(f"outbox {path} cannot be used: {err}") from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -111,7 +141,60 @@ class Outbox:
         return db
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db())
+        return _Transaction(self._db(), self._record_fault)
+
+    def _record_fault(self, err: BaseException) -> None:
+        self.fault = f"{type(err).__name__}: {err}"
+        self._fault_at = time.monotonic()
+        log.error("outbox %s: %s", self.path, self.fault)
+
+    @staticmethod
+    def _quick_check(db: sqlite3.Connection) -> str:
+        """'' when SQLite finds the file sound, else its first complaints."""
+        rows = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+        return "" if rows == ["ok"] else "; ".join(" ".join(r.split()) for r in rows)[:300]
+
+    def check(self) -> str:
+        """Check the file from a fresh connection (the page caches of the open ones can hide a
+        damaged page); a finding becomes the `fault`. Returns it, '' when sound."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0)
+            try:
+                damage = self._quick_check(db)
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as err:
+            damage = str(err)
+        if damage:
+            self._record_fault(sqlite3.DatabaseError(f"integrity check failed: {damage}"))
+        return damage
+
+    def recent_fault(self) -> str:
+        """The last outbox error if it happened less than FAULT_HOLD seconds ago, else ''."""
+        if self.fault and time.monotonic() - self._fault_at < FAULT_HOLD:
+            return self.fault
+        return ""
+
+    def problem(self) -> str:
+        """Why the outbox is not usable now, '' when it is: a probe write fails, or an outbox
+        error happened recently (`recent_fault`)."""
+        with contextlib.suppress(sqlite3.Error), self._tx() as db:  # an error: recorded as fault
+            db.execute("INSERT OR REPLACE INTO health(id, at) VALUES (1, ?)", (self.clock(),))
+        return self.recent_fault()
+
+    def requeue_stuck(self) -> int:
+        """Rows claimed `sending` more than STUCK_AFTER ago (a worker that died, or whose
+        mark-as-sent failed for good) go back to the queue: at-least-once, never lost."""
+        now = self.clock()
+        with self._tx() as db:
+            rows = db.execute("SELECT id, batch FROM deliveries WHERE state='sending'").fetchall()
+            stuck = [i for i, batch in rows if now - _claimed(batch) > STUCK_AFTER]
+            db.executemany(
+                "UPDATE deliveries SET state='queued', batch=NULL WHERE id=?", [(i,) for i in stuck]
+            )
+        if stuck:
+            log.warning("%d deliveries were stuck in flight; queued again", len(stuck))
+        return len(stuck)
 
     def _migrate(self) -> None:
         """Add the per-row retry columns to an outbox written by an older version."""
@@ -356,17 +439,43 @@ class Outbox:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue on the lock, never fail."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue on the lock, never fail.
+    A SQLite error inside, or at BEGIN or COMMIT, is reported to `on_error` and re-raised."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_error: Callable[[BaseException], None]) -> None:
         self.db = db
+        self.on_error = on_error
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            self.on_error(err)
+            raise
         return self.db
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
+        if exc is not None:
+            if isinstance(exc, sqlite3.Error):
+                self.on_error(exc)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as err:
+            self.on_error(err)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+
+
+def _claimed(batch: str | None) -> float:
+    """The claim time in a batch id (`target:first-id:time`); 0 when unreadable."""
+    try:
+        return float((batch or "").rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0.0
 
 
 def _epoch(value: str) -> float | None:

@@ -35,6 +35,15 @@ from .settings import AlertsSettings
 log = logging.getLogger(__name__)
 
 
+class OutboxUnavailable(RuntimeError):
+    """The outbox failed recently; nothing is accepted until it works again."""
+
+
+#: seconds between integrity checks of the outbox file, and between sweeps for stuck rows
+INTEGRITY_INTERVAL = 300.0
+STUCK_SWEEP_INTERVAL = 60.0
+
+
 class AlertService:
     """Implements `poolwatch.actions.Notifier`. `start()` runs delivery; `close()` stops it after
     the batches in flight are recorded."""
@@ -54,6 +63,7 @@ class AlertService:
         self.rejected: dict[str, int] = {}
         self._lock = threading.Lock()
         self.stop = threading.Event()
+        self.integrity_interval = INTEGRITY_INTERVAL
         kw: dict[str, Any] = {"sender": sender} if sender else {}
         self.workers = {
             t.name: TargetWorker(
@@ -84,6 +94,9 @@ class AlertService:
     ) -> tuple[int, int]:
         """Write `messages` to the outbox (one transaction) and wake the workers: (new, dup).
         `source` is "webhook" (Alertmanager) or "inprocess"; reminders are not `counted`."""
+        fault = self.outbox.recent_fault()
+        if fault:  # a damaged or failing outbox: refuse (503), the sender keeps the alerts
+            raise OutboxUnavailable(fault)
         new, dup = self.outbox.add(((m, routes(m, self.settings)) for m in messages), source)
         if counted:
             with self._lock:
@@ -122,15 +135,27 @@ class AlertService:
         return len(due)
 
     def _housekeep(self) -> None:
-        last_prune = 0.0
-        while not self.stop.wait(1.0):
+        last = {"prune": 0.0, "check": time.monotonic(), "stuck": 0.0}
+        every = {"prune": 3600.0, "check": self.integrity_interval, "stuck": STUCK_SWEEP_INTERVAL}
+        jobs = {
+            "prune": lambda: self.outbox.prune(self.settings.retention),
+            "check": self.outbox.check,
+            "stuck": self.outbox.requeue_stuck,
+        }
+        while not self.stop.wait(min(1.0, self.integrity_interval)):
             try:
                 self.remind()
-                if time.monotonic() - last_prune > 3600:
-                    self.outbox.prune(self.settings.retention)
-                    last_prune = time.monotonic()
+                for name, job in jobs.items():
+                    if time.monotonic() - last[name] > every[name]:
+                        last[name] = time.monotonic()
+                        job()
             except Exception:  # isolation boundary: housekeeping must not end the service
                 log.exception("alerts housekeeping failed")
+
+    def health(self) -> str:
+        """'' when the service can take alerts, else why not (for /healthz)."""
+        problem = self.outbox.problem()
+        return f"outbox {self.settings.outbox}: {problem}" if problem else ""
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -155,4 +180,5 @@ class AlertService:
             "received": dict(self.received),
             "duplicates": self.duplicates,
             "rejected": dict(self.rejected),
+            "outbox": {"path": str(self.settings.outbox), "fault": self.outbox.recent_fault()},
         }
