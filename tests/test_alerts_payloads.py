@@ -35,6 +35,13 @@ def test_fingerprint_is_alertmanagers() -> None:
     assert fingerprint(alert["labels"]) == alert["fingerprint"] == "948c667b1fc76492"
 
 
+@pytest.mark.parametrize("name", [n for n in PAYLOADS if n.startswith("am-")])
+def test_computed_fingerprint_is_the_one_alertmanager_sent(name: str) -> None:
+    for alert in _doc(name)["alerts"]:
+        if "fingerprint" in alert:
+            assert fingerprint(alert["labels"]) == alert["fingerprint"]
+
+
 @pytest.mark.parametrize("name", PAYLOADS)
 def test_every_payload_of_the_corpus_parses(name: str) -> None:
     doc = _doc(name)
