@@ -65,7 +65,9 @@ def _rows(tmp_path: Path) -> list[tuple]:
 
 
 def test_bounced_owner_is_dead_at_once_and_later_alerts_flow(
-    tmp_path: Path, smtp: SmtpSink
+    tmp_path: Path,
+    smtp: SmtpSink,
+    record_property,  # type: ignore[no-untyped-def]
 ) -> None:
     with receiver(_owners(tmp_path, smtp)) as (service, base):
         poisoned = alert(0, node="poisoned", owner_email=BAD)
@@ -77,6 +79,8 @@ def test_bounced_owner_is_dead_at_once_and_later_alerts_flow(
         assert "550" in dead[3]
         assert "550" in service.status()["targets"]["mail"]["last_error"]
         latencies = _latencies(base, smtp, 1)
+        record_property("latency_max_s", round(max(latencies), 3))
+        record_property("latency_median_s", round(sorted(latencies)[len(latencies) // 2], 3))
         assert max(latencies) < BOUND, latencies
         wait_for(lambda: service.status()["total"]["sent"] == 11, 10, "all recorded")
     mails = smtp.snapshot()
