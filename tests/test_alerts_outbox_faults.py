@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, alert, get_json, post, receiver, settings, wait_for
 
+from alerts.client import format_status
 from alerts.outbox import STUCK_AFTER, Outbox, OutboxError, Route
 from alerts.payload import webhook
 from alerts.service import AlertService
@@ -77,6 +78,7 @@ def test_damage_while_running_fails_healthz_and_refuses_webhooks(
             assert code == 503  # Alertmanager retries later: nothing is lost in a bad file
             status = get_json(base + "/status")
             assert status["outbox"]["fault"]
+            assert f"OUTBOX {tmp_path / 'outbox.sqlite'} FAILING" in format_status(status)
             assert status["rejected"]["503"] >= 2  # the webhook and the probe
             with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
                 metrics = resp.read().decode()
