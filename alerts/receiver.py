@@ -87,8 +87,7 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             path = self.path.split("?", 1)[0]
             if path == "/healthz":  # a liveness probe: 503 while the outbox cannot be written
                 problem = service.health()
-                if problem:
-                    service.count_rejected(503)
+                if problem:  # not a refused request: not counted in `rejected`
                     self.send_body(503, f"{problem}\n".encode(), "text/plain; charset=utf-8")
                 else:
                     self.send_body(200, b"ok\n", "text/plain")
