@@ -4,8 +4,9 @@ apprise reports a failure as False plus log lines, not as an exception, so the r
 from the log entries apprise collected during that one send (`AppriseResult.logs()`), and
 `classify` sorts it:
 
-- `target`: the target cannot be reached or says it is unavailable (connection refused or timed
-  out, TLS or SMTP login failure, HTTP 429/502/503/504). Every message would fail alike, so the
+- `target`: the target cannot be reached, says it is unavailable or refuses us rather than the
+  message (connection refused or timed out, TLS or SMTP login failure, SMTP 421, HTTP 401, 403,
+  404, 407, 408, 429, 502, 503, 504). Every message would fail alike, so the
   whole target backs off and, when it is back, the most urgent notification goes first.
 - `permanent`: the target answered that this message will never be accepted (an SMTP 5xx for a
   recipient or the data, HTTP 400/413/414/415/422), or the message cannot be built (a template
@@ -24,7 +25,10 @@ from typing import Literal
 
 Kind = Literal["target", "permanent", "message"]
 
-TARGET_HTTP = {429, 502, 503, 504}
+#: answers that say the target, not this message, is the problem (unavailable, or our credentials
+#: or URL are wrong: every message would get the same)
+TARGET_HTTP = {401, 403, 404, 407, 408, 429, 502, 503, 504}
+TARGET_SMTP = {421}
 PERMANENT_HTTP = {400, 413, 414, 415, 422}
 _HTTP = re.compile(r"error=(\d{3})\b")
 _SMTP = re.compile(r"\((\d{3}), b['\"]|was refused: (\d{3})\b")
@@ -44,7 +48,10 @@ def classify(why: str) -> Kind:
         return "permanent" if code in PERMANENT_HTTP else "message"
     smtp = _SMTP.search(why)
     if smtp:
-        return "permanent" if (smtp.group(1) or smtp.group(2)).startswith("5") else "message"
+        code = int(smtp.group(1) or smtp.group(2))
+        if code in TARGET_SMTP:
+            return "target"
+        return "permanent" if code >= 500 else "message"
     return "message"
 
 

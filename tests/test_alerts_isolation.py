@@ -189,3 +189,31 @@ def test_webhook_refusing_one_message_does_not_block(
     bodies = [m for _t, m in picky.accepted]
     assert all("poison" not in m for m in bodies)
     assert all(m.count("\n- ") == 1 for m in bodies)  # the poisoned one never joined a batch
+
+
+@pytest.mark.parametrize(
+    ("why", "kind"),
+    [  # what apprise logs, verbatim in form (its email and custom_json plugins)
+        ('Connection error while submitting email to "smtp"; Socket Exception: [Errno 111] '
+         "Connection refused", "target"),
+        ("Socket Exception: (535, b'5.7.8 Authentication failed'); Connection error while "
+         'submitting email to "smtp"', "target"),  # a login failure: every message alike
+        ("Socket Exception: {'gone@example.org': (550, b'5.1.1 User unknown')}; Sending email "
+         'to "gone@example.org" failed.', "permanent"),
+        ("Socket Exception: (552, b'5.3.4 Message size exceeds fixed limit', 'a@b')", "permanent"),
+        ("Socket Exception: {'x@example.org': (450, b'4.2.0 Greylisted')}", "message"),
+        ("Socket Exception: (421, b'4.7.0 Try again later')", "target"),
+        ("Failed to send JSON POST notification: Servers are overloaded., error=503.", "target"),
+        ("Failed to send JSON POST notification: Unauthorized - Invalid Token., error=401.",
+         "target"),
+        ("Failed to send JSON POST notification: error=422.", "permanent"),
+        ("Failed to send JSON POST notification: Bad Request., error=400.", "permanent"),
+        ("Failed to send JSON POST notification: Internal Server Error., error=500.", "message"),
+        ("A Connection error occurred sending JSON notification to h.", "target"),
+        ("delivery failed", "message"),
+    ],
+)  # fmt: skip
+def test_failures_are_sorted_by_whose_they_are(why: str, kind: str) -> None:
+    from alerts.failures import classify
+
+    assert classify(why) == kind
