@@ -12,7 +12,9 @@ from the log entries apprise collected during that one send (`AppriseResult.logs
   recipient or the data, HTTP 400/413/414/415/422), or the message cannot be built (a template
   error, text that cannot be encoded). Retrying cannot help: the notification is dead at once,
   with the reason.
-- `message`: anything else the target answered (HTTP 500, an SMTP 4xx). Only this notification
+- `message`: anything else the target answered (HTTP 500, an SMTP 4xx), or no answer to this
+  message in time (an HTTP read timeout, an SMTP timeout after the connection was made: a
+  webhook that hangs on one payload). Only this notification
   waits for its own retry (its own backoff, sent alone from then on); the others keep flowing.
 """
 
@@ -32,12 +34,17 @@ TARGET_SMTP = {421}
 PERMANENT_HTTP = {400, 413, 414, 415, 422}
 _HTTP = re.compile(r"error=(\d{3})\b")
 _SMTP = re.compile(r"\((\d{3}), b['\"]|was refused: (\d{3})\b")
-_UNREACHABLE = ("Connection error", "Connection refused", "timed out", "Name or service")
+#: the connection never got to the message: apprise's SMTP connect/login phase and every HTTP
+#: RequestException say "Connection error"; a read timeout is the one HTTP case that did
+_UNREACHABLE = ("Connection error", "Connection refused", "Name or service")
+_READ_TIMEOUT = "Read timed out"
 _KEEP = ("Socket Exception", "error=", "refused", "failed", "Failed", "Connection error")
 
 
 def classify(why: str) -> Kind:
     """The kind of a failure from apprise's log lines of one send (see the module docstring)."""
+    if _READ_TIMEOUT in why:  # connected and sent, but no answer to this message in time
+        return "message"
     if any(marker in why for marker in _UNREACHABLE):
         return "target"  # includes SMTP login/STARTTLS failures: apprise reports them so
     http = _HTTP.search(why)

@@ -124,8 +124,9 @@ def test_owner_label_with_20000_addresses_is_capped(tmp_path: Path, smtp: SmtpSi
 
 
 class _Picky:
-    """An HTTP receiver that answers `code` to any message naming `poison` and 200 to the rest;
-    a stand-in for a chat bridge whose handler fails on one message."""
+    """An HTTP receiver that answers `code` to any message naming `poison` (code 0: hangs 3 s,
+    then 200) and 200 to the rest; a stand-in for a chat bridge whose handler fails or hangs
+    on one message."""
 
     def __init__(self, code: int) -> None:
         self.accepted: list[tuple[float, str]] = []
@@ -138,9 +139,11 @@ class _Picky:
                 bad = "poison" in body["message"]
                 if bad:
                     picky.refused += 1
+                    if code == 0:
+                        time.sleep(3)
                 else:
                     picky.accepted.append((time.monotonic(), body["message"]))
-                self.send_response(code if bad else 200)
+                self.send_response(code if bad and code else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -149,7 +152,8 @@ class _Picky:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"json://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        # rto: apprise's read timeout, so a hanging answer costs one short send
+        self.url = f"json://127.0.0.1:{self.httpd.server_address[1]}/hook?rto=0.5"
 
     def arrived(self, node: str) -> float:
         return next((t for t, m in self.accepted if f" on {node}" in m), 0.0)
@@ -159,7 +163,7 @@ class _Picky:
         self.httpd.server_close()
 
 
-@pytest.mark.parametrize(("code", "dead_at_once"), [(500, False), (422, True)])
+@pytest.mark.parametrize(("code", "dead_at_once"), [(500, False), (422, True), (0, False)])
 def test_webhook_refusing_one_message_does_not_block(
     tmp_path: Path, code: int, dead_at_once: bool
 ) -> None:
@@ -177,7 +181,7 @@ def test_webhook_refusing_one_message_does_not_block(
                 assert picky.arrived(f"later-{i}") - posted < BOUND
             status = service.status()["targets"]["chat"]
             assert status["sent"] == 10
-            assert str(code) in status["last_error"]
+            assert (str(code) if code else "Read timed out") in status["last_error"]
             if dead_at_once:
                 assert (status["dead"], picky.refused) == (1, 1)
             else:  # retried on its own schedule, alone, while the others went through
@@ -210,6 +214,12 @@ def test_webhook_refusing_one_message_does_not_block(
         ("Failed to send JSON POST notification: Bad Request., error=400.", "permanent"),
         ("Failed to send JSON POST notification: Internal Server Error., error=500.", "message"),
         ("A Connection error occurred sending JSON notification to h.", "target"),
+        ("A Connection error occurred sending JSON notification to h.; Socket Exception: "
+         "HTTPConnectionPool(host='h', port=1): Read timed out. (read timeout=1.0)", "message"),
+        ("A Connection error occurred sending JSON notification to h.; Socket Exception: "
+         "HTTPConnectionPool(host='h', port=1): Max retries exceeded with url: /x (Caused by "
+         "ConnectTimeoutError(..., 'Connection to h timed out. (connect timeout=4.0)'))", "target"),
+        ("Socket Exception: timed out; Sending email to \"a@b\" failed.", "message"),
         ("delivery failed", "message"),
     ],
 )  # fmt: skip
