@@ -144,3 +144,32 @@ def test_rows_stuck_in_flight_are_queued_again(tmp_path: Path) -> None:
     assert box.requeue_stuck() == 1
     assert box.counts()["mail"]["queued"] == 1
     assert [r.id for r in box.next_batch("mail", 0.0, 10)] == [row.id]
+
+
+def test_outbox_of_the_previous_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    """The schema before per-row retry state (no next_try, no rejections): its queued rows are
+    still delivered after an upgrade."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+CREATE TABLE notifications (
+  id INTEGER PRIMARY KEY, dedup TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, rank INTEGER NOT NULL, alert TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY, notification INTEGER NOT NULL REFERENCES notifications(id),
+  target TEXT NOT NULL, recipient TEXT NOT NULL DEFAULT '', state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done_at REAL,
+  batch TEXT, last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE active (
+  fingerprint TEXT PRIMARY KEY, alert TEXT NOT NULL, source TEXT NOT NULL,
+  last_notified REAL NOT NULL, last_seen REAL NOT NULL);
+INSERT INTO notifications VALUES (1, 'fp:firing::', 'firing', 'fp', 0, '{"labels": {}}', 1.0);
+INSERT INTO deliveries (notification, target, state, attempts, created)
+  VALUES (1, 'mail', 'queued', 3, 1.0);
+""")
+    db.close()
+    box = Outbox(path)
+    (row,) = box.next_batch("mail", 0.0, 10)
+    assert (row.attempts, row.rejections) == (3, 0)
+    box.mark_failed([row], "HTTP 500", 1e12, "message", lambda n: 60.0)
+    assert box.next_batch("mail", 0.0, 10) == []  # waits on its own next try now
