@@ -19,6 +19,9 @@ as the outbox's `fault` (shown by `/healthz` and `/status`, and the receiver ans
 Alertmanager keeps the alerts), and `check()` repeats the integrity check from a fresh
 connection (an open connection's page cache can hide a damaged page).
 
+This module is longer than most because it is the one outbox backend: schema, writes, claims,
+retry state and integrity all work on the same tables in the same transactions.
+
 Restart safety: rows are marked `sending` (with a batch id) in a committed transaction before the
 message goes out and `sent` right after. A graceful stop finishes the batch in flight. After a
 hard kill, rows still `sending` are queued again on start: that one batch may be sent a second
