@@ -101,6 +101,11 @@ class TargetWorker(threading.Thread):
             elif outcome == "idle":
                 self.wake.wait(max(0.05, min(self.settings.group_wait, 0.5)))
                 self.wake.clear()
+        if self._unrecorded:  # stopping: one last try, or the restart sends these again
+            try:
+                self.outbox.mark_sent(self._unrecorded)
+            except Exception:  # isolation boundary: logged; the restart re-queues them
+                log.exception("could not record %d sent notifications", len(self._unrecorded))
 
     def _has_token(self) -> bool:
         """Token bucket: `messages` per `per` seconds, refilled continuously."""
