@@ -5,8 +5,11 @@ webhook connections wait a second for a SYN retry). Every refusal is a JSON `{"e
 with the status code that says why, and happens before anything is written:
 401 no credentials, 403 wrong credentials, 400 unreadable body,
 411 no Content-Length, 413 too large, 415 not JSON, 422 not an Alertmanager v4 payload.
-Credentials are compared in constant time. `/healthz` is open (kubelet probes carry no
-credentials); `/status` and `/metrics` need the same credentials as the webhook when auth is on.
+503 when the outbox cannot be written (Alertmanager retries). Every refusal is counted by code
+(`/status` "rejected", `poolwatch_alerts_requests_rejected_total`). Credentials are compared in
+constant time. `/healthz` is open (kubelet probes carry no credentials) and answers 503, naming
+the outbox file and the error, while the outbox cannot be written; `/status` and `/metrics` need
+the same credentials as the webhook when auth is on.
 """
 
 from __future__ import annotations
@@ -82,8 +85,12 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                self.send_body(200, b"ok\n", "text/plain")
+            if path == "/healthz":  # a liveness probe: 503 while the outbox cannot be written
+                problem = service.health()
+                if problem:  # not a refused request: not counted in `rejected`
+                    self.send_body(503, f"{problem}\n".encode(), "text/plain; charset=utf-8")
+                else:
+                    self.send_body(200, b"ok\n", "text/plain")
                 return
             if not self._authorized():
                 return
@@ -92,12 +99,14 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             elif path == "/metrics":
                 self.send_body(200, exposition(service), METRICS_TYPE)
             else:
+                service.count_rejected(404)
                 self._json(404, {"error": f"no such endpoint {path}"})
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             if path != "/alertmanager":
                 self._drain()
+                service.count_rejected(404)
                 self._json(404, {"error": f"no such endpoint {path}"})
                 return
             self._drain_if_refused = True
@@ -125,8 +134,9 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                 return
             try:
                 new, dup = service.accept(messages, source="webhook")
-            except Exception:  # isolation boundary: the outbox is unwritable; Alertmanager retries
-                log.exception("cannot write %d alerts to the outbox", len(messages))
+            except Exception as err:  # noqa: BLE001 isolation boundary: outbox unwritable, AM retries
+                log.error("cannot write %d alerts to the outbox: %s", len(messages), err)
+                service.count_rejected(503)
                 self._json(503, {"error": "outbox unavailable; retry"})
                 return
             self._json(200, {"accepted": len(messages), "new": new, "duplicates": dup})

@@ -150,3 +150,26 @@ def test_print_config_and_config_error(tmp_path: Path, capsys) -> None:  # type:
     assert yaml.safe_load(out)["listen"] == "127.0.0.1:1"
     with pytest.raises(Exception, match=r"targets\.0\.name.*alerts.yaml:3"):
         load_settings(cfg, {})
+
+
+@pytest.mark.parametrize(
+    ("auth", "field"),
+    [
+        ("auth: {bearer_token_file: SECRET}", "auth.bearer_token_file"),
+        ("auth: {basic_users: {alertmanager: SECRET}}", "auth.basic_users.alertmanager"),
+        ("targets: [{name: mail, url_file: SECRET}]", "targets.mail.url_file"),
+    ],
+)
+def test_empty_secret_file_refuses_to_start_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, auth: str, field: str
+) -> None:
+    """Fail closed: an empty token file used to turn auth off, an empty password file to let
+    anyone in with an empty password, an empty url file to fail every delivery."""
+    secret = tmp_path / "secret"
+    secret.write_text("\n  \n")  # whitespace only: empty after stripping
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(f"listen: 127.0.0.1:0\noutbox: {tmp_path / 'o.sqlite'}\n")
+    cfg.write_text(cfg.read_text() + auth.replace("SECRET", str(secret)) + "\n")
+    assert main(["alerts", "serve", "--config", str(cfg)]) == 2
+    assert f"{field}: {secret} is empty" in caplog.text
+    assert not (tmp_path / "o.sqlite").exists()  # refused before anything was opened
