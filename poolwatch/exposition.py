@@ -42,7 +42,9 @@ def render(families: list, identity: dict[str, str] | None = None) -> bytes:
         doc = f.documentation.replace("\\", r"\\").replace("\n", r"\n")
         out.append(f"# HELP {name} {doc}\n# TYPE {name} {f.type}\n")
         _samples(f.samples, ident, out)
-    return "".join(out).encode("utf-8")
+    # "replace": a label value decoded from bytes that are not UTF-8 (a file name kept as lone
+    # surrogates by os.fsdecode) becomes "?" instead of raising: the exposition stays valid.
+    return "".join(out).encode("utf-8", "replace")
 
 
 def _samples(samples: list[Sample], ident: dict[str, str], out: list[str]) -> None:

@@ -62,3 +62,18 @@ def test_missing_cache_root_marks_collector_down(tmp_path: Path) -> None:
     assert not ok
     assert value(s, "poolwatch_collector_up", collector="cache_dir") == 0
     assert "absent" in store.states()[0].last_error
+
+
+def test_directory_name_that_is_not_utf8_is_reported_with_a_readable_label(tmp_path: Path) -> None:
+    """`mkdir $'/cache/bad\\xff'`: the directory is measured under an escaped name and the run
+    succeeds; the exposition stays valid UTF-8."""
+    _tree(tmp_path)
+    bad = os.path.join(os.fsencode(tmp_path), b"bad\xff")
+    os.mkdir(bad)
+    with open(os.path.join(bad, b"f"), "wb") as f:
+        f.write(os.urandom(8192))
+    ok, s, store = run_collector(CacheDirCollector(CacheDirSettings(), tmp_path))
+    assert ok, store.states()[0].last_error
+    assert value(s, "poolwatch_cache_dir_files", directory="bad\\xff") == 1
+    assert value(s, "poolwatch_cache_dir_usage_bytes", directory="job-a") == _du(tmp_path / "job-a")
+    store.body().decode("utf-8")  # strict: raises on anything that is not UTF-8

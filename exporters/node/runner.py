@@ -67,7 +67,14 @@ class Runner:
     def _loop(self, c: Collector) -> None:
         due = time.monotonic()
         while not self._stop.is_set():
-            self.run_once(c)
+            try:
+                self.run_once(c)
+            except Exception as err:  # the schedule outlives any one run
+                log.exception("collector %s: run failed outside the collector", c.name)
+                try:
+                    self._fail(c, f"{type(err).__name__}: {err}", 0.0)
+                except Exception:  # the store itself failed: try at the next interval
+                    log.exception("collector %s: could not record the failure", c.name)
             due += c.interval
             now = time.monotonic()
             if due < now:  # a run overran: skip the missed slots instead of bunching up
@@ -94,7 +101,11 @@ class Runner:
         if run.error and not run.partial:
             self._fail(c, run.error, took)
             return False
-        body = self._render(c, run.families)
+        try:
+            body = self._render(c, run.families)
+        except Exception as err:  # noqa: BLE001 - a value the renderer cannot write: a failed run
+            self._fail(c, f"rendering failed: {type(err).__name__}: {err}", took)
+            return False
         if run.partial:
             self._log_failure(c, run.error)  # before put: it compares with the previous run
         self.store.put(c.name, body, ok=not run.partial, took=took, error=run.error)

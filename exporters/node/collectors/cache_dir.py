@@ -35,7 +35,7 @@ class _Budget:
         return self.entries & 0xFF or time.monotonic() < self.deadline
 
 
-def walk_usage(top: str, device: int, budget: _Budget) -> tuple[int, int, bool]:
+def walk_usage(top: bytes, device: int, budget: _Budget) -> tuple[int, int, bool]:
     """(bytes allocated, entries counted, complete?) under `top`, without leaving `device`."""
     used, count, stack = 0, 0, [top]
     while stack:
@@ -60,6 +60,12 @@ def walk_usage(top: str, device: int, budget: _Budget) -> tuple[int, int, bool]:
     return used, count, True
 
 
+def label(name: bytes) -> str:
+    """The `directory` label of a name as the kernel stores it: bytes that are not UTF-8 are
+    written as `\\xff` escapes, so the label stays valid and tells the operator what to look for."""
+    return name.decode("utf-8", "backslashreplace")
+
+
 class CacheDirCollector:
     name = "cache_dir"
 
@@ -75,7 +81,8 @@ class CacheDirCollector:
         fs = os.statvfs(root)  # raises for a missing cache root: the runner marks us down
         device = os.stat(root).st_dev
         size = fs.f_blocks * fs.f_frsize
-        with os.scandir(root) as it:
+        # bytes, so a name that is not UTF-8 (`mkdir $'bad\\xff'`) is walked like any other
+        with os.scandir(os.fsencode(root)) as it:
             dirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
         dirs = dirs[: self.settings.max_dirs]
         if dirs:
@@ -85,15 +92,18 @@ class CacheDirCollector:
         for i, name in enumerate(order):
             if budget.entries <= 0 or time.monotonic() >= budget.deadline:
                 for left in order[i:]:
-                    fams["poolwatch_cache_dir_walk_truncated"].add_metric([left], 1)
+                    fams["poolwatch_cache_dir_walk_truncated"].add_metric([label(left)], 1)
                 self._start = (self._start + i) % len(dirs)
                 break
-            used, count, complete = walk_usage(os.path.join(root, name), device, budget)
-            fams["poolwatch_cache_dir_usage_bytes"].add_metric([name], used)
-            fams["poolwatch_cache_dir_files"].add_metric([name], count)
+            used, count, complete = walk_usage(
+                os.path.join(os.fsencode(root), name), device, budget
+            )
+            lv = [label(name)]
+            fams["poolwatch_cache_dir_usage_bytes"].add_metric(lv, used)
+            fams["poolwatch_cache_dir_files"].add_metric(lv, count)
             if size > 0:
-                fams["poolwatch_cache_dir_used_ratio"].add_metric([name], used / size)
-            fams["poolwatch_cache_dir_walk_truncated"].add_metric([name], 0 if complete else 1)
+                fams["poolwatch_cache_dir_used_ratio"].add_metric(lv, used / size)
+            fams["poolwatch_cache_dir_walk_truncated"].add_metric(lv, 0 if complete else 1)
         yield from fams.values()
 
 
