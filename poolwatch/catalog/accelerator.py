@@ -14,6 +14,7 @@ reports 0, or 3 once NVML calls it lost).
 from __future__ import annotations
 
 from .model import Alias, MetricSpec
+from .npu import npu_smi_age
 
 MA, DCGM = "modelarts", "modelarts"  # DCGM_FI_* names are part of the ModelArts seed tables
 MIB = 1.0 / 1048576
@@ -319,5 +320,6 @@ CONTAINER_VIEWS = [
 # fmt: on
 
 ACCELERATOR_SPECS: list[MetricSpec] = [
-    *ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_ACCOUNTING, *CONTAINER_VIEWS,
+    *(npu_smi_age(s) for s in ACCELERATOR), *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_ACCOUNTING,
+    *CONTAINER_VIEWS,
 ]  # fmt: skip

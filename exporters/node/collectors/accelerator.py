@@ -85,6 +85,10 @@ class AcceleratorCollector:
             if reading is None:
                 continue
             fams[P + "backend_up"].add_metric([backend.name], 0 if reading.problems else 1)
+            if reading.processes is not None:
+                fams["poolwatch_npu_tool_processes"].add_metric(
+                    [reading.processes[0]], reading.processes[1]
+                )
             problems += [f"{backend.name}: {p}" for p in reading.problems]
             extra += reading.extra
             for device in reading.devices:
@@ -248,8 +252,12 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
     if settings.npu != "off":
         # Each npu-smi call gets half the collector's timeout, so the overview and one round of
         # per-chip views fit inside one run.
-        timeout = settings.collectors.accelerator.timeout / 2
-        out.append((NpuSmiBackend(settings.npu_smi, timeout=timeout), settings.npu == "on"))
+        acc = settings.collectors.accelerator
+        timeout = acc.timeout / 2
+        npu = NpuSmiBackend(
+            settings.npu_smi, timeout=timeout, intervals=acc.npu_smi_intervals.model_dump()
+        )
+        out.append((npu, settings.npu == "on"))
         # hccn_tool is optional even with --npu on: inference cards (310/310P) have no RoCE
         # port and no hccn_tool. Huawei documents it as not safe to run concurrently, so one
         # call at a time. Budgets: npu-smi 0.75 and hccn_tool 0.2 of the collector's timeout
@@ -257,8 +265,9 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
         # driver still lets the run finish, with what it measured, before the deadline.
         out.append((
             HccnToolBackend(
-                settings.hccn_tool, timeout=settings.collectors.accelerator.timeout / 10,
+                settings.hccn_tool, timeout=acc.timeout / 10,
                 dev_root=settings.roots.rootfs / "dev", max_workers=1,
+                intervals=acc.hccn_tool_intervals.model_dump(),
             ),
             False,
         ))  # fmt: skip
