@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from poolwatch.catalog.accelerator import CONTAINER_VIEWS
+from poolwatch.catalog.accelerator import CONTAINER_VIEWS, container_views_kept
 
 from ..accelerators.model import Backend, BackendUnavailable, Device, Reading
 from ..attribution.owners import DeviceOwners, Owner
@@ -58,8 +58,12 @@ class AcceleratorCollector:
         settings: AcceleratorSettings,
         backends: list[tuple[Backend, bool]],
         owners: DeviceOwners | None = None,
+        compat: frozenset[str] = frozenset({"modelarts"}),
     ) -> None:
         self.interval, self.timeout = settings.interval, settings.timeout
+        # per-container copies of device gauges: the largest series multiplier on a busy node
+        kept = container_views_kept(settings.container_views, compat)
+        self._view_sources = {v: src for v, src in _VIEWS.items() if v in kept}
         self.backends = backends  # (backend, required): required means --gpu on / --npu on
         self.owners = owners or DeviceOwners()
         self._off: set[str] = set()
@@ -190,7 +194,7 @@ class AcceleratorCollector:
         self._seen_held = held
         if not held:
             return
-        for view, source in _VIEWS.items():
+        for view, source in self._view_sources.items():
             for sample in fams[source].samples:
                 key = tuple(sample.labels[k] for k in _DEV_KEYS)
                 for owner in held.get(key, ()):
@@ -280,5 +284,8 @@ def _factory(settings: NodeExporterSettings) -> AcceleratorCollector:
 
     # The same mapping the pod_resources collector refreshes on its own schedule.
     return AcceleratorCollector(
-        settings.collectors.accelerator, build_backends(settings), shared_owners()
+        settings.collectors.accelerator,
+        build_backends(settings),
+        shared_owners(),
+        frozenset(settings.compat),
     )
