@@ -337,3 +337,17 @@ def test_container_collector_survives_any_cgroup_file_and_directory_name(
         os.mkdir(os.path.join(os.fsencode(root / "pods"), data.draw(NAMES)))  # any pod log dir
         names = PodNames(root / "pods", root / "containers")
         run_checked(container.ContainerCollector(ContainerSettings(), cgroup, proc, names))
+
+
+@BOUNDED
+@given(st.sampled_from(["cpu.stat", "memory.stat"]), st.data())
+def test_keyed_value_agrees_with_the_full_parse(name: str, data: st.DataObject) -> None:
+    """The collector reads one key without parsing the file; it must say what the full parse
+    says, or raise a ValueError where the full parse would fail on that line."""
+    text = data.draw(inputs(fixture("cgroup", name))).decode("utf-8", "replace")
+    key = data.draw(st.sampled_from(["usage_usec", "inactive_file", "active_file", "anon"]))
+    try:
+        expected = container.parse_keyed(text).get(key)
+    except ValueError:
+        return  # some line does not parse: the collector may or may not reach it
+    assert container.keyed_value(text, key) == expected
