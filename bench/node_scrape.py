@@ -8,7 +8,9 @@ How: poolwatch reads a synthetic node (8 HCAs x 2 ports of InfiniBand counters i
 copies of this host's /proc files plus 10 NFS mounts x 15 per-op lines in a temp procfs, a small
 cache dir) sized to ~2,000 series; node_exporter runs its default collectors on the real /proc and
 /sys. Each exporter is scraped by 10 threads of this process (a new connection per GET) after a
-warm-up. A second poolwatch, every collector at 1 s, runs unscraped to price a collection cycle.
+warm-up; poolwatch and node_exporter are scraped in alternating rounds of 100, so load from
+elsewhere on a shared machine falls on both alike. A second poolwatch, every collector (and
+every npu-smi view group) 15x faster, runs unscraped to price a collection cycle.
 
 Reading the figures: p50/p99/max are client-side latencies in ms of plain (not gzip) scrapes;
 `cpu_s_per_1k` is the exporter's own CPU (utime+stime) per 1,000 scrapes; `rss_peak_mb` is VmHWM.
@@ -258,6 +260,42 @@ def bench(
     }  # fmt: skip
 
 
+def bench_pair(
+    a: tuple[str, Proc, int], b: tuple[str, Proc, int], args: argparse.Namespace, rounds: int = 10
+) -> tuple[dict, dict]:
+    """`bench` for two exporters at once: `rounds` alternating batches of scrapes each."""
+    lat: dict[str, list[float]] = {a[0]: [], b[0]: []}
+    errors = dict.fromkeys(lat, 0)
+    cpu = dict.fromkeys(lat, 0.0)
+    wall = dict.fromkeys(lat, 0.0)
+    bodies = {}
+    for name, _proc, port in (a, b):
+        bodies[name] = get(port)[1]
+        scrape(port, args.warmup, args.concurrency, time.monotonic() + 15)
+        log(f"{name}: {series(bodies[name])} series, {len(bodies[name]) / 1024:.0f} KiB")
+    log(f"{args.scrapes} scrapes each, in {rounds} alternating rounds")
+    for _ in range(rounds):
+        for name, proc, port in (a, b):
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            got, failed = scrape(port, args.scrapes // rounds, args.concurrency, t0 + 45)
+            cpu[name] += cpu_seconds(proc.pid) - cpu0
+            wall[name] += time.monotonic() - t0
+            lat[name] += got
+            errors[name] += failed
+    out = []
+    for name, proc, _port in (a, b):
+        ms, body = lat[name], bodies[name]
+        out.append({
+            "series": series(body), "body_bytes": len(body), "scrapes": len(ms),
+            "errors": errors[name], "wall_s": round(wall[name], 2),
+            "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2),
+            "max_ms": round(max(ms, default=float("nan")), 2),
+            "cpu_s_per_1k": round(cpu[name] / max(len(ms), 1) * 1000, 3),
+            "rss_peak_mb": round(peak_rss_mb(proc.pid), 1),
+        })  # fmt: skip
+    return out[0], out[1]
+
+
 def start(cmd: list[str], logfile: Path) -> Proc:
     with logfile.open("wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -429,16 +467,16 @@ def run(
     # 5x the scrapes, so the run spans several collections rather than one.
     busy = bench("poolwatch (collecting every 1 s)", bg, p1, args, total=5 * args.scrapes)
     bg.terminate()
-    # Phase 2: scrape poolwatch (15 s), then node_exporter, one at a time.
-    pw_res = bench("poolwatch", pw, p15, args)
+    # Phase 2: poolwatch (15 s) and node_exporter, scraped in alternating rounds, so load from
+    # elsewhere on a shared machine falls on both alike.
+    ne = start([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{pne}"], tmp / "ne.log")
+    procs.append(ne)
+    wait_ready("node_exporter", ne, pne, lambda _b: True, time.monotonic() + 20)
+    pw_res, ne_res = bench_pair(("poolwatch", pw, p15), ("node_exporter", ne, pne), args)
     pw_res["collectors"] = collector_health(get(p15)[1])
     series_budget = budget_check(get(p15)[1], "plain" if "accelerator" not in COLLECTORS
                                  else "accelerators", args)  # fmt: skip
     pw.terminate()
-    ne = start([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{pne}"], tmp / "ne.log")
-    procs.append(ne)
-    wait_ready("node_exporter", ne, pne, lambda _b: True, time.monotonic() + 20)
-    ne_res = bench("node_exporter", ne, pne, args)
     stop([pw, bg, ne])  # so their logs are complete
     logs = {n: log_problems(tmp / f"{n}.log") for n in ("pw15", "pw1", "ne")}
     return {"poolwatch": pw_res, "poolwatch_collecting": busy, "node_exporter": ne_res,
