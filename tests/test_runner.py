@@ -232,3 +232,29 @@ def test_surrogates_in_label_values_render_as_valid_utf8() -> None:
     body = render(list(fams.values()), {"node": "n\udcfe"})
     s = parse(body.decode("utf-8"))
     assert value(s, "poolwatch_nfs_rpc_operations_total", operation='R"\\', mountpoint="/m?") == 1
+
+
+def test_schedules_are_spread_over_the_interval_after_a_first_run_together() -> None:
+    """Eight collections at the same instant made a scrape share the GIL with eight threads:
+    after the first run (at once, so the first scrape has everything) the schedules are phased."""
+    times: dict[str, list[float]] = {"nfs": [], "infiniband": []}
+    a, b = Fake(), Other()
+    for c in (a, b):
+        c.interval = 0.6
+        inner = c.collect
+
+        def timed(c=c, inner=inner):
+            times[c.name].append(time.monotonic())
+            return inner()
+
+        c.collect = timed  # type: ignore[method-assign]
+    runner, _ = make(a, b)
+    runner.start()
+    try:
+        time.sleep(1.0)
+    finally:
+        runner.stop()
+    assert abs(times["nfs"][0] - times["infiniband"][0]) < 0.15  # first runs together
+    assert len(times["nfs"]) == 2  # at 0 and 0.6 s: phase 0, no second run at once
+    assert 0.2 < times["infiniband"][1] - times["infiniband"][0] < 0.45  # phase 0.3 s
+    assert 0.5 < times["nfs"][1] - times["nfs"][0] < 0.75
