@@ -18,7 +18,8 @@ PARTS = """\
 parts of the stack:
   node-exporter     per-node metrics: GPUs (NVML), NPUs (npu-smi) and who holds them, host,
                     disks, /cache, InfiniBand, NFS, containers
-  catalog           the metric catalog: --markdown (docs/metrics.md) or --json
+  catalog           the metric catalog: --markdown (docs/metrics.md), --json, or --budget
+                    (series a node of a given shape exports)
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
   demo              the whole stack on one machine: this host, a simulated pool, Prometheus
   rules             rule files: check, compile to Prometheus rules, promtool tests, and the
