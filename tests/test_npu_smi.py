@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -554,3 +555,25 @@ def test_processes_per_run_are_a_series() -> None:
     ok, s, _ = run_collector(AcceleratorCollector(AcceleratorSettings(), [(b, True)]))
     assert ok
     assert value(s, "poolwatch_npu_tool_processes", tool="npu-smi") == len(fake.calls)
+
+
+def test_a_view_that_hangs_past_the_budget_is_not_served_from_an_old_reading() -> None:
+    """A wedged driver must not keep serving the last good figures as if they were fresh."""
+    fake = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock, timeout=0.2, max_workers=8)
+    assert by_index(b.read())["2"].ecc_errors
+    slow = threading.Event()
+
+    def hang(argv: list[str], timeout: float) -> str:
+        if "ecc" in argv:
+            slow.wait(2)
+        return fake(argv, timeout)
+
+    b.run = hang
+    clock.now += 60
+    r = b.read()
+    slow.set()
+    assert any("not done within" in p for p in r.problems)
+    assert all(not d.ecc_errors for d in r.devices)  # dropped, not the minute-old figures
+    assert by_index(r)["2"].core_clock == 800e6  # what was not due is still served

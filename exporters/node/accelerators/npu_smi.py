@@ -224,13 +224,12 @@ class NpuSmiBackend:
         live = set(jobs)
         self._cache = {j: v for j, v in self._cache.items() if j in live and j.npu not in swapped}
         due = [j for j in jobs if self._due(j, now, unhealthy)]
-        results, failed = self._fetch(due, problems)
+        results = self._fetch(due, problems)
         for job in due:
             if job in results:
                 self._cache[job] = (now, results[job])
-            elif job in failed or job.kind in self._unsupported:
-                self._cache.pop(job, None)  # a group that fails goes away, never served stale
-            # a view cancelled at the budget keeps its last reading until its interval is over
+            else:  # failed, unsupported or not done within the budget: gone, never stale
+                self._cache.pop(job, None)
 
     def _due(self, job: _Job, now: float, unhealthy: set[tuple[int, int | None]]) -> bool:
         cached = self._cache.get(job)
@@ -244,9 +243,7 @@ class NpuSmiBackend:
         view = parse_view(self._call(job.args()), job.chip if job.per_chip else None)
         return view_facts(job.view, job.per_chip, view)
 
-    def _fetch(
-        self, jobs: list[_Job], problems: list[str]
-    ) -> tuple[dict[_Job, ChipFacts], set[_Job]]:
+    def _fetch(self, jobs: list[_Job], problems: list[str]) -> dict[_Job, ChipFacts]:
         """Run the views on the pool within one budget (1.5 x the per-call timeout).
 
         Without it, a wedged driver that makes every view hang would cost ~90 calls x the
@@ -254,9 +251,8 @@ class NpuSmiBackend:
         down (its runner starts no new run while one hangs) for minutes. Views still waiting at
         the deadline are cancelled and reported; a running call is left to its own timeout."""
         results: dict[_Job, ChipFacts] = {}
-        failed: set[_Job] = set()
         if not jobs:
-            return results, failed
+            return results
         deadline = time.monotonic() + self.timeout * 1.5
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="npu-smi")
         try:
@@ -273,14 +269,13 @@ class NpuSmiBackend:
                         log.info("npu-smi view %s not supported here (%s); skipped", job.kind, err)
                     self._unsupported.add(job.kind)
                 except Exception as err:  # noqa: BLE001 - one chip's view must not lose the others
-                    failed.add(job)
                     chip = "" if job.chip is None or not job.per_chip else f" chip {job.chip}"
                     problems.append(f"npu {job.npu}{chip}: -t {job.view}: {err}")
             if skipped:
                 problems.append(f"{skipped} npu-smi views not done within {self.timeout * 1.5:g}s")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        return results, failed
+        return results
 
     # -- building devices ------------------------------------------------------------------------
     def _chip_facts(self, row: ChipRow) -> ChipFacts:
