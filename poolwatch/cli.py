@@ -18,7 +18,8 @@ PARTS = """\
 parts of the stack:
   node-exporter     per-node metrics: GPUs (NVML), NPUs (npu-smi) and who holds them, host,
                     disks, /cache, InfiniBand, NFS, containers
-  catalog           the metric catalog: --markdown (docs/metrics.md) or --json
+  catalog           the metric catalog: --markdown (docs/metrics.md), --json, or --budget
+                    (series a node of a given shape exports)
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
   demo              the whole stack on one machine: this host, a simulated pool, Prometheus
   rules             rule files: check, compile to Prometheus rules, promtool tests, and the
@@ -387,6 +388,28 @@ def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")
     fmt.add_argument("--json", action="store_true", help="machine-readable")
+    fmt.add_argument(
+        "--budget",
+        action="store_true",
+        help="how many series a node exporter of a given shape exports, per GPU, NPU chip, "
+        "container, NIC port, mount (see --shape)",
+    )
+    p.add_argument(
+        "--shape",
+        default="",
+        metavar="K=N,...",
+        help="with --budget: the node, e.g. gpus=8,npu_chips=0,containers=50,ib_ports=8 "
+        "(unset keys: an 8-GPU, 16-NPU-chip, 200-container node)",
+    )
+    p.add_argument(
+        "--compat", default="", metavar="SET", help="with --budget: compat sets, e.g. modelarts"
+    )
+    p.add_argument(
+        "--container-views",
+        default="needed",
+        choices=["needed", "all", "none"],
+        help="with --budget: the node exporter's collectors.accelerator.container_views",
+    )
     p.set_defaults(func=_run_catalog)
 
 
@@ -433,8 +456,17 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from .catalog import render
+    from .catalog import ALL_SPECS, budget, render
 
+    if args.budget:
+        try:
+            shape = budget.Shape.parse(args.shape)
+        except ValueError as err:
+            sys.stderr.write(f"poolwatch catalog: {err}\n")
+            return 2
+        compat = [c.strip() for c in args.compat.split(",") if c.strip()]
+        sys.stdout.write(budget.markdown(ALL_SPECS, shape, compat, args.container_views))
+        return 0
     sys.stdout.write(render.markdown() if args.markdown else render.json_text())
     return 0
 
