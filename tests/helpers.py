@@ -63,8 +63,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_block(count: int = 9) -> int:
-    """The first of `count` consecutive free ports (the demo takes N to N+8)."""
+def free_block(count: int = 10) -> int:
+    """The first of `count` consecutive free ports (the demo takes N to N+9)."""
     import pytest
 
     for _ in range(50):
