@@ -17,6 +17,7 @@ import html
 import io
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from . import lint, registry
-from .render_data import Prometheus, QueryError, Series, legend, table_rows, variables
+from .render_data import (
+    Prometheus,
+    QueryError,
+    Series,
+    legend,
+    table_rows,
+    variable_texts,
+    variables,
+)
 
 log = logging.getLogger(__name__)
 ROW_PX, PAGE_PX = 34, 1400  # one Grafana grid row; the page's width (24 columns)
@@ -98,12 +107,30 @@ def draw_timeseries(panel: dict[str, Any], series: list[tuple[str, Series]], uni
     if defaults.get("max") is not None:
         ax.set_ylim(top=defaults["max"])
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v, unit)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    times = [t for _, s in series for t, _ in s.points]
+    short = times and max(times) - min(times) < 3 * 3600
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if short else "%H:%M"))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=6))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize=6, loc="upper left", frameon=False)
+    if series:  # beside the chart, as Grafana's legend table, so it never hides a line
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _svg(fig)
+
+
+_TITLE_VAR = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)")
+
+
+def title_text(text: str, values: dict[str, str], texts: dict[str, str]) -> str:
+    """A panel title with its variables as Grafana shows them (`${accel:text}` -> GPU)."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(3)
+        if m.group(2) == "text" and name in texts:
+            return texts[name]
+        return values.get(name, m.group(0))
+
+    return _TITLE_VAR.sub(one, text)
 
 
 def _queries(panel: dict[str, Any], values: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
@@ -177,21 +204,23 @@ CSS = (
 def render_board(model: dict[str, Any], prom: Prometheus, end: float, span: float) -> str:
     """One dashboard as a whole HTML page."""
     values = variables(model, prom, end)
+    texts = variable_texts(model, values)
     cells = []
     for panel in lint.panels(model):
         g = panel["gridPos"]
         style = f"grid-column:{g['x'] + 1}/span {g['w']};grid-row:{g['y'] + 1}/span {g['h']}"
-        title = html.escape(panel.get("title", ""))
+        title = html.escape(title_text(panel.get("title", ""), values, texts))
         desc = html.escape(panel.get("description") or "")
         body = render_panel(panel, prom, values, end, span)
         cells.append(f'<div class="panel" style="{style}" title="{desc}" data-type='
                      f'"{panel.get("type")}"><h3>{title}</h3>{body}</div>')  # fmt: skip
     shown = ", ".join(f"{k} = {v or '(none)'}" for k, v in values.items())
+    heading = html.escape(title_text(model["title"], values, texts))
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(end))
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
-        f"{html.escape(model['title'])}</title><style>{CSS}</style></head><body>"
-        f'<p><a href="index.html">all dashboards</a></p><h1>{html.escape(model["title"])}</h1>'
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{heading}</title>'
+        f"<style>{CSS}</style></head><body>"
+        f'<p><a href="index.html">all dashboards</a></p><h1>{heading}</h1>'
         f"<p>{html.escape(model.get('description', ''))}</p><p>Data of the {span / 60:g} minutes "
         f"up to {when} from {html.escape(prom.url)}; variables: {html.escape(shown)}.</p>"
         f'<div class="grid">{"".join(cells)}</div></body></html>\n'

@@ -11,6 +11,7 @@ its builtins (`$__rate_interval`, ...) get the values the dashboards' own checks
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -95,6 +96,17 @@ def variables(model: dict[str, Any], prom: Prometheus, at: float) -> dict[str, s
     return values
 
 
+def variable_texts(model: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """What Grafana shows for each chosen value (`${accel:text}`: "GPU" for "nvidia")."""
+    out = {}
+    for v in model.get("templating", {}).get("list", []):
+        name = v["name"]
+        chosen = values.get(name, "")
+        shown = [o["text"] for o in v.get("options") or [] if str(o.get("value")) == chosen]
+        out[name] = shown[0] if shown else ("All" if chosen == ".*" else chosen)
+    return out
+
+
 def _first_option(v: dict[str, Any]) -> str:
     opts = v.get("options") or []
     chosen = [o for o in opts if o.get("selected")] or opts
@@ -109,7 +121,7 @@ def legend(fmt: str, labels: dict[str, str]) -> str:
     out = fmt
     for key, value in labels.items():
         out = out.replace("{{" + key + "}}", value).replace("{{ " + key + " }}", value)
-    return out
+    return re.sub(r"\{\{\s*\w+\s*\}\}", "", out)  # a label the series lacks: empty
 
 
 def table_rows(

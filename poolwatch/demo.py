@@ -278,11 +278,16 @@ class Demo:
         )  # fmt: skip
         source.start()
         self._stoppers.append(source.stop)
-        threading.Thread(
-            target=engine.run, name="rules", daemon=True,
-            args=(self.rules_interval, self.notifiers, self._stop),
-            kwargs={"before": lambda: files.maybe_reload(engine), "sinks": self.action_sinks},
-        ).start()  # fmt: skip
+
+        def run() -> None:
+            # Evaluate only once the source holds two scrapes: an evaluation over no samples
+            # would resolve every alert that fired before a restart (and `rate` needs two).
+            if not self._stop.wait(2.5 * _seconds(self.scrape_interval)):
+                reload = lambda: files.maybe_reload(engine)  # noqa: E731
+                engine.run(self.rules_interval, self.notifiers, self._stop,
+                           before=reload, sinks=self.action_sinks)  # fmt: skip
+
+        threading.Thread(target=run, name="rules", daemon=True).start()
 
     def _site(self) -> None:
         from .demo_inbox import Inbox

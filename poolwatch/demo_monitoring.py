@@ -94,7 +94,8 @@ def start_prometheus(program: Program, data_dir: Path, config: str, port: int) -
     cfg.write_text(config, encoding="utf-8")
     return Child("prometheus", [
         str(program.path), f"--config.file={cfg}", f"--storage.tsdb.path={data_dir / 'prometheus'}",
-        f"--web.listen-address={HOST}:{port}", "--log.level=warn",
+        f"--web.listen-address={HOST}:{port}", f"--web.external-url=http://{HOST}:{port}/",
+        "--log.level=warn",
     ], data_dir / "prometheus.log")  # fmt: skip
 
 
