@@ -2,7 +2,7 @@
 
 Why not FastAPI's default `/docs`: it loads Swagger UI's script and stylesheet from a CDN, so on a
 machine without internet access (the demo's usual home, and many clusters) the page stays blank.
-Swagger UI's own distribution files come from the `swagger-ui-bundle` package (Apache-2.0, the
+Swagger UI's own distribution files come from the `swagger-ui-bundle-v2` package (Apache-2.0, the
 files of swagger-api/swagger-ui's `dist/`) and are served from `/docs/static`, so the page works
 offline.
 """
