@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("dashboards", help="Grafana dashboards: build the JSON, check it is current")
+    p = sub.add_parser("dashboards", help="Grafana dashboards: build the JSON, check it, render it")
     verbs = p.add_subparsers(dest="verb", required=True)
     b = verbs.add_parser("build", help="write dashboards/generated/*.json, provisioning.yaml "
                          "and docs/dashboards.md")  # fmt: skip

@@ -20,11 +20,12 @@ parts of the stack:
                     disks, /cache, InfiniBand, NFS, containers
   catalog           the metric catalog: --markdown (docs/metrics.md) or --json
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
-  demo              the whole stack on one machine: this host, a simulated pool, Prometheus
+  demo              the whole stack on this machine over a simulated pool, telling its
+                    story; open the home page it prints (start here)
   rules             rule files: check, compile to Prometheus rules, promtool tests, and the
                     engine that evaluates them (against Prometheus or local samples)
   alerts            Alertmanager webhook receiver; notifications by email, webhook, chat
-  dashboards        Grafana dashboards: build the JSON, check it is current
+  dashboards        Grafana dashboards: build the JSON, check it, render it to HTML
   controller        isolate faulty nodes, replace them from spares, restart jobs, upgrades
   api               the pool REST API (pools, nodes, usage, monitoring, driver upgrades)
 
