@@ -23,6 +23,7 @@ from helpers import free_block
 
 from dashboards import registry
 from poolwatch.demo import Demo
+from poolwatch.demo_procs import find_program
 from poolwatch.demo_scenario import FIRST
 
 pytestmark = [
@@ -93,11 +94,34 @@ def test_the_story_dashboards_and_pages(tmp_path: Path) -> None:
         assert len(groups) >= 9
         am = _get(f"http://127.0.0.1:{demo.ports.alertmanager}/api/v2/alerts")
         assert any(a["labels"]["alertname"] == "PoolwatchAcceleratorLost" for a in am)
+        _silence(demo.ports.alertmanager)
 
         _pages(site, tmp_path)
         _dashboards(site, prom, tmp_path)
     finally:
         demo.stop()
+
+
+def _silence(port: int) -> None:
+    """A silence set with amtool, Alertmanager's own client, holds the alert back."""
+    amtool, _ = find_program("amtool")
+    if amtool is None:
+        return
+    url = f"http://127.0.0.1:{port}"
+    done = subprocess.run([amtool, f"--alertmanager.url={url}", "silence", "add",
+                           "alertname=PoolwatchAcceleratorLost", "--comment=test",
+                           "--author=test", "--duration=1h"],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        alerts = _get(f"{url}/api/v2/alerts")
+        states = {a["status"]["state"] for a in alerts
+                  if a["labels"]["alertname"] == "PoolwatchAcceleratorLost"}  # fmt: skip
+        if states == {"suppressed"}:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the silence did not take: {states}")
 
 
 def _look(url: str, path: Path, expect: list[str], min_ink: float = 0.02) -> str:
