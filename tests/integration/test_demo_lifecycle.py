@@ -40,7 +40,8 @@ def _start(data: Path, base: int) -> subprocess.Popen[str]:
 
 
 def _children(data: Path) -> list[int]:
-    """Pids of processes started with the demo's data directory on their command line."""
+    """Pids of the programs (not poolwatch itself) with the demo's data directory on their
+    command line."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -49,7 +50,9 @@ def _children(data: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and b"poolwatch" not in argv[0] and any(str(data).encode() in a for a in argv):
+        if b"-m\0poolwatch\0demo" in b"\0".join(argv):
+            continue  # a demo itself
+        if any(str(data).encode() in a for a in argv):
             found.append(int(entry.name))
     return found
 
@@ -70,7 +73,8 @@ def test_a_second_demo_on_the_same_data_dir_is_refused_and_sigkill_takes_the_chi
     proc = _start(data, free_block())
     try:
         kids = _children(data)
-        assert len(kids) == 2, kids  # Prometheus and Alertmanager
+        logs = {p.name: p.read_text() for p in data.glob("*.log")}
+        assert len(kids) == 2, (kids, logs)  # Prometheus and Alertmanager
         second = subprocess.run(
             [sys.executable, "-m", "poolwatch", "demo", "--data-dir", str(data), "--port-base",
              str(free_block())], capture_output=True, text=True, timeout=60, check=False,
