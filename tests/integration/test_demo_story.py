@@ -96,10 +96,25 @@ def test_the_story_dashboards_and_pages(tmp_path: Path) -> None:
         assert any(a["labels"]["alertname"] == "PoolwatchAcceleratorLost" for a in am)
         _silence(demo.ports.alertmanager)
 
+        _varied_faults(demo)
         _pages(site, tmp_path)
         _dashboards(site, prom, tmp_path)
     finally:
         demo.stop()
+
+
+def _varied_faults(demo: Demo) -> None:
+    """The story goes on: a different kind of fault every four simulated minutes (12 s here),
+    each on a node where it can strike, each showing in the pool's events or node statuses."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(demo.scenario_struck()) < 4:
+        time.sleep(1)
+    struck = demo.scenario_struck()
+    kinds = [fault for _, fault, _ in struck]
+    assert len(set(kinds)) >= 4, struck
+    assert {"npu_health", "not_ready"} <= set(kinds)
+    npu_node = next(node for _, fault, node in struck if fault == "npu_health")
+    assert npu_node.startswith("npu-b-")
 
 
 def _silence(port: int) -> None:
@@ -141,7 +156,7 @@ def _pages(site: str, tmp_path: Path) -> None:
     _look(f"{site}/", shots / "landing.png", expect)
     inbox = _look(f"{site}/inbox", shots / "inbox.png", ["PoolwatchAcceleratorLost", "FIRING"])
     assert 'data-kind="firing"' in inbox
-    _look(f"{site}/pool", shots / "pool.png", ["NodeReplacing", "Repairing", "gpu_lost"])
+    _look(f"{site}/pool", shots / "pool.png", ["NodeReplacing", "Spare", "gpu_lost", "npu_health"])
     _look(f"{site}/alerts", shots / "alerts.png", ["rule engine alerts"])
 
 
