@@ -129,9 +129,14 @@ class _SiteHandler(Handler):
             self._json(400, {"error": 'expected {"fault": ..., "node": ...}'})
             return
         cluster, node = self.server.demo.cluster, doc["node"]
+        device = doc.get("device")
+        if device is not None and (not isinstance(device, int) or isinstance(device, bool)):
+            self._json(
+                400, {"error": f"device: expected a device index (0, 1, ...), got {device!r}"}
+            )
+            return
         try:
             if path == "/api/inject":
-                device = doc.get("device")
                 hit = cluster.inject(str(doc.get("fault")), node, device)
                 self.server.demo.nodes.refresh()
                 log.info("injected %s on %s%s", doc.get("fault"), node,

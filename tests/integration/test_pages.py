@@ -78,3 +78,44 @@ def test_the_inbox_page_shows_messages_newest_first_with_their_severity(demo: De
     resolved, firing = page.index('data-kind="resolved"'), page.index('data-kind="firing"')
     assert resolved < firing  # newest first
     assert "#c92a2a" in page  # critical's colour
+
+
+def _post(url: str, doc: dict) -> tuple[int, dict]:
+    import json
+    import urllib.error
+
+    req = urllib.request.Request(
+        url, json.dumps(doc).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_faults_are_injected_over_http_and_from_the_command_line(demo: Demo) -> None:
+    import subprocess
+    import sys
+
+    api = f"http://127.0.0.1:{demo.ports.inbox}/api"
+    code, doc = _post(f"{api}/inject", {"fault": "gpu_lost", "node": "nosuch"})
+    assert code == 404
+    assert "gpu-a-node-00" in doc["error"]  # the error lists the nodes there are
+    code, doc = _post(f"{api}/inject", {"fault": "melted", "node": "gpu-a-node-03"})
+    assert (code, doc["error"].startswith("fault must be one of ecc, gpu_lost")) == (400, True)
+    code, doc = _post(f"{api}/inject", {"fault": "ecc", "node": "gpu-a-node-03", "device": "x"})
+    assert code == 400
+    code, doc = _post(f"{api}/inject", {"fault": "npu_health", "node": "npu-b-node-01"})
+    assert (code, doc["device"]) == (200, 0)
+    assert demo.cluster.node_faults("npu-b-node-01") == ["npu_health"]
+    cli = [sys.executable, "-m", "poolwatch", "demo"]
+    done = subprocess.run([*cli, "inject", "cache_full", "gpu-a-node-04", "--data-dir",
+                           str(demo.data_dir)], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cache_full" in demo.cluster.node_faults("gpu-a-node-04")
+    done = subprocess.run([*cli, "heal", "gpu-a-node-04", "--data-dir", str(demo.data_dir)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert demo.cluster.node_faults("gpu-a-node-04") == []
