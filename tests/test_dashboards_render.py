@@ -45,3 +45,24 @@ def test_a_table_panel_merges_its_queries_by_labels_in_the_configured_columns() 
     header, rows = table_rows(panel, results)
     assert header == ["Resource Pool", "Task Cards", "Idle Cards", "Fragments"]
     assert rows == [["gpu-a", "8", 5.0, 2.0]]
+
+
+def test_render_names_a_prometheus_it_cannot_reach_and_exits_1(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a port with nothing behind it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    done = subprocess.run([sys.executable, "-m", "poolwatch", "dashboards", "render",
+                           "--prometheus", url, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert f"cannot query Prometheus at {url}" in done.stderr
+    bad = subprocess.run([sys.executable, "-m", "poolwatch", "dashboards", "render",
+                          "--prometheus", "localhost:9090", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert "expected http(s)://host:port" in bad.stderr
