@@ -4,6 +4,8 @@ titles, legends and Grafana's table transformations, on the generated dashboards
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dashboards import registry
 from dashboards.render import fmt_value, threshold_color, title_text
 from dashboards.render_data import Series, legend, table_rows, variable_texts
@@ -47,7 +49,7 @@ def test_a_table_panel_merges_its_queries_by_labels_in_the_configured_columns() 
     assert rows == [["gpu-a", "8", 5.0, 2.0]]
 
 
-def test_render_names_a_prometheus_it_cannot_reach_and_exits_1(tmp_path) -> None:
+def test_render_names_a_prometheus_it_cannot_reach_and_exits_1(tmp_path: Path) -> None:
     import socket
     import subprocess
     import sys
