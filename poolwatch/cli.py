@@ -395,11 +395,13 @@ def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
     from exporters.node.server import serve
     from exporters.node.webconfig import WebConfig
 
+    from . import pages
     from .config import check_listen, split_listen
 
     address = split_listen(check_listen(listen))
     health = lambda: engine.health(interval)  # noqa: E731 - /healthz: evaluating on schedule
     httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
+    pages.with_index(httpd, pages.RULE_ENGINE_INDEX)
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
     logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
 

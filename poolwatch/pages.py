@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from socketserver import BaseServer
+from typing import Any
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em auto;padding:0 1em;"
@@ -34,3 +36,31 @@ def index(title: str, intro: str, links: Sequence[tuple[str, str]]) -> bytes:
         for path, what in links
     )
     return page(title, f"<p>{html.escape(intro)}</p>\n<ul>\n{items}\n</ul>")
+
+
+def with_index(httpd: BaseServer, body: bytes) -> None:
+    """Make `httpd` answer `/` with `body` (HTML), leaving every other path to its handler.
+
+    For a server built by another part's `serve()` (the rule engine reuses the node exporter's
+    metrics server, whose own `/` says "node exporter")."""
+    base: Any = httpd.RequestHandlerClass
+
+    class WithIndex(base):  # type: ignore[misc,valid-type]
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] == "/":
+                self.send_body(200, body, "text/html; charset=utf-8")
+                return
+            super().do_GET()
+
+    httpd.RequestHandlerClass = WithIndex
+
+
+#: `/` of the rule engine's metrics server
+RULE_ENGINE_INDEX = index(
+    "poolwatch rule engine",
+    "Evaluates poolwatch's alert rules (against Prometheus, or locally over scraped samples), "
+    "sends the notifications of firing and resolved alerts and hands their actions (isolate, "
+    "replace, restart the job) to the controller.",
+    [("/metrics", "the engine's own metrics: evaluations, alerts by state, failures"),
+     ("/healthz", "200 while the rules are evaluated on schedule")],
+)  # fmt: skip

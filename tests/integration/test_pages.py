@@ -38,6 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
         ("controller", "poolwatch controller", ["/metrics", "/healthz"]),
         ("api", "poolwatch pool API", ["/docs", "/openapi.json"]),
         ("inbox", "poolwatch demo", ["Every part", "/inbox", "/pool"]),
+        ("rules", "poolwatch rule engine", ["/metrics", "/healthz"]),
     ],
 )
 def test_every_server_has_an_index_page(demo: Demo, tmp_path: Path, port: str, title: str,
