@@ -120,3 +120,10 @@ def test_faults_are_injected_over_http_and_from_the_command_line(demo: Demo) -> 
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert demo.cluster.node_faults("gpu-a-node-04") == []
+
+
+def test_the_acting_demo_wires_only_the_real_parts(demo: Demo) -> None:
+    """No log-only stand-in beside the controller: it logged every isolation the controller
+    carried out as "dry-run, no controller configured: logged only"."""
+    assert demo.action_sinks == [demo.stack.controller]
+    assert demo.notifiers == [demo.stack.notifier]  # no Alertmanager here: the engine notifies
