@@ -22,6 +22,7 @@ import ssl
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from poolwatch import pages
 from poolwatch.httpbase import Handler as BaseHandler
 from poolwatch.httpbase import Server as BaseServer
 
@@ -31,6 +32,16 @@ from .service import AlertService
 
 log = logging.getLogger(__name__)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: `/` for a person with a browser (no credentials needed: it names endpoints, nothing more)
+INDEX = pages.index(
+    "poolwatch alerts receiver",
+    "Receives Alertmanager's webhooks, keeps each notification in its outbox until every target "
+    "has it, and delivers through apprise (email, webhooks, chat). The pages below may need "
+    "the receiver's credentials.",
+    [("/status", "what is firing, and each target's delivery state (JSON)"),
+     ("/metrics", "the receiver's own metrics for Prometheus"),
+     ("/healthz", "ok while the receiver runs")],
+)  # fmt: skip
 
 
 class Credentials:
@@ -91,6 +102,9 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                     self.send_body(503, f"{problem}\n".encode(), "text/plain; charset=utf-8")
                 else:
                     self.send_body(200, b"ok\n", "text/plain")
+                return
+            if path == "/":
+                self.send_body(200, INDEX, "text/html; charset=utf-8")
                 return
             if not self._authorized():
                 return

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from poolwatch import pages
 from poolwatch.actions import ActionResult, NodeAction
 from poolwatch.config import ConfigError
 from poolwatch.httpbase import Handler as BaseHandler
@@ -28,6 +29,15 @@ from .settings import code_problem
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+#: `/` for a person with a browser
+INDEX = pages.index(
+    "poolwatch controller",
+    "Isolates faulty nodes, replaces them from the pool's spares, restarts the jobs they ran "
+    "and records pool events, within the limits of its circuit breaker.",
+    [("/metrics", "the controller's metrics: actions, replacements, the breaker"),
+     ("/healthz", "ok, and whether this replica leads"),
+     ("/actions", "POST only: a rule engine's or an operator's request (JSON)")],
+)  # fmt: skip
 
 
 class ExposedWithoutToken(ConfigError):
@@ -83,6 +93,8 @@ class _Handler(BaseHandler):
         if path == "/healthz":
             state = "leader" if self.server.is_leader() else "standby"
             self._send(200, f"ok ({state})\n".encode(), "text/plain")
+        elif path == "/":
+            self._send(200, INDEX, "text/html; charset=utf-8")
         elif path == "/metrics":
             body = metrics.exposition(self.server.ctl, self.server.is_leader(),
                                       self.server.last_reconcile())  # fmt: skip

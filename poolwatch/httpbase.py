@@ -193,6 +193,16 @@ class Server(ThreadingHTTPServer):
             with self._active_lock:
                 self._active -= 1
 
+    def server_bind(self) -> None:
+        """Bind, naming the address in the error: "Address already in use" alone does not say
+        which of a command's addresses is taken."""
+        try:
+            super().server_bind()
+        except OSError as err:
+            host, port = self.server_address[:2]
+            where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+            raise OSError(err.errno, f"cannot serve on {where}: {err.strerror}") from None
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
         if self.tls is not None:

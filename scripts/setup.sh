@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything poolwatch needs on a fresh Debian/Ubuntu machine, idempotently:
 # Debian's prometheus, alertmanager and node_exporter (tests and benchmarks run the real ones),
+# chromium (headless, for the page tests),
 # then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
 #
 #   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
@@ -16,7 +17,8 @@ for arg in "$@"; do
   esac
 done
 
-debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv
+# chromium: the page tests look at every page the way a browser draws it (headless)
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv chromium
       golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
