@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from .failures import Kind, classify, prepare_apprise_logging, reason
 from .messages import TemplateError, Templates
 from .outbox import Outbox, Row
-from .redact import install, scrub, secrets_in
+from .redact import install, redact, scrub, secrets_in, usable
 from .routing import is_email, with_recipient
 from .settings import AlertsSettings, Target
 
@@ -63,6 +63,19 @@ def send(url: str, subject: str, text: str, html: str) -> tuple[bool, str]:
     return False, reason([entry.message for entry in result.logs()])
 
 
+def check_url(name: str, url: str) -> None:
+    """Refuse at start a target URL that apprise cannot use (an unknown scheme, a malformed
+    URL): found only at the first send, it would turn every notification for that target into a
+    dead letter while the receiver looked healthy."""
+    from poolwatch.config import ConfigError
+
+    if not usable(url):
+        raise ConfigError(
+            f"targets.{name}: apprise cannot use the URL {redact(url)} "
+            "(an unknown scheme or a malformed URL; apprise's documentation lists the forms)"
+        )
+
+
 class TargetWorker(threading.Thread):
     def __init__(
         self,
@@ -77,6 +90,8 @@ class TargetWorker(threading.Thread):
         super().__init__(name=f"deliver-{target.name}", daemon=True)
         self.target = target
         self.url = target.resolve_url()
+        if sender is send:  # tests that deliver through a fake sender may use fake schemes
+            check_url(target.name, self.url)
         self.outbox, self.settings, self.templates = outbox, settings, templates
         self.counters, self.stop_event, self.sender = counters, stop, sender
         self.wake = threading.Event()

@@ -82,6 +82,11 @@ def _mask(url: str, safe: set[str]) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, path, text, ""))
 
 
+def usable(url: str) -> bool:
+    """Whether apprise can build a notifier from `url` (a known scheme, well formed)."""
+    return _plugin(url) is not None
+
+
 def redact(url: str) -> str:
     """`url` as it may be shown: apprise's privacy form, then masked as the module says."""
     scheme = url.split("://", 1)[0]

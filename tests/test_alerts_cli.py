@@ -173,3 +173,22 @@ def test_empty_secret_file_refuses_to_start_naming_it(
     assert main(["alerts", "serve", "--config", str(cfg)]) == 2
     assert f"{field}: {secret} is empty" in caplog.text
     assert not (tmp_path / "o.sqlite").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nosuchscheme://host/path", "mailto://", "json://"],
+)
+def test_a_target_apprise_cannot_use_refuses_to_start_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    """An unusable target URL used to be logged at the first send while the receiver ran on,
+    turning every notification for that target into a dead letter."""
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(
+        f"listen: 127.0.0.1:0\noutbox: {tmp_path / 'o.sqlite'}\n"
+        f"targets: [{{name: oncall, url: '{url}'}}, {{name: ok, url: 'json://127.0.0.1:9/'}}]\n"
+    )
+    assert main(["alerts", "serve", "--config", str(cfg)]) == 2
+    assert "targets.oncall: apprise cannot use the URL" in caplog.text
+    assert "targets.ok" not in caplog.text
