@@ -16,8 +16,7 @@ for arg in "$@"; do
   esac
 done
 
-debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv
-      golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if ((${#missing[@]})); then

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, free_port
+from prom_versions import Prometheus
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -92,3 +94,19 @@ collectors:
 needs = pytest.mark.skipif  # short alias for the skip conditions below
 have_prometheus = shutil.which("prometheus") is not None
 have_promtool = shutil.which("promtool") is not None
+
+
+def use_prometheus(prom: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Put `prom`'s prometheus first on PATH (a link in tmp_path), for code that finds its
+    Prometheus on PATH (the demo); returns the version it reports, "major.minor"."""
+    bin_dir = tmp_path / "prometheus-bin"
+    bin_dir.mkdir()
+    (bin_dir / "prometheus").symlink_to(prom.prometheus)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return ".".join(map(str, prom.version))
+
+
+def running_version(base: str) -> str:
+    """The "major.minor" version of the Prometheus serving `base`, from its build information."""
+    version = get_json(f"{base}/api/v1/status/buildinfo")["data"]["version"]
+    return ".".join(version.split(".")[:2])
