@@ -36,6 +36,15 @@ def column(models: dict[str, dict[str, Any]], uid: str, panel: str, title: str) 
     return lint.substitute(target["expr"], ALL)
 
 
+def as_shown(models: dict[str, dict[str, Any]], uid: str, panel: str, title: str) -> str:
+    """The column's query rounded as Grafana shows it (its `decimals` override, which must be
+    there): the figure a user reads, the same on Prometheus 2.x and 3.x."""
+    p = next(p for p in lint.panels(models[uid]) if p["title"] == panel)
+    (override,) = [o for o in p["fieldConfig"]["overrides"] if o["matcher"]["options"] == title]
+    (decimals,) = [prop["value"] for prop in override["properties"] if prop["id"] == "decimals"]
+    return f"round({column(models, uid, panel, title)}, {10.0**-decimals:g})"
+
+
 def run_promtool(prom: Prometheus, tmp_path: Path, series: list[dict[str, str]],
                  tests: list[dict[str, Any]], interval: str = "1d") -> None:  # fmt: skip
     doc = {
@@ -86,7 +95,9 @@ def test_idle_percentage_is_floored_and_empty_without_bookings(
          "exp_samples": [
              {"labels": '{owner="weilin",resource="nvidia.com/gpu"}', "value": 67},
              {"labels": '{owner="bifeng peng",resource="nvidia.com/gpu"}', "value": 82}]},
-        {"expr": column(models, uid, table, "Past Month Booked Hour"), "eval_time": "30d",
+        # Prometheus 3 extrapolates increase() to the window's open left edge (2.x has a sample
+        # on it): 17.000000000000004 for 17, shown as 17
+        {"expr": as_shown(models, uid, table, "Past Month Booked Hour"), "eval_time": "30d",
          "exp_samples": [
              {"labels": '{owner="weilin",resource="nvidia.com/gpu"}', "value": 28},
              {"labels": '{owner="bifeng peng",resource="nvidia.com/gpu"}', "value": 17},
