@@ -106,7 +106,15 @@ def use_prometheus(prom: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return ".".join(map(str, prom.version))
 
 
-def running_version(base: str) -> str:
-    """The "major.minor" version of the Prometheus serving `base`, from its build information."""
-    version = get_json(f"{base}/api/v1/status/buildinfo")["data"]["version"]
-    return ".".join(version.split(".")[:2])
+def running_version(base: str, deadline_s: float = 30.0) -> str:
+    """The "major.minor" version of the Prometheus serving `base`, from its build information
+    (waiting for it to answer: the demo returns before its Prometheus is up)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            version = get_json(f"{base}/api/v1/status/buildinfo")["data"]["version"]
+            return ".".join(version.split(".")[:2])
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
