@@ -920,5 +920,5 @@ def control_plane(bin_dir: Path, workdir: Path) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
-        if not os.environ.get("POOLWATCH_KEEP_CONTROLPLANE"):
+        if not os.environ.get("CONTROLPLANE_KEEP_DATA"):
             shutil.rmtree(workdir / "etcd-data", ignore_errors=True)
