@@ -1,7 +1,7 @@
 """The two Prometheus and the two Alertmanager versions every Prometheus-facing test runs on.
 
 Debian's Prometheus 2.42 and Alertmanager 0.25 (on PATH) are what older pools still run; the
-pinned Prometheus 3.x and Alertmanager 0.3x (built from their Go modules by scripts/tools.sh) are
+pinned Prometheus 3.x and Alertmanager 0.31 (built from their Go modules by scripts/tools.sh) are
 what a current kube-prometheus-stack brings. A rule, a dashboard query or an exposition must be
 right on both, so the tests that talk to one of these programs take the `prom` or `alertmanager`
 fixture (registered in tests/conftest.py) and run once per version.
