@@ -126,6 +126,48 @@ def test_bad_values_fail_with_helms_schema_error(
     assert where in str(err.value), str(err.value)
 
 
+def _settings_objects() -> list[list[str]]:
+    """Paths of every settings object of values.schema.json that closes its keys
+    (additionalProperties false); fails on one that leaves them open, resource maps aside."""
+    found: list[list[str]] = []
+
+    def walk(node: dict[str, Any], path: list[str]) -> None:
+        if "$ref" in node:
+            node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        for sub in node.get("allOf", []) + node.get("anyOf", []) + node.get("oneOf", []):
+            walk(sub, path)
+        if "properties" not in node:
+            return
+        closed = node.get("additionalProperties", True) is False
+        # resource requests/limits take any resource name (ephemeral-storage, hugepages-2Mi)
+        assert closed or path[-1] in ("requests", "limits"), f"{'.'.join(path)} takes any key"
+        if closed:
+            found.append(path)
+        for key, sub in node["properties"].items():
+            walk(sub, [*path, key])
+
+    walk(SCHEMA, [])
+    return found
+
+
+def test_a_misspelt_key_at_any_depth_stops_helm(helm: Helm) -> None:
+    """values.schema.json closes every settings object, so Helm refuses an unknown key at any
+    depth, naming where (one values file with a misspelt key in each object)."""
+    paths = _settings_objects()
+    assert len(paths) > 20
+    values: dict[str, Any] = {}
+    for path in paths:
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node["zzMisspelt"] = True
+    with pytest.raises(HelmError) as err:
+        helm.template([helm.write_values(values)])
+    for path in paths:
+        where = "/" + "/".join(path) if path else ""
+        assert f"at '{where}': additional properties 'zzMisspelt' not allowed" in str(err.value)
+
+
 # --- every manifest against the Kubernetes schema -------------------------------------------
 
 

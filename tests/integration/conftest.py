@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -89,11 +88,6 @@ collectors:
     cmd = [sys.executable, "-m", "poolwatch", "node-exporter", "--config", str(cfg)]
     with process(cmd, log, f"http://127.0.0.1:{port}/healthz") as proc:
         yield {"port": port, "cache": cache, "proc": proc, "log": log, "config": cfg}
-
-
-needs = pytest.mark.skipif  # short alias for the skip conditions below
-have_prometheus = shutil.which("prometheus") is not None
-have_promtool = shutil.which("promtool") is not None
 
 
 def use_prometheus(prom: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
