@@ -4,7 +4,8 @@
 # then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
 #
 #   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
-#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool
+#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool, and the
+#                 Prometheus Operator's CRDs (generated with controller-gen)
 #                 (scripts/tools.sh; the first build takes a while, later runs reuse the cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
