@@ -108,13 +108,14 @@ ALERTMANAGER = (
 )
 
 
-@pytest.fixture(scope="session", params=PROMETHEUS, ids=str)
+@pytest.fixture(params=PROMETHEUS, ids=str)
 def prom(request: pytest.FixtureRequest) -> Prometheus:
-    """Each Prometheus version in turn (session-scoped, so module fixtures can start one)."""
+    """Each Prometheus version in turn (function-scoped: a session-scoped parameter would make
+    pytest regroup the whole session by version)."""
     return request.param
 
 
-@pytest.fixture(scope="session", params=ALERTMANAGER, ids=str)
+@pytest.fixture(params=ALERTMANAGER, ids=str)
 def alertmanager(request: pytest.FixtureRequest) -> Alertmanager:
     """Each Alertmanager version in turn."""
     return request.param
