@@ -91,12 +91,15 @@ collectors:
 
 
 def use_prometheus(prom: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Put `prom`'s prometheus first on PATH (a link in tmp_path), for code that finds its
-    Prometheus on PATH (the demo); returns the version it reports, "major.minor"."""
-    bin_dir = tmp_path / "prometheus-bin"
-    bin_dir.mkdir()
-    (bin_dir / "prometheus").symlink_to(prom.prometheus)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    """Make `prom`'s prometheus the one the demo finds, wherever it looks: a tool directory of
+    its own (POOLWATCH_TOOLS_DIR, holding only bin/prometheus) and first on PATH. Returns the
+    version it reports, "major.minor"."""
+    binary = prom.prometheus  # resolved (and built) before the environment changes
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "bin" / "prometheus").symlink_to(binary)
+    monkeypatch.setenv("POOLWATCH_TOOLS_DIR", str(tools))
+    monkeypatch.setenv("PATH", f"{tools / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     return ".".join(map(str, prom.version))
 
 
