@@ -36,7 +36,7 @@ from helpers import pinned_bin_dir, pinned_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.controlplane, pytest.mark.timeout(300)]
 
-#: what stays after `helm uninstall` on purpose: claims (helm.sh/resource-policy: keep)
+#: what stays after `helm uninstall` on purpose: the claims (helm.sh/resource-policy: keep)
 KEPT = {"PersistentVolumeClaim"}
 
 
@@ -357,5 +357,8 @@ def _install_and_check(
             api.delete(f"/api/v1/namespaces/{ns}/pods/{w}-{i}", grace=0)
     helm.run(["uninstall", release, "-n", ns, "--wait"], cluster=True)
     left = _release_objects(api, discovery, namespaces, release)
-    assert {kind for kind, _, _ in left} <= KEPT, left
+    kept = {(d["kind"], ns, d["metadata"]["name"]) for d in installed if d["kind"] in KEPT}
+    assert set(left) == kept, left
     assert _release_secrets(api, ns) == []
+    for _, _, name in kept:  # the claims are the operator's to delete
+        api.delete(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
