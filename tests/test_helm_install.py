@@ -60,7 +60,8 @@ def plane(kube_apiserver: Any) -> Any:
 
 
 class Discovery:
-    """The API server's own resource list: kind -> (collection path template, namespaced)."""
+    """The API server's own resource list: (apiVersion, kind) -> (collection path template,
+    namespaced, verbs)."""
 
     def __init__(self, api: Any) -> None:
         self.api = api
