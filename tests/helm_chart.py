@@ -137,7 +137,7 @@ class Helm:
     def write_values(self, values: dict[str, Any]) -> Path:
         """A values file holding `values`, in Helm's home."""
         directory = self.home / "values"
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"values-{len(list(directory.iterdir()))}.yaml"
         path.write_text(yaml.safe_dump(values))
         return path

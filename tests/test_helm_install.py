@@ -363,3 +363,19 @@ def _install_and_check(
     assert _release_secrets(api, ns) == []
     for _, _, name in kept:  # the claims are the operator's to delete
         api.delete(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}")
+
+
+def test_bad_values_stop_the_install_before_anything_is_created(
+    plane: Any, discovery: Discovery, kube: Any, tmp_path: Path
+) -> None:
+    """values.schema.json is checked before Helm sends anything: a misspelt key fails the
+    install with Helm's schema error and leaves the namespace as it was, no release recorded."""
+    helm = _helm(plane, tmp_path)
+    release = f"pw-{kube.test_id}"
+    values = helm.write_values({"nodeExporter": {"tolerateIsolaton": False}})
+    with pytest.raises(HelmError) as err:
+        helm.run(["install", release, str(CHART), "-n", kube.namespace, "-f", str(values)],
+                 cluster=True)  # fmt: skip
+    assert "additional properties 'tolerateIsolaton' not allowed" in str(err.value)
+    assert _release_objects(kube.api, discovery, [kube.namespace], release) == []
+    assert _release_secrets(kube.api, kube.namespace) == []
