@@ -221,6 +221,15 @@ def test_every_manifest_is_valid_kubernetes(rendered: Rendered) -> None:
                 pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {err}")
 
 
+def test_helm_enforces_the_charts_kubernetes_floor(helm: Helm) -> None:
+    """Chart.yaml's kubeVersion (the oldest release whose APIs every manifest uses, checked
+    above): Helm renders for it and refuses an older cluster."""
+    floor = KUBE_VERSIONS[0]
+    assert helm.template(extra=["--kube-version", floor]).workloads()
+    with pytest.raises(HelmError, match=r"chart requires kubeVersion: >=1\.25\.0-0"):
+        helm.template(extra=["--kube-version", "1.24.9"])
+
+
 def test_names_fit_kubernetes_limits_and_selectors_are_distinct(helm: Helm) -> None:
     long = "a-very-long-release-name-for-a-training-cluster-in-re"  # Helm's longest: 53
     assert len(long) == 53
