@@ -5,7 +5,8 @@
 # then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
 #
 #   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
-#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool
+#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool, and the
+#                 Prometheus Operator's CRDs (generated with controller-gen)
 #                 (scripts/tools.sh; the first build takes a while, later runs reuse the cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,7 @@ for arg in "$@"; do
 done
 
 # chromium: the page tests look at every page the way a browser draws it (headless)
-debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv chromium
-      golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv chromium)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if ((${#missing[@]})); then

@@ -87,12 +87,13 @@ def free_block(count: int = 10) -> int:
     pytest.fail(f"no {count} free consecutive ports")
 
 
-def promtool_findings(body: bytes) -> set[str]:
-    """`promtool check metrics` findings, one per line; empty for a clean exposition."""
+def promtool_findings(body: bytes, promtool: str = "promtool") -> set[str]:
+    """`promtool check metrics` findings, one per line; empty for a clean exposition. Tests pass
+    the `prom` fixture's promtool, so the lint runs on each Prometheus version."""
     import subprocess
 
     out = subprocess.run(
-        ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
     )
     findings = {ln.strip() for ln in (out.stdout + out.stderr).decode().splitlines() if ln.strip()}
     assert out.returncode == 0 or findings, "promtool failed without saying why"

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from prom_versions import Alertmanager
 
 from alerts.settings import AlertsSettings, load_settings
 from poolwatch.cli import main
@@ -111,10 +111,10 @@ def _write_config(tmp_path: Path, auth: str) -> Path:
     "auth",
     ["auth: {bearer_token_file: {tmp}/token}\n", "auth: {basic_users: {am: {tmp}/pw}}\n"],
 )
-def test_amconfig_passes_amtool(tmp_path: Path, capsys, auth: str, inline: bool) -> None:  # type: ignore[no-untyped-def]
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+def test_amconfig_passes_amtool(  # type: ignore[no-untyped-def]
+    tmp_path: Path, capsys, auth: str, inline: bool, alertmanager: Alertmanager
+) -> None:
+    amtool = alertmanager.amtool
     cfg = _write_config(tmp_path, auth.replace("{tmp}", str(tmp_path)))
     argv = ["alerts", "amconfig", "--config", str(cfg)] + (
         ["--inline-credentials"] if inline else []

@@ -10,13 +10,13 @@ captured text visibly, in the test.
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import threading
 from collections.abc import Callable
 
 import pytest
 from helpers import FIXTURES, names, not_about_seed_names, promtool_findings, run_collector, value
+from prom_versions import Prometheus
 
 from exporters.node.accelerators.model import BackendUnavailable, Device, Reading
 from exporters.node.accelerators.npu_smi import (
@@ -413,13 +413,12 @@ def test_unparseable_overview_marks_the_collector_down_without_a_crash() -> None
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_sixteen_chip_exposition_passes_promtool() -> None:
+def test_sixteen_chip_exposition_passes_promtool(prom: Prometheus) -> None:
     c = collector(fixture("info_A3_8npu_16chip_processes.txt"), VIEWS_910B)
     ok, s, store = run_collector(c, compat=("modelarts",))
     assert ok
     assert len({dict(ls)["index"] for n, ls in s if n == "poolwatch_accelerator_up"}) == 16
-    assert not_about_seed_names(promtool_findings(store.body())) == set()
+    assert not_about_seed_names(promtool_findings(store.body(), prom.promtool)) == set()
 
 
 def test_garbled_value_names_its_line() -> None:
