@@ -18,7 +18,7 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     with ctl._lock:  # the HTTP handlers' submits count concurrently
         stats = sorted(ctl.stats.items())
     for (kind, outcome), n in stats:
-        if kind == "replacement":
+        if kind in ("replacement", "view"):
             continue
         actions.add_metric([kind, outcome], n)
     for result in REPLACE_KINDS:
@@ -35,7 +35,11 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     lead.add_metric([], float(leader))
     outbox = new_family("poolwatch_controller_notifications_queued")
     outbox.add_metric([], len(ctl.store.messages()))
-    fams = [actions, replaced, flight, queued, breaker, lead, outbox]
+    current = new_family("poolwatch_controller_view_current")
+    current.add_metric([], float(ctl.view_current))
+    stale = new_family("poolwatch_controller_view_stale_total")
+    stale.add_metric([], ctl.stats.get(("view", "stale"), 0))
+    fams = [actions, replaced, flight, queued, breaker, lead, outbox, current, stale]
     if last_reconcile is not None:
         last = new_family("poolwatch_controller_last_reconcile_timestamp_seconds")
         last.add_metric([], last_reconcile)

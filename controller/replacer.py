@@ -46,6 +46,8 @@ class Replacer:
         r = next(r for r in store.replacements(pool) if r.id == rid)
         if r.state == "queued":
             return "deferred", f"replacement queued: {r.detail}"
+        if r.state == "failed":
+            return "failed", f"replacement failed: {r.detail}"
         return "done", f"replacement {r.state} with spare {r.spare}"
 
     def cancel(self, node: str, why: str) -> None:
@@ -167,7 +169,7 @@ class Replacer:
         was released after that label was written, so the replacement is taken as done: the node
         becomes Repairing, and the operator is told to check the pool's spares."""
         mine = {r.node for r in self.ctl.store.replacements(active=True)}
-        for n in self.ctl.backend.nodes():
+        for n in self.ctl._nodes().values():
             if n.status is not NodeStatus.REPLACING or n.name in mine:
                 continue
             self.ctl.backend.label_node(n.name, {STATUS_LABEL: NodeStatus.REPAIRING.value})

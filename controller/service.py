@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
 
 
+class ViewNotCurrent(RuntimeError):
+    """The cluster as the controller reads it has not caught up with its own writes (or its
+    informers cannot list and watch): no decision is taken from it."""
+
+
 class PoolController:  # implements poolwatch.actions.ActionSink
     def __init__(
         self,
@@ -54,6 +59,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
         self._lock = threading.RLock()
         self._started, self._told = clock(), set[str]()  # backend pool events notified
+        self.view_current = True  # the last decision's read was current (see _view)
         self.replacer = Replacer(self)
 
     # == the action interface ===================================================================
@@ -62,6 +68,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             try:
                 result = self._submit(action)
+            except ViewNotCurrent as err:  # logged once by _view; the engine sends it again
+                result = ActionResult("failed", str(err))
             except Exception as err:  # isolation boundary: a failed write
                 # not recorded by key: the writes are idempotent, so a re-send tries again
                 log.exception("action %s %s failed (key %s)", action.kind,
@@ -140,9 +148,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             jobs_said = self._restart_jobs_on(name, key)
             if jobs_said:
                 detail += f"; {jobs_said}"
-        if replace and pool:
+        if replace and pool:  # a replacement that failed fails the action: the engine re-sends
             outcome, more = self.replacer.request(key, pool, name, code)
-            return ActionResult(outcome if outcome == "deferred" else "done", f"{detail}; {more}")
+            return ActionResult(outcome, f"{detail}; {more}")
         return ActionResult("done" if not isolated else "already", detail)
 
     def _breaker(
@@ -265,13 +273,18 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     # == one control-loop step ===================================================================
     def reconcile(self) -> None:
         """Timeouts, queued replacements, finished replacements, re-queued jobs, the breaker,
-        pool events; then the notification outbox."""
+        pool events; then the notification outbox. While the view of the cluster is not current
+        (ViewNotCurrent) the step stops where it is and only the outbox is flushed."""
         with self._lock:
             now = self.clock()
-            self.replacer.step(now)
-            self._requeued(now)
-            self._close_breakers(now)
-            pool_events.record(self, now)
+            try:
+                self._view()
+                self.replacer.step(now)
+                self._requeued(now)
+                self._close_breakers(now)
+                pool_events.record(self, now)
+            except ViewNotCurrent as err:
+                log.debug("reconcile stopped: %s", err)
             self.notices.flush()
 
     def _requeued(self, now: float) -> None:
@@ -326,7 +339,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             if any(r.state in ("starting", "running") for r in self.store.replacements(pool)):
                 return "replacing"
-            nodes = self.backend.nodes()
+            nodes = self._nodes().values()
             if any(n.pool == pool and n.status is NodeStatus.RESETTING for n in nodes):
                 return "resetting"
             if self.store.pool(pool)["upgrading"]:
@@ -423,7 +436,27 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self._pool_event(pool, reason, "Normal", message)
 
     # == helpers ================================================================================
+    def _view(self) -> None:
+        """Read-your-writes before every decision: wait (up to `view_timeout`) until the
+        backend's view has caught up with the controller's own writes and is being watched;
+        else raise ViewNotCurrent, and say so once in the log (and in
+        poolwatch_controller_view_current). A backend without `await_view` (the simulated pool)
+        reads its writes back at once."""
+        wait = getattr(self.backend, "await_view", None)
+        why = wait(self.settings.view_timeout) if wait is not None else ""
+        if why:
+            self.stats[("view", "stale")] += 1
+            if self.view_current:
+                log.warning("the controller's view of the cluster is not current: %s; it takes "
+                            "no decision until it is", why)  # fmt: skip
+            self.view_current = False
+            raise ViewNotCurrent(f"the controller's view of the cluster is not current: {why}")
+        if not self.view_current:
+            log.info("the controller's view of the cluster is current again")
+        self.view_current = True
+
     def _nodes(self) -> dict[str, Node]:
+        self._view()
         return {n.name: n for n in self.backend.nodes()}
 
     def _busy_nodes(self) -> dict[str, list[str]]:

@@ -61,6 +61,9 @@ class ControllerSettings(BaseModel):
     token_file: Path | None = None  # bearer token for POST /actions; none: no auth
     state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)
     interval: Duration = 10.0  # one reconcile step this often
+    # read-your-writes: how long a decision waits for the cluster view to show the controller's
+    # own writes before it is refused (an action then answers `failed`: the engine re-sends it)
+    view_timeout: Duration = 10.0
     # --- replacement limits (POL-01..03) ---------------------------------------------------
     replace_concurrent_ratio: Ratio = 0.05  # POL-02: nodes being replaced <= 5 % of the pool
     replace_daily_ratio: Ratio = 0.20  # POL-01: replacements per 24 h <= 20 % of the pool
