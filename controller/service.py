@@ -38,9 +38,18 @@ log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
 
 
-class ViewNotCurrent(RuntimeError):
+class Halted(RuntimeError):
+    """No decision now: the step stops where it is (an action answers `failed`, so the engine
+    sends it again)."""
+
+
+class ViewNotCurrent(Halted):
     """The cluster as the controller reads it has not caught up with its own writes (or its
     informers cannot list and watch): no decision is taken from it."""
+
+
+class NotLeader(Halted):
+    """This process no longer holds the leader Lease (or could not renew it in time)."""
 
 
 class PoolController:  # implements poolwatch.actions.ActionSink
@@ -60,6 +69,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         self._lock = threading.RLock()
         self._started, self._told = clock(), set[str]()  # backend pool events notified
         self.view_current = True  # the last decision's read was current (see _view)
+        # whether this process may act (the runner's leader election); asked before every
+        # decision, so a leader that lost its Lease mid-step stops there
+        self.may_act: Callable[[], bool] = lambda: True
         self.replacer = Replacer(self)
 
     # == the action interface ===================================================================
@@ -68,7 +80,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             try:
                 result = self._submit(action)
-            except ViewNotCurrent as err:  # logged once by _view; the engine sends it again
+            except Halted as err:  # logged once by _view; the engine sends it again
                 result = ActionResult("failed", str(err))
             except Exception as err:  # isolation boundary: a failed write
                 # not recorded by key: the writes are idempotent, so a re-send tries again
@@ -135,6 +147,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                        {"node": name, "pool": pool, "fault_code": code}, "info")  # fmt: skip
             return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {reason}")
         if not isolated:
+            self._fence()
             self.backend.taint_node(name, FAULT_TAINT, code, FAULT_EFFECT)
             self.backend.cordon(name, True)
             if dict(node.labels).get(STATUS_LABEL) == NodeStatus.SPARE.value:
@@ -283,7 +296,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 self._requeued(now)
                 self._close_breakers(now)
                 pool_events.record(self, now)
-            except ViewNotCurrent as err:
+            except Halted as err:
                 log.debug("reconcile stopped: %s", err)
             self.notices.flush()
 
@@ -441,7 +454,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         backend's view has caught up with the controller's own writes and is being watched;
         else raise ViewNotCurrent, and say so once in the log (and in
         poolwatch_controller_view_current). A backend without `await_view` (the simulated pool)
-        reads its writes back at once."""
+        reads its writes back at once. First of all: this process must still lead (NotLeader)."""
+        self._fence()
         wait = getattr(self.backend, "await_view", None)
         why = wait(self.settings.view_timeout) if wait is not None else ""
         if why:
@@ -454,6 +468,11 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if not self.view_current:
             log.info("the controller's view of the cluster is current again")
         self.view_current = True
+
+    def _fence(self) -> None:
+        """Before a decision and before each step of a replacement: only the leader acts."""
+        if not self.may_act():
+            raise NotLeader("this controller does not hold the leader Lease (any more)")
 
     def _nodes(self) -> dict[str, Node]:
         self._view()

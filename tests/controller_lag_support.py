@@ -42,6 +42,8 @@ class Api(Protocol):
     scheme: str  # "https" for the real API server
 
     def configuration(self, host: str | None = None) -> Any: ...
+    def kubeconfig(self, server: str | None = None) -> str: ...
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_node(self, body: dict[str, Any]) -> None: ...
     def delete_node(self, name: str) -> None: ...
     def list_nodes(self) -> list[dict[str, Any]]: ...
@@ -178,6 +180,19 @@ class StubApi:
         cfg = kubernetes.client.Configuration(host=host or self.stub.url)
         cfg.retries = False
         return cfg
+
+    def kubeconfig(self, server: str | None = None) -> str:
+        return (
+            "apiVersion: v1\nkind: Config\ncurrent-context: stub\n"
+            f"clusters: [{{name: stub, cluster: {{server: '{server or self.stub.url}'}}}}]\n"
+            "users: [{name: stub, user: {}}]\n"
+            "contexts: [{name: stub, context: {cluster: stub, user: stub}}]\n"
+        )
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        with self.stub.cond:
+            held = self.stub.leases.get((namespace, name))
+            return json.loads(json.dumps(held)) if held else None
 
     def create_node(self, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
