@@ -148,10 +148,12 @@ def until(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -
         time.sleep(step)
 
 
-def consistent(result: ActionResult, ctl: PoolController, node: str) -> str | None:
+def consistent(
+    result: ActionResult, ctl: PoolController, node: str, pool: str = POOL
+) -> str | None:
     """Why an action's answer contradicts the replacement it started, or None. A `done` whose
     replacement failed is the bug this guards against: the engine then never sends it again."""
-    reps = [r for r in ctl.store.replacements(POOL) if r.node == node]
+    reps = [r for r in ctl.store.replacements(pool) if r.node == node]
     if result.outcome == "done" and "replacement" in result.detail:
         if not reps:
             return f"{node}: answered done ({result.detail}) with no replacement"

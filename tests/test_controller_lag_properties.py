@@ -1,0 +1,99 @@
+"""Property-based, through the API server with a lagging watch: random fault sequences (isolations
+with codes that call for a replacement or not, restores, control-loop steps) on random pools,
+with the informers 0-100 ms behind the API server. After every step, on what the API server
+holds: the breaker's limit on nodes out of service and tainted, POL-01/02 on replacements, and
+no action answered `done` for a replacement that failed.
+
+Bounded for the suite: a few examples of a few steps each, one backend for all of them (each
+example gets a pool of its own, and a fresh controller).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from controller_lag_support import (
+    Api,
+    StubApi,
+    consistent,
+    lagged_backend,
+    limits_for,
+    node_body,
+    until,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lag_proxy import LagProxy
+
+from controller.service import PoolController
+from controller.settings import ControllerSettings
+from poolwatch.actions import NodeAction
+from poolwatch.cluster.kubernetes import KubernetesCluster
+
+CODES = ("A050101", "A050104", "A050146", "A050202")  # replaced, replaced, isolate only (2)
+POOLS = itertools.count()
+CLOCK = [1_790_000_000.0]
+
+step = st.one_of(
+    st.tuples(st.just("fault"), st.integers(0, 19), st.sampled_from(CODES)),
+    st.tuples(st.just("fault"), st.integers(0, 19), st.sampled_from(CODES)),
+    st.tuples(st.just("restore"), st.integers(0, 19), st.just("")),
+    st.tuples(st.just("reconcile"), st.just(0), st.just("")),
+)
+
+
+@pytest.fixture(scope="module")
+def lagged() -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
+    api = StubApi()
+    with lagged_backend(api, 0.0) as (backend, proxy):
+        assert backend.await_view(30) == ""
+        yield api, backend, proxy
+    api.close()
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    size=st.integers(5, 15),
+    spares=st.integers(0, 3),
+    lag=st.sampled_from([0.0, 0.01, 0.05, 0.1]),
+    steps=st.lists(step, min_size=1, max_size=6),
+)
+def test_limits_hold_under_random_faults_and_lag(
+    lagged: tuple[Api, KubernetesCluster, LagProxy],
+    size: int,
+    spares: int,
+    lag: float,
+    steps: list[tuple[str, int, str]],
+) -> None:
+    api, backend, proxy = lagged
+    pool = f"prop-{next(POOLS)}"
+    names = [f"{pool}-{i:02d}" for i in range(size)]
+    proxy.delay = 0.0
+    for i, name in enumerate(names):
+        api.create_node(node_body(name, pool=pool, spare=i >= size - spares))
+    until(lambda: sum(n.pool == pool for n in backend.nodes()) == size)
+    proxy.delay = lag
+    ctl = PoolController(backend, ControllerSettings(dry_run=False), clock=lambda: CLOCK[0])
+    limits = limits_for(ctl, size)
+    for i, (kind, arg, code) in enumerate(steps):
+        node = names[arg % size]
+        if kind == "fault":
+            action = NodeAction("isolate", f"{pool}:{i}", node=node, fault_code=code,
+                                reason="PoolwatchTest")  # fmt: skip
+            result = ctl.submit(action)
+            assert result.outcome != "failed", result
+            assert consistent(result, ctl, node, pool) is None
+        elif kind == "restore":
+            ctl.restore(node, "repaired", f"{pool}:restore:{i}")
+        else:
+            ctl.reconcile()
+        limits.check(api, ctl, f"step {i + 1} ({kind} {node} {code})", pool)
+    assert limits.violations == [], limits.violations
+    for r in ctl.store.replacements(pool):
+        assert r.state != "failed" or r.detail, r
+    for name in names:
+        api.delete_node(name)
+
