@@ -53,8 +53,13 @@ def lagged() -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
     api.close()
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     size=st.integers(5, 15),
     spares=st.integers(0, 3),
@@ -96,4 +101,3 @@ def test_limits_hold_under_random_faults_and_lag(
         assert r.state != "failed" or r.detail, r
     for name in names:
         api.delete_node(name)
-
