@@ -23,6 +23,7 @@ PINS=$(cat <<'EOF'
 etcd|v3.6.17|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3|etcd|-X go.etcd.io/etcd/api/v3/version.GitSHA=poolwatch
 kube-apiserver|v1.36.3|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|kube-apiserver|-X k8s.io/component-base/version.gitVersion=v1.36.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean
 kube-state-metrics|v2.19.1|k8s.io/kube-state-metrics/v2|k8s.io/kube-state-metrics/v2|kube-state-metrics|-X github.com/prometheus/common/version.Version=2.19.1
+kwok|v0.8.0|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok|kwok|-X sigs.k8s.io/kwok/pkg/consts.Version=0.8.0
 helm|v4.3.2|helm.sh/helm/v4|helm.sh/helm/v4/cmd/helm|helm|-X helm.sh/helm/v4/internal/version.version=v4.3.2
 prometheus|v0.316.0|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/prometheus|prometheus|-X github.com/prometheus/common/version.Version=3.16.0
 promtool|v0.316.0|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/promtool|promtool|-X github.com/prometheus/common/version.Version=3.16.0
