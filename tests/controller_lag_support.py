@@ -10,11 +10,13 @@ breaker's limit; replacements in flight and started within the same window withi
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import kubernetes
@@ -23,12 +25,14 @@ from lag_proxy import LagProxy
 from controller.pools import FAULT_TAINT, allowed, out_of_service
 from controller.service import PoolController
 from poolwatch.actions import ActionResult
+from poolwatch.cluster.k8s_api import load_configuration
 from poolwatch.cluster.k8s_convert import node_from
 from poolwatch.cluster.k8s_read import Context
 from poolwatch.cluster.kubernetes import KubernetesCluster
 from poolwatch.cluster.model import Node
 
 NODES = "/api/v1/nodes"
+TEST_LABEL = "poolwatch.io/test"  # tests/controlplane.py removes what carries it
 POOL = "gpu"
 FLAVOR = "gpu.8x.h100"
 T0 = 1_790_000_000.0
@@ -40,6 +44,7 @@ class Api(Protocol):
 
     host: tuple[str, int]
     scheme: str  # "https" for the real API server
+    namespace: str  # where the test's Leases go
 
     def configuration(self, host: str | None = None) -> Any: ...
     def kubeconfig(self, server: str | None = None) -> str: ...
@@ -171,6 +176,7 @@ class StubApi:
     comparing a run against the stub (its watch delivers a write as soon as it is made)."""
 
     scheme = "http"
+    namespace = "default"
 
     def __init__(self) -> None:
         from k8s_stub import KubeApiStub
@@ -211,3 +217,54 @@ class StubApi:
 
     def close(self) -> None:
         self.stub.close()
+
+
+class RealApi:
+    """The session's real kube-apiserver (tests/controlplane.py) as an `Api`, for one test: its
+    nodes carry the test's label (removed by its cleanup), its Leases live in its namespace."""
+
+    scheme = "https"
+
+    def __init__(self, kube: Any, workdir: Path) -> None:  # kube: controlplane.TestCluster
+        self.kube, self.plane, self.admin = kube, kube.plane, kube.api
+        self.host = ("127.0.0.1", self.plane.port)
+        self.namespace = kube.namespace
+        self._dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._configs = itertools.count()
+
+    def kubeconfig(self, server: str | None = None) -> str:
+        path = self._dir / f"admin-{next(self._configs)}.kubeconfig"
+        return self.plane.admin_kubeconfig(path, server).read_text()
+
+    def configuration(self, host: str | None = None) -> Any:
+        path = self._dir / f"admin-{next(self._configs)}.kubeconfig"
+        self.plane.admin_kubeconfig(path, host)
+        cfg = load_configuration(path, {})
+        cfg.retries = False
+        return cfg
+
+    def create_node(self, body: dict[str, Any]) -> None:
+        labels = {**body["metadata"]["labels"], TEST_LABEL: self.kube.test_id}
+        self.admin.post(NODES, {**body, "metadata": {**body["metadata"], "labels": labels}})
+
+    def delete_node(self, name: str) -> None:
+        self.admin.delete(f"{NODES}/{name}")
+
+    def list_nodes(self) -> list[dict[str, Any]]:
+        found = self.admin.get(NODES, labelSelector=self.kube.selector)
+        return list(found.get("items") or [])
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from controlplane import ApiError
+
+        try:
+            return self.admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/"
+                                  f"{name}")  # fmt: skip
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def close(self) -> None:
+        """The test's cleanup (the `kube` fixture) removes what it made."""

@@ -18,12 +18,12 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from controller_lag_support import POOL, Api, StubApi, live_nodes, node_body, until
+from controller_lag_support import Api, RealApi, StubApi, live_nodes, node_body, until
 from helpers import free_port
 from lag_proxy import LagProxy
 
@@ -31,16 +31,15 @@ from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus
 
 ROOT = Path(__file__).resolve().parent.parent
-LEASE = ("default", "poolwatch-controller")
+LEASE = "poolwatch-controller"
 DURATION, RENEW, LAG = 3, 0.3, 0.2
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 @pytest.fixture
-def api() -> Iterator[Api]:
-    server = StubApi()
-    yield server
-    server.close()
+def api(kube: Any, tmp_path: Path) -> Api:
+    """The session's real kube-apiserver, this test's share of it (tests/controlplane.py)."""
+    return RealApi(kube, tmp_path / "api")
 
 
 def _micro(text: str) -> float:
@@ -59,7 +58,8 @@ class Replica:
         config.write_text(json.dumps({
             "backend": "kubernetes", "kubeconfig": str(kubeconfig), "dry_run": False,
             "listen": f"127.0.0.1:{self.port}", "state_path": str(state), "interval": 0.3,
-            "lease": {"duration": DURATION, "renew": RENEW, "identity": name},
+            "lease": {"duration": DURATION, "renew": RENEW, "identity": name,
+                      "namespace": api.namespace},
         }))  # fmt: skip
         env = {k: v for k, v in os.environ.items()
                if k not in PROXY_VARS and not k.startswith("POOLWATCH_")}  # fmt: skip
@@ -100,6 +100,11 @@ class Replica:
         self.log.close()
 
 
+def holder(api: Api) -> str:
+    lease = api.lease(api.namespace, LEASE) or {}
+    return str(lease.get("spec", {}).get("holderIdentity") or "")
+
+
 def audit(state: Path) -> list[list[str]]:
     out = subprocess.run(
         [sys.executable, "-m", "poolwatch", "controller", "audit", "--state", str(state),
@@ -108,6 +113,7 @@ def audit(state: Path) -> list[list[str]]:
     return [line.split("\t") for line in out.splitlines() if line]
 
 
+@pytest.mark.controlplane
 def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
     api: Api, tmp_path: Path
 ) -> None:
@@ -118,8 +124,7 @@ def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
     a = Replica(api, "ctl-a", state, tmp_path)
     replicas = [a]
     try:
-        until(lambda: (api.lease(*LEASE) or {}).get("spec", {}).get("holderIdentity") == "ctl-a",
-              30)  # fmt: skip
+        until(lambda: holder(api) == "ctl-a", 30)
         b = Replica(api, "ctl-b", state, tmp_path)
         replicas.append(b)
         until(lambda: "standby" in b.healthz(), 30)
@@ -136,12 +141,12 @@ def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
 
         until(replacing, 30, step=0.01)
         spare_before = {n.name: n for n in live_nodes(api)}["ha-08"]
-        renewed = _micro(api.lease(*LEASE)["spec"]["renewTime"])
+        renewed = _micro(api.lease(api.namespace, LEASE)["spec"]["renewTime"])
         a.proc.kill()  # SIGKILL: no release of the Lease, no clean-up
         killed = time.time()
         assert dict(spare_before.labels).get("poolwatch.io/status") == "Spare", "killed too late"
 
-        until(lambda: api.lease(*LEASE)["spec"]["holderIdentity"] == "ctl-b", 30, step=0.01)
+        until(lambda: holder(api) == "ctl-b", 30, step=0.01)
         took = time.time()
         # not before the Lease expired, and within a renew period (plus the API's lag) of it
         assert took - killed <= DURATION + RENEW + 0.5, (took - renewed, took - killed)
@@ -179,4 +184,3 @@ def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
         patches = [json.dumps(body, sort_keys=True) for m, p, _, _, body in api.stub.requests
                    if m == "PATCH" and p.startswith("/api/v1/nodes/")]  # fmt: skip
         assert len(patches) == len(set(patches)), patches
-    assert POOL

@@ -1,8 +1,8 @@
-"""Property-based, through the API server with a lagging watch: random fault sequences (isolations
-with codes that call for a replacement or not, restores, control-loop steps) on random pools,
-with the informers 0-100 ms behind the API server. After every step, on what the API server
-holds: the breaker's limit on nodes out of service and tainted, POL-01/02 on replacements, and
-no action answered `done` for a replacement that failed.
+"""Property-based, through the real kube-apiserver with a lagging watch: random fault sequences
+(isolations with codes that call for a replacement or not, restores, control-loop steps) on
+random pools, with the informers 0-100 ms behind the API server. After every step, on what the
+API server holds: the breaker's limit on nodes out of service and tainted, POL-01/02 on
+replacements, and no action answered `done` for a replacement that failed.
 
 Bounded for the suite: a few examples of a few steps each, one backend for all of them (each
 example gets a pool of its own, and a fresh controller).
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from controller_lag_support import (
     Api,
-    StubApi,
+    RealApi,
     consistent,
     lagged_backend,
     limits_for,
@@ -45,12 +46,21 @@ step = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def lagged() -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
-    api = StubApi()
-    with lagged_backend(api, 0.0) as (backend, proxy):
-        assert backend.await_view(30) == ""
-        yield api, backend, proxy
-    api.close()
+def lagged(
+    kube_apiserver: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
+    """One backend on the session's real kube-apiserver, through a lagging proxy, for every
+    example (its pools' nodes removed at the end)."""
+    from controlplane import TestCluster
+
+    kube = TestCluster.make(kube_apiserver)
+    api = RealApi(kube, tmp_path_factory.mktemp("lag-properties"))
+    try:
+        with lagged_backend(api, 0.0) as (backend, proxy):
+            assert backend.await_view(30) == ""
+            yield api, backend, proxy
+    finally:
+        kube.cleanup()
 
 
 @settings(
@@ -66,6 +76,7 @@ def lagged() -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
     lag=st.sampled_from([0.0, 0.01, 0.05, 0.1]),
     steps=st.lists(step, min_size=1, max_size=6),
 )
+@pytest.mark.controlplane
 def test_limits_hold_under_random_faults_and_lag(
     lagged: tuple[Api, KubernetesCluster, LagProxy],
     size: int,
