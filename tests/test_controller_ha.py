@@ -184,3 +184,31 @@ def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
         patches = [json.dumps(body, sort_keys=True) for m, p, _, _, body in api.stub.requests
                    if m == "PATCH" and p.startswith("/api/v1/nodes/")]  # fmt: skip
         assert len(patches) == len(set(patches)), patches
+
+
+def test_a_leader_that_could_not_renew_stops_acting_before_its_lease_expires() -> None:
+    """No API server needed: the simulated pool keeps the Lease. After its last renewal a
+    leader acts for the lease duration less one renew period, then refuses every decision
+    (answered `failed`, nothing written) until it renews again."""
+    from test_controller_support import controller, isolate, sim
+
+    from controller.leader import LeaderElector
+    from controller.settings import LeaseSettings
+
+    cluster = sim(nodes=10, spares=1)
+    now = [1_790_000_000.0]
+    elector = LeaderElector(cluster, LeaseSettings(duration=15, renew=5, identity="a"),
+                            clock=lambda: now[0])  # fmt: skip
+    ctl = controller(cluster)
+    ctl.may_act = elector.leading
+    assert elector.step()
+    now[0] += 9.9  # renew missed (the API was slow): still within 15 - 5 s
+    assert elector.leading()
+    now[0] += 0.2
+    assert not elector.leading()
+    result = ctl.submit(isolate("p0-node-00", key="late"))
+    assert result.outcome == "failed"
+    assert "does not hold the leader Lease" in result.detail
+    assert {n.name: n.status for n in cluster.nodes()}["p0-node-00"] is NodeStatus.AVAILABLE
+    assert elector.step()  # renewed: it acts again
+    assert ctl.submit(isolate("p0-node-00", key="late")).outcome == "done"
