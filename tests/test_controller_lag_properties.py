@@ -64,7 +64,7 @@ def lagged(
 
 
 @settings(
-    max_examples=15,
+    max_examples=25,
     deadline=None,
     derandomize=True,
     database=None,
@@ -74,7 +74,7 @@ def lagged(
     size=st.integers(5, 15),
     spares=st.integers(0, 3),
     lag=st.sampled_from([0.0, 0.01, 0.05, 0.1]),
-    steps=st.lists(step, min_size=1, max_size=6),
+    steps=st.lists(step, min_size=1, max_size=8),
 )
 @pytest.mark.controlplane
 def test_limits_hold_under_random_faults_and_lag(
