@@ -2,7 +2,7 @@
 the middle of an HA replacement; the standby takes the Lease over within the lease duration and
 finishes the replacement without doing any step twice, as the shared audit trail shows.
 
-Each process talks to the API server through its own `LagProxy` (0.2 s): its writes take that
+Each process talks to the API server through its own `LagProxy` (0.4 s): its writes take that
 long to be answered, which leaves a window between two steps of the replacement to kill it in.
 Both share the state file (`--state` on one volume, as the chart's ReadWriteMany persistence
 gives two replicas).
@@ -32,7 +32,7 @@ from poolwatch.cluster.model import NodeStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = "poolwatch-controller"
-DURATION, RENEW, LAG = 3, 0.3, 0.2
+DURATION, RENEW, LAG = 4, 0.3, 0.4
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
@@ -163,6 +163,10 @@ def test_the_standby_takes_over_mid_replacement_and_does_no_step_twice(
 
         until(finished, 30)
         until(lambda: "leader" in b.healthz(), 10)
+        again: list[object] = []  # the rule engine sends the unanswered action again
+        b.post(action, again)
+        assert isinstance(again[0], dict)
+        assert again[0]["outcome"] == "already", again
     finally:
         for r in replicas:
             r.stop()
