@@ -240,14 +240,14 @@ def tools_bin_dir() -> str:
 
 
 def run_api(args: argparse.Namespace) -> tuple[list[str], bool]:
-    from lag_proxy import LagProxy
+    from tcpproxy import TcpProxy
 
     rng = random.Random(args.seed)  # noqa: S311 - a reproducible benchmark
     spares = round(args.nodes * args.spares)
     with open_server(args) as server:
         workers, seed_s = seed(server, args.nodes, spares, args.jobs)
-        proxy = LagProxy(server.host, args.lag)
-        read = server.configuration(f"{server.scheme}://{proxy.address}")
+        proxy = TcpProxy(server.host[1], args.lag)
+        read = server.configuration(f"{server.scheme}://127.0.0.1:{proxy.port}")
         read.connection_pool_maxsize = 32
         backend = KubernetesCluster(
             kubernetes.client.ApiClient(read),

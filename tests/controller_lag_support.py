@@ -1,7 +1,7 @@
 """Shared pieces of the controller-under-lag tests (no tests here): the API a test drives (the
 real kube-apiserver, or tests/k8s_stub.py where a test says why), a Kubernetes backend whose
-informers read through a `LagProxy` while its writes go direct, pool manifests, and the live
-check of the limits.
+informers read through a delaying `TcpProxy` (tests/tcpproxy.py) while its writes go direct,
+pool manifests, and the live check of the limits.
 
 The limits are checked on what the API server holds (a direct read, never the controller's
 cache): nodes out of service (any status but Available and Spare) and fault taints within the
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import kubernetes
-from lag_proxy import LagProxy
+from tcpproxy import TcpProxy
 
 from controller.pools import FAULT_TAINT, allowed, out_of_service
 from controller.service import PoolController
@@ -121,11 +121,12 @@ def limits_for(ctl: PoolController, total: int) -> Limits:
 @contextmanager
 def lagged_backend(
     api: Api, delay: float, **kw: Any
-) -> Iterator[tuple[KubernetesCluster, LagProxy]]:
+) -> Iterator[tuple[KubernetesCluster, TcpProxy]]:
     """A Kubernetes backend whose informers list and watch through a proxy that delivers what
-    the API server sends `delay` seconds late; its writes go to the API server directly."""
-    proxy = LagProxy(api.host, delay)
-    read = api.configuration(f"{api.scheme}://{proxy.address}")
+    the API server sends `delay` seconds late; its writes go to the API server directly. The
+    proxy's delay holds for the connections it accepts next: `set_lag` changes it for all."""
+    proxy = TcpProxy(api.host[1], delay)
+    read = api.configuration(f"{api.scheme}://127.0.0.1:{proxy.port}")
     read.connection_pool_maxsize = 32
     write = api.configuration()
     backend = KubernetesCluster(
@@ -141,6 +142,14 @@ def lagged_backend(
     finally:
         backend.stop()
         proxy.close()
+
+
+def set_lag(proxy: TcpProxy, delay: float) -> None:
+    """Every connection through `proxy` lags `delay` from now on: the open ones are cut, and the
+    informers reconnect (a watch resumes from its last resourceVersion)."""
+    if proxy.delay != delay:
+        proxy.delay = delay
+        proxy.cut()
 
 
 def until(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -> Any:

@@ -2,8 +2,9 @@
 the middle of an HA replacement; the standby takes the Lease over within the lease duration and
 finishes the replacement without doing any step twice, as the shared audit trail shows.
 
-Each process talks to the API server through its own `LagProxy` (0.4 s): its writes take that
-long to be answered, which leaves a window between two steps of the replacement to kill it in.
+Each process talks to the API server through its own delaying `TcpProxy` (0.4 s): its writes
+take that long to be answered, which leaves a window between two steps of the replacement to
+kill it in.
 Both share the state file (`--state` on one volume, as the chart's ReadWriteMany persistence
 gives two replicas).
 """
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 from controller_lag_support import Api, RealApi, StubApi, live_nodes, node_body, until
 from helpers import free_port
-from lag_proxy import LagProxy
+from tcpproxy import TcpProxy
 
 from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus
@@ -51,9 +52,9 @@ class Replica:
 
     def __init__(self, api: Api, name: str, state: Path, tmp: Path) -> None:
         self.name, self.port = name, free_port()
-        self.proxy = LagProxy(api.host, LAG)
+        self.proxy = TcpProxy(api.host[1], LAG)
         kubeconfig = tmp / f"{name}.kubeconfig"
-        kubeconfig.write_text(api.kubeconfig(f"{api.scheme}://{self.proxy.address}"))
+        kubeconfig.write_text(api.kubeconfig(f"{api.scheme}://127.0.0.1:{self.proxy.port}"))
         config = tmp / f"{name}.yaml"
         config.write_text(json.dumps({
             "backend": "kubernetes", "kubeconfig": str(kubeconfig), "dry_run": False,

@@ -25,6 +25,7 @@ from controller_lag_support import (
     limits_for,
     live_nodes,
     node_body,
+    set_lag,
     until,
 )
 from helpers import parse, value
@@ -109,7 +110,7 @@ def test_the_controller_refuses_to_act_while_its_view_is_not_current(
         assert backend.await_view(10) == ""
         ctl = PoolController(backend, ControllerSettings(dry_run=False, view_timeout=0.3),
                              clock=lambda: CLOCK[0])  # fmt: skip
-        proxy.delay = 1.5
+        set_lag(proxy, 1.5)
         caplog.set_level(logging.INFO, logger="controller.service")
         action = NodeAction("isolate", "stale:1", node=names[0], fault_code="A050101",
                             reason="PoolwatchGpuXid79")  # fmt: skip
@@ -128,7 +129,7 @@ def test_the_controller_refuses_to_act_while_its_view_is_not_current(
         assert [n for n, v in live.items() if v.status is NodeStatus.SPARE] == names[8:]
         assert all(r.state == "queued" for r in ctl.store.replacements(POOL))
         ctl.settings.view_timeout = 5.0
-        proxy.delay = 0.0
+        set_lag(proxy, 0.0)
         assert ctl.submit(action).outcome in ("done", "deferred")  # the re-send goes on
         ctl.reconcile()
         assert value(parse(exposition(ctl, True, None)), "poolwatch_controller_view_current") == 1

@@ -22,11 +22,12 @@ from controller_lag_support import (
     lagged_backend,
     limits_for,
     node_body,
+    set_lag,
     until,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lag_proxy import LagProxy
+from tcpproxy import TcpProxy
 
 from controller.service import PoolController
 from controller.settings import ControllerSettings
@@ -48,7 +49,7 @@ step = st.one_of(
 @pytest.fixture(scope="module")
 def lagged(
     kube_apiserver: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Api, KubernetesCluster, LagProxy]]:
+) -> Iterator[tuple[Api, KubernetesCluster, TcpProxy]]:
     """One backend on the session's real kube-apiserver, through a lagging proxy, for every
     example (its pools' nodes removed at the end)."""
     from controlplane import TestCluster
@@ -78,7 +79,7 @@ def lagged(
 )
 @pytest.mark.controlplane
 def test_limits_hold_under_random_faults_and_lag(
-    lagged: tuple[Api, KubernetesCluster, LagProxy],
+    lagged: tuple[Api, KubernetesCluster, TcpProxy],
     size: int,
     spares: int,
     lag: float,
@@ -87,11 +88,10 @@ def test_limits_hold_under_random_faults_and_lag(
     api, backend, proxy = lagged
     pool = f"prop-{next(POOLS)}"
     names = [f"{pool}-{i:02d}" for i in range(size)]
-    proxy.delay = 0.0
+    set_lag(proxy, lag)
     for i, name in enumerate(names):
         api.create_node(node_body(name, pool=pool, spare=i >= size - spares))
     until(lambda: sum(n.pool == pool for n in backend.nodes()) == size)
-    proxy.delay = lag
     ctl = PoolController(backend, ControllerSettings(dry_run=False), clock=lambda: CLOCK[0])
     limits = limits_for(ctl, size)
     for i, (kind, arg, code) in enumerate(steps):
