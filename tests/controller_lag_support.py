@@ -123,8 +123,9 @@ def lagged_backend(
     api: Api, delay: float, **kw: Any
 ) -> Iterator[tuple[KubernetesCluster, TcpProxy]]:
     """A Kubernetes backend whose informers list and watch through a proxy that delivers what
-    the API server sends `delay` seconds late; its writes go to the API server directly. The
-    proxy's delay holds for the connections it accepts next: `set_lag` changes it for all."""
+    the API server sends `delay` seconds late; its writes go to the API server directly. (The
+    proxy's delay holds for the connections it accepts: a test that needs another lag opens
+    another backend rather than cutting the open connections.)"""
     proxy = TcpProxy(api.host[1], delay)
     read = api.configuration(f"{api.scheme}://127.0.0.1:{proxy.port}")
     read.connection_pool_maxsize = 32
@@ -142,14 +143,6 @@ def lagged_backend(
     finally:
         backend.stop()
         proxy.close()
-
-
-def set_lag(proxy: TcpProxy, delay: float) -> None:
-    """Every connection through `proxy` lags `delay` from now on: the open ones are cut, and the
-    informers reconnect (a watch resumes from its last resourceVersion)."""
-    if proxy.delay != delay:
-        proxy.delay = delay
-        proxy.cut()
 
 
 def until(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -> Any:

@@ -10,6 +10,7 @@ example gets a pool of its own, and a fresh controller).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -22,12 +23,10 @@ from controller_lag_support import (
     lagged_backend,
     limits_for,
     node_body,
-    set_lag,
     until,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcpproxy import TcpProxy
 
 from controller.service import PoolController
 from controller.settings import ControllerSettings
@@ -46,20 +45,25 @@ step = st.one_of(
 )
 
 
+LAGS = (0.0, 0.01, 0.05, 0.1)
+
+
 @pytest.fixture(scope="module")
 def lagged(
     kube_apiserver: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Api, KubernetesCluster, TcpProxy]]:
-    """One backend on the session's real kube-apiserver, through a lagging proxy, for every
-    example (its pools' nodes removed at the end)."""
+) -> Iterator[tuple[Api, dict[float, KubernetesCluster]]]:
+    """One backend per lag on the session's real kube-apiserver, each reading through its own
+    delaying proxy, shared by every example (their pools' nodes removed at the end)."""
     from controlplane import TestCluster
 
     kube = TestCluster.make(kube_apiserver)
     api = RealApi(kube, tmp_path_factory.mktemp("lag-properties"))
     try:
-        with lagged_backend(api, 0.0) as (backend, proxy):
-            assert backend.await_view(30) == ""
-            yield api, backend, proxy
+        with contextlib.ExitStack() as stack:
+            backends = {lag: stack.enter_context(lagged_backend(api, lag))[0] for lag in LAGS}
+            for backend in backends.values():
+                assert backend.await_view(30) == ""
+            yield api, backends
     finally:
         kube.cleanup()
 
@@ -74,21 +78,21 @@ def lagged(
 @given(
     size=st.integers(5, 15),
     spares=st.integers(0, 3),
-    lag=st.sampled_from([0.0, 0.01, 0.05, 0.1]),
+    lag=st.sampled_from(LAGS),
     steps=st.lists(step, min_size=1, max_size=8),
 )
 @pytest.mark.controlplane
 def test_limits_hold_under_random_faults_and_lag(
-    lagged: tuple[Api, KubernetesCluster, TcpProxy],
+    lagged: tuple[Api, dict[float, KubernetesCluster]],
     size: int,
     spares: int,
     lag: float,
     steps: list[tuple[str, int, str]],
 ) -> None:
-    api, backend, proxy = lagged
+    api, backends = lagged
+    backend = backends[lag]
     pool = f"prop-{next(POOLS)}"
     names = [f"{pool}-{i:02d}" for i in range(size)]
-    set_lag(proxy, lag)
     for i, name in enumerate(names):
         api.create_node(node_body(name, pool=pool, spare=i >= size - spares))
     until(lambda: sum(n.pool == pool for n in backend.nodes()) == size)
