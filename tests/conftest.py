@@ -14,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 def kube_apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real etcd + kube-apiserver for the whole session (tests/controlplane.py), with the
     CRDs poolwatch reads. The binaries are the pinned ones scripts/tools.sh builds (the test is
-    skipped only when Go is missing); POOLWATCH_CONTROLPLANE_BIN names a directory holding
+    skipped only when Go is missing); CONTROLPLANE_BIN_DIR names a directory holding
     `etcd` and `kube-apiserver` to use instead."""
     from controlplane import control_plane
     from helpers import pinned_bin_dir
 
-    override = os.environ.get("POOLWATCH_CONTROLPLANE_BIN")
+    override = os.environ.get("CONTROLPLANE_BIN_DIR")
     bin_dir = Path(override) if override else pinned_bin_dir()
     with control_plane(bin_dir, tmp_path_factory.mktemp("controlplane")) as plane:
         yield plane

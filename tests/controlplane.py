@@ -558,8 +558,8 @@ class ControlPlane:
                         )
                     return
                 except ApiError as err:
-                    if err.status != 404:
-                        raise
+                    if err.status != 404:  # served, and answering (a failing webhook: 500)
+                        return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"CRD {name} not served after {timeout:.0f} s: {conds}")
             time.sleep(0.2)
@@ -920,5 +920,5 @@ def control_plane(bin_dir: Path, workdir: Path) -> Iterator[ControlPlane]:
         yield plane
     finally:
         plane.stop()
-        if not os.environ.get("POOLWATCH_KEEP_CONTROLPLANE"):
+        if not os.environ.get("CONTROLPLANE_KEEP_DATA"):
             shutil.rmtree(workdir / "etcd-data", ignore_errors=True)

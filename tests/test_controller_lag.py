@@ -178,3 +178,34 @@ def test_a_replacement_that_fails_is_answered_failed_and_retried() -> None:
     again = ctl.submit(action)  # not recorded as done: the re-send tries it again
     assert again.outcome == "failed"
     assert len(ctl.store.replacements("p0")) == 2
+
+
+@pytest.mark.controlplane
+def test_no_decision_while_etcd_is_down(api: RealApi, caplog: pytest.LogCaptureFixture) -> None:
+    """etcd stopped: the API server keeps the watches open and silent, and only its /readyz
+    tells. The controller takes no decision (answered `failed` with the reason, nothing
+    written, poolwatch_controller_view_current 0, a warning), and acts again once etcd is back."""
+    names = seed_pool(api)
+    plane = api.plane
+    with lagged_backend(api, 0.0, ready_probe=0.5) as (backend, _):
+        assert backend.await_view(30) == ""
+        ctl = PoolController(backend, ControllerSettings(dry_run=False, view_timeout=1.0),
+                             clock=lambda: CLOCK[0])  # fmt: skip
+        action = NodeAction("isolate", "etcd:1", node=names[0], fault_code="A050101",
+                            reason="PoolwatchGpuXid79")  # fmt: skip
+        caplog.set_level(logging.INFO, logger="controller.service")
+        plane.etcd.stop()
+        try:
+            until(lambda: not backend.healthy(), 30)
+            result = ctl.submit(action)
+            assert result.outcome == "failed"
+            assert "the API server is not ready" in result.detail
+            assert value(parse(exposition(ctl, True, None)),
+                         "poolwatch_controller_view_current") == 0  # fmt: skip
+            assert any("takes no decision" in r.getMessage() for r in caplog.records)
+        finally:
+            plane.start_etcd()
+        assert all(n.status is not NodeStatus.ISOLATED for n in live_nodes(api))
+        until(backend.healthy, 60)
+        assert ctl.submit(action).outcome == "done"
+        assert ctl.view_current

@@ -457,6 +457,9 @@ def test_only_the_controller_writes(rendered: Rendered) -> None:
                 ("", "pods/eviction", "create"), ("", "events", "create"),
                 ("", "events", "patch"), ("coordination.k8s.io", "leases", "create"),
                 ("coordination.k8s.io", "leases", "update"),
+                ("kubeflow.org", "pytorchjobs", "patch"), ("kubeflow.org", "tfjobs", "patch"),
+                ("kubeflow.org", "mpijobs", "patch"), ("batch.volcano.sh", "jobs", "patch"),
+                ("batch", "jobs", "patch"),  # a restarted job's requeue mark and priority
             }  # fmt: skip
         else:
             assert writes == set(), account

@@ -23,7 +23,9 @@ the model, with the status tables and poolwatch's own markers (label `poolwatch.
 Reading never lists: `nodes()`, `pools()`, ... return the informers' state, `watch()` streams
 it (ADDED for everything, one SYNCED when every initial list is done, then the changes). Stale
 figures are never served as fresh: while an informer feeding a kind cannot list or watch,
-reading that kind raises `ClusterUnavailable` and `healthy()` is False; a watch stream keeps
+reading that kind raises `ClusterUnavailable` and `healthy()` is False, and so for every kind
+while the API server's own /readyz fails (etcd down: its watches stay open and silent, see
+k8s_probe.py); a watch stream keeps
 running (it only ever carries fresh changes) and shows the recovery as the differences. Objects
 that are odd (no uid, garbage or negative quantities, unknown phases, unsupported job kinds)
 are counted by reason in `skipped` and logged once per reason; they never stop the watch.
@@ -61,6 +63,7 @@ from .k8s_api import (
 )
 from .k8s_informer import Informer
 from .k8s_lease import Leases
+from .k8s_probe import ReadyProbe
 from .k8s_read import (
     JOB_LABEL,
     JOB_TYPES_LABEL,
@@ -93,7 +96,9 @@ class KubernetesCluster:
     the CRDs you do not want from `RESOURCES`); `watch_timeout`, the server-side end of each
     watch (`timeoutSeconds`); `connect_timeout`/`request_timeout` for lists and writes;
     `absent_retry`, how often a missing CRD is looked for; `sync_timeout`, how long a read waits
-    for a first list; `backoff`, the reconnect policy; `clock`, wall time for the write side.
+    for a first list; `ready_probe`, how often the API server's /readyz is asked (0: never;
+    k8s_probe.py says why); `backoff`, the reconnect policy; `clock`, wall time for the write
+    side.
     An `api_client` passed in should allow a connection per resource plus a few for writes
     (`Configuration.connection_pool_maxsize`), or urllib3 discards connections with a warning.
 
@@ -118,6 +123,7 @@ class KubernetesCluster:
         request_timeout: float = 60.0,
         absent_retry: float = 300.0,
         sync_timeout: float = 30.0,
+        ready_probe: float = 5.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] = os.environ,
@@ -160,6 +166,8 @@ class KubernetesCluster:
             self._write_api, clock, self._state.job_ref, timeout=(connect_timeout, request_timeout)
         )
         self._leases = Leases(self._write_api, (connect_timeout, request_timeout))
+        self._probe = ReadyProbe(self._api, self._probe_changed, ready_probe,
+                                 (connect_timeout, min(request_timeout, 10.0)))  # fmt: skip
         self._abnormal: set[str] = set()  # pools the controller marked (mark_pool)
         self.requeue_priority_class = ""  # PriorityClass for re-issued jobs (prioritize_job)
 
@@ -171,6 +179,7 @@ class KubernetesCluster:
                 return
             self._started = True
         threading.Thread(target=self._start_in_stages, name="informers-start", daemon=True).start()
+        self._probe.start()
 
     def _start_in_stages(self) -> None:
         """Nodes first, then pods, jobs and quotas, then events, each stage once the previous
@@ -195,6 +204,7 @@ class KubernetesCluster:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        self._probe.stop()
         for informer in self._informers:
             informer.stop(timeout=None)
         for informer in self._informers:
@@ -217,7 +227,14 @@ class KubernetesCluster:
         }
 
     def healthy(self) -> bool:
-        return self._started and not self._stopped and all(i.up for i in self._informers)
+        """Every informer lists and watches, and the API server says it can read its store."""
+        return (self._started and not self._stopped and not self._probe.error
+                and all(i.up for i in self._informers))  # fmt: skip
+
+    @property
+    def api_not_ready(self) -> str:
+        """Why the API server's /readyz fails ("" while it is ready, or cannot tell)."""
+        return self._probe.error
 
     # -- read side -------------------------------------------------------------------------------
     def pools(self) -> list[Pool]:
@@ -271,6 +288,9 @@ class KubernetesCluster:
                 if not new or left <= 0 or self._stopped:
                     break
                 self._cond.wait(left)
+        if self._probe.error:  # the watches are open but nothing behind them can be read
+            raise ClusterUnavailable(f"{kind}s unavailable (the API server is not ready: "
+                                     f"{self._probe.error})")  # fmt: skip
         failing = [i for i in mine if not i.up]
         if failing:
             why = "; ".join(f"{i.resource.name}: {i.error or i.state}" for i in failing)
@@ -291,10 +311,10 @@ class KubernetesCluster:
         self._wrote(self._writer.cordon(node, unschedulable))
 
     def await_view(self, timeout: float) -> str:
-        """Wait until what `nodes()` and `pods()` return is current for a decision: their
-        informers list and watch, and the node informer has applied every node write this
-        process made (its resourceVersion reached the newest one a write returned). "" when
-        current; else why not, after `timeout` seconds.
+        """Wait until what `nodes()` and `pods()` return is current for a decision: the API
+        server is ready (k8s_probe.py), their informers list and watch, and the node informer
+        has applied every node write this process made (its resourceVersion reached the newest
+        one a write returned). "" when current; else why not, after `timeout` seconds.
 
         Why: a watch delivers a write some milliseconds after the write returned; a decision
         read from the cache in between would not see the writes that came just before it (an
@@ -314,6 +334,8 @@ class KubernetesCluster:
                 self._cond.wait(min(left, 0.5))
 
     def _stale(self, informers: list[Informer]) -> str:
+        if self._probe.error:  # the watches are open and silent: nothing behind them is read
+            return f"the API server is not ready ({self._probe.error})"
         down = [f"{i.resource.name}: {i.error or i.state}" for i in informers
                 if not i.listed or not i.up]  # fmt: skip
         if down:
@@ -395,6 +417,10 @@ class KubernetesCluster:
             with self._cond:
                 self._applied = max(self._applied, _number(informer.resource_version))
                 self._cond.notify_all()
+
+    def _probe_changed(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _changed(self, informer: Informer) -> None:
         with self._cond:
