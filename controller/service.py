@@ -352,7 +352,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             if any(r.state in ("starting", "running") for r in self.store.replacements(pool)):
                 return "replacing"
-            nodes = self._nodes().values()
+            nodes = self.backend.nodes()  # a status, not a decision: no wait for the view
             if any(n.pool == pool and n.status is NodeStatus.RESETTING for n in nodes):
                 return "resetting"
             if self.store.pool(pool)["upgrading"]:
@@ -373,7 +373,11 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = self._isolate(node, fault_code, reason, key, False, False, breaker=False)
+            try:
+                result = self._isolate(node, fault_code, reason, key, False, False,
+                                       breaker=False)  # fmt: skip
+            except Halted as err:  # the view is not current, or this process does not lead
+                result = ActionResult("failed", str(err))
             self._finish("isolate", node, key, result)
             return result
 
@@ -385,7 +389,12 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            found = self._nodes().get(node)
+            try:
+                found = self._nodes().get(node)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
+                self._finish("restore", node, key, result)
+                return result
             if found is None:
                 return ActionResult("refused", f"no node {node!r}")
             if found.status is NodeStatus.REPLACING:
@@ -413,7 +422,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.release(self, pool, node, reason)
+            try:
+                result = pool_ops.release(self, pool, node, reason)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("deleteClusterNode", node, key, result)
             return result
 
@@ -423,7 +435,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.create(self, pool, nodes)
+            try:
+                result = pool_ops.create(self, pool, nodes)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("CreatePoolV2", pool.name, key, result)
             return result
 
@@ -433,7 +448,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.delete(self, pool)
+            try:
+                result = pool_ops.delete(self, pool)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("DeletePoolV2", pool, key, result)
             return result
 

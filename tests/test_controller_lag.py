@@ -211,3 +211,29 @@ def test_no_decision_while_etcd_is_down(api: RealApi, caplog: pytest.LogCaptureF
         until(backend.healthy, 60)
         assert ctl.submit(action).outcome == "done"
         assert ctl.view_current
+
+
+class Stale(Proxy):
+    """A backend whose view never catches up (simulated pool; the point is the answers)."""
+
+    def await_view(self, timeout: float) -> str:
+        return "nodes seen up to resourceVersion 1, the last node write returned 2"
+
+
+def test_operator_requests_answer_failed_while_the_view_is_not_current() -> None:
+    """The pool API and the upgrades call the facade: they get `failed` with the reason (the
+    pool API answers 502 with it), not an exception, and nothing is written."""
+    cluster = Stale(sim(nodes=6, spares=1))
+    ctl = controller(cluster)
+    answers = [
+        ctl.isolate("p0-node-00", "A200001", "driver upgrade", "op:1"),
+        ctl.restore("p0-node-00", "repaired", "op:2"),
+        ctl.release("p0", "p0-node-01", "not needed", "op:3"),
+        ctl.delete_pool("p0", "op:4"),
+    ]
+    for answer in answers:
+        assert answer.outcome == "failed", answer
+        assert "view of the cluster is not current" in answer.detail
+    assert cluster.writes == []
+    assert ctl.pool_activity("p0") is None  # a status for the API's views: answered at once
+    assert not ctl.view_current
