@@ -1,7 +1,9 @@
 """A stand-in for the Kubernetes API server on 127.0.0.1, for the real `kubernetes` client.
 
-No real API server runs in these tests. This one speaks the API's JSON for what poolwatch's
-Kubernetes backend does, and records every request:
+The real kube-apiserver runs in the tests marked `controlplane` (tests/controlplane.py); this
+stand-in stays for what a real server cannot be made to do (garbage on a watch, objects without
+a uid, a 409 on demand) and for checking exact request bodies. It speaks the API's JSON for what
+poolwatch's Kubernetes backend does, and records every request:
 
 - GET a collection (`/api/v1/nodes`, `/apis/kubeflow.org/v1/pytorchjobs`, ...): a List with
   `metadata.resourceVersion`; a collection that is not registered answers 404 (a CRD that is

@@ -1,10 +1,13 @@
 """The Kubernetes backend through the real `kubernetes` client against tests/k8s_stub.py.
 
-No real API server runs in these tests: KubeApiStub on 127.0.0.1 speaks the API's JSON for list
-and watch (resourceVersion, bookmarks, 410 Gone on the stream and as HTTP, dropped connections,
-404 for CRDs that are not installed) and for the write side, fed with the hand-built objects in
-tests/fixtures/kubeapi/ (each with its .source.txt). The client's own models are checked to
-accept the fixtures of built-in kinds, so a field of the wrong shape fails here.
+The same behaviours are checked again on a real kube-apiserver in test_controlplane_backend.py.
+This stand-in stays for what a real server cannot be made to send, and for exact request bodies:
+KubeApiStub on 127.0.0.1 speaks the API's JSON for list and watch (resourceVersion, bookmarks,
+410 Gone on the stream and as HTTP, dropped connections, 404 for CRDs that are not installed)
+and for the write side, and can send garbage JSON, objects without a uid or of the wrong kind, a
+negative quantity, or a scripted 409 between a read and a write. It is fed with the hand-built
+objects in tests/fixtures/kubeapi/ (each with its .source.txt). The client's own models are
+checked to accept the fixtures of built-in kinds, so a field of the wrong shape fails here.
 """
 
 from __future__ import annotations
