@@ -23,6 +23,7 @@ alert receiver and the controller.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def expression(rule: Rule) -> str:
     if rule.clear is None:
         return fire
     ignored = ", ".join(["alertname", "alertstate", "severity", "seed_ids", *rule.labels])
-    firing = f'ALERTS{{alertname="{rule.name}", alertstate="firing"}}'
+    name = json.dumps(rule.name, ensure_ascii=False)  # any alert name, quoted as PromQL reads it
+    firing = f'ALERTS{{alertname={name}, alertstate="firing"}}'
     hold = f"({expr}) {rule.op} {_num(rule.clear)}"
     return f"({fire}) or (({hold}) and ignoring({ignored}) {firing})"
 
@@ -71,7 +73,7 @@ def _actions(rule: Rule) -> str:
 def alert(rule: Rule, interval: str) -> dict[str, Any]:
     out: dict[str, Any] = {"alert": rule.name, "expr": expression(rule)}
     hold = hold_for(rule, interval)
-    if hold and hold != "0s":
+    if hold and duration_seconds(hold) > 0:
         out["for"] = hold
     out["labels"] = {**rule.labels, "severity": rule.severity}
     if rule.seed:  # an empty label is no label to Prometheus; leave it out rather than send ""

@@ -170,6 +170,8 @@ class Engine:
         self._lock = threading.Lock()
         self.alerts: dict[str, AlertState] = store.load()
         self.failures: Counter[str] = Counter()
+        #: rule -> (when, what) of its last failed evaluation, shown on the status page
+        self.last_errors: dict[str, tuple[float, str]] = {}
         self._down: set[str] = set()  # rules whose last query failed (log once per outage)
         self.evaluations = 0
         self.duration_sum = 0.0
@@ -213,23 +215,24 @@ class Engine:
             for s in self.alerts.values():
                 by_rule.setdefault(s.rule, []).append(s)
             for compiled in self.rules:
+                name = compiled.rule.name
+                # each rule's changes are its own until it has finished: a rule that fails half
+                # way leaves its alerts as they were, and the other rules are not touched
+                mine: dict[str, AlertState] = {}
+                gone: set[str] = set()
                 try:
                     samples = self.source.query(compiled.query, at)
+                    self._apply(compiled, samples, at, mine, gone, by_rule.get(name, []))
                 except SourceError as err:
                     failed = True
-                    self.failures[compiled.rule.name] += 1
-                    # the first failure of an outage is a warning; the rest of it is debug,
-                    # so a Prometheus that is down does not log every rule every interval
-                    first = compiled.rule.name not in self._down
-                    self._down.add(compiled.rule.name)
-                    log.log(
-                        logging.WARNING if first else logging.DEBUG,
-                        "rule %s: evaluation skipped: %s", compiled.rule.name, err,
-                    )  # fmt: skip
+                    self._rule_failed(name, err, at)
                     continue
-                self._down.discard(compiled.rule.name)
-                self._apply(compiled, samples, at, changed, deleted,
-                            by_rule.get(compiled.rule.name, []))  # fmt: skip
+                except Exception as err:  # noqa: BLE001 - isolation: one rule's bug is its own
+                    self._rule_failed(name, err, at)
+                    continue
+                self._down.discard(name)
+                changed.update(mine)
+                deleted |= gone
             # alerts of rules that no longer exist go the way of an alert that stopped matching
             orphans = [s for s in self.alerts.values() if s.rule not in names | {ENGINE_ALERT}]
             for s in orphans:
@@ -243,7 +246,27 @@ class Engine:
             self.last_duration = self.timer() - start
             self._last_cycle = time.monotonic()
             self.duration_sum += self.last_duration
-            return sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
+            result = sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
+        record = getattr(self.source, "record_self", None)
+        if record is not None:  # the local source sees the engine's series as Prometheus would
+            record(self.self_samples(), at)
+        return result
+
+    def self_samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """The engine's own series as (name, labels, value), as a scrape of /metrics has them."""
+        return [(s.name, dict(s.labels), s.value) for fam in self.collect() for s in fam.samples]
+
+    def _rule_failed(self, name: str, err: BaseException, at: float) -> None:
+        """Count a failed evaluation of rule `name` and keep its error for the status page.
+        The first failure of a run of failures is a warning; the rest of it is debug, so a
+        Prometheus that is down does not log every rule every interval."""
+        self.failures[name] += 1
+        text = str(err) if isinstance(err, SourceError) else f"{type(err).__name__}: {err}"
+        self.last_errors[name] = (at, text)
+        first = name not in self._down
+        self._down.add(name)
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "rule %s: evaluation failed: %s", name, text)  # fmt: skip
 
     def _apply(
         self,

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .model import format_duration
-from .promql import Ctx, EvalError, Query, Unsupported
+from .promql import Ctx, Query, Unsupported
 from .sources import Sample, SourceError
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,10 @@ class Target:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"--target: expected [JOB=]http(s)://HOST:PORT/metrics, got {spec!r}")
         return cls(url, job)
+
+
+#: the engine itself, as a scrape target of its own local source
+SELF_TARGET = Target("http://localhost/rules-engine", "poolwatch-rules")
 
 
 class History:
@@ -260,6 +264,8 @@ class LocalSource:
                     )
             except Unsupported as err:
                 q = err
+            except Exception as err:  # noqa: BLE001 - a planner bug refuses that rule alone
+                q = Unsupported(f"cannot be planned: {type(err).__name__}: {err}")
             self._queries[expr] = q
         return q
 
@@ -289,10 +295,21 @@ class LocalSource:
             # selector results are shared by the rules of one evaluation at the same time
             if self._ctx is None or self._ctx[:2] != (t, self.store.ingests):
                 self._ctx = (t, self.store.ingests, Ctx(self.store))
-            try:
-                return [(dict(ls), v) for ls, v in q.eval(self.store, t, self._ctx[2])]
-            except (EvalError, ArithmeticError) as err:
-                raise SourceError(f"{expr}: {err}") from None
+            # an error here is the rule's own (the data makes its expression fail), not the
+            # source's: the engine counts it against that rule alone
+            return [(dict(ls), v) for ls, v in q.eval(self.store, t, self._ctx[2])]
+
+    def record_self(self, samples: Iterable[tuple[str, dict[str, str], float]], at: float) -> None:
+        """The engine's own series (name, labels, value) at `at`, as if Prometheus scraped
+        the engine: rules about the engine (a rule that keeps failing) see them locally too."""
+        keep = self.store.keep
+        scraped: list[Scraped] = []
+        for name, labels, value in samples:
+            if name in keep:
+                raw = name + repr(sorted(labels.items()))
+                scraped.append((name, raw, dict(labels), value))
+        with self._lock:
+            self.store.ingest(SELF_TARGET, scraped, float(round(at * 1000)))
 
     # -- scraping ----------------------------------------------------------------------------
 
