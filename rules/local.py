@@ -9,7 +9,8 @@ PromQL subset of rules/promql.py.
 
 Scraping follows Prometheus with `honor_labels: true`: every series gets the target's `job` and
 `instance` labels unless it carries its own, a series that vanished from its target or a target
-that failed gets a stale marker (it has no value from then on, as in Prometheus), and each scrape
+that failed gets Prometheus' stale marker (it has no value from then on, as in Prometheus; a
+sample whose value is NaN is a value, not a stale marker), and each scrape
 writes `up{job, instance}` 1 or 0. Samples are stamped with the scrape's start time; timestamps
 in the exposition are ignored (poolwatch's exporters send none).
 """
@@ -29,11 +30,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .model import format_duration
-from .promql import Ctx, Query, Unsupported
+from .promql import STALE, Ctx, Query, Unsupported, is_stale
 from .sources import Sample, SourceError
 
 log = logging.getLogger(__name__)
-STALE = float("nan")
 _LABEL = re.compile(r'[\s,]*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _UNESCAPE = re.compile(r"\\(.)")
 Scraped = tuple[str, str, dict[str, str], float]  # name, raw series text, labels, value
@@ -90,7 +90,8 @@ def parse_exposition(
 
 
 class Series:
-    """One series' samples: parallel arrays of millisecond timestamps and values (NaN = stale)."""
+    """One series' samples: parallel arrays of millisecond timestamps and values (Prometheus'
+    stale marker, `promql.STALE`, where the series went stale; any other NaN is a value)."""
 
     __slots__ = ("labels", "ts", "vs")
 
@@ -107,7 +108,7 @@ class Series:
 
     @property
     def stale(self) -> bool:
-        return not self.vs or self.vs[-1] != self.vs[-1]
+        return not self.vs or is_stale(self.vs[-1])
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,13 @@ def test_refusals_name_the_reason() -> None:
     with pytest.raises(SourceError, match="not evaluated locally: the aggregation count_values"):
         src.query("count_values('v', g)", T0)
     for expr, why in [
-        ("g / on(a) group_left fill(0) c", "fill values"),
+        ("g / on(a) group_left fill(0) c", r"fill\(\), fill_left\(\) and fill_right\(\)"),
+        ("g / fill(0) c", r"fill\(\)"),  # one-to-one too: never silently ignored
+        ("g + on(a) fill_right(1) c", r"fill\(\)"),
+        ("rate(c_total[5m] @ 100)", "@ modifier"),
+        ("max_over_time(g[5m:1m] @ end())", "@ modifier"),
+        ("limitk(1, g)", "limitk"),
+        ("round(g, 0.5)", "to nearest"),
         ("histogram_quantile(0.9, x)", "histogram_quantile"),
         ("label_replace(g, 'a-b', 'b', 'c', 'd')", "invalid destination label"),
         ("g @ 100", "@ modifier"),
