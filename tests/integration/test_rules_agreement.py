@@ -8,7 +8,6 @@ must show on both sides within one evaluation interval (plus one scrape) of each
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import free_port
+from helpers import free_port, pinned_tool
 
 from exporters.cluster.app import ClusterExporter, serve_cluster
 from exporters.cluster.settings import ClusterExporterSettings
@@ -35,7 +34,6 @@ from .conftest import get_json, process
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
 ]
 
 INTERVAL = 2.0  # rule group interval, seconds
@@ -120,7 +118,7 @@ def test_local_engine_and_prometheus_fire_the_same_alerts(pool: Pool, tmp_path: 
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": [compiler.group_dict(g) for g in groups]}))
     port = free_port()
-    cmd = ["prometheus", f"--config.file={_prometheus_config(tmp_path, pool, rules)}",
+    cmd = [pinned_tool("prometheus"), f"--config.file={_prometheus_config(tmp_path, pool, rules)}",
            f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
            "--log.level=warn"]  # fmt: skip
     base = f"http://127.0.0.1:{port}"

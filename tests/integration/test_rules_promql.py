@@ -2,26 +2,26 @@
 
 Each expression is evaluated by rules/promql.py over series written in promtool's expanding
 notation; the answers become the expected samples of a `promtool test rules` file, and the real
-promtool (Prometheus 2.42's engine) must find exactly those samples (it compares floats exactly).
+promtool (Prometheus 3.16's engine, pinned) must find exactly those samples (it compares floats
+exactly).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import expand_series as expand
+from helpers import pinned_tool
 
 from rules.local import History, Series
 from rules.promql import Query
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("promtool"), reason="Debian package prometheus missing"),
 ]
 
 STEP_S = 15
@@ -146,7 +146,7 @@ def test_local_promql_matches_promtool(tmp_path: Path) -> None:
     }  # fmt: skip
     path = tmp_path / "promql-test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
-                            text=True, timeout=120, check=False)  # fmt: skip
+    cmd = [pinned_tool("promtool"), "test", "rules", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert sum(1 for t in tests if t["exp_samples"]) > len(tests) * 0.6  # not vacuous
