@@ -120,6 +120,11 @@ class Ctx:
 
 class Node:
     kind = "vector"  # "scalar" | "vector" | "matrix"
+    #: the output's label sets stay distinct when __name__ is dropped
+    unique = True
+    #: this node drops __name__ from an output that may not be unique: Prometheus then checks
+    #: for "vector cannot contain metrics with the same labelset", and so must we (`Distinct`)
+    check = False
 
     def needs(self, extra: int, out: dict[str, int]) -> None:
         """Record, per metric name, how much history (ms before t) an evaluation reads."""
@@ -260,6 +265,7 @@ class Subquery(Node):
         self.inner = plan(e.expr)
         if self.inner.kind != "vector":
             raise Unsupported("a subquery of a scalar")
+        self.unique = self.inner.unique
         self.range, self.offset = _ms(e.range), _ms(e.offset)
         self.step = _ms(e.step)
         if self.step <= 0:
@@ -628,6 +634,11 @@ class Call(Node):
         if name == "round" and len(self.args) > 1:
             raise Unsupported("round() with a 'to nearest' argument")
         self.kind = {"time": "scalar", "scalar": "scalar"}.get(name, "vector")
+        data = self.args[1] if name == "quantile_over_time" else (self.args or [None])[0]
+        if name == "last_over_time" and data is not None:
+            self.unique = data.unique  # keeps the name
+        elif name not in ("absent", "absent_over_time", "vector", "time", "scalar"):
+            self.check = data is not None and not data.unique
         self.absent_labels: Labels = {}
         if name in ("absent", "absent_over_time"):
             arg = e.args[0]
@@ -912,6 +923,18 @@ class Binary(Node):
                     self.ignoring = list(mod.matching.labels)
         if self.lhs.kind == "scalar" and self.rhs.kind == "scalar":
             self.kind = "scalar"
+        elif self.op in ("and", "unless"):
+            self.unique = self.lhs.unique
+        elif self.op == "or":
+            # a right-hand series whose labels (name aside) equal a left-hand one's has the
+            # same matching signature and is left out, so names never tell two apart
+            self.unique = self.lhs.unique and self.rhs.unique
+        elif self.lhs.kind == "scalar" or self.rhs.kind == "scalar":
+            vec = self.rhs if self.lhs.kind == "scalar" else self.lhs
+            if self.op in _CMP and not self.bool:
+                self.unique = vec.unique  # a filter keeps the name
+            else:
+                self.check = not vec.unique
         for side in (self.lhs, self.rhs):
             if side.kind == "matrix":
                 raise Unsupported("a range vector as an operand")
@@ -1021,6 +1044,7 @@ class Negate(Node):
         self.kind = self.inner.kind
         if self.kind == "matrix":
             raise Unsupported("unary minus on a range vector")
+        self.check = self.kind == "vector" and not self.inner.unique
 
     def children(self) -> Iterable[Node]:
         return (self.inner,)
@@ -1035,8 +1059,31 @@ class Negate(Node):
 # -- planning ----------------------------------------------------------------------------------
 
 
+class Distinct(Node):
+    """Prometheus' check after a step that dropped __name__: two series left with the same
+    labels are an error ("vector cannot contain metrics with the same labelset")."""
+
+    def __init__(self, inner: Node) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        out = self.inner.eval(ctx, t)
+        if len({frozenset(ls.items()) for ls, _ in out}) != len(out):
+            raise EvalError("vector cannot contain metrics with the same labelset")
+        return out
+
+
 def plan(e: Any) -> Node:
     """The plan of one parsed expression; Unsupported naming what is outside the subset."""
+    node = _plan(e)
+    return Distinct(node) if node.check else node
+
+
+def _plan(e: Any) -> Node:
     if isinstance(e, pp.ParenExpr):
         return plan(e.expr)
     if isinstance(e, pp.NumberLiteral):
