@@ -285,8 +285,37 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
     r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
     r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
-                   help="serve /metrics and /healthz (0.0.0.0:9480; 'off': none)")  # fmt: skip
+                   help="serve the alerts and rules pages, /metrics and /healthz "
+                   "(0.0.0.0:9480; 'off': none)")  # fmt: skip
     add_log_level(r)
+    a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
+    a.add_argument("--url", default="http://127.0.0.1:9480",
+                   help="the engine's address (http://127.0.0.1:9480)")  # fmt: skip
+    a.add_argument("--json", action="store_true", help="machine-readable")
+    s = verbs.add_parser("silence", help="mute alerts in local mode (add, list, expire)")
+    sv = s.add_subparsers(dest="action", required=True, metavar="<add|list|expire>")
+    for name, text in (("add", "silence alerts matching every MATCHER for a while"),
+                       ("list", "list the silences in effect"),
+                       ("expire", "end a silence now")):  # fmt: skip
+        x = sv.add_parser(name, help=text)
+        x.add_argument("--state", required=True, type=Path, metavar="FILE",
+                       help="the engine's --state file (silences are kept there)")  # fmt: skip
+        x.add_argument("--alertmanager", metavar="URL",
+                       default=os.environ.get("POOLWATCH_ALERTMANAGER_URL"),
+                       help="an Alertmanager that sends the notifications: silences belong "
+                       "there, and the command says how "
+                       "(env POOLWATCH_ALERTMANAGER_URL)")  # fmt: skip
+        if name == "add":
+            x.add_argument("matchers", nargs="+", metavar="MATCHER",
+                           help='name=value, name!=value, name=~regex or name!~regex '
+                           '(e.g. alertname=PoolwatchCacheAlmostFull node=~"n1|n2")')  # fmt: skip
+            x.add_argument("--duration", default="2h", help="how long (2h)")
+            x.add_argument("--author", default=os.environ.get("USER", ""), help="who")
+            x.add_argument("--comment", default="", help="why")
+        elif name == "list":
+            x.add_argument("--all", action="store_true", help="expired ones too")
+        else:
+            x.add_argument("id", help="the silence's id (from add or list)")
     p.set_defaults(func=_run_rules)
 
 
@@ -300,6 +329,15 @@ def _run_rules(args: argparse.Namespace) -> int:
         return rules_cli.compile_(args.files, args.out, labels)
     if args.verb == "test":
         return rules_cli.test()
+    if args.verb == "alerts":
+        return rules_cli.alerts(args.url, args.json)
+    if args.verb == "silence":
+        if args.action == "add":
+            return rules_cli.silence_add(args.state, args.matchers, args.duration, args.author,
+                                         args.comment, args.alertmanager)  # fmt: skip
+        if args.action == "list":
+            return rules_cli.silence_list(args.state, args.all, args.alertmanager)
+        return rules_cli.silence_expire(args.state, args.id, args.alertmanager)
     return _run_rule_engine(args)
 
 
@@ -364,16 +402,22 @@ class _EngineMetrics:
 
 
 def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
-    from exporters.node.server import serve
-    from exporters.node.webconfig import WebConfig
+    import time
+
+    from rules.web import serve
 
     from .config import check_listen, split_listen
 
     address = split_listen(check_listen(listen))
-    health = lambda: engine.health(interval)  # noqa: E731 - /healthz: evaluating on schedule
-    httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
-    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
-    logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
+
+    def silences() -> list[dict[str, Any]]:
+        store = engine.silences
+        return [] if store is None else [s.to_dict() for s in store.active(time.time())]
+
+    httpd = serve(engine, _EngineMetrics(engine).body, address, interval, silences)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
+    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
+                                        *address)  # fmt: skip
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:

@@ -139,3 +139,122 @@ def test() -> int:
     _out(result.stdout)
     _err(result.stderr)
     return 0 if result.returncode == 0 else 1
+
+
+# -- what an operator sees ---------------------------------------------------------------------
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def alerts(url: str, as_json: bool = False, timeout: float = 10.0) -> int:
+    """Print the running engine's pending and firing alerts (its /api/alerts)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    base = url.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/api/alerts", timeout=timeout) as resp:  # noqa: S310
+            doc = json.loads(resp.read())
+    except (OSError, ValueError) as err:
+        _err(f"cannot read the rule engine's alerts at {base}/api/alerts: {err}")
+        return 1
+    items = doc.get("alerts", []) if isinstance(doc, dict) else []
+    if as_json:
+        _out(json.dumps(items, indent=2, sort_keys=True))
+        return 0
+    if not items:
+        _out("no alert is pending or firing")
+        return 0
+    for a in items:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname")
+        state = a["state"] + (" (silenced)" if a.get("silenced") else "")
+        value = "-" if a.get("value") is None else f"{a['value']:g}"
+        since = _fmt_time(a.get("fired_at") or a.get("active_since"))
+        _out(f"{a['alertname']}  {state}  value={value}  since={since}  {a.get('rule_file', '')}")
+        _out(f"    {{{labels}}}")
+    return 0
+
+
+# -- silences ----------------------------------------------------------------------------------
+
+
+def _defer(alertmanager: str | None) -> int | None:
+    """With an Alertmanager, silences are its job: say so (exit 2) instead of storing one."""
+    if not alertmanager:
+        return None
+    _err(
+        f"Notifications go through the Alertmanager at {alertmanager}; silence alerts there "
+        f"(its web UI, or: amtool silence add --alertmanager.url={alertmanager} alertname=NAME "
+        "--duration 2h --comment WHY). poolwatch's own silences apply only when the rule engine "
+        "sends the notifications itself (local mode)."
+    )
+    return 2
+
+
+def silence_add(
+    state: Path, matchers: Sequence[str], duration: str, author: str, comment: str,
+    alertmanager: str | None = None,
+) -> int:  # fmt: skip
+    import time
+
+    from .model import _DURATION, duration_seconds
+    from .silences import SilenceStore
+
+    deferred = _defer(alertmanager)
+    if deferred is not None:
+        return deferred
+    if not _DURATION.match(duration):
+        _err(f"--duration: expected a duration such as 30m or 2h, got {duration!r}")
+        return 2
+    try:
+        s = SilenceStore(state).add(matchers, duration_seconds(duration), time.time(), author,
+                                    comment)  # fmt: skip
+    except ValueError as err:
+        _err(str(err))
+        return 2
+    _out(f"{s.id}  until {_fmt_time(s.ends_at)}  {', '.join(map(str, s.matchers))}")
+    return 0
+
+
+def silence_list(
+    state: Path, include_expired: bool = False, alertmanager: str | None = None
+) -> int:
+    import time
+
+    from .silences import SilenceStore
+
+    deferred = _defer(alertmanager)
+    if deferred is not None:
+        return deferred
+    now = time.time()
+    shown = [s for s in SilenceStore(state).all() if include_expired or s.active(now)]
+    if not shown:
+        _out("no silence is active")
+    for s in shown:
+        status = "active" if s.active(now) else "expired" if s.ends_at <= now else "pending"
+        span = f"{_fmt_time(s.starts_at)} .. {_fmt_time(s.ends_at)}"
+        who = f"by {s.author or '-'}: {s.comment or '-'}"
+        _out(f"{s.id}  {status}  {span}  {', '.join(map(str, s.matchers))}  {who}")
+    return 0
+
+
+def silence_expire(state: Path, silence_id: str, alertmanager: str | None = None) -> int:
+    import time
+
+    from .silences import SilenceStore
+
+    deferred = _defer(alertmanager)
+    if deferred is not None:
+        return deferred
+    if not SilenceStore(state).expire(silence_id, time.time()):
+        _err(f"no active silence with id {silence_id!r} in {state}")
+        return 1
+    _out(f"{silence_id} expired")
+    return 0

@@ -46,6 +46,7 @@ from . import compile as compiler
 from .fingerprint import fingerprint
 from .loader import LoadedGroup, RuleFileError, load
 from .model import Group, Isolate, Rule, duration_seconds
+from .silences import SilenceStore
 from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
@@ -76,9 +77,11 @@ class CompiledRule:
     hold_s: float
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    #: "file:line" of the rule's entry ("" for a rule built in code)
+    where: str = ""
 
     @classmethod
-    def of(cls, rule: Rule, interval: str) -> CompiledRule:
+    def of(cls, rule: Rule, interval: str, where: str = "") -> CompiledRule:
         alert = compiler.alert(rule, interval)
         query = alert["expr"]
         if rule.clear is not None:
@@ -87,7 +90,7 @@ class CompiledRule:
             )
         hold = compiler.hold_for(rule, interval)
         return cls(rule, query, duration_seconds(hold) if hold else 0.0, alert["labels"],
-                   alert["annotations"])  # fmt: skip
+                   alert["annotations"], where)  # fmt: skip
 
     def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
         out = {k: v for k, v in series.items() if k != "__name__"}
@@ -141,8 +144,10 @@ def message(kind: Kind, s: AlertState, reminder_wait: float) -> AlertMessage:
 def compile_groups(groups: Iterable[Group | LoadedGroup]) -> list[CompiledRule]:
     out = []
     for g in groups:
-        group = g.group if isinstance(g, LoadedGroup) else g
-        out.extend(CompiledRule.of(r, group.interval) for r in group.rules)
+        if isinstance(g, LoadedGroup):
+            out.extend(CompiledRule.of(r, g.group.interval, g.where(r.name)) for r in g.group.rules)
+        else:
+            out.extend(CompiledRule.of(r, g.interval) for r in g.rules)
     return out
 
 
@@ -158,9 +163,12 @@ class Engine:
         reminder_wait: float = 4 * 3600.0,
         grace: float = 300.0,
         timer: Callable[[], float] = time.perf_counter,
+        silences: SilenceStore | None = None,
     ) -> None:
         self.source = source
+        self.silences = silences
         self.refused: dict[str, str] = {}  # rule -> why the source cannot evaluate it
+        self.refused_where: dict[str, str] = {}
         self.rules = self._supported(compile_groups(groups))
         self.store = store
         self.clock = clock
@@ -188,6 +196,7 @@ class Engine:
             return rules
         reasons: dict[str, str | None] = prepare([c.query for c in rules])
         refused = {c.rule.name: r for c in rules if (r := reasons.get(c.query)) is not None}
+        self.refused_where = {c.rule.name: c.where for c in rules if c.rule.name in refused}
         for name, reason in sorted(refused.items()):
             if self.refused.get(name) != reason:
                 log.error("rule %s refused by the %s source: %s", name,
@@ -356,8 +365,11 @@ class Engine:
         until `ack`, so a crash before it re-sends rather than losing the notification."""
         at = self.clock() if at is None else at
         due: list[tuple[Kind, AlertState]] = []
+        muted = self.silences.active(at) if self.silences is not None else []
         with self._lock:
             for s in sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint)):
+                if muted and any(m.matches(s.labels, at) for m in muted):
+                    continue  # silenced: nothing is sent; it stays due for after the silence
                 if s.state == "firing" and s.notified != "firing":
                     due.append(("firing", s))
                 elif s.state == "firing" and _since(s.last_notified, at) >= self.reminder_wait:
@@ -440,6 +452,41 @@ class Engine:
         if idle > limit:
             return False, f"no evaluation for {idle:.0f}s (limit {limit:.0f}s)\n"
         return True, f"ok: {len(self.rules)} rules, {self.evaluations} evaluations\n"
+
+    # -- what an operator sees ----------------------------------------------------------------
+
+    def active_alerts(self) -> list[dict[str, object]]:
+        """Every pending and firing alert: its rule, labels, value, since when (active and
+        firing), and the rule's file:line; firing first, then by rule."""
+        where = {c.rule.name: c.where for c in self.rules}
+        now = self.clock()
+        muted = self.silences.active(now) if self.silences is not None else []
+        with self._lock:
+            active = [s for s in self.alerts.values() if s.state in ("pending", "firing")]
+        active.sort(key=lambda s: (s.state != "firing", s.rule, s.fingerprint))
+        return [{
+            "alertname": s.rule, "state": s.state, "labels": dict(s.labels), "value": s.value,
+            "active_since": s.active_since, "fired_at": s.fired_at,
+            "rule_file": where.get(s.rule, ""), "fingerprint": s.fingerprint,
+            "summary": s.annotations.get("summary", ""),
+            "silenced": any(m.matches(s.labels, now) for m in muted),
+        } for s in active]  # fmt: skip
+
+    def rule_status(self) -> list[dict[str, object]]:
+        """Every rule: where it is, whether it runs, its failed evaluations and last error."""
+        out: list[dict[str, object]] = []
+        with self._lock:
+            for c in self.rules:
+                name = c.rule.name
+                when, error = self.last_errors.get(name, (None, ""))
+                out.append({"rule": name, "rule_file": c.where, "state": "running",
+                            "failures": self.failures[name], "last_error": error,
+                            "last_error_at": when, "query": c.query})  # fmt: skip
+            for name, reason in sorted(self.refused.items()):
+                out.append({"rule": name, "rule_file": self.refused_where.get(name, ""),
+                            "state": "refused", "failures": 0, "last_error": reason,
+                            "last_error_at": None, "query": ""})  # fmt: skip
+        return out
 
     # -- self-metrics -------------------------------------------------------------------------
 
@@ -556,7 +603,7 @@ def run_files(
     if reload is not None:
         files.requested = reload
     engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
-                    grace=grace)  # fmt: skip
+                    grace=grace, silences=SilenceStore(state_path))  # fmt: skip
     if on_start is not None:
         on_start(engine)  # e.g. the CLI serving the engine's own metrics
     engine.run(

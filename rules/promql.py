@@ -711,26 +711,43 @@ class Call(Node):
         return out
 
 
-def _clamp(v: float, lo: float, hi: float) -> float:
-    if v != v or lo != lo or hi != hi:
+def _go_max2(x: float, y: float) -> float:
+    """Go's math.Max: +Inf wins over NaN, NaN over any other number, +0 over -0."""
+    if x == math.inf or y == math.inf:
+        return math.inf
+    if x != x or y != y:
         return math.nan
-    return max(lo, min(hi, v))
+    if x == 0 and y == 0:
+        return x if math.copysign(1, x) > 0 else y
+    return x if x > y else y
+
+
+def _go_min2(x: float, y: float) -> float:
+    """Go's math.Min: -Inf wins over NaN, NaN over any other number, -0 over +0."""
+    if x == -math.inf or y == -math.inf:
+        return -math.inf
+    if x != x or y != y:
+        return math.nan
+    if x == 0 and y == 0:
+        return x if math.copysign(1, x) < 0 else y
+    return x if x < y else y
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    """math.Max(lo, math.Min(hi, v)), special cases included."""
+    return _go_max2(lo, _go_min2(hi, v))
 
 
 def _absent_labels(vs: Any) -> Labels:
-    """createLabelsForAbsentFunction: the first `=` matcher of a label sets it; any other
-    matcher on that label (a second `=`, or `!=`, `=~`, `!~`) removes it."""
-    out: Labels = {}
-    has: set[str] = set()
-    for m in vs.matchers.matchers:
-        if m.name == "__name__":
-            continue
-        if m.op == pp.MatchOp.Equal and m.name not in has:
-            out[m.name] = m.value
-            has.add(m.name)
-        else:
-            out.pop(m.name, None)
-    return out
+    """createLabelsForAbsentFunction as Prometheus 3 answers: a label named by exactly one
+    matcher, an `=`, is set to its value; a label named by two matchers or more (of any
+    kind: `x{job="a", job="b"}`, `x{job!="a", job="b"}`) is left out."""
+    matchers = [m for m in vs.matchers.matchers if m.name != "__name__"]
+    count: dict[str, int] = {}
+    for m in matchers:
+        count[m.name] = count.get(m.name, 0) + 1
+    return {m.name: m.value for m in matchers
+            if m.op == pp.MatchOp.Equal and count[m.name] == 1}  # fmt: skip
 
 
 def _offset(node: Node) -> int:
@@ -827,9 +844,13 @@ class Aggregate(Node):
         """topk/bottomk: the k largest (smallest) samples per group, their labels kept whole;
         NaN ranks last. Which of several equal samples is kept is unspecified, as in
         Prometheus."""
-        if k != k or k < 1:
+        if k != k:
+            raise EvalError("Parameter value is NaN")
+        if k < 1:
             return []
-        n = int(min(k, 2**31))
+        if k >= 2**63:
+            raise EvalError(f"Scalar value {k} overflows int64")
+        n = int(min(k, len(samples)))
         by, without = self.labels, self.without
         groups: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
         for ls, v in samples:
@@ -980,8 +1001,13 @@ class Binary(Node):
         return out
 
     def _vectors(self, lhs: Vector, rhs: Vector) -> Vector:
-        """Vector matching as promql VectorBinop: the "one" side (rhs, or lhs with
-        group_right) must be unique per signature; results must be unique per label set."""
+        """Vector matching as promql VectorBinop: nothing when either side is empty; the "one"
+        side (rhs, or lhs with group_right) must be unique per signature; one-to-one, two
+        samples of the other side may not match the same signature, and many-to-one, two
+        results may not have the same labels. These checks come before a comparison filters,
+        so a match that would be filtered out still counts."""
+        if not lhs or not rhs:
+            return []
         swap = self.card == "right"
         many, one = (rhs, lhs) if swap else (lhs, rhs)
         ones: dict[Any, tuple[Labels, float]] = {}
@@ -989,44 +1015,57 @@ class Binary(Node):
             sig = self._sig(ls)
             if sig in ones:
                 side = "left" if swap else "right"
-                raise EvalError(f"found duplicate series for the match group on the {side} side")
+                raise EvalError(
+                    f"found duplicate series for the match group on the {side} hand-side of "
+                    "the operation; many-to-many matching not allowed: matching labels must be "
+                    "unique on one side"
+                )
             ones[sig] = (ls, v)
         out: Vector = []
         seen: set[Any] = set()
         op, cmp = self.op, self.op in _CMP
+        one_to_one = self.card == "one"
         for ls, mv in many:
-            match = ones.get(self._sig(ls))
+            sig = self._sig(ls)
+            match = ones.get(sig)
             if match is None:
                 continue
             ols, ov = match
             lv, rv = (ov, mv) if swap else (mv, ov)
+            keep = True
             if cmp:
                 keep = _CMP[op](lv, rv)
-                if not keep and not self.bool:
-                    continue
                 value = (1.0 if keep else 0.0) if self.bool else lv
             else:
                 value = _ARITH[op](lv, rv)
             labels = _drop_name(ls) if (not cmp or self.bool) else ls
-            if self.card == "one":
+            if one_to_one:
                 if self.on is not None:
                     labels = {k: labels[k] for k in self.on if labels.get(k)}
                 elif self.ignoring:
                     labels = {k: x for k, x in labels.items() if k not in self.ignoring}
-            elif self.include:
-                labels = dict(labels)
-                for name in self.include:
-                    if ols.get(name):
-                        labels[name] = ols[name]
-                    else:
-                        labels.pop(name, None)
-            key = tuple(sorted(labels.items()))
-            if key in seen:
-                raise EvalError(
-                    "multiple matches for labels: grouping labels must make them unique"
-                )
-            seen.add(key)
-            out.append((labels, value))
+                if sig in seen:
+                    raise EvalError(
+                        "multiple matches for labels: many-to-one matching must be explicit "
+                        "(group_left/group_right)"
+                    )
+                seen.add(sig)
+            else:
+                if self.include:
+                    labels = dict(labels)
+                    for name in self.include:
+                        if ols.get(name):
+                            labels[name] = ols[name]
+                        else:
+                            labels.pop(name, None)
+                key = tuple(sorted(labels.items()))
+                if key in seen:
+                    raise EvalError(
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                    )
+                seen.add(key)
+            if keep or self.bool:
+                out.append((labels, value))
         return out
 
     def _set(self, lhs: Vector, rhs: Vector) -> Vector:

@@ -19,6 +19,10 @@ TOOLS_DIR=${POOLWATCH_TOOLS_DIR:-$HOME/.cache/poolwatch/tools}
 # name | version | module | main package | binary | extra ldflags (version stamps)
 # Versions were chosen as the newest the Go module proxy served that build with Go 1.26 and
 # agree with each other (kube-apiserver 1.36 talks to etcd 3.6; Helm 4.3 brings client-go 0.36).
+# Alertmanager stays at 0.31.1: from 0.32 on, its web UI is compiled into the binary from a
+# JavaScript build (ui/app/dist) that the published Go module does not contain, so
+# 0.32.1, 0.33.1, 0.34.2 and 0.35.0 fail with "pattern app/dist: no matching files found";
+# 0.31 is the newest release whose UI is committed as Go source.
 PINS=$(cat <<'EOF'
 etcd|v3.6.17|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3|etcd|-X go.etcd.io/etcd/api/v3/version.GitSHA=poolwatch
 kube-apiserver|v1.36.3|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kube-apiserver|kube-apiserver|-X k8s.io/component-base/version.gitVersion=v1.36.3 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36 -X k8s.io/component-base/version.gitTreeState=clean
@@ -26,8 +30,8 @@ kube-state-metrics|v2.19.1|k8s.io/kube-state-metrics/v2|k8s.io/kube-state-metric
 helm|v4.3.2|helm.sh/helm/v4|helm.sh/helm/v4/cmd/helm|helm|-X helm.sh/helm/v4/internal/version.version=v4.3.2
 prometheus|v0.316.0|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/prometheus|prometheus|-X github.com/prometheus/common/version.Version=3.16.0
 promtool|v0.316.0|github.com/prometheus/prometheus|github.com/prometheus/prometheus/cmd/promtool|promtool|-X github.com/prometheus/common/version.Version=3.16.0
-alertmanager|v0.35.0|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/alertmanager|alertmanager|-X github.com/prometheus/common/version.Version=0.35.0
-amtool|v0.35.0|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/amtool|amtool|-X github.com/prometheus/common/version.Version=0.35.0
+alertmanager|v0.31.1|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/alertmanager|alertmanager|-X github.com/prometheus/common/version.Version=0.31.1
+amtool|v0.31.1|github.com/prometheus/alertmanager|github.com/prometheus/alertmanager/cmd/amtool|amtool|-X github.com/prometheus/common/version.Version=0.31.1
 EOF
 )
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import STALE_NAN
 
 from rules.local import History, Series
-from rules.promql import STALE, Query, Unsupported, is_stale
+from rules.promql import STALE, EvalError, Query, Unsupported, is_stale
 
 NAN = math.nan
 INF = math.inf
@@ -111,7 +111,8 @@ def test_sum_and_avg_use_compensated_summation() -> None:
 def test_absent_with_two_matchers_on_one_label() -> None:
     empty = History()
     assert ev('absent(nope{job="a", job="b", foo="bar"})', empty) == [({"foo": "bar"}, 1.0)]
-    assert ev('absent(nope{job!="a", job="b"})', empty) == [({"job": "b"}, 1.0)]
+    assert ev('absent(nope{job!="a", job="b"})', empty) == [({}, 1.0)]
+    assert ev('absent(nope{job="b", foo!="x"})', empty) == [({"job": "b"}, 1.0)]
     assert ev('absent(nope{job="b", job=~"c"})', empty) == [({}, 1.0)]
     assert ev('absent_over_time(nope{job="a", job="a"}[5m])', empty) == [({}, 1.0)]
 
@@ -170,12 +171,17 @@ def test_topk_and_bottomk_rank_nan_last() -> None:
     assert values("bottomk(1, x)", h) == [1.0]
     assert same(values("topk(3, x)", h), [NAN, 1.0, 5.0])
     assert values("topk(2, x)", h) == [1.0, 5.0]
+    with pytest.raises(EvalError, match="Parameter value is NaN"):
+        ev("topk(NaN, x)", h)
 
 
 def test_clamp_with_nan_bounds() -> None:
     assert same(values("clamp(x, 0, NaN)", ONE), [NAN])
     assert same(values("clamp_min(x, NaN)", ONE), [NAN])
     assert same(values("clamp_max(x, NaN)", ONE), [NAN])
+    inf = store({'x{a="1"}': [(T, INF)], 'x{a="2"}': [(T, NAN)]})
+    assert same(values("clamp_min(x, NaN)", inf), [INF, NAN])  # Go: +Inf wins over NaN
+    assert values("clamp_max(x, -Inf)", inf) == [-INF, -INF]
     assert ev("clamp(x, 2, 1)", ONE) == []
     assert same(values("exp(x * NaN)", ONE), [NAN])
 

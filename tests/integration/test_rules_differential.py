@@ -306,6 +306,7 @@ def test_regression_cases_agree(case: dict[str, Any], tmp_path: Path) -> None:
     assert not found, "\n".join(found)
 
 
+@pytest.mark.timeout(max(120, 2 * EXAMPLES))
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])  # fmt: skip
