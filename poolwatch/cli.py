@@ -253,15 +253,27 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("files", nargs="*", type=Path, metavar="FILE")
     k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
     k.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    overrides_help = ("thresholds, timing, severity, labels and actions of rules by name, or "
+                      "disabled: true (see docs/rules.md)")  # fmt: skip
     k.add_argument("--out", type=Path, required=True, metavar="DIR")
     k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
                    help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
-    verbs.add_parser("test", help="run the shipped rules' promtool unit tests")
+    t = verbs.add_parser("test", help="run promtool unit tests (yours, or the shipped ones)")
+    t.add_argument("tests", nargs="*", type=Path, metavar="FILE",
+                   help="promtool unit-test files naming <group>.rules.yaml "
+                   "(default: the shipped rules' tests)")  # fmt: skip
+    t.add_argument("--rules", action="append", default=[], type=Path, metavar="FILE",
+                   help="rule files the tests exercise (repeat; default: the shipped "
+                   "ones)")  # fmt: skip
+    t.add_argument("--promtool", metavar="PATH", help="Prometheus 3's promtool (default: PATH)")
     c.add_argument("--local", action="store_true",
                    help="also list the rules the local source refuses, and why")  # fmt: skip
+    for sub_parser in (c, k, t):
+        sub_parser.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
     r = verbs.add_parser("run", help="evaluate the rules on a schedule (Prometheus or local)")
     r.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="rule files (default: the shipped ones)")  # fmt: skip
+    r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
     r.add_argument("--source", required=True, metavar="prometheus=URL|local",
                    help="query Prometheus, or scrape --target exporters locally")  # fmt: skip
     r.add_argument("--target", action="append", default=[], metavar="[JOB=]URL",
@@ -323,12 +335,12 @@ def _run_rules(args: argparse.Namespace) -> int:
     from rules import cli as rules_cli
 
     if args.verb == "check":
-        return rules_cli.check(args.files, local=args.local)
+        return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
     if args.verb == "compile":
         labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
-        return rules_cli.compile_(args.files, args.out, labels)
+        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides)
     if args.verb == "test":
-        return rules_cli.test()
+        return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
     if args.verb == "alerts":
         return rules_cli.alerts(args.url, args.json)
     if args.verb == "silence":
@@ -371,7 +383,7 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
         run_files(
             rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
-            reload=reload, sinks=sinks,
+            reload=reload, sinks=sinks, overrides=args.overrides,
             on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
             if args.listen not in ("", "off") else None,
         )  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import compile as compiler
-from .loader import DEFAULT_DIR, RuleFileError, default_files, load
+from .loader import DEFAULT_DIR, RuleFileError, default_files
 
 TESTS_DIR = DEFAULT_DIR / "tests"
 
@@ -32,11 +32,17 @@ def _files(paths: Sequence[Path]) -> list[Path]:
     return [Path(p) for p in paths] if paths else default_files()
 
 
-def check(paths: Sequence[Path], local: bool = False) -> int:
-    """Validate rule files (the shipped ones when `paths` is empty); print each problem. With
-    `local`, also list the rules the local source refuses, with the reason."""
+def _load(paths: Sequence[Path], overrides: Path | None) -> list[Any]:
+    from .overrides import load_all
+
+    return load_all(_files(paths), overrides)
+
+
+def check(paths: Sequence[Path], local: bool = False, overrides: Path | None = None) -> int:
+    """Validate rule files (the shipped ones when `paths` is empty) and `overrides`; print each
+    problem. With `local`, also list the rules the local source refuses, with the reason."""
     try:
-        loaded = load(_files(paths))
+        loaded = _load(paths, overrides)
     except RuleFileError as err:
         _err(str(err))
         _err(f"{len(err.problems)} problem(s) found")
@@ -100,10 +106,13 @@ def outputs(
     return notifiers, sinks
 
 
-def compile_(paths: Sequence[Path], out: Path, rule_labels: Mapping[str, str]) -> int:
-    """Write Prometheus rule files and the PrometheusRule manifest for `paths` into `out`."""
+def compile_(
+    paths: Sequence[Path], out: Path, rule_labels: Mapping[str, str], overrides: Path | None = None
+) -> int:
+    """Write Prometheus rule files and the PrometheusRule manifest for `paths` (with
+    `overrides` applied) into `out`."""
     try:
-        loaded = load(_files(paths))
+        loaded = _load(paths, overrides)
     except RuleFileError as err:
         _err(str(err))
         return 1
@@ -112,30 +121,48 @@ def compile_(paths: Sequence[Path], out: Path, rule_labels: Mapping[str, str]) -
     return 0
 
 
-def run_unit_tests(rule_dir: Path, promtool: str = "promtool") -> subprocess.CompletedProcess[str]:
-    """Run every shipped `*-test.yaml` with `promtool test rules` against the rule files in
-    `rule_dir` (the tests name their rule files by base name, so they are copied next to them)."""
-    tests = sorted(TESTS_DIR.glob("*-test.yaml"))
-    for test in tests:
-        shutil.copy(test, rule_dir / test.name)
-    cmd = [promtool, "test", "rules", *(str(rule_dir / t.name) for t in tests)]
+def run_unit_tests(
+    rule_dir: Path, promtool: str = "promtool", tests: Sequence[Path] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run promtool unit-test files `tests` (default: every shipped `*-test.yaml`) with
+    `promtool test rules` against the compiled rule files in `rule_dir` (the tests name their
+    rule files by base name, `<group>.rules.yaml`, so they are copied next to them)."""
+    tests = list(tests) or sorted(TESTS_DIR.glob("*-test.yaml"))
+    names = []
+    for i, test in enumerate(tests):
+        name = test.name if len({t.name for t in tests}) == len(tests) else f"{i}-{test.name}"
+        shutil.copy(test, rule_dir / name)
+        names.append(str(rule_dir / name))
+    cmd = [promtool, "test", "rules", *names]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
 
 
-def test() -> int:
-    """Compile the shipped rules into a temporary directory and run their promtool unit tests."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        _err("promtool not found on PATH (Prometheus 2.42 or later)")
+def unit_tests(
+    tests: Sequence[Path] = (),
+    rules: Sequence[Path] = (),
+    overrides: Path | None = None,
+    promtool: str | None = None,
+) -> int:
+    """Compile rule files (`rules`, default the shipped ones; `overrides` applied) into a
+    temporary directory and run promtool unit tests against them: `tests` (an operator's own
+    test files), or the shipped tests. promtool must be Prometheus 3's (the engine follows
+    Prometheus 3's semantics)."""
+    tool = promtool or shutil.which("promtool")
+    if tool is None:
+        _err("promtool not found on PATH (Prometheus 3 or later); name it with --promtool")
+        return 2
+    missing = [str(t) for t in tests if not Path(t).is_file()]
+    if missing:
+        _err(f"no such test file: {', '.join(missing)}")
         return 2
     try:
-        loaded = load(default_files())
+        loaded = _load(rules, overrides)
     except RuleFileError as err:
         _err(str(err))
         return 1
     with tempfile.TemporaryDirectory(prefix="poolwatch-rules-") as tmp:
         compiler.write(loaded, Path(tmp), {})
-        result = run_unit_tests(Path(tmp), promtool)
+        result = run_unit_tests(Path(tmp), tool, [Path(t) for t in tests])
     _out(result.stdout)
     _err(result.stderr)
     return 0 if result.returncode == 0 else 1

@@ -44,8 +44,9 @@ from poolwatch.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
 from .fingerprint import fingerprint
-from .loader import LoadedGroup, RuleFileError, load
+from .loader import LoadedGroup, RuleFileError
 from .model import Group, Isolate, Rule, duration_seconds
+from .overrides import load_all
 from .silences import SilenceStore
 from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
@@ -105,7 +106,7 @@ class CompiledRule:
         job = ""
         if labels.get("namespace") and labels.get("training_job"):
             job = f"{labels['namespace']}/{labels['training_job']}"
-        reason = f"{self.rule.name}: {self.rule.annotations.summary}"
+        reason = f"{self.rule.name}: {self.annotations.get('summary', '')}"
         for a in self.rule.actions:
             if a == "notify":
                 continue
@@ -557,16 +558,18 @@ class RuleFiles:
     the rules already loaded keep running. Files are compared by modification time, checked at
     the start of each evaluation cycle."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], overrides: Path | None = None) -> None:
         self.paths = list(paths)
+        self.overrides = overrides
         self.requested = threading.Event()  # set by the SIGHUP handler
         self._stamp = self._mtimes()
 
     def _mtimes(self) -> tuple[tuple[str, int | None], ...]:
-        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in self.paths)
+        files = [*self.paths, *([self.overrides] if self.overrides is not None else [])]
+        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in files)
 
     def load(self) -> list[LoadedGroup]:
-        return load(self.paths)
+        return load_all(self.paths, self.overrides)
 
     def maybe_reload(self, engine: Engine) -> bool:
         stamp = self._mtimes()
@@ -596,10 +599,11 @@ def run_files(
     reload: threading.Event | None = None,
     on_start: Callable[[Engine], object] | None = None,
     sinks: Sequence[ActionSink] | None = None,
+    overrides: Path | None = None,
 ) -> Engine:
     """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
     reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
-    files = RuleFiles(paths)
+    files = RuleFiles(paths, overrides)
     if reload is not None:
         files.requested = reload
     engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
