@@ -6,8 +6,8 @@ synthetic pool (1,250 GPU nodes x 8 devices, catalog metrics only: utilisation, 
 temperature, power, ECC counters, filesystems, containers = 100,000 series) from one HTTP
 endpoint; a real Prometheus (3.16, pinned by scripts/tools.sh) scrapes it and evaluates the
 1,000 compiled rules (20 rule shapes x 50 pools: thresholds, hysteresis, aggregations,
-*_over_time, rate/increase, arithmetic, the percent-window subquery); the local source scrapes the same endpoint and the
-engine evaluates the same rule files.
+*_over_time, rate/increase, arithmetic, the percent-window subquery); the local source
+scrapes the same endpoint and the engine evaluates the same rule files.
 
 Figures: Prometheus' own `prometheus_rule_group_last_duration_seconds` summed over the groups
 (its whole rule-evaluation time for one round; the groups run concurrently, so the sum is the
