@@ -213,10 +213,13 @@ class Demo:
         files = RuleFiles(self.rule_files or default_files())
         engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"))
         self.engine = engine
+        from rules.web import serve as serve_engine
+
+        # the engine's own pages (alerts, rules, metrics) under its own name
         self._serve(
-            serve(_EngineMetrics(engine), (HOST, self.ports.rules), WebConfig(),  # type: ignore[arg-type]
-                  lambda: engine.health(self.rules_interval)),
-            "rules-metrics",
+            serve_engine(engine, _EngineMetrics(engine).body, (HOST, self.ports.rules),
+                         self.rules_interval),
+            "rules-web",
         )  # fmt: skip
         source.start()
         self._stoppers.append(source.stop)

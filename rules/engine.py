@@ -80,6 +80,11 @@ class CompiledRule:
     annotations: Mapping[str, str]
     #: "file:line" of the rule's entry ("" for a rule built in code)
     where: str = ""
+    #: id(series labels) -> (those labels, alert labels, fingerprint): a source that returns
+    #: the same label objects every cycle (the local one) is not re-hashed every cycle
+    seen: dict[int, tuple[object, dict[str, str], str]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, rule: Rule, interval: str, where: str = "") -> CompiledRule:
@@ -289,9 +294,17 @@ class Engine:
     ) -> None:
         """`current`: this rule's alerts before this evaluation."""
         seen: set[str] = set()
+        known = c.seen
+        if len(known) > 2 * len(samples) + 1000:  # series come and go; forget the old ones
+            known.clear()
         for series, value in samples:
-            labels = c.alert_labels(series)
-            fp = fingerprint(labels)
+            hit = known.get(id(series))
+            if hit is not None and hit[0] is series:
+                labels, fp = hit[1], hit[2]
+            else:
+                labels = c.alert_labels(series)
+                fp = fingerprint(labels)
+                known[id(series)] = (series, labels, fp)
             old = self.alerts.get(fp)
             active = old is not None and old.state in ("pending", "firing")
             if (

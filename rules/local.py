@@ -18,6 +18,7 @@ in the exposition are ignored (poolwatch's exporters send none).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .model import format_duration
-from .promql import STALE, Ctx, Query, Unsupported, is_stale
+from .promql import STALE, Ctx, LabelSet, Query, Unsupported, is_stale
 from .sources import Sample, SourceError
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,8 @@ class History:
         self._targets: dict[Target, dict[str, Series]] = {}
         self._index: dict[tuple[str, str], tuple[int, dict[str, list[Series]]]] = {}
         self.ingests = 0
+        self._newest = -math.inf
+        self._manual = False
 
     def series_of(self, name: str) -> tuple[int, Sequence[Series]]:
         return self._versions.get(name, 0), self._names.get(name, ())
@@ -163,20 +166,33 @@ class History:
         return hit[1].get(value, ())
 
     def _add(self, name: str, s: Series) -> None:
+        """Add a series filled by the caller (tests): its samples may be newer than any
+        ingest, so the evaluator no longer assumes none is (`newest` is None from now on)."""
+        self._manual = True
+        self._register(name, s)
+
+    def _register(self, name: str, s: Series) -> None:
         self._names.setdefault(name, []).append(s)
         self._versions[name] = self._versions.get(name, 0) + 1
+
+    @property
+    def newest(self) -> float | None:
+        """The newest sample time stored (ms), None when unknown; a selector evaluated at or
+        after it takes every series' last sample without searching."""
+        return None if self._manual else self._newest
 
     def ingest(self, target: Target, samples: Iterable[Scraped] | None, t: float) -> None:
         """One scrape of `target` at `t` (ms); `samples` None when the scrape failed."""
         known = self._targets.setdefault(target, {})
         seen: set[str] = set()
+        self._newest = max(self._newest, t)
         for name, raw, labels, value in samples or ():
             s = known.get(raw)
             if s is None:
-                full = {"job": target.job, "instance": target.instance} | labels
+                full = LabelSet({"job": target.job, "instance": target.instance} | labels)
                 full["__name__"] = name
                 s = known[raw] = Series(full)
-                self._add(name, s)
+                self._register(name, s)
             s.append(t, value)
             seen.add(raw)
         for raw, s in known.items():
@@ -185,9 +201,9 @@ class History:
         up_key = "up"
         up = known.get(up_key)
         if up is None and "up" in self.keep:
-            up = known[up_key] = Series({"__name__": "up", "job": target.job,
-                                         "instance": target.instance})  # fmt: skip
-            self._add("up", up)
+            up = known[up_key] = Series(LabelSet({"__name__": "up", "job": target.job,
+                                                  "instance": target.instance}))  # fmt: skip
+            self._register("up", up)
         if up is not None:
             up.append(t, 0.0 if samples is None else 1.0)
         self.ingests += 1
@@ -298,7 +314,9 @@ class LocalSource:
                 self._ctx = (t, self.store.ingests, Ctx(self.store))
             # an error here is the rule's own (the data makes its expression fail), not the
             # source's: the engine counts it against that rule alone
-            return [(dict(ls), v) for ls, v in q.eval(self.store, t, self._ctx[2])]
+            # the stored label sets themselves (read-only to the engine, which copies what it
+            # keeps): the engine recognises a series it saw last cycle without hashing labels
+            return q.eval(self.store, t, self._ctx[2])
 
     def record_self(self, samples: Iterable[tuple[str, dict[str, str], float]], at: float) -> None:
         """The engine's own series (name, labels, value) at `at`, as if Prometheus scraped

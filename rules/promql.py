@@ -101,11 +101,24 @@ def _ms(td: Any) -> int:
     return 0 if td is None else round(td.total_seconds() * 1000)
 
 
+class LabelSet(dict):  # type: ignore[type-arg]
+    """A stored series' labels, remembering its label set without __name__ once computed (a
+    function or an operator drops the name every evaluation; the copy is made once). Neither
+    is ever changed in place: whoever changes labels copies them first."""
+
+    __slots__ = ("noname",)
+
+
 def _drop_name(labels: Labels) -> Labels:
     if "__name__" not in labels:
         return labels
+    cached = getattr(labels, "noname", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     out = dict(labels)
     del out["__name__"]
+    if isinstance(labels, LabelSet):
+        labels.noname = out
     return out
 
 
@@ -204,9 +217,22 @@ class Selector(Node):
             return hit
         t -= self.offset
         low = t - LOOKBACK_MS
-        out: Vector = []
+        series = self.select(ctx.history)
+        newest = getattr(ctx.history, "newest", None)
+        if newest is not None and newest <= t:
+            # no stored sample is newer than t, so each series' value is its last sample:
+            # one comprehension instead of the loop below (the engine's usual case)
+            try:
+                out = [(s.labels, v) for s in series
+                       if low < s.ts[-1] and ((v := s.vs[-1]) == v or not is_stale(v))]  # fmt: skip
+            except IndexError:  # a series without samples: take the general way
+                pass
+            else:
+                ctx.cache[key] = out
+                return out
+        out = []
         append = out.append
-        for s in self.select(ctx.history):
+        for s in series:
             ts = s.ts
             if not ts:
                 continue
@@ -247,8 +273,10 @@ class RangeSelector(Node):
             hi = len(ts) if ts and ts[-1] <= t else bisect_right(ts, t)
             if lo >= hi:
                 continue
-            tt, vv = list(ts[lo:hi]), list(s.vs[lo:hi])
-            if any(v != v for v in vv):  # stale markers are not samples; other NaNs are
+            tt, vv = ts[lo:hi], s.vs[lo:hi]  # copies made in C (arrays), read-only below
+            total = sum(vv)  # NaN only when a NaN (or inf - inf) is in the window: rare
+            if total != total and any(v != v for v in vv):
+                # stale markers are not samples; other NaNs are
                 keep = [i for i, v in enumerate(vv) if not is_stale(v)]
                 tt, vv = [tt[i] for i in keep], [vv[i] for i in keep]
             if tt:
@@ -434,6 +462,9 @@ def _nan_first(v: float) -> tuple[bool, float]:
 
 def _go_min(vs: list[float]) -> float:
     """min_over_time: a NaN is replaced by any later value (NaN only when all are NaN)."""
+    total = sum(vs)
+    if total == total:  # no NaN: the built-in is the same and much faster
+        return min(vs)
     out = vs[0]
     for v in vs:
         if v < out or out != out:
@@ -442,6 +473,9 @@ def _go_min(vs: list[float]) -> float:
 
 
 def _go_max(vs: list[float]) -> float:
+    total = sum(vs)
+    if total == total:
+        return max(vs)
     out = vs[0]
     for v in vs:
         if v > out or out != out:
@@ -798,7 +832,16 @@ class Aggregate(Node):
         samples = self.inner.eval(ctx, t)
         if self.op in ("topk", "bottomk"):
             return self._k(samples, self.param.eval(ctx, t))  # type: ignore[union-attr]
+        one = by[0] if len(by) == 1 and not without else None
         for ls, v in samples:
+            if one is not None:  # the common `by (node)`: no tuple to build
+                key = ls.get(one, "")  # type: ignore[assignment]
+                g = groups.get(key)  # type: ignore[arg-type]
+                if g is None:
+                    groups[key] = ({one: key} if key else {}, [v])  # type: ignore[index]
+                else:
+                    g[1].append(v)
+                continue
             if without:
                 out = {k: x for k, x in ls.items() if k not in drop}
                 key = tuple(sorted(out.items()))  # type: ignore[arg-type]
@@ -986,6 +1029,18 @@ class Binary(Node):
         swap = self.lhs.kind == "scalar"
         vec, s = (rhs, lhs) if swap else (lhs, rhs)
         op, out = self.op, []
+        if op in _CMP and not self.bool and not swap:  # `EXPR > 0.9`, the rule's own comparison
+            if op == ">":
+                return [(ls, v) for ls, v in vec if v > s]
+            if op == "<":
+                return [(ls, v) for ls, v in vec if v < s]
+            if op == ">=":
+                return [(ls, v) for ls, v in vec if v >= s]
+            if op == "<=":
+                return [(ls, v) for ls, v in vec if v <= s]
+            if op == "==":
+                return [(ls, v) for ls, v in vec if v == s]
+            return [(ls, v) for ls, v in vec if v != s]
         if op in _CMP:
             cmp = _CMP[op]
             for ls, v in vec:
