@@ -1,7 +1,9 @@
-"""`poolwatch rules check|compile|test`: the functions poolwatch/cli.py wires to subcommands.
+"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/cli.py wires to
+subcommands (`run` is wired there too, through `source` and `outputs`).
 
-Each returns the process exit status: 0 on success, 1 when the rules are invalid or a test fails,
-2 when a tool it needs (promtool) is missing.
+Each returns the process exit status: 0 on success, 1 when the rules are invalid, a test fails or
+the engine cannot be reached, 2 when a tool it needs (promtool) is missing or an argument is bad
+(and when a silence belongs to an Alertmanager instead).
 """
 
 from __future__ import annotations
