@@ -264,7 +264,10 @@ class Engine:
             result = sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
         record = getattr(self.source, "record_self", None)
         if record is not None:  # the local source sees the engine's series as Prometheus would
-            record(self.self_samples(), at)
+            try:
+                record(self.self_samples(), at)
+            except Exception:  # never the end of the cycle: its alerts are saved
+                log.exception("the engine's own series were not recorded")
         return result
 
     def self_samples(self) -> list[tuple[str, dict[str, str], float]]:

@@ -168,3 +168,19 @@ def test_the_shipped_rule_alerts_on_a_rule_that_keeps_failing_locally(tmp_path: 
     assert ("PoolwatchCollectorDown", "nfs") in firing
     assert engine.failures["PoolwatchMine"] == 20
     assert "duplicate" in engine.last_errors["PoolwatchMine"][1]
+
+
+def test_a_source_failing_to_record_the_engines_own_series_does_not_stop_the_cycle(
+    tmp_path: Path,
+) -> None:
+    engine, src = build(tmp_path, {})
+
+    def boom(samples: object, at: float) -> None:
+        raise OSError("disk full")
+
+    src.record_self = boom  # type: ignore[attr-defined]
+    alerts = engine.evaluate(0.0)
+    assert len([a for a in alerts if a.state == "firing"]) == len(KINDS)
+    out = Recorder()
+    engine.dispatch([out], [], 0.0)
+    assert len(out.batches[0]) == len(KINDS)
