@@ -318,6 +318,12 @@ class Engine:
             ):
                 continue  # in the hysteresis band, and not firing: nothing to hold
             seen.add(fp)
+            if (
+                active
+                and old.value == value  # type: ignore[union-attr]
+                and not (old.state == "pending" and _since(old.active_since, at) >= c.hold_s)  # type: ignore[union-attr]
+            ):
+                continue  # the same series, the same value: the same alert, nothing to write
             # as Prometheus renders them: the series' labels and this evaluation's value
             annotations = expand_all(c.annotations, series, value)
             if old is not None and active:

@@ -222,14 +222,10 @@ class Selector(Node):
         if newest is not None and newest <= t:
             # no stored sample is newer than t, so each series' value is its last sample:
             # one comprehension instead of the loop below (the engine's usual case)
-            try:
-                out = [(s.labels, v) for s in series
-                       if low < s.ts[-1] and ((v := s.vs[-1]) == v or not is_stale(v))]  # fmt: skip
-            except IndexError:  # a series without samples: take the general way
-                pass
-            else:
-                ctx.cache[key] = out
-                return out
+            out = [(s.labels, v) for s in series  # type: ignore[attr-defined]
+                   if low < s.last_t and ((v := s.last_v) == v or not is_stale(v))]  # fmt: skip
+            ctx.cache[key] = out
+            return out
         out = []
         append = out.append
         for s in series:
