@@ -308,7 +308,9 @@ def main() -> int:
     target = f"127.0.0.1:{httpd.server_address[1]}"
     gs = groups(f"{args.interval}s")
     log(f"{series} series, {sum(len(g.rules) for g in gs)} rules in {len(gs)} groups")
-    source = LocalSource([Target(f"http://{target}/metrics", "bench")], args.interval)
+    source = LocalSource(
+        [Target(f"http://{target}/metrics", "bench")], args.interval, freeze_gc=True
+    )  # as `poolwatch rules run` has it
     engine = Engine(gs, source, StateStore(":memory:"))
     if engine.refused:
         raise SystemExit(f"rules refused by the local source: {engine.refused}")

@@ -79,7 +79,7 @@ def source(spec: str, targets: Sequence[str], seconds: Mapping[str, float]) -> t
     if not targets:
         raise ValueError("--source local needs at least one --target URL")
     local = LocalSource([Target.parse(t) for t in targets], seconds["scrape_interval"],
-                        seconds["history"], seconds["timeout"])  # fmt: skip
+                        seconds["history"], seconds["timeout"], freeze_gc=True)  # fmt: skip
     local.start()
     return local, local.stop
 

@@ -257,7 +257,7 @@ class LocalSource:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         fetch: Callable[[str, float], str] = _fetch,
-        freeze_gc: bool = True,
+        freeze_gc: bool = False,
     ) -> None:
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
@@ -381,7 +381,8 @@ class LocalSource:
         collector's sight: they live until they are trimmed, are freed by reference counting
         then, and a full collection would otherwise walk all of them, costing the evaluation
         cycle more than the rules themselves (measured with bench/rules_eval.py). Collected
-        first, so no garbage is frozen; done only when new series appeared."""
+        first, so no garbage is frozen; done only when new series appeared, and only where the
+        process is the engine's own (`poolwatch rules run` asks for it: `freeze_gc`)."""
         import gc
 
         gc.collect()
