@@ -153,6 +153,14 @@ def unit_tests(
     if tool is None:
         _err("promtool not found on PATH (Prometheus 3 or later); name it with --promtool")
         return 2
+    version = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False,
+                             timeout=30).stdout.split()  # fmt: skip
+    found = version[2] if len(version) > 2 and version[1] == "version" else ""
+    if found[:2] in ("1.", "2."):
+        _err(f"{tool} is promtool {found}; the rules follow Prometheus 3's semantics "
+             "(left-open windows), so their tests need Prometheus 3's promtool: name it with "
+             "--promtool")  # fmt: skip
+        return 2
     missing = [str(t) for t in tests if not Path(t).is_file()]
     if missing:
         _err(f"no such test file: {', '.join(missing)}")

@@ -5,6 +5,8 @@ runs an operator's own promtool tests."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -187,3 +189,10 @@ def test_rules_test_runs_an_operators_own_promtool_tests(
     path = write(tmp_path, "GpuTooHot: {threshold: 95}\n")
     assert cli.unit_tests([test], [rules], overrides=path, promtool=promtool) == 1
     assert cli.unit_tests([tmp_path / "missing.yaml"], [rules], promtool=promtool) == 2
+    capsys.readouterr()
+    if shutil.which("promtool"):  # Debian's 2.x promtool is refused with the reason
+        old = shutil.which("promtool")
+        if "version 2." in subprocess.run([old, "--version"], capture_output=True, text=True,  # type: ignore[list-item]
+                                          check=False).stdout:  # fmt: skip
+            assert cli.unit_tests([test], [rules], promtool=old) == 2
+            assert "need Prometheus 3's promtool" in capsys.readouterr().err
