@@ -915,12 +915,70 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "/": lambda a, b: a / b if b else (math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1, b)),  # noqa: E501
     "%": lambda a, b: _go_mod(a, b),
     "^": lambda a, b: _pow(a, b),
-    "atan2": math.atan2,
+    "atan2": lambda a, b: _go_atan2(a, b),
 }  # fmt: skip
 _CMP: dict[str, Callable[[float, float], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
     "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
 }  # fmt: skip
+
+
+def _xatan(x: float) -> float:
+    """Go's math.xatan (Cephes), operation for operation: Go's Atan is pure Go on every
+    platform, and libm's differs from it in the last place."""
+    p0, p1, p2 = (
+        -8.750608600031904122785e-01,
+        -1.615753718733365076637e01,
+        -7.500855792314704667340e01,
+    )
+    p3, p4 = -1.228866684490136173410e02, -6.485021904942025371773e01
+    q0, q1, q2 = 2.485846490142306297962e01, 1.650270098316988542046e02, 4.328810604912902668951e02
+    q3, q4 = 4.853903996359136964868e02, 1.945506571482613964425e02
+    z = x * x
+    z = (
+        z
+        * ((((p0 * z + p1) * z + p2) * z + p3) * z + p4)
+        / (((((z + q0) * z + q1) * z + q2) * z + q3) * z + q4)
+    )
+    return x * z + x
+
+
+def _go_atan(x: float) -> float:
+    more_bits, tan3pio8 = 6.123233995736765886130e-17, 2.41421356237309504880
+    if x == 0:
+        return x
+    sign, x = (1.0, x) if x > 0 else (-1.0, -x)
+    if x <= 0.66:
+        r = _xatan(x)
+    elif x > tan3pio8:
+        r = math.pi / 2 - _xatan(1 / x) + more_bits
+    else:
+        r = math.pi / 4 + _xatan((x - 1) / (x + 1)) + 0.5 * more_bits
+    return sign * r
+
+
+def _go_atan2(y: float, x: float) -> float:
+    """Go's math.Atan2 (special cases, then Atan and the quadrant)."""
+    if y != y or x != x:
+        return math.nan
+    if y == 0:
+        return (
+            math.copysign(0.0, y)
+            if x >= 0 and math.copysign(1, x) > 0
+            else math.copysign(math.pi, y)
+        )
+    if x == 0:
+        return math.copysign(math.pi / 2, y)
+    if math.isinf(x):
+        if x > 0:
+            return math.copysign(math.pi / 4, y) if math.isinf(y) else math.copysign(0.0, y)
+        return math.copysign(3 * math.pi / 4, y) if math.isinf(y) else math.copysign(math.pi, y)
+    if math.isinf(y):
+        return math.copysign(math.pi / 2, y)
+    q = _go_atan(y / x)
+    if x < 0:
+        return q + math.pi if q <= 0 else q - math.pi
+    return q
 
 
 def _go_mod(a: float, b: float) -> float:
