@@ -128,7 +128,7 @@ def _status(args: argparse.Namespace) -> int:
         sys.stderr.write(f"cannot reach the receiver: {err}\n")
         return 1
     sys.stdout.write(json.dumps(doc, indent=2) + "\n" if args.json else format_status(doc))
-    return 1 if doc["total"]["dead"] else 0
+    return 1 if doc["total"]["dead"] or doc.get("outbox", {}).get("fault") else 0
 
 
 def _amconfig(args: argparse.Namespace) -> int:

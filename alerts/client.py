@@ -57,4 +57,7 @@ def format_status(doc: dict[str, Any]) -> str:
         )
         if t["last_error"]:
             lines.append(f"{'':<16} last error: {t['last_error']}")
+    fault = doc.get("outbox", {}).get("fault")
+    if fault:
+        lines.append(f"OUTBOX {doc['outbox']['path']} FAILING: {fault}")
     return "\n".join(lines) + "\n"

@@ -6,9 +6,21 @@ Tables
   webhook, an Alertmanager repeat or a producer that re-sends after a crash hits the unique key
   and adds nothing.
 - `deliveries`: one row per (notification, target[, job owner]); state `queued` -> `sending` ->
-  `sent`, or `dead` once undelivered past the retry deadline. A failed attempt puts the row back
-  to `queued` with `attempts + 1` (that is what status calls "failing").
+  `sent`, or `dead` once undelivered past the retry deadline or refused for good. A failed
+  attempt puts the row back to `queued` with `attempts + 1` (that is what status calls
+  "failing"). Retry state is per row: a message the target refused (`rejections`) waits for its
+  own `next_try` and is sent alone from then on, so one bad notification never holds back the
+  others (alerts/failures.py says which failures are whose).
 - `active`: alerts that fire now, for reminders (see `due_reminders`).
+
+Integrity: the file is checked (`PRAGMA quick_check`) when it is opened, and a damaged or
+foreign file is refused with an `OutboxError` naming it; while running, any SQLite error is kept
+as the outbox's `fault` (shown by `/healthz` and `/status`, and the receiver answers 503 so
+Alertmanager keeps the alerts), and `check()` repeats the integrity check from a fresh
+connection (an open connection's page cache can hide a damaged page).
+
+This module is longer than most because it is the one outbox backend: schema, writes, claims,
+retry state and integrity all work on the same tables in the same transactions.
 
 Restart safety: rows are marked `sending` (with a batch id) in a committed transaction before the
 message goes out and `sent` right after. A graceful stop finishes the batch in flight. After a
@@ -18,6 +30,7 @@ time (at-least-once), which we prefer to losing it; it is logged and counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -28,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolwatch.actions import AlertMessage
+from poolwatch.config import ConfigError
 
 from .settings import severity_rank
 
@@ -41,12 +55,24 @@ CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY, notification INTEGER NOT NULL REFERENCES notifications(id),
   target TEXT NOT NULL, recipient TEXT NOT NULL DEFAULT '', state TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done_at REAL,
-  batch TEXT, last_error TEXT NOT NULL DEFAULT '');
+  batch TEXT, last_error TEXT NOT NULL DEFAULT '',
+  next_try REAL NOT NULL DEFAULT 0, rejections INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries(target, state, id);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS active (
   fingerprint TEXT PRIMARY KEY, alert TEXT NOT NULL, source TEXT NOT NULL,
   last_notified REAL NOT NULL, last_seen REAL NOT NULL);
 """
+
+
+#: how long an outbox error keeps /healthz failing after the last one (a retry may succeed)
+FAULT_HOLD = 60.0
+#: a row `sending` for longer than this is not in flight any more (sends time out well before)
+STUCK_AFTER = 600.0
+
+
+class OutboxError(ConfigError):
+    """The outbox file cannot be used (damaged, not an outbox, unreadable); names the file."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,7 @@ class Row:
     alert: dict
     attempts: int
     created: float
+    rejections: int = 0
 
 
 def dedup_key(msg: AlertMessage) -> str:
@@ -91,9 +118,21 @@ class Outbox:
         self.path = path
         self.clock = clock
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(SCHEMA)  # executescript manages its own transaction
-        self.requeued = self._requeue_interrupted()
+        self.fault = ""  # the last SQLite error, for /healthz; see `problem()`
+        self._fault_at = 0.0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            damage = self._quick_check(self._db())
+            if damage:
+                raise OutboxError(
+                    f"outbox {path} is damaged ({damage}); move it aside to start with an "
+                    "empty outbox, or restore it from a backup"
+                )
+            self._db().executescript(SCHEMA)  # executescript manages its own transaction
+            self._migrate()
+            self.requeued = self._requeue_interrupted()
+        except (sqlite3.DatabaseError, OSError) as err:
+            raise OutboxError(f"outbox {path} cannot be used: {err}") from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -105,7 +144,69 @@ class Outbox:
         return db
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db())
+        return _Transaction(self._db(), self._record_fault)
+
+    def _record_fault(self, err: BaseException) -> None:
+        self.fault = f"{type(err).__name__}: {err}"
+        self._fault_at = time.monotonic()
+        log.error("outbox %s: %s", self.path, self.fault)
+
+    @staticmethod
+    def _quick_check(db: sqlite3.Connection) -> str:
+        """'' when SQLite finds the file sound, else its first complaints."""
+        rows = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+        return "" if rows == ["ok"] else "; ".join(" ".join(r.split()) for r in rows)[:300]
+
+    def check(self) -> str:
+        """Check the file from a fresh connection (the page caches of the open ones can hide a
+        damaged page); a finding becomes the `fault`. Returns it, '' when sound."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0)
+            try:
+                damage = self._quick_check(db)
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as err:
+            damage = str(err)
+        if damage:
+            self._record_fault(sqlite3.DatabaseError(f"integrity check failed: {damage}"))
+        return damage
+
+    def recent_fault(self) -> str:
+        """The last outbox error if it happened less than FAULT_HOLD seconds ago, else ''."""
+        if self.fault and time.monotonic() - self._fault_at < FAULT_HOLD:
+            return self.fault
+        return ""
+
+    def problem(self) -> str:
+        """Why the outbox is not usable now, '' when it is: a probe write fails, or an outbox
+        error happened recently (`recent_fault`)."""
+        with contextlib.suppress(sqlite3.Error), self._tx() as db:  # an error: recorded as fault
+            db.execute("INSERT OR REPLACE INTO health(id, at) VALUES (1, ?)", (self.clock(),))
+        return self.recent_fault()
+
+    def requeue_stuck(self) -> int:
+        """Rows claimed `sending` more than STUCK_AFTER ago (a worker that died, or whose
+        mark-as-sent failed for good) go back to the queue: at-least-once, never lost."""
+        now = self.clock()
+        with self._tx() as db:
+            rows = db.execute("SELECT id, batch FROM deliveries WHERE state='sending'").fetchall()
+            stuck = [i for i, batch in rows if now - _claimed(batch) > STUCK_AFTER]
+            db.executemany(
+                "UPDATE deliveries SET state='queued', batch=NULL WHERE id=?", [(i,) for i in stuck]
+            )
+        if stuck:
+            log.warning("%d deliveries were stuck in flight; queued again", len(stuck))
+        return len(stuck)
+
+    def _migrate(self) -> None:
+        """Add the per-row retry columns to an outbox written by an older version."""
+        have = {row[1] for row in self._db().execute("PRAGMA table_info(deliveries)")}
+        with self._tx() as db:
+            for column, decl in (("next_try", "REAL NOT NULL DEFAULT 0"),
+                                 ("rejections", "INTEGER NOT NULL DEFAULT 0")):  # fmt: skip
+                if column not in have:
+                    db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} {decl}")
 
     def _requeue_interrupted(self) -> int:
         with self._tx() as db:
@@ -208,32 +309,42 @@ class Outbox:
     # -- delivering ----------------------------------------------------------------------------
 
     def next_batch(self, target: str, group_wait: float, limit: int) -> list[Row]:
-        """The most urgent group of queued rows for `target` (same recipient, kind and severity
-        rank), claimed as `sending`; empty when nothing is due. A group becomes due when its
-        oldest row has waited `group_wait`, so a burst goes out as one message."""
+        """The most urgent group of due rows for `target`, claimed as `sending`; empty when
+        nothing is due. A group is rows never refused, of one recipient, kind and severity rank;
+        it becomes due when its oldest row has waited `group_wait`, so a burst goes out as one
+        message. A row the target refused before is a group of its own, due at its `next_try`:
+        it can only fail itself."""
         now = self.clock()
         with self._tx() as db:
             head = db.execute(
-                "SELECT d.recipient, n.kind, n.rank, MIN(d.created) FROM deliveries d "
-                "JOIN notifications n ON n.id=d.notification WHERE d.target=? AND d.state='queued' "
-                "GROUP BY d.recipient, n.kind, n.rank ORDER BY n.rank, MIN(d.id) LIMIT 1",
-                (target,),
+                "SELECT d.recipient, n.kind, n.rank, CASE WHEN d.rejections>0 THEN d.id ELSE 0 "
+                "END AS solo, MIN(d.created) FROM deliveries d JOIN notifications n ON "
+                "n.id=d.notification WHERE d.target=? AND d.state='queued' AND d.next_try<=? "
+                "GROUP BY 1, 2, 3, 4 ORDER BY n.rank, MIN(d.id) LIMIT 1",
+                (target, now),
             ).fetchone()
-            if head is None or head[3] > now - group_wait:
+            if head is None or (not head[3] and head[4] > now - group_wait):
                 return []
-            rows = db.execute(
+            select = (
                 "SELECT d.id, d.target, d.recipient, n.kind, n.rank, n.alert, d.attempts, "
-                "d.created FROM deliveries d JOIN notifications n ON n.id=d.notification "
-                "WHERE d.target=? AND d.state='queued' AND d.recipient=? AND n.kind=? AND n.rank=? "
-                "ORDER BY d.id LIMIT ?",
-                (target, head[0], head[1], head[2], limit),
-            ).fetchall()
+                "d.created, d.rejections FROM deliveries d JOIN notifications n ON "
+                "n.id=d.notification "
+            )
+            if head[3]:
+                rows = db.execute(select + "WHERE d.id=?", (head[3],)).fetchall()
+            else:
+                rows = db.execute(
+                    select + "WHERE d.target=? AND d.state='queued' AND d.recipient=? AND "
+                    "n.kind=? AND n.rank=? AND d.rejections=0 AND d.next_try<=? "
+                    "ORDER BY d.id LIMIT ?",
+                    (target, head[0], head[1], head[2], now, limit),
+                ).fetchall()
             batch = f"{target}:{rows[0][0]}:{now}"
             db.executemany(
                 "UPDATE deliveries SET state='sending', batch=? WHERE id=?",
                 [(batch, r[0]) for r in rows],
             )
-        return [Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
+        return [Row(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8]) for r in rows]
 
     def mark_sent(self, rows: list[Row]) -> None:
         now = self.clock()
@@ -243,25 +354,43 @@ class Outbox:
                 [(now, r.id) for r in rows],
             )
 
-    def mark_failed(self, rows: list[Row], error: str, deadline: float) -> int:
-        """Back to the queue, or `dead` past the deadline; returns how many died."""
+    def mark_failed(
+        self,
+        rows: list[Row],
+        error: str,
+        deadline: float,
+        kind: str = "target",
+        backoff: Callable[[int], float] = lambda _n: 0.0,
+    ) -> int:
+        """Record a failed attempt; returns how many rows died.
+
+        `kind` (alerts/failures.py): "permanent" kills the rows at once; "message" counts a
+        rejection and sets each row's own `next_try` (`backoff(rejections)` from now);
+        "target" only counts the attempt (the worker backs off the whole target). Any row past
+        `deadline` since it arrived dies."""
         now = self.clock()
-        dead = [r for r in rows if now - r.created >= deadline]
+        updates = []
+        for r in rows:
+            dead = kind == "permanent" or now - r.created >= deadline
+            rejections = r.rejections + (kind == "message")
+            wait = backoff(rejections) if kind == "message" else 0.0
+            updates.append(
+                (
+                    "dead" if dead else "queued",
+                    error[:500],
+                    now if dead else None,
+                    rejections,
+                    now + wait,
+                    r.id,
+                )
+            )
         with self._tx() as db:
             db.executemany(
                 "UPDATE deliveries SET state=?, attempts=attempts+1, last_error=?, batch=NULL, "
-                "done_at=? WHERE id=?",
-                [
-                    (
-                        "dead" if r in dead else "queued",
-                        error[:500],
-                        now if r in dead else None,
-                        r.id,
-                    )
-                    for r in rows
-                ],
+                "done_at=?, rejections=?, next_try=? WHERE id=?",
+                updates,
             )
-        return len(dead)
+        return sum(1 for u in updates if u[0] == "dead")
 
     def prune(self, retention: float) -> int:
         """Forget sent and dead deliveries older than `retention`, and notifications nobody
@@ -313,17 +442,43 @@ class Outbox:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue on the lock, never fail."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): writers queue on the lock, never fail.
+    A SQLite error inside, or at BEGIN or COMMIT, is reported to `on_error` and re-raised."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_error: Callable[[BaseException], None]) -> None:
         self.db = db
+        self.on_error = on_error
 
     def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            self.on_error(err)
+            raise
         return self.db
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, _tb: object) -> None:
+        if exc is not None:
+            if isinstance(exc, sqlite3.Error):
+                self.on_error(exc)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as err:
+            self.on_error(err)
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+
+
+def _claimed(batch: str | None) -> float:
+    """The claim time in a batch id (`target:first-id:time`); 0 when unreadable."""
+    try:
+        return float((batch or "").rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0.0
 
 
 def _epoch(value: str) -> float | None:

@@ -5,8 +5,11 @@ webhook connections wait a second for a SYN retry). Every refusal is a JSON `{"e
 with the status code that says why, and happens before anything is written:
 401 no credentials, 403 wrong credentials, 400 unreadable body,
 411 no Content-Length, 413 too large, 415 not JSON, 422 not an Alertmanager v4 payload.
-Credentials are compared in constant time. `/healthz` is open (kubelet probes carry no
-credentials); `/status` and `/metrics` need the same credentials as the webhook when auth is on.
+503 when the outbox cannot be written (Alertmanager retries). Every refusal is counted by code
+(`/status` "rejected", `poolwatch_alerts_requests_rejected_total`). Credentials are compared in
+constant time. `/healthz` is open (kubelet probes carry no credentials) and answers 503, naming
+the outbox file and the error, while the outbox cannot be written; `/status` and `/metrics` need
+the same credentials as the webhook when auth is on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ssl
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from poolwatch import pages
 from poolwatch.httpbase import Handler as BaseHandler
 from poolwatch.httpbase import Server as BaseServer
 
@@ -28,6 +32,16 @@ from .service import AlertService
 
 log = logging.getLogger(__name__)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: `/` for a person with a browser (no credentials needed: it names endpoints, nothing more)
+INDEX = pages.index(
+    "poolwatch alerts receiver",
+    "Receives Alertmanager's webhooks, keeps each notification in its outbox until every target "
+    "has it, and delivers through apprise (email, webhooks, chat). The pages below may need "
+    "the receiver's credentials.",
+    [("/status", "what is firing, and each target's delivery state (JSON)"),
+     ("/metrics", "the receiver's own metrics for Prometheus"),
+     ("/healthz", "ok while the receiver runs")],
+)  # fmt: skip
 
 
 class Credentials:
@@ -82,8 +96,15 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                self.send_body(200, b"ok\n", "text/plain")
+            if path == "/healthz":  # a liveness probe: 503 while the outbox cannot be written
+                problem = service.health()
+                if problem:  # not a refused request: not counted in `rejected`
+                    self.send_body(503, f"{problem}\n".encode(), "text/plain; charset=utf-8")
+                else:
+                    self.send_body(200, b"ok\n", "text/plain")
+                return
+            if path == "/":
+                self.send_body(200, INDEX, "text/html; charset=utf-8")
                 return
             if not self._authorized():
                 return
@@ -92,12 +113,14 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             elif path == "/metrics":
                 self.send_body(200, exposition(service), METRICS_TYPE)
             else:
+                service.count_rejected(404)
                 self._json(404, {"error": f"no such endpoint {path}"})
 
         def do_POST(self) -> None:
             path = self.path.split("?", 1)[0]
             if path != "/alertmanager":
                 self._drain()
+                service.count_rejected(404)
                 self._json(404, {"error": f"no such endpoint {path}"})
                 return
             self._drain_if_refused = True
@@ -125,8 +148,9 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                 return
             try:
                 new, dup = service.accept(messages, source="webhook")
-            except Exception:  # isolation boundary: the outbox is unwritable; Alertmanager retries
-                log.exception("cannot write %d alerts to the outbox", len(messages))
+            except Exception as err:  # noqa: BLE001 isolation boundary: outbox unwritable, AM retries
+                log.error("cannot write %d alerts to the outbox: %s", len(messages), err)
+                service.count_rejected(503)
                 self._json(503, {"error": "outbox unavailable; retry"})
                 return
             self._json(200, {"accepted": len(messages), "new": new, "duplicates": dup})

@@ -7,6 +7,7 @@ on-call and post everything to a chat webhook.
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 
@@ -15,6 +16,7 @@ from poolwatch.actions import AlertMessage
 from .outbox import Route
 from .settings import AlertsSettings
 
+log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
 
@@ -22,10 +24,20 @@ def routes(msg: AlertMessage, settings: AlertsSettings) -> list[Route]:
     out = [Route(t.name) for t in settings.targets if t.match.match(msg.labels)]
     owners = settings.job_owners
     if owners.enabled:
-        for owner in msg.labels.get(owners.label, "").replace(";", ",").split(","):
-            owner = owner.strip()
-            if _EMAIL.match(owner):  # anything else could redirect the mail: ignored
-                out.append(Route(owners.via, owner))
+        found = dict.fromkeys(  # in label order, each address once
+            o.strip() for o in msg.labels.get(owners.label, "").replace(";", ",").split(",")
+        )
+        valid = [o for o in found if _EMAIL.match(o)]  # anything else could redirect the mail
+        if len(valid) > owners.max_recipients:
+            log.warning(
+                "alert %s lists %d owner addresses in %s; telling the first %d "
+                "(job_owners.max_recipients)",
+                msg.fingerprint,
+                len(valid),
+                owners.label,
+                owners.max_recipients,
+            )
+        out += [Route(owners.via, o) for o in valid[: owners.max_recipients]]
     return out
 
 

@@ -32,7 +32,9 @@ def tls_context(settings: AlertsSettings) -> ssl.SSLContext | None:
 
 
 def run(settings: AlertsSettings) -> int:
-    token, users = settings.auth.secrets()
+    token, users = settings.auth.secrets()  # fail closed: unreadable or empty -> ConfigError
+    for target in settings.targets:  # likewise each url_file, before the outbox is opened
+        target.resolve_url()
     tls = tls_context(settings)
     service = AlertService(settings)
     httpd = make_server(service, split_listen(settings.listen), Credentials(token, users), tls)

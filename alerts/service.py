@@ -24,13 +24,24 @@ from typing import Any
 
 from poolwatch.actions import AlertMessage
 
-from .delivery import Counters, TargetWorker, redact
+from .delivery import Counters, TargetWorker
 from .messages import Templates
 from .outbox import Outbox
+from .payload import readable
+from .redact import install, redact
 from .routing import routes
 from .settings import AlertsSettings
 
 log = logging.getLogger(__name__)
+
+
+class OutboxUnavailable(RuntimeError):
+    """The outbox failed recently; nothing is accepted until it works again."""
+
+
+#: seconds between integrity checks of the outbox file, and between sweeps for stuck rows
+INTEGRITY_INTERVAL = 300.0
+STUCK_SWEEP_INTERVAL = 60.0
 
 
 class AlertService:
@@ -52,6 +63,7 @@ class AlertService:
         self.rejected: dict[str, int] = {}
         self._lock = threading.Lock()
         self.stop = threading.Event()
+        self.integrity_interval = INTEGRITY_INTERVAL
         kw: dict[str, Any] = {"sender": sender} if sender else {}
         self.workers = {
             t.name: TargetWorker(
@@ -63,6 +75,7 @@ class AlertService:
             t.name: redact(w.url)
             for t, w in zip(settings.targets, self.workers.values(), strict=True)
         }
+        install([], log)  # the secrets are registered by the workers; an exception here is scrubbed
         self._housekeeper = threading.Thread(target=self._housekeep, daemon=True, name="alerts-hk")
 
     # -- Notifier ------------------------------------------------------------------------------
@@ -70,7 +83,7 @@ class AlertService:
     def notify(self, messages: list[AlertMessage]) -> bool:
         """Queue notifications from an in-process producer; True once on disk."""
         try:
-            self.accept(messages, source="inprocess")
+            self.accept([readable(m) for m in messages], source="inprocess")
         except Exception:  # an outbox we cannot write: the producer keeps it and tries again
             log.exception("cannot write %d notifications to the outbox", len(messages))
             return False
@@ -81,6 +94,9 @@ class AlertService:
     ) -> tuple[int, int]:
         """Write `messages` to the outbox (one transaction) and wake the workers: (new, dup).
         `source` is "webhook" (Alertmanager) or "inprocess"; reminders are not `counted`."""
+        fault = self.outbox.recent_fault()
+        if fault:  # a damaged or failing outbox: refuse (503), the sender keeps the alerts
+            raise OutboxUnavailable(fault)
         new, dup = self.outbox.add(((m, routes(m, self.settings)) for m in messages), source)
         if counted:
             with self._lock:
@@ -119,15 +135,27 @@ class AlertService:
         return len(due)
 
     def _housekeep(self) -> None:
-        last_prune = 0.0
-        while not self.stop.wait(1.0):
+        last = {"prune": 0.0, "check": time.monotonic(), "stuck": 0.0}
+        every = {"prune": 3600.0, "check": self.integrity_interval, "stuck": STUCK_SWEEP_INTERVAL}
+        jobs = {
+            "prune": lambda: self.outbox.prune(self.settings.retention),
+            "check": self.outbox.check,
+            "stuck": self.outbox.requeue_stuck,
+        }
+        while not self.stop.wait(min(1.0, self.integrity_interval)):
             try:
                 self.remind()
-                if time.monotonic() - last_prune > 3600:
-                    self.outbox.prune(self.settings.retention)
-                    last_prune = time.monotonic()
+                for name, job in jobs.items():
+                    if time.monotonic() - last[name] > every[name]:
+                        last[name] = time.monotonic()
+                        job()
             except Exception:  # isolation boundary: housekeeping must not end the service
                 log.exception("alerts housekeeping failed")
+
+    def health(self) -> str:
+        """'' when the service can take alerts, else why not (for /healthz)."""
+        problem = self.outbox.problem()
+        return f"outbox {self.settings.outbox}: {problem}" if problem else ""
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -152,4 +180,5 @@ class AlertService:
             "received": dict(self.received),
             "duplicates": self.duplicates,
             "rejected": dict(self.rejected),
+            "outbox": {"path": str(self.settings.outbox), "fault": self.outbox.recent_fault()},
         }

@@ -42,7 +42,9 @@ class Auth(_Model):
     )
 
     def secrets(self) -> tuple[str | None, dict[str, str]]:
-        """(bearer token, {user: password}) read from their files; ConfigError when unreadable."""
+        """(bearer token, {user: password}) read from their files; ConfigError when a file is
+        unreadable or empty. Fail closed: an empty token file would otherwise turn auth off, and
+        an empty password file would let that user in with an empty password."""
         token = _read_secret(self.bearer_token_file, "auth.bearer_token_file")
         users = {
             u: _read_secret(p, f"auth.basic_users.{u}") or "" for u, p in self.basic_users.items()
@@ -107,6 +109,13 @@ class JobOwners(_Model):
     enabled: bool = False
     label: str = "owner_email"
     via: str = ""
+    max_recipients: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="owners told per alert at most: a label listing thousands of addresses "
+        "must not queue thousands of mails ahead of on-call",
+    )
 
 
 class Retry(_Model):
@@ -145,12 +154,18 @@ class AlertsSettings(_Model):
 
 
 def _read_secret(path: Path | None, field: str) -> str | None:
+    """The stripped content of a secret file; None when no file is named. An empty file is an
+    error, never "no secret": every caller would otherwise fail open."""
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ConfigError(f"{field}: cannot read {path}: {err.strerror or err}") from None
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or err
+        raise ConfigError(f"{field}: cannot read {path}: {why}") from None
+    if not text:
+        raise ConfigError(f"{field}: {path} is empty; refusing to start without the secret")
+    return text
 
 
 def load_settings(

@@ -11,7 +11,8 @@ import argparse
 import importlib
 from pathlib import Path
 
-_SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval")
+_SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval",
+                   "notify_url", "notify_token_file")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,11 +32,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--backend", choices=["kubernetes", "simulated"], help="(kubernetes)")
     r.add_argument("--kubeconfig", type=Path, metavar="FILE",
                    help="kubeconfig (default: in-cluster service account)")  # fmt: skip
-    r.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (0.0.0.0:9482)")
+    r.add_argument("--listen", metavar="HOST:PORT",
+                   help="address to serve on (127.0.0.1:9482); any address other hosts can "
+                   "reach needs --token-file")  # fmt: skip
     r.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=None,
                    help="log and notify what would be done, change nothing (on)")  # fmt: skip
     r.add_argument("--token-file", type=Path, metavar="FILE",
                    help="bearer token POST /actions must carry")  # fmt: skip
+    r.add_argument(
+        "--notify-url",
+        metavar="URL",
+        help="send notices (NoSpare, BreakerOpen, ...) as Alertmanager webhooks to "
+        "this URL, e.g. the alerts receiver's http://HOST:9481 (default: log only)",
+    )
+    r.add_argument("--notify-token-file", type=Path, metavar="FILE",
+                   help="bearer token sent with the notices")  # fmt: skip
     r.add_argument("--state", dest="state_path", type=Path, metavar="FILE",
                    help="SQLite state file (default: in memory)")  # fmt: skip
     r.add_argument("--interval", metavar="DURATION", help="control-loop step (10s)")

@@ -34,8 +34,10 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     lead = new_family("poolwatch_controller_leader")
     lead.add_metric([], float(leader))
     outbox = new_family("poolwatch_controller_notifications_queued")
-    outbox.add_metric([], len(ctl.store.messages()))
-    fams = [actions, replaced, flight, queued, breaker, lead, outbox]
+    outbox.add_metric([], ctl.store.outbox_size())
+    dropped = new_family("poolwatch_controller_notifications_dropped_total")
+    dropped.add_metric([], ctl.store.outbox_dropped)
+    fams = [actions, replaced, flight, queued, breaker, lead, outbox, dropped]
     if last_reconcile is not None:
         last = new_family("poolwatch_controller_last_reconcile_timestamp_seconds")
         last.add_metric([], last_reconcile)

@@ -3,19 +3,29 @@ outbox so that a notifier that is down gets them later (record first, deliver af
 
 Each notice is an `AlertMessage` with alertname `PoolwatchController<What>` and a fingerprint
 derived from the controller's own key, so a notice re-sent after a restart is delivered once.
+
+Everything lives in the SQLite state, bounded (controller/store.py): the outbox, and the log of
+delivered notices that `sent` reads. The outbox goes out oldest first in batches of `BATCH` (a
+backlog of thousands must not become one webhook larger than the receiver accepts); after a
+failed delivery, new notices only queue until `RETRY_AFTER` has passed, so a receiver that hangs
+costs one timeout per RETRY_AFTER, not one per action; the control loop keeps flushing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from poolwatch.actions import AlertMessage, Notifier
 
 from .store import Store
 
 log = logging.getLogger(__name__)
+BATCH = 100  # notices per delivery
+RETRY_AFTER = 30.0  # seconds after a failed delivery before a new notice tries again itself
+TEXT_CHARS = 4000  # a summary or description is cut here (they carry an action's reason)
 
 
 def message(
@@ -27,7 +37,7 @@ def message(
         kind="firing",
         fingerprint=fingerprint,
         labels={"alertname": f"PoolwatchController{what}", "severity": severity, **labels},
-        annotations={"summary": summary, "description": description},
+        annotations={"summary": summary[:TEXT_CHARS], "description": description[:TEXT_CHARS]},
         starts_at=at,
     )
 
@@ -48,34 +58,43 @@ def _from_doc(d: Mapping[str, object]) -> AlertMessage:
 
 
 class Notices:
-    """Queue, then deliver what is queued; `sent` keeps what went out (tests and the demo)."""
+    """Queue, then deliver what is queued; `sent` reads back what went out (tests, the demo)."""
 
-    def __init__(self, store: Store, notifier: Notifier | None) -> None:
-        self.store, self.notifier = store, notifier
-        self.sent: list[AlertMessage] = []
+    def __init__(
+        self, store: Store, notifier: Notifier | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.store, self.notifier, self.clock = store, notifier, clock
+        self._failed_at: float | None = None
+
+    @property
+    def sent(self) -> list[AlertMessage]:
+        return [_from_doc(d) for d in self.store.sent_messages(self.store.notices_keep)]
 
     def tell(self, m: AlertMessage) -> None:
         log.info("notice %s: %s", m.labels.get("alertname"), m.annotations.get("summary"))
-        self.store.queue_message(_to_doc(m))
-        self.flush()
+        dropped = self.store.queue_message(_to_doc(m))
+        if dropped:
+            log.warning("outbox full (%d): dropped the %d oldest undelivered notice(s)",
+                        self.store.outbox_keep, dropped)  # fmt: skip
+        if self._failed_at is None or self.clock() - self._failed_at >= RETRY_AFTER:
+            self.flush()
 
     def flush(self) -> int:
-        """Deliver the outbox; returns how many are still waiting."""
-        queued = self.store.messages()
-        if not queued:
-            return 0
-        if self.notifier is None:  # nobody to tell: the log line above is the notice
-            self.sent += [_from_doc(d) for _, d in queued]
-            self.store.drop_messages([i for i, _ in queued])
-            return 0
-        batch = [_from_doc(d) for _, d in queued]
-        try:
-            ok = self.notifier.notify(batch)
-        except Exception as err:  # noqa: BLE001 - isolation boundary: keep them, try later
-            log.warning("notifier failed, %d notices kept for later: %r", len(queued), err)
-            ok = False
-        if not ok:
-            return len(queued)
-        self.sent += batch
-        self.store.drop_messages([i for i, _ in queued])
+        """Deliver the outbox, oldest first; returns how many are still waiting."""
+        while queued := self.store.messages(BATCH):
+            ids = [i for i, _ in queued]
+            if self.notifier is None:  # nobody to tell: the log line in tell() is the notice
+                self.store.mark_sent(ids, time.time())
+                continue
+            try:
+                ok = self.notifier.notify([_from_doc(d) for _, d in queued])
+            except Exception as err:  # noqa: BLE001 - isolation boundary: keep them, try later
+                log.warning("notifier failed, %d notices kept for later: %r", len(queued), err)
+                ok = False
+            if not ok:
+                self._failed_at = self.clock()
+                return self.store.outbox_size()
+            self._failed_at = None
+            self.store.mark_sent(ids, time.time())
         return 0

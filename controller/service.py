@@ -31,7 +31,7 @@ from poolwatch.cluster.workload import busy_nodes
 from . import jobs, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
-from .settings import ControllerSettings
+from .settings import ControllerSettings, code_problem
 from .store import AuditRecord, Store
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     ) -> None:
         self.backend, self.clock = backend, clock
         self.settings = settings or ControllerSettings()
-        self.store = Store(state_path or self.settings.state_path)
+        s = self.settings
+        self.store = Store(state_path or s.state_path, audit_keep=s.audit_retention,
+                           notices_keep=s.notice_retention, outbox_keep=s.outbox_limit)  # fmt: skip
         self.notices = notices.Notices(self.store, notifier)
         self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
         self._lock = threading.RLock()
@@ -96,6 +98,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 code = (pools.fault_of(known) if known else "") or "A050802"
             if not code:
                 return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
+            if problem := code_problem(code, self.settings):
+                return ActionResult("refused", problem)
             replace = a.kind == "replace" or code in self.settings.replace_codes
             result = self._isolate(a.node, code, a.reason, a.key, dry, replace, breaker=True)
         if result.outcome in ("done", "deferred"):
@@ -347,6 +351,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            if problem := code_problem(fault_code, self.settings):
+                return ActionResult("refused", problem)
             result = self._isolate(node, fault_code, reason, key, False, False, breaker=False)
             self._finish("isolate", node, key, result)
             return result

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from poolwatch.config import check_listen, parse_duration
+from poolwatch.fault_codes import CODE_FORMAT, FAULT_CODES
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
@@ -39,6 +40,16 @@ def _codes(values: list[str]) -> list[str]:
     return values
 
 
+def _http_url(value: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
 class LeaseSettings(BaseModel):
     """Leader election on a coordination.k8s.io/v1 Lease (one active controller)."""
 
@@ -57,9 +68,19 @@ class ControllerSettings(BaseModel):
     dry_run: bool = True  # the seed's cordon_dry_run: log and notify, change nothing
     backend: Literal["kubernetes", "simulated"] = "kubernetes"
     kubeconfig: Path | None = None  # none: the in-cluster service account
-    listen: Annotated[str, AfterValidator(check_listen)] = "0.0.0.0:9482"
-    token_file: Path | None = None  # bearer token for POST /actions; none: no auth
+    # loopback by default: the controller acts on nodes, and any other address needs a token
+    listen: Annotated[str, AfterValidator(check_listen)] = "127.0.0.1:9482"
+    token_file: Path | None = None  # bearer token for POST /actions; none: loopback only
     state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)
+    # --- notices and audit --------------------------------------------------------------------
+    # the alerts receiver (or any Alertmanager-webhook endpoint) that gets the controller's
+    # notices (NoSpare, BreakerOpen, ...); none: they reach the log only
+    notify_url: Annotated[str | None, AfterValidator(_http_url)] = None
+    notify_token_file: Path | None = None  # bearer token sent to notify_url
+    notify_timeout: Duration = 10.0
+    audit_retention: Annotated[int, Field(ge=100)] = 10_000  # audit records kept (newest)
+    notice_retention: Annotated[int, Field(ge=10)] = 1_000  # delivered notices kept (newest)
+    outbox_limit: Annotated[int, Field(ge=100)] = 10_000  # undelivered notices kept (newest)
     interval: Duration = 10.0  # one reconcile step this often
     # --- replacement limits (POL-01..03) ---------------------------------------------------
     replace_concurrent_ratio: Ratio = 0.05  # POL-02: nodes being replaced <= 5 % of the pool
@@ -86,3 +107,14 @@ class ControllerSettings(BaseModel):
     # Volcano job's pods get on Kubernetes ("": the job is only annotated poolwatch.io/requeued)
     requeue_priority_class: str = ""
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+
+
+def code_problem(code: str, settings: ControllerSettings) -> str | None:
+    """Why `code` may not be set as an isolation code (None when it may). It becomes a taint
+    value, a node event and a notice label, so only the known codes pass: the shared table's
+    and any the settings add (replace_codes, keep_jobs_codes)."""
+    if not CODE_FORMAT.fullmatch(code):
+        return f"fault_code: expected A followed by six digits (A050104), got {code[:40]!r}"
+    if code not in FAULT_CODES and code not in settings.replace_codes + settings.keep_jobs_codes:
+        return f"fault_code: {code} is not a known isolation code"
+    return None

@@ -6,6 +6,10 @@ controller that dies mid-replacement resumes with the same spare and never takes
 writes to the cluster are idempotent (a label or taint set twice is one change), so replaying the
 steps of a recorded replacement does nothing twice. One connection, guarded by a lock: the HTTP
 handler threads and the reconcile loop share it. `:memory:` when no path is configured.
+
+Bounded: the audit trail keeps its newest `audit_keep` records, the log of delivered notices its
+newest `notices_keep`, the outbox its newest `outbox_keep` undelivered ones (a notifier that is
+down for days must not grow the state, in memory or on disk, without end); each insert prunes.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ CREATE TABLE IF NOT EXISTS pools (name TEXT PRIMARY KEY, upgrading INTEGER DEFAU
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT);
 CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL,
     operation TEXT, target TEXT, outcome TEXT, detail TEXT, key TEXT);
+CREATE TABLE IF NOT EXISTS notices (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, message TEXT);
 """
+DETAIL_CHARS = 2000  # an audit record's detail is cut here: a request's reason is not a document
 ACTIVE = ("queued", "starting", "running")  # replacement states that are not over
 
 
@@ -65,12 +71,17 @@ class AuditRecord:
 
 
 class Store:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, audit_keep: int = 10_000, notices_keep: int = 1_000,
+        outbox_keep: int = 10_000,
+    ) -> None:  # fmt: skip
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self.audit_keep, self.notices_keep, self.outbox_keep = audit_keep, notices_keep, outbox_keep
+        self.outbox_dropped = 0  # undelivered notices pruned since start (logged, counted)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -168,28 +179,72 @@ class Store:
             return [r[0] for r in db.execute("SELECT name FROM pools ORDER BY name")]
 
     # -- notification outbox -----------------------------------------------------------------
-    def queue_message(self, message: dict[str, Any]) -> None:
+    def queue_message(self, message: dict[str, Any]) -> int:
+        """Queue one notice; returns how many of the oldest undelivered were pruned for it."""
         with self.tx() as db:
-            db.execute("INSERT INTO outbox (message) VALUES (?)", (json.dumps(message),))
+            cur = db.execute("INSERT INTO outbox (message) VALUES (?)", (json.dumps(message),))
+            gone = _prune(db, "outbox", int(cur.lastrowid or 0), self.outbox_keep)
+        self.outbox_dropped += gone
+        return gone
 
-    def messages(self) -> list[tuple[int, dict[str, Any]]]:
+    def messages(self, limit: int = -1) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest `limit` undelivered notices (all with -1), oldest first."""
         with self.tx() as db:
-            rows = db.execute("SELECT id, message FROM outbox ORDER BY id").fetchall()
+            rows = db.execute("SELECT id, message FROM outbox ORDER BY id LIMIT ?",
+                              (limit,)).fetchall()  # fmt: skip
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    def outbox_size(self) -> int:
+        with self.tx() as db:
+            return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def drop_messages(self, ids: list[int]) -> None:
         with self.tx() as db:
             db.executemany("DELETE FROM outbox WHERE id=?", [(i,) for i in ids])
 
+    def mark_sent(self, ids: list[int], at: float) -> None:
+        """Move delivered notices from the outbox to the (bounded) log of delivered ones."""
+        with self.tx() as db:
+            last = 0
+            for i in ids:
+                cur = db.execute("INSERT INTO notices (at, message) SELECT ?, message FROM outbox "
+                                 "WHERE id=?", (at, i))  # fmt: skip
+                last = int(cur.lastrowid or last)
+                db.execute("DELETE FROM outbox WHERE id=?", (i,))
+            _prune(db, "notices", last, self.notices_keep)
+
+    def sent_messages(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest `limit` delivered notices, oldest first."""
+        with self.tx() as db:
+            rows = db.execute("SELECT message FROM notices ORDER BY id DESC LIMIT ?",
+                              (limit,)).fetchall()  # fmt: skip
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def count(self, table: str) -> int:
+        """Rows in one of the bounded tables (audit, notices, outbox): tests and /metrics."""
+        if table not in ("audit", "notices", "outbox"):
+            raise ValueError(f"not a bounded table: {table}")
+        with self.tx() as db:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
     # -- audit -------------------------------------------------------------------------------
     def audit(self, rec: AuditRecord) -> None:
         with self.tx() as db:
-            db.execute("INSERT INTO audit (at, operation, target, outcome, detail, key) "
-                       "VALUES (?,?,?,?,?,?)", (rec.at, rec.operation, rec.target, rec.outcome,
-                                                rec.detail, rec.key))  # fmt: skip
+            cur = db.execute("INSERT INTO audit (at, operation, target, outcome, detail, key) "
+                             "VALUES (?,?,?,?,?,?)", (rec.at, rec.operation, rec.target[:253],
+                                                      rec.outcome, rec.detail[:DETAIL_CHARS],
+                                                      rec.key[:DETAIL_CHARS]))  # fmt: skip
+            _prune(db, "audit", int(cur.lastrowid or 0), self.audit_keep)
 
     def audit_trail(self, limit: int = 1000) -> list[AuditRecord]:
         with self.tx() as db:
             rows = db.execute("SELECT at, operation, target, outcome, detail, key FROM audit "
                               "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()  # fmt: skip
         return [AuditRecord(*r) for r in reversed(rows)]
+
+
+def _prune(db: sqlite3.Connection, table: str, last_id: int, keep: int) -> int:
+    """Delete the rows of `table` older than its newest `keep` (ids grow by one per insert, so
+    this is one range delete on the primary key); returns how many went."""
+    cur = db.execute(f"DELETE FROM {table} WHERE id <= ?", (last_id - keep,))  # noqa: S608
+    return cur.rowcount

@@ -46,6 +46,27 @@ CODES = {"gpu": "A200001", "npu": "A200002"}  # seed 000 L716/L720
 DRIVER_LABEL = "poolwatch.io/driver-version"  # what the upgrade step leaves on an upgraded node
 DEFAULT_PERCENT = 25.0  # the seed's UI example (000:L635)
 _UPGRADABLE = (NodeStatus.AVAILABLE, NodeStatus.UNAVAILABLE)  # abnormal drivers do not block
+# The driver version becomes a node label value and POOLWATCH_VERSION in the upgrade command's
+# environment, so only the platforms' real version shapes pass (ASCII digits, dots, letters):
+#: NVIDIA: major.minor[.patch], as nvidia-smi prints it: 535.161.08, 550.54.15, 440.33
+GPU_DRIVER_VERSION = r"^[0-9]{2,4}\.[0-9]{1,4}(\.[0-9]{1,4})?$"
+#: Ascend HDK: major.minor.(patch | rcN)[.build], as npu-smi prints it: 24.1.rc2, 24.1.RC2,
+#: 23.0.3, 23.0.rc3.b060
+NPU_DRIVER_VERSION = (
+    r"^[0-9]{1,2}\.[0-9]{1,2}\.([0-9]{1,3}|[Rr][Cc][0-9]{1,2})(\.[A-Za-z0-9]{1,12})?$"
+)
+
+
+def version_problem(version: str) -> str | None:
+    """Why `version` is not a driver version (None when it is one of the two shapes)."""
+    import re
+
+    if re.fullmatch(GPU_DRIVER_VERSION, version) or re.fullmatch(NPU_DRIVER_VERSION, version):
+        return None
+    return (f"version: expected an NVIDIA driver version like 535.161.08 or an Ascend one like "
+            f"24.1.rc2, got {version[:40]!r}")  # fmt: skip
+
+
 _ids = itertools.count(1)
 
 
@@ -61,6 +82,8 @@ class UpgradePlan:
     def __post_init__(self) -> None:
         if not self.version.strip():
             raise ValueError("version: required")
+        if problem := version_problem(self.version):
+            raise ValueError(problem)
         if self.mode not in ("secure", "forcible"):
             raise ValueError(f"mode: expected secure or forcible, got {self.mode!r}")
         if self.batch_percent is not None and self.batch_nodes is not None:

@@ -1,4 +1,5 @@
-"""`poolwatch dashboards build|check`: write the Grafana JSON, or fail when it is stale.
+"""`poolwatch dashboards build|check|render`: write the Grafana JSON, fail when it is stale, or
+draw every dashboard from live Prometheus data into static HTML pages.
 
 Module-level imports stay light: grafanalib and the board modules load inside the commands.
 """
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("dashboards", help="Grafana dashboards: build the JSON, check it is current")
+    p = sub.add_parser("dashboards", help="Grafana dashboards: build the JSON, check it, render it")
     verbs = p.add_subparsers(dest="verb", required=True)
     b = verbs.add_parser("build", help="write dashboards/generated/*.json, provisioning.yaml "
                          "and docs/dashboards.md")  # fmt: skip
@@ -25,6 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = verbs.add_parser("check", help="exit 1 when the committed JSON or docs are out of date, "
                          "or a dashboard fails its checks")  # fmt: skip
     c.set_defaults(func=check)
+    r = verbs.add_parser(
+        "render",
+        help="draw every dashboard from live Prometheus data into static HTML pages",
+        description="Query Prometheus and write one self-contained HTML page per dashboard "
+        "(charts as inline SVG, nothing loaded from the network) plus index.html into --out. "
+        "The panels, queries, units and thresholds are those of the Grafana dashboards; load "
+        "the Grafana JSON into Grafana for live, interactive dashboards.",
+    )
+    r.add_argument("--prometheus", required=True, metavar="URL",
+                   help="Prometheus to query, e.g. http://127.0.0.1:9090")  # fmt: skip
+    r.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    r.add_argument("--range", default="1h", metavar="DURATION",
+                   help="how much history the charts show, e.g. 15m, 1h, 6h (1h)")  # fmt: skip
+    r.set_defaults(func=render)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -42,6 +57,35 @@ def build(args: argparse.Namespace) -> int:
         written.append(docs.DOC)
     sys.stdout.write(f"wrote {len(written)} files to {out}\n")
     return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    from . import render as renderer
+    from .render_data import QueryError
+
+    span = _seconds(args.range)
+    if span is None:
+        sys.stderr.write(
+            f"--range: expected a duration such as 15m, 1h or 6h, got {args.range!r}\n"
+        )
+        return 2
+    try:
+        written = renderer.render_all(args.prometheus, args.out, span)
+    except ValueError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    except QueryError as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
+    sys.stdout.write(f"wrote {len(written)} pages to {args.out} (open {args.out / 'index.html'})\n")
+    return 0
+
+
+def _seconds(text: str) -> float | None:
+    import re
+
+    m = re.fullmatch(r"(\d+)(s|m|h|d)", text.strip())
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else None
 
 
 def check(args: argparse.Namespace) -> int:

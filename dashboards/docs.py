@@ -22,10 +22,30 @@ test keep it in sync with `dashboards/boards/*.py`).
 
 Thirteen Grafana dashboards, defined in Python with grafanalib (`dashboards/boards/`, one module
 per dashboard, shared panel builders in `dashboards/panels.py`), written as Grafana JSON to
-`dashboards/generated/<uid>.json`. They follow the views the seeds describe
-(`spec/dashboards.md`): the four linked ACK dashboards (Cluster -> Nodes -> TrainingJobs ->
-Quota), the ModelArts pool, node, user, task and task detail views, and the Apulis cluster status
-tabs and job metrics tab.
+`dashboards/generated/<uid>.json`. They reproduce the monitoring views of three GPU/NPU training
+platforms, so an operator coming from one of them finds the screens they know: the four linked
+dashboards of Alibaba Cloud ACK's cloud-native AI suite (Cluster -> Nodes -> TrainingJobs ->
+Quota), Huawei Cloud ModelArts' resource pool, node, user, task and task detail views, and the
+Apulis AI platform's cluster status tabs and job metrics tab.
+
+## Without Grafana: `poolwatch dashboards render`
+
+```sh
+poolwatch dashboards render --prometheus http://127.0.0.1:9479 --out /tmp/dashboards [--range 1h]
+```
+
+queries a Prometheus that scrapes poolwatch and writes one self-contained HTML page per dashboard
+plus `index.html`: every panel at its Grafana grid position, with the same title, queries, unit
+and thresholds (drawn from the same JSON models as the files below). Time series are line charts
+drawn with matplotlib into inline SVG, with the thresholds as dashed lines; stats show the last
+value coloured by its thresholds; tables apply the same merge, filter and column transformations
+as Grafana. Variables take Grafana's defaults: every value ("All") for a multi-value variable,
+the first value found otherwise, GPU for the device type. The pages need nothing from the
+network. `poolwatch demo` serves them drawn live at `http://127.0.0.1:9484/dashboards/`.
+
+These pages are snapshots for a machine without Grafana (a laptop, the demo, a bastion host).
+Loading the JSON into Grafana, below, stays the way to run the dashboards in production: live
+refresh, variables you can change, zoom and drill-down links.
 
 ## GPU and NPU
 
@@ -33,7 +53,7 @@ Every dashboard with devices has a **Device type** variable (`accel`: GPU = `ven
 NPU = `vendor="huawei"`). Device queries select `vendor="$accel"` (node exporter series) or
 `resource=~".*$accel.*"` (cluster exporter series: `nvidia.com/gpu`, `huawei.com/Ascend910`), and
 panel titles say `${accel:text}`, so one panel serves both kinds; with the default (GPU) titles
-read as the seeds print them. Table column titles are fixed text (Grafana does not expand
+read as the platforms print them. Table column titles are fixed text (Grafana does not expand
 variables there): on the ACK Nodes and TrainingJobs tables "GPU" stands for the chosen kind.
 
 ## Variables

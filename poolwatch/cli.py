@@ -18,13 +18,15 @@ PARTS = """\
 parts of the stack:
   node-exporter     per-node metrics: GPUs (NVML), NPUs (npu-smi) and who holds them, host,
                     disks, /cache, InfiniBand, NFS, containers
-  catalog           the metric catalog: --markdown (docs/metrics.md) or --json
+  catalog           the metric catalog: --markdown (docs/metrics.md), --json, or --budget
+                    (series a node of a given shape exports)
   cluster-exporter  jobs, pools, quotas and pool events (Kubernetes or simulated backend)
-  demo              the whole stack on one machine: this host, a simulated pool, Prometheus
+  demo              the whole stack on this machine over a simulated pool, telling its
+                    story; open the home page it prints (start here)
   rules             rule files: check, compile to Prometheus rules, promtool tests, and the
                     engine that evaluates them (against Prometheus or local samples)
   alerts            Alertmanager webhook receiver; notifications by email, webhook, chat
-  dashboards        Grafana dashboards: build the JSON, check it is current
+  dashboards        Grafana dashboards: build the JSON, check it, render it to HTML
   controller        isolate faulty nodes, replace them from spares, restart jobs, upgrades
   api               the pool REST API (pools, nodes, usage, monitoring, driver upgrades)
 
@@ -159,30 +161,57 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole stack on this machine with a simulated pool",
         description=(
-            "Start the whole stack on 127.0.0.1 over a simulated GPU/NPU pool: the node "
-            "exporter for this host (port N), the simulated pool's node-shaped metrics (N+1), "
-            "the cluster exporter (N+2), Prometheus scraping all three when its binary is "
-            "present (N+3), the alerts receiver (N+4) delivering to a demo inbox (N+8), the "
-            "controller with dry-run off (N+5), the pool API (N+6, token in DATA/api-token) "
-            "and the rule engine in local mode (N+7). Prints every URL; Ctrl-C stops "
-            "everything. State lives only under --data-dir."
+            "Start the whole stack on 127.0.0.1 over a simulated GPU/NPU pool and tell its "
+            "story: within a minute a GPU falls off the bus on a node that runs a training "
+            "job; the rules fire, a notification reaches the demo's inbox, the controller "
+            "isolates the node, swaps in the pool's spare and restarts the job; other faults "
+            "follow every few minutes. Open the printed demo home page (port N+8) first: it "
+            "links every part (Prometheus and Alertmanager when installed, the dashboards "
+            "drawn live, the inbox, the pool, the pool API). Ctrl-C (or closing the terminal) "
+            "stops everything; a restart resumes the pool saved under --data-dir."
         ),
+        epilog="While it runs: `poolwatch demo inject FAULT NODE` strikes a fault, "
+        "`poolwatch demo heal NODE` repairs one.",
     )
-    p.add_argument("--port-base", type=int, default=9476, metavar="N", help="first port (9476)")
+    p.add_argument("--port-base", type=int, default=9476, metavar="N",
+                   help="first of the ten ports N..N+9 (9476)")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=Path("var/demo"), metavar="DIR",
-                   help="where the cache dir, Prometheus data and SQLite state live "
-                   "(var/demo)")  # fmt: skip
+                   help="where the simulated pool, Prometheus data and SQLite state live; "
+                   "one demo per directory (var/demo)")  # fmt: skip
     p.add_argument("--no-prometheus", action="store_true", help="run without Prometheus")
     p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
     p.add_argument("--speed", type=float, default=1.0,
-                   help="simulated seconds per real second (1.0)")  # fmt: skip
+                   help="simulated seconds per real second; the rules' periods scale with "
+                   "it, so 10 tells a ten-minute story in one minute (1.0)")  # fmt: skip
     _add_log_level(p)
     p.set_defaults(func=_run_demo)
+    verbs = p.add_subparsers(dest="demo_verb", metavar="{inject,heal}")
+    from .cluster.sim_spec import FAULTS
+
+    inj = verbs.add_parser("inject", help="strike a fault on a node of the running demo",
+                           description="Strike FAULT on NODE of the demo running on "
+                           "--data-dir. Faults: " + ", ".join(FAULTS) + ".")  # fmt: skip
+    inj.add_argument("fault", metavar="FAULT", choices=FAULTS, help=", ".join(FAULTS))
+    inj.add_argument("node", metavar="NODE", help="a node name, e.g. gpu-a-node-02")
+    inj.add_argument("--device", type=int, help="which accelerator (device faults only)")
+    heal = verbs.add_parser("heal", help="repair a node of the running demo")
+    heal.add_argument("node", metavar="NODE")
+    heal.add_argument("fault", metavar="FAULT", nargs="?", choices=FAULTS,
+                      help="only this fault (default: every fault on the node)")  # fmt: skip
+    for verb in (inj, heal):
+        verb.add_argument("--data-dir", type=Path, default=Path("var/demo"), metavar="DIR",
+                          help="the running demo's --data-dir (var/demo)")  # fmt: skip
+        _add_log_level(verb)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from . import demo
 
+    if args.demo_verb == "inject":
+        doc = {"fault": args.fault, "node": args.node, "device": args.device}
+        return demo.send_fault(args.data_dir, "inject", doc)
+    if args.demo_verb == "heal":
+        return demo.send_fault(args.data_dir, "heal", {"node": args.node, "fault": args.fault})
     return demo.run(args.port_base, args.data_dir, not args.no_prometheus, args.seed, args.speed)
 
 
@@ -363,17 +392,21 @@ class _EngineMetrics:
         return gzip.compress(text) if gzipped else text
 
 
-def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> None:
+def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
+    """Serve the engine's /metrics and /healthz from a daemon thread; returns the server."""
     from exporters.node.server import serve
     from exporters.node.webconfig import WebConfig
 
+    from . import pages
     from .config import check_listen, split_listen
 
     address = split_listen(check_listen(listen))
     health = lambda: engine.health(interval)  # noqa: E731 - /healthz: evaluating on schedule
     httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
+    pages.with_index(httpd, pages.RULE_ENGINE_INDEX)
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
     logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
+    return httpd
 
 
 def _catalog_parser(sub: argparse._SubParsersAction) -> None:
@@ -385,6 +418,28 @@ def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")
     fmt.add_argument("--json", action="store_true", help="machine-readable")
+    fmt.add_argument(
+        "--budget",
+        action="store_true",
+        help="how many series a node exporter of a given shape exports, per GPU, NPU chip, "
+        "container, NIC port, mount (see --shape)",
+    )
+    p.add_argument(
+        "--shape",
+        default="",
+        metavar="K=N,...",
+        help="with --budget: the node, e.g. gpus=8,npu_chips=0,containers=50,ib_ports=8 "
+        "(unset keys: an 8-GPU, 16-NPU-chip, 200-container node)",
+    )
+    p.add_argument(
+        "--compat", default="", metavar="SET", help="with --budget: compat sets, e.g. modelarts"
+    )
+    p.add_argument(
+        "--container-views",
+        default="needed",
+        choices=["needed", "all", "none"],
+        help="with --budget: the node exporter's collectors.accelerator.container_views",
+    )
     p.set_defaults(func=_run_catalog)
 
 
@@ -431,8 +486,17 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from .catalog import render
+    from .catalog import ALL_SPECS, budget, render
 
+    if args.budget:
+        try:
+            shape = budget.Shape.parse(args.shape)
+        except ValueError as err:
+            sys.stderr.write(f"poolwatch catalog: {err}\n")
+            return 2
+        compat = [c.strip() for c in args.compat.split(",") if c.strip()]
+        sys.stdout.write(budget.markdown(ALL_SPECS, shape, compat, args.container_views))
+        return 0
     sys.stdout.write(render.markdown() if args.markdown else render.json_text())
     return 0
 

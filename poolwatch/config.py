@@ -11,10 +11,12 @@ Environment variables name a setting with `__` between levels, e.g. `POOLWATCH_C
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
@@ -148,10 +150,88 @@ def load(
         for path, (value, origin) in layer.items():
             _set(data, path, value)
             origins[path] = origin
+    on_off(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_describe(err, file, lines, origins)) from None
+        raise ConfigError(_describe(err, file, lines, origins, model)) from None
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """(the model a field holds, whether it is a mapping of them) for dict[str, Model] too."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict and len(args) == 2:
+        inner, _ = _submodel(args[1])
+        return inner, inner is not None
+    if origin in (Union, UnionType) or origin is Annotated:
+        for arg in args:
+            inner, many = _submodel(arg)
+            if inner is not None:
+                return inner, many
+    return None, False
+
+
+def _takes_on_off(annotation: Any) -> bool:
+    """Whether a field accepts the words "on" and "off" (Literal["auto", "on", "off"], ...)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return {"on", "off"} <= set(args)
+    if origin in (Union, UnionType) or origin is Annotated:
+        return any(_takes_on_off(a) for a in args)
+    return False
+
+
+def on_off(model: type[BaseModel], data: dict[str, Any]) -> None:
+    """Read YAML's booleans as the words "on"/"off" where a setting takes those words.
+
+    YAML 1.1 (PyYAML) reads an unquoted `on`, `off`, `yes` or `no` as a boolean, so `gpu: on`
+    arrived as True and was refused with "expected 'auto', 'on' or 'off'", asking the operator
+    to type what they typed. Changes `data` in place, through nested settings."""
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, bool) and _takes_on_off(field.annotation):
+            data[key] = "on" if value else "off"
+            continue
+        inner, many = _submodel(field.annotation)
+        if inner is None or not isinstance(value, dict):
+            continue
+        for sub in value.values() if many else [value]:
+            if isinstance(sub, dict):
+                on_off(inner, sub)
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """The setting names valid at `loc` (a path of keys below `model`); [] if unknown."""
+    current: type[BaseModel] | None = model
+    many = False
+    for part in loc:
+        if current is None:
+            return []
+        if many:  # a key of a mapping of settings: any name
+            many = False
+            continue
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        current, many = _submodel(field.annotation)
+    if current is None or many:
+        return []
+    return [f.alias or n for n, f in current.model_fields.items()]
+
+
+def _did_you_mean(model: type[BaseModel] | None, loc: tuple[str, ...]) -> str:
+    if model is None or not loc:
+        return ""
+    valid = _keys_at(model, loc[:-1])
+    close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
+    return f"; valid here: {', '.join(sorted(valid))}" if valid and len(valid) <= 12 else ""
 
 
 def _describe(
@@ -159,13 +239,15 @@ def _describe(
     file: Path | None,
     lines: dict[tuple[str, ...], int],
     origins: dict[tuple[str, ...], str],
+    model: type[BaseModel] | None = None,
 ) -> str:
     problems = []
     for item in err.errors():
         loc = tuple(str(p) for p in item["loc"])
         field = ".".join(loc) or "(top level)"
         source = _source_of(loc, file, lines, origins)
-        problems.append(f"  {field}: {item['msg']} ({source})")
+        hint = _did_you_mean(model, loc) if item["type"] == "extra_forbidden" else ""
+        problems.append(f"  {field}: {item['msg']}{hint} ({source})")
     head = f"invalid configuration{f' in {file}' if file else ''}:"
     return "\n".join([head, *problems])
 

@@ -3,13 +3,16 @@
 `poolwatch.demo` runs the watching half (exporters, Prometheus, the rule engine in local mode);
 this module starts what the engine's decisions reach, each on its own port:
 
-  N+4  the alerts receiver (`POST /alertmanager`, `/status`, `/metrics`), fed in-process by the
-       rule engine; its one target is the demo inbox below, through apprise's `json://`
+  N+4  the alerts receiver (`POST /alertmanager`, `/status`, `/metrics`), fed by Alertmanager
+       (or, without it, by the rule engine in-process); its one target is the
+       demo inbox below, through apprise's `json://`
   N+5  the controller (`POST /actions`, `/metrics`, `/healthz`) on the simulated pool, reconciling
-       every 10 s; **dry-run off**, because the point of the demo is to watch a faulty simulated
-       node get isolated and replaced (a real deployment keeps the seed's default, dry-run on)
+       every 10 s (divided by the demo's speed); **dry-run off**, because the point of the demo
+       is to watch a faulty simulated node get isolated and replaced (a real deployment keeps
+       the default, dry-run on)
   N+6  the pool REST API (bearer token in DATA/api-token), over the same controller
-  N+8  the demo inbox: every notification the alerts layer delivered, newest first, as JSON
+  N+8  the demo inbox (poolwatch/demo_site.py, poolwatch/demo_inbox.py): every notification
+       the alerts layer delivered, newest first
 
 Why an inbox and not a mail server: the demo must run on a bare machine with nothing to send
 mail to, and an operator trying it wants to *see* the messages the stack would send.
@@ -17,67 +20,25 @@ mail to, and an operator trying it wants to *see* the messages the stack would s
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .httpbase import Handler as BaseHandler
-
 log = logging.getLogger(__name__)
-INBOX_SIZE = 200
-MAX_BODY = 1 << 20
-
-
-class Inbox(ThreadingHTTPServer):
-    """Keeps the last INBOX_SIZE JSON bodies POSTed to it; GET returns them newest first."""
-
-    request_queue_size = 128
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.messages: collections.deque[dict[str, Any]] = collections.deque(maxlen=INBOX_SIZE)
-        self.lock = threading.Lock()
-        super().__init__(address, _InboxHandler)
-
-
-class _InboxHandler(BaseHandler):
-    server: Inbox
-
-    def _send(self, code: int, doc: object) -> None:
-        self.send_body(code, json.dumps(doc, indent=2).encode(), "application/json")
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, {"error": "body too large"})
-            return
-        try:
-            doc = json.loads(self.rfile.read(length) or b"null")
-        except ValueError:
-            self._send(400, {"error": "not JSON"})
-            return
-        with self.server.lock:
-            self.server.messages.appendleft({"received": time.time(), "body": doc})
-        self._send(200, {"status": "ok"})
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            messages = list(self.server.messages)
-        self._send(200, {"count": len(messages), "messages": messages})
 
 
 class Stack:
     """Starts and stops the acting parts for a demo. `notifier` and `controller` are what the
     rule engine is given (poolwatch.actions.Notifier / ActionSink)."""
 
-    def __init__(self, cluster: Any, data_dir: Path, host: str, ports: Any) -> None:
+    def __init__(
+        self, cluster: Any, data_dir: Path, host: str, ports: Any, interval: float = 10.0
+    ) -> None:
         self.cluster, self.data_dir, self.host, self.ports = cluster, data_dir, host, ports
+        self.interval = interval  # the controller's reconcile step, scaled to the demo's speed
         self.notifier: Any = None
         self.controller: Any = None
         self.api_url = ""
@@ -86,18 +47,12 @@ class Stack:
         self._stoppers: list[Callable[[], None]] = []
 
     def start(self, prometheus_url: str) -> None:
-        self._inbox()
         self._alerts()
         self._controller()
         self._api(prometheus_url)
 
     def _thread(self, target: Callable[[], object], name: str) -> None:
         threading.Thread(target=target, name=name, daemon=True).start()
-
-    def _inbox(self) -> None:
-        inbox = Inbox((self.host, self.ports.inbox))
-        self._thread(inbox.serve_forever, "demo-inbox")
-        self._stoppers.append(lambda: (inbox.shutdown(), inbox.server_close()))
 
     def _alerts(self) -> None:
         from alerts.receiver import Credentials, make_server
@@ -132,7 +87,8 @@ class Stack:
 
         settings = ControllerSettings(
             backend="simulated", dry_run=False, listen=f"{self.host}:{self.ports.controller}",
-            state_path=self.data_dir / "controller.db",
+            state_path=self.data_dir / "controller.db", interval=self.interval,
+            breaker_cooldown=self.interval * 60,  # 10 minutes at speed 1, scaled like the rest
         )  # fmt: skip
         ctl = PoolController(self.cluster, settings, notifier=self.notifier)
         last: list[float] = []
@@ -171,7 +127,7 @@ class Stack:
         h, p = self.host, self.ports
         return {
             "alerts receiver (status)": f"http://{h}:{p.alerts}/status",
-            "notifications delivered": f"http://{h}:{p.inbox}/",
+            "notifications delivered": f"http://{h}:{p.inbox}/inbox",
             "controller (metrics)": f"http://{h}:{p.controller}/metrics",
             f"pool API (token in {self.api_token_file})": f"{self.api_url}/pools",
         }

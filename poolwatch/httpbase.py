@@ -1,22 +1,95 @@
-"""The base of poolwatch's small HTTP servers (node exporter, alerts receiver, controller, demo).
+"""The base of poolwatch's small HTTP servers (node and cluster exporter, alerts receiver, rule
+engine, controller, demo inbox).
 
-Each part serves a handful of paths and wants the same two things from the standard library's
-handler: a response with an exact Content-Length in one call, and request logging at debug level
-(the default writes every request to stderr, which drowns the logs of a scraped endpoint).
+Each part serves a handful of paths and wants the same things from the standard library's
+handler: a response with an exact Content-Length in one call, request logging at debug level
+(the default writes every request to stderr, which drowns the logs of a scraped endpoint), and
+the protection every server exposed on a network needs, applied once here:
+
+- an idle timeout: a keep-alive connection that sends nothing gives its thread back;
+- a read deadline: once a request has started, its line, headers and body must all arrive within
+  `read_timeout`, however slowly they trickle (a per-`recv` timeout alone lets a client that sends
+  one byte every few seconds hold a thread forever);
+- a write timeout, so a client that never reads its answer cannot hold a thread either;
+- a Content-Length that is not plain ASCII digits (`abc`, `²`, which Python's `str.isdigit`
+  accepts) and a request carrying both Transfer-Encoding and Content-Length (the classic request
+  smuggling shape) are answered 400; chunked bodies are not read by any poolwatch server, so a
+  Transfer-Encoding alone is answered 411 instead of being parsed as the next request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import re
 import socket
 import ssl
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 log = logging.getLogger("poolwatch.http")
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+         b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")  # fmt: skip
+_LENGTH = re.compile(r"[0-9]{1,15}")  # ASCII digits only; 15 digits is far above any body limit
+# handler attribute <- server attribute (`timeout` on a server is socketserver's poll timeout)
+_SERVER_SETTINGS = (("timeout", "idle_timeout"), ("read_timeout", "read_timeout"),
+                    ("write_timeout", "write_timeout"))  # fmt: skip
 
 
 class Handler(BaseHTTPRequestHandler):
+    # Defaults; a `Server` (below) overrides them with its own attributes, so a test or an
+    # operator-facing setting can change them per server without a handler subclass.
+    timeout = 30.0  # idle: seconds a connection may wait, sending nothing, for its next request
+    read_timeout = 30.0  # a started request must arrive whole (line, headers, body) within this
+    write_timeout = 30.0  # an answer must be taken by the client within this
+
+    _deadline = 0.0
+    _started = False
+
+    def setup(self) -> None:
+        for mine, theirs in _SERVER_SETTINGS:
+            value = getattr(self.server, theirs, None)
+            if isinstance(value, int | float) and value > 0:
+                setattr(self, mine, float(value))
+        super().setup()
+        plain, self.rfile = self.rfile, io.BufferedReader(_DeadlineReader(self))
+        plain.close()  # drops the socket's reference from the standard reader we replace
+
+    def handle_one_request(self) -> None:
+        self._deadline, self._started = time.monotonic() + self.timeout, False
+        try:
+            super().handle_one_request()
+        except TimeoutError as err:  # the idle timeout or the read deadline passed mid-request
+            log.debug("closing %s: %s", self.address_string(), err)
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        """The standard parsing, then the framing checks every poolwatch server needs."""
+        if not super().parse_request():
+            return False
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding") is not None:
+            if lengths:
+                self.send_error(400, "both Transfer-Encoding and Content-Length")
+            else:
+                self.send_error(411, "Content-Length required (chunked bodies are not read)")
+            return False
+        if lengths and (len(set(lengths)) > 1 or not _LENGTH.fullmatch(lengths[0].strip())):
+            self.send_error(400, "Content-Length must be one decimal number")
+            return False
+        return True
+
+    def content_length(self) -> int:
+        """The request's body length (0 without one); parse_request has already checked it."""
+        return int((self.headers.get("Content-Length") or "0").strip())
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.connection.settimeout(self.write_timeout)  # reading is over: the write timeout
+        super().send_response(code, message)
+
     def send_body(
         self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
     ) -> None:
@@ -33,14 +106,102 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's raw reader: each `recv` may wait only until the handler's deadline.
+
+    The deadline is the idle timeout until the first byte of a request arrives, then the read
+    deadline counted from that byte."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler, self.sock = handler, handler.connection
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        h = self.handler
+        left = h._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("read deadline passed")
+        self.sock.settimeout(left)
+        n = self.sock.recv_into(buffer)
+        if n and not h._started:
+            h._started, h._deadline = True, time.monotonic() + h.read_timeout
+        return n
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an Accept-Encoding header accepts gzip: listed (or `*`) with a q-value above 0,
+    so `gzip;q=0` means no (RFC 9110 12.5.3)."""
+    best: dict[str, float] = {}
+    for item in (header or "").split(","):
+        coding, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding:
+            best[coding.lower()] = q
+    if "gzip" in best:
+        return best["gzip"] > 0
+    return best.get("*", 0.0) > 0
+
+
 class Server(ThreadingHTTPServer):
     """A threaded server with a listen backlog of 128 (the standard library's 5 makes a burst
     of scrapers wait a second for a SYN retry, DESIGN.md) and optional TLS whose handshake runs
-    in the connection's thread, so one slow client never stalls `accept`."""
+    in the connection's thread, so one slow client never stalls `accept`. `timeout` (idle),
+    `read_timeout` and `write_timeout` apply to every connection (see Handler)."""
 
     request_queue_size = 128
     daemon_threads = True
     tls: ssl.SSLContext | None = None
+    # None: the handler class's own defaults; a number (seconds) overrides them for this server.
+    # (`timeout` itself is socketserver's poll timeout for handle_request, so not reused here.)
+    idle_timeout: float | None = None
+    read_timeout: float | None = None
+    write_timeout: float | None = None
+    # Connections served at once (one thread each); one more is answered 503 and closed at once,
+    # so a flood costs a bounded number of threads and a legitimate client a fast, clear refusal.
+    max_connections = 512
+    _active = 0
+    _active_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._active_lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            log.warning("refusing a connection from %s: %d connections open", client_address,
+                        self.max_connections)  # fmt: skip
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def server_bind(self) -> None:
+        """Bind, naming the address in the error: "Address already in use" alone does not say
+        which of a command's addresses is taken."""
+        try:
+            super().server_bind()
+        except OSError as err:
+            host, port = self.server_address[:2]
+            where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+            raise OSError(err.errno, f"cannot serve on {where}: {err.strerror}") from None
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -57,3 +218,14 @@ class Server(ThreadingHTTPServer):
                 log.debug("TLS handshake with %s failed: %s", client_address, err)
                 return
         super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished is routine (debug); anything else is a bug worth a traceback
+        in the log, not on stderr as socketserver does."""
+        import sys
+
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            log.debug("connection from %s ended: %r", client_address, err)
+        else:
+            log.warning("request from %s failed", client_address, exc_info=True)

@@ -14,77 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Sequence
-from typing import Any
 
 from poolwatch.actions import ActionResult, AlertMessage, NodeAction
+from poolwatch.webhook import RECEIVER, WebhookNotifier, endpoint, post_json, webhook_body
+
+__all__ = ["RECEIVER", "HttpActionSink", "LogActionSink", "LogNotifier", "WebhookNotifier",
+           "read_token", "webhook_body"]  # fmt: skip
 
 log = logging.getLogger(__name__)
-RECEIVER = "poolwatch-rules"
 _OUTCOMES = ("done", "already", "deferred", "refused", "dry-run", "failed")
-
-
-def _endpoint(url: str, path: str) -> str:
-    """`url` as given when it names a path, else `url` + `path` (http://a:9481 -> /alertmanager)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL, got {url!r}")
-    return url if parts.path not in ("", "/") else url.rstrip("/") + path
-
-
-def webhook_body(messages: Sequence[AlertMessage]) -> dict[str, Any]:
-    """Alertmanager's webhook document (version 4) carrying `messages` as one group."""
-    firing = any(m.status == "firing" for m in messages)
-    return {
-        "version": "4",
-        "groupKey": '{}:{receiver="' + RECEIVER + '"}',
-        "truncatedAlerts": 0,
-        "status": "firing" if firing else "resolved",
-        "receiver": RECEIVER,
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "",
-        "alerts": [m.to_alertmanager() for m in messages],
-    }
-
-
-def _post(url: str, doc: dict[str, Any], token: str | None, timeout: float) -> tuple[int, bytes]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, json.dumps(doc).encode(), headers, method="POST")  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-class WebhookNotifier:
-    """POSTs each batch as one Alertmanager webhook to the alerts receiver."""
-
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
-        self.url = _endpoint(url, "/alertmanager")
-        self.token = token
-        self.timeout = timeout
-
-    def notify(self, messages: list[AlertMessage]) -> bool:
-        if not messages:
-            return True
-        try:
-            status, body = _post(self.url, webhook_body(messages), self.token, self.timeout)
-        except OSError as err:
-            log.warning("notification to %s not sent (will retry): %s", self.url, err)
-            return False
-        if not 200 <= status < 300:
-            log.warning("notification to %s refused with HTTP %d (will retry): %s", self.url,
-                        status, body[:200].decode(errors="replace"))  # fmt: skip
-            return False
-        return True
+# the webhook client is shared with the controller, so it lives in the core
+_endpoint, _post = endpoint, post_json
 
 
 class HttpActionSink:

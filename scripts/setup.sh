@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything poolwatch needs on a fresh Debian/Ubuntu machine, idempotently:
 # Debian's prometheus, alertmanager and node_exporter (tests and benchmarks run the real ones),
+# chromium (headless, for the page tests),
 # then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
 #
 #   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
-#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool
+#                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool, and the
+#                 Prometheus Operator's CRDs (generated with controller-gen)
 #                 (scripts/tools.sh; the first build takes a while, later runs reuse the cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,8 @@ for arg in "$@"; do
   esac
 done
 
-debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv
-      golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
+# chromium: the page tests look at every page the way a browser draws it (headless)
+debs=(prometheus prometheus-alertmanager prometheus-node-exporter python3-venv chromium)
 missing=()
 for d in "${debs[@]}"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
 if ((${#missing[@]})); then

@@ -73,11 +73,26 @@ class Mail:
     subject: str
     text: str
     html: str
+    at: float = 0.0  # time.monotonic() when the server accepted it
 
 
 class _SmtpHandler:
-    def __init__(self, box: list[Mail], lock: threading.Lock, delay: float = 0.0) -> None:
-        self.box, self.lock, self.delay = box, lock, delay
+    def __init__(
+        self,
+        box: list[Mail],
+        lock: threading.Lock,
+        delay: float = 0.0,
+        bounce: frozenset[str] = frozenset(),
+    ) -> None:
+        self.box, self.lock, self.delay, self.bounce = box, lock, delay, bounce
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.bounce:  # as a real MTA answers for an unknown mailbox
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:  # a slow server: keeps a delivery in flight for a while
@@ -93,7 +108,14 @@ class _SmtpHandler:
                 html = part.get_content()
         with self.lock:
             self.box.append(
-                Mail(envelope.mail_from, list(envelope.rcpt_tos), str(msg["Subject"]), text, html)
+                Mail(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    str(msg["Subject"]),
+                    text,
+                    html,
+                    time.monotonic(),
+                )
             )
         return "250 OK"
 
@@ -107,11 +129,11 @@ class SmtpSink:
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = None
     delay: float = 0.0
+    bounce: frozenset[str] = frozenset()  # addresses answered with 550 at RCPT
 
     def start(self) -> None:
-        self.controller = Controller(
-            _SmtpHandler(self.mails, self.lock, self.delay), hostname="127.0.0.1", port=self.port
-        )
+        handler = _SmtpHandler(self.mails, self.lock, self.delay, self.bounce)
+        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
@@ -131,13 +153,15 @@ class HttpSink:
     """A real HTTP server that records every POST body (apprise json:// and form://)."""
 
     def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []  # the accepted ones
+        self.requests: list[str] = []  # the path of every POST, accepted or not
         self.fail = False
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.requests.append(self.path)
                 if sink.fail:
                     self.send_response(503)
                     self.send_header("Content-Length", "0")

@@ -36,3 +36,8 @@ def kube(kube_apiserver: Any) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+# every test that runs Prometheus, promtool, Alertmanager or amtool takes one of these fixtures
+# and so runs on Debian's version and on the pinned current one (tests/prom_versions.py)
+from prom_versions import alertmanager, prom  # noqa: E402, F401

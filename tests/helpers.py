@@ -55,31 +55,45 @@ def free_port() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. With SO_REUSEADDR, as every server here binds
+    (http.server, asyncio, Go): a port some finished or outgoing connection still holds is free
+    to a server, and without the option most of a busy machine's ports look taken."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
+            s.listen()
         except OSError:
             return False
     return True
 
 
-def free_block(count: int = 9) -> int:
-    """The first of `count` consecutive free ports (the demo takes N to N+8)."""
+def free_block(count: int = 10) -> int:
+    """The first of `count` consecutive free ports (the demo takes N to N+9), chosen below the
+    kernel's range for outgoing connections so that no client grabs one before a server does."""
+    import random
+
     import pytest
 
-    for _ in range(50):
-        base = free_port()
-        if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()  # noqa: S311 - a port, not a secret
+    for _ in range(200):
+        base = rng.randrange(20000, max(20001, low - count))
+        if all(_port_free(base + i) for i in range(count)):
             return base
     pytest.fail(f"no {count} free consecutive ports")
 
 
-def promtool_findings(body: bytes) -> set[str]:
-    """`promtool check metrics` findings, one per line; empty for a clean exposition."""
+def promtool_findings(body: bytes, promtool: str = "promtool") -> set[str]:
+    """`promtool check metrics` findings, one per line; empty for a clean exposition. Tests pass
+    the `prom` fixture's promtool, so the lint runs on each Prometheus version."""
     import subprocess
 
     out = subprocess.run(
-        ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
     )
     findings = {ln.strip() for ln in (out.stdout + out.stderr).decode().splitlines() if ln.strip()}
     assert out.returncode == 0 or findings, "promtool failed without saying why"

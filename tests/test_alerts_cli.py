@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from prom_versions import Alertmanager
 
 from alerts.settings import AlertsSettings, load_settings
 from poolwatch.cli import main
@@ -111,10 +111,10 @@ def _write_config(tmp_path: Path, auth: str) -> Path:
     "auth",
     ["auth: {bearer_token_file: {tmp}/token}\n", "auth: {basic_users: {am: {tmp}/pw}}\n"],
 )
-def test_amconfig_passes_amtool(tmp_path: Path, capsys, auth: str, inline: bool) -> None:  # type: ignore[no-untyped-def]
-    amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.skip("amtool is not installed (Debian package prometheus-alertmanager)")
+def test_amconfig_passes_amtool(  # type: ignore[no-untyped-def]
+    tmp_path: Path, capsys, auth: str, inline: bool, alertmanager: Alertmanager
+) -> None:
+    amtool = alertmanager.amtool
     cfg = _write_config(tmp_path, auth.replace("{tmp}", str(tmp_path)))
     argv = ["alerts", "amconfig", "--config", str(cfg)] + (
         ["--inline-credentials"] if inline else []
@@ -150,3 +150,45 @@ def test_print_config_and_config_error(tmp_path: Path, capsys) -> None:  # type:
     assert yaml.safe_load(out)["listen"] == "127.0.0.1:1"
     with pytest.raises(Exception, match=r"targets\.0\.name.*alerts.yaml:3"):
         load_settings(cfg, {})
+
+
+@pytest.mark.parametrize(
+    ("auth", "field"),
+    [
+        ("auth: {bearer_token_file: SECRET}", "auth.bearer_token_file"),
+        ("auth: {basic_users: {alertmanager: SECRET}}", "auth.basic_users.alertmanager"),
+        ("targets: [{name: mail, url_file: SECRET}]", "targets.mail.url_file"),
+    ],
+)
+def test_empty_secret_file_refuses_to_start_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, auth: str, field: str
+) -> None:
+    """Fail closed: an empty token file used to turn auth off, an empty password file to let
+    anyone in with an empty password, an empty url file to fail every delivery."""
+    secret = tmp_path / "secret"
+    secret.write_text("\n  \n")  # whitespace only: empty after stripping
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(f"listen: 127.0.0.1:0\noutbox: {tmp_path / 'o.sqlite'}\n")
+    cfg.write_text(cfg.read_text() + auth.replace("SECRET", str(secret)) + "\n")
+    assert main(["alerts", "serve", "--config", str(cfg)]) == 2
+    assert f"{field}: {secret} is empty" in caplog.text
+    assert not (tmp_path / "o.sqlite").exists()  # refused before anything was opened
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nosuchscheme://host/path", "mailto://", "json://"],
+)
+def test_a_target_apprise_cannot_use_refuses_to_start_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    """An unusable target URL used to be logged at the first send while the receiver ran on,
+    turning every notification for that target into a dead letter."""
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(
+        f"listen: 127.0.0.1:0\noutbox: {tmp_path / 'o.sqlite'}\n"
+        f"targets: [{{name: oncall, url: '{url}'}}, {{name: ok, url: 'json://127.0.0.1:9/'}}]\n"
+    )
+    assert main(["alerts", "serve", "--config", str(cfg)]) == 2
+    assert "targets.oncall: apprise cannot use the URL" in caplog.text
+    assert "targets.ok" not in caplog.text

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
 from alerts_support import alert, settings
 from helpers import parse, promtool_findings, value
+from prom_versions import Prometheus
 
 from alerts.metrics import exposition
 from alerts.service import AlertService
 from poolwatch.catalog import families_of
 
 
-def test_exposition_matches_catalog_and_counts(tmp_path: Path) -> None:
+def test_exposition_matches_catalog_and_counts(tmp_path: Path, prom: Prometheus) -> None:
     service = AlertService(settings(tmp_path, [{"name": "chat", "url": "json://127.0.0.1:1/x"}]))
     service.accept([alert(1), alert(2)], source="webhook")
     service.accept([alert(1)], source="webhook")
@@ -29,6 +28,4 @@ def test_exposition_matches_catalog_and_counts(tmp_path: Path) -> None:
     assert value(series, "poolwatch_alerts_oldest_queued_age_seconds") >= 0
     declared = {s.name for c in ("alerts_receiver", "alerts_delivery") for s in families_of(c)}
     assert {n for n, _ in series} == declared  # every family, each named as the catalog says
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed")
-    assert promtool_findings(body) == set()
+    assert promtool_findings(body, prom.promtool) == set()

@@ -31,7 +31,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import shutil
 import threading
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from dataclasses import replace
 
 import pytest
 from helpers import parse, promtool_findings, value
+from prom_versions import Prometheus
 
 from exporters.cluster.app import ClusterExporter, serve_cluster
 from exporters.cluster.settings import ClusterExporterSettings
@@ -650,30 +650,30 @@ def test_http_metrics_events_health_and_index(served: tuple[int, FakeBackend]) -
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_promtool_check_metrics_is_clean(store: ClusterStore, clock: Clock) -> None:
+def test_promtool_check_metrics_is_clean(
+    store: ClusterStore, clock: Clock, prom: Prometheus
+) -> None:
     clock.now += 60
-    assert promtool_findings(store.body()) == set()
+    assert promtool_findings(store.body(), prom.promtool) == set()
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed")
-def test_real_prometheus_scrapes_the_gzip_members(served, tmp_path) -> None:
+def test_real_prometheus_scrapes_the_gzip_members(served, tmp_path, prom: Prometheus) -> None:
     """Prometheus asks for gzip; the body is two or more gzip members, which Go reads as one."""
     from helpers import free_port
     from integration.conftest import process, prom_query
 
     port, _backend = served
     _poll(port, 1)
-    prom = free_port()
+    prom_port = free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
         "global: {scrape_interval: 1s}\nscrape_configs: [{job_name: cluster, static_configs: "
         f"[{{targets: ['127.0.0.1:{port}']}}]}}]\n"
     )
-    cmd = ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-           f"--web.listen-address=127.0.0.1:{prom}", "--log.level=warn"]  # fmt: skip
-    base = f"http://127.0.0.1:{prom}"
+    cmd = [prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+           f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"]  # fmt: skip
+    base = f"http://127.0.0.1:{prom_port}"
     with process(cmd, tmp_path / "prometheus.log", f"{base}/-/ready"):
         deadline, got = time.monotonic() + 30, []
         while time.monotonic() < deadline and not got:

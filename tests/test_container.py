@@ -17,6 +17,7 @@ from helpers import (
     run_collector,
     value,
 )
+from prom_versions import Prometheus
 
 from exporters.node.attribution.cgroup import PodNames
 from exporters.node.attribution.pod_resources import training_job_of
@@ -314,9 +315,7 @@ def test_the_factory_reads_the_hosts_cgroups_under_the_sysfs_root() -> None:
 
 
 @pytest.mark.integration
-def test_200_containers_pass_promtool(tmp_path: Path) -> None:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed")
+def test_200_containers_pass_promtool(tmp_path: Path, prom: Prometheus) -> None:
     n = Node(tmp_path)
     for i in range(100):
         uid = f"{i:08x}-9d4e-4b8f-a2c6-1e5d9f0b3a47"
@@ -346,7 +345,7 @@ def test_200_containers_pass_promtool(tmp_path: Path) -> None:
         == 2
     )
     assert len([1 for n_, _ in series if n_ == "poolwatch_container_cpu_used_cores"]) == 200
-    assert not_about_seed_names(promtool_findings(body)) == set()
+    assert not_about_seed_names(promtool_findings(body, prom.promtool)) == set()
 
 
 def test_container_series_name_jobs_as_the_allocations_do() -> None:

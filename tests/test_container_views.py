@@ -50,3 +50,60 @@ def test_npu_only_series_get_container_views_too() -> None:
     assert held == {first.index}  # only the device the pod holds
     assert value(s, "poolwatch_node_accelerators_idle", vendor="huawei") == 7
     assert "poolwatch_container_gpu_encoder_utilization_ratio" not in names(s)
+
+
+def _npu_collector(mode: str, compat: frozenset[str]) -> AcceleratorCollector:
+    run = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    backend = NpuSmiBackend(run=run)  # type: ignore[arg-type]
+    owners = DeviceOwners()
+    owners.replace({d.aliases[0]: (OWNER,) for d in backend.read().devices}, "pod-resources")
+    settings = AcceleratorSettings(container_views=mode)
+    return AcceleratorCollector(settings, [(backend, True)], owners, compat)
+
+
+def _views(s) -> set[str]:
+    return {n for n in names(s) if n.startswith("poolwatch_container_")}
+
+
+def test_without_compat_only_the_views_rules_and_dashboards_read_are_copied() -> None:
+    """The default: no seed names asked for, so only what a shipped rule or dashboard reads
+    (and utilisation/memory, always there) is copied per container."""
+    from poolwatch.catalog.accelerator import CONTAINER_VIEWS_USED
+
+    _, s, _ = run_collector(_npu_collector("needed", frozenset()))
+    assert _views(s) == {
+        *(CONTAINER_VIEWS_USED - {"poolwatch_container_npu_ddr_memory_used_ratio"}),  # 910B: no DDR
+        "poolwatch_container_accelerator_utilization_ratio",
+        "poolwatch_container_accelerator_memory_total_bytes",
+        "poolwatch_container_accelerator_memory_used_bytes",
+        "poolwatch_container_accelerator_allocated_seconds_total",
+        "poolwatch_container_accelerator_idle_seconds_total",
+    }
+    _, with_seeds, _ = run_collector(
+        _npu_collector("needed", frozenset({"modelarts"})), ("modelarts",)
+    )
+    assert "poolwatch_container_npu_vector_core_utilization_ratio" in _views(with_seeds)
+    assert "ma_container_npu_vector_core_util" in names(with_seeds)
+    _, every, _ = run_collector(_npu_collector("all", frozenset()))
+    assert _views(every) == _views(with_seeds)  # every NPU view has a seed name
+    _, none, _ = run_collector(_npu_collector("none", frozenset()))
+    assert _views(none) == _views(s) - CONTAINER_VIEWS_USED
+    assert len(_views(none)) == 5
+
+
+def test_every_per_container_name_a_shipped_rule_or_dashboard_reads_is_kept() -> None:
+    import re
+    from pathlib import Path
+
+    from poolwatch.catalog.accelerator import CONTAINER_VIEWS, CONTAINER_VIEWS_USED
+
+    root = Path(__file__).resolve().parent.parent
+    text = "".join(
+        p.read_text()
+        for d in ("rules/default", "dashboards/generated", "helm/poolwatch/files")
+        for p in (root / d).rglob("*")
+        if p.is_file() and p.suffix in (".yaml", ".yml", ".json")
+    )
+    used = set(re.findall(r"poolwatch_container_[a-z_]+", text))
+    views = {v.name for v in CONTAINER_VIEWS}
+    assert used & views <= CONTAINER_VIEWS_USED

@@ -5,7 +5,6 @@ the command line (settings errors name file and line)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port, parse, promtool_findings, value
+from prom_versions import Prometheus
 from test_controller_support import controller, sim
 
 from controller.server import ControllerServer, serve
@@ -98,7 +98,7 @@ def test_the_rule_engines_http_sink_talks_to_it(served) -> None:
                                   fault_code="A050104")).outcome == "already"  # fmt: skip
 
 
-def test_metrics_come_from_the_catalog(served) -> None:
+def test_metrics_come_from_the_catalog(served, prom: Prometheus) -> None:
     url, ctl, _ = served
     post(url, json.dumps(ACTION.to_json()).encode())
     ctl.submit(NodeAction("isolate", "k9", node="p0-node-03", fault_code="A050104"))
@@ -114,8 +114,7 @@ def test_metrics_come_from_the_catalog(served) -> None:
     series = parse(get(url + "/metrics")[1])
     assert value(series, "poolwatch_controller_replacements_total", result="done") == 1
     assert value(series, "poolwatch_controller_breaker_open", pool="p0") == 0
-    if shutil.which("promtool"):
-        assert promtool_findings(get(url + "/metrics")[1]) == set()
+    assert promtool_findings(get(url + "/metrics")[1], prom.promtool) == set()
 
 
 def test_run_leads_on_the_simulated_backend_and_stops(tmp_path: Path) -> None:

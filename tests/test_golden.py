@@ -4,10 +4,10 @@ Set POOLWATCH_UPDATE_GOLDEN=1 to rewrite the files after checking the diff (node
 end-to-end-test.sh `-u` pattern)."""
 
 import os
-import shutil
 
 import pytest
 from helpers import FIXTURES, not_about_seed_names, promtool_findings
+from prom_versions import Prometheus
 
 from exporters.node.collectors.host import HostCollector
 from exporters.node.collectors.infiniband import InfinibandCollector
@@ -40,8 +40,7 @@ def test_golden_exposition(name: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not shutil.which("promtool"), reason="Debian package prometheus not installed")
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_golden_passes_promtool_lint(name: str) -> None:
-    assert promtool_findings(render(name, compat=())) == set()
-    assert not_about_seed_names(promtool_findings(render(name))) == set()
+def test_golden_passes_promtool_lint(name: str, prom: Prometheus) -> None:
+    assert promtool_findings(render(name, compat=()), prom.promtool) == set()
+    assert not_about_seed_names(promtool_findings(render(name), prom.promtool)) == set()

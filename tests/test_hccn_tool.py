@@ -125,7 +125,11 @@ class FakeHccnTool:
 
 
 def backend(fake: FakeHccnTool, ids: list[int] | None = None) -> HccnToolBackend:
-    return HccnToolBackend(device_ids=lambda: [0, 1] if ids is None else ids, run=fake)
+    """Every view on every reading (the per-view intervals have tests of their own)."""
+    every = dict.fromkeys(("link", "link_stat", "stat", "optical"), 0.0)
+    return HccnToolBackend(
+        device_ids=lambda: [0, 1] if ids is None else ids, run=fake, intervals=every
+    )
 
 
 def samples(reading: Reading, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -498,3 +502,36 @@ def test_a_wedged_tool_costs_one_budget_not_devices_times_timeout() -> None:
     release.set()
     assert time.monotonic() - t0 < 1.0
     assert any("not read within 0.4s" in p for p in reading.problems)
+
+
+def test_link_stats_and_optical_every_minute_link_and_counters_every_run() -> None:
+    fake = FakeHccnTool()
+    now = [100.0]
+    b = HccnToolBackend(device_ids=lambda: [0, 1], run=fake, clock=lambda: now[0])
+    first = b.read()
+    assert first.processes == ("hccn_tool", 8)
+    now[0] += 15
+    mark = len(fake.calls)
+    r = b.read()
+    assert sorted({c[3] for c in fake.calls[mark:]}) == ["-link", "-stat"]
+    assert r.processes == ("hccn_tool", 4)
+    # served from the last reading in between, not dropped
+    assert samples(r, "poolwatch_npu_optical_present") == samples(
+        first, "poolwatch_npu_optical_present"
+    )
+    assert samples(r, "poolwatch_npu_link_up_transitions_total")
+    now[0] += 45
+    mark = len(fake.calls)
+    b.read()
+    assert len(fake.calls) - mark == 8  # a minute on: every view again
+
+
+def test_an_optical_reading_that_fails_goes_away() -> None:
+    fake = FakeHccnTool()
+    now = [100.0]
+    b = HccnToolBackend(device_ids=lambda: [0, 1], run=fake, clock=lambda: now[0])
+    assert samples(b.read(), "poolwatch_npu_optical_present")
+    fake.overrides[("optical", 1)] = NpuSmiError("hccn_tool -i 1 -optical -g exited 1: busy")
+    now[0] += 60
+    r = b.read()
+    assert [dict(k)["device_id"] for k in samples(r, "poolwatch_npu_optical_present")] == ["0"]

@@ -1,7 +1,9 @@
-"""The Helm chart (helm/poolwatch), rendered without helm: values against values.schema.json,
-every manifest against the Kubernetes schema (kubernetes-validate), and the properties the chart
-promises: security, least-privilege RBAC, the CLI contract's ports and flags, the monitoring
-objects kube-prometheus-stack selects, notification targets from a Secret."""
+"""The Helm chart (helm/poolwatch) through the real Helm: `helm lint --strict` and `helm
+template` for every example value set, Helm's own schema errors for bad values, every manifest
+against the Kubernetes schema (kubernetes-validate), and the properties the chart promises:
+security, least-privilege RBAC, the CLI contract's ports and flags, the monitoring objects
+kube-prometheus-stack selects, notification targets from a Secret. (Installing it into a real API
+server is tests/test_helm_install.py.)"""
 
 from __future__ import annotations
 
@@ -17,17 +19,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from helm_render.harness import (
-    CHART,
-    BuildUnavailable,
-    Rendered,
-    Renderer,
-    RenderError,
-    build,
-    cache_dir,
-)
+from helm_chart import CHART, EXAMPLES, Helm, HelmError, Rendered
+from helpers import pinned_tool
+from prom_versions import Prometheus
 
-EXAMPLES = sorted((CHART / "examples").glob("*-values.yaml"))
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 #: the chart's kubeVersion floor, and a recent release: a removed API fails one of them
 KUBE_VERSIONS = ("1.25.0", "1.30.0")
@@ -43,48 +38,22 @@ PARTS = {  # component -> (values key, first args, port) from the cross-part con
 
 
 @pytest.fixture(scope="session")
-def renderer(request: pytest.FixtureRequest) -> Renderer:
-    try:
-        return Renderer(build(cache_dir(request.config)))
-    except BuildUnavailable as err:
-        pytest.skip(f"chart renderer not buildable: {err}")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The pinned Helm (scripts/tools.sh), with its own empty home."""
+    return Helm(pinned_tool("helm"), tmp_path_factory.mktemp("helm-home"))
 
 
 @cache
-def _rendered(binary: Path, example: str) -> Rendered:
+def _rendered(helm: Helm, example: str) -> Rendered:
     values = [CHART / "examples" / example] if example else []
-    return Renderer(binary).render(values)
+    return helm.template(values)
 
 
 @pytest.fixture(params=[p.name for p in EXAMPLES])
-def rendered(request: pytest.FixtureRequest, renderer: Renderer) -> Rendered:
-    """The chart rendered for each example value set, defaults-values.yaml being the defaults
+def rendered(request: pytest.FixtureRequest, helm: Helm) -> Rendered:
+    """`helm template` for each example value set, defaults-values.yaml being the defaults
     (cached per session)."""
-    return _rendered(renderer.binary, request.param)
-
-
-def _values(*overrides: dict[str, Any]) -> dict[str, Any]:
-    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for k, v in over.items():
-            if v is None:
-                out.pop(k, None)
-                continue
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    # as Helm coalesces: maps merge key by key, a null deletes the default
-    for o in overrides:
-        values = merge(values, o)
-    return values
-
-
-def _schema_errors(values: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(SCHEMA)
-    return [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(values)
-    ]
+    return _rendered(helm, request.param)
 
 
 # --- values and the schema ------------------------------------------------------------------
@@ -104,37 +73,99 @@ def test_schema_is_draft7_and_describes_every_value() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_example_values_match_schema(example: Path) -> None:
-    assert _schema_errors(_values(yaml.safe_load(example.read_text()) or {})) == []
+@pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda p: p.name if p else "defaults")
+def test_helm_lint_strict_is_clean(helm: Helm, example: Path | None) -> None:
+    """`helm lint --strict` checks the values against values.schema.json and renders every
+    template, failing on any reference to a value that does not exist."""
+    out = helm.lint([example] if example else [])
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+    assert "[WARNING]" not in out
+    assert "[ERROR]" not in out
 
 
-def test_default_values_match_schema() -> None:
-    assert _schema_errors(_values()) == []
+SCHEMA_ERROR = "values don't meet the specifications of the schema(s)"
 
 
 @pytest.mark.parametrize(
     ("override", "where"),
     [
-        ({"controller": {"replicas": "two"}}, "controller.replicas"),
-        ({"logLevel": "verbose"}, "logLevel"),
-        ({"nodeExportr": {"enabled": False}}, "nodeExportr"),  # a misspelt key is not ignored
-        ({"nodeExporter": {"gpu": "maybe"}}, "nodeExporter.gpu"),
-        ({"nodeExporter": {"port": 70000}}, "nodeExporter.port"),
-        ({"rules": {"resources": {"requests": {"cpu": "lots"}}}}, "rules.resources"),
-        ({"rules": {"resources": {"limits": None}}}, "rules.resources"),  # limits are required
-        ({"alerts": {"targetsSecret": {"urls": {"mail": "smtp.example.com"}}}}, "alerts"),
-        ({"monitoring": {"nodeExporterMonitor": "Probe"}}, "monitoring.nodeExporterMonitor"),
-        ({"monitoring": {"interval": 30}}, "monitoring.interval"),
-        ({"prometheusUrl": "prometheus:9090"}, "prometheusUrl"),
-        ({"image": {"digest": "latest"}}, "image.digest"),
-        ({"dashboards": {"labels": {"grafana_dashboard": 1}}}, "dashboards.labels"),
+        ({"controller": {"replicas": "two"}}, "at '/controller/replicas': got string"),
+        ({"logLevel": "verbose"}, "at '/logLevel': value must be one of"),
+        # a misspelt key is not ignored
+        ({"nodeExportr": {"enabled": False}}, "additional properties 'nodeExportr' not allowed"),
+        ({"nodeExporter": {"gpu": "maybe"}}, "at '/nodeExporter/gpu': value must be one of"),
+        ({"nodeExporter": {"port": 70000}}, "at '/nodeExporter/port': maximum"),
+        ({"rules": {"resources": {"requests": {"cpu": "lots"}}}},
+         "at '/rules/resources/requests/cpu': 'lots' does not match"),
+        # limits are required: a null deletes the default, as Helm coalesces values
+        ({"rules": {"resources": {"limits": None}}},
+         "at '/rules/resources': missing property 'limits'"),
+        ({"alerts": {"targetsSecret": {"urls": {"mail": "smtp.example.com"}}}},
+         "at '/alerts/targetsSecret/urls/mail': 'smtp.example.com' does not match"),
+        ({"monitoring": {"nodeExporterMonitor": "Probe"}},
+         "at '/monitoring/nodeExporterMonitor': value must be one of"),
+        ({"monitoring": {"interval": 30}}, "at '/monitoring/interval': got number, want string"),
+        ({"prometheusUrl": "prometheus:9090"}, "at '/prometheusUrl': 'prometheus:9090' does not"),
+        ({"image": {"digest": "latest"}}, "at '/image/digest': 'latest' does not match"),
+        ({"dashboards": {"labels": {"grafana_dashboard": 1}}},
+         "at '/dashboards/labels/grafana_dashboard': got number, want string"),
     ],
-)
-def test_bad_values_fail_the_schema(override: dict[str, Any], where: str) -> None:
-    errors = _schema_errors(_values(override))
-    assert errors, f"{override} passed the schema"
-    assert any(e.startswith(where) or e.startswith(": Additional") for e in errors), errors
+)  # fmt: skip
+def test_bad_values_fail_with_helms_schema_error(
+    helm: Helm, override: dict[str, Any], where: str
+) -> None:
+    """Each kind of bad value stops `helm template` (and so `helm install`) and `helm lint
+    --strict`, with Helm's own schema error naming the value."""
+    values = helm.write_values(override)
+    with pytest.raises(HelmError) as err:
+        helm.template([values])
+    assert SCHEMA_ERROR in str(err.value)
+    assert where in str(err.value), str(err.value)
+    with pytest.raises(HelmError) as err:
+        helm.lint([values])
+    assert where in str(err.value), str(err.value)
+
+
+def _settings_objects() -> list[list[str]]:
+    """Paths of every settings object of values.schema.json that closes its keys
+    (additionalProperties false); fails on one that leaves them open, resource maps aside."""
+    found: list[list[str]] = []
+
+    def walk(node: dict[str, Any], path: list[str]) -> None:
+        if "$ref" in node:
+            node = SCHEMA["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        for sub in node.get("allOf", []) + node.get("anyOf", []) + node.get("oneOf", []):
+            walk(sub, path)
+        if "properties" not in node:
+            return
+        closed = node.get("additionalProperties", True) is False
+        # resource requests/limits take any resource name (ephemeral-storage, hugepages-2Mi)
+        assert closed or path[-1] in ("requests", "limits"), f"{'.'.join(path)} takes any key"
+        if closed:
+            found.append(path)
+        for key, sub in node["properties"].items():
+            walk(sub, [*path, key])
+
+    walk(SCHEMA, [])
+    return found
+
+
+def test_a_misspelt_key_at_any_depth_stops_helm(helm: Helm) -> None:
+    """values.schema.json closes every settings object, so Helm refuses an unknown key at any
+    depth, naming where (one values file with a misspelt key in each object)."""
+    paths = _settings_objects()
+    assert len(paths) > 20
+    values: dict[str, Any] = {}
+    for path in paths:
+        node = values
+        for key in path:
+            node = node.setdefault(key, {})
+        node["zzMisspelt"] = True
+    with pytest.raises(HelmError) as err:
+        helm.template([helm.write_values(values)])
+    for path in paths:
+        where = "/" + "/".join(path) if path else ""
+        assert f"at '{where}': additional properties 'zzMisspelt' not allowed" in str(err.value)
 
 
 # --- every manifest against the Kubernetes schema -------------------------------------------
@@ -190,9 +221,21 @@ def test_every_manifest_is_valid_kubernetes(rendered: Rendered) -> None:
                 pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {err}")
 
 
-def test_names_fit_kubernetes_limits_and_selectors_are_distinct(renderer: Renderer) -> None:
-    long = "a-very-long-release-name-for-a-training-cluster-in-region-one"
-    out = renderer.render(extra=["--name", long])
+def test_helm_enforces_the_charts_kubernetes_floor(helm: Helm) -> None:
+    """Chart.yaml's kubeVersion (the oldest release whose APIs every manifest uses, checked
+    above): Helm renders for it and refuses an older cluster."""
+    floor = KUBE_VERSIONS[0]
+    assert helm.template(extra=["--kube-version", floor]).workloads()
+    with pytest.raises(HelmError, match=r"chart requires kubeVersion: >=1\.25\.0-0"):
+        helm.template(extra=["--kube-version", "1.24.9"])
+
+
+def test_names_fit_kubernetes_limits_and_selectors_are_distinct(helm: Helm) -> None:
+    long = "a-very-long-release-name-for-a-training-cluster-in-re"  # Helm's longest: 53
+    assert len(long) == 53
+    with pytest.raises(HelmError, match="release name"):
+        helm.template(name=long + "g")
+    out = helm.template(name=long)
     for doc in out.docs:
         assert len(doc["metadata"]["name"]) <= 63, doc["metadata"]["name"]
     selectors = [yaml.safe_dump(w["spec"]["selector"]) for w in out.workloads()]
@@ -246,9 +289,9 @@ RESTRICTED_VOLUMES = {"configMap", "secret", "emptyDir", "persistentVolumeClaim"
                       "downwardAPI", "csi", "ephemeral"}  # fmt: skip
 
 
-def test_a_node_exporter_only_release_holds_nothing_else(renderer: Renderer) -> None:
+def test_a_node_exporter_only_release_holds_nothing_else(helm: Helm) -> None:
     off = [f"{k}.enabled=false" for k, _, _ in PARTS.values()]
-    out = renderer.render(sets=[*off, "monitoring.rules.enabled=false", "dashboards.enabled=false"])
+    out = helm.template(sets=[*off, "monitoring.rules.enabled=false", "dashboards.enabled=false"])
     kinds = sorted({d["kind"] for d in out.docs})
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Service", "ServiceAccount",
                      "ServiceMonitor"]  # fmt: skip
@@ -284,8 +327,8 @@ def _daemonset(rendered: Rendered) -> dict[str, Any]:
     return rendered.one("DaemonSet", "-node-exporter")["spec"]["template"]["spec"]
 
 
-def test_node_exporter_runs_the_contract_command_with_host_trees(renderer: Renderer) -> None:
-    pod = _daemonset(_rendered(renderer.binary, ""))
+def test_node_exporter_runs_the_contract_command_with_host_trees(helm: Helm) -> None:
+    pod = _daemonset(_rendered(helm, ""))
     c = pod["containers"][0]
     assert c["args"][:5] == [
         "node-exporter", "--listen=0.0.0.0:9476", "--cache-dir=/cache",
@@ -306,17 +349,17 @@ def test_node_exporter_runs_the_contract_command_with_host_trees(renderer: Rende
     assert env["NVIDIA_DRIVER_CAPABILITIES"]["value"] == "utility"
 
 
-def test_host_network_is_a_commented_choice(renderer: Renderer) -> None:
-    pod = _daemonset(_rendered(renderer.binary, ""))
+def test_host_network_is_a_commented_choice(helm: Helm) -> None:
+    pod = _daemonset(_rendered(helm, ""))
     assert pod["hostNetwork"] is True
     assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"  # the API server by name still resolves
-    off = _daemonset(renderer.render(sets=["nodeExporter.hostNetwork=false"]))
+    off = _daemonset(helm.template(sets=["nodeExporter.hostNetwork=false"]))
     assert "hostNetwork" not in off
     assert "dnsPolicy" not in off
 
 
-def test_a_host_cache_dir_elsewhere_is_named_by_its_host_path(renderer: Renderer) -> None:
-    pod = _daemonset(renderer.render(sets=["nodeExporter.cacheDir=/data/cache"]))
+def test_a_host_cache_dir_elsewhere_is_named_by_its_host_path(helm: Helm) -> None:
+    pod = _daemonset(helm.template(sets=["nodeExporter.cacheDir=/data/cache"]))
     c = pod["containers"][0]
     assert "--cache-dir=/data/cache" in c["args"]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
@@ -333,8 +376,8 @@ def test_node_exporter_tolerates_the_isolation_taint(rendered: Rendered) -> None
     } in tolerations
 
 
-def test_npu_pool_mounts_the_ascend_driver_and_npu_smi(renderer: Renderer) -> None:
-    pod = _daemonset(_rendered(renderer.binary, "npu-pool-values.yaml"))
+def test_npu_pool_mounts_the_ascend_driver_and_npu_smi(helm: Helm) -> None:
+    pod = _daemonset(_rendered(helm, "npu-pool-values.yaml"))
     c = pod["containers"][0]
     hosts = {
         v["hostPath"]["path"]: v["hostPath"]["type"] for v in pod["volumes"] if "hostPath" in v
@@ -349,10 +392,10 @@ def test_npu_pool_mounts_the_ascend_driver_and_npu_smi(renderer: Renderer) -> No
     assert "NVIDIA_VISIBLE_DEVICES" not in {e["name"] for e in c["env"]}
 
 
-def test_nvidia_runtime_class_is_an_option(renderer: Renderer) -> None:
-    default = _daemonset(_rendered(renderer.binary, ""))
+def test_nvidia_runtime_class_is_an_option(helm: Helm) -> None:
+    default = _daemonset(_rendered(helm, ""))
     assert "runtimeClassName" not in default
-    out = renderer.render(sets=["nodeExporter.nvidia.runtimeClassName=nvidia"])
+    out = helm.template(sets=["nodeExporter.nvidia.runtimeClassName=nvidia"])
     assert _daemonset(out)["runtimeClassName"] == "nvidia"
 
 
@@ -363,8 +406,8 @@ def _container(rendered: Rendered, component: str) -> dict[str, Any]:
     return rendered.one("Deployment", f"-{component}")["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_parts_run_the_contract_commands_on_their_ports(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "")
+def test_parts_run_the_contract_commands_on_their_ports(helm: Helm) -> None:
+    out = _rendered(helm, "")
     for component, (_, verb, port) in PARTS.items():
         c = _container(out, component)
         assert c["args"][: len(verb)] == verb, component
@@ -374,8 +417,8 @@ def test_parts_run_the_contract_commands_on_their_ports(renderer: Renderer) -> N
         assert svc["spec"]["ports"][0]["port"] == port
 
 
-def test_rule_engine_reaches_the_receiver_and_the_controller(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "")
+def test_rule_engine_reaches_the_receiver_and_the_controller(helm: Helm) -> None:
+    out = _rendered(helm, "")
     args = _container(out, "rules")["args"]
     alerts = out.one("Service", "-alerts")["metadata"]["name"]
     controller = out.one("Service", "-controller")["metadata"]["name"]
@@ -383,13 +426,13 @@ def test_rule_engine_reaches_the_receiver_and_the_controller(renderer: Renderer)
     assert f"--controller-url=http://{controller}.default.svc:9482/actions" in args
     assert "--source=prometheus=http://prometheus-operated.monitoring.svc:9090" in args
     assert "--notify-token-file=/etc/poolwatch/auth/alerts-token" in args
-    off = renderer.render(sets=["controller.enabled=false", "alerts.enabled=false"])
+    off = helm.template(sets=["controller.enabled=false", "alerts.enabled=false"])
     args = _container(off, "rules")["args"]
     assert not [a for a in args if a.startswith(("--notify", "--controller"))]
 
 
-def test_controller_is_leader_elected_and_dry_run_by_default(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "")
+def test_controller_is_leader_elected_and_dry_run_by_default(helm: Helm) -> None:
+    out = _rendered(helm, "")
     deploy = out.one("Deployment", "-controller")
     assert deploy["spec"]["replicas"] == 2
     assert "--dry-run" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -397,22 +440,22 @@ def test_controller_is_leader_elected_and_dry_run_by_default(renderer: Renderer)
     assert config["lease"] == {"name": deploy["metadata"]["name"], "namespace": "default"}
     assert config["dry_run"] is True
     assert out.one("PodDisruptionBudget", "-controller")["spec"]["minAvailable"] == 1
-    acting = _container(_rendered(renderer.binary, "npu-pool-values.yaml"), "controller")
+    acting = _container(_rendered(helm, "npu-pool-values.yaml"), "controller")
     assert "--no-dry-run" in acting["args"]
 
 
-def test_parts_can_be_switched_off_one_by_one(renderer: Renderer) -> None:
+def test_parts_can_be_switched_off_one_by_one(helm: Helm) -> None:
     for component, (key, _, _) in PARTS.items():
-        out = renderer.render(sets=[f"{key}.enabled=false"])
+        out = helm.template(sets=[f"{key}.enabled=false"])
         names = [d["metadata"]["name"] for d in out.docs if d["kind"] != "PrometheusRule"]
         assert not [n for n in names if n.endswith(f"-{component}")], component
         assert len(out.workloads()) == 5
 
 
-def test_extra_args_and_env_reach_each_part(renderer: Renderer, tmp_path: Path) -> None:
+def test_extra_args_and_env_reach_each_part(helm: Helm, tmp_path: Path) -> None:
     keys = [*(k for k, _, _ in PARTS.values()), "nodeExporter"]
     extra = {"extraArgs": ["--x-flag"], "extraEnv": [{"name": "X", "value": "1"}]}
-    out = renderer.render([_write_values(tmp_path, dict.fromkeys(keys, extra))])
+    out = helm.template([_write_values(tmp_path, dict.fromkeys(keys, extra))])
     assert len(out.workloads()) == 6
     for w in out.workloads():
         c = w["spec"]["template"]["spec"]["containers"][0]
@@ -469,8 +512,8 @@ def test_only_the_controller_writes(rendered: Rendered) -> None:
             assert "secrets" not in rule["resources"], account
 
 
-def test_each_part_has_its_own_account_with_just_enough(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "")
+def test_each_part_has_its_own_account_with_just_enough(helm: Helm) -> None:
+    out = _rendered(helm, "")
     rules = _rules_by_account(out)
     by_component = {name.rsplit("poolwatch-", 1)[1]: r for name, r in rules.items()}
     read = {"get", "list", "watch"}
@@ -493,8 +536,8 @@ def test_each_part_has_its_own_account_with_just_enough(renderer: Renderer) -> N
 # --- monitoring objects -----------------------------------------------------------------------
 
 
-def test_monitors_carry_the_release_label_and_select_a_service(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "kube-prometheus-stack-values.yaml")
+def test_monitors_carry_the_release_label_and_select_a_service(helm: Helm) -> None:
+    out = _rendered(helm, "kube-prometheus-stack-values.yaml")
     monitors = [d for d in out.docs if d["kind"] in OPERATOR_KINDS]
     assert {d["kind"] for d in monitors} == OPERATOR_KINDS - {"PodMonitor"}
     amc = out.one("AlertmanagerConfig", "-alerts")["spec"]
@@ -505,7 +548,7 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
     assert amc["route"]["matchers"] == [
         {"name": "alertname", "matchType": "=~", "value": "Poolwatch.*"}
     ]
-    assert not _rendered(renderer.binary, "").kinds("AlertmanagerConfig")  # off by default
+    assert not _rendered(helm, "").kinds("AlertmanagerConfig")  # off by default
     rules = out.one("Deployment", "-rules")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in rules if a.startswith("--notify")]  # one way in for each alert
     assert [a for a in rules if a.startswith("--controller-url")]
@@ -521,7 +564,7 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
     alerts = out.one("ServiceMonitor", "-alerts")["spec"]["endpoints"][0]["authorization"]
     secret = out.one("Secret", "-auth")
     assert alerts["credentials"] == {"name": secret["metadata"]["name"], "key": "alerts-token"}
-    pod = renderer.render(sets=["monitoring.nodeExporterMonitor=PodMonitor"])
+    pod = helm.template(sets=["monitoring.nodeExporterMonitor=PodMonitor"])
     pm = pod.one("PodMonitor", "-node-exporter")
     ds = pod.one("DaemonSet", "-node-exporter")
     assert (
@@ -530,8 +573,8 @@ def test_monitors_carry_the_release_label_and_select_a_service(renderer: Rendere
     )
 
 
-def test_operator_off_creates_no_operator_objects_but_a_rules_configmap(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "operator-off-values.yaml")
+def test_operator_off_creates_no_operator_objects_but_a_rules_configmap(helm: Helm) -> None:
+    out = _rendered(helm, "operator-off-values.yaml")
     assert not [d for d in out.docs if d["apiVersion"].startswith("monitoring.coreos.com")]
     files = out.one("ConfigMap", "-rules-files")["data"]
     shipped = sorted(p.name for p in (CHART / "files" / "rules").glob("*.rules.yaml"))
@@ -548,22 +591,20 @@ def _shipped_groups() -> list[dict[str, Any]]:
     return groups
 
 
-def test_prometheusrule_is_the_compiled_rules(renderer: Renderer) -> None:
-    rule = _rendered(renderer.binary, "").one("PrometheusRule", "-rules")
+def test_prometheusrule_is_the_compiled_rules(helm: Helm) -> None:
+    rule = _rendered(helm, "").one("PrometheusRule", "-rules")
     assert rule["spec"]["groups"] == _shipped_groups()
     assert "{{ $labels." in yaml.safe_dump(rule["spec"])  # Prometheus' templates survive
 
 
-def test_alerts_can_be_disabled_labelled_and_given_runbooks(
-    renderer: Renderer, tmp_path: Path
-) -> None:
+def test_alerts_can_be_disabled_labelled_and_given_runbooks(helm: Helm, tmp_path: Path) -> None:
     groups = _shipped_groups()
     victim = groups[0]["rules"][0]["alert"]
     values = _write_values(tmp_path, {"monitoring": {"rules": {
         "disabled": {victim: True}, "additionalLabels": {"cluster_env": "prod"},
         "runbookBaseUrl": "https://runbooks.example.com/poolwatch/",
     }}})  # fmt: skip
-    spec = renderer.render([values]).one("PrometheusRule", "-rules")["spec"]
+    spec = helm.template([values]).one("PrometheusRule", "-rules")["spec"]
     alerts = [r for g in spec["groups"] for r in g["rules"]]
     assert victim not in {r["alert"] for r in alerts}
     assert len(alerts) == sum(len(g["rules"]) for g in groups) - sum(
@@ -577,12 +618,12 @@ def test_alerts_can_be_disabled_labelled_and_given_runbooks(
         )
 
 
-def test_dashboards_are_configmaps_for_the_grafana_sidecar(renderer: Renderer) -> None:
+def test_dashboards_are_configmaps_for_the_grafana_sidecar(helm: Helm) -> None:
     shipped = sorted((CHART / "files" / "dashboards").glob("*.json"))
     if not shipped:
         pytest.skip("no dashboards yet: dashboards/generated/*.json (poolwatch dashboards build) "
                     "not built, so helm/sync.py copied none")  # fmt: skip
-    out = _rendered(renderer.binary, "kube-prometheus-stack-values.yaml")
+    out = _rendered(helm, "kube-prometheus-stack-values.yaml")
     maps = [c for c in out.kinds("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard")]
     assert len(maps) == len(shipped)
     assert len({cm["metadata"]["name"] for cm in maps}) == len(maps)
@@ -597,8 +638,8 @@ def test_dashboards_are_configmaps_for_the_grafana_sidecar(renderer: Renderer) -
 # --- notifications and tokens -----------------------------------------------------------------
 
 
-def test_notification_targets_come_from_a_secret(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "notifications-values.yaml")
+def test_notification_targets_come_from_a_secret(helm: Helm) -> None:
+    out = _rendered(helm, "notifications-values.yaml")
     secret = out.one("Secret", "-targets")
     assert set(secret["stringData"]) == {"oncall-mail", "team-webhook"}
     config = yaml.safe_load(out.one("ConfigMap", "-alerts")["data"]["alerts.yaml"])
@@ -617,45 +658,45 @@ def test_notification_targets_come_from_a_secret(renderer: Renderer) -> None:
     assert vols["auth"]["secret"]["secretName"] == "poolwatch-tokens"
 
 
-def test_an_existing_targets_secret_is_used_not_created(renderer: Renderer, tmp_path: Path) -> None:
+def test_an_existing_targets_secret_is_used_not_created(helm: Helm, tmp_path: Path) -> None:
     alerts = {"targets": [{"name": "mail"}], "targetsSecret": {"existingSecret": "my-targets"}}
     values = _write_values(tmp_path, {"alerts": alerts})
-    out = renderer.render([values])
+    out = helm.template([values])
     assert not [s for s in out.kinds("Secret") if s["metadata"]["name"].endswith("-targets")]
     vols = out.one("Deployment", "-alerts")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "targets", "secret": {"secretName": "my-targets", "defaultMode": 0o440}} in vols
 
 
-def test_a_target_without_url_fails_with_its_name(renderer: Renderer, tmp_path: Path) -> None:
+def test_a_target_without_url_fails_with_its_name(helm: Helm, tmp_path: Path) -> None:
     values = _write_values(tmp_path, {"alerts": {"targets": [{"name": "pager"}]}})
-    with pytest.raises(RenderError, match='target "pager" has no URL'):
-        renderer.render([values])
+    with pytest.raises(HelmError, match='target "pager" has no URL'):
+        helm.template([values])
 
 
-def test_tokens_are_random_files_not_arguments(renderer: Renderer) -> None:
-    a = _rendered(renderer.binary, "").one("Secret", "-auth")["data"]
-    b = renderer.render().one("Secret", "-auth")["data"]
+def test_tokens_are_random_files_not_arguments(helm: Helm) -> None:
+    a = _rendered(helm, "").one("Secret", "-auth")["data"]
+    b = helm.template().one("Secret", "-auth")["data"]
     assert set(a) == {"alerts-token", "controller-token", "api-token"}
     assert a["alerts-token"] != b["alerts-token"]
     assert len(a["alerts-token"]) >= 40
-    for w in _rendered(renderer.binary, "").workloads():
+    for w in _rendered(helm, "").workloads():
         args = " ".join(w["spec"]["template"]["spec"]["containers"][0]["args"])
         assert "token=" not in args.replace("token-file=", "")
 
 
-def test_a_missing_prometheus_url_fails_clearly(renderer: Renderer) -> None:
-    with pytest.raises(RenderError, match="prometheusUrl is required"):
-        renderer.render(sets=["prometheusUrl="])
-    out = renderer.render(sets=["prometheusUrl=", "rules.enabled=false", "api.enabled=false"])
+def test_a_missing_prometheus_url_fails_clearly(helm: Helm) -> None:
+    with pytest.raises(HelmError, match="prometheusUrl is required by the rule engine"):
+        helm.template(sets=["prometheusUrl="])
+    out = helm.template(sets=["prometheusUrl=", "rules.enabled=false", "api.enabled=false"])
     assert len(out.workloads()) == 4
 
 
-def test_notes_render_for_every_value_set(renderer: Renderer) -> None:
+def test_notes_render_for_every_value_set(helm: Helm) -> None:
     for values in ([], *([p] for p in EXAMPLES)):
-        notes = renderer.notes(values)
+        notes = helm.notes(values)
         assert "poolwatch 0.1.0 is installed" in notes
         assert ("DRY RUN" in notes) != ("ACTING" in notes)
-    assert "examples/prometheus-scrape.yaml" in renderer.notes(
+    assert "examples/prometheus-scrape.yaml" in helm.notes(
         [CHART / "examples" / "operator-off-values.yaml"]
     )
 
@@ -680,10 +721,8 @@ def _parse(args: list[str]) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize("example", ["", "npu-pool-values.yaml", "notifications-values.yaml"])
-def test_every_container_command_parses_with_poolwatch_cli(
-    renderer: Renderer, example: str
-) -> None:
-    for w in _rendered(renderer.binary, example).workloads():
+def test_every_container_command_parses_with_poolwatch_cli(helm: Helm, example: str) -> None:
+    for w in _rendered(helm, example).workloads():
         args = w["spec"]["template"]["spec"]["containers"][0]["args"]
         ok, err = _parse(args)
         if not ok and "invalid choice" in err and f"'{args[0]}'" in err:
@@ -697,13 +736,13 @@ def test_a_flag_poolwatch_does_not_know_is_caught() -> None:
 
 @pytest.mark.parametrize("example", ["", "notifications-values.yaml", "npu-pool-values.yaml"])
 def test_rendered_settings_files_load_with_the_parts_own_models(
-    renderer: Renderer, tmp_path: Path, example: str
+    helm: Helm, tmp_path: Path, example: str
 ) -> None:
     from alerts.settings import load_settings
     from controller.settings import ControllerSettings
     from poolwatch.config import load
 
-    out = _rendered(renderer.binary, example)
+    out = _rendered(helm, example)
     controller = tmp_path / "controller.yaml"
     controller.write_text(out.one("ConfigMap", "-controller")["data"]["controller.yaml"])
     settings = load(ControllerSettings, controller, {}, {})
@@ -718,8 +757,8 @@ def test_rendered_settings_files_load_with_the_parts_own_models(
     ]
 
 
-def test_a_simulated_cluster_exporter_gets_no_api_access(renderer: Renderer) -> None:
-    out = renderer.render(sets=["clusterExporter.backend=simulated"])
+def test_a_simulated_cluster_exporter_gets_no_api_access(helm: Helm) -> None:
+    out = helm.template(sets=["clusterExporter.backend=simulated"])
     assert not [
         r for r in out.kinds("ClusterRole") if r["metadata"]["name"].endswith("-cluster-exporter")
     ]
@@ -728,14 +767,14 @@ def test_a_simulated_cluster_exporter_gets_no_api_access(renderer: Renderer) -> 
     assert "--backend=simulated" in pod["containers"][0]["args"]
 
 
-def test_api_node_writes_are_opt_in_and_never_evict(renderer: Renderer) -> None:
+def test_api_node_writes_are_opt_in_and_never_evict(helm: Helm) -> None:
     def writes(out: Rendered) -> set[tuple[str, str]]:
         rules = _rules_by_account(out)[out.one("ServiceAccount", "-api")["metadata"]["name"]]
         return {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]
                 if v in WRITE_VERBS}  # fmt: skip
 
-    assert writes(_rendered(renderer.binary, "")) == set()
-    assert writes(renderer.render(sets=["api.nodeWrites=true"])) == {
+    assert writes(_rendered(helm, "")) == set()
+    assert writes(helm.template(sets=["api.nodeWrites=true"])) == {
         ("nodes", "patch"), ("nodes", "update"), ("events", "create"), ("events", "patch"),
     }  # fmt: skip
 
@@ -794,11 +833,11 @@ def _print_config(w: dict[str, Any], files: dict[str, Path]) -> subprocess.Compl
     ],
 )  # fmt: skip
 def test_each_part_accepts_the_charts_environment_and_settings(
-    renderer: Renderer, tmp_path: Path, example: str, component: str
+    helm: Helm, tmp_path: Path, example: str, component: str
 ) -> None:
     """A POOLWATCH_* variable a part does not know, or a settings key it rejects, stops it at
     start-up in the cluster: run the real command with --print-config to find out here."""
-    out = _rendered(renderer.binary, example)
+    out = _rendered(helm, example)
     kind = "DaemonSet" if component == "node-exporter" else "Deployment"
     workload = out.one(kind, f"-{component}")
     files = {}
@@ -818,30 +857,26 @@ def test_each_part_accepts_the_charts_environment_and_settings(
         assert printed["lease"]["name"] == workload["metadata"]["name"]
 
 
-def test_an_environment_variable_a_part_rejects_is_caught(
-    renderer: Renderer, tmp_path: Path
-) -> None:
+def test_an_environment_variable_a_part_rejects_is_caught(helm: Helm, tmp_path: Path) -> None:
     env = [{"name": "POOLWATCH_SCRAPE_TIMEOUT", "value": "5s"}]  # not a node exporter setting
     values = _write_values(tmp_path, {"nodeExporter": {"extraEnv": env}})
-    workload = renderer.render([values]).one("DaemonSet", "-node-exporter")
+    workload = helm.template([values]).one("DaemonSet", "-node-exporter")
     result = _print_config(workload, {})
     assert result.returncode == 2
     assert "POOLWATCH_SCRAPE_TIMEOUT" in result.stderr
 
 
-def test_the_log_level_variable_is_not_taken_for_a_setting(
-    renderer: Renderer, tmp_path: Path
-) -> None:
+def test_the_log_level_variable_is_not_taken_for_a_setting(helm: Helm, tmp_path: Path) -> None:
     env = [{"name": "POOLWATCH_LOG_LEVEL", "value": "debug"}]  # --log-level's default
     values = _write_values(tmp_path, {"nodeExporter": {"extraEnv": env}})
-    workload = renderer.render([values]).one("DaemonSet", "-node-exporter")
+    workload = helm.template([values]).one("DaemonSet", "-node-exporter")
     assert _print_config(workload, {}).returncode == 0
 
 
-def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
-    with pytest.raises(RenderError, match=r"ReadWriteOnce needs controller\.replicas: 1"):
-        renderer.render(sets=["controller.persistence.enabled=true"])
-    one = renderer.render(sets=["controller.persistence.enabled=true", "controller.replicas=1"])
+def test_controller_state_can_live_on_a_claim(helm: Helm) -> None:
+    with pytest.raises(HelmError, match=r"ReadWriteOnce needs controller\.replicas: 1"):
+        helm.template(sets=["controller.persistence.enabled=true"])
+    one = helm.template(sets=["controller.persistence.enabled=true", "controller.replicas=1"])
     deploy = one.one("Deployment", "-controller")
     assert deploy["spec"]["strategy"] == {"type": "Recreate"}
     assert (
@@ -851,7 +886,7 @@ def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
     assert one.one("PersistentVolumeClaim", "-controller")["spec"]["accessModes"] == [
         "ReadWriteOnce"
     ]
-    shared = renderer.render(
+    shared = helm.template(
         sets=[
             "controller.persistence.enabled=true",
             "controller.persistence.accessMode=ReadWriteMany",
@@ -866,11 +901,11 @@ def test_controller_state_can_live_on_a_claim(renderer: Renderer) -> None:
             kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
 
 
-def test_network_policies_admit_the_release_and_allow_from_only(renderer: Renderer) -> None:
-    out = _rendered(renderer.binary, "notifications-values.yaml")
+def test_network_policies_admit_the_release_and_allow_from_only(helm: Helm) -> None:
+    out = _rendered(helm, "notifications-values.yaml")
     policies = out.kinds("NetworkPolicy")
     assert len(policies) == len(out.workloads()) == 6
-    assert not _rendered(renderer.binary, "").kinds("NetworkPolicy")
+    assert not _rendered(helm, "").kinds("NetworkPolicy")
     for w in out.workloads():
         pod_labels = w["spec"]["template"]["metadata"]["labels"]
         selects = [
@@ -888,22 +923,17 @@ def test_network_policies_admit_the_release_and_allow_from_only(renderer: Render
 
 
 @pytest.mark.integration
-def test_the_prometheusrule_passes_promtool(renderer: Renderer, tmp_path: Path) -> None:
+def test_the_prometheusrule_passes_promtool(helm: Helm, tmp_path: Path, prom: Prometheus) -> None:
     """What the operator hands Prometheus (the PrometheusRule's groups, after the chart dropped
     disabled alerts and added labels) is a rule file promtool accepts."""
-    import shutil
-
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian: prometheus)")
     victim = _shipped_groups()[0]["rules"][0]["alert"]
     values = _write_values(tmp_path, {"monitoring": {"rules": {
         "disabled": {victim: True}, "additionalLabels": {"cluster_env": "prod"},
     }}})  # fmt: skip
-    spec = renderer.render([values]).one("PrometheusRule", "-rules")["spec"]
+    spec = helm.template([values]).one("PrometheusRule", "-rules")["spec"]
     rules = tmp_path / "chart.rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": spec["groups"]}))
-    result = subprocess.run([promtool, "check", "rules", str(rules)],
+    result = subprocess.run([prom.promtool, "check", "rules", str(rules)],
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     count = sum(len(g["rules"]) for g in spec["groups"])

@@ -1,7 +1,8 @@
 """The chart's probes and scrape settings against the real servers: each Deployment part is
-started from its rendered command (Kubernetes backend swapped for the simulated one, paths moved
-to a temporary directory, 127.0.0.1 on a free port), then asked what the kubelet and Prometheus
-will ask: GET /healthz on the probe port and GET /metrics with the ServiceMonitor's credentials."""
+started from its command as `helm template` renders it (Kubernetes backend swapped for the
+simulated one, paths moved to a temporary directory, 127.0.0.1 on a free port), then asked what
+the kubelet and Prometheus will ask: GET /healthz on the probe port and GET /metrics with the
+ServiceMonitor's credentials."""
 
 from __future__ import annotations
 
@@ -16,18 +17,16 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_render.harness import BuildUnavailable, Rendered, Renderer, build, cache_dir
-from helpers import free_port
+from helm_chart import Helm, Rendered
+from helpers import free_port, pinned_tool
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def rendered(request: pytest.FixtureRequest) -> Rendered:
-    try:
-        return Renderer(build(cache_dir(request.config))).render()
-    except BuildUnavailable as err:
-        pytest.skip(f"chart renderer not buildable: {err}")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The chart with its default values, from the pinned Helm's `helm template`."""
+    return Helm(pinned_tool("helm"), tmp_path_factory.mktemp("helm-home")).template()
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, bytes]:

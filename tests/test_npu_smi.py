@@ -10,15 +10,21 @@ captured text visibly, in the test.
 from __future__ import annotations
 
 import re
-import shutil
 import sys
+import threading
 from collections.abc import Callable
 
 import pytest
 from helpers import FIXTURES, names, not_about_seed_names, promtool_findings, run_collector, value
+from prom_versions import Prometheus
 
 from exporters.node.accelerators.model import BackendUnavailable, Device, Reading
-from exporters.node.accelerators.npu_smi import NpuSmiBackend, NpuSmiError, run_npu_smi
+from exporters.node.accelerators.npu_smi import (
+    EVERY_RUN,
+    NpuSmiBackend,
+    NpuSmiError,
+    run_npu_smi,
+)
 from exporters.node.accelerators.npu_smi_parse import parse_overview, parse_view
 from exporters.node.collectors.accelerator import AcceleratorCollector
 from exporters.node.settings import AcceleratorSettings
@@ -310,7 +316,7 @@ def test_one_chip_timing_out_lands_in_problems_others_are_reported() -> None:
 
 def test_unsupported_view_is_skipped_quietly_from_then_on() -> None:
     fake = FakeNpuSmi(fixture("info_310P3_npu7_22.0.4.txt"), {"usages": VIEWS_910B["usages"]})
-    b = NpuSmiBackend(run=fake)
+    b = NpuSmiBackend(run=fake, intervals=EVERY_RUN)
     assert not b.read().problems
     first = len(fake.calls)
     assert not b.read().problems
@@ -407,13 +413,12 @@ def test_unparseable_overview_marks_the_collector_down_without_a_crash() -> None
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_sixteen_chip_exposition_passes_promtool() -> None:
+def test_sixteen_chip_exposition_passes_promtool(prom: Prometheus) -> None:
     c = collector(fixture("info_A3_8npu_16chip_processes.txt"), VIEWS_910B)
     ok, s, store = run_collector(c, compat=("modelarts",))
     assert ok
     assert len({dict(ls)["index"] for n, ls in s if n == "poolwatch_accelerator_up"}) == 16
-    assert not_about_seed_names(promtool_findings(store.body())) == set()
+    assert not_about_seed_names(promtool_findings(store.body(), prom.promtool)) == set()
 
 
 def test_garbled_value_names_its_line() -> None:
@@ -447,3 +452,127 @@ def test_views_that_all_hang_stop_at_the_budget_not_the_sum_of_timeouts() -> Non
     assert took < 1.0
     assert len(reading.devices) == 16  # the overview still gives every chip
     assert any("not done within 0.3s" in p for p in reading.problems)
+
+
+# -- per-group intervals ------------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _views_asked(fake: FakeNpuSmi, since: int) -> list[str]:
+    return sorted(
+        {c[3] if "-c" in c else c[3] + " (card)" for c in fake.calls[since:] if len(c) > 2}
+    )
+
+
+def test_each_group_is_read_at_its_own_interval_and_served_in_between() -> None:
+    fake = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock)  # the defaults: 30 s, 120 s, 300 s, 60 s, 1 h
+    first = b.read()
+    assert first.processes == ("npu-smi", len(fake.calls))
+    full = len(fake.calls)
+    assert full == 1 + 8 * 6 + 8 * 2  # info, 6 chip views and 2 card views per NPU
+    mark, clock.now = len(fake.calls), clock.now + 15
+    r = b.read()
+    assert fake.calls[mark:] == [["npu-smi", "info"]]  # only the overview: nothing else due
+    assert r.processes == ("npu-smi", 1)
+    d = by_index(r)["3"]
+    assert d.core_clock == 800e6  # served from the last reading, not dropped
+    assert d.ecc_errors
+    assert d.uuid == "42C711D4-20B03704-4A10C8D4-14CC040A-D2102003"
+    vector = {s.labels["index"] for m in r.extra for s in m.samples if "vector" in m.name}
+    assert vector == {str(i) for i in range(8)}
+    mark, clock.now = len(fake.calls), clock.now + 15  # 30 s after the first reading
+    b.read()
+    assert _views_asked(fake, mark) == ["usages"]
+    mark, clock.now = len(fake.calls), clock.now + 30  # 60 s
+    b.read()
+    assert _views_asked(fake, mark) == ["ecc", "usages"]
+    mark, clock.now = len(fake.calls), clock.now + 60  # 120 s
+    b.read()
+    assert _views_asked(fake, mark) == ["common", "ecc", "memory", "usages"]
+    per_15s = (full + 1 + 8 + 1 + 8 + 8 + 1 + 8 * 4) / 5
+    assert per_15s < full / 2
+
+
+def test_a_group_whose_call_fails_goes_away_and_comes_back() -> None:
+    fake = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock)
+    assert by_index(b.read())["2"].ecc_errors
+    fake.fail[("ecc", 2, 0)] = NpuSmiError("npu-smi info -t ecc -i 2 -c 0 exited 1: busy")
+    clock.now += 60
+    r = b.read()
+    assert "npu 2 chip 0: -t ecc" in r.problems[0]
+    assert by_index(r)["2"].ecc_errors == {}  # gone, not the minute-old figures
+    assert by_index(r)["2"].core_clock == 800e6  # its other groups are still served
+    assert by_index(r)["3"].ecc_errors
+    del fake.fail[("ecc", 2, 0)]
+    clock.now += 15  # retried at the next run, not a minute later
+    assert by_index(b.read())["2"].ecc_errors
+
+
+def test_health_is_read_at_once_when_the_overview_says_a_chip_is_not_ok() -> None:
+    text = fixture("info_910B3_8npu_named_processes.txt")
+    fake = FakeNpuSmi(text, VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock)
+    b.read()
+    row = next(ln for ln in text.splitlines() if re.match(r"\|\s*5\s+910B3", ln))
+    fake.overview = text.replace(row, row.replace("OK     ", "Alarm  ", 1))
+    assert fake.overview != text
+    mark, clock.now = len(fake.calls), clock.now + 15
+    b.read()
+    asked = [(c[3], c[5]) for c in fake.calls[mark:] if len(c) > 2]
+    assert asked == [("health", "5")]
+
+
+def test_a_swapped_card_has_every_group_read_again() -> None:
+    text = fixture("info_910B3_8npu_named_processes.txt")
+    fake = FakeNpuSmi(text, VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock)
+    b.read()
+    bus = by_index(b.read())["4"].bus_id
+    fake.overview = text.replace(bus, "0000:99:00.0")
+    mark, clock.now = len(fake.calls), clock.now + 15
+    b.read()
+    asked = {(c[3], c[5]) for c in fake.calls[mark:] if len(c) > 2}
+    assert {n for _, n in asked} == {"4"}
+    assert {v for v, _ in asked} == {"usages", "common", "memory", "health", "ecc", "board",
+                                     "ecc-enable"}  # fmt: skip
+
+
+def test_processes_per_run_are_a_series() -> None:
+    fake = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    b = NpuSmiBackend(run=fake, clock=Clock())
+    ok, s, _ = run_collector(AcceleratorCollector(AcceleratorSettings(), [(b, True)]))
+    assert ok
+    assert value(s, "poolwatch_npu_tool_processes", tool="npu-smi") == len(fake.calls)
+
+
+def test_a_view_that_hangs_past_the_budget_is_not_served_from_an_old_reading() -> None:
+    """A wedged driver must not keep serving the last good figures as if they were fresh."""
+    fake = FakeNpuSmi(fixture("info_910B3_8npu_named_processes.txt"), VIEWS_910B)
+    clock = Clock()
+    b = NpuSmiBackend(run=fake, clock=clock, timeout=0.2, max_workers=8)
+    assert by_index(b.read())["2"].ecc_errors
+    slow = threading.Event()
+
+    def hang(argv: list[str], timeout: float) -> str:
+        if "ecc" in argv:
+            slow.wait(2)
+        return fake(argv, timeout)
+
+    b.run = hang
+    clock.now += 60
+    r = b.read()
+    slow.set()
+    assert any("not done within" in p for p in r.problems)
+    assert all(not d.ecc_errors for d in r.devices)  # dropped, not the minute-old figures
+    assert by_index(r)["2"].core_clock == 800e6  # what was not due is still served

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, names, run_collector, value
 from nvml_fake import FakeGpu, FakeNvml, read_query_csv
+from prom_versions import Prometheus
 
 from exporters.node.accelerators.model import BackendUnavailable
 from exporters.node.accelerators.nvml import NvmlBackend
@@ -230,13 +231,9 @@ def test_per_process_memory_goes_to_the_owner_of_the_pids() -> None:
 
 
 @pytest.mark.integration
-def test_eight_gpus_pass_promtool(tmp_path: Path) -> None:
-    import shutil
-
+def test_eight_gpus_pass_promtool(tmp_path: Path, prom: Prometheus) -> None:
     from helpers import not_about_seed_names, promtool_findings
 
-    if not shutil.which("promtool"):
-        pytest.skip("Debian package prometheus not installed")
     gpus = [*a100s(), h100()]
     owners = DeviceOwners()
     owners.replace({"GPU-a100-capture-0": (Owner("a", "p", "c", "j"),)}, "pod-resources")
@@ -247,7 +244,7 @@ def test_eight_gpus_pass_promtool(tmp_path: Path) -> None:
     store = ExpositionStore({"node": "n1", "pool": "p1"})
     Runner([coll], store, ["modelarts"]).run_once(coll)
     body = store.states()[0].body
-    assert not_about_seed_names(promtool_findings(body)) == set()
+    assert not_about_seed_names(promtool_findings(body, prom.promtool)) == set()
 
 
 def test_without_kubelet_devices_are_attributed_by_their_processes() -> None:

@@ -69,3 +69,17 @@ def test_identity_labels_render_as_if_every_sample_carried_them() -> None:
     assert ours == generate_latest(_Families([relabeled]))  # type: ignore[arg-type]
     assert b'node="n\\"1"' in ours
     assert b'pool="p%s"' in ours
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.one_of(st.floats(), st.integers(-(10**20), 10**20), st.sampled_from([0.0, -0.0, 1e6])))
+def test_fast_float_formatting_is_prometheus_clients(value: float) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from poolwatch.exposition import _go_float
+
+    assert _go_float(value) == floatToGoString(value)

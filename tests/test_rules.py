@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from prom_versions import Prometheus
 
 from rules import cli
 from rules import compile as compiler
@@ -20,7 +20,6 @@ from rules.loader import RuleFileError, default_files, load
 from .helpers import FIXTURES
 
 ROOT = Path(__file__).parent.parent
-needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
 
 GOOD = """\
 group: cache
@@ -174,24 +173,25 @@ def test_compile_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.integration
-@needs_promtool
-def test_compiled_output_passes_promtool_check_rules(tmp_path: Path) -> None:
+def test_compiled_output_passes_promtool_check_rules(tmp_path: Path, prom: Prometheus) -> None:
     compiler.write(load(default_files()), tmp_path, {"release": "x"})
     manifest = yaml.safe_load((tmp_path / "poolwatch.prometheusrule.yaml").read_text())
     spec = tmp_path / "manifest-spec.yaml"
     spec.write_text(yaml.safe_dump(manifest["spec"]))
     files = [*sorted(tmp_path.glob("*.rules.yaml")), spec]
     out = subprocess.run(
-        ["promtool", "check", "rules", *map(str, files)], capture_output=True, text=True, timeout=60
+        [prom.promtool, "check", "rules", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 @pytest.mark.integration
-@needs_promtool
-def test_shipped_unit_tests_pass_under_promtool(tmp_path: Path) -> None:
+def test_shipped_unit_tests_pass_under_promtool(tmp_path: Path, prom: Prometheus) -> None:
     compiler.write(load(default_files()), tmp_path, {})
-    result = cli.run_unit_tests(tmp_path)
+    result = cli.run_unit_tests(tmp_path, prom.promtool)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == len(list(cli.TESTS_DIR.glob("*-test.yaml")))
 

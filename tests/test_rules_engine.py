@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import shutil
 import sqlite3
 import threading
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
+from prom_versions import Prometheus
 from prometheus_client import CollectorRegistry, generate_latest
 
 from rules import compile as compiler
@@ -429,10 +429,7 @@ def test_prometheus_source_error_document_and_bad_json_are_source_errors() -> No
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(
-    not shutil.which("prometheus"), reason="Debian package prometheus not installed"
-)
-def test_engine_fires_against_a_real_prometheus(tmp_path: Path) -> None:
+def test_engine_fires_against_a_real_prometheus(tmp_path: Path, prom: Prometheus) -> None:
     from integration.conftest import process  # the shared start-and-poll helper
 
     class Gauge(_Gauge):
@@ -447,7 +444,7 @@ def test_engine_fires_against_a_real_prometheus(tmp_path: Path) -> None:
             f"  - job_name: gauge\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\n"
         )
         cmd = [
-            "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
         ]  # fmt: skip
         base = f"http://127.0.0.1:{port}"

@@ -151,3 +151,110 @@ def test_a_new_failure_is_a_warning_and_a_repeat_is_debug(caplog) -> None:
         runner.run_once(c)
     levels = [r.levelno for r in caplog.records if "one of two paths missing" in r.getMessage()]
     assert levels == [logging.WARNING, logging.DEBUG]
+
+
+class Unrenderable(Fake):
+    """Yields a family the renderer cannot write (a label value that is not text) while `bad`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad = True
+
+    def collect(self) -> Iterator[Metric]:
+        self.calls += 1
+        fams = families(self.name)
+        fam = fams["poolwatch_nfs_rpc_operations_total"]
+        fam.add_metric(["/m", "e", "READ"], self.calls)
+        if self.bad:
+            fam.samples[0] = fam.samples[0]._replace(labels={**fam.samples[0].labels, "op": None})
+        yield from fams.values()
+
+
+def test_an_exception_while_rendering_is_a_failed_run_and_the_schedule_goes_on() -> None:
+    c = Unrenderable()
+    c.interval = 0.1
+    runner, store = make(c)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 3
+        while c.calls < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert c.calls >= 3, "the collector's schedule stopped after a render error"
+        s = parse(store.body())
+        assert value(s, "poolwatch_collector_up", collector="nfs") == 0
+        assert value(s, "poolwatch_collector_errors_total", collector="nfs") >= 2
+        assert "poolwatch_nfs_rpc_operations_total" not in names(s)
+        assert store.live(slack=0.5)[0]
+        c.bad = False  # the cause goes away: the next run succeeds
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if value(parse(store.body()), "poolwatch_collector_up", collector="nfs") == 1:
+                break
+            time.sleep(0.02)
+        assert value(parse(store.body()), "poolwatch_collector_up", collector="nfs") == 1
+    finally:
+        runner.stop()
+
+
+def test_an_exception_outside_the_run_never_stops_the_schedule(monkeypatch) -> None:
+    """Even a failure in the runner's own bookkeeping (here: storing the result) is one failed
+    run: the loop logs it and runs the collector again at the next interval."""
+    c = Fake()
+    c.interval = 0.1
+    runner, store = make(c)
+    real_put, failures = store.put, [2]
+
+    def flaky_put(*args, **kwargs) -> None:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("disk full")
+        real_put(*args, **kwargs)
+
+    monkeypatch.setattr(store, "put", flaky_put)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 3
+        while c.calls < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert c.calls >= 4
+        assert value(parse(store.body()), "poolwatch_collector_up", collector="nfs") == 1
+    finally:
+        runner.stop()
+
+
+def test_surrogates_in_label_values_render_as_valid_utf8() -> None:
+    """A name decoded from bytes that are not UTF-8 (os.fsdecode keeps them as lone surrogates)
+    must still render: replaced, never raised on."""
+    from poolwatch.exposition import render
+
+    fams = families("nfs")
+    fams["poolwatch_nfs_rpc_operations_total"].add_metric(["/m\udcff", "e", 'R"\\'], 1)
+    body = render(list(fams.values()), {"node": "n\udcfe"})
+    s = parse(body.decode("utf-8"))
+    assert value(s, "poolwatch_nfs_rpc_operations_total", operation='R"\\', mountpoint="/m?") == 1
+
+
+def test_schedules_are_spread_over_the_interval_after_a_first_run_together() -> None:
+    """Eight collections at the same instant made a scrape share the GIL with eight threads:
+    after the first run (at once, so the first scrape has everything) the schedules are phased."""
+    times: dict[str, list[float]] = {"nfs": [], "infiniband": []}
+    a, b = Fake(), Other()
+    for c in (a, b):
+        c.interval = 0.6
+        inner = c.collect
+
+        def timed(c=c, inner=inner):
+            times[c.name].append(time.monotonic())
+            return inner()
+
+        c.collect = timed  # type: ignore[method-assign]
+    runner, _ = make(a, b)
+    runner.start()
+    try:
+        time.sleep(1.0)
+    finally:
+        runner.stop()
+    assert abs(times["nfs"][0] - times["infiniband"][0]) < 0.15  # first runs together
+    assert len(times["nfs"]) == 2  # at 0 and 0.6 s: phase 0, no second run at once
+    assert 0.2 < times["infiniband"][1] - times["infiniband"][0] < 0.45  # phase 0.3 s
+    assert 0.5 < times["nfs"][1] - times["nfs"][0] < 0.75

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 import threading
 import time
 from collections import Counter
 
 import pytest
 from helpers import not_about_seed_names, parse, promtool_findings, value
+from prom_versions import Prometheus
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 
@@ -680,13 +680,12 @@ def test_node_metrics_follow_the_simulation() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_promtool_accepts_the_simulated_exposition() -> None:
+def test_promtool_accepts_the_simulated_exposition(prom: Prometheus) -> None:
     c = SimulatedCluster(clock=lambda: T0)
     c.step(1800)
     c.inject("ecc", "gpu-a-node-00", device=7)
     c.step(60)
-    assert not_about_seed_names(promtool_findings(exposition(c))) == set()
+    assert not_about_seed_names(promtool_findings(exposition(c), prom.promtool)) == set()
 
 
 def test_daemonset_pods_run_on_every_node_and_hold_nothing() -> None:

@@ -62,14 +62,16 @@ def job_on(cluster: SimulatedCluster, duration: float) -> str:
 
 
 def test_batch_sizes() -> None:
-    assert UpgradePlan("p", "1").batch_size(8) == 2  # 25 % by default, the seed's example
-    assert UpgradePlan("p", "1", batch_percent=10).batch_size(8) == 1  # rounded up, at least 1
-    assert UpgradePlan("p", "1", batch_percent=50).batch_size(7) == 4
-    assert UpgradePlan("p", "1", batch_nodes=3).batch_size(8) == 3
+    assert UpgradePlan("p", "535.161.08").batch_size(8) == 2  # 25 % by default, the seed's example
+    assert (
+        UpgradePlan("p", "535.161.08", batch_percent=10).batch_size(8) == 1
+    )  # rounded up, at least 1
+    assert UpgradePlan("p", "535.161.08", batch_percent=50).batch_size(7) == 4
+    assert UpgradePlan("p", "535.161.08", batch_nodes=3).batch_size(8) == 3
     with pytest.raises(ValueError, match="not both"):
-        UpgradePlan("p", "1", batch_percent=10, batch_nodes=2)
+        UpgradePlan("p", "535.161.08", batch_percent=10, batch_nodes=2)
     with pytest.raises(ValueError, match="percent"):
-        UpgradePlan("p", "1", batch_percent=0)
+        UpgradePlan("p", "535.161.08", batch_percent=0)
     with pytest.raises(ValueError, match="version"):
         UpgradePlan("p", " ")
 
@@ -232,7 +234,7 @@ def test_nodes_are_isolated_with_the_upgrade_code_while_upgraded(
     cluster: SimulatedCluster, controller: PoolController, pool: str, code: str
 ) -> None:
     step = Watching(cluster)
-    up = upgrade(controller, cluster, pool=pool, version="9.9", step=step, batch_nodes=1)
+    up = upgrade(controller, cluster, pool=pool, version="550.54.15", step=step, batch_nodes=1)
     up.start()
     while not up.advance():
         pass
@@ -297,11 +299,13 @@ def test_through_the_api(cluster: SimulatedCluster, controller: PoolController) 
         assert doc["phase"] == "done"
         assert doc["batch"] == 2
         assert {n["state"] for n in doc["nodes"]} == {"done"}
-        both = {"driver": {"gpuVersion": "1"}, "batchPercent": 10, "batchNodes": 1}
+        both = {"driver": {"gpuVersion": "535.161.08"}, "batchPercent": 10, "batchNodes": 1}
         error(client.post(url, json=both), 400, "PW.0100", "batchNodes")
         error(client.post(url, json={"driver": {}}), 400, "PW.0100", "driver.gpuVersion")
         cluster.label_node("gpu-a-node-03", {STATUS_LABEL: "Resetting"})
-        refused = error(client.post(url, json={"driver": {"gpuVersion": "560"}}), 409, "PW.0201")
+        refused = error(
+            client.post(url, json={"driver": {"gpuVersion": "560.35.03"}}), 409, "PW.0201"
+        )
         assert "resetting" in refused["error_msg"]
 
 
@@ -328,7 +332,9 @@ def test_without_a_step_the_api_refuses_upgrades(
 ) -> None:
     app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)  # no upgrade_step
     with TestClient(app, headers=AUTH) as client:
-        resp = client.post(f"{P}/pools/gpu-a/driver-upgrade", json={"driver": {"gpuVersion": "1"}})
+        resp = client.post(
+            f"{P}/pools/gpu-a/driver-upgrade", json={"driver": {"gpuVersion": "535.161.08"}}
+        )
         body = error(resp, 409, "PW.0201")
         assert "no upgrade step" in body["error_msg"]
     assert status(cluster)["gpu-a-node-00"] == ("Available", "")
@@ -345,7 +351,7 @@ def test_delete_aborts_a_running_upgrade_and_recovers_a_dead_one(
     url = f"{P}/pools/gpu-a/driver-upgrade"
     with TestClient(app, headers=AUTH) as client:
         error(client.delete(url), 409, "PW.0201", "pool_name")  # nothing to abort
-        client.post(url, json={"driver": {"gpuVersion": "2"}, "batchNodes": 8})
+        client.post(url, json={"driver": {"gpuVersion": "535.161.09"}, "batchNodes": 8})
         manager.advance_all()
         assert status(cluster)[busy] == ("Isolated", "A200001")
         resp = client.delete(url)
@@ -353,7 +359,7 @@ def test_delete_aborts_a_running_upgrade_and_recovers_a_dead_one(
         assert status(cluster)[busy] == ("Available", "")
         assert client.get(url).json()["phase"] == "aborted"
     # a server that died mid-upgrade: the node stays isolated and the pool marked upgrading
-    dead = upgrade(controller, cluster, version="3", batch_nodes=8)
+    dead = upgrade(controller, cluster, version="535.161.10", batch_nodes=8)
     dead.start()
     dead.advance()
     assert status(cluster)[busy] == ("Isolated", "A200001")
@@ -387,7 +393,7 @@ def test_secure_mode_waits_for_services_not_for_daemonsets(
     service = Pod("triton-0", "serving", "u2", "gpu-a-node-01", "Running",
                   requests=(("cpu", 4.0), ("nvidia.com/gpu", 1.0)))  # fmt: skip
     backend = WithExtraPods(cluster, [plugin, service])
-    up = Upgrade(controller, backend, UpgradePlan("gpu-a", "7", batch_nodes=8),  # type: ignore[arg-type]
+    up = Upgrade(controller, backend, UpgradePlan("gpu-a", "550.54.15", batch_nodes=8),  # type: ignore[arg-type]
                  SimulatedStep(cluster), clock=lambda: cluster.now)  # fmt: skip
     up.start()
     up.advance()

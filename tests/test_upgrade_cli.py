@@ -37,19 +37,19 @@ def test_a_step_command_that_fails_stops_the_rollout(
     script = tmp_path / "step.sh"
     script.write_text('#!/bin/sh\necho "no driver package for $POOLWATCH_NODE"\nexit 4\n')
     script.chmod(0o755)
-    rc = upgrade("--pool", "gpu-a", "--version", "560.1", "--mode", "forcible", "--batch-nodes",
+    rc = upgrade("--pool", "gpu-a", "--version", "560.35.03", "--mode", "forcible", "--batch-nodes",
                  "1", "--step-command", str(script))  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "failed (exit 4: no driver package for gpu-a-node-" in out
-    assert "0 nodes upgraded to 560.1, 1 failed" in out
+    assert "0 nodes upgraded to 560.35.03, 1 failed" in out
 
 
 @pytest.mark.parametrize(("args", "code"), [
-    (("--pool", "nope", "--version", "1"), 3),
-    (("--pool", "gpu-a", "--version", "1", "--batch-percent", "0"), 2),
-    (("--pool", "gpu-a", "--version", "1", "--wait-timeout", "soon"), 2),
-    (("--pool", "gpu-a", "--version", "1", "--backend", "kubernetes"), 2),  # no --step-command
+    (("--pool", "nope", "--version", "535.161.08"), 3),
+    (("--pool", "gpu-a", "--version", "535.161.08", "--batch-percent", "0"), 2),
+    (("--pool", "gpu-a", "--version", "535.161.08", "--wait-timeout", "soon"), 2),
+    (("--pool", "gpu-a", "--version", "535.54.03", "--backend", "kubernetes"), 2),  # no step cmd
     (("--pool", "gpu-a"), 2),  # no --version
     (("--pool", "gpu-a", "--abort"), 3),  # not being upgraded
 ])  # fmt: skip

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.upgrade import UpgradeManager, UpgradeStep
 
-from . import errors, routes_metrics, routes_pools, routes_upgrade
+from . import docs_ui, errors, routes_metrics, routes_pools, routes_upgrade
 from .errors import ApiError
 from .ports import ClusterReader, PoolControl
 from .prometheus import Prometheus
@@ -84,8 +84,11 @@ def create_app(
         version="1",
         description="The seeds' resource-pool operations over poolwatch (docs/api.md).",
         responses=ERRORS,
+        docs_url=None,  # docs_ui serves Swagger UI from bundled files, not a CDN
+        redoc_url=None,
     )
     errors.install(app)
+    docs_ui.install(app)
     app.state.ctx = ctx
 
     def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:

@@ -74,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
     from controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.config import ConfigError, check_listen, split_listen
 
+    from . import guard
     from .app import create_app
 
     try:
@@ -95,5 +96,6 @@ def serve(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 2
     log.info("pool API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    uvicorn.run(guard.reject_ambiguous_framing(app), host=host, port=port,
+                log_level=args.log_level, access_log=False, **guard.settings())  # fmt: skip
     return 0

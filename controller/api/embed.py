@@ -26,8 +26,11 @@ def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Ca
     inside the server's thread; so is a server that did not start within `ready_timeout`."""
     import uvicorn
 
+    from . import guard
+
     sock = socket.create_server((host, port), family=_family(host), backlog=128)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(guard.reject_ambiguous_framing(app), log_level="warning",
+                            access_log=False, lifespan="on", **guard.settings())  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pool-api",
                               daemon=True)  # fmt: skip

@@ -10,9 +10,13 @@ accepted and ignored: there is nothing to buy.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Callable
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 
 from .views import NAME_MAX, NAME_PATTERN
 
@@ -52,9 +56,29 @@ class PoolResource(_Body):
     haSpares: int = Field(0, ge=0, description="of these nodes, how many start as HA spares")
 
 
+def _shaped(pattern: str, example: str) -> Callable[[str | None], str | None]:
+    """A validator whose message gives an example, not the regular expression."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"expected a driver version like {example}, got {value[:40]!r}")
+        return value
+
+    return check
+
+
 class Driver(_Body):
-    gpuVersion: str | None = Field(None, max_length=64)
-    npuVersion: str | None = Field(None, max_length=64)
+    """The versions become a node label and the upgrade command's POOLWATCH_VERSION, so each must
+    have its platform's shape (nothing else passes)."""
+
+    gpuVersion: Annotated[str | None, AfterValidator(_shaped(GPU_DRIVER_VERSION, "535.161.08"))] = (
+        Field(None, max_length=32, json_schema_extra={"pattern": GPU_DRIVER_VERSION},
+              description="NVIDIA driver, e.g. 535.161.08")
+    )  # fmt: skip
+    npuVersion: Annotated[str | None, AfterValidator(_shaped(NPU_DRIVER_VERSION, "24.1.rc2"))] = (
+        Field(None, max_length=32, json_schema_extra={"pattern": NPU_DRIVER_VERSION},
+              description="Ascend HDK driver, e.g. 24.1.rc2")
+    )  # fmt: skip
     updateStrategy: Literal["force", "idle"] = "idle"
 
 

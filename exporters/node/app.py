@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import sys
 import threading
 
 from . import collectors as _collectors  # noqa: F401 - importing registers every collector
@@ -48,8 +51,34 @@ def health_text(store: ExpositionStore) -> tuple[bool, str]:
     return ok, "\n".join(lines) + "\n"
 
 
+# Python hands the GIL to a waiting thread after this long (default 5 ms). A scrape needs it a
+# handful of times (accept, parse, headers, write); while a collection renders in the
+# background, each hand-off waited up to 5 ms, which set the accelerator node's p99 scrape
+# latency. 0.5 ms costs nothing measurable when only one thread runs.
+SWITCH_INTERVAL = 0.0005
+M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def _tune_process() -> None:
+    """Scrape latency and memory settings for this long-running, many-threaded process.
+
+    glibc gives each new thread its own malloc arena (up to 8 per core); every collector run is
+    a fresh thread, so a busy node's exporter spread its small objects over dozens of arenas and
+    its RSS grew past 80 MB. Two arenas hold it near what one collection needs."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    libc_name = ctypes.util.find_library("c")
+    if sys.platform != "linux" or not libc_name:
+        return
+    try:
+        libc = ctypes.CDLL(libc_name)
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
+        log.debug("mallopt unavailable; malloc arenas left as they are")
+
+
 def run(settings: NodeExporterSettings, ready: threading.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT. Config errors surface before anything starts."""
+    _tune_process()
     web = load_web_config(settings.web_config_file)
     runner, store = build(settings)
     httpd = serve(store, settings.listen_address(), web, lambda: health_text(store))

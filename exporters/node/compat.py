@@ -76,6 +76,15 @@ class CompatExpander:
                 if s.name.endswith("_total")
             }
         match = dict(alias.match)
+        name = self._sample_name(target, alias)
+        if alias.transform == "scale" and not match:  # most aliases: one multiplication each
+            k = alias.scale
+            target.samples = [
+                Sample(name, s.labels, s.value * k)
+                for s in fam.samples
+                if not s.name.endswith("_created")
+            ]
+            return target
         for sample in fam.samples:
             if sample.name.endswith("_created"):
                 continue
@@ -83,9 +92,7 @@ class CompatExpander:
                 continue
             value = self._value(alias, sample, per_values, at)
             if value is not None:
-                target.samples.append(
-                    Sample(self._sample_name(target, alias), sample.labels, value)
-                )
+                target.samples.append(Sample(name, sample.labels, value))
         return target
 
     @staticmethod
@@ -97,7 +104,9 @@ class CompatExpander:
     ) -> float | None:
         if alias.transform == "scale":
             return sample.value * alias.scale
-        key = _key(sample.labels)
+        # within one family every sample has the same label names in the same order, so the
+        # unsorted items are a key; `per` looks values up in another family: sorted there
+        key = _key(sample.labels) if alias.transform == "per" else tuple(sample.labels.items())
         per = per_values.get(key, 0.0) if alias.transform == "per" else at
         prev = self._prev.get((alias.name, key))
         self._prev[(alias.name, key)] = _Point(at, sample.value, per)

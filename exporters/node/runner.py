@@ -53,8 +53,13 @@ class Runner:
 
     # -- scheduling ---------------------------------------------------------------------------
     def start(self) -> None:
-        for c in self.collectors:
-            t = threading.Thread(target=self._loop, args=(c,), name=f"collector-{c.name}")
+        n = len(self.collectors)
+        for i, c in enumerate(self.collectors):
+            # Every collector runs at once at start (the first scrape has everything), then
+            # their schedules are spread over the interval: eight collections at the same
+            # instant made a scrape share the GIL with eight threads at once.
+            phase = c.interval * i / n
+            t = threading.Thread(target=self._loop, args=(c, phase), name=f"collector-{c.name}")
             t.daemon = True
             t.start()
             self._loops.append(t)
@@ -64,15 +69,29 @@ class Runner:
         for t in self._loops:
             t.join(timeout=1.0)
 
-    def _loop(self, c: Collector) -> None:
-        due = time.monotonic()
+    def _loop(self, c: Collector, phase: float = 0.0) -> None:
+        # the first run now; the second `phase` later (a full interval for phase 0)
+        due = time.monotonic() + (phase or c.interval) - c.interval
+        self._run_safely(c)
         while not self._stop.is_set():
-            self.run_once(c)
             due += c.interval
             now = time.monotonic()
             if due < now:  # a run overran: skip the missed slots instead of bunching up
                 due = now + c.interval
-            self._stop.wait(due - now)
+            if self._stop.wait(due - now):
+                return
+            self._run_safely(c)
+
+    def _run_safely(self, c: Collector) -> None:
+        """One scheduled run; nothing it raises ends the schedule."""
+        try:
+            self.run_once(c)
+        except Exception as err:  # the schedule outlives any one run
+            log.exception("collector %s: run failed outside the collector", c.name)
+            try:
+                self._fail(c, f"{type(err).__name__}: {err}", 0.0)
+            except Exception:  # the store itself failed: try at the next interval
+                log.exception("collector %s: could not record the failure", c.name)
 
     # -- one run --------------------------------------------------------------------------------
     def run_once(self, c: Collector) -> bool:
@@ -94,7 +113,11 @@ class Runner:
         if run.error and not run.partial:
             self._fail(c, run.error, took)
             return False
-        body = self._render(c, run.families)
+        try:
+            body = self._render(c, run.families)
+        except Exception as err:  # noqa: BLE001 - a value the renderer cannot write: a failed run
+            self._fail(c, f"rendering failed: {type(err).__name__}: {err}", took)
+            return False
         if run.partial:
             self._log_failure(c, run.error)  # before put: it compares with the previous run
         self.store.put(c.name, body, ok=not run.partial, took=took, error=run.error)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 import signal
 import socket
 import threading
@@ -22,6 +23,7 @@ from types import FrameType
 
 from poolwatch.httpbase import Handler as BaseHandler
 from poolwatch.httpbase import Server as BaseServer
+from poolwatch.httpbase import accepts_gzip
 
 from .store import ExpositionStore
 from .webconfig import WebConfig
@@ -41,12 +43,22 @@ INDEX = b"""<!doctype html><html><head><title>poolwatch node exporter</title></h
 
 
 class _Auth:
-    """Basic auth against bcrypt hashes, remembering credentials that already verified."""
+    """Basic auth against bcrypt hashes, remembering credentials that already verified.
+
+    An unknown user is checked against a dummy hash of the same cost as the real ones, so the
+    answer takes as long as for a wrong password and the time does not tell which users exist.
+    At most `BCRYPT_AT_ONCE` bcrypt checks run at a time (each costs tens of milliseconds of
+    CPU): a flood of wrong passwords waits its turn and leaves the other cores to the scrapes,
+    whose credentials verified once are answered from memory."""
+
+    BCRYPT_AT_ONCE = max(1, (os.cpu_count() or 2) // 2)
 
     def __init__(self, users: dict[str, str]) -> None:
         self.users = users
+        self._dummy = _dummy_hash(next(iter(users.values()), "")) if users else b""
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
+        self._bcrypt = threading.BoundedSemaphore(self.BCRYPT_AT_ONCE)
 
     def check(self, header: str | None) -> bool:
         if not self.users:
@@ -59,18 +71,36 @@ class _Auth:
             return False
         hashed = self.users.get(user)
         if hashed is None:
+            self._bcrypt_check(password, self._dummy)  # same cost as a wrong password
             return False
         token = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
         with self._lock:
             if any(hmac.compare_digest(token, t) for t in self._ok):
                 return True
-        import bcrypt
-
-        if not bcrypt.checkpw(password.encode(), hashed.encode()):
+        if not self._bcrypt_check(password, hashed.encode()):
             return False
         with self._lock:
             self._ok.add(token)
         return True
+
+    def _bcrypt_check(self, password: str, hashed: bytes) -> bool:
+        import bcrypt
+
+        with self._bcrypt:
+            return bool(bcrypt.checkpw(password.encode(), hashed))
+
+
+def _dummy_hash(like: str) -> bytes:
+    """A bcrypt hash of a random password with the cost of `like` (a configured hash)."""
+    import secrets
+
+    import bcrypt
+
+    try:
+        rounds = int(like.split("$")[2])
+    except (IndexError, ValueError):
+        rounds = 12
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(min(max(rounds, 4), 31)))
 
 
 _Server = BaseServer  # the shared threaded server: backlog 128, TLS handshake per connection
@@ -84,17 +114,18 @@ def make_handler(
         timeout = 30  # an idle keep-alive connection gives its thread back after this
 
         def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":  # open: the kubelet's probes carry no credentials
+                ok, text = health()
+                self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
+                return
             if not auth.check(self.headers.get("Authorization")):
                 self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
                 return
-            path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                gz = "gzip" in (self.headers.get("Accept-Encoding") or "")
-                extra = {"Content-Encoding": "gzip"} if gz else {}
+                gz = accepts_gzip(self.headers.get("Accept-Encoding"))
+                extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gz else {}
                 self.send_body(200, store.body(gzipped=gz), CONTENT_TYPE, extra)
-            elif path == "/healthz":
-                ok, text = health()
-                self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
             elif path == "/":
                 self.send_body(200, INDEX, "text/html; charset=utf-8")
             else:

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from poolwatch.catalog.hccn import HCCN_INTERVALS
+from poolwatch.catalog.npu import NPU_SMI_INTERVALS
 from poolwatch.config import Listen, parse_duration, split_listen
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -113,8 +115,36 @@ class CacheDirSettings(CollectorSettings):
         return self
 
 
+class NpuSmiIntervals(_Strict):
+    """Seconds between two readings of each group of npu-smi detail views (0: every run).
+
+    Every npu-smi call is a process; the overview is read every run regardless."""
+
+    utilization: Duration = NPU_SMI_INTERVALS["utilization"]
+    clocks: Duration = NPU_SMI_INTERVALS["clocks"]
+    health: Duration = NPU_SMI_INTERVALS["health"]
+    ecc: Duration = NPU_SMI_INTERVALS["ecc"]
+    inventory: Duration = NPU_SMI_INTERVALS["inventory"]
+
+
+class HccnToolIntervals(_Strict):
+    """Seconds between two readings of each hccn_tool view (0: every run)."""
+
+    link: Duration = HCCN_INTERVALS["link"]
+    link_stat: Duration = HCCN_INTERVALS["link_stat"]
+    stat: Duration = HCCN_INTERVALS["stat"]
+    optical: Duration = HCCN_INTERVALS["optical"]
+
+
 class AcceleratorSettings(CollectorSettings):
     """NVML and npu-smi calls can stall when a device misbehaves: the timeout bounds a run."""
+
+    npu_smi_intervals: NpuSmiIntervals = Field(default_factory=NpuSmiIntervals)
+    hccn_tool_intervals: HccnToolIntervals = Field(default_factory=HccnToolIntervals)
+    # per-container copies of device gauges (poolwatch_container_accelerator_<gauge>): "needed"
+    # keeps those a dashboard reads and those an enabled compat set has a seed name for, "all"
+    # every one, "none" only utilisation and memory (always there)
+    container_views: Literal["needed", "all", "none"] = "needed"
 
 
 def _default_resources() -> list[str]:

@@ -14,6 +14,7 @@ reports 0, or 3 once NVML calls it lost).
 from __future__ import annotations
 
 from .model import Alias, MetricSpec
+from .npu import npu_smi_age
 
 MA, DCGM = "modelarts", "modelarts"  # DCGM_FI_* names are part of the ModelArts seed tables
 MIB = 1.0 / 1048576
@@ -318,6 +319,29 @@ CONTAINER_VIEWS = [
 ]
 # fmt: on
 
+#: the per-container views a shipped rule or dashboard reads: kept whatever the compat sets (the
+#: others are copied only for a seed name an enabled compat set needs, or with container_views all)
+CONTAINER_VIEWS_USED = frozenset({
+    "poolwatch_container_accelerator_memory_used_ratio",
+    "poolwatch_container_accelerator_healthy",
+    "poolwatch_container_accelerator_error_code",
+    "poolwatch_container_npu_vector_core_utilization_ratio",
+    "poolwatch_container_npu_hbm_bandwidth_utilization_ratio",
+    "poolwatch_container_npu_ddr_memory_used_ratio",
+})  # fmt: skip
+
+
+def container_views_kept(mode: str, compat: frozenset[str] | set[str]) -> frozenset[str]:
+    """The per-container view families copied under `container_views: mode` with `compat`."""
+    if mode == "all":
+        return frozenset(v.name for v in CONTAINER_VIEWS)
+    if mode == "none":
+        return frozenset()
+    seed = {v.name for v in CONTAINER_VIEWS if any(a.compat in compat for a in v.aliases)}
+    return CONTAINER_VIEWS_USED | seed
+
+
 ACCELERATOR_SPECS: list[MetricSpec] = [
-    *ACCELERATOR, *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_ACCOUNTING, *CONTAINER_VIEWS,
+    *(npu_smi_age(s) for s in ACCELERATOR), *GPU, *CONTAINER_ACCELERATOR, *CONTAINER_ACCOUNTING,
+    *CONTAINER_VIEWS,
 ]  # fmt: skip

@@ -33,6 +33,9 @@ CONTROLLER_SPECS: list[MetricSpec] = [
     _spec("poolwatch_controller_notifications_queued", "gauge", "",
           "Notices waiting in the controller's outbox for the notifier (controller).", (),
           "controller"),
+    _spec("poolwatch_controller_notifications_dropped_total", "counter", "",
+          "Undelivered notices dropped, oldest first, from an outbox at its outbox_limit while "
+          "the notifier was down (controller).", (), "controller"),
     _spec("poolwatch_controller_last_reconcile_timestamp_seconds", "gauge", "seconds",
           "When the last control-loop step finished (controller).", (), "controller"),
 ]

@@ -30,7 +30,11 @@ keyed by the npu-smi labels these families do not carry.
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec
+from .model import Alias, MetricSpec, read_every
+
+#: hccn_tool views -> seconds between two readings by default (0: every collection). The MAC and
+#: RoCE counters (-stat) are read every collection: their seed aliases are per-collection rates.
+HCCN_INTERVALS: dict[str, float] = {"link": 0.0, "link_stat": 60.0, "stat": 0.0, "optical": 60.0}
 
 MA = "modelarts"
 MILLI = 1000.0  # mW per W, mV per V
@@ -150,3 +154,16 @@ HCCN_SPECS: list[MetricSpec] = [
           *_per_lane("ma_node_npu_optical_rx_power", "mW")),
 ]
 # fmt: on
+
+
+def _view_of(spec: MetricSpec) -> str:
+    """The hccn_tool view a family comes from, as its help names it (`hccn_tool -<view> -g`)."""
+    for view in sorted(HCCN_INTERVALS, key=len, reverse=True):
+        if f"hccn_tool -{view} -g" in spec.help:
+            return view
+    raise ValueError(f"{spec.name}: help names no hccn_tool view")
+
+
+HCCN_SPECS = [
+    read_every(s, "hccn_tool", _view_of(s), HCCN_INTERVALS[_view_of(s)]) for s in HCCN_SPECS
+]

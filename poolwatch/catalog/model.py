@@ -7,7 +7,7 @@ build their families from it (`new_family`), and the other parts are checked aga
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 MetricType = Literal["gauge", "counter", "info"]
@@ -62,6 +62,18 @@ class MetricSpec:
         if self.type == "counter":
             return self.name.removesuffix("_total")
         return self.name
+
+
+def read_every(spec: MetricSpec, tool: str, group: str, seconds: float) -> MetricSpec:
+    """`spec` with its help saying how old its value can be when its group is read less often
+    than every collection (the series is served from the last reading in between)."""
+    if seconds <= 0:
+        return spec
+    note = (
+        f"; {tool} group {group}, read every {seconds:g} s by default, so up to that old "
+        "between readings"
+    )
+    return replace(spec, help=spec.help.removesuffix(").") + note + ").")
 
 
 @dataclass(frozen=True)

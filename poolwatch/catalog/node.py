@@ -150,9 +150,12 @@ FILESYSTEM = [
 # --- cache directory per workload: a bounded walk under the cache root ------------------------
 CACHE_DIR = [
     _spec("poolwatch_cache_dir_usage_bytes", "gauge", "bytes",
-          "Disk space used under the workload's directory in the cache root, st_blocks x 512 "
-          "(cache_dir, bounded walk; a lower bound when truncated).", ("directory",), "cache_dir",
-          _ma("ma_container_notebook_cache_dir_size_bytes", "Bytes")),
+          "Disk space used under the workload's directory in the cache root, st_blocks x 512, "
+          "from its last finished walk; a lower bound when truncated. A walk the budget cuts is "
+          "finished by later runs, so the figure can be one full rotation over the cache old "
+          "(see poolwatch_cache_dir_measured_timestamp_seconds); directory=\"/others\" sums "
+          "the directories beyond max_dirs (cache_dir, bounded walk).", ("directory",),
+          "cache_dir", _ma("ma_container_notebook_cache_dir_size_bytes", "Bytes")),
     _spec("poolwatch_cache_dir_used_ratio", "gauge", "ratio",
           "The directory's usage over the cache filesystem's size, 0-1 (cache_dir).",
           ("directory",), "cache_dir",
@@ -161,8 +164,15 @@ CACHE_DIR = [
           "Files and directories counted under the workload's directory (cache_dir).",
           ("directory",), "cache_dir"),
     _spec("poolwatch_cache_dir_walk_truncated", "gauge", "",
-          "1 if the last walk of this directory hit the time or entry budget, so its usage is a "
-          "lower bound (cache_dir).", ("directory",), "cache_dir"),
+          "1 if the directory's usage is a lower bound or absent: its first walk is not finished "
+          "yet, or some of it could not be read (cache_dir).", ("directory",), "cache_dir"),
+    _spec("poolwatch_cache_dir_unreadable_directories", "gauge", "",
+          "Subdirectories and entries of the directory the exporter could not list or stat in "
+          "its last walk (permission denied, I/O error): its usage is then a lower bound "
+          "(cache_dir).", ("directory",), "cache_dir"),
+    _spec("poolwatch_cache_dir_measured_timestamp_seconds", "gauge", "seconds",
+          "When the walk behind the directory's figures finished, Unix time (cache_dir).",
+          ("directory",), "cache_dir"),
 ]
 
 # --- InfiniBand: /sys/class/infiniband/<hca>/ports/<port>/counters ---------------------------

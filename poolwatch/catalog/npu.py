@@ -17,7 +17,46 @@ from `hccn_tool` (`hccn.py`).
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec
+from .model import Alias, MetricSpec, read_every
+
+#: npu-smi detail-view groups -> seconds between two readings by default (0: every collection).
+#: The overview (`npu-smi info`: utilisation, memory, temperature, power, health, processes) is
+#: read on every collection; these groups are the per-chip views for what it lacks.
+NPU_SMI_INTERVALS: dict[str, float] = {
+    "utilization": 30.0,  # -t usages: vector/cube/AI CPU/control CPU busy, HBM bandwidth
+    "clocks": 120.0,  # -t common, -t memory: AI core and HBM clocks, HBM temperature
+    "health": 300.0,  # -t health: error code (at once when the overview's health is not OK)
+    "ecc": 60.0,  # -t ecc: HBM ECC counts, isolated pages
+    "inventory": 3600.0,  # -t board, ecc-enable: VDie ID, serial, firmware (and on a card swap)
+}
+#: family -> the npu-smi group it comes from (for NPUs; GPU values come from NVML every run)
+NPU_SMI_GROUP_OF: dict[str, str] = {
+    "poolwatch_npu_vector_core_utilization_ratio": "utilization",
+    "poolwatch_npu_cube_core_utilization_ratio": "utilization",
+    "poolwatch_npu_ai_cpu_utilization_ratio": "utilization",
+    "poolwatch_npu_ctrl_cpu_utilization_ratio": "utilization",
+    "poolwatch_npu_overall_utilization_ratio": "utilization",
+    "poolwatch_npu_hbm_bandwidth_utilization_ratio": "utilization",
+    "poolwatch_accelerator_core_clock_hertz": "clocks",
+    "poolwatch_accelerator_memory_clock_hertz": "clocks",
+    "poolwatch_accelerator_memory_temperature_celsius": "clocks",
+    "poolwatch_npu_ai_core_rated_clock_hertz": "clocks",
+    "poolwatch_accelerator_error_code": "health",
+    "poolwatch_accelerator_ecc_errors_total": "ecc",
+    "poolwatch_accelerator_retired_pages": "ecc",
+    "poolwatch_npu_hbm_ecc_enabled": "inventory",
+    "poolwatch_accelerator_info": "inventory",
+}
+
+
+def npu_smi_age(spec: MetricSpec) -> MetricSpec:
+    """`spec`, its help saying how old an NPU's value can be (see `read_every`)."""
+    group = NPU_SMI_GROUP_OF.get(spec.name)
+    if group is None:
+        return spec
+    tool = "NPU: npu-smi" if spec.name.startswith("poolwatch_accelerator_") else "npu-smi"
+    return read_every(spec, tool, group, NPU_SMI_INTERVALS[group])
+
 
 MA = "modelarts"
 MIB = 1.0 / 1048576
@@ -75,5 +114,10 @@ NPU_SPECS: list[MetricSpec] = [
     _spec("poolwatch_npu_ai_core_rated_clock_hertz", "gauge", "hertz",
           "Rated AI core clock; the current one is poolwatch_accelerator_core_clock_hertz "
           "(accelerator; npu-smi Aicore Freq(MHZ))."),
+    MetricSpec("poolwatch_npu_tool_processes", "gauge", "",
+               "npu-smi and hccn_tool processes the last collection started, by tool: the cost "
+               "of reading the NPUs, which per-group intervals keep low (accelerator).",
+               ("tool",), "accelerator"),
 ]
 # fmt: on
+NPU_SPECS = [npu_smi_age(s) for s in NPU_SPECS]

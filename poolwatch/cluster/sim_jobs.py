@@ -64,7 +64,7 @@ def generate(world: World, pool: str) -> JobRequest | None:
         namespace=team.namespace, pool=pool, workers=size.workers, per_worker=size.per_worker,
         kind=kind, name=f"{rng.choice(_NAMES)}-{next(world.job_seq):04d}",
         owner=rng.choice(team.owners), queue=team.queue, priority=_pick(world, _PRIORITIES),
-        outcome=outcome, duration=round(duration, 3),
+        outcome=outcome, duration=round(duration, 3), annotations=spec.job_annotations,
     )  # fmt: skip
 
 

@@ -143,6 +143,9 @@ class SimulationSpec:
     max_restarts: int = 3  # evictions a job survives (seed console default 3), then Failed
     fault_fail_after: float = 600.0  # a job on a faulty device/node stalls, then fails
     job_ttl: float = 3600.0  # finished jobs and their pods are deleted after this
+    # annotations every generated job carries, e.g. (("fault-tolerance/job-retry-num", "3"),)
+    # so the controller restarts the jobs of a node it isolates (the demo's story)
+    job_annotations: tuple[tuple[str, str], ...] = ()
     # --- nodes and faults --------------------------------------------------------------------
     create_seconds: float = 0.0  # nodes stay Creating this long after start
     # DaemonSet pods on every node, e.g. ("nvidia-device-plugin",): Running in kube-system, no

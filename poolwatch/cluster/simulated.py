@@ -126,6 +126,17 @@ class SimulatedCluster:
             self._commit()
             return hit
 
+    def can_strike(self, fault: str, node: str) -> bool:
+        """Whether `inject(fault, node)` would find somewhere to strike now."""
+        with self._lock:
+            return bool(sim_faults.applicable(self._node(node), fault))
+
+    def node_faults(self, node: str) -> list[str]:
+        """The faults now on `node` and its devices (what a repair would clear)."""
+        with self._lock:
+            n = self._node(node)
+            return sorted({*n.faults, *(f for d in n.devices for f in d.faults)})
+
     def heal(self, node: str, fault: str | None = None) -> None:
         """Repair `fault` (all faults when None) on `node` now."""
         with self._lock:

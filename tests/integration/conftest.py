@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, free_port
+from prom_versions import Prometheus
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -89,6 +90,28 @@ collectors:
         yield {"port": port, "cache": cache, "proc": proc, "log": log, "config": cfg}
 
 
-needs = pytest.mark.skipif  # short alias for the skip conditions below
-have_prometheus = shutil.which("prometheus") is not None
-have_promtool = shutil.which("promtool") is not None
+def use_prometheus(prom: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make `prom`'s prometheus the one the demo finds, wherever it looks: a tool directory of
+    its own (POOLWATCH_TOOLS_DIR, holding only bin/prometheus) and first on PATH. Returns the
+    version it reports, "major.minor"."""
+    binary = prom.prometheus  # resolved (and built) before the environment changes
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "bin" / "prometheus").symlink_to(binary)
+    monkeypatch.setenv("POOLWATCH_TOOLS_DIR", str(tools))
+    monkeypatch.setenv("PATH", f"{tools / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    return ".".join(map(str, prom.version))
+
+
+def running_version(base: str, deadline_s: float = 30.0) -> str:
+    """The "major.minor" version of the Prometheus serving `base`, from its build information
+    (waiting for it to answer: the demo returns before its Prometheus is up)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            version = get_json(f"{base}/api/v1/status/buildinfo")["data"]["version"]
+            return ".".join(version.split(".")[:2])
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,12 +14,12 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, SmtpSink, alert, get_json, post, wait_for
 from helpers import free_port
+from prom_versions import Alertmanager
 
 from alerts.payload import webhook
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parent.parent.parent
-AM = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 TOKEN = "am-to-poolwatch-token"  # noqa: S105 (a test credential)
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -81,8 +80,7 @@ def _rfc3339(seconds_from_now: float) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-@pytest.mark.skipif(AM is None, reason="prometheus-alertmanager is not installed")
-def test_alertmanager_to_mail_and_webhook(tmp_path: Path) -> None:
+def test_alertmanager_to_mail_and_webhook(tmp_path: Path, alertmanager: Alertmanager) -> None:
     smtp, hook = SmtpSink(free_port()), HttpSink()
     smtp.start()
     port, am_port = free_port(), free_port()
@@ -105,7 +103,7 @@ def test_alertmanager_to_mail_and_webhook(tmp_path: Path) -> None:
     (tmp_path / "am.yml").write_text(amconfig)
     am = _start(
         [
-            AM,
+            alertmanager.alertmanager,
             f"--config.file={tmp_path / 'am.yml'}",
             f"--storage.path={tmp_path / 'am'}",
             f"--web.listen-address=127.0.0.1:{am_port}",

@@ -6,7 +6,6 @@ and evaluated by Prometheus at the same instant, and against the simulation's ow
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,17 +13,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from helpers import free_block
+from prom_versions import Prometheus
 
 from controller.api.app import create_app
 from controller.service import PoolController
 from poolwatch.demo import Demo
 
-from .conftest import get_json, prom_query
+from .conftest import get_json, prom_query, running_version, use_prometheus
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
-]
+pytestmark = pytest.mark.integration
 TOKEN = "integration-token"  # noqa: S105 - a test token
 
 
@@ -40,12 +37,16 @@ def _q(expr: str) -> str:
     return urllib.parse.quote(expr)
 
 
-def test_monitoring_and_usage_equal_promql_and_the_simulation(tmp_path: Path) -> None:
+def test_monitoring_and_usage_equal_promql_and_the_simulation(
+    tmp_path: Path, prom: Prometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_path = use_prometheus(prom, tmp_path, monkeypatch)
     demo = Demo(free_block(), tmp_path / "demo", speed=0.0, scrape_interval="1s")
     demo.start()
     try:
         assert demo.prometheus is not None
         base = f"http://127.0.0.1:{demo.ports.prometheus}"
+        assert running_version(base) == on_path, "the demo did not run the Prometheus on PATH"
         samples = 'count_over_time(poolwatch_pool_nodes{pool="gpu-a",status="Available"}[1m])'
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:

@@ -14,7 +14,6 @@ every family a panel reads.
 
 from __future__ import annotations
 
-import shutil
 import time
 import urllib.error
 from pathlib import Path
@@ -22,18 +21,15 @@ from typing import Any
 
 import pytest
 from helpers import free_block
+from prom_versions import Prometheus
 
 from dashboards import lint, registry
 from poolwatch.cluster.sim_metrics import FAMILIES
 from poolwatch.demo import Demo
 
-from .conftest import prom_query
+from .conftest import prom_query, running_version, use_prometheus
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SIM_MISSING: dict[str, str] = {}
 POOLS = {"nvidia": ("gpu-a", "nvidia.com/gpu"), "huawei": ("npu-b", "huawei.com/Ascend910")}
@@ -123,15 +119,19 @@ def _empty_columns(uid: str, panel: dict[str, Any], results: dict[str, list[dict
     return out
 
 
-def test_every_panel_and_column_has_data_for_a_gpu_and_an_npu_pool(tmp_path: Path) -> None:
+def test_every_panel_and_column_has_data_for_a_gpu_and_an_npu_pool(
+    tmp_path: Path, prom: Prometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in SIM_MISSING:
         assert name not in FAMILIES, f"the simulation serves {name} now: drop it from SIM_MISSING"
     models = registry.dashboards()
+    on_path = use_prometheus(prom, tmp_path, monkeypatch)
     demo = Demo(free_block(), tmp_path / "demo", speed=10.0, scrape_interval="1s")
     demo.start()
     try:
         assert demo.prometheus is not None
         base = f"http://127.0.0.1:{demo.ports.prometheus}"
+        assert running_version(base) == on_path, "the demo did not run the Prometheus on PATH"
         deadline = time.monotonic() + 45
         jobs = None
         while time.monotonic() < deadline and not (jobs := _ready(base)):

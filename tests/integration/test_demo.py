@@ -163,9 +163,9 @@ def test_acting_demo_delivers_isolates_replaces_and_serves_the_pool_api(tmp_path
         inbox: dict = {"count": 0}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            inbox = json.loads(_get(urls["notifications delivered"]))
+            inbox = json.loads(_get(urls["notifications delivered"] + ".json"))
             states = {n.name: str(n.status) for n in demo.cluster.nodes()}
-            titles = [m["body"]["title"] for m in inbox["messages"]]
+            titles = [m["title"] for m in inbox["messages"]]
             if len(titles) >= 2 and states[node] != "Available":
                 break
             time.sleep(0.3)

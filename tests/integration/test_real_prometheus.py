@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from helpers import free_port, not_about_seed_names, parse, promtool_findings, value
+from prom_versions import Prometheus
 
 from .conftest import process, prom_query
 
@@ -31,20 +31,18 @@ def _wait_for(port: int, name: str, deadline_s: float = 15.0) -> dict:
     pytest.fail(f"{name} never appeared")
 
 
-@pytest.mark.skipif(not shutil.which("promtool"), reason="Debian package prometheus not installed")
-def test_full_exposition_passes_promtool(exporter: dict) -> None:
+def test_full_exposition_passes_promtool(exporter: dict, prom: Prometheus) -> None:
     _wait_for(exporter["port"], "poolwatch_node_cpu_used_ratio")
     body = _scrape(exporter["port"])
-    findings = promtool_findings(body)
+    findings = promtool_findings(body, prom.promtool)
     # compat is on: promtool flags only the seeds' own names; every canonical name is clean
     assert not_about_seed_names(findings) == set()
     assert any(f.startswith("ma_node_memory_total_megabytes") for f in findings)
 
 
-@pytest.mark.skipif(
-    not shutil.which("prometheus"), reason="Debian package prometheus not installed"
-)
-def test_prometheus_scrapes_and_stores_the_cache_utilisation(exporter: dict, tmp_path: Path):
+def test_prometheus_scrapes_and_stores_the_cache_utilisation(
+    exporter: dict, tmp_path: Path, prom: Prometheus
+) -> None:
     port = free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
@@ -56,7 +54,7 @@ scrape_configs:
 """
     )
     cmd = [
-        "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"

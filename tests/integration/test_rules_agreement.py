@@ -8,7 +8,6 @@ must show on both sides within one evaluation interval (plus one scrape) of each
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import free_port
+from prom_versions import Prometheus
 
 from exporters.cluster.app import ClusterExporter, serve_cluster
 from exporters.cluster.settings import ClusterExporterSettings
@@ -33,10 +33,7 @@ from rules.state import StateStore
 
 from .conftest import get_json, process
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("prometheus"), reason="Debian package prometheus missing"),
-]
+pytestmark = pytest.mark.integration
 
 INTERVAL = 2.0  # rule group interval, seconds
 SCRAPE = 1.0
@@ -114,13 +111,15 @@ def _prometheus_config(tmp_path: Path, pool: Pool, rules: Path) -> Path:
     return cfg
 
 
-def test_local_engine_and_prometheus_fire_the_same_alerts(pool: Pool, tmp_path: Path) -> None:
+def test_local_engine_and_prometheus_fire_the_same_alerts(
+    pool: Pool, tmp_path: Path, prom: Prometheus
+) -> None:
     groups = [g.group.model_copy(update={"interval": f"{INTERVAL:g}s"})
               for g in load(default_files())]  # fmt: skip
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": [compiler.group_dict(g) for g in groups]}))
     port = free_port()
-    cmd = ["prometheus", f"--config.file={_prometheus_config(tmp_path, pool, rules)}",
+    cmd = [prom.prometheus, f"--config.file={_prometheus_config(tmp_path, pool, rules)}",
            f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
            "--log.level=warn"]  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -8,21 +8,18 @@ promtool (Prometheus 2.42's engine) must find exactly those samples (it compares
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import expand_series as expand
+from prom_versions import Prometheus
 
 from rules.local import History, Series
 from rules.promql import Query
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("promtool"), reason="Debian package prometheus missing"),
-]
+pytestmark = pytest.mark.integration
 
 STEP_S = 15
 #: promtool input series: labels -> values ('_' missing, 'stale' a stale marker)
@@ -122,7 +119,7 @@ def _labels(ls: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def test_local_promql_matches_promtool(tmp_path: Path) -> None:
+def test_local_promql_matches_promtool(tmp_path: Path, prom: Prometheus) -> None:
     h = history()
     tests = []
     for expr in EXPRS:
@@ -146,7 +143,7 @@ def test_local_promql_matches_promtool(tmp_path: Path) -> None:
     }  # fmt: skip
     path = tmp_path / "promql-test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
+    result = subprocess.run([prom.promtool, "test", "rules", str(path)], capture_output=True,
                             text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert sum(1 for t in tests if t["exp_samples"]) > len(tests) * 0.6  # not vacuous

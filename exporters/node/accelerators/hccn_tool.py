@@ -50,7 +50,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -59,7 +59,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from poolwatch import catalog
-from poolwatch.catalog.hccn import HCCN_SPECS
+from poolwatch.catalog.hccn import HCCN_INTERVALS, HCCN_SPECS
 from poolwatch.catalog.model import MetricSpec
 
 from .model import BackendUnavailable, Reading
@@ -290,6 +290,8 @@ class HccnToolBackend:
         run: Runner | None = None,
         max_workers: int = 4,
         dev_root: Path | str = "/dev",
+        intervals: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.executable, self.timeout, self.max_workers = executable, timeout, max_workers
         self.device_ids = device_ids or (lambda: davinci_ids(dev_root))
@@ -297,6 +299,11 @@ class HccnToolBackend:
         self._own_runner = run is None
         self._unsupported: set[tuple[str, int]] = set()  # (view, device id) said "not supported"
         self._lock = threading.Lock()
+        # seconds between readings of each view; in between, the last good reading is served
+        self.intervals = {**HCCN_INTERVALS, **(intervals or {})}
+        self.clock = clock
+        self._cache: dict[tuple[str, int], tuple[float, object]] = {}
+        self.calls = 0  # hccn_tool processes started by the last reading
 
     def read(self) -> Reading:
         """One reading of every device's port; raises BackendUnavailable without hccn_tool."""
@@ -309,6 +316,8 @@ class HccnToolBackend:
         ids = sorted(set(self.device_ids()))
         reading = Reading()
         fams = {spec.name: _new_family(spec) for spec in HCCN_SPECS}
+        self.calls = 0
+        self._cache = {k: v for k, v in self._cache.items() if k[1] in ids}
         if ids:
             # One budget for the whole reading (2 x the per-call timeout): with calls run one at
             # a time, a wedged tool would otherwise cost devices x timeout, far past the
@@ -334,10 +343,13 @@ class HccnToolBackend:
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
         reading.extra = list(fams.values())
+        reading.processes = ("hccn_tool", self.calls)
         return reading
 
     def _call(self, exe: str, view: str, dev: int) -> str:
         argv = [exe, "-i", str(dev), f"-{view}", "-g"]
+        with self._lock:
+            self.calls += 1
         try:
             out = self.run(argv, self.timeout)
         except NpuSmiError as err:
@@ -350,11 +362,18 @@ class HccnToolBackend:
 
     def _port(self, exe: str, dev: int) -> _Port:
         port = _Port(dev)
+        now = self.clock()
         for view in VIEWS:
             if (view, dev) in self._unsupported:
                 continue
+            cached = self._cache.get((view, dev))
+            if cached is not None and now - cached[0] < self.intervals.get(view, 0.0):
+                port.views[view] = cached[1]  # not due: the last good reading
+                continue
+            self._cache.pop((view, dev), None)  # due: what fails now goes away
             try:
                 port.views[view] = PARSERS[view](self._call(exe, view, dev))
+                self._cache[(view, dev)] = (now, port.views[view])
             except ViewUnsupported as err:
                 with self._lock:
                     new = (view, dev) not in self._unsupported

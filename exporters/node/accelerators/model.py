@@ -63,6 +63,8 @@ class Reading:
     devices: list[Device] = field(default_factory=list)
     extra: list[Metric] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # partial failures, e.g. one bad device
+    # (tool, processes started) for a backend that runs a command per call (npu-smi, hccn_tool)
+    processes: tuple[str, int] | None = None
 
 
 class BackendUnavailable(Exception):

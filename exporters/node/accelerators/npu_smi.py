@@ -5,8 +5,16 @@ core busy share, DDR and HBM use, bus id, and the process table), then the per-c
 `npu-smi info -t <type> -i <npu> -c <chip>` for what the overview lacks: `usages` (vector/cube/AI
 CPU/control CPU busy, HBM bandwidth, overall utilisation), `common` (AI core clocks), `memory`
 (HBM clock and temperature), `health` (error code) and `ecc` (HBM ECC counts, isolated pages);
-per NPU `ecc-enable`. The static `board` views (VDie ID as UUID, serial, firmware) are read once
-per chip and kept until its bus id changes.
+per NPU `ecc-enable`, and the `board` views (VDie ID as UUID, serial, firmware).
+
+Each field is read as often as it changes: every npu-smi call is a process (tens of ms of CPU on
+a real node), and a 16-chip A3 node would otherwise start ~90 of them every 15 s. The overview
+(utilisation, memory, temperature, power, health, processes) is read every run; the detail views
+come in groups (`GROUPS`), each with its own interval (`DEFAULT_INTERVALS`, configurable). A
+group not due this run is served from its last good reading (at most one interval old, which the
+catalog's help says); a group whose call fails is dropped at once (its series go away) and
+retried next run. `health` is also read at once for a chip whose overview health is not OK, and
+every group of a chip is read again when its bus id changes (a card swapped).
 
 Why it is shaped like this:
 - npu-smi is an external command that can hang when a device misbehaves: every call has a timeout
@@ -36,7 +44,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
@@ -44,7 +52,7 @@ from dataclasses import dataclass, replace
 from prometheus_client.core import Metric
 
 from poolwatch import catalog
-from poolwatch.catalog.npu import NPU_SPECS
+from poolwatch.catalog.npu import NPU_SMI_INTERVALS, NPU_SPECS
 
 from .model import BackendUnavailable, Device, ProcessUse, Reading
 from .npu_smi_parse import (
@@ -62,8 +70,16 @@ from .npu_smi_parse import (
 
 log = logging.getLogger(__name__)
 MIB = 2**20
-CHIP_VIEWS = ("usages", "common", "memory", "health", "ecc")  # every run, per chip
-NPU_VIEWS = ("ecc-enable",)  # every run, per NPU
+# group -> its views as (view, per chip?); a per-card view is asked once per NPU
+GROUPS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "utilization": (("usages", True),),
+    "clocks": (("common", True), ("memory", True)),
+    "health": (("health", True),),
+    "ecc": (("ecc", True),),
+    "inventory": (("board", True), ("board", False), ("ecc-enable", False)),
+}
+DEFAULT_INTERVALS = NPU_SMI_INTERVALS  # seconds between readings (0: every run); configurable
+EVERY_RUN = dict.fromkeys(GROUPS, 0.0)
 Runner = Callable[[list[str], float], str]
 
 
@@ -102,6 +118,7 @@ class _Job:
     chip: int | None  # None: card-level view, or a layout without chip ids
     view: str
     per_chip: bool = True
+    group: str = ""
 
     @property
     def kind(self) -> str:
@@ -131,28 +148,34 @@ class NpuSmiBackend:
         timeout: float = 8.0,
         run: Runner | None = None,
         max_workers: int = 4,
+        intervals: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.executable, self.timeout = executable, timeout
         self.run: Runner = run or run_npu_smi
         self.max_workers = max_workers
+        self.intervals = {**DEFAULT_INTERVALS, **(intervals or {})}
+        self.clock = clock
         self._unsupported: set[str] = set()  # view kinds this node's cards do not have
-        # static board views, kept with the bus id they were read for: key -> (bus, facts)
-        self._chip_board: dict[tuple[int, int | None], tuple[str, ChipFacts]] = {}
-        self._npu_board: dict[int, tuple[str, ChipFacts]] = {}
+        # the last good reading of each view, with when it was read: job -> (at, facts)
+        self._cache: dict[_Job, tuple[float, ChipFacts]] = {}
+        self._bus: dict[int, str] = {}  # NPU -> the bus id its cached views were read on
         self._multi: set[int] = set()  # NPUs seen with more than one chip
         self._known: dict[tuple[int, int | None], Device] = {}
+        self.calls = 0  # npu-smi processes started by the last reading
 
     def read(self) -> Reading:
         """One reading of every chip; raises for a failed or unreadable `npu-smi info`."""
+        self.calls = 0
         overview = parse_overview(self._call(["info"]))
         counts = Counter(row.npu for row in overview.chips)
         self._multi |= {npu for npu, n in counts.items() if n > 1}
         reading = Reading()
-        results = self._fetch(self._jobs(overview.chips), reading.problems)
+        self._refresh(overview.chips, reading.problems)
         extra = {spec.name: catalog.new_family(spec.name) for spec in NPU_SPECS}
         seen: set[tuple[int, int | None]] = set()
         for row in overview.chips:
-            facts = self._chip_facts(row, results)
+            facts = self._chip_facts(row)
             device = self._device(row, overview, facts)
             self._extra(device, row, facts, extra)
             reading.devices.append(device)
@@ -161,12 +184,15 @@ class NpuSmiBackend:
         for key, last in self._known.items():
             if key not in seen:  # listed before, gone now: fell off the bus
                 reading.devices.append(replace(last, up=False, processes=None))
+        del extra["poolwatch_npu_tool_processes"]  # the collector's, from `processes`
         reading.extra = list(extra.values())
+        reading.processes = ("npu-smi", self.calls)
         return reading
 
     # -- running npu-smi -------------------------------------------------------------------------
     def _call(self, args: list[str]) -> str:
         argv = [self.executable, *args]
+        self.calls += 1
         try:
             return self.run(argv, self.timeout)
         except NpuSmiError as err:
@@ -175,20 +201,43 @@ class NpuSmiBackend:
             raise
 
     def _jobs(self, chips: list[ChipRow]) -> list[_Job]:
+        """Every view of every chip and card, whether due or not."""
         jobs: list[_Job] = []
-        npus: dict[int, str] = {}
+        npus: dict[int, None] = {}
         for row in chips:
-            npus.setdefault(row.npu, row.bus_id)
-            jobs += [_Job(row.npu, row.chip, v) for v in CHIP_VIEWS]
-            cached = self._chip_board.get((row.npu, row.chip))
-            if cached is None or cached[0] != row.bus_id:
-                jobs.append(_Job(row.npu, row.chip, "board"))
-        for npu, bus in npus.items():
-            jobs += [_Job(npu, None, v, per_chip=False) for v in NPU_VIEWS]
-            cached_npu = self._npu_board.get(npu)
-            if cached_npu is None or cached_npu[0] != bus:
-                jobs.append(_Job(npu, None, "board", per_chip=False))
+            npus.setdefault(row.npu)
+            for group, views in GROUPS.items():
+                jobs += [_Job(row.npu, row.chip, v, True, group) for v, per in views if per]
+        for npu in npus:
+            for group, views in GROUPS.items():
+                jobs += [_Job(npu, None, v, False, group) for v, per in views if not per]
         return [j for j in jobs if j.kind not in self._unsupported]
+
+    def _refresh(self, chips: list[ChipRow], problems: list[str]) -> None:
+        """Read the views that are due and update the cache; drop what failed or is gone."""
+        now = self.clock()
+        bus = {row.npu: row.bus_id for row in chips}
+        swapped = {npu for npu, b in bus.items() if self._bus.get(npu, b) != b}
+        self._bus = bus
+        unhealthy = {(r.npu, r.chip) for r in chips if health_level(r.health) != 0}
+        jobs = self._jobs(chips)
+        live = set(jobs)
+        self._cache = {j: v for j, v in self._cache.items() if j in live and j.npu not in swapped}
+        due = [j for j in jobs if self._due(j, now, unhealthy)]
+        results = self._fetch(due, problems)
+        for job in due:
+            if job in results:
+                self._cache[job] = (now, results[job])
+            else:  # failed, unsupported or not done within the budget: gone, never stale
+                self._cache.pop(job, None)
+
+    def _due(self, job: _Job, now: float, unhealthy: set[tuple[int, int | None]]) -> bool:
+        cached = self._cache.get(job)
+        if cached is None:
+            return True
+        if job.group == "health" and (job.npu, job.chip) in unhealthy:
+            return True
+        return now - cached[0] >= self.intervals.get(job.group, 0.0)
 
     def _view(self, job: _Job) -> ChipFacts:
         view = parse_view(self._call(job.args()), job.chip if job.per_chip else None)
@@ -202,6 +251,8 @@ class NpuSmiBackend:
         down (its runner starts no new run while one hangs) for minutes. Views still waiting at
         the deadline are cancelled and reported; a running call is left to its own timeout."""
         results: dict[_Job, ChipFacts] = {}
+        if not jobs:
+            return results
         deadline = time.monotonic() + self.timeout * 1.5
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="npu-smi")
         try:
@@ -227,19 +278,13 @@ class NpuSmiBackend:
         return results
 
     # -- building devices ------------------------------------------------------------------------
-    def _chip_facts(self, row: ChipRow, results: dict[_Job, ChipFacts]) -> ChipFacts:
+    def _chip_facts(self, row: ChipRow) -> ChipFacts:
+        """The chip's cached views, chip-level first (they win over the card's)."""
         facts = ChipFacts()
-        for job, got in results.items():
+        for job, (_, got) in self._cache.items():
             if job.npu == row.npu and job.per_chip and job.chip == row.chip:
                 facts.fill(got)
-                if job.view == "board":
-                    self._chip_board[(row.npu, row.chip)] = (row.bus_id, got)
-            elif job.npu == row.npu and not job.per_chip and job.view == "board":
-                self._npu_board[row.npu] = (row.bus_id, got)
-        for cached in (self._chip_board.get((row.npu, row.chip)), self._npu_board.get(row.npu)):
-            if cached is not None:
-                facts.fill(cached[1])
-        for job, got in results.items():
+        for job, (_, got) in self._cache.items():
             if job.npu == row.npu and not job.per_chip:
                 facts.fill(got)
         return facts

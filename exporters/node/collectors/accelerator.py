@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from poolwatch.catalog.accelerator import CONTAINER_VIEWS
+from poolwatch.catalog.accelerator import CONTAINER_VIEWS, container_views_kept
 
 from ..accelerators.model import Backend, BackendUnavailable, Device, Reading
 from ..attribution.owners import DeviceOwners, Owner
@@ -58,8 +58,12 @@ class AcceleratorCollector:
         settings: AcceleratorSettings,
         backends: list[tuple[Backend, bool]],
         owners: DeviceOwners | None = None,
+        compat: frozenset[str] = frozenset({"modelarts"}),
     ) -> None:
         self.interval, self.timeout = settings.interval, settings.timeout
+        # per-container copies of device gauges: the largest series multiplier on a busy node
+        kept = container_views_kept(settings.container_views, compat)
+        self._view_sources = {v: src for v, src in _VIEWS.items() if v in kept}
         self.backends = backends  # (backend, required): required means --gpu on / --npu on
         self.owners = owners or DeviceOwners()
         self._off: set[str] = set()
@@ -85,6 +89,10 @@ class AcceleratorCollector:
             if reading is None:
                 continue
             fams[P + "backend_up"].add_metric([backend.name], 0 if reading.problems else 1)
+            if reading.processes is not None:
+                fams["poolwatch_npu_tool_processes"].add_metric(
+                    [reading.processes[0]], reading.processes[1]
+                )
             problems += [f"{backend.name}: {p}" for p in reading.problems]
             extra += reading.extra
             for device in reading.devices:
@@ -186,7 +194,7 @@ class AcceleratorCollector:
         self._seen_held = held
         if not held:
             return
-        for view, source in _VIEWS.items():
+        for view, source in self._view_sources.items():
             for sample in fams[source].samples:
                 key = tuple(sample.labels[k] for k in _DEV_KEYS)
                 for owner in held.get(key, ()):
@@ -248,8 +256,12 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
     if settings.npu != "off":
         # Each npu-smi call gets half the collector's timeout, so the overview and one round of
         # per-chip views fit inside one run.
-        timeout = settings.collectors.accelerator.timeout / 2
-        out.append((NpuSmiBackend(settings.npu_smi, timeout=timeout), settings.npu == "on"))
+        acc = settings.collectors.accelerator
+        timeout = acc.timeout / 2
+        npu = NpuSmiBackend(
+            settings.npu_smi, timeout=timeout, intervals=acc.npu_smi_intervals.model_dump()
+        )
+        out.append((npu, settings.npu == "on"))
         # hccn_tool is optional even with --npu on: inference cards (310/310P) have no RoCE
         # port and no hccn_tool. Huawei documents it as not safe to run concurrently, so one
         # call at a time. Budgets: npu-smi 0.75 and hccn_tool 0.2 of the collector's timeout
@@ -257,8 +269,9 @@ def build_backends(settings: NodeExporterSettings) -> list[tuple[Backend, bool]]
         # driver still lets the run finish, with what it measured, before the deadline.
         out.append((
             HccnToolBackend(
-                settings.hccn_tool, timeout=settings.collectors.accelerator.timeout / 10,
+                settings.hccn_tool, timeout=acc.timeout / 10,
                 dev_root=settings.roots.rootfs / "dev", max_workers=1,
+                intervals=acc.hccn_tool_intervals.model_dump(),
             ),
             False,
         ))  # fmt: skip
@@ -271,5 +284,8 @@ def _factory(settings: NodeExporterSettings) -> AcceleratorCollector:
 
     # The same mapping the pod_resources collector refreshes on its own schedule.
     return AcceleratorCollector(
-        settings.collectors.accelerator, build_backends(settings), shared_owners()
+        settings.collectors.accelerator,
+        build_backends(settings),
+        shared_owners(),
+        frozenset(settings.compat),
     )

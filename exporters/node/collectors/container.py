@@ -40,7 +40,13 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from ..attribution.cgroup import CgroupRef, PodNames, container_cgroups, is_pause, read_text
+from ..attribution.cgroup import (
+    CgroupRef,
+    PodNames,
+    container_cgroup_paths,
+    is_pause,
+    read_small,
+)
 from ..attribution.owners import Owner
 from ..attribution.pod_labels import TrainingJobs, shared_pod_labels
 from ..attribution.pod_resources import training_job_of
@@ -74,6 +80,17 @@ def parse_keyed(text: str) -> dict[str, int]:
     return out
 
 
+def keyed_value(text: str, key: str) -> int | None:
+    """The value of one `key` line of a "key value" file, without parsing the other lines
+    (memory.stat has about forty; this runs for every container on every collection)."""
+    at = -1
+    while (at := text.find(key + " ", at + 1)) >= 0:
+        if at == 0 or text[at - 1] == "\n":
+            end = text.find("\n", at)
+            return int(text[at + len(key) + 1 : end if end >= 0 else len(text)])
+    return None
+
+
 def parse_cpu_max(text: str) -> float | None:
     """`cpu.max` "200000 100000" -> 2.0 cores; "max 100000" -> None (no limit)."""
     quota, period = text.split()
@@ -99,9 +116,9 @@ def parse_io_stat(text: str) -> tuple[float, float]:
     return float(read), float(written)
 
 
-def _pids(cgroup: Path) -> list[int]:
+def _pids(cgroup: str) -> list[int]:
     try:
-        return [int(p) for p in read_text(cgroup / "cgroup.procs").split()]
+        return [int(p) for p in read_small(cgroup + "/cgroup.procs").split()]
     except (OSError, ValueError):
         return []
 
@@ -121,7 +138,10 @@ class ContainerCollector:
         self.interval, self.timeout = settings.interval, settings.timeout
         self.cgroupfs, self.procfs, self.names = cgroupfs, procfs, names
         self.clock, self.max_dirs = clock, max_dirs
-        self._prev: dict[Path, tuple[float, float]] = {}  # cgroup -> (cpu seconds, clock)
+        self._prev: dict[str, tuple[float, float]] = {}  # cgroup -> (cpu seconds, clock)
+        # cgroup -> is it a pod sandbox (pause)? Decided once per cgroup: a sandbox never
+        # becomes a container nor the reverse, and the check costs a file read per cgroup
+        self._sandbox: dict[str, bool] = {}
         self._said_no_v2 = False
 
     def collect(self) -> Iterator[Metric]:
@@ -133,16 +153,22 @@ class ContainerCollector:
             return
         problems: list[str] = []
         self.names.refresh()
-        cgroups, truncated = container_cgroups(self.cgroupfs, self.max_dirs)
+        cgroups, truncated = container_cgroup_paths(str(self.cgroupfs), self.max_dirs)
         if truncated:
             problems.append(f"stopped walking {self.cgroupfs} after {self.max_dirs} directories")
         now, prev, self._prev = self.clock(), self._prev, {}
+        sandbox, self._sandbox = self._sandbox, {}
         seen: set[tuple[str, ...]] = set()
         pod_pids: dict[str, list[int]] = {}
         for path, ref in cgroups:
             pids = _pids(path)
             pod_pids.setdefault(ref.pod_uid, []).extend(pids[:1])
-            if len(pids) == 1 and is_pause(self.procfs, pids[0]):
+            is_sandbox = sandbox.get(path)
+            if is_sandbox is None and pids:
+                is_sandbox = len(pids) == 1 and is_pause(self.procfs, pids[0])
+            if is_sandbox is not None:
+                self._sandbox[path] = is_sandbox
+            if is_sandbox:
                 continue  # the pod sandbox
             labels = _labels(self.names.owner(ref))
             if tuple(labels) in seen:  # a restarted container's old cgroup, a recreated pod
@@ -152,28 +178,29 @@ class ContainerCollector:
             try:
                 self._container(path, labels, fams, now, prev.get(path))
             except CgroupFileError as err:
-                if path.is_dir():
+                if os.path.isdir(path):
                     problems.append(str(err))
         seen.clear()
+        host_ns = _netns(str(self.procfs) + "/1")
         for uid, pids in sorted(pod_pids.items()):
-            self._network(uid, pids, fams, problems, seen)
+            self._network(uid, pids, fams, problems, seen, host_ns)
         yield from fams.values()
         if problems:
             raise PartialFailure("; ".join(problems[:5]))
 
-    def _read(self, cgroup: Path, name: str, required: bool = True) -> str | None:
+    def _read(self, cgroup: str, name: str, required: bool = True) -> str | None:
         try:
-            return read_text(cgroup / name)
+            return read_small(f"{cgroup}/{name}")
         except FileNotFoundError:
             if required:
-                raise CgroupFileError(f"{cgroup / name}: missing") from None
+                raise CgroupFileError(f"{cgroup}/{name}: missing") from None
             return None
         except OSError as err:
-            raise CgroupFileError(f"{cgroup / name}: {err.strerror}") from None
+            raise CgroupFileError(f"{cgroup}/{name}: {err.strerror}") from None
 
     def _container(
         self,
-        cg: Path,
+        cg: str,
         labels: list[str],
         fams: dict[str, Metric],
         now: float,
@@ -183,14 +210,17 @@ class ContainerCollector:
         values: list[tuple[str, float]] = []
         name = "cpu.stat"
         try:
-            cpu = parse_keyed(self._read(cg, name) or "")["usage_usec"] / 1e6
+            usec = keyed_value(self._read(cg, name) or "", "usage_usec")
+            if usec is None:
+                raise KeyError("usage_usec")
+            cpu = usec / 1e6
             name = "cpu.max"
             raw = self._read(cg, name, required=False)
             limit = parse_cpu_max(raw) if raw is not None else None
             name = "memory.current"
             current = float(int(self._read(cg, name) or ""))
             name = "memory.stat"
-            inactive = parse_keyed(self._read(cg, name) or "").get("inactive_file", 0)
+            inactive = keyed_value(self._read(cg, name) or "", "inactive_file") or 0
             name = "memory.max"
             raw = self._read(cg, name, required=False)
             mem_limit = parse_max(raw) if raw is not None else None
@@ -199,7 +229,7 @@ class ContainerCollector:
             io = parse_io_stat(raw) if raw is not None else None
         except (ValueError, KeyError) as err:
             raise CgroupFileError(
-                f"{cg / name}: cannot parse ({type(err).__name__}: {err})"
+                f"{cg}/{name}: cannot parse ({type(err).__name__}: {err})"
             ) from None
         self._prev[cg] = (cpu, now)
         values.append((P + "cpu_seconds_total", cpu))
@@ -229,26 +259,26 @@ class ContainerCollector:
         fams: dict[str, Metric],
         problems: list[str],
         seen: set[tuple[str, ...]],
+        host_ns: str | None,
     ) -> None:
         """The pod's interfaces, read through the first of its processes that is still there."""
         labels = _labels(self.names.owner(CgroupRef(uid, "")))
         if tuple(labels) in seen:
             return
-        host_ns = _netns(self.procfs / "1")
         for pid in pids:
-            proc = self.procfs / str(pid)
+            proc = f"{self.procfs}/{pid}"
             ns = _netns(proc)
-            if ns is None and not proc.is_dir():
+            if ns is None and not os.path.isdir(proc):
                 continue  # the process exited; try the next
             if ns is None or host_ns is None or ns == host_ns:
                 log.debug("pod %s: network namespace unknown or the host's; skipped", uid)
                 return
             try:
-                devices = parse_net_dev(read_text(proc / "net/dev"))
+                devices = parse_net_dev(read_small(proc + "/net/dev"))
             except OSError:
                 continue  # the process exited; try the next
             except ValueError as err:
-                problems.append(f"{proc / 'net/dev'}: cannot parse ({err})")
+                problems.append(f"{proc}/net/dev: cannot parse ({err})")
                 return
             seen.add(tuple(labels))
             totals = dict.fromkeys(_NET, 0.0)
@@ -261,9 +291,9 @@ class ContainerCollector:
             return
 
 
-def _netns(proc: Path) -> str | None:
+def _netns(proc: str) -> str | None:
     try:
-        return os.readlink(proc / "ns/net")
+        return os.readlink(proc + "/ns/net")
     except OSError:
         return None
 
