@@ -197,3 +197,18 @@ def test_the_rule_engine_and_alerts_receiver_get_no_kubernetes_access(
     api = chart.api(component)  # and even a token minted for the account reads nothing
     for path in ("/api/v1/nodes", "/api/v1/pods", "/api/v1/events"):
         refused(lambda path=path: api.get(path))
+
+
+def test_a_backend_without_the_rights_says_which_it_needs(
+    chart: Chart, backends: Callable[[KubernetesCluster], KubernetesCluster]
+) -> None:
+    """The node exporter's account cannot list nodes: the backend stays down and says what the
+    ServiceAccount lacks, in the words an operator needs to fix the role."""
+    eventually(lambda: chart.api("node-exporter").get("/api/v1/pods", limit=1))
+    cluster = backends(chart.backend("node-exporter", sync_timeout=5.0))
+    cluster.start()
+    until(lambda: "down" in cluster.informers()["nodes"], what=cluster.informers)
+    said = cluster.informers()["nodes"]
+    assert "HTTP 403" in said
+    assert "needs list and watch on nodes" in said
+    assert not cluster.healthy()
