@@ -193,6 +193,27 @@ class Server(ThreadingHTTPServer):
             with self._active_lock:
                 self._active -= 1
 
+    # Lingering close: after the answer, read and discard what the client is still sending, for
+    # at most LINGER_S and LINGER_BYTES, before closing. A client still writing a body we refused
+    # unread (413, 401) otherwise gets a reset instead of our answer, which it may never read.
+    LINGER_S = 1.0
+    LINGER_BYTES = 4 << 20
+
+    def shutdown_request(self, request: Any) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            request.shutdown(socket.SHUT_WR)  # the answer is complete: the client sees EOF
+            deadline, left = time.monotonic() + self.LINGER_S, self.LINGER_BYTES
+            while left > 0:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                request.settimeout(wait)
+                chunk = request.recv(min(left, 65536))
+                if not chunk:  # the client has closed its side too
+                    break
+                left -= len(chunk)
+        self.close_request(request)
+
     def server_bind(self) -> None:
         """Bind, naming the address in the error: "Address already in use" alone does not say
         which of a command's addresses is taken."""

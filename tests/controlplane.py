@@ -549,7 +549,9 @@ class ControlPlane:
         deadline = time.monotonic() + timeout
         while True:
             got = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conds = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+            # a freshly created CRD may carry `conditions: null` until the server has looked at it
+            status = got.get("status") or {}
+            conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
             if conds.get("Established") == "True":
                 try:
                     for version in spec["versions"]:
