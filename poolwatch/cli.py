@@ -84,7 +84,8 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compat",
         metavar="LIST",
-        help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)",
+        help="also emit a platform's metric names, e.g. 'modelarts' (ModelArts' ma_node_* "
+        "names in its units)",
     )
     p.add_argument(
         "--gpu",
@@ -179,7 +180,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the simulated pool, Prometheus data and SQLite state live; "
                    "one demo per directory (var/demo)")  # fmt: skip
     p.add_argument("--no-prometheus", action="store_true", help="run without Prometheus")
-    p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the simulated pool (1)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second; the rules' periods scale with "
                    "it, so 10 tells a ten-minute story in one minute (1.0)")  # fmt: skip
@@ -272,7 +273,8 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rules",
         help="check, compile, test and run alert rules",
-        description="The seeds' thresholds as rule files (rules/default/*.yaml): check them, "
+        description="The alarms of the ModelArts and Apulis documentation as rule files "
+        "(rules/default/*.yaml): check them, "
         "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
         "and evaluate them (against Prometheus, or locally over the exporters) with "
         "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
@@ -483,7 +485,8 @@ def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "catalog",
         help="print the metric catalog",
-        description="Print every metric family poolwatch exports and the seed names it answers to.",
+        description="Print every metric family poolwatch exports and the platform (ModelArts) "
+        "metric names it also answers to.",
     )
     fmt = p.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")
