@@ -615,6 +615,44 @@ def test_cli_serves_the_engines_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
         assert proc.wait(timeout=10) == 0
 
 
+def test_cli_refuses_a_bad_runbook_base_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("POOLWATCH_RUNBOOK_BASE_URL", raising=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "poolwatch",
+        "rules",
+        "run",
+        "--source",
+        "prometheus=http://127.0.0.1:1",
+        "--state",
+        str(tmp_path / "s.db"),
+        "--listen",
+        "off",
+    ]
+    for args, env in (
+        (["--runbook-base-url", "docs.example.com"], {}),
+        ([], {"POOLWATCH_RUNBOOK_BASE_URL": "ftp://docs.example.com"}),
+    ):
+        out = subprocess.run(
+            [*cmd, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
+        assert out.returncode == 2, out.stderr
+        assert "--runbook-base-url" in out.stderr
+        assert "not an absolute http:// or https:// URL" in out.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before anything was started
+
+
 def test_health_goes_bad_when_evaluations_stop(source: FakeSource, tmp_path: Path) -> None:
     e = Engine([group()], source, StateStore(tmp_path / "s.db"))
     ok, text = e.health(1.0)
