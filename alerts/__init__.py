@@ -1,1 +1,2 @@
-"""poolwatch alerts: arrives with its own issue; kept so the layout and packaging are final."""
+"""poolwatch alerts: the notification receiver (Alertmanager webhook), its SQLite outbox and its
+delivery through apprise to mail, chat and webhooks."""

@@ -1,1 +1,2 @@
-"""poolwatch controller: arrives with its own issue; kept so the layout and packaging are final."""
+"""poolwatch controller: isolates faulty nodes, swaps in HA spares and restarts their jobs within
+the pool's limits, and serves the pool API with rolling driver upgrades."""

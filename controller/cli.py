@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="isolate faulty nodes, replace them from HA spares, restart their jobs",
         description="The thin pool/job controller: takes the rule engine's actions on POST "
         "/actions, isolates nodes (taint + cordon), replaces them from the pool's HA spares "
-        "within the seeds' limits, restarts affected jobs, records pool events. Dry-run by "
-        "default (the seed's cordon_dry_run). Details: docs/controller.md.",
+        "within ModelArts' limits (20 % of the pool a day, 5 % at once), restarts affected jobs, "
+        "records pool events. Dry-run by default (Apulis' cordon_dry_run). Details: "
+        "docs/controller.md.",
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     r = verbs.add_parser("run", help="serve POST /actions and run the control loop")

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mode",
         choices=["secure", "forcible"],
         default="secure",
-        help="secure waits for jobs (the seed's idle), forcible does not (force)",
+        help="secure waits for jobs (ModelArts' idle), forcible does not (force)",
     )
     batch = p.add_mutually_exclusive_group()
     batch.add_argument(

@@ -1,1 +1,2 @@
-"""poolwatch dashboards: arrives with its own issue; kept so the layout and packaging are final."""
+"""poolwatch dashboards: Grafana dashboards built from Python definitions (grafanalib), after the
+ModelArts, Apulis and ACK monitoring views, and drawn to static HTML where there is no Grafana."""

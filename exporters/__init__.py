@@ -1,1 +1,2 @@
-"""poolwatch exporters: the node exporter (per node) and, later, the cluster exporter."""
+"""poolwatch exporters: the node exporter (per node) and the cluster exporter (pools, nodes,
+jobs)."""

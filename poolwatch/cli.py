@@ -84,7 +84,8 @@ def _node_exporter_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compat",
         metavar="LIST",
-        help="also emit seed names, e.g. 'modelarts' (ma_node_* in seed units)",
+        help="also emit a platform's metric names, e.g. 'modelarts' (ModelArts' ma_node_* "
+        "names in its units)",
     )
     p.add_argument(
         "--gpu",
@@ -179,7 +180,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the simulated pool, Prometheus data and SQLite state live; "
                    "one demo per directory (var/demo)")  # fmt: skip
     p.add_argument("--no-prometheus", action="store_true", help="run without Prometheus")
-    p.add_argument("--seed", type=int, default=1, help="simulation seed (1)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the simulated pool (1)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per real second; the rules' periods scale with "
                    "it, so 10 tells a ten-minute story in one minute (1.0)")  # fmt: skip
@@ -272,7 +273,8 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "rules",
         help="check, compile, test and run alert rules",
-        description="The seeds' thresholds as rule files (rules/default/*.yaml): check them, "
+        description="The alarms of the ModelArts and Apulis documentation as rule files "
+        "(rules/default/*.yaml): check them, "
         "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
         "and evaluate them (against Prometheus, or locally over the exporters) with "
         "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
@@ -287,6 +289,13 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     k.add_argument("--out", type=Path, required=True, metavar="DIR")
     k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
                    help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
+    runbook_help = ("where the runbooks live: relative runbook links (docs/rules.md#...) "
+                    "become absolute URLs under it, e.g. "
+                    "https://github.com/ORG/poolwatch/blob/v0.1.0 (env "
+                    "POOLWATCH_RUNBOOK_BASE_URL; default: links stay relative)")  # fmt: skip
+    runbook_default = os.environ.get("POOLWATCH_RUNBOOK_BASE_URL", "")
+    k.add_argument("--runbook-base-url", metavar="URL", default=runbook_default,
+                   help=runbook_help)  # fmt: skip
     t = verbs.add_parser("test", help="run promtool unit tests (yours, or the shipped ones)")
     t.add_argument("tests", nargs="*", type=Path, metavar="FILE",
                    help="promtool unit-test files naming <group>.rules.yaml "
@@ -303,6 +312,8 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="rule files (default: the shipped ones)")  # fmt: skip
     r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
+    r.add_argument("--runbook-base-url", metavar="URL", default=runbook_default,
+                   help=runbook_help)  # fmt: skip
     r.add_argument("--source", required=True, metavar="prometheus=URL|local",
                    help="query Prometheus, or scrape --target exporters locally")  # fmt: skip
     r.add_argument("--target", action="append", default=[], metavar="[JOB=]URL",
@@ -367,7 +378,8 @@ def _run_rules(args: argparse.Namespace) -> int:
         return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
     if args.verb == "compile":
         labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
-        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides)
+        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides,
+                                  runbook_base=args.runbook_base_url)  # fmt: skip
     if args.verb == "test":
         return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
     if args.verb == "alerts":
@@ -391,6 +403,12 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
 
     logger = logging.getLogger("poolwatch")
     try:
+        from rules.compile import check_runbook_base
+
+        try:
+            runbook_base = check_runbook_base(args.runbook_base_url)
+        except ValueError as err:
+            raise ValueError(f"--runbook-base-url: {err}") from None
         if args.listen not in ("", "off"):
             check_listen(args.listen)
         seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
@@ -412,7 +430,7 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
         run_files(
             rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
-            reload=reload, sinks=sinks, overrides=args.overrides,
+            reload=reload, sinks=sinks, overrides=args.overrides, runbook_base=runbook_base,
             on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
             if args.listen not in ("", "off") else None,
         )  # fmt: skip
@@ -467,7 +485,8 @@ def _catalog_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "catalog",
         help="print the metric catalog",
-        description="Print every metric family poolwatch exports and the seed names it answers to.",
+        description="Print every metric family poolwatch exports and the platform (ModelArts) "
+        "metric names it also answers to.",
     )
     fmt = p.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--markdown", action="store_true", help="the reference in docs/metrics.md")

@@ -219,12 +219,18 @@ class Demo:
         self._stoppers.append(exporter.stop)
         self._serve(serve_cluster(exporter, (HOST, self.ports.cluster), WebConfig()), "cluster")
 
+    def runbook_base(self) -> str:
+        """The demo's site serves the docs (/docs/), so the alerts' runbook links open there."""
+        from .demo_docs import runbook_base
+
+        return runbook_base(f"http://{HOST}:{self.ports.inbox}")
+
     def _rules(self) -> tuple[list[Path], Path]:
         from rules.loader import default_files
 
         floor = max(1.0, 2 * _seconds(self.scrape_interval))
         return demo_rules.write(self.rule_files or default_files(), self.data_dir / "rules",
-                                self.factor, floor)  # fmt: skip
+                                self.factor, floor, self.runbook_base())  # fmt: skip
 
     def _monitoring(self, rule_dir: Path) -> None:
         """Prometheus with the compiled rules, and Alertmanager routing to the receiver."""
@@ -269,7 +275,8 @@ class Demo:
                    for job, port in scrape_jobs(self.ports)]  # fmt: skip
         source = LocalSource(targets, scrape_interval=_seconds(self.scrape_interval))
         files = RuleFiles(files_)
-        engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"))
+        engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"),
+                        runbook_base=self.runbook_base())  # fmt: skip
         self.engine = engine
         from rules.web import serve as serve_engine
 
@@ -453,6 +460,8 @@ class Demo:
                             f"{self.stack.api_token_file}"))  # fmt: skip
                 continue
             out.append((name, url, what.get(name, "")))
+        out.append(("docs and runbooks", f"{self.runbook_base()}/docs/",
+                    "this repository's docs; every alert's runbook link opens here"))  # fmt: skip
         return out
 
     def summary_html(self) -> str:

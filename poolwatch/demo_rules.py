@@ -70,9 +70,12 @@ def scale_group(doc: dict[str, Any], speed: float, floor: float) -> dict[str, An
     return out
 
 
-def write(sources: list[Path], out: Path, speed: float, floor: float) -> tuple[list[Path], Path]:
+def write(
+    sources: list[Path], out: Path, speed: float, floor: float, runbook_base: str = ""
+) -> tuple[list[Path], Path]:
     """Scale every file of `sources` into `out`, then compile them for Prometheus into
-    `out/prometheus`; returns (the scaled rule files, the Prometheus rule directory)."""
+    `out/prometheus` (relative runbook links joined to `runbook_base`); returns (the scaled rule
+    files, the Prometheus rule directory)."""
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.yaml"):
         stale.unlink()
@@ -88,5 +91,5 @@ def write(sources: list[Path], out: Path, speed: float, floor: float) -> tuple[l
     if prom.exists():
         for stale in prom.glob("*.yaml"):
             stale.unlink()
-    compiler.write(load(scaled), prom, {})
+    compiler.write(load(scaled), prom, {}, runbook_base=runbook_base)
     return scaled, prom

@@ -6,6 +6,7 @@
   GET  /pool               the simulated pool: nodes, events, jobs, the faults struck
   GET  /alerts             the local rule engine's alerts
   GET  /dashboards/        every dashboard drawn from the demo's Prometheus (see dashboards.render)
+  GET  /docs/              the repository's docs/*.md as pages: the runbooks the alerts link to
   GET  /api/faults         the faults the simulator knows and the nodes (JSON)
   POST /api/inject         {"fault": "gpu_lost", "node": "gpu-a-node-02"[, "device": 0]}
   POST /api/heal           {"node": "gpu-a-node-02"[, "fault": "gpu_lost"]}
@@ -21,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from . import demo_pages
+from . import demo_docs, demo_pages
 from .cluster.sim_spec import FAULTS
 from .demo_inbox import Inbox
 from .httpbase import Handler, Server
@@ -97,6 +98,18 @@ class _SiteHandler(Handler):
             body = self.server.dashboard(path.removeprefix("/dashboards/").removesuffix(".html"))
             self._html(body or demo_pages.page("not found", "<p>no such dashboard</p>"),
                        200 if body else 404)  # fmt: skip
+        elif path in ("/docs", "/docs/"):
+            if path == "/docs":  # relative links in the index resolve under /docs/
+                self.send_response(301)
+                self.send_header("Location", "/docs/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self._html(demo_docs.index())
+        elif path.startswith("/docs/"):
+            doc = demo_docs.render(path.removeprefix("/docs/"))
+            self._html(doc or demo_pages.page("not found", '<p><a href="/docs/">the docs</a></p>'),
+                       200 if doc else 404)  # fmt: skip
         elif path == "/api/faults":
             nodes = sorted(n.name for n in demo.cluster.nodes())
             self._json(200, {"faults": list(FAULTS), "nodes": nodes})

@@ -109,16 +109,25 @@ def outputs(
 
 
 def compile_(
-    paths: Sequence[Path], out: Path, rule_labels: Mapping[str, str], overrides: Path | None = None
+    paths: Sequence[Path],
+    out: Path,
+    rule_labels: Mapping[str, str],
+    overrides: Path | None = None,
+    runbook_base: str = "",
 ) -> int:
     """Write Prometheus rule files and the PrometheusRule manifest for `paths` (with
-    `overrides` applied) into `out`."""
+    `overrides` applied) into `out`; relative runbook paths are joined to `runbook_base`."""
+    try:
+        base = compiler.check_runbook_base(runbook_base)
+    except ValueError as err:
+        _err(f"--runbook-base-url: {err}")
+        return 2
     try:
         loaded = _load(paths, overrides)
     except RuleFileError as err:
         _err(str(err))
         return 1
-    for path in compiler.write(loaded, Path(out), rule_labels):
+    for path in compiler.write(loaded, Path(out), rule_labels, runbook_base=base):
         _out(str(path))
     return 0
 

@@ -88,8 +88,8 @@ class CompiledRule:
     )
 
     @classmethod
-    def of(cls, rule: Rule, interval: str, where: str = "") -> CompiledRule:
-        alert = compiler.alert(rule, interval)
+    def of(cls, rule: Rule, interval: str, where: str = "", runbook_base: str = "") -> CompiledRule:
+        alert = compiler.alert(rule, interval, runbook_base)
         query = alert["expr"]
         if rule.clear is not None:
             query = compiler.expression(
@@ -148,13 +148,16 @@ def message(kind: Kind, s: AlertState, reminder_wait: float) -> AlertMessage:
     )  # fmt: skip
 
 
-def compile_groups(groups: Iterable[Group | LoadedGroup]) -> list[CompiledRule]:
+def compile_groups(
+    groups: Iterable[Group | LoadedGroup], runbook_base: str = ""
+) -> list[CompiledRule]:
     out = []
     for g in groups:
         if isinstance(g, LoadedGroup):
-            out.extend(CompiledRule.of(r, g.group.interval, g.where(r.name)) for r in g.group.rules)
+            out.extend(CompiledRule.of(r, g.group.interval, g.where(r.name), runbook_base)
+                       for r in g.group.rules)  # fmt: skip
         else:
-            out.extend(CompiledRule.of(r, g.interval) for r in g.rules)
+            out.extend(CompiledRule.of(r, g.interval, runbook_base=runbook_base) for r in g.rules)
     return out
 
 
@@ -171,12 +174,15 @@ class Engine:
         grace: float = 300.0,
         timer: Callable[[], float] = time.perf_counter,
         silences: SilenceStore | None = None,
+        runbook_base: str = "",
     ) -> None:
         self.source = source
+        #: joined to relative runbook paths (compile.check_runbook_base; "" leaves them relative)
+        self.runbook_base = compiler.check_runbook_base(runbook_base)
         self.silences = silences
         self.refused: dict[str, str] = {}  # rule -> why the source cannot evaluate it
         self.refused_where: dict[str, str] = {}
-        self.rules = self._supported(compile_groups(groups))
+        self.rules = self._supported(compile_groups(groups, self.runbook_base))
         self.store = store
         self.clock = clock
         self.reminder_wait = reminder_wait
@@ -214,7 +220,7 @@ class Engine:
     def set_groups(self, groups: Iterable[Group | LoadedGroup]) -> None:
         """Swap in reloaded rules; alerts of rules that are gone resolve at the next evaluation."""
         with self._lock:
-            self.rules = self._supported(compile_groups(groups))
+            self.rules = self._supported(compile_groups(groups, self.runbook_base))
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -367,7 +373,9 @@ class Engine:
             annotations = {
                 "summary": "The poolwatch rule engine cannot query its source.",
                 "description": "Rule evaluations have been failing; alerts keep their last state.",
-                "runbook_url": "docs/rules.md#poolwatchruleenginefailing",
+                "runbook_url": compiler.runbook_url(
+                    "docs/rules.md#poolwatchruleenginefailing", self.runbook_base
+                ),
                 "actions": "notify",
                 "dry_run": "false",
             }
@@ -627,6 +635,7 @@ def run_files(
     on_start: Callable[[Engine], object] | None = None,
     sinks: Sequence[ActionSink] | None = None,
     overrides: Path | None = None,
+    runbook_base: str = "",
 ) -> Engine:
     """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
     reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
@@ -634,7 +643,8 @@ def run_files(
     if reload is not None:
         files.requested = reload
     engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
-                    grace=grace, silences=SilenceStore(state_path))  # fmt: skip
+                    grace=grace, silences=SilenceStore(state_path),
+                    runbook_base=runbook_base)  # fmt: skip
     if on_start is not None:
         on_start(engine)  # e.g. the CLI serving the engine's own metrics
     engine.run(

@@ -618,6 +618,10 @@ def test_alerts_can_be_disabled_labelled_and_given_runbooks(helm: Helm, tmp_path
         assert r["annotations"]["runbook_url"].startswith(
             "https://runbooks.example.com/poolwatch/docs/"
         )
+    # the rule engine's own notifications (and its own alert) get the same base
+    args = _container(helm.template([values]), "rules")["args"]
+    assert "--runbook-base-url=https://runbooks.example.com/poolwatch/" in args
+    assert not [a for a in _container(_rendered(helm, ""), "rules")["args"] if "runbook" in a]
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(helm: Helm) -> None:

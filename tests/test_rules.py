@@ -192,6 +192,44 @@ def test_compile_writes_marked_files_and_a_labelled_manifest(tmp_path: Path) -> 
     assert len(manifest["spec"]["groups"]) == len(default_files())
 
 
+def test_compile_makes_runbook_links_absolute_under_the_base(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    base = "https://docs.example.com/poolwatch/blob/v1/"
+    assert cli.compile_([], out, {}, runbook_base=base) == 0
+    manifest = yaml.safe_load((out / "poolwatch.prometheusrule.yaml").read_text())
+    alerts = [r for g in manifest["spec"]["groups"] for r in g["rules"]]
+    assert alerts
+    for r in alerts:  # one slash between base and path, the anchor kept
+        assert r["annotations"]["runbook_url"] == (
+            f"https://docs.example.com/poolwatch/blob/v1/docs/rules.md#{r['alert'].lower()}"
+        )
+    group_file = yaml.safe_load(next(out.glob("*.rules.yaml")).read_text())
+    assert group_file["groups"][0]["rules"][0]["annotations"]["runbook_url"].startswith(base)
+    # without a base the links stay as the rule files write them (the Helm chart prefixes them)
+    assert cli.compile_([], tmp_path / "plain", {}) == 0
+    plain = yaml.safe_load((tmp_path / "plain" / "poolwatch.prometheusrule.yaml").read_text())
+    assert plain["spec"]["groups"][0]["rules"][0]["annotations"]["runbook_url"].startswith(
+        "docs/rules.md#"
+    )
+
+
+def test_an_absolute_runbook_is_kept_whatever_the_base() -> None:
+    assert compiler.runbook_url("https://wiki/x", "https://docs.example.com") == "https://wiki/x"
+    assert compiler.runbook_url("docs/a.md", "https://h") == "https://h/docs/a.md"
+
+
+@pytest.mark.parametrize("base", ["docs.example.com/x", "ftp://h/x", "https://", "/docs",
+                                  "https://h/x?v=1", "https://h/x#top"])  # fmt: skip
+def test_compile_refuses_a_bad_runbook_base(
+    base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.compile_([], tmp_path / "out", {}, runbook_base=base) == 2
+    assert not (tmp_path / "out").exists()
+    err = capsys.readouterr().err
+    assert "--runbook-base-url" in err
+    assert repr(base) in err
+
+
 def test_compile_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = write(tmp_path, GOOD.replace("0.9", "high"))
     assert cli.compile_([bad], tmp_path / "out", {}) == 1

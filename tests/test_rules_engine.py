@@ -342,6 +342,43 @@ def test_failing_source_keeps_states_counts_and_fires_engine_alert_after_grace(
     }
 
 
+def test_notifications_carry_absolute_runbook_urls_with_a_base(
+    source: FakeSource, tmp_path: Path
+) -> None:
+    from rules.engine import message
+
+    g = group(
+        **{
+            "for": None,
+            "periods": 1,
+            "annotations": {
+                "summary": "s",
+                "description": "d",
+                "runbook": "docs/rules.md#poolwatchcollectordown",
+            },
+        }
+    )
+    e = Engine([g], source, StateStore(tmp_path / "s.db"), clock=lambda: 0.0, grace=0.0,
+               runbook_base="https://docs.example.com/pw/")  # fmt: skip
+    source.results[EXPR] = [(SERIES, 0.0)]
+    e.evaluate(0.0)
+    [(kind, due)] = e.due_notifications(0.0)
+    sent = message(kind, due, 3600.0)
+    assert sent.annotations["runbook_url"] == (
+        "https://docs.example.com/pw/docs/rules.md#poolwatchcollectordown"
+    )
+    source.down = True  # the engine's own alert links to its runbook under the same base
+    [mine] = [a for a in e.evaluate(60.0) if a.rule == ENGINE_ALERT]
+    assert mine.annotations["runbook_url"] == (
+        "https://docs.example.com/pw/docs/rules.md#poolwatchruleenginefailing"
+    )
+
+
+def test_the_engine_refuses_a_bad_runbook_base(source: FakeSource, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an absolute http"):
+        Engine([group()], source, StateStore(tmp_path / "s.db"), runbook_base="docs.example.com")
+
+
 def test_a_short_outage_does_not_fire_the_engine_alert(source: FakeSource, tmp_path: Path) -> None:
     e = engine(source, tmp_path / "s.db", grace=120.0)
     source.down = True
@@ -576,6 +613,44 @@ def test_cli_serves_the_engines_metrics_and_stops_on_sigterm(tmp_path: Path) -> 
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_cli_refuses_a_bad_runbook_base_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("POOLWATCH_RUNBOOK_BASE_URL", raising=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "poolwatch",
+        "rules",
+        "run",
+        "--source",
+        "prometheus=http://127.0.0.1:1",
+        "--state",
+        str(tmp_path / "s.db"),
+        "--listen",
+        "off",
+    ]
+    for args, env in (
+        (["--runbook-base-url", "docs.example.com"], {}),
+        ([], {"POOLWATCH_RUNBOOK_BASE_URL": "ftp://docs.example.com"}),
+    ):
+        out = subprocess.run(
+            [*cmd, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
+        assert out.returncode == 2, out.stderr
+        assert "--runbook-base-url" in out.stderr
+        assert "not an absolute http:// or https:// URL" in out.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before anything was started
 
 
 def test_health_goes_bad_when_evaluations_stop(source: FakeSource, tmp_path: Path) -> None:

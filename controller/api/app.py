@@ -82,7 +82,8 @@ def create_app(
     app = FastAPI(
         title="poolwatch pool API",
         version="1",
-        description="The seeds' resource-pool operations over poolwatch (docs/api.md).",
+        description="The resource-pool operations of ModelArts' connector over poolwatch "
+        "(docs/api.md).",
         responses=ERRORS,
         docs_url=None,  # docs_ui serves Swagger UI from bundled files, not a CDN
         redoc_url=None,

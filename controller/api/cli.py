@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "api",
         help="the pool REST API: pools, nodes, usage, monitoring, driver upgrades",
-        description="Serve the seeds' resource-pool operations as a REST API with an OpenAPI "
+        description="Serve ModelArts' resource-pool operations as a REST API with an OpenAPI "
         "document at /openapi.json (docs/api.md). Every change goes through the controller.",
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")

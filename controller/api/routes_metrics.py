@@ -65,7 +65,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
             raise _prom_error(err) from None
         return {"time": int(at * 1000), "items": [{"pool": n} | items[n] for n in pools]}
 
-    @api.get("/statistics/pools", summary="Resource pool statistics (seed action 4)")
+    @api.get("/statistics/pools", summary="Resource pool statistics (ModelArts action 4)")
     def statistics(
         workspaceId: Annotated[str, Query(max_length=64)] = DEFAULT_WORKSPACE,
     ) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
             "workspaces": _counts(workspace_of(p) for p in every),  # pools in each workspace
         }  # fmt: skip
 
-    @api.get("/pools/{pool_name}/monitor", summary="Resource pool monitoring (seed action 5)")
+    @api.get("/pools/{pool_name}/monitor", summary="Resource pool monitoring (ModelArts action 5)")
     def monitor(
         pool_name: PoolName,
         time_range: Annotated[str, TIME_RANGE] = "",

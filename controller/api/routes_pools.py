@@ -68,7 +68,7 @@ def outcome(result: ActionResult, what: str) -> dict[str, str]:
 
 
 def add_routes(api: APIRouter, ctx: Context) -> None:
-    @api.get("/pools", summary="List resource pools (seed action 9)")
+    @api.get("/pools", summary="List resource pools (ModelArts action 9)")
     def list_pools(
         workspaceId: Annotated[str, Query(max_length=64)] = DEFAULT_WORKSPACE,
         labelSelector: Annotated[str, Query(max_length=1024)] = "",
@@ -86,12 +86,12 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         ]  # fmt: skip
         return {"apiVersion": "v2", "kind": "PoolList", "items": items}
 
-    @api.get("/pools/{pool_name}", summary="Query a resource pool (seed action 7)")
+    @api.get("/pools/{pool_name}", summary="Query a resource pool (ModelArts action 7)")
     def get_pool(pool_name: PoolName) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         return pool_doc(pool, ctx.backend.nodes(), ctx.controller.pool_activity(pool.name))
 
-    @api.post("/pools", status_code=201, summary="Create a resource pool (seed action 8)")
+    @api.post("/pools", status_code=201, summary="Create a resource pool (ModelArts action 8)")
     def create_pool(body: CreatePool) -> dict[str, Any]:
         pool, chosen = _plan_pool(ctx, body)
         digest = hashlib.sha256(",".join(chosen).encode()).hexdigest()[:12]
@@ -101,13 +101,13 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         doc = pool_doc(current, ctx.backend.nodes(), ctx.controller.pool_activity(pool.name))
         return doc | {"result": answer, "nodes": chosen}
 
-    @api.delete("/pools/{pool_name}", summary="Delete a resource pool (seed action 6)")
+    @api.delete("/pools/{pool_name}", summary="Delete a resource pool (ModelArts action 6)")
     def delete_pool(pool_name: PoolName) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         result = ctx.controller.delete_pool(pool.name, key=f"api:delete:{pool.name}:{pool.uid}")
         return {"pool": pool.name, "result": outcome(result, f"deleting pool {pool.name}")}
 
-    @api.get("/pools/{pool_name}/nodes", summary="List a pool's nodes (seed action 2)")
+    @api.get("/pools/{pool_name}/nodes", summary="List a pool's nodes (ModelArts action 2)")
     def list_nodes(
         pool_name: PoolName,
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
@@ -128,7 +128,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         }  # fmt: skip
 
     @api.post("/pools/{pool_name}/nodes/batch-delete",
-              summary="Delete (release) nodes in batches (seed action 1)")  # fmt: skip
+              summary="Delete (release) nodes in batches (ModelArts action 1)")  # fmt: skip
     def delete_nodes(pool_name: PoolName, body: DeleteNodes) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         mine = {n.name: n for n in ctx.backend.nodes() if n.pool == pool.name}

@@ -53,7 +53,7 @@ def build() -> Dashboard:
     return board(
         UID, "poolwatch / ACK / Nodes",
         "Per node and per device: cards, memory, allocation, utilisation (ACK Nodes dashboard). "
-        "Column titles follow the seed; with Device type NPU they describe NPUs.",
+        "Column titles follow ACK's GPU dashboard; with Device type NPU they describe NPUs.",
         ["ack"],
         [accel_var(), pool_var(),
          query_var("gpu_node", f"label_values(poolwatch_accelerator_info{{{DEV}}}, node)",

@@ -57,11 +57,11 @@ def build() -> Dashboard:
                             [(f"avg by (pod) (poolwatch_container_accelerator_utilization_ratio{{{C}}})",  # noqa: E501
                               POD)], "percentunit", rule="PoolwatchContainerAcceleratorBusy",
                             max_value=1,
-                            description="GPU Usage / NPU Utilization in the seed."), 12),
+                            description="Apulis: GPU Usage / NPU Utilization."), 12),
                 (timeseries(f"{ACCEL} Memory Usage",
                             [(f"sum by (pod) (poolwatch_container_accelerator_memory_used_bytes{{{C}}})",  # noqa: E501
                               POD)], "bytes",
-                            description="GPU Memory Usage / NPU Memory in the seed."), 12),
+                            description="Apulis: GPU Memory Usage / NPU Memory."), 12),
             ]),
         ],
         links=[link("Physical Cluster Node Status", "poolwatch-apulis-nodes"),

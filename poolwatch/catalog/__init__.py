@@ -116,7 +116,7 @@ def new_family(name: str, extra_labels: Iterable[str] = ()) -> Metric:
 
 def alias_family(alias: Alias, canonical: MetricSpec, labels: Iterable[str]) -> Metric:
     """An empty family for a seed alias (its own name and type, the canonical's labels)."""
-    help_ = f"Seed alias of {canonical.name} in {alias.unit} ({alias.compat} compatibility)."
+    help_ = f"Platform name for {canonical.name} in {alias.unit} ({alias.compat} compatibility)."
     if alias.type == "counter":
         return CounterMetricFamily(alias.name.removesuffix("_total"), help_, labels=list(labels))
     return GaugeMetricFamily(alias.name, help_, labels=list(labels))

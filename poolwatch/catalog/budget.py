@@ -217,7 +217,7 @@ def markdown(
         f"Series budget (compat: {compat_text}; container_views: {container_views}); "
         "ceilings for the steady state, event series not counted.",
         "",
-        "| unit | series per unit | of them seed aliases | units | series |",
+        "| unit | series per unit | of them platform names (compat) | units | series |",
         "|---|---:|---:|---:|---:|",
     ]
     for unit, field in UNITS.items():

@@ -94,8 +94,8 @@ NODE = [
           "A taint on the node, value 1 (cluster_node, Node.taints).",
           ("key", "value", "effect"), "cluster_node"),
     _spec("poolwatch_cluster_node_fault_info", "info", "",
-          "The isolation code of an isolated node (A050101, ...), value 1 (cluster_node, "
-          "Node.fault_code).", ("code",), "cluster_node"),
+          "The ModelArts fault isolation code of an isolated node (A050101, ...), value 1 "
+          "(cluster_node, Node.fault_code).", ("code",), "cluster_node"),
     _spec("poolwatch_cluster_node_accelerators_capacity", "gauge", "",
           "Accelerators the node reports (cluster_node, Node.capacity).", ("resource",),
           "cluster_node"),
@@ -157,7 +157,7 @@ QUOTA = [
 EVENT = [
     _spec("poolwatch_cluster_events_total", "counter", "",
           "Pool, node and job events by reason and type (Normal, Warning); PoolStatusChange "
-          "and PoolResourcesStatusChange derived from pool and node changes in the seeds' "
+          "and PoolResourcesStatusChange derived from pool and node changes in ModelArts' event "
           "format (cluster_event, Event).", ("kind", "reason", "type"), "cluster_event"),
 ]
 

@@ -16,13 +16,14 @@ CONTROLLER_SPECS: list[MetricSpec] = [
           "Actions and requests the controller answered, by kind and outcome (controller).",
           ("kind", "outcome"), "controller"),
     _spec("poolwatch_controller_replacements_total", "counter", "",
-          "HA replacements that ended, by result done or failed (POL-03: not finished in 24 h) "
-          "(controller).", ("result",), "controller"),
+          "HA replacements that ended, by result done or failed (failed: not finished within 24 h, "
+          "ModelArts' limit) (controller).", ("result",), "controller"),
     _spec("poolwatch_controller_replacements_in_flight", "gauge", "",
-          "Nodes being replaced from the pool's HA spares now (POL-02 caps them at 5 % of the "
-          "pool) (controller).", (), "controller"),
+          "Nodes being replaced from the pool's HA spares now (ModelArts' limit: at most 5 % of "
+          "the pool at once) (controller).", (), "controller"),
     _spec("poolwatch_controller_replacements_queued", "gauge", "",
-          "Replacements waiting for a spare, the limits (POL-01/02) or a conflict (controller).",
+          "Replacements waiting for a spare, the replacement limits (20 % of the pool a day, "
+          "5 % at once) or a conflict (controller).",
           (), "controller"),
     _spec("poolwatch_controller_breaker_open", "gauge", "",
           "1 while the pool's circuit breaker is open: no isolation in the pool (controller).",

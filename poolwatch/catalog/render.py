@@ -29,7 +29,9 @@ def markdown() -> str:
         f"Every node exporter series also carries the labels "
         f"{', '.join(f'`{x}`' for x in IDENTITY_LABELS)}; cluster exporter series carry the "
         "identity labels their section names. "
-        "Seed aliases are emitted only with `compat: [modelarts]`.",
+        "The platform names column lists the names the ModelArts (and ACK) monitoring "
+        "documentation uses for the same metric; they are emitted only with "
+        "`compat: [modelarts]`.",
         "",
     ]
     collectors = list(dict.fromkeys(s.collector for s in ALL_SPECS))
@@ -40,17 +42,18 @@ def markdown() -> str:
             if (ident is not None)
             else []
         )
-        lines += [f"## {collector}", "", *note, "| name | type | labels | help | seed aliases |",
+        lines += [f"## {collector}", "", *note, "| name | type | labels | help | platform names |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for s in (s for s in ALL_SPECS if s.collector == collector):
             labels = ", ".join(s.labels) or "-"
             aliases = "<br>".join(_alias_text(a) for a in s.aliases) or "-"
             lines.append(f"| `{s.name}` | {s.type} | {labels} | {s.help} | {aliases} |")
         lines.append("")
-    lines += ["## Seed metrics not produced yet", "", "| seed name | reason | issue |",
-              "|---|---|---|"]  # fmt: skip
+    lines += ["## Platform metrics not produced yet", "",
+              "ModelArts metrics that poolwatch has no canonical series for, and why.", "",
+              "| platform name | reason |", "|---|---|"]  # fmt: skip
     for u in UNPRODUCED.values():
-        lines.append(f"| `{u.name}` | {u.reason} | {f'#{u.issue}' if u.issue else '-'} |")
+        lines.append(f"| `{u.name}` | {u.reason} |")
     return "\n".join(lines) + "\n"
 
 

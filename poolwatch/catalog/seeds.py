@@ -11,7 +11,7 @@ from .model import Unproduced
 
 _ROCE_CONTAINER = (
     "hccn_tool reports RoCE traffic per NPU device id, and the device -> pod mapping is keyed by "
-    "npu-smi's labels, which those series do not carry; not planned in an issue yet"
+    "npu-smi's labels, which those series do not carry; not planned"
 )
 _VOLT = (
     "`npu-smi info -t volt` exists, but no real output of it was found to build and test a parser "
