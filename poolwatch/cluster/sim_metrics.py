@@ -264,4 +264,6 @@ def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
                   "memory_used_bytes": memory, "memory_used_ratio": memory / POD_MEMORY,
                   **counters}  # fmt: skip
         for name in POD_FAMILIES:
-            fams["poolwatch_container_" + name].add_metric(ident, values[name])
+            # the simulated pods have limits: the ratios are over them (basis="limit")
+            extra = ["limit"] if name.endswith("_ratio") else []
+            fams["poolwatch_container_" + name].add_metric([*ident, *extra], values[name])

@@ -14,6 +14,11 @@ Per container, from the files of its cgroup:
 - memory used = working set = `memory.current` minus `memory.stat` inactive_file (what the kubelet
   evicts on and cAdvisor reports as container_memory_working_set_bytes); the limit from
   `memory.max` (absent when "max"), and used/limit.
+- A container without a CPU or memory limit (a request-only training pod) gets its ratio over
+  what it applied for, its request in the pod spec (ModelArts' denominator), read from the same
+  list of this node's pods that names training jobs (`attribution.pod_labels`); the ratios carry
+  `basis="limit"` or `basis="request"`. With neither (no API configured, no request) the ratio
+  is absent, as before.
 - disk bytes read/written from `io.stat` rbytes/wbytes, summed over devices (absent when the io
   controller is not enabled for the container).
 Network counters belong to the pod's network namespace, which all its containers share, so they
@@ -134,10 +139,15 @@ class ContainerCollector:
         names: PodNames,
         clock: Callable[[], float] = time.monotonic,
         max_dirs: int = 20_000,
+        requests: Callable[[str, str, str], tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.interval, self.timeout = settings.interval, settings.timeout
         self.cgroupfs, self.procfs, self.names = cgroupfs, procfs, names
         self.clock, self.max_dirs = clock, max_dirs
+        # (namespace, pod, container) -> (CPU cores, memory bytes) requested; (None, None) unknown
+        self.requests: Callable[[str, str, str], tuple[float | None, float | None]] = requests or (
+            lambda _ns, _pod, _c: (None, None)
+        )
         self._prev: dict[str, tuple[float, float]] = {}  # cgroup -> (cpu seconds, clock)
         # cgroup -> is it a pod sandbox (pause)? Decided once per cgroup: a sandbox never
         # becomes a container nor the reverse, and the check costs a file read per cgroup
@@ -208,6 +218,7 @@ class ContainerCollector:
     ) -> None:
         """Parse everything first, then add: a garbled file drops the container, not half of it."""
         values: list[tuple[str, float]] = []
+        ratios: list[tuple[str, float, str]] = []  # (family, value, basis)
         name = "cpu.stat"
         try:
             usec = keyed_value(self._read(cg, name) or "", "usage_usec")
@@ -232,25 +243,30 @@ class ContainerCollector:
                 f"{cg}/{name}: cannot parse ({type(err).__name__}: {err})"
             ) from None
         self._prev[cg] = (cpu, now)
+        cpu_req, mem_req = (None, None) if limit and mem_limit else self.requests(*labels[:3])
+        cpu_base, cpu_basis = (limit, "limit") if limit else (cpu_req, "request")
         values.append((P + "cpu_seconds_total", cpu))
         if prev is not None and now > prev[1] and cpu >= prev[0]:
             used = (cpu - prev[0]) / (now - prev[1])
             values.append((P + "cpu_used_cores", used))
-            if limit:
-                values.append((P + "cpu_used_ratio", used / limit))
+            if cpu_base:
+                ratios.append((P + "cpu_used_ratio", used / cpu_base, cpu_basis))
         if limit is not None:
             values.append((P + "cpu_limit_cores", limit))
         working_set = max(current - inactive, 0.0)
         values.append((P + "memory_used_bytes", working_set))
         if mem_limit is not None:
             values.append((P + "memory_limit_bytes", mem_limit))
-            if mem_limit > 0:
-                values.append((P + "memory_used_ratio", working_set / mem_limit))
+        mem_base, mem_basis = (mem_limit, "limit") if mem_limit else (mem_req, "request")
+        if mem_base:
+            ratios.append((P + "memory_used_ratio", working_set / mem_base, mem_basis))
         if io is not None:
             values.append((P + "disk_read_bytes_total", io[0]))
             values.append((P + "disk_written_bytes_total", io[1]))
         for family, value in values:
             fams[family].add_metric(labels, value)
+        for family, value, basis in ratios:
+            fams[family].add_metric([*labels, basis], value)
 
     def _network(
         self,
@@ -317,4 +333,6 @@ def _factory(settings: NodeExporterSettings) -> ContainerCollector:
     names = PodNames(
         rootfs / "var/log/pods", rootfs / "var/log/containers", training_job_of, jobs=jobs
     )
-    return ContainerCollector(cfg, cgroupfs, settings.roots.procfs, names)
+    return ContainerCollector(
+        cfg, cgroupfs, settings.roots.procfs, names, requests=shared_pod_labels().requests_of
+    )
