@@ -429,3 +429,29 @@ def test_requests_of_a_pod_list_skip_what_is_not_a_request() -> None:
     labels, requests, _ = parse_pod_list_requests(body)
     assert set(labels) == {("ns", "a"), ("ns", "b"), ("ns", "c")}
     assert requests == {("ns", "a", "main"): (None, None), ("ns", "c", "main"): (None, None)}
+
+
+def test_process_io_counts_what_the_processes_read_and_write_whatever_the_source(
+    node: Node,
+) -> None:
+    """/proc/<pid>/io rchar and wchar summed over a container's processes: reads over NFS or from
+    the page cache, which io.stat (block devices) never sees, are counted; a process whose file
+    is missing (exited) or garbled is left out, and a container with none has no series."""
+    bert = next(iter(node.cgroup.rglob(f"*{CID['a']}*.scope")))
+    pid = int((bert / "cgroup.procs").read_text().split()[0])
+    second = node.process(900, "python", "net:[4026532999]")
+    (bert / "cgroup.procs").write_text(f"{pid}\n{second}\n901\n")
+    io = "rchar: {}\nwchar: {}\nsyscr: 10\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 0\n"
+    (node.proc / str(pid) / "io").write_text(io.format(5_000_000, 1_000))
+    (node.proc / str(second) / "io").write_text(io.format(250, 24))
+    ok, s, _ = run_collector(node.collector(), ())
+    assert ok
+    bert_labels = {**BERT, "training_job": "bert-large"}
+    name = "poolwatch_container_process_io_bytes_total"
+    assert value(s, name, **bert_labels, direction="read") == 5_000_250
+    assert value(s, name, **bert_labels, direction="write") == 1_024
+    # the llama container's process has no io file: no series rather than a zero
+    assert not [k for k in s if k[0] == name and ("pod", LLAMA["pod"]) in k[1]]
+    (node.proc / str(second) / "io").write_text("rchar: lots\n")
+    ok, s, _ = run_collector(node.collector(), ())
+    assert value(s, name, **bert_labels, direction="read") == 5_000_000

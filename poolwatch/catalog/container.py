@@ -87,6 +87,11 @@ CONTAINER = [
           "Bytes written to block devices, summed over devices (container, cgroup v2 io.stat "
           "wbytes).", OWNER, "container",
           _ma("ma_container_disk_write_kilobytes", "KB/s", **_rate_kb)),
+    _spec("poolwatch_container_process_io_bytes_total", "counter", "bytes",
+          "Bytes the container's processes passed to read and write calls, by direction read or "
+          "write: every file system (local, NFS, page cache hits) and socket, summed over the "
+          "processes alive now, so it drops when one exits (container, /proc/<pid>/io rchar and "
+          "wchar).", (*OWNER, "direction"), "container"),
     _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
           "Bytes received by the pod, over its interfaces but lo, container=\"\" (container, "
           "/proc/<pid>/net/dev of a process in the pod).", OWNER, "container",

@@ -21,6 +21,13 @@ Per container, from the files of its cgroup:
   is absent, as before.
 - disk bytes read/written from `io.stat` rbytes/wbytes, summed over devices (absent when the io
   controller is not enabled for the container).
+- process I/O: `rchar`/`wchar` of `/proc/<pid>/io`, summed over the container's processes: every
+  byte passed to read and write calls, whatever is behind them (a local disk, NFS, the page
+  cache, a socket to object storage). It is the "process I/O" of ModelArts' hang detection,
+  which block-device bytes alone miss for a job that reads over the network or from cache. A
+  process that exits takes its bytes with it (the sum drops, as a counter reset); a process
+  whose file cannot be read (it exited, no permission) is left out, and with none readable the
+  series is absent.
 Network counters belong to the pod's network namespace, which all its containers share, so they
 are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
 `container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
@@ -187,6 +194,7 @@ class ContainerCollector:
             seen.add(tuple(labels))
             try:
                 self._container(path, labels, fams, now, prev.get(path))
+                self._process_io(pids, labels, fams)
             except CgroupFileError as err:
                 if os.path.isdir(path):
                     problems.append(str(err))
@@ -267,6 +275,22 @@ class ContainerCollector:
             fams[family].add_metric(labels, value)
         for family, value, basis in ratios:
             fams[family].add_metric([*labels, basis], value)
+
+    def _process_io(self, pids: list[int], labels: list[str], fams: dict[str, Metric]) -> None:
+        read = written = 0
+        seen = False
+        for pid in pids:
+            try:  # "rchar: 323934931\nwchar: 323929600\nsyscr: ..."
+                text = read_small(f"{self.procfs}/{pid}/io")
+                r, w = keyed_value(text, "rchar:"), keyed_value(text, "wchar:")
+            except (OSError, ValueError):
+                continue  # exited, no permission to read another user's process, or garbled
+            if r is None or w is None:
+                continue
+            read, written, seen = read + r, written + w, True
+        if seen:
+            fams[P + "process_io_bytes_total"].add_metric([*labels, "read"], read)
+            fams[P + "process_io_bytes_total"].add_metric([*labels, "write"], written)
 
     def _network(
         self,
