@@ -304,10 +304,21 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 namespace, name = ref.split("/", 1)
                 self._event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
                                   "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
+                self._stop_job(namespace, name, ref)
                 self._tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
                            f"it waited {int(now - since)} s in the queue (limit "
                            f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
                            {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+
+    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
+        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
+        try:
+            self.backend.stop_job(namespace, name, "Failed to be queued.")
+        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
+            self._audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
+            log.warning("re-issued job %s not stopped: %r", ref, err)
+            return
+        self._audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
 
     def _close_breakers(self, now: float) -> None:
         nodes = self._nodes().values()

@@ -283,6 +283,11 @@ def test_a_requeued_job_gives_up_after_30_minutes() -> None:
     ctl.reconcile()
     assert "PoolwatchControllerJobRequeueTimeout" in told.names()
     assert any(e.message == "Failed to be queued." for e in cluster.events())
+    # the job exits rather than staying pending (MA-J-03)
+    assert job_of(cluster, big).status.value == "Failed"
+    assert ("stopJob", big, "done") in {
+        (r.operation, r.target, r.outcome) for r in ctl.store.audit_trail(50)
+    }
 
 
 def test_upgrade_isolation_keeps_jobs_and_skips_the_breaker() -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from controlplane import TestCluster
 from controlplane_seed import seed_handbuilt
+from test_kubernetes_backend import RecordingBackoff
+
+from poolwatch.cluster.kubernetes import KubernetesCluster
 
 pytestmark = pytest.mark.controlplane
 
@@ -68,3 +72,31 @@ def test_restore_ha_and_jobs_from_the_command_line(kube: TestCluster, tmp_path: 
     assert ["enableHaRedundancy", "npu-node-03", "done"] in ops
     assert ["disableHaRedundancy", "npu-node-03", "done"] in ops
     assert ["listPoolJobs", "pool-h100-a", "done"] in ops
+
+
+def test_a_job_is_made_to_exit_as_the_server_stores_it(kube: TestCluster, tmp_path: Path) -> None:
+    """A re-issued job that waited too long exits: a Kubeflow job and a batch Job are suspended
+    (their operators then delete the pods) and annotated with the reason, on the real server."""
+    seed_handbuilt(kube)
+    cluster = KubernetesCluster(kubeconfig=kube.kubeconfig(tmp_path / "kc"), watch_timeout=5,
+                                backoff=RecordingBackoff(), sync_timeout=30.0)  # fmt: skip
+    cluster.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not cluster.healthy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        jobs = {j.kind: j for j in cluster.jobs()}
+        paths = {"PyTorchJob": "/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs/{name}",
+                 "Job": "/apis/batch/v1/namespaces/{ns}/jobs/{name}"}  # fmt: skip
+        for kind, template in paths.items():
+            job = jobs[kind]
+            cluster.stop_job(job.namespace, job.name, "Failed to be queued.")
+            stored = kube.api.get(template.format(ns=job.namespace, name=job.name))
+            assert stored["metadata"]["annotations"]["poolwatch.io/stopped"] == (
+                "Failed to be queued."
+            )
+            spec = stored["spec"]
+            suspended = spec["runPolicy"]["suspend"] if kind == "PyTorchJob" else spec["suspend"]
+            assert suspended is True
+    finally:
+        cluster.stop()
