@@ -13,8 +13,10 @@ Figures: fault -> decision (simulated: from the fault to the tick that decided i
 wall time the decision took), decision -> replacement (simulated time until the spare was in
 service; wall time of the call), actions per second of wall time, and the limits observed:
 most replacements in flight at once, replacements started within 24 h, nodes out of service
-(breaker), and whether any Spare node ever ran a job. Goals (issue 7): every decision within
-one evaluation interval, the whole wave handled within the limits. Exit 0 when all pass.
+(breaker), and whether any Spare node ever ran a job. Goals: every decision within one
+evaluation interval, the whole wave handled within the limits. Exit 0 when all pass.
+`--api real` runs the same wave in wall time through the pinned kube-apiserver (`--api stub`:
+tests/k8s_stub.py), see bench/controller_faults_api.py.
 """
 
 from __future__ import annotations
@@ -206,9 +208,28 @@ def main() -> int:
     p.add_argument("--spare-boot", type=float, default=120.0,
                    help="seconds a spare takes to come into service (120)")  # fmt: skip
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "controller_faults.txt")
+    p.add_argument("--api", choices=["simulated", "real", "stub"], default="simulated",
+                   help="simulated time on the simulated pool (default); or wall time through "
+                   "the pinned kube-apiserver (real) or tests/k8s_stub.py (stub): "
+                   "bench/controller_faults_api.py")  # fmt: skip
+    p.add_argument("--lag", type=float, default=0.0,
+                   help="--api real/stub: seconds the informers' proxy adds (0)")  # fmt: skip
+    p.add_argument(
+        "--bin-dir",
+        type=Path,
+        help="--api real: directory with etcd and kube-apiserver (scripts/tools.sh)",
+    )
+    p.add_argument("--out", type=Path, help="(bench/results/controller_faults[_API].txt)")
     args = p.parse_args()
-    lines, ok = run(args)
+    if args.out is None:
+        suffix = "" if args.api == "simulated" else f"_{args.api}"
+        args.out = HERE / "results" / f"controller_faults{suffix}.txt"
+    if args.api == "simulated":
+        lines, ok = run(args)
+    else:
+        from controller_faults_api import run_api
+
+        lines, ok = run_api(args)
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

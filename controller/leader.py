@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -35,6 +36,22 @@ class LeaderElector:
         self.identity = settings.identity or f"{socket.gethostname()}_{os.getpid()}"
         self.leader = False
         self._renewed = 0.0  # when this process last wrote the Lease as its holder
+
+    def leading(self) -> bool:
+        """Whether this process may act now: it holds the Lease and renewed it recently enough.
+        It stops acting one renew period (at most half the duration) before the Lease could
+        expire, so a leader that was slow to renew has stopped before a standby may take
+        over; `PoolController.may_act` asks this before every decision."""
+        s = self.settings
+        margin = min(s.renew, s.duration / 2)
+        return self.leader and self.clock() - self._renewed < s.duration - margin
+
+    def run(self, stop: threading.Event) -> None:
+        """Acquire or renew every `renew` seconds until `stop`, in its own thread: a long
+        reconcile or action never delays the renewal (client-go does the same)."""
+        while not stop.is_set():
+            self.step()
+            stop.wait(self.settings.renew)
 
     def step(self) -> bool:
         """Acquire or renew once; returns whether this process leads now."""

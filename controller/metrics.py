@@ -18,7 +18,7 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     with ctl._lock:  # the HTTP handlers' submits count concurrently
         stats = sorted(ctl.stats.items())
     for (kind, outcome), n in stats:
-        if kind == "replacement":
+        if kind in ("replacement", "view"):
             continue
         actions.add_metric([kind, outcome], n)
     for result in REPLACE_KINDS:
@@ -37,7 +37,11 @@ def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) 
     outbox.add_metric([], ctl.store.outbox_size())
     dropped = new_family("poolwatch_controller_notifications_dropped_total")
     dropped.add_metric([], ctl.store.outbox_dropped)
-    fams = [actions, replaced, flight, queued, breaker, lead, outbox, dropped]
+    current = new_family("poolwatch_controller_view_current")
+    current.add_metric([], float(ctl.view_current))
+    stale = new_family("poolwatch_controller_view_stale_total")
+    stale.add_metric([], ctl.stats.get(("view", "stale"), 0))
+    fams = [actions, replaced, flight, queued, breaker, lead, outbox, dropped, current, stale]
     if last_reconcile is not None:
         last = new_family("poolwatch_controller_last_reconcile_timestamp_seconds")
         last.add_metric([], last_reconcile)

@@ -4,8 +4,10 @@ Steps of one replacement (a row in the store, [001:L1416]):
   queued    waiting for the limits, a spare, or a conflict to clear (POL-01, POL-02, upgrade,
             a node Resetting [000:L320]); the pool is Abnormal while no spare is left
   starting  the spare is chosen and recorded *before* any write, so a controller restarted here
-            replays the same idempotent writes with the same spare
+            (or a new leader sharing the state) resumes with the same spare
   running   faulty node labelled Replacing; the spare loses its Spare label and is uncordoned
+            (three steps, each audited once: a resumed replacement skips, and audits as
+            "found done", every step the current view already shows)
   done      the spare is Available: the faulty node becomes Repairing (a spare under repair;
             `PoolController.restore` turns it into the new Spare once fixed)
   failed    not done within `replace_timeout` of being requested (POL-03, 24 h), or cancelled
@@ -15,6 +17,7 @@ Limits, counted over all the pool's nodes (spares included), at least `replace_m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from poolwatch.actions import ActionResult
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
     from .service import PoolController
 
 DAY = 24 * 3600.0
+
+
+def _label(node: Node | None) -> str | None:
+    """The node's poolwatch.io/status label (None: no such node or no label)."""
+    return None if node is None else dict(node.labels).get(STATUS_LABEL)
 
 
 class Replacer:
@@ -46,6 +54,8 @@ class Replacer:
         r = next(r for r in store.replacements(pool) if r.id == rid)
         if r.state == "queued":
             return "deferred", f"replacement queued: {r.detail}"
+        if r.state == "failed":
+            return "failed", f"replacement failed: {r.detail}"
         return "done", f"replacement {r.state} with spare {r.spare}"
 
     def cancel(self, node: str, why: str) -> None:
@@ -75,7 +85,7 @@ class Replacer:
                 self._try_start(r, nodes, now)
             else:
                 if r.state == "starting":
-                    self._apply_start(r)  # a restart mid-way: the same writes, same spare
+                    self._apply_start(r, resumed=True)  # a restart mid-way: the same spare
                     nodes = self.ctl._nodes()
                 self._check_done(r, nodes, now)
                 nodes = self.ctl._nodes()
@@ -126,25 +136,55 @@ class Replacer:
                 return n
         return None
 
-    def _apply_start(self, r: Replacement) -> None:
+    def _apply_start(self, r: Replacement, resumed: bool = False) -> None:
+        """The start's three writes, each a step done at most once. `resumed`: the row was
+        found `starting` (a controller, this one or a leader before it, died mid-way): a step
+        the current view shows done already is audited as found, not written again."""
         b = self.ctl.backend
-        b.label_node(r.node, {STATUS_LABEL: NodeStatus.REPLACING.value})
-        b.label_node(r.spare, {STATUS_LABEL: None})
-        b.cordon(r.spare, False)
+        replacing = {STATUS_LABEL: NodeStatus.REPLACING.value}
+        wrote = self._step(r, f"label {r.node} Replacing", resumed,
+                           lambda n: _label(n.get(r.node)) == NodeStatus.REPLACING.value,
+                           lambda: b.label_node(r.node, replacing))  # fmt: skip
+        wrote |= self._step(r, f"take {r.spare} out of the spares", resumed,
+                            lambda n: _label(n.get(r.spare)) != NodeStatus.SPARE.value,
+                            lambda: b.label_node(r.spare, {STATUS_LABEL: None}))  # fmt: skip
+        wrote |= self._step(r, f"uncordon {r.spare}", resumed,
+                            lambda n: r.spare in n and not n[r.spare].unschedulable,
+                            lambda: b.cordon(r.spare, False))  # fmt: skip
         self.ctl.store.update_replacement(r.id, state="running")
-        self.ctl._audit("replaceNode", r.node, ActionResult("done", f"spare {r.spare}"), r.key)
-        self.ctl._node_event(r.node, r.pool, "NodeReplacing", "Normal",
-                             f"Node being replaced by HA spare {r.spare}")  # fmt: skip
+        if wrote:
+            self.ctl._node_event(r.node, r.pool, "NodeReplacing", "Normal",
+                                 f"Node being replaced by HA spare {r.spare}")  # fmt: skip
+
+    def _step(
+        self, r: Replacement, step: str, resumed: bool,
+        done: Callable[[dict[str, Node]], bool], write: Callable[[], None],
+    ) -> bool:  # fmt: skip
+        """One step of a replacement, audited once: written (True), or, on a resumed
+        replacement whose step the current view already shows, audited as found (False)."""
+        if resumed and done(self.ctl._nodes()):
+            self.ctl._audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
+                                                                "done"), r.key)  # fmt: skip
+            return False
+        self.ctl._fence()
+        write()
+        self.ctl._audit("replaceNode", r.node, ActionResult("done", step), r.key)
+        return True
 
     def _check_done(self, r: Replacement, nodes: dict[str, Node], now: float) -> None:
         spare = nodes.get(r.spare)
         if spare is None or spare.status is not NodeStatus.AVAILABLE:
             return
-        self.ctl.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+        step = f"label {r.node} Repairing: replaced by {r.spare}"
+        if _label(nodes.get(r.node)) == NodeStatus.REPAIRING.value:  # a leader died after it
+            self.ctl._audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
+                                                                "done"), r.key)  # fmt: skip
+        else:
+            self.ctl._fence()
+            self.ctl.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+            self.ctl._audit("replaceNode", r.node, ActionResult("done", step), r.key)
         self.ctl.store.update_replacement(r.id, state="done", finished_at=now)
         self.ctl.stats[("replacement", "done")] += 1
-        self.ctl._audit("replaceNode", r.node, ActionResult("done", f"replaced by {r.spare}"),
-                        r.key)  # fmt: skip
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
         self.ctl._tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
                        f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
@@ -167,7 +207,7 @@ class Replacer:
         was released after that label was written, so the replacement is taken as done: the node
         becomes Repairing, and the operator is told to check the pool's spares."""
         mine = {r.node for r in self.ctl.store.replacements(active=True)}
-        for n in self.ctl.backend.nodes():
+        for n in self.ctl._nodes().values():
             if n.status is not NodeStatus.REPLACING or n.name in mine:
                 continue
             self.ctl.backend.label_node(n.name, {STATUS_LABEL: NodeStatus.REPAIRING.value})

@@ -1,8 +1,9 @@
 """`poolwatch controller run`: backend, leader election, the control loop and the HTTP server.
 
-The loop: every `lease.renew` seconds acquire or renew the Lease; while leading, one
-`reconcile()` every `interval`. A standby serves /healthz and /metrics and answers /actions with
-503 `deferred`, so the rule engine sends the action again to whoever leads.
+The loop: a thread acquires or renews the Lease every `lease.renew` seconds; while leading, one
+`reconcile()` every `interval`, and every decision first asks whether it still leads. A standby
+serves /healthz and /metrics and answers /actions with 503 `deferred`, so the rule engine sends
+the action again to whoever leads.
 """
 
 from __future__ import annotations
@@ -94,9 +95,10 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
     backend, close = backend_for(settings)
     ctl = PoolController(backend, settings, notifier=notifier)
     elector = LeaderElector(backend, settings.lease)
+    ctl.may_act = elector.leading  # checked before every decision: a lost Lease stops it
     last: list[float] = []
     try:
-        server = ControllerServer(address, ctl, token, lambda: elector.leader,
+        server = ControllerServer(address, ctl, token, elector.leading,
                                   lambda: last[-1] if last else None)  # fmt: skip
     except BaseException:
         close()
@@ -109,10 +111,13 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
     log.info("controller serving on %s, backend %s, dry-run %s, notices to %s", settings.listen,
              settings.backend, "on" if settings.dry_run else "off",
              _shown(settings.notify_url) if notifier else "the log only")  # fmt: skip
+    election = threading.Thread(target=elector.run, args=(stop,), name="leader-election",
+                                daemon=True)  # fmt: skip
+    election.start()
     next_reconcile = 0.0
     try:
         while not stop.is_set():
-            if elector.step():
+            if elector.leading():
                 now = time.monotonic()
                 if now >= next_reconcile:
                     try:
@@ -123,6 +128,8 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
                     next_reconcile = now + settings.interval
             stop.wait(min(settings.lease.renew, settings.interval))
     finally:
+        stop.set()
+        election.join(settings.lease.duration)
         elector.release()
         server.shutdown()
         server.server_close()

@@ -38,6 +38,20 @@ log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
 
 
+class Halted(RuntimeError):
+    """No decision now: the step stops where it is (an action answers `failed`, so the engine
+    sends it again)."""
+
+
+class ViewNotCurrent(Halted):
+    """The cluster as the controller reads it has not caught up with its own writes (or its
+    informers cannot list and watch): no decision is taken from it."""
+
+
+class NotLeader(Halted):
+    """This process no longer holds the leader Lease (or could not renew it in time)."""
+
+
 class PoolController:  # implements poolwatch.actions.ActionSink
     def __init__(
         self,
@@ -56,6 +70,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
         self._lock = threading.RLock()
         self._started, self._told = clock(), set[str]()  # backend pool events notified
+        self.view_current = True  # the last decision's read was current (see _view)
+        # whether this process may act (the runner's leader election); asked before every
+        # decision, so a leader that lost its Lease mid-step stops there
+        self.may_act: Callable[[], bool] = lambda: True
         self.replacer = Replacer(self)
 
     # == the action interface ===================================================================
@@ -64,6 +82,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             try:
                 result = self._submit(action)
+            except Halted as err:  # logged once by _view; the engine sends it again
+                result = ActionResult("failed", str(err))
             except Exception as err:  # isolation boundary: a failed write
                 # not recorded by key: the writes are idempotent, so a re-send tries again
                 log.exception("action %s %s failed (key %s)", action.kind,
@@ -131,6 +151,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                        {"node": name, "pool": pool, "fault_code": code}, "info")  # fmt: skip
             return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {reason}")
         if not isolated:
+            self._fence()
             self.backend.taint_node(name, FAULT_TAINT, code, FAULT_EFFECT)
             self.backend.cordon(name, True)
             if dict(node.labels).get(STATUS_LABEL) == NodeStatus.SPARE.value:
@@ -144,9 +165,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             jobs_said = self._restart_jobs_on(name, key)
             if jobs_said:
                 detail += f"; {jobs_said}"
-        if replace and pool:
+        if replace and pool:  # a replacement that failed fails the action: the engine re-sends
             outcome, more = self.replacer.request(key, pool, name, code)
-            return ActionResult(outcome if outcome == "deferred" else "done", f"{detail}; {more}")
+            return ActionResult(outcome, f"{detail}; {more}")
         return ActionResult("done" if not isolated else "already", detail)
 
     def _breaker(
@@ -269,13 +290,18 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     # == one control-loop step ===================================================================
     def reconcile(self) -> None:
         """Timeouts, queued replacements, finished replacements, re-queued jobs, the breaker,
-        pool events; then the notification outbox."""
+        pool events; then the notification outbox. While the view of the cluster is not current
+        (ViewNotCurrent) the step stops where it is and only the outbox is flushed."""
         with self._lock:
             now = self.clock()
-            self.replacer.step(now)
-            self._requeued(now)
-            self._close_breakers(now)
-            pool_events.record(self, now)
+            try:
+                self._view()
+                self.replacer.step(now)
+                self._requeued(now)
+                self._close_breakers(now)
+                pool_events.record(self, now)
+            except Halted as err:
+                log.debug("reconcile stopped: %s", err)
             self.notices.flush()
 
     def _requeued(self, now: float) -> None:
@@ -341,7 +367,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         with self._lock:
             if any(r.state in ("starting", "running") for r in self.store.replacements(pool)):
                 return "replacing"
-            nodes = self.backend.nodes()
+            nodes = self.backend.nodes()  # a status, not a decision: no wait for the view
             if any(n.pool == pool and n.status is NodeStatus.RESETTING for n in nodes):
                 return "resetting"
             if self.store.pool(pool)["upgrading"]:
@@ -364,7 +390,11 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             if problem := code_problem(fault_code, self.settings):
                 return ActionResult("refused", problem)
-            result = self._isolate(node, fault_code, reason, key, False, False, breaker=False)
+            try:
+                result = self._isolate(node, fault_code, reason, key, False, False,
+                                       breaker=False)  # fmt: skip
+            except Halted as err:  # the view is not current, or this process does not lead
+                result = ActionResult("failed", str(err))
             self._finish("isolate", node, key, result)
             return result
 
@@ -376,7 +406,12 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            found = self._nodes().get(node)
+            try:
+                found = self._nodes().get(node)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
+                self._finish("restore", node, key, result)
+                return result
             if found is None:
                 return ActionResult("refused", f"no node {node!r}")
             if found.status is NodeStatus.REPLACING:
@@ -404,7 +439,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.release(self, pool, node, reason)
+            try:
+                result = pool_ops.release(self, pool, node, reason)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("deleteClusterNode", node, key, result)
             return result
 
@@ -438,7 +476,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.create(self, pool, nodes)
+            try:
+                result = pool_ops.create(self, pool, nodes)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("CreatePoolV2", pool.name, key, result)
             return result
 
@@ -448,7 +489,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = pool_ops.delete(self, pool)
+            try:
+                result = pool_ops.delete(self, pool)
+            except Halted as err:
+                result = ActionResult("failed", str(err))
             self._finish("DeletePoolV2", pool, key, result)
             return result
 
@@ -464,7 +508,33 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self._pool_event(pool, reason, "Normal", message)
 
     # == helpers ================================================================================
+    def _view(self) -> None:
+        """Read-your-writes before every decision: wait (up to `view_timeout`) until the
+        backend's view has caught up with the controller's own writes and is being watched;
+        else raise ViewNotCurrent, and say so once in the log (and in
+        poolwatch_controller_view_current). A backend without `await_view` (the simulated pool)
+        reads its writes back at once. First of all: this process must still lead (NotLeader)."""
+        self._fence()
+        wait = getattr(self.backend, "await_view", None)
+        why = wait(self.settings.view_timeout) if wait is not None else ""
+        if why:
+            self.stats[("view", "stale")] += 1
+            if self.view_current:
+                log.warning("the controller's view of the cluster is not current: %s; it takes "
+                            "no decision until it is", why)  # fmt: skip
+            self.view_current = False
+            raise ViewNotCurrent(f"the controller's view of the cluster is not current: {why}")
+        if not self.view_current:
+            log.info("the controller's view of the cluster is current again")
+        self.view_current = True
+
+    def _fence(self) -> None:
+        """Before a decision and before each step of a replacement: only the leader acts."""
+        if not self.may_act():
+            raise NotLeader("this controller does not hold the leader Lease (any more)")
+
     def _nodes(self) -> dict[str, Node]:
+        self._view()
         return {n.name: n for n in self.backend.nodes()}
 
     def _busy_nodes(self) -> dict[str, list[str]]:

@@ -82,6 +82,9 @@ class ControllerSettings(BaseModel):
     notice_retention: Annotated[int, Field(ge=10)] = 1_000  # delivered notices kept (newest)
     outbox_limit: Annotated[int, Field(ge=100)] = 10_000  # undelivered notices kept (newest)
     interval: Duration = 10.0  # one reconcile step this often
+    # read-your-writes: how long a decision waits for the cluster view to show the controller's
+    # own writes before it is refused (an action then answers `failed`: the engine re-sends it)
+    view_timeout: Duration = 10.0
     # --- replacement limits (POL-01..03) ---------------------------------------------------
     replace_concurrent_ratio: Ratio = 0.05  # POL-02: nodes being replaced <= 5 % of the pool
     replace_daily_ratio: Ratio = 0.20  # POL-01: replacements per 24 h <= 20 % of the pool

@@ -282,15 +282,27 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("files", nargs="*", type=Path, metavar="FILE")
     k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
     k.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    overrides_help = ("thresholds, timing, severity, labels and actions of rules by name, or "
+                      "disabled: true (see docs/rules.md)")  # fmt: skip
     k.add_argument("--out", type=Path, required=True, metavar="DIR")
     k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
                    help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
-    verbs.add_parser("test", help="run the shipped rules' promtool unit tests")
+    t = verbs.add_parser("test", help="run promtool unit tests (yours, or the shipped ones)")
+    t.add_argument("tests", nargs="*", type=Path, metavar="FILE",
+                   help="promtool unit-test files naming <group>.rules.yaml "
+                   "(default: the shipped rules' tests)")  # fmt: skip
+    t.add_argument("--rules", action="append", default=[], type=Path, metavar="FILE",
+                   help="rule files the tests exercise (repeat; default: the shipped "
+                   "ones)")  # fmt: skip
+    t.add_argument("--promtool", metavar="PATH", help="Prometheus 3's promtool (default: PATH)")
     c.add_argument("--local", action="store_true",
                    help="also list the rules the local source refuses, and why")  # fmt: skip
+    for sub_parser in (c, k, t):
+        sub_parser.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
     r = verbs.add_parser("run", help="evaluate the rules on a schedule (Prometheus or local)")
     r.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="rule files (default: the shipped ones)")  # fmt: skip
+    r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
     r.add_argument("--source", required=True, metavar="prometheus=URL|local",
                    help="query Prometheus, or scrape --target exporters locally")  # fmt: skip
     r.add_argument("--target", action="append", default=[], metavar="[JOB=]URL",
@@ -314,8 +326,37 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
     r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
     r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
-                   help="serve /metrics and /healthz (0.0.0.0:9480; 'off': none)")  # fmt: skip
+                   help="serve the alerts and rules pages, /metrics and /healthz "
+                   "(0.0.0.0:9480; 'off': none)")  # fmt: skip
     add_log_level(r)
+    a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
+    a.add_argument("--url", default="http://127.0.0.1:9480",
+                   help="the engine's address (http://127.0.0.1:9480)")  # fmt: skip
+    a.add_argument("--json", action="store_true", help="machine-readable")
+    s = verbs.add_parser("silence", help="mute alerts in local mode (add, list, expire)")
+    sv = s.add_subparsers(dest="action", required=True, metavar="<add|list|expire>")
+    for name, text in (("add", "silence alerts matching every MATCHER for a while"),
+                       ("list", "list the silences in effect"),
+                       ("expire", "end a silence now")):  # fmt: skip
+        x = sv.add_parser(name, help=text)
+        x.add_argument("--state", required=True, type=Path, metavar="FILE",
+                       help="the engine's --state file (silences are kept there)")  # fmt: skip
+        x.add_argument("--alertmanager", metavar="URL",
+                       default=os.environ.get("POOLWATCH_ALERTMANAGER_URL"),
+                       help="an Alertmanager that sends the notifications: silences belong "
+                       "there, and the command says how "
+                       "(env POOLWATCH_ALERTMANAGER_URL)")  # fmt: skip
+        if name == "add":
+            x.add_argument("matchers", nargs="+", metavar="MATCHER",
+                           help='name=value, name!=value, name=~regex or name!~regex '
+                           '(e.g. alertname=PoolwatchCacheAlmostFull node=~"n1|n2")')  # fmt: skip
+            x.add_argument("--duration", default="2h", help="how long (2h)")
+            x.add_argument("--author", default=os.environ.get("USER", ""), help="who")
+            x.add_argument("--comment", default="", help="why")
+        elif name == "list":
+            x.add_argument("--all", action="store_true", help="expired ones too")
+        else:
+            x.add_argument("id", help="the silence's id (from add or list)")
     p.set_defaults(func=_run_rules)
 
 
@@ -323,12 +364,21 @@ def _run_rules(args: argparse.Namespace) -> int:
     from rules import cli as rules_cli
 
     if args.verb == "check":
-        return rules_cli.check(args.files, local=args.local)
+        return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
     if args.verb == "compile":
         labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
-        return rules_cli.compile_(args.files, args.out, labels)
+        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides)
     if args.verb == "test":
-        return rules_cli.test()
+        return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
+    if args.verb == "alerts":
+        return rules_cli.alerts(args.url, args.json)
+    if args.verb == "silence":
+        if args.action == "add":
+            return rules_cli.silence_add(args.state, args.matchers, args.duration, args.author,
+                                         args.comment, args.alertmanager)  # fmt: skip
+        if args.action == "list":
+            return rules_cli.silence_list(args.state, args.all, args.alertmanager)
+        return rules_cli.silence_expire(args.state, args.id, args.alertmanager)
     return _run_rule_engine(args)
 
 
@@ -362,7 +412,7 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
         run_files(
             rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
-            reload=reload, sinks=sinks,
+            reload=reload, sinks=sinks, overrides=args.overrides,
             on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
             if args.listen not in ("", "off") else None,
         )  # fmt: skip
@@ -393,19 +443,23 @@ class _EngineMetrics:
 
 
 def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
-    """Serve the engine's /metrics and /healthz from a daemon thread; returns the server."""
-    from exporters.node.server import serve
-    from exporters.node.webconfig import WebConfig
+    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
+    import time
 
-    from . import pages
+    from rules.web import serve
+
     from .config import check_listen, split_listen
 
     address = split_listen(check_listen(listen))
-    health = lambda: engine.health(interval)  # noqa: E731 - /healthz: evaluating on schedule
-    httpd = serve(_EngineMetrics(engine), address, WebConfig(), health)  # type: ignore[arg-type]
-    pages.with_index(httpd, pages.RULE_ENGINE_INDEX)
-    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-metrics").start()
-    logging.getLogger("poolwatch").info("rule engine metrics at http://%s:%d/metrics", *address)
+
+    def silences() -> list[dict[str, Any]]:
+        store = engine.silences
+        return [] if store is None else [s.to_dict() for s in store.active(time.time())]
+
+    httpd = serve(engine, _EngineMetrics(engine).body, address, interval, silences)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
+    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
+                                        *address)  # fmt: skip
     return httpd
 
 

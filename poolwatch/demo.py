@@ -51,7 +51,7 @@ from exporters.node.server import serve
 from exporters.node.settings import NodeExporterSettings
 from exporters.node.webconfig import WebConfig
 
-from . import demo_monitoring, demo_rules, pages
+from . import demo_monitoring, demo_rules
 from .actions import ActionSink, Notifier
 from .cluster import sim_persist
 from .cluster.sim_metrics import exposition
@@ -271,10 +271,14 @@ class Demo:
         files = RuleFiles(files_)
         engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"))
         self.engine = engine
-        httpd = serve(_EngineMetrics(engine), (HOST, self.ports.rules), WebConfig(),  # type: ignore[arg-type]
-                      lambda: engine.health(self.rules_interval))  # fmt: skip
-        pages.with_index(httpd, pages.RULE_ENGINE_INDEX)
-        self._serve(httpd, "rules-metrics")
+        from rules.web import serve as serve_engine
+
+        # the engine's own pages (alerts, rules, metrics) under its own name
+        self._serve(
+            serve_engine(engine, _EngineMetrics(engine).body, (HOST, self.ports.rules),
+                         self.rules_interval),
+            "rules-web",
+        )  # fmt: skip
         source.start()
         self._stoppers.append(source.stop)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import operator
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -44,8 +45,10 @@ from poolwatch.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
 from .fingerprint import fingerprint
-from .loader import LoadedGroup, RuleFileError, load
+from .loader import LoadedGroup, RuleFileError
 from .model import Group, Isolate, Rule, duration_seconds
+from .overrides import load_all
+from .silences import SilenceStore
 from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
@@ -76,9 +79,16 @@ class CompiledRule:
     hold_s: float
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    #: "file:line" of the rule's entry ("" for a rule built in code)
+    where: str = ""
+    #: id(series labels) -> (those labels, alert labels, fingerprint): a source that returns
+    #: the same label objects every cycle (the local one) is not re-hashed every cycle
+    seen: dict[int, tuple[object, dict[str, str], str]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
-    def of(cls, rule: Rule, interval: str) -> CompiledRule:
+    def of(cls, rule: Rule, interval: str, where: str = "") -> CompiledRule:
         alert = compiler.alert(rule, interval)
         query = alert["expr"]
         if rule.clear is not None:
@@ -87,7 +97,7 @@ class CompiledRule:
             )
         hold = compiler.hold_for(rule, interval)
         return cls(rule, query, duration_seconds(hold) if hold else 0.0, alert["labels"],
-                   alert["annotations"])  # fmt: skip
+                   alert["annotations"], where)  # fmt: skip
 
     def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
         out = {k: v for k, v in series.items() if k != "__name__"}
@@ -102,7 +112,7 @@ class CompiledRule:
         job = ""
         if labels.get("namespace") and labels.get("training_job"):
             job = f"{labels['namespace']}/{labels['training_job']}"
-        reason = f"{self.rule.name}: {self.rule.annotations.summary}"
+        reason = f"{self.rule.name}: {self.annotations.get('summary', '')}"
         for a in self.rule.actions:
             if a == "notify":
                 continue
@@ -141,8 +151,10 @@ def message(kind: Kind, s: AlertState, reminder_wait: float) -> AlertMessage:
 def compile_groups(groups: Iterable[Group | LoadedGroup]) -> list[CompiledRule]:
     out = []
     for g in groups:
-        group = g.group if isinstance(g, LoadedGroup) else g
-        out.extend(CompiledRule.of(r, group.interval) for r in group.rules)
+        if isinstance(g, LoadedGroup):
+            out.extend(CompiledRule.of(r, g.group.interval, g.where(r.name)) for r in g.group.rules)
+        else:
+            out.extend(CompiledRule.of(r, g.interval) for r in g.rules)
     return out
 
 
@@ -158,9 +170,12 @@ class Engine:
         reminder_wait: float = 4 * 3600.0,
         grace: float = 300.0,
         timer: Callable[[], float] = time.perf_counter,
+        silences: SilenceStore | None = None,
     ) -> None:
         self.source = source
+        self.silences = silences
         self.refused: dict[str, str] = {}  # rule -> why the source cannot evaluate it
+        self.refused_where: dict[str, str] = {}
         self.rules = self._supported(compile_groups(groups))
         self.store = store
         self.clock = clock
@@ -170,6 +185,8 @@ class Engine:
         self._lock = threading.Lock()
         self.alerts: dict[str, AlertState] = store.load()
         self.failures: Counter[str] = Counter()
+        #: rule -> (when, what) of its last failed evaluation, shown on the status page
+        self.last_errors: dict[str, tuple[float, str]] = {}
         self._down: set[str] = set()  # rules whose last query failed (log once per outage)
         self.evaluations = 0
         self.duration_sum = 0.0
@@ -186,6 +203,7 @@ class Engine:
             return rules
         reasons: dict[str, str | None] = prepare([c.query for c in rules])
         refused = {c.rule.name: r for c in rules if (r := reasons.get(c.query)) is not None}
+        self.refused_where = {c.rule.name: c.where for c in rules if c.rule.name in refused}
         for name, reason in sorted(refused.items()):
             if self.refused.get(name) != reason:
                 log.error("rule %s refused by the %s source: %s", name,
@@ -213,23 +231,24 @@ class Engine:
             for s in self.alerts.values():
                 by_rule.setdefault(s.rule, []).append(s)
             for compiled in self.rules:
+                name = compiled.rule.name
+                # each rule's changes are its own until it has finished: a rule that fails half
+                # way leaves its alerts as they were, and the other rules are not touched
+                mine: dict[str, AlertState] = {}
+                gone: set[str] = set()
                 try:
                     samples = self.source.query(compiled.query, at)
+                    self._apply(compiled, samples, at, mine, gone, by_rule.get(name, []))
                 except SourceError as err:
                     failed = True
-                    self.failures[compiled.rule.name] += 1
-                    # the first failure of an outage is a warning; the rest of it is debug,
-                    # so a Prometheus that is down does not log every rule every interval
-                    first = compiled.rule.name not in self._down
-                    self._down.add(compiled.rule.name)
-                    log.log(
-                        logging.WARNING if first else logging.DEBUG,
-                        "rule %s: evaluation skipped: %s", compiled.rule.name, err,
-                    )  # fmt: skip
+                    self._rule_failed(name, err, at)
                     continue
-                self._down.discard(compiled.rule.name)
-                self._apply(compiled, samples, at, changed, deleted,
-                            by_rule.get(compiled.rule.name, []))  # fmt: skip
+                except Exception as err:  # noqa: BLE001 - isolation: one rule's bug is its own
+                    self._rule_failed(name, err, at)
+                    continue
+                self._down.discard(name)
+                changed.update(mine)
+                deleted |= gone
             # alerts of rules that no longer exist go the way of an alert that stopped matching
             orphans = [s for s in self.alerts.values() if s.rule not in names | {ENGINE_ALERT}]
             for s in orphans:
@@ -243,7 +262,30 @@ class Engine:
             self.last_duration = self.timer() - start
             self._last_cycle = time.monotonic()
             self.duration_sum += self.last_duration
-            return sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
+            result = sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint))
+        record = getattr(self.source, "record_self", None)
+        if record is not None:  # the local source sees the engine's series as Prometheus would
+            try:
+                record(self.self_samples(), at)
+            except Exception:  # never the end of the cycle: its alerts are saved
+                log.exception("the engine's own series were not recorded")
+        return result
+
+    def self_samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """The engine's own series as (name, labels, value), as a scrape of /metrics has them."""
+        return [(s.name, dict(s.labels), s.value) for fam in self.collect() for s in fam.samples]
+
+    def _rule_failed(self, name: str, err: BaseException, at: float) -> None:
+        """Count a failed evaluation of rule `name` and keep its error for the status page.
+        The first failure of a run of failures is a warning; the rest of it is debug, so a
+        Prometheus that is down does not log every rule every interval."""
+        self.failures[name] += 1
+        text = str(err) if isinstance(err, SourceError) else f"{type(err).__name__}: {err}"
+        self.last_errors[name] = (at, text)
+        first = name not in self._down
+        self._down.add(name)
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "rule %s: evaluation failed: %s", name, text)  # fmt: skip
 
     def _apply(
         self,
@@ -256,9 +298,17 @@ class Engine:
     ) -> None:
         """`current`: this rule's alerts before this evaluation."""
         seen: set[str] = set()
+        known = c.seen
+        if len(known) > 2 * len(samples) + 1000:  # series come and go; forget the old ones
+            known.clear()
         for series, value in samples:
-            labels = c.alert_labels(series)
-            fp = fingerprint(labels)
+            hit = known.get(id(series))
+            if hit is not None and hit[0] is series:
+                labels, fp = hit[1], hit[2]
+            else:
+                labels = c.alert_labels(series)
+                fp = fingerprint(labels)
+                known[id(series)] = (series, labels, fp)
             old = self.alerts.get(fp)
             active = old is not None and old.state in ("pending", "firing")
             if (
@@ -268,6 +318,12 @@ class Engine:
             ):
                 continue  # in the hysteresis band, and not firing: nothing to hold
             seen.add(fp)
+            if (
+                active
+                and old.value == value  # type: ignore[union-attr]
+                and not (old.state == "pending" and _since(old.active_since, at) >= c.hold_s)  # type: ignore[union-attr]
+            ):
+                continue  # the same series, the same value: the same alert, nothing to write
             # as Prometheus renders them: the series' labels and this evaluation's value
             annotations = expand_all(c.annotations, series, value)
             if old is not None and active:
@@ -333,8 +389,15 @@ class Engine:
         until `ack`, so a crash before it re-sends rather than losing the notification."""
         at = self.clock() if at is None else at
         due: list[tuple[Kind, AlertState]] = []
+        try:
+            muted = self.silences.active(at) if self.silences is not None else []
+        except sqlite3.Error as err:  # unknown silences: send nothing now, all of it later
+            log.warning("silences unreadable, notifications wait: %s", err)
+            return []
         with self._lock:
             for s in sorted(self.alerts.values(), key=lambda s: (s.rule, s.fingerprint)):
+                if muted and any(m.matches(s.labels, at) for m in muted):
+                    continue  # silenced: nothing is sent; it stays due for after the silence
                 if s.state == "firing" and s.notified != "firing":
                     due.append(("firing", s))
                 elif s.state == "firing" and _since(s.last_notified, at) >= self.reminder_wait:
@@ -418,6 +481,41 @@ class Engine:
             return False, f"no evaluation for {idle:.0f}s (limit {limit:.0f}s)\n"
         return True, f"ok: {len(self.rules)} rules, {self.evaluations} evaluations\n"
 
+    # -- what an operator sees ----------------------------------------------------------------
+
+    def active_alerts(self) -> list[dict[str, object]]:
+        """Every pending and firing alert: its rule, labels, value, since when (active and
+        firing), and the rule's file:line; firing first, then by rule."""
+        where = {c.rule.name: c.where for c in self.rules}
+        now = self.clock()
+        muted = self.silences.active(now) if self.silences is not None else []
+        with self._lock:
+            active = [s for s in self.alerts.values() if s.state in ("pending", "firing")]
+        active.sort(key=lambda s: (s.state != "firing", s.rule, s.fingerprint))
+        return [{
+            "alertname": s.rule, "state": s.state, "labels": dict(s.labels), "value": s.value,
+            "active_since": s.active_since, "fired_at": s.fired_at,
+            "rule_file": where.get(s.rule, ""), "fingerprint": s.fingerprint,
+            "summary": s.annotations.get("summary", ""),
+            "silenced": any(m.matches(s.labels, now) for m in muted),
+        } for s in active]  # fmt: skip
+
+    def rule_status(self) -> list[dict[str, object]]:
+        """Every rule: where it is, whether it runs, its failed evaluations and last error."""
+        out: list[dict[str, object]] = []
+        with self._lock:
+            for c in self.rules:
+                name = c.rule.name
+                when, error = self.last_errors.get(name, (None, ""))
+                out.append({"rule": name, "rule_file": c.where, "state": "running",
+                            "failures": self.failures[name], "last_error": error,
+                            "last_error_at": when, "query": c.query})  # fmt: skip
+            for name, reason in sorted(self.refused.items()):
+                out.append({"rule": name, "rule_file": self.refused_where.get(name, ""),
+                            "state": "refused", "failures": 0, "last_error": reason,
+                            "last_error_at": None, "query": ""})  # fmt: skip
+        return out
+
     # -- self-metrics -------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
@@ -487,16 +585,18 @@ class RuleFiles:
     the rules already loaded keep running. Files are compared by modification time, checked at
     the start of each evaluation cycle."""
 
-    def __init__(self, paths: Sequence[Path]) -> None:
+    def __init__(self, paths: Sequence[Path], overrides: Path | None = None) -> None:
         self.paths = list(paths)
+        self.overrides = overrides
         self.requested = threading.Event()  # set by the SIGHUP handler
         self._stamp = self._mtimes()
 
     def _mtimes(self) -> tuple[tuple[str, int | None], ...]:
-        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in self.paths)
+        files = [*self.paths, *([self.overrides] if self.overrides is not None else [])]
+        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in files)
 
     def load(self) -> list[LoadedGroup]:
-        return load(self.paths)
+        return load_all(self.paths, self.overrides)
 
     def maybe_reload(self, engine: Engine) -> bool:
         stamp = self._mtimes()
@@ -526,14 +626,15 @@ def run_files(
     reload: threading.Event | None = None,
     on_start: Callable[[Engine], object] | None = None,
     sinks: Sequence[ActionSink] | None = None,
+    overrides: Path | None = None,
 ) -> Engine:
     """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
     reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
-    files = RuleFiles(paths)
+    files = RuleFiles(paths, overrides)
     if reload is not None:
         files.requested = reload
     engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
-                    grace=grace)  # fmt: skip
+                    grace=grace, silences=SilenceStore(state_path))  # fmt: skip
     if on_start is not None:
         on_start(engine)  # e.g. the CLI serving the engine's own metrics
     engine.run(

@@ -8,8 +8,8 @@ valid: the caller keeps the rules it had (a broken rule file leaves the loaded r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,12 @@ class RuleFileError(Exception):
 class LoadedGroup:
     path: Path
     group: Group
+    #: rule name -> the line its entry starts on, for "file:line" on the engine's pages
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def where(self, rule: str) -> str:
+        line = self.lines.get(rule)
+        return f"{self.path}:{line}" if line else str(self.path)
 
 
 def default_files() -> list[Path]:
@@ -124,9 +130,13 @@ def load(paths: Iterable[Path]) -> list[LoadedGroup]:
     loaded: list[LoadedGroup] = []
     line_index: dict[Path, Lines] = {}
     for path in paths:
-        group, line_index[Path(path)] = _load_one(Path(path), problems)
+        group, lines = _load_one(Path(path), problems)
+        line_index[Path(path)] = lines
         if group is not None:
-            loaded.append(LoadedGroup(Path(path), group))
+            where = {
+                r.name: _line(lines, ("rules", str(i))) or 0 for i, r in enumerate(group.rules)
+            }
+            loaded.append(LoadedGroup(Path(path), group, where))
     _check_unique(loaded, line_index, problems)
     if problems:
         raise RuleFileError(problems)

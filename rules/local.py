@@ -9,7 +9,8 @@ PromQL subset of rules/promql.py.
 
 Scraping follows Prometheus with `honor_labels: true`: every series gets the target's `job` and
 `instance` labels unless it carries its own, a series that vanished from its target or a target
-that failed gets a stale marker (it has no value from then on, as in Prometheus), and each scrape
+that failed gets Prometheus' stale marker (it has no value from then on, as in Prometheus; a
+sample whose value is NaN is a value, not a stale marker), and each scrape
 writes `up{job, instance}` 1 or 0. Samples are stamped with the scrape's start time; timestamps
 in the exposition are ignored (poolwatch's exporters send none).
 """
@@ -17,6 +18,7 @@ in the exposition are ignored (poolwatch's exporters send none).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -29,11 +31,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .model import format_duration
-from .promql import Ctx, EvalError, Query, Unsupported
+from .promql import STALE, Ctx, LabelSet, Query, Unsupported, is_stale
 from .sources import Sample, SourceError
 
 log = logging.getLogger(__name__)
-STALE = float("nan")
 _LABEL = re.compile(r'[\s,]*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _UNESCAPE = re.compile(r"\\(.)")
 Scraped = tuple[str, str, dict[str, str], float]  # name, raw series text, labels, value
@@ -90,24 +91,29 @@ def parse_exposition(
 
 
 class Series:
-    """One series' samples: parallel arrays of millisecond timestamps and values (NaN = stale)."""
+    """One series' samples: parallel arrays of millisecond timestamps and values (Prometheus'
+    stale marker, `promql.STALE`, where the series went stale; any other NaN is a value)."""
 
-    __slots__ = ("labels", "ts", "vs")
+    __slots__ = ("labels", "last_t", "last_v", "ts", "vs")
 
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self.ts: array[float] = array("d")
         self.vs: array[float] = array("d")
+        #: the newest sample, kept apart: an instant selector reads it for every series
+        self.last_t = -math.inf
+        self.last_v = math.nan
 
     def append(self, t: float, v: float) -> None:
-        if self.ts and t <= self.ts[-1]:
+        if t <= self.last_t:
             return  # out of order or duplicate: Prometheus rejects it too
         self.ts.append(t)
         self.vs.append(v)
+        self.last_t, self.last_v = t, v
 
     @property
     def stale(self) -> bool:
-        return not self.vs or self.vs[-1] != self.vs[-1]
+        return not self.vs or is_stale(self.vs[-1])
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,10 @@ class Target:
         return cls(url, job)
 
 
+#: the engine itself, as a scrape target of its own local source
+SELF_TARGET = Target("http://localhost/rules-engine", "poolwatch-rules")
+
+
 class History:
     """Series by metric name, with per-name retention (`keep`, ms) set from the loaded rules."""
 
@@ -141,6 +151,9 @@ class History:
         self._targets: dict[Target, dict[str, Series]] = {}
         self._index: dict[tuple[str, str], tuple[int, dict[str, list[Series]]]] = {}
         self.ingests = 0
+        self.registered = 0  # series ever added (the source freezes the GC when it grows)
+        self._newest = -math.inf
+        self._manual = False
 
     def series_of(self, name: str) -> tuple[int, Sequence[Series]]:
         return self._versions.get(name, 0), self._names.get(name, ())
@@ -158,20 +171,34 @@ class History:
         return hit[1].get(value, ())
 
     def _add(self, name: str, s: Series) -> None:
+        """Add a series filled by the caller (tests): its samples may be newer than any
+        ingest, so the evaluator no longer assumes none is (`newest` is None from now on)."""
+        self._manual = True
+        self._register(name, s)
+
+    def _register(self, name: str, s: Series) -> None:
+        self.registered += 1
         self._names.setdefault(name, []).append(s)
         self._versions[name] = self._versions.get(name, 0) + 1
+
+    @property
+    def newest(self) -> float | None:
+        """The newest sample time stored (ms), None when unknown; a selector evaluated at or
+        after it takes every series' last sample without searching."""
+        return None if self._manual else self._newest
 
     def ingest(self, target: Target, samples: Iterable[Scraped] | None, t: float) -> None:
         """One scrape of `target` at `t` (ms); `samples` None when the scrape failed."""
         known = self._targets.setdefault(target, {})
         seen: set[str] = set()
+        self._newest = max(self._newest, t)
         for name, raw, labels, value in samples or ():
             s = known.get(raw)
             if s is None:
-                full = {"job": target.job, "instance": target.instance} | labels
+                full = LabelSet({"job": target.job, "instance": target.instance} | labels)
                 full["__name__"] = name
                 s = known[raw] = Series(full)
-                self._add(name, s)
+                self._register(name, s)
             s.append(t, value)
             seen.add(raw)
         for raw, s in known.items():
@@ -180,9 +207,9 @@ class History:
         up_key = "up"
         up = known.get(up_key)
         if up is None and "up" in self.keep:
-            up = known[up_key] = Series({"__name__": "up", "job": target.job,
-                                         "instance": target.instance})  # fmt: skip
-            self._add("up", up)
+            up = known[up_key] = Series(LabelSet({"__name__": "up", "job": target.job,
+                                                  "instance": target.instance}))  # fmt: skip
+            self._register("up", up)
         if up is not None:
             up.append(t, 0.0 if samples is None else 1.0)
         self.ingests += 1
@@ -230,6 +257,7 @@ class LocalSource:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         fetch: Callable[[str, float], str] = _fetch,
+        freeze_gc: bool = False,
     ) -> None:
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
@@ -244,6 +272,8 @@ class LocalSource:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_errors: dict[str, str] = {}
+        self.freeze_gc = freeze_gc
+        self._frozen_at = 0
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -260,6 +290,8 @@ class LocalSource:
                     )
             except Unsupported as err:
                 q = err
+            except Exception as err:  # noqa: BLE001 - a planner bug refuses that rule alone
+                q = Unsupported(f"cannot be planned: {type(err).__name__}: {err}")
             self._queries[expr] = q
         return q
 
@@ -289,10 +321,23 @@ class LocalSource:
             # selector results are shared by the rules of one evaluation at the same time
             if self._ctx is None or self._ctx[:2] != (t, self.store.ingests):
                 self._ctx = (t, self.store.ingests, Ctx(self.store))
-            try:
-                return [(dict(ls), v) for ls, v in q.eval(self.store, t, self._ctx[2])]
-            except (EvalError, ArithmeticError) as err:
-                raise SourceError(f"{expr}: {err}") from None
+            # an error here is the rule's own (the data makes its expression fail), not the
+            # source's: the engine counts it against that rule alone
+            # the stored label sets themselves (read-only to the engine, which copies what it
+            # keeps): the engine recognises a series it saw last cycle without hashing labels
+            return q.eval(self.store, t, self._ctx[2])
+
+    def record_self(self, samples: Iterable[tuple[str, dict[str, str], float]], at: float) -> None:
+        """The engine's own series (name, labels, value) at `at`, as if Prometheus scraped
+        the engine: rules about the engine (a rule that keeps failing) see them locally too."""
+        keep = self.store.keep
+        scraped: list[Scraped] = []
+        for name, labels, value in samples:
+            if name in keep:
+                raw = name + repr(sorted(labels.items()))
+                scraped.append((name, raw, dict(labels), value))
+        with self._lock:
+            self.store.ingest(SELF_TARGET, scraped, float(round(at * 1000)))
 
     # -- scraping ----------------------------------------------------------------------------
 
@@ -325,6 +370,23 @@ class LocalSource:
                 log.info("scrape of %s works again", target.url)
         with self._lock:
             self.store.ingest(target, samples, t)
+            grew = self.store.registered != self._frozen_at
+            self._frozen_at = self.store.registered
+        if grew and self.freeze_gc:
+            self._freeze()
+
+    @staticmethod
+    def _freeze() -> None:
+        """Move everything alive now (the history's series above all) out of the garbage
+        collector's sight: they live until they are trimmed, are freed by reference counting
+        then, and a full collection would otherwise walk all of them, costing the evaluation
+        cycle more than the rules themselves (measured with bench/rules_eval.py). Collected
+        first, so no garbage is frozen; done only when new series appeared, and only where the
+        process is the engine's own (`poolwatch rules run` asks for it: `freeze_gc`)."""
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
     def start(self) -> None:
         """Scrape in a background thread until `stop`."""

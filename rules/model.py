@@ -11,7 +11,15 @@ import re
 from typing import Annotated, Literal
 
 import promql_parser
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from poolwatch.catalog import IDENTITY_LABELS, CatalogError, all_alias_names, by_name
 
@@ -24,7 +32,8 @@ RESERVED_LABELS = frozenset({"alertname", "alertstate", "severity", "seed_ids"})
 #: target labels Prometheus adds to every scraped series, on top of the runner's identity labels
 TARGET_LABELS = ("instance", "job")
 
-_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
+#: Prometheus' model.ParseDuration: units largest first, each at most once; "0" alone too
+_DURATION = re.compile(r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?)$")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -48,12 +57,29 @@ def format_duration(seconds: float) -> str:
 
 
 def _check_duration(value: str) -> str:
-    if not _DURATION.match(value) or duration_seconds(value) <= 0:
-        raise ValueError(f"expected a Prometheus duration such as 30s, 2m or 24h, got {value!r}")
+    """Every duration Prometheus accepts (`0s` and `0` included), nothing it refuses."""
+    if not value or not _DURATION.match(value):
+        raise ValueError(
+            f"expected a Prometheus duration such as 0s, 30s, 2m or 1h30m, got {value!r}"
+        )
     return value
 
 
-Duration = Annotated[str, Strict(), AfterValidator(_check_duration)]
+def _check_positive(value: str) -> str:
+    if duration_seconds(value) <= 0:
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return value
+
+
+def _zero(value: object) -> object:
+    """YAML reads `for: 0` as a number; Prometheus reads it as the duration "0"."""
+    return "0" if value == 0 and type(value) is int else value
+
+
+#: any duration Prometheus accepts (a rule's `for`)
+Duration = Annotated[str, BeforeValidator(_zero), Strict(), AfterValidator(_check_duration)]
+#: a duration that must be positive (an interval, a range, a step)
+Period = Annotated[str, Strict(), AfterValidator(_check_duration), AfterValidator(_check_positive)]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
@@ -114,8 +140,8 @@ class _Strict(BaseModel):
 class Window(_Strict):
     """Fire when the comparison held in more than `percent` % of the `step` samples over `range`."""
 
-    range: Duration
-    step: Duration
+    range: Period
+    step: Period
     percent: Annotated[Number, Field(ge=0, lt=100)]
 
 
@@ -133,7 +159,9 @@ Action = Literal["notify", "replace", "restart-job"] | Isolate
 
 
 class Rule(_Strict):
-    name: Annotated[str, Strict(), Field(pattern=r"^Poolwatch[A-Z][A-Za-z0-9]*$")]
+    #: any alert name Prometheus accepts (a non-empty string); the shipped rules keep to
+    #: `Poolwatch[A-Z]...` by a test, an operator's own rules need not
+    name: Annotated[str, Strict(), Field(min_length=1)]
     seed: list[Annotated[str, Strict(), Field(pattern=r"^[A-Z]+(-[A-Z]+)?-\d\d$")]] = []
     expr: Annotated[str, Strict(), AfterValidator(_check_expr)]
     op: Op
@@ -168,5 +196,5 @@ class Group(_Strict):
     """One rule file. Rules are validated one by one by the loader, so errors are per rule."""
 
     group: Annotated[str, Strict(), Field(pattern=r"^[a-z][a-z0-9_-]*$")]
-    interval: Duration
+    interval: Period
     rules: list[Rule]

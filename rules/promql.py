@@ -5,25 +5,30 @@ AST turned into a small tree of plan nodes (`plan`); evaluation walks that tree,
 objects. Anything outside the subset raises `Unsupported` with the reason at plan time, so the
 engine refuses the rule when the files load rather than failing at every evaluation.
 
-Supported, with Prometheus 2.42's semantics (the Debian server the agreement test runs):
-* selectors with = != =~ !~ matchers and `offset`; the 5-minute lookback; a stale series (one that
-  vanished from its target, or whose target is down) has no value;
-* range selectors `[d]` (both ends inclusive, as in 2.x) and subqueries `(EXPR)[d:step]` with
-  Prometheus' absolute step alignment; `rate`, `increase`, `delta` (extrapolated exactly as
-  Prometheus does), `irate`, `idelta`, `deriv`, `predict_linear`, `changes`, `resets` and
-  `avg|min|max|sum|count|last|present|stddev|stdvar_over_time`;
+Supported, with Prometheus 3's semantics (checked value for value against Prometheus 3.16):
+* selectors with = != =~ !~ matchers (RE2 regular expressions, anchored, `.` matching a newline,
+  as Prometheus compiles them) and `offset`; the 5-minute lookback, left-open (a sample exactly
+  5 minutes old is gone); a stale series (one that vanished from its target, or whose target is
+  down) has no value, while a sample whose value is NaN is a value like any other;
+* range selectors `[d]` and subqueries `(EXPR)[d:step]`, both left-open (a sample exactly at
+  `t - d` is outside), with Prometheus' absolute step alignment; `rate`, `increase`, `delta`
+  (extrapolated as Prometheus 3 does), `irate`, `idelta`, `deriv`, `predict_linear`, `changes`,
+  `resets` and `avg|min|max|sum|count|last|present|stddev|stdvar_over_time`;
 * `sum avg min max count group stddev stdvar quantile topk bottomk` with `by`/`without`, and
   `quantile_over_time`;
 * arithmetic and comparisons (with `bool`) between scalars and vectors, one-to-one vector matching
   with `on`/`ignoring`, `and`/`or`/`unless`; `__name__` is dropped where Prometheus drops it;
 * `abs ceil floor round sqrt exp ln log2 log10 clamp clamp_min clamp_max absent
   absent_over_time time vector scalar`.
-`group_left`/`group_right` with included labels, `label_replace`/`label_join`. Not supported
-(refused): `count_values`, fill values in vector matching, histograms, `@` and the remaining
-functions.
+`group_left`/`group_right` with included labels, `label_replace`/`label_join`. `sum`, `avg`,
+`sum_over_time`, `avg_over_time` use Prometheus' compensated (Kahan-Neumaier) summation.
+Not supported (refused when the rule loads, with the reason): `count_values`, `limitk`,
+`limit_ratio`, fill modifiers in vector matching, native histograms, `@`, `round` with a second
+argument, and the remaining functions.
 
 Times are integer milliseconds, as in Prometheus' TSDB, so range boundaries compare exactly.
-A NaN sample counts as missing (the store uses NaN as its stale marker).
+Staleness is Prometheus' own stale marker (a NaN with a particular bit pattern, `STALE`), so an
+exporter's NaN is kept and compared like any number.
 """
 
 from __future__ import annotations
@@ -31,14 +36,41 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from bisect import bisect_left, bisect_right
+import struct
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import promql_parser as pp
+import re2
 
 LOOKBACK_MS = 300_000
+#: Prometheus' stale marker (value.StaleNaN): a NaN that no arithmetic produces
+STALE_BITS = 0x7FF0000000000002
+STALE: float = struct.unpack("<d", struct.pack("<Q", STALE_BITS))[0]
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
+def is_stale(v: float) -> bool:
+    """Whether `v` is the stale marker (any other NaN is a value)."""
+    return v != v and struct.pack("<d", v) == _STALE_BYTES
+
+
+_STALE_BYTES = struct.pack("<d", STALE)
+
+
+def compile_regex(value: str) -> Any:
+    """A PromQL regular expression as Prometheus 3 compiles it: RE2 syntax, anchored at both
+    ends, `.` matching a newline. Unsupported when RE2 refuses it."""
+    try:
+        return re2.compile(f"^(?s:{value})$", _RE2)
+    except re2.error as err:
+        msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise Unsupported(f"regular expression {value!r}: {msg}") from None
+
+
 Labels = dict[str, str]
 Vector = list[tuple[Labels, float]]
 Points = tuple[list[float], list[float]]  # (timestamps ms, values)
@@ -69,11 +101,24 @@ def _ms(td: Any) -> int:
     return 0 if td is None else round(td.total_seconds() * 1000)
 
 
+class LabelSet(dict):  # type: ignore[type-arg]
+    """A stored series' labels, remembering its label set without __name__ once computed (a
+    function or an operator drops the name every evaluation; the copy is made once). Neither
+    is ever changed in place: whoever changes labels copies them first."""
+
+    __slots__ = ("noname",)
+
+
 def _drop_name(labels: Labels) -> Labels:
     if "__name__" not in labels:
         return labels
+    cached = getattr(labels, "noname", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     out = dict(labels)
     del out["__name__"]
+    if isinstance(labels, LabelSet):
+        labels.noname = out
     return out
 
 
@@ -88,6 +133,11 @@ class Ctx:
 
 class Node:
     kind = "vector"  # "scalar" | "vector" | "matrix"
+    #: the output's label sets stay distinct when __name__ is dropped
+    unique = True
+    #: this node drops __name__ from an output that may not be unique: Prometheus then checks
+    #: for "vector cannot contain metrics with the same labelset", and so must we (`Distinct`)
+    check = False
 
     def needs(self, extra: int, out: dict[str, int]) -> None:
         """Record, per metric name, how much history (ms before t) an evaluation reads."""
@@ -117,10 +167,7 @@ def _matcher(m: Any) -> Callable[[Labels], bool]:
         return lambda ls: ls.get(name, "") == value
     if op == pp.MatchOp.NotEqual:
         return lambda ls: ls.get(name, "") != value
-    try:
-        rx = re.compile(f"(?:{value})\\Z")
-    except re.error as err:
-        raise Unsupported(f"regular expression {value!r}: {err}") from None
+    rx = compile_regex(value)
     if op == pp.MatchOp.Re:
         return lambda ls: rx.match(ls.get(name, "")) is not None
     return lambda ls: rx.match(ls.get(name, "")) is None
@@ -170,23 +217,32 @@ class Selector(Node):
             return hit
         t -= self.offset
         low = t - LOOKBACK_MS
-        out: Vector = []
+        series = self.select(ctx.history)
+        newest = getattr(ctx.history, "newest", None)
+        if newest is not None and newest <= t:
+            # no stored sample is newer than t, so each series' value is its last sample:
+            # one comprehension instead of the loop below (the engine's usual case)
+            out = [(s.labels, v) for s in series  # type: ignore[attr-defined]
+                   if low < s.last_t and ((v := s.last_v) == v or not is_stale(v))]  # fmt: skip
+            ctx.cache[key] = out
+            return out
+        out = []
         append = out.append
-        for s in self.select(ctx.history):
+        for s in series:
             ts = s.ts
             if not ts:
                 continue
             last = ts[-1]
             if last <= t:  # the usual case: the newest sample
-                if last < low:
+                if last <= low:  # left-open: a sample exactly 5 minutes old is gone
                     continue
                 v = s.vs[-1]
             else:
                 i = bisect_right(ts, t) - 1
-                if i < 0 or ts[i] < low:
+                if i < 0 or ts[i] <= low:
                     continue
                 v = s.vs[i]
-            if v == v:  # NaN: stale marker
+            if v == v or not is_stale(v):
                 append((s.labels, v))
         ctx.cache[key] = out
         return out
@@ -209,13 +265,15 @@ class RangeSelector(Node):
         out: Matrix = []
         for s in self.sel.select(ctx.history):
             ts = s.ts
-            lo = bisect_left(ts, low)
+            lo = bisect_right(ts, low)  # left-open: a sample exactly at t - range is outside
             hi = len(ts) if ts and ts[-1] <= t else bisect_right(ts, t)
             if lo >= hi:
                 continue
-            tt, vv = list(ts[lo:hi]), list(s.vs[lo:hi])
-            if any(v != v for v in vv):
-                keep = [i for i, v in enumerate(vv) if v == v]
+            tt, vv = ts[lo:hi], s.vs[lo:hi]  # copies made in C (arrays), read-only below
+            total = sum(vv)  # NaN only when a NaN (or inf - inf) is in the window: rare
+            if total != total and any(v != v for v in vv):
+                # stale markers are not samples; other NaNs are
+                keep = [i for i, v in enumerate(vv) if not is_stale(v)]
                 tt, vv = [tt[i] for i in keep], [vv[i] for i in keep]
             if tt:
                 out.append((s.labels, tt, vv))
@@ -231,6 +289,7 @@ class Subquery(Node):
         self.inner = plan(e.expr)
         if self.inner.kind != "vector":
             raise Unsupported("a subquery of a scalar")
+        self.unique = self.inner.unique
         self.range, self.offset = _ms(e.range), _ms(e.offset)
         self.step = _ms(e.step)
         if self.step <= 0:
@@ -246,7 +305,7 @@ class Subquery(Node):
         end = t - self.offset
         begin = end - self.range
         start = self.step * (begin // self.step)
-        if start < begin:
+        if start <= begin:  # left-open, as in Prometheus 3
             start += self.step
         series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[float], list[float]]] = {}
         for at in range(start, end + 1, self.step):
@@ -265,33 +324,41 @@ class Subquery(Node):
 
 def _extrapolated(rng: int, t: int, ts: list[float], vs: list[float], counter: bool,
                   rate: bool) -> float | None:  # fmt: skip
-    """promql/functions.go extrapolatedRate (2.42)."""
+    """promql/functions.go extrapolatedRate (Prometheus 3): the gap to either end of the
+    range is extrapolated when under 1.1 average sample intervals, else half an interval; a
+    counter is not extrapolated below zero. The factor is computed before it multiplies, in
+    Go's order, so the result is the same float."""
     if len(ts) < 2:
         return None
     range_start, range_end = t - rng, t
     result = vs[-1] - vs[0]
     if counter:
-        last = 0.0
-        for v in vs:
-            if v < last:
-                result += last
-            last = v
+        prev = vs[0]
+        for v in vs[1:]:
+            if v < prev:
+                result += prev
+            prev = v
     to_start = (ts[0] - range_start) / 1000
     to_end = (range_end - ts[-1]) / 1000
     sampled = (ts[-1] - ts[0]) / 1000
     average = sampled / (len(ts) - 1)
-    if counter and result > 0 and vs[0] >= 0:
-        to_zero = sampled * (vs[0] / result)
+    threshold = average * 1.1
+    if to_start >= threshold:
+        to_start = average / 2
+    if counter:
+        to_zero = to_start
+        if result > 0 and vs[0] >= 0:
+            to_zero = sampled * (vs[0] / result)
         if to_zero < to_start:
             to_start = to_zero
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
-    result *= interval / sampled
+    if to_end >= threshold:
+        to_end = average / 2
+    factor = 1.0
+    if sampled != 0:
+        factor = (sampled + to_start + to_end) / sampled
     if rate:
-        result /= rng / 1000
-    return result
+        factor /= rng / 1000
+    return result * factor
 
 
 def _instant_delta(ts: list[float], vs: list[float], rate: bool) -> float | None:
@@ -306,9 +373,12 @@ def _instant_delta(ts: list[float], vs: list[float], rate: bool) -> float | None
 
 
 def _kahan_inc(inc: float, total: float, c: float) -> tuple[float, float]:
-    """promql kahanSumInc (Neumaier's variant)."""
+    """util/kahansum.Inc (Neumaier's variant); the compensation resets once the sum is
+    infinite."""
     t = total + inc
-    if abs(total) >= abs(inc):
+    if math.isinf(t):
+        c = 0.0
+    elif abs(total) >= abs(inc):
         c += (total - t) + inc
     else:
         c += (inc - t) + total
@@ -340,43 +410,78 @@ def _regression(ts: list[float], vs: list[float], at: float) -> tuple[float, flo
     return slope, sy / n - slope * sx / n
 
 
-def _absorbed(mean: float, v: float) -> bool:
-    """An infinite running mean stays as it is under a finite value or an infinity of the same
-    sign (Prometheus' incremental mean skips those samples rather than computing inf - inf)."""
-    if not math.isinf(mean):
-        return False
-    if math.isinf(v):
-        return (mean > 0) == (v > 0)
-    return not math.isnan(v)
-
-
 def _kahan_mean(vs: list[float]) -> float:
-    """avg_over_time as Prometheus 2.42 computes it (an incremental mean, Kahan-summed)."""
-    mean = count = c = 0.0
-    for v in vs:
+    """avg_over_time and the avg aggregation as Prometheus 3 computes them: a compensated
+    sum divided by the count, switching to a compensated incremental mean only when the sum
+    overflows."""
+    total, c = vs[0], 0.0
+    mean = 0.0
+    incremental = False
+    count = 1.0
+    for v in vs[1:]:
         count += 1
-        if _absorbed(mean, v):
-            continue
-        mean, c = _kahan_inc(v / count - mean / count, mean, c)
-    return mean if math.isinf(mean) else mean + c
-
-
-def _mean(vs: list[float]) -> float:
-    """The avg aggregation (an incremental mean, no compensation)."""
-    mean = count = 0.0
-    for v in vs:
-        count += 1
-        if _absorbed(mean, v):
-            continue
-        mean += v / count - mean / count
-    return mean
+        if not incremental:
+            new_total, new_c = _kahan_inc(v, total, c)
+            if not math.isinf(new_total):
+                total, c = new_total, new_c
+                continue
+            incremental = True
+            mean = total / (count - 1)
+            c /= count - 1
+        q = (count - 1) / count
+        mean, c = _kahan_inc(v / count, q * mean, q * c)
+    if incremental:
+        return mean + c
+    return total / count + c / count
 
 
 def _kahan_sum(vs: list[float]) -> float:
+    """sum_over_time (starts from 0, returns an infinite sum as it is)."""
     total = c = 0.0
     for v in vs:
         total, c = _kahan_inc(v, total, c)
     return total if math.isinf(total) else total + c
+
+
+def _sum(vs: list[float]) -> float:
+    """The sum aggregation (starts from the first value; adds the compensation at the end)."""
+    total, c = vs[0], 0.0
+    for v in vs[1:]:
+        total, c = _kahan_inc(v, total, c)
+    return total + c
+
+
+def _nan_first(v: float) -> tuple[bool, float]:
+    """Sort key of Go's vectorByValueHeap: NaN below every number."""
+    return (v == v, v)
+
+
+def _go_min(vs: list[float]) -> float:
+    """min_over_time: a NaN is replaced by any later value (NaN only when all are NaN)."""
+    total = sum(vs)
+    if total == total:  # no NaN: the built-in is the same and much faster
+        return min(vs)
+    out = vs[0]
+    for v in vs:
+        if v < out or out != out:
+            out = v
+    return out
+
+
+def _go_max(vs: list[float]) -> float:
+    total = sum(vs)
+    if total == total:
+        return max(vs)
+    out = vs[0]
+    for v in vs:
+        if v > out or out != out:
+            out = v
+    return out
+
+
+def _changes(vs: list[float]) -> float:
+    """changes(): NaN followed by NaN is no change."""
+    return float(sum(1 for a, b in itertools.pairwise(vs) if a != b and not (a != a and b != b)))
 
 
 def _variance(vs: list[float]) -> float:
@@ -402,33 +507,36 @@ def _kahan_variance(vs: list[float]) -> float:
 
 
 def _quantile(q: float, vs: list[float]) -> float:
-    """promql quantile(): linear interpolation between the two nearest ranks."""
-    if not vs:
+    """promql quantile(): linear interpolation between the two nearest ranks; NaN for an
+    empty set or a NaN φ; NaN values sort below every number."""
+    if not vs or q != q:
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    ordered = sorted(vs)
+    ordered = sorted(vs, key=_nan_first)
     n = float(len(ordered))
     rank = q * (n - 1)
     lower = max(0.0, math.floor(rank))
     upper = min(n - 1, lower + 1)
     weight = rank - math.floor(rank)
+    if weight == 0:
+        return ordered[int(lower)]
     return ordered[int(lower)] * (1 - weight) + ordered[int(upper)] * weight
 
 
 _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
     "avg_over_time": _kahan_mean,
-    "min_over_time": lambda vs: min(vs),
-    "max_over_time": lambda vs: max(vs),
+    "min_over_time": _go_min,
+    "max_over_time": _go_max,
     "sum_over_time": _kahan_sum,
     "count_over_time": lambda vs: float(len(vs)),
     "last_over_time": lambda vs: vs[-1],
     "present_over_time": lambda vs: 1.0,
     "stddev_over_time": lambda vs: math.sqrt(_kahan_variance(vs)),
     "stdvar_over_time": _kahan_variance,
-    "changes": lambda vs: float(sum(1 for a, b in itertools.pairwise(vs) if a != b)),
+    "changes": _changes,
     "resets": lambda vs: float(sum(1 for a, b in itertools.pairwise(vs) if b < a)),
 }
 _RATES = {"rate": (True, True), "increase": (True, False), "delta": (False, False)}
@@ -437,11 +545,18 @@ _MATH: dict[str, Callable[[float], float]] = {
     "floor": lambda v: float(math.floor(v)) if math.isfinite(v) else v,
     "round": lambda v: float(math.floor(v + 0.5)) if math.isfinite(v) else v,
     "sqrt": lambda v: math.sqrt(v) if v >= 0 else math.nan,
-    "exp": lambda v: math.exp(v) if v < 710 else math.inf,
+    "exp": lambda v: _go_exp(v),
     "ln": lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan),
     "log2": lambda v: math.log2(v) if v > 0 else (-math.inf if v == 0 else math.nan),
     "log10": lambda v: math.log10(v) if v > 0 else (-math.inf if v == 0 else math.nan),
 }  # fmt: skip
+
+
+def _go_exp(v: float) -> float:
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
 
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -500,10 +615,7 @@ class LabelReplace(Node):
             raise Unsupported(f"{self.name}(): invalid destination label {self.dst!r}")
         if self.name == "label_replace":
             self.replacement, self.src = strings[1], strings[2]
-            try:
-                self.regex = re.compile(f"(?:{strings[3]})\\Z", re.S)
-            except re.error as err:
-                raise Unsupported(f"label_replace(): regular expression: {err}") from None
+            self.regex = compile_regex(strings[3])
         else:
             self.sep, self.srcs = strings[1], strings[2:]
 
@@ -552,15 +664,17 @@ class Call(Node):
         if name == "round" and len(self.args) > 1:
             raise Unsupported("round() with a 'to nearest' argument")
         self.kind = {"time": "scalar", "scalar": "scalar"}.get(name, "vector")
+        data = self.args[1] if name == "quantile_over_time" else (self.args or [None])[0]
+        if name == "last_over_time" and data is not None:
+            self.unique = data.unique  # keeps the name
+        elif name not in ("absent", "absent_over_time", "vector", "time", "scalar"):
+            self.check = data is not None and not data.unique
         self.absent_labels: Labels = {}
         if name in ("absent", "absent_over_time"):
             arg = e.args[0]
             vs = arg.vector_selector if isinstance(arg, pp.MatrixSelector) else arg
             if isinstance(vs, pp.VectorSelector):
-                eq = [m for m in vs.matchers.matchers
-                      if m.op == pp.MatchOp.Equal and m.name != "__name__"]  # fmt: skip
-                names = [m.name for m in eq]
-                self.absent_labels = {m.name: m.value for m in eq if names.count(m.name) == 1}
+                self.absent_labels = _absent_labels(vs)
 
     def children(self) -> Iterable[Node]:
         return self.args
@@ -590,7 +704,8 @@ class Call(Node):
                 lo = args[1].eval(ctx, t)
             else:
                 hi = args[1].eval(ctx, t)
-            return [(_drop_name(ls), max(lo, min(hi, v))) for ls, v in vec]
+            # Go's math.Max(lo, math.Min(hi, v)): a NaN anywhere gives NaN
+            return [(_drop_name(ls), _clamp(v, lo, hi)) for ls, v in vec]
         return self._range(ctx, t)
 
     def _range(self, ctx: Ctx, t: int) -> Vector:
@@ -624,6 +739,45 @@ class Call(Node):
             if value is not None:
                 out.append((_drop_name(ls), value))
         return out
+
+
+def _go_max2(x: float, y: float) -> float:
+    """Go's math.Max: +Inf wins over NaN, NaN over any other number, +0 over -0."""
+    if x == math.inf or y == math.inf:
+        return math.inf
+    if x != x or y != y:
+        return math.nan
+    if x == 0 and y == 0:
+        return x if math.copysign(1, x) > 0 else y
+    return x if x > y else y
+
+
+def _go_min2(x: float, y: float) -> float:
+    """Go's math.Min: -Inf wins over NaN, NaN over any other number, -0 over +0."""
+    if x == -math.inf or y == -math.inf:
+        return -math.inf
+    if x != x or y != y:
+        return math.nan
+    if x == 0 and y == 0:
+        return x if math.copysign(1, x) < 0 else y
+    return x if x < y else y
+
+
+def _clamp(v: float, lo: float, hi: float) -> float:
+    """math.Max(lo, math.Min(hi, v)), special cases included."""
+    return _go_max2(lo, _go_min2(hi, v))
+
+
+def _absent_labels(vs: Any) -> Labels:
+    """createLabelsForAbsentFunction as Prometheus 3 answers: a label named by exactly one
+    matcher, an `=`, is set to its value; a label named by two matchers or more (of any
+    kind: `x{job="a", job="b"}`, `x{job!="a", job="b"}`) is left out."""
+    matchers = [m for m in vs.matchers.matchers if m.name != "__name__"]
+    count: dict[str, int] = {}
+    for m in matchers:
+        count[m.name] = count.get(m.name, 0) + 1
+    return {m.name: m.value for m in matchers
+            if m.op == pp.MatchOp.Equal and count[m.name] == 1}  # fmt: skip
 
 
 def _offset(node: Node) -> int:
@@ -674,7 +828,16 @@ class Aggregate(Node):
         samples = self.inner.eval(ctx, t)
         if self.op in ("topk", "bottomk"):
             return self._k(samples, self.param.eval(ctx, t))  # type: ignore[union-attr]
+        one = by[0] if len(by) == 1 and not without else None
         for ls, v in samples:
+            if one is not None:  # the common `by (node)`: no tuple to build
+                key = ls.get(one, "")  # type: ignore[assignment]
+                g = groups.get(key)  # type: ignore[arg-type]
+                if g is None:
+                    groups[key] = ({one: key} if key else {}, [v])  # type: ignore[index]
+                else:
+                    g[1].append(v)
+                continue
             if without:
                 out = {k: x for k, x in ls.items() if k not in drop}
                 key = tuple(sorted(out.items()))  # type: ignore[arg-type]
@@ -690,11 +853,9 @@ class Aggregate(Node):
         result: Vector = []
         for out, vs in groups.values():
             if op == "sum":
-                value = 0.0
-                for v in vs:
-                    value += v
+                value = _sum(vs)
             elif op == "avg":
-                value = _mean(vs)
+                value = _kahan_mean(vs)
             elif op == "min":
                 value = vs[0]
                 for v in vs[1:]:
@@ -722,9 +883,13 @@ class Aggregate(Node):
         """topk/bottomk: the k largest (smallest) samples per group, their labels kept whole;
         NaN ranks last. Which of several equal samples is kept is unspecified, as in
         Prometheus."""
-        if k != k or k < 1:
+        if k != k:
+            raise EvalError("Parameter value is NaN")
+        if k < 1:
             return []
-        n = int(min(k, 2**31))
+        if k >= 2**63:
+            raise EvalError(f"Scalar value {k} overflows int64")
+        n = int(min(k, len(samples)))
         by, without = self.labels, self.without
         groups: dict[tuple[Any, ...], list[tuple[Labels, float]]] = {}
         for ls, v in samples:
@@ -748,9 +913,9 @@ class Aggregate(Node):
 _ARITH: dict[str, Callable[[float, float], float]] = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: a / b if b else (math.nan if a == 0 or a != a else math.copysign(math.inf, a) * math.copysign(1, b)),  # noqa: E501
-    "%": lambda a, b: math.fmod(a, b) if b else math.nan,
+    "%": lambda a, b: _go_mod(a, b),
     "^": lambda a, b: _pow(a, b),
-    "atan2": math.atan2,
+    "atan2": lambda a, b: _go_atan2(a, b),
 }  # fmt: skip
 _CMP: dict[str, Callable[[float, float], bool]] = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
@@ -758,11 +923,94 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 }  # fmt: skip
 
 
+def _xatan(x: float) -> float:
+    """Go's math.xatan (Cephes), operation for operation: Go's Atan is pure Go on every
+    platform, and libm's differs from it in the last place."""
+    p0, p1, p2 = (
+        -8.750608600031904122785e-01,
+        -1.615753718733365076637e01,
+        -7.500855792314704667340e01,
+    )
+    p3, p4 = -1.228866684490136173410e02, -6.485021904942025371773e01
+    q0, q1, q2 = 2.485846490142306297962e01, 1.650270098316988542046e02, 4.328810604912902668951e02
+    q3, q4 = 4.853903996359136964868e02, 1.945506571482613964425e02
+    z = x * x
+    z = (
+        z
+        * ((((p0 * z + p1) * z + p2) * z + p3) * z + p4)
+        / (((((z + q0) * z + q1) * z + q2) * z + q3) * z + q4)
+    )
+    return x * z + x
+
+
+def _go_atan(x: float) -> float:
+    more_bits, tan3pio8 = 6.123233995736765886130e-17, 2.41421356237309504880
+    if x == 0:
+        return x
+    sign, x = (1.0, x) if x > 0 else (-1.0, -x)
+    if x <= 0.66:
+        r = _xatan(x)
+    elif x > tan3pio8:
+        r = math.pi / 2 - _xatan(1 / x) + more_bits
+    else:
+        r = math.pi / 4 + _xatan((x - 1) / (x + 1)) + 0.5 * more_bits
+    return sign * r
+
+
+def _go_atan2(y: float, x: float) -> float:
+    """Go's math.Atan2 (special cases, then Atan and the quadrant)."""
+    if y != y or x != x:
+        return math.nan
+    if y == 0:
+        return (
+            math.copysign(0.0, y)
+            if x >= 0 and math.copysign(1, x) > 0
+            else math.copysign(math.pi, y)
+        )
+    if x == 0:
+        return math.copysign(math.pi / 2, y)
+    if math.isinf(x):
+        if x > 0:
+            return math.copysign(math.pi / 4, y) if math.isinf(y) else math.copysign(0.0, y)
+        return math.copysign(3 * math.pi / 4, y) if math.isinf(y) else math.copysign(math.pi, y)
+    if math.isinf(y):
+        return math.copysign(math.pi / 2, y)
+    q = _go_atan(y / x)
+    if x < 0:
+        return q + math.pi if q <= 0 else q - math.pi
+    return q
+
+
+def _go_mod(a: float, b: float) -> float:
+    """Go's math.Mod: NaN for an infinite dividend, a zero or NaN divisor; `a` for an
+    infinite divisor; otherwise C's fmod (the sign of the dividend)."""
+    if b == 0 or math.isinf(a) or a != a or b != b:
+        return math.nan
+    if math.isinf(b):
+        return a
+    return math.fmod(a, b)
+
+
+def _odd_integer(y: float) -> bool:
+    return math.isfinite(y) and y == math.floor(y) and math.fmod(y, 2) != 0
+
+
 def _pow(a: float, b: float) -> float:
+    """Go's math.Pow, special cases included: an overflow keeps the sign of an odd power of
+    a negative base ((-3)^1001 is -Inf), 0 to a negative power is ±Inf, a negative base to a
+    fractional power is NaN."""
+    if b == 0 or a == 1:
+        return 1.0
+    if a != a or b != b:
+        return math.nan
+    if a == 0 and b < 0:
+        return math.copysign(math.inf, a) if _odd_integer(b) else math.inf
     try:
-        return float(a**b) if not isinstance(a**b, complex) else math.nan
-    except (OverflowError, ZeroDivisionError):
-        return math.inf
+        return math.pow(a, b)
+    except OverflowError:
+        return -math.inf if a < 0 and _odd_integer(b) else math.inf
+    except ValueError:  # a negative base and a fractional exponent
+        return math.nan
 
 
 class Binary(Node):
@@ -778,12 +1026,11 @@ class Binary(Node):
         self.card = "one"  # one-to-one; "left"/"right": group_left/group_right (many-to-one)
         self.include: list[str] = []  # group_x(labels): copied from the "one" side
         if mod is not None:
+            fill = getattr(mod, "fill_values", None)
+            if fill is not None and (fill.lhs is not None or fill.rhs is not None):
+                raise Unsupported("fill(), fill_left() and fill_right() in vector matching")
             if mod.card in (pp.VectorMatchCardinality.ManyToOne,
                             pp.VectorMatchCardinality.OneToMany):  # fmt: skip
-                if getattr(mod, "fill_values", None) is not None and (
-                    mod.fill_values.lhs is not None or mod.fill_values.rhs is not None
-                ):
-                    raise Unsupported("fill values in vector matching")
                 left = mod.card == pp.VectorMatchCardinality.ManyToOne
                 self.card = "left" if left else "right"
                 self.include = list(mod.group_labels or [])
@@ -794,6 +1041,18 @@ class Binary(Node):
                     self.ignoring = list(mod.matching.labels)
         if self.lhs.kind == "scalar" and self.rhs.kind == "scalar":
             self.kind = "scalar"
+        elif self.op in ("and", "unless"):
+            self.unique = self.lhs.unique
+        elif self.op == "or":
+            # a right-hand series whose labels (name aside) equal a left-hand one's has the
+            # same matching signature and is left out, so names never tell two apart
+            self.unique = self.lhs.unique and self.rhs.unique
+        elif self.lhs.kind == "scalar" or self.rhs.kind == "scalar":
+            vec = self.rhs if self.lhs.kind == "scalar" else self.lhs
+            if self.op in _CMP and not self.bool:
+                self.unique = vec.unique  # a filter keeps the name
+            else:
+                self.check = not vec.unique
         for side in (self.lhs, self.rhs):
             if side.kind == "matrix":
                 raise Unsupported("a range vector as an operand")
@@ -824,6 +1083,18 @@ class Binary(Node):
         swap = self.lhs.kind == "scalar"
         vec, s = (rhs, lhs) if swap else (lhs, rhs)
         op, out = self.op, []
+        if op in _CMP and not self.bool and not swap:  # `EXPR > 0.9`, the rule's own comparison
+            if op == ">":
+                return [(ls, v) for ls, v in vec if v > s]
+            if op == "<":
+                return [(ls, v) for ls, v in vec if v < s]
+            if op == ">=":
+                return [(ls, v) for ls, v in vec if v >= s]
+            if op == "<=":
+                return [(ls, v) for ls, v in vec if v <= s]
+            if op == "==":
+                return [(ls, v) for ls, v in vec if v == s]
+            return [(ls, v) for ls, v in vec if v != s]
         if op in _CMP:
             cmp = _CMP[op]
             for ls, v in vec:
@@ -839,8 +1110,13 @@ class Binary(Node):
         return out
 
     def _vectors(self, lhs: Vector, rhs: Vector) -> Vector:
-        """Vector matching as promql VectorBinop: the "one" side (rhs, or lhs with
-        group_right) must be unique per signature; results must be unique per label set."""
+        """Vector matching as promql VectorBinop: nothing when either side is empty; the "one"
+        side (rhs, or lhs with group_right) must be unique per signature; one-to-one, two
+        samples of the other side may not match the same signature, and many-to-one, two
+        results may not have the same labels. These checks come before a comparison filters,
+        so a match that would be filtered out still counts."""
+        if not lhs or not rhs:
+            return []
         swap = self.card == "right"
         many, one = (rhs, lhs) if swap else (lhs, rhs)
         ones: dict[Any, tuple[Labels, float]] = {}
@@ -848,44 +1124,57 @@ class Binary(Node):
             sig = self._sig(ls)
             if sig in ones:
                 side = "left" if swap else "right"
-                raise EvalError(f"found duplicate series for the match group on the {side} side")
+                raise EvalError(
+                    f"found duplicate series for the match group on the {side} hand-side of "
+                    "the operation; many-to-many matching not allowed: matching labels must be "
+                    "unique on one side"
+                )
             ones[sig] = (ls, v)
         out: Vector = []
         seen: set[Any] = set()
         op, cmp = self.op, self.op in _CMP
+        one_to_one = self.card == "one"
         for ls, mv in many:
-            match = ones.get(self._sig(ls))
+            sig = self._sig(ls)
+            match = ones.get(sig)
             if match is None:
                 continue
             ols, ov = match
             lv, rv = (ov, mv) if swap else (mv, ov)
+            keep = True
             if cmp:
                 keep = _CMP[op](lv, rv)
-                if not keep and not self.bool:
-                    continue
                 value = (1.0 if keep else 0.0) if self.bool else lv
             else:
                 value = _ARITH[op](lv, rv)
             labels = _drop_name(ls) if (not cmp or self.bool) else ls
-            if self.card == "one":
+            if one_to_one:
                 if self.on is not None:
                     labels = {k: labels[k] for k in self.on if labels.get(k)}
                 elif self.ignoring:
                     labels = {k: x for k, x in labels.items() if k not in self.ignoring}
-            elif self.include:
-                labels = dict(labels)
-                for name in self.include:
-                    if ols.get(name):
-                        labels[name] = ols[name]
-                    else:
-                        labels.pop(name, None)
-            key = tuple(sorted(labels.items()))
-            if key in seen:
-                raise EvalError(
-                    "multiple matches for labels: grouping labels must make them unique"
-                )
-            seen.add(key)
-            out.append((labels, value))
+                if sig in seen:
+                    raise EvalError(
+                        "multiple matches for labels: many-to-one matching must be explicit "
+                        "(group_left/group_right)"
+                    )
+                seen.add(sig)
+            else:
+                if self.include:
+                    labels = dict(labels)
+                    for name in self.include:
+                        if ols.get(name):
+                            labels[name] = ols[name]
+                        else:
+                            labels.pop(name, None)
+                key = tuple(sorted(labels.items()))
+                if key in seen:
+                    raise EvalError(
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                    )
+                seen.add(key)
+            if keep or self.bool:
+                out.append((labels, value))
         return out
 
     def _set(self, lhs: Vector, rhs: Vector) -> Vector:
@@ -903,6 +1192,7 @@ class Negate(Node):
         self.kind = self.inner.kind
         if self.kind == "matrix":
             raise Unsupported("unary minus on a range vector")
+        self.check = self.kind == "vector" and not self.inner.unique
 
     def children(self) -> Iterable[Node]:
         return (self.inner,)
@@ -917,8 +1207,31 @@ class Negate(Node):
 # -- planning ----------------------------------------------------------------------------------
 
 
+class Distinct(Node):
+    """Prometheus' check after a step that dropped __name__: two series left with the same
+    labels are an error ("vector cannot contain metrics with the same labelset")."""
+
+    def __init__(self, inner: Node) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+
+    def children(self) -> Iterable[Node]:
+        return (self.inner,)
+
+    def eval(self, ctx: Ctx, t: int) -> Any:
+        out = self.inner.eval(ctx, t)
+        if len({frozenset(ls.items()) for ls, _ in out}) != len(out):
+            raise EvalError("vector cannot contain metrics with the same labelset")
+        return out
+
+
 def plan(e: Any) -> Node:
     """The plan of one parsed expression; Unsupported naming what is outside the subset."""
+    node = _plan(e)
+    return Distinct(node) if node.check else node
+
+
+def _plan(e: Any) -> Node:
     if isinstance(e, pp.ParenExpr):
         return plan(e.expr)
     if isinstance(e, pp.NumberLiteral):

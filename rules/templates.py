@@ -2,7 +2,8 @@
 
 Prometheus renders each alert's annotations (Go templates) with the series' labels as `$labels`
 and the sample's value as `$value` before it sends them; the engine must send the same text, so
-a receiver cannot tell which evaluated the rule. Supported: `{{ $labels.NAME }}`,
+a receiver cannot tell which evaluated the rule. `{{ $threshold }}` and `{{ $clear }}` are the
+rule's own values, filled in when it compiles (`expand_rule`). Supported: `{{ $labels.NAME }}`,
 `{{ $value }}` and `{{ $value | humanize }}`, `humanize1024`, `humanizePercentage`; anything
 else is left as written (and `rules check` keeps the rule files to this subset by review).
 """
@@ -105,6 +106,35 @@ def expand(text: str, labels: Mapping[str, str], value: float | None) -> str:
         return fn(value) if fn is not None else m.group(0)
 
     return _TEMPLATE.sub(one, text)
+
+
+_RULE = re.compile(r"{{\s*\$(threshold|clear)\s*(?:\|\s*(\w+)\s*)?}}")
+
+
+def percent(v: float) -> str:
+    """A ratio as a percentage without the sign (0.9 -> '90'), for "over 90 % full"."""
+    return f"{round(v * 100, 9):g}"
+
+
+def expand_rule(text: str, threshold: float, clear: float | None) -> str:
+    """`{{ $threshold }}` and `{{ $clear }}` (with `| percent`, `| humanize`,
+    `| humanize1024`, `| humanizePercentage`) filled in with the rule's effective values. The
+    compiler does this before Prometheus or the engine sees the text, so a summary follows an
+    overridden threshold instead of repeating the shipped one."""
+    if "{{" not in text:
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        value = threshold if m.group(1) == "threshold" else clear
+        if value is None:
+            return m.group(0)
+        pipe = m.group(2)
+        if pipe is None:
+            return go_float(value)
+        fn = {"percent": percent, **_FILTERS}.get(pipe)
+        return fn(value) if fn is not None else m.group(0)
+
+    return _RULE.sub(one, text)
 
 
 def expand_all(

@@ -19,6 +19,7 @@ resourceVersions, evictions, is the API server's own.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -906,6 +907,8 @@ class TestCluster:
 def start_control_plane(bin_dir: Path, workdir: Path) -> ControlPlane:
     """Start one; on failure stop whatever started and raise with the logs' tails."""
     plane = ControlPlane(bin_dir, workdir)
+    # the processes run in sessions of their own: stop them even if the test run ends abruptly
+    atexit.register(plane.stop)
     try:
         return plane.start()
     except BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -109,17 +110,20 @@ def not_about_seed_names(findings: set[str]) -> set[str]:
     return {f for f in findings if f.split(" ", 1)[0] not in seeds}
 
 
+#: Prometheus' stale marker (value.StaleNaN, bits 0x7ff0000000000002), distinct from a NaN value
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|Inf|NaN)"
 _TOKEN = re.compile(rf"(_|{_NUM})(?:([+-]\d+(?:\.\d*)?(?:e[+-]?\d+)?))?(?:x(\d+))?")
 
 
 def expand_series(text: str) -> list[float | None]:
     """promtool's series notation ('a+bxn': n+1 values added up step by step, '_', '_xn',
-    'stale'); None is a missing sample, NaN a stale marker."""
+    'stale'); None is a missing sample, STALE_NAN Prometheus' stale marker (any other NaN,
+    written `NaN`, is a value)."""
     out: list[float | None] = []
     for tok in str(text).split():
         if tok == "stale":
-            out.append(float("nan"))
+            out.append(STALE_NAN)
             continue
         m = _TOKEN.fullmatch(tok)
         assert m, f"cannot read {tok!r}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,13 @@ def test_the_exporter_serves_the_real_cluster_and_nothing_stale_across_an_outage
                 if n.startswith("poolwatch_training_job")
             }
             assert {"bert-large-ft", "gpt-pretrain", "sweep-17"} <= jobs
+            # the events the API server stored, on /events
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/events?reason=NodeNotReady")
+            events = json.loads(conn.getresponse().read())["events"]
+            conn.close()
+            assert [(e["kind"], e["name"], e["pool"]) for e in events] == [
+                ("Node", "gpu-node-08", "pool-h100-a")]  # fmt: skip
             # the API server becomes unreachable: up 0 and no figures at all
             proxy.refuse()
             s = poll(port, 0)

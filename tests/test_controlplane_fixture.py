@@ -213,3 +213,19 @@ def test_the_proxy_cuts_a_watch_mid_stream(kube: TestCluster) -> None:
         assert not ended.is_set()
         assert proxy.cut() == 1
         assert ended.wait(5)
+
+
+def test_the_proxy_delays_what_the_server_sends(kube: TestCluster) -> None:
+    """Watch lag on demand: every chunk from the API server arrives `delay` seconds late."""
+    with TcpProxy(kube.plane.port, delay=0.3) as proxy:
+        api = kube.plane.admin(proxy.url)
+        api.get("/version")  # the TLS handshake pays the delay too; time a kept-alive request
+        began = time.monotonic()
+        assert api.get("/version")["gitVersion"] == "v1.36.3"
+        delayed = time.monotonic() - began
+        assert 0.3 <= delayed < 3.0
+        direct = kube.plane.admin()
+        direct.get("/version")
+        began = time.monotonic()
+        direct.get("/version")
+        assert time.monotonic() - began < delayed  # the lag is the proxy's

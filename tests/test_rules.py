@@ -77,7 +77,8 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
         ("    periods: 2\n", "    periods: 2\n    for: 2m\n", 4, "exactly one of for, periods"),
         ("    periods: 2\n", "", 4, "exactly one of for, periods, window (got none)"),
         ("    periods: 2\n", "    periods: 2\n    clear: 0.95\n", 4, "clear must be below"),
-        ("PoolwatchCacheTest", "CacheTest", 4, "name: String should match pattern"),
+        ("    periods: 2\n", "    for: 1m5\n", 9, "for: expected a Prometheus duration"),
+        ("    periods: 2\n", "    for: 1s1m\n", 9, "for: expected a Prometheus duration"),
         ("    periods: 2\n", "    periods: 2\n    labels: {severity: x}\n", 10, "by the compiler"),
     ],
 )
@@ -89,6 +90,32 @@ def test_bad_input_names_file_line_and_rule(
     found = problems(path)
     rule = "CacheTest" if "CacheTest" in new else "PoolwatchCacheTest"
     assert any(p.startswith(f"{path}:{line}: rule {rule}: ") and message in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("PoolwatchCacheTest", "CacheTest"),  # an operator's own rule: any alert name
+        ("PoolwatchCacheTest", "cache:test-fill.ratio"),
+        ("    periods: 2\n", "    for: 0s\n"),  # every duration Prometheus accepts
+        ("    periods: 2\n", "    for: 0\n"),
+        ("    periods: 2\n", "    for: 1h30m5s100ms\n"),
+    ],
+)
+def test_any_alert_name_and_duration_prometheus_accepts_loads(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    (group,) = load([write(tmp_path, GOOD.replace(old, new))])
+    alert = compiler.alert(group.group.rules[0], group.group.interval)
+    assert alert["alert"] == group.group.rules[0].name
+    if "for:" in new:  # a zero hold is no `for` at all, as Prometheus writes it
+        assert alert.get("for") == {"0s": None, "0": None}.get(new.split()[1], new.split()[1])
+
+
+def test_shipped_rule_names_keep_the_poolwatch_prefix() -> None:
+    for item in load(default_files()):
+        for rule in item.group.rules:
+            assert re.fullmatch(r"Poolwatch[A-Z][A-Za-z0-9]*", rule.name), rule.name
 
 
 def test_every_bad_rule_is_reported_not_just_the_first(tmp_path: Path) -> None:

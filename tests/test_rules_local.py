@@ -115,7 +115,13 @@ def test_refusals_name_the_reason() -> None:
     with pytest.raises(SourceError, match="not evaluated locally: the aggregation count_values"):
         src.query("count_values('v', g)", T0)
     for expr, why in [
-        ("g / on(a) group_left fill(0) c", "fill values"),
+        ("g / on(a) group_left fill(0) c", r"fill\(\), fill_left\(\) and fill_right\(\)"),
+        ("g / fill(0) c", r"fill\(\)"),  # one-to-one too: never silently ignored
+        ("g + on(a) fill_right(1) c", r"fill\(\)"),
+        ("rate(c_total[5m] @ 100)", "@ modifier"),
+        ("max_over_time(g[5m:1m] @ end())", "@ modifier"),
+        ("limitk(1, g)", "limitk"),
+        ("round(g, 0.5)", "to nearest"),
         ("histogram_quantile(0.9, x)", "histogram_quantile"),
         ("label_replace(g, 'a-b', 'b', 'c', 'd')", "invalid destination label"),
         ("g @ 100", "@ modifier"),
@@ -196,3 +202,24 @@ def test_targets_are_scraped_concurrently_and_garbage_marks_only_its_target_down
     assert [ls["job"] for ls, _ in src.query("g", T0)] == ["good"]
     assert set(src.last_errors) == {"http://slow:1/metrics", "http://bad:1/metrics"}
     assert "is not a number" in src.last_errors["http://bad:1/metrics"]
+
+
+def test_the_engines_process_freezes_the_gc_only_when_new_series_appear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pages = Pages()
+    pages.text = 'poolwatch_collector_up{collector="nfs"} 1\n'
+    src = LocalSource([Target(URL, "node")], 15.0, 3600, fetch=pages, freeze_gc=True)
+    src.prepare(["poolwatch_collector_up"])
+    frozen: list[int] = []
+    monkeypatch.setattr(LocalSource, "_freeze", staticmethod(lambda: frozen.append(1)))
+    src.scrape_once(T0)
+    src.scrape_once(T0 + 15)  # the same series: nothing new to freeze
+    assert len(frozen) == 1
+    pages.text += 'poolwatch_collector_up{collector="gpu"} 1\n'
+    src.scrape_once(T0 + 30)
+    assert len(frozen) == 2
+    plain = LocalSource([Target(URL, "node")], 15.0, 3600, fetch=pages)  # an embedding's
+    plain.prepare(["poolwatch_collector_up"])
+    plain.scrape_once(T0)
+    assert len(frozen) == 2

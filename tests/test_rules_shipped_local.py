@@ -65,7 +65,9 @@ def test_shipped_unit_test_through_the_local_engine(
     source = LocalSource([])
     engine = Engine(wanted, source, StateStore(":memory:"))
     assert engine.refused == {}
-    source.store = history(test["input_series"], step * 1000)
+    fresh = history(test["input_series"], step * 1000)
+    fresh.keep = source.store.keep  # the retention the engine's rules asked for
+    source.store = fresh
     checks: dict[float, list[dict[str, Any]]] = {}
     for check in test.get("alert_rule_test", []):
         checks.setdefault(duration_seconds(check["eval_time"]) if check["eval_time"] != "0m"

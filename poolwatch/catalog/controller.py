@@ -36,6 +36,13 @@ CONTROLLER_SPECS: list[MetricSpec] = [
     _spec("poolwatch_controller_notifications_dropped_total", "counter", "",
           "Undelivered notices dropped, oldest first, from an outbox at its outbox_limit while "
           "the notifier was down (controller).", (), "controller"),
+    _spec("poolwatch_controller_view_current", "gauge", "",
+          "1 while the controller's view of the cluster is current: its informers list and watch "
+          "and show its own last writes; 0 while it takes no decision (controller).", (),
+          "controller"),
+    _spec("poolwatch_controller_view_stale_total", "counter", "",
+          "Decisions not taken because the controller's view of the cluster was not current "
+          "within view_timeout (controller).", (), "controller"),
     _spec("poolwatch_controller_last_reconcile_timestamp_seconds", "gauge", "seconds",
           "When the last control-loop step finished (controller).", (), "controller"),
 ]

@@ -16,7 +16,8 @@ RULES_SPECS: list[MetricSpec] = [
     _spec("poolwatch_rules_last_evaluation_duration_seconds", "gauge", "seconds",
           "Time the last evaluation of the rule set took (rules_engine).", (), "rules_engine"),
     _spec("poolwatch_rules_evaluation_failures_total", "counter", "",
-          "Rule evaluations skipped because the source did not answer (rules_engine).",
+          "Failed evaluations of a rule: the source did not answer or the expression raised "
+          "on this data (rules_engine).",
           ("rule",), "rules_engine"),
     _spec("poolwatch_rules_alerts", "gauge", "",
           "Alerts the engine holds, by state pending, firing or resolved (rules_engine).",

@@ -8,6 +8,9 @@
   identified by key and effect, as Kubernetes does; writing one that is already there sends no
   request. NoExecute taints get `timeAdded` (the taint manager counts tolerationSeconds from it).
 - `cordon`: a merge patch of `spec.unschedulable`.
+- Every node write returns the node's `metadata.resourceVersion` after it (the one read, when
+  there was nothing to change): a reader waits for its informer to reach it before it decides
+  anything that follows the write (read-your-writes, `KubernetesCluster.await_view`).
 - `evict`: a policy/v1 Eviction, so PodDisruptionBudgets are honoured: 429 raises
   `EvictionBlocked`; 404 (the pod is already gone) is success.
 - `record_event`: a core/v1 Event. Node and pool events go to namespace `default` (core/v1
@@ -57,6 +60,13 @@ def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _version(obj: Any) -> str:
+    """metadata.resourceVersion of an object the API answered with ("" when it has none)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return rv if isinstance(rv, str) else ""
+
+
 def _name_prefix(name: str) -> str:
     """A generateName prefix that is a valid DNS subdomain whatever the object's name is."""
     prefix = re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip(".-")[:200]
@@ -101,21 +111,22 @@ class Writer:
         except ValueError as err:
             raise ClusterWriteError(op, target, f"answer is not JSON: {body[:80]!r}") from err
 
-    def _patch_node(self, op: str, node: str, patch: dict[str, Any]) -> None:
+    def _patch_node(self, op: str, node: str, patch: dict[str, Any]) -> str:
         core = self._core(op, node)
-        self._call(op, node, core.patch_node, node, patch, _content_type=MERGE_PATCH)
+        return _version(self._call(op, node, core.patch_node, node, patch,
+                                   _content_type=MERGE_PATCH))  # fmt: skip
 
-    def label_node(self, node: str, labels: dict[str, str | None]) -> None:
-        self._patch_node("label", node, {"metadata": {"labels": dict(labels)}})
+    def label_node(self, node: str, labels: dict[str, str | None]) -> str:
+        return self._patch_node("label", node, {"metadata": {"labels": dict(labels)}})
 
-    def cordon(self, node: str, unschedulable: bool = True) -> None:
-        self._patch_node(
+    def cordon(self, node: str, unschedulable: bool = True) -> str:
+        return self._patch_node(
             "cordon" if unschedulable else "uncordon",
             node,
             {"spec": {"unschedulable": unschedulable}},
         )
 
-    def taint_node(self, node: str, key: str, value: str, effect: str) -> None:
+    def taint_node(self, node: str, key: str, value: str, effect: str) -> str:
         if effect not in EFFECTS:
             raise ValueError(f"taint effect {effect!r}: expected one of {', '.join(EFFECTS)}")
         taint: dict[str, Any] = {"key": key, "value": value, "effect": effect}
@@ -129,12 +140,13 @@ class Writer:
             kept = [t for t in taints if (t.get("key"), t.get("effect")) != (key, effect)]
             return [*kept, taint]
 
-        self._edit_taints("taint", node, change)
+        return self._edit_taints("taint", node, change)
 
-    def untaint_node(self, node: str, key: str) -> None:
-        self._edit_taints("untaint", node, lambda ts: [t for t in ts if t.get("key") != key])
+    def untaint_node(self, node: str, key: str) -> str:
+        return self._edit_taints("untaint", node,
+                                 lambda ts: [t for t in ts if t.get("key") != key])  # fmt: skip
 
-    def _edit_taints(self, op: str, node: str, change: Callable[[list[Any]], list[Any]]) -> None:
+    def _edit_taints(self, op: str, node: str, change: Callable[[list[Any]], list[Any]]) -> str:
         from kubernetes.client.exceptions import ApiException
 
         core = self._core(op, node)
@@ -143,14 +155,14 @@ class Writer:
             spec = current.get("spec") if isinstance(current.get("spec"), dict) else {}
             taints = [t for t in spec.get("taints") or [] if isinstance(t, dict)]
             wanted = change(taints)
-            if wanted == taints:
-                return
+            if wanted == taints:  # already so: the version read is what a reader must reach
+                return _version(current)
             meta = current.get("metadata") if isinstance(current.get("metadata"), dict) else {}
             rv = meta.get("resourceVersion", "")
             patch = {"metadata": {"resourceVersion": rv}, "spec": {"taints": wanted or None}}
             try:
-                self._call(op, node, core.patch_node, node, patch, _content_type=MERGE_PATCH)
-                return
+                return _version(self._call(op, node, core.patch_node, node, patch,
+                                           _content_type=MERGE_PATCH))  # fmt: skip
             except ClusterWriteError as err:
                 if err.status != 409 or not isinstance(err.__cause__, ApiException):
                     raise

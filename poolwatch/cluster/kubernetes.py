@@ -112,6 +112,7 @@ class KubernetesCluster:
         self,
         api_client: Any = None,  # kubernetes.client.ApiClient
         *,
+        write_api_client: Any = None,  # the writes' own client (default: api_client's)
         kubeconfig: Path | str | None = None,
         pool_label: str | Sequence[str] = POOL_LABEL,  # one label, or several by preference
         job_label: str = JOB_LABEL,
@@ -146,7 +147,7 @@ class KubernetesCluster:
             Informer(
                 r,
                 self._lister(r),
-                self._state.apply,
+                self._apply,
                 self._changed,
                 self._note,
                 backoff=backoff or Backoff(),
@@ -157,10 +158,14 @@ class KubernetesCluster:
             )
             for r in resources
         ]
+        self._write_client = write_api_client
+        # read-your-writes: the newest node resourceVersion this process wrote, and the newest
+        # one the node informer has applied (await_view waits for the second to reach the first)
+        self._written, self._applied = 0, 0
         self._writer = Writer(
-            self._api, clock, self._state.job_ref, timeout=(connect_timeout, request_timeout)
+            self._write_api, clock, self._state.job_ref, timeout=(connect_timeout, request_timeout)
         )
-        self._leases = Leases(self._api, (connect_timeout, request_timeout))
+        self._leases = Leases(self._write_api, (connect_timeout, request_timeout))
         self._probe = ReadyProbe(self._api, self._probe_changed, ready_probe,
                                  (connect_timeout, min(request_timeout, 10.0)))  # fmt: skip
         self._abnormal: set[str] = set()  # pools the controller marked (mark_pool)
@@ -294,16 +299,55 @@ class KubernetesCluster:
 
     # -- write side ------------------------------------------------------------------------------
     def label_node(self, node: str, labels: dict[str, str | None]) -> None:
-        self._writer.label_node(node, labels)
+        self._wrote(self._writer.label_node(node, labels))
 
     def taint_node(self, node: str, key: str, value: str, effect: str) -> None:
-        self._writer.taint_node(node, key, value, effect)
+        self._wrote(self._writer.taint_node(node, key, value, effect))
 
     def untaint_node(self, node: str, key: str) -> None:
-        self._writer.untaint_node(node, key)
+        self._wrote(self._writer.untaint_node(node, key))
 
     def cordon(self, node: str, unschedulable: bool = True) -> None:
-        self._writer.cordon(node, unschedulable)
+        self._wrote(self._writer.cordon(node, unschedulable))
+
+    def await_view(self, timeout: float) -> str:
+        """Wait until what `nodes()` and `pods()` return is current for a decision: the API
+        server is ready (k8s_probe.py), their informers list and watch, and the node informer
+        has applied every node write this process made (its resourceVersion reached the newest
+        one a write returned). "" when current; else why not, after `timeout` seconds.
+
+        Why: a watch delivers a write some milliseconds after the write returned; a decision
+        read from the cache in between would not see the writes that came just before it (an
+        isolation not yet counted by the circuit breaker). resourceVersions are compared as
+        the integers etcd makes them (the API documents them as opaque: a write answered with one
+        that is not a number cannot be waited for, and only the informers' health counts)."""
+        self.start()
+        feeds = ("node", "pod")
+        mine = [i for i in self._informers if i.resource.feeds in feeds]
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                why = self._stale(mine)
+                left = deadline - time.monotonic()
+                if not why or left <= 0 or self._stopped:
+                    return why
+                self._cond.wait(min(left, 0.5))
+
+    def _stale(self, informers: list[Informer]) -> str:
+        if self._probe.error:  # the watches are open and silent: nothing behind them is read
+            return f"the API server is not ready ({self._probe.error})"
+        down = [f"{i.resource.name}: {i.error or i.state}" for i in informers
+                if not i.listed or not i.up]  # fmt: skip
+        if down:
+            return "not listing and watching (" + "; ".join(down) + ")"
+        if self._applied < self._written:
+            return (f"nodes seen up to resourceVersion {self._applied}, the last node write "
+                    f"returned {self._written}")  # fmt: skip
+        return ""
+
+    def _wrote(self, version: str) -> None:
+        with self._cond:
+            self._written = max(self._written, _number(version))
 
     def evict(self, namespace: str, pod: str) -> None:
         self._writer.evict(namespace, pod)
@@ -320,7 +364,7 @@ class KubernetesCluster:
             labels |= {WORKSPACE_LABEL: None, JOB_TYPES_LABEL: None}
         elif (found := next((p for p in self.pools() if p.name == pool), None)) is not None:
             labels |= _pool_marks(found)
-        self._writer.label_node(node, labels)
+        self._wrote(self._writer.label_node(node, labels))
 
     def create_pool(self, pool: Pool, nodes: list[str]) -> None:
         """A pool exists through its nodes' labels: each node gets the pool label and the pool's
@@ -331,7 +375,8 @@ class KubernetesCluster:
             if value is not None and not LABEL_VALUE.match(value):
                 raise ValueError(f"pool {pool.name}: {key} {value!r} is not a label value")
         for node in nodes:
-            self._writer.label_node(node, {self._ctx.pool_labels[0]: pool.name, **marks})
+            self._wrote(self._writer.label_node(node, {self._ctx.pool_labels[0]: pool.name,
+                                                       **marks}))  # fmt: skip
 
     def delete_pool(self, pool: str) -> None:
         """Nothing to delete once no node carries the label; forget the controller's mark."""
@@ -367,6 +412,16 @@ class KubernetesCluster:
         if first:
             log.warning("%s (%s); counted in skipped[%r], logged once", reason, detail, reason)
 
+    def _apply(self, resource: Resource, deltas: list[Any]) -> None:
+        """The informers' sink: into the state; for nodes, note the resourceVersion reached (the
+        informer sets it before it hands the deltas over: a list's, or the event's)."""
+        self._state.apply(resource, deltas)
+        if resource.feeds == "node":
+            informer = next(i for i in self._informers if i.resource is resource)
+            with self._cond:
+                self._applied = max(self._applied, _number(informer.resource_version))
+                self._cond.notify_all()
+
     def _probe_changed(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -392,8 +447,19 @@ class KubernetesCluster:
                 self._api_client.user_agent = USER_AGENT
             return self._api_client
 
+    def _write_api(self) -> Any:
+        return self._write_client if self._write_client is not None else self._api()
+
     def _lister(self, resource: Resource) -> Callable[..., Any]:
         return partial(list_call, resource, self._api)
+
+
+def _number(version: str) -> int:
+    """A resourceVersion as the integer etcd made it; 0 when it is not one (never "reached")."""
+    try:
+        return int(version)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _pool_marks(pool: Pool) -> dict[str, str | None]:
