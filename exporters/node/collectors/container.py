@@ -27,7 +27,9 @@ Per container, from the files of its cgroup:
   which block-device bytes alone miss for a job that reads over the network or from cache. A
   process that exits takes its bytes with it (the sum drops, as a counter reset); a process
   whose file cannot be read (it exited, no permission) is left out, and with none readable the
-  series is absent.
+  series is absent. The kernel lets a reader see another user's `io` only with CAP_SYS_PTRACE:
+  an exporter running unprivileged (the chart's default) sees none, and the hang rule falls back
+  to block-device bytes.
 Network counters belong to the pod's network namespace, which all its containers share, so they
 are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
 `container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
