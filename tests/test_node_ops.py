@@ -60,6 +60,11 @@ def test_an_isolated_node_is_restored_through_the_api(world: dict[str, Any]) -> 
     again = client.post(f"{P}/pools/gpu-a/nodes/gpu-a-node-01/restore",
                         json={"reason": "card replaced"})  # fmt: skip
     assert again.json()["result"]["outcome"] == "already"
+    # isolated again with the same code, restored again
+    assert ctl.isolate("gpu-a-node-01", "A050101", "ECC again", "iso-1b").outcome == "done"
+    again = client.post(f"{P}/pools/gpu-a/nodes/gpu-a-node-01/restore", json={"reason": "reset"})
+    assert again.json()["result"]["outcome"] == "done"
+    assert status(cluster, "gpu-a-node-01") is NodeStatus.AVAILABLE
     error(client.post(f"{P}/pools/gpu-a/nodes/npu-b-node-00/restore", json={"reason": "x"}),
           404, "PW.0105", "node_name")  # fmt: skip
     error(client.post(f"{P}/pools/gpu-a/nodes/gpu-a-node-01/restore", json={}), 400, "PW.0100")
@@ -87,6 +92,10 @@ def test_ha_redundancy_is_enabled_on_an_idle_node_only_and_disabled_on_a_spare(
     node = next(n for n in cluster.nodes() if n.name == idle)
     assert node.status is NodeStatus.AVAILABLE
     assert not node.unschedulable
+    # and again: a node can go back and forth (each request is its own)
+    assert client.put(url, json={"enabled": True}).json()["result"]["outcome"] == "done"
+    assert client.put(url, json={"enabled": True}).json()["result"]["outcome"] == "already"
+    assert client.put(url, json={"enabled": False}).json()["result"]["outcome"] == "done"
     # disabling a node that is not HA redundant is refused with the reason
     body = error(client.put(url, json={"enabled": False}), 409, "PW.0201")
     assert "not an HA redundant node" in body["error_msg"]

@@ -9,6 +9,7 @@ is a 409 with the controller's reason, as for the pool operations.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -50,6 +51,14 @@ def job_doc(job: TrainingJob) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _key(what: str, node: Node) -> str:
+    """One request, one key: the same node can be isolated and restored, or made a spare and
+    back, many times, so no key derived from its state would stay unique. A repeated request is
+    harmless all the same: restoring a node in service and enabling HA redundancy on a spare
+    answer `already`."""
+    return f"api:{what}:{node.name}:{node.uid}:{time.time_ns()}"
+
+
 def _node_in(ctx: Context, pool: str, name: str) -> Node:
     node = next((n for n in ctx.backend.nodes() if n.name == name), None)
     if node is None or node.pool != pool:
@@ -87,7 +96,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         if node.status is NodeStatus.AVAILABLE and not node.fault_code:
             detail = f"node {node.name} is in service (Available)"
             return {"node": node.name, "result": {"outcome": "already", "detail": detail}}
-        key = f"api:restore:{node.name}:{node.uid}:{node.fault_code or node.status.value}"
+        key = _key("restore", node)
         result = ctx.controller.restore(node.name, body.reason, key)
         return {"node": node.name, "result": outcome(result, f"restoring node {node.name}")}
 
@@ -98,7 +107,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
     ) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
         node = _node_in(ctx, pool.name, node_name)
-        key = f"api:ha:{node.name}:{node.uid}:{body.enabled}:{node.status.value}"
+        key = _key(f"ha:{body.enabled}", node)
         result = ctx.controller.set_ha_redundancy(node.name, body.enabled, key)
         what = f"{'enabling' if body.enabled else 'disabling'} HA redundancy on {node.name}"
         return {"node": node.name, "result": outcome(result, what)}
