@@ -1,4 +1,5 @@
-"""`poolwatch controller run|audit|upgrade`: registered by the lead's CLI (`register(sub)`).
+"""`poolwatch controller run|audit|upgrade|restore|ha|jobs`: registered by the lead's CLI
+(`register(sub)`).
 
 Module-level imports stay light (`--help` must be fast); the command functions import the rest.
 `upgrade` belongs to the pool API part (`controller.upgrade_cli`); it is registered only when
@@ -58,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--state", required=True, type=Path, metavar="FILE")
     a.add_argument("--limit", type=int, default=100, help="last N records (100)")
     a.set_defaults(func=_audit)
+    from . import ops_cli
+
+    ops_cli.register(verbs)
     try:
         upgrade = importlib.import_module("controller.upgrade_cli")
     except ModuleNotFoundError as err:

@@ -56,6 +56,9 @@ def decide(
     if cause == "fault":  # environmental: always within the budget, and it ends any streak
         return Decision(True, f"restart {total + 1} of {budget} (node fault)", total + 1, 0, 0)
     if cause == "hang":
+        if ann.get(s.hang_annotation, "").strip().lower() != "true":
+            return Decision(False, f"restart upon suspension is off ({s.hang_annotation} is not "
+                                   "true, MA-J-05)")  # fmt: skip
         if hang >= s.hang_cap:
             return Decision(False, f"{hang} restarts upon suspension in a row (cap {s.hang_cap},"
                                    " MA-J-05)")  # fmt: skip

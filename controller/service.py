@@ -25,10 +25,10 @@ from pathlib import Path
 
 from poolwatch.actions import ActionResult, NodeAction, Notifier
 from poolwatch.cluster.backend import ClusterBackend
-from poolwatch.cluster.model import Event, Node, NodeStatus, Pool
+from poolwatch.cluster.model import Event, Node, NodeStatus, Pool, TrainingJob
 from poolwatch.cluster.workload import busy_nodes
 
-from . import jobs, notices, pool_events, pool_ops, pools
+from . import jobs, node_ops, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
 from .settings import ControllerSettings, code_problem
@@ -330,10 +330,21 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 namespace, name = ref.split("/", 1)
                 self._event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
                                   "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
+                self._stop_job(namespace, name, ref)
                 self._tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
                            f"it waited {int(now - since)} s in the queue (limit "
                            f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
                            {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+
+    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
+        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
+        try:
+            self.backend.stop_job(namespace, name, "Failed to be queued.")
+        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
+            self._audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
+            log.warning("re-issued job %s not stopped: %r", ref, err)
+            return
+        self._audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
 
     def _close_breakers(self, now: float) -> None:
         nodes = self._nodes().values()
@@ -434,6 +445,30 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 result = ActionResult("failed", str(err))
             self._finish("deleteClusterNode", node, key, result)
             return result
+
+    def set_ha_redundancy(self, node: str, enabled: bool, key: str) -> ActionResult:
+        """Enable HA Redundancy (an Available node without work becomes a Spare) or disable it
+        (a Spare becomes a normal node); see node_ops for the rules."""
+        op = node_ops.ENABLE_HA if enabled else node_ops.DISABLE_HA
+        with self._lock:
+            seen = self.store.action(key)
+            if seen is not None:
+                return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
+            result = (node_ops.enable_ha if enabled else node_ops.disable_ha)(self, node)
+            if result.outcome == "done":
+                reason = "HaRedundancyEnabled" if enabled else "HaRedundancyDisabled"
+                pool = self._nodes()[node].pool
+                self._node_event(node, pool, reason, "Normal", result.detail)
+            self._finish(op, node, key, result)
+            return result
+
+    def pool_jobs(self, pool: str, who: str = "") -> list[TrainingJob]:
+        """A pool's training jobs (the console's job list of a pool), audited as a read."""
+        jobs = node_ops.pool_jobs(self, pool)
+        detail = f"{len(jobs)} jobs" + (f" for {who}" if who else "")
+        with self._lock:
+            self._audit(node_ops.LIST_JOBS, pool, ActionResult("done", detail), "")
+        return jobs
 
     def create_pool(self, pool: Pool, nodes: list[str], key: str) -> ActionResult:
         """A new pool of free nodes; its last `pool.ha_spares` nodes become HA spares."""

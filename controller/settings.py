@@ -104,6 +104,8 @@ class ControllerSettings(BaseModel):
     unconditional_annotation: str = "fault-tolerance/job-unconditional-retry"  # MA-J-04
     unconditional_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-04: consecutive restarts
     hang_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-05: consecutive restarts upon suspension
+    # MA-J-05 "Restart Upon Suspension" is opt-in per job: "true" on the job enables it
+    hang_annotation: str = "fault-tolerance/restart-upon-suspension"
     streak_reset: Duration = 3600.0  # running this long after a restart ends a streak
     requeue_timeout: Duration = 1800.0  # MA-J-03: a re-issued job waiting 30 min gives up
     # MA-J-03 "queued with the highest priority": the PriorityClass a re-issued Kubeflow or

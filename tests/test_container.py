@@ -4,6 +4,7 @@ tests/fixtures/cgroup/ holds files captured on a cgroup v2 host (see its SOURCE.
 copies them into a kubepods hierarchy in tmp_path and changes only the values it needs.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from helpers import (
 from prom_versions import Prometheus
 
 from exporters.node.attribution.cgroup import PodNames
+from exporters.node.attribution.pod_labels import parse_pod_list_requests
 from exporters.node.attribution.pod_resources import training_job_of
 from exporters.node.collectors import container as collector_module
-from exporters.node.collectors.container import ContainerCollector, parse_io_stat
+from exporters.node.collectors.container import ContainerCollector, keyed_value, parse_io_stat
 from exporters.node.runner import Runner
 from exporters.node.settings import ContainerSettings, NodeExporterSettings
 from exporters.node.store import ExpositionStore
@@ -358,3 +360,98 @@ def test_container_series_name_jobs_as_the_allocations_do() -> None:
     assert c.names.jobs.labels is shared_pod_labels()
     assert c.names.jobs.keys[0] == "training.kubeflow.org/job-name"
     assert c.names.jobs("ns", "bert-large-worker-0") == "bert-large"  # no API here: the name
+
+
+def _pod(ns: str, name: str, container: str, requests: dict[str, str]) -> dict[str, object]:
+    return {
+        "metadata": {"namespace": ns, "name": name, "labels": {}},
+        "spec": {"containers": [{"name": container, "resources": {"requests": requests}}]},
+    }
+
+
+def test_a_container_without_a_limit_is_measured_against_its_request(node: Node) -> None:
+    """The ModelArts container CPU and memory alarms divide by what the container applied for:
+    a request-only training pod gets its ratios over the pod spec's requests (read from the same
+    PodList the node exporter lists for training-job labels), labelled basis="request"; a limit,
+    where there is one, stays the denominator (basis="limit")."""
+    body = json.dumps({
+        "kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"},
+        "items": [
+            _pod("team-a", "bert-large-worker-0", "pytorch", {"cpu": "4", "memory": "4Gi"}),
+            _pod("team-b", "llama-master-0", "ascend", {"cpu": "500m", "memory": "1Gi"}),
+        ],
+    }).encode()  # fmt: skip
+    _, requests, rv = parse_pod_list_requests(body)
+    assert rv == "7"
+    assert requests[("team-b", "llama-master-0", "ascend")] == (0.5, 1 << 30)
+    clock = Clock()
+    c = node.collector(clock)
+    c.requests = lambda ns, pod, ctr: requests.get((ns, pod, ctr), (None, None))
+    store = ExpositionStore({"node": "n1", "pool": "p1"})
+    runner = Runner([c], store, ("modelarts",))
+    assert runner.run_once(c)
+    llama_dir = next(iter(node.cgroup.rglob(f"*{CID['c']}*.scope")))
+    llama_cpu = llama_dir / "cpu.stat"
+    usec = keyed_value(llama_cpu.read_text(), "usage_usec") or 0
+    llama_cpu.write_text(f"usage_usec {usec + 4_000_000}\n")  # 0.4 cores over 10 s
+    clock.now += 10.0
+    assert runner.run_once(c)
+    s = parse(store.body())
+    bert = {**BERT, "training_job": "bert-large"}
+    llama = {**LLAMA, "training_job": "llama"}
+    # bert: CPU limit 2 cores (limit wins over the 4-core request), memory without a limit
+    assert value(s, "poolwatch_container_memory_used_ratio", **bert, basis="request") == (
+        pytest.approx(WORKING_SET / (4 << 30))
+    )
+    assert value(s, "ma_container_memory_util", **bert, basis="request") == pytest.approx(
+        100 * WORKING_SET / (4 << 30)
+    )
+    assert value(s, "poolwatch_container_cpu_used_ratio", **bert, basis="limit") == 0.0
+    # llama: memory limit 8Gi, CPU without a limit: 0.4 cores over the 0.5-core request
+    assert value(s, "poolwatch_container_memory_used_ratio", **llama, basis="limit") == (
+        pytest.approx(WORKING_SET / (8 << 30))
+    )
+    assert value(s, "poolwatch_container_cpu_used_ratio", **llama, basis="request") == (
+        pytest.approx(0.8)
+    )
+    assert value(s, "ma_container_cpu_util", **llama, basis="request") == pytest.approx(80.0)
+
+
+def test_requests_of_a_pod_list_skip_what_is_not_a_request() -> None:
+    body = json.dumps({
+        "kind": "PodList", "items": [
+            _pod("ns", "a", "main", {"cpu": "lots", "memory": "0"}),
+            {"metadata": {"namespace": "ns", "name": "b"}, "spec": {"containers": "x"}},
+            {"metadata": {"namespace": "ns", "name": "c"},
+             "spec": {"containers": [{"name": "main"}]}},
+        ],
+    }).encode()  # fmt: skip
+    labels, requests, _ = parse_pod_list_requests(body)
+    assert set(labels) == {("ns", "a"), ("ns", "b"), ("ns", "c")}
+    assert requests == {("ns", "a", "main"): (None, None), ("ns", "c", "main"): (None, None)}
+
+
+def test_process_io_counts_what_the_processes_read_and_write_whatever_the_source(
+    node: Node,
+) -> None:
+    """/proc/<pid>/io rchar and wchar summed over a container's processes: reads over NFS or from
+    the page cache, which io.stat (block devices) never sees, are counted; a process whose file
+    is missing (exited) or garbled is left out, and a container with none has no series."""
+    bert = next(iter(node.cgroup.rglob(f"*{CID['a']}*.scope")))
+    pid = int((bert / "cgroup.procs").read_text().split()[0])
+    second = node.process(900, "python", "net:[4026532999]")
+    (bert / "cgroup.procs").write_text(f"{pid}\n{second}\n901\n")
+    io = "rchar: {}\nwchar: {}\nsyscr: 10\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 0\n"
+    (node.proc / str(pid) / "io").write_text(io.format(5_000_000, 1_000))
+    (node.proc / str(second) / "io").write_text(io.format(250, 24))
+    ok, s, _ = run_collector(node.collector(), ())
+    assert ok
+    bert_labels = {**BERT, "training_job": "bert-large"}
+    name = "poolwatch_container_process_io_bytes_total"
+    assert value(s, name, **bert_labels, direction="read") == 5_000_250
+    assert value(s, name, **bert_labels, direction="write") == 1_024
+    # the llama container's process has no io file: no series rather than a zero
+    assert not [k for k in s if k[0] == name and ("pod", LLAMA["pod"]) in k[1]]
+    (node.proc / str(second) / "io").write_text("rchar: lots\n")
+    ok, s, _ = run_collector(node.collector(), ())
+    assert value(s, name, **bert_labels, direction="read") == 5_000_000

@@ -231,6 +231,9 @@ def test_job_restart_follows_its_fault_tolerance_settings() -> None:
                     annotations=(("fault-tolerance/job-retry-num", "8"),
                                  ("fault-tolerance/job-unconditional-retry", "true")))  # fmt: skip
     bare = submit_job(cluster, "bare", per_worker=1)  # retry 3, not unconditional
+    opt_in = (("fault-tolerance/job-retry-num", "3"),
+              ("fault-tolerance/restart-upon-suspension", "true"))  # fmt: skip
+    hangs = submit_job(cluster, "hangs", per_worker=1, annotations=opt_in)
 
     def restart(ref: str, n: int, alert: str = "PoolwatchJobFailed") -> str:
         cluster.step(60)  # the last restart ran again (Running): no longer waiting
@@ -242,7 +245,9 @@ def test_job_restart_follows_its_fault_tolerance_settings() -> None:
     assert restart(bare, 0) == "refused"  # not environmental, not unconditional (MA-J-04)
     assert [restart(on, i) for i in range(4)] == ["done", "done", "done", "refused"]  # MA-J-04
     assert "PoolwatchControllerJobNotRestarted" in told.names()
-    assert [restart(bare, 10 + i, "PoolwatchJobHung") for i in range(4)] == [
+    # MA-J-05: restart upon suspension only for a job that opted in, at most 3 in a row
+    assert restart(bare, 10, "PoolwatchJobHung") == "refused"
+    assert [restart(hangs, 10 + i, "PoolwatchJobHung") for i in range(4)] == [
         "done", "done", "done", "refused"]  # MA-J-05 (and the budget of 3, MA-J-06)  # fmt: skip
     cluster.step(2 * 3600)  # a streak ends after streak_reset of running
     assert restart(on, 9) == "done"
@@ -283,6 +288,11 @@ def test_a_requeued_job_gives_up_after_30_minutes() -> None:
     ctl.reconcile()
     assert "PoolwatchControllerJobRequeueTimeout" in told.names()
     assert any(e.message == "Failed to be queued." for e in cluster.events())
+    # the job exits rather than staying pending (MA-J-03)
+    assert job_of(cluster, big).status.value == "Failed"
+    assert ("stopJob", big, "done") in {
+        (r.operation, r.target, r.outcome) for r in ctl.store.audit_trail(50)
+    }
 
 
 def test_upgrade_isolation_keeps_jobs_and_skips_the_breaker() -> None:

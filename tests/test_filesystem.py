@@ -19,6 +19,7 @@ def make(paths, statvfs=os.statvfs, procfs=Path("/proc"), **kw) -> FilesystemCol
 
 def test_cache_dir_figures_equal_statvfs(tmp_path: Path) -> None:
     c = make([FilesystemPath(path=tmp_path, purpose="cache")])
+    kube = make([FilesystemPath(path=tmp_path, purpose="kubelet")])
     ok, s, _ = run_collector(c, ("modelarts",))
     st = os.statvfs(tmp_path)
     assert ok
@@ -27,9 +28,13 @@ def test_cache_dir_figures_equal_statvfs(tmp_path: Path) -> None:
     used = (st.f_blocks - st.f_bfree) * st.f_frsize
     ratio = value(s, "poolwatch_filesystem_used_ratio", path=str(tmp_path))
     assert ratio == pytest.approx(used / (used + st.f_bavail * st.f_frsize), abs=1e-3)
+    assert value(s, "poolwatch_filesystem_readonly", purpose="cache") == 0
+    # ModelArts' "cache space" is the Kubernetes space: the kubelet disk, not /cache
+    assert "ma_node_cache_space_used_percent" not in {name for name, _ in s}
+    ok, s, _ = run_collector(kube, ("modelarts",))
+    assert ok
     assert value(s, "ma_node_cache_space_used_percent") == pytest.approx(ratio * 100)
     assert value(s, "ma_node_cache_space_capacity_megabytes") == pytest.approx(size / 2**20)
-    assert value(s, "poolwatch_filesystem_readonly", purpose="cache") == 0
 
 
 def test_missing_cache_dir_is_an_error_but_optional_paths_are_skipped(tmp_path: Path) -> None:

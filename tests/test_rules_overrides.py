@@ -60,14 +60,14 @@ def test_an_override_changes_the_rule_and_its_summary(tmp_path: Path) -> None:
     assert r.labels == {"team": "storage"}
     assert all(x.name != "PoolwatchJobHang" for g in groups for x in g.group.rules)
     alert = compiler.alert(r, "1m")
-    assert alert["expr"].startswith('((poolwatch_filesystem_used_ratio{purpose="cache"}) > 0.95)')
+    assert alert["expr"].startswith('((poolwatch_filesystem_used_ratio{purpose="kubelet"}) > 0.95)')
     assert alert["for"] == "10m"
     assert alert["labels"] == {"team": "storage", "severity": "major", "seed_ids": "MA-N-03"}
-    assert alert["annotations"]["summary"] == "Node cache space is over 95 % full."
+    assert alert["annotations"]["summary"] == "Node Kubernetes space is over 95 % full."
     assert alert["annotations"]["actions"] == "notify isolate:A050104"
     # the shipped rule is untouched, and still says 90
     shipped_alert = compiler.alert(rule_of(shipped, CACHE), "1m")
-    assert shipped_alert["annotations"]["summary"] == "Node cache space is over 90 % full."
+    assert shipped_alert["annotations"]["summary"] == "Node Kubernetes space is over 90 % full."
 
 
 def test_periods_replace_for_and_back(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_compile_and_check_carry_the_overrides(
     cache = next(r for r in doc["groups"][0]["rules"] if r["alert"] == CACHE)
     assert "> 0.97" in cache["expr"]
     assert "> 0.93" in cache["expr"]
-    assert cache["annotations"]["summary"] == "Node cache space is over 97 % full."
+    assert cache["annotations"]["summary"] == "Node Kubernetes space is over 97 % full."
     job = yaml.safe_load((out / "job.rules.yaml").read_text())
     assert all(r["alert"] != "PoolwatchJobHang" for r in job["groups"][0]["rules"])
     manifest = yaml.safe_load((out / compiler.MANIFEST).read_text())
@@ -134,7 +134,7 @@ def test_the_engine_fires_at_the_overridden_threshold(tmp_path: Path) -> None:
     engine = Engine(groups, Source(), StateStore(tmp_path / "s.db"), clock=lambda: 0.0)
     (alert,) = [a for a in engine.evaluate(0.0) if a.rule == CACHE]
     assert alert.state == "firing"
-    assert alert.annotations["summary"] == "Node cache space is over 50 % full."
+    assert alert.annotations["summary"] == "Node Kubernetes space is over 50 % full."
     assert {c.rule.name: c.where for c in compile_groups(groups)}[CACHE].endswith("storage.yaml:8")
 
 

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller.upgrade import UpgradeManager, UpgradeStep
 
-from . import docs_ui, errors, routes_metrics, routes_pools, routes_upgrade
+from . import docs_ui, errors, routes_metrics, routes_nodes, routes_pools, routes_upgrade
 from .errors import ApiError
 from .ports import ClusterReader, PoolControl
 from .prometheus import Prometheus
@@ -109,7 +109,7 @@ def create_app(
         """Declares the prefix's path parameter once, for every route (it is not used)."""
 
     api = APIRouter(prefix="/v2/{project_id}", dependencies=[Depends(authorized), Depends(project)])
-    for module in (routes_metrics, routes_pools, routes_upgrade):
+    for module in (routes_metrics, routes_pools, routes_nodes, routes_upgrade):
         module.add_routes(api, ctx)
     app.include_router(api)
     app.router.add_event_handler("shutdown", manager.stop)

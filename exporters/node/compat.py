@@ -9,7 +9,9 @@ spike.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from functools import cache
 from typing import NamedTuple
 
 from prometheus_client.core import Metric, Sample
@@ -52,7 +54,14 @@ class CompatExpander:
                     out.append(self._alias(alias, spec, fam, by_name, at))
         # forget series that vanished (a device unplugged, a mount gone): bounded memory
         self._prev = {k: v for k, v in self._prev.items() if k in self._seen}
-        return out
+        # a name split by chip class (model_re) comes from two families: one family out
+        merged: dict[str, Metric] = {}
+        for fam in out:
+            if fam.name in merged:
+                merged[fam.name].samples += fam.samples
+            else:
+                merged[fam.name] = fam
+        return list(merged.values())
 
     @staticmethod
     def _exposed(fam: Metric) -> str:
@@ -77,7 +86,8 @@ class CompatExpander:
             }
         match = dict(alias.match)
         name = self._sample_name(target, alias)
-        if alias.transform == "scale" and not match:  # most aliases: one multiplication each
+        model = _model_re(alias.model_re) if alias.model_re else None
+        if alias.transform == "scale" and not match and model is None:  # most: one multiplication
             k = alias.scale
             target.samples = [
                 Sample(name, s.labels, s.value * k)
@@ -89,6 +99,8 @@ class CompatExpander:
             if sample.name.endswith("_created"):
                 continue
             if any(sample.labels.get(k) != v for k, v in match.items()):
+                continue
+            if model is not None and not model.search(sample.labels.get("model", "")):
                 continue
             value = self._value(alias, sample, per_values, at)
             if value is not None:
@@ -118,3 +130,8 @@ class CompatExpander:
             return (sample.value - prev.value) / dt * alias.scale if dt > 0 else None
         dper = per - prev.per
         return (sample.value - prev.value) / dper * alias.scale if dper > 0 else 0.0
+
+
+@cache
+def _model_re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)

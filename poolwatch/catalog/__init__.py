@@ -47,14 +47,17 @@ class CatalogError(ValueError):
 
 def _index(specs: Iterable[MetricSpec]) -> dict[str, MetricSpec]:
     out: dict[str, MetricSpec] = {}
-    aliases: dict[str, str] = {}
+    aliases: dict[str, tuple[str, Alias]] = {}
     for spec in specs:
         if spec.name in out or spec.name in aliases:
             raise CatalogError(f"metric {spec.name} is declared twice")
         out[spec.name] = spec
         for alias in spec.aliases:
-            owner = aliases.setdefault(alias.name, spec.name)
-            if owner != spec.name or alias.name in out:
+            owner, first = aliases.setdefault(alias.name, (spec.name, alias))
+            # a name may have two owners only when each keeps its own chip class (model_re)
+            split = (owner != spec.name and first.model_re and alias.model_re
+                     and first.model_re != alias.model_re)  # fmt: skip
+            if (owner != spec.name and not split) or alias.name in out:
                 raise CatalogError(f"alias {alias.name} has two owners ({owner}, {spec.name})")
     return out
 

@@ -14,7 +14,7 @@ reports 0, or 3 once NVML calls it lost).
 from __future__ import annotations
 
 from .model import Alias, MetricSpec
-from .npu import npu_smi_age
+from .npu import SNT3, SNT9, npu_smi_age
 
 MA, DCGM = "modelarts", "modelarts"  # DCGM_FI_* names are part of the ModelArts seed tables
 MIB = 1.0 / 1048576
@@ -65,11 +65,13 @@ ACCELERATOR = [
           DEV,
           _a("ma_node_gpu_mem_total_megabytes", "MB", NV, scale=MIB),
           _a("ma_node_gpu_memory_total_megabytes", "MB", NV, scale=MIB),
-          _a("ma_node_npu_hbm_bytes", "Byte", HW)),
+          _a("ma_node_npu_hbm_bytes", "Byte", HW),
+          _a("ma_node_npu_memory_total_megabytes", "MB", HW, scale=MIB, model_re=SNT9)),
     _spec("poolwatch_accelerator_memory_used_bytes", "gauge", "bytes",
           "Device memory in use (accelerator; NVML memory info, npu-smi HBM).", DEV,
           _a("ma_node_gpu_mem_used_megabytes", "MB", NV, scale=MIB),
-          _a("ma_node_npu_hbm_usage_bytes", "Byte", HW)),
+          _a("ma_node_npu_hbm_usage_bytes", "Byte", HW),
+          _a("ma_node_npu_memory_used_megabytes", "MB", HW, scale=MIB, model_re=SNT9)),
     _spec("poolwatch_accelerator_memory_free_bytes", "gauge", "bytes",
           "Device memory free (accelerator; NVML memory info, npu-smi HBM).", DEV,
           _a("ma_node_gpu_mem_free_megabytes", "MB", NV, scale=MIB)),
@@ -77,7 +79,8 @@ ACCELERATOR = [
           "Used over total device memory, 0-1 (accelerator).", DEV,
           _a("ma_node_gpu_mem_util", "%", NV, scale=100.0),
           _a("ma_node_gpu_memory_util", "%", NV, scale=100.0),
-          _a("ma_node_npu_hbm_util", "%", HW, scale=100.0)),
+          _a("ma_node_npu_hbm_util", "%", HW, scale=100.0),
+          _a("ma_node_npu_memory_util", "%", HW, scale=100.0, model_re=SNT9)),
     _spec("poolwatch_accelerator_temperature_celsius", "gauge", "celsius",
           "Die temperature (accelerator; NVML TEMPERATURE_GPU, npu-smi Temp).", DEV,
           _a("DCGM_FI_DEV_GPU_TEMP", "°C", NV),
@@ -190,13 +193,15 @@ CONTAINER_ACCELERATOR = [
           "process, else the device's (accelerator + pod attribution).", (*OWNER, *DEV),
           _a("ma_container_gpu_mem_used_megabytes", "MB", NV, scale=MIB),
           _a("ma_container_gpu_memory_used_megabytes", "MB", NV, scale=MIB),
-          _a("ma_container_npu_hbm_usage_bytes", "Byte", HW)),
+          _a("ma_container_npu_hbm_usage_bytes", "Byte", HW),
+          _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB, model_re=SNT9)),
     _spec("poolwatch_container_accelerator_memory_total_bytes", "gauge", "bytes",
           "Memory of a device the container holds (accelerator + pod attribution).",
           (*OWNER, *DEV),
           _a("ma_container_gpu_mem_total_megabytes", "MB", NV, scale=MIB),
           _a("ma_container_gpu_memory_total_megabytes", "MB", NV, scale=MIB),
-          _a("ma_container_npu_hbm_bytes", "Byte", HW)),
+          _a("ma_container_npu_hbm_bytes", "Byte", HW),
+          _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB, model_re=SNT9)),
 ]
 
 # fmt: off
@@ -244,6 +249,7 @@ CONTAINER_VIEWS = [
         _a("ma_container_gpu_mem_util", "%", NV, scale=100.0),
         _a("ma_container_gpu_memory_util", "%", NV, scale=100.0),
         _a("ma_container_npu_hbm_util", "%", HW, scale=100.0),
+        _a("ma_container_npu_memory_util", "%", HW, scale=100.0, model_re=SNT9),
     ),
     _view(
         "poolwatch_accelerator_temperature_celsius",
@@ -304,17 +310,17 @@ CONTAINER_VIEWS = [
     _view(
         "poolwatch_npu_ddr_memory_total_bytes",
         _a("ma_container_npu_ddr_memory_bytes", "Byte", HW),
-        _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB),
+        _a("ma_container_npu_memory_total_megabytes", "MB", HW, scale=MIB, model_re=SNT3),
     ),
     _view(
         "poolwatch_npu_ddr_memory_used_bytes",
         _a("ma_container_npu_ddr_memory_usage_bytes", "Byte", HW),
-        _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB),
+        _a("ma_container_npu_memory_used_megabytes", "MB", HW, scale=MIB, model_re=SNT3),
     ),
     _view(
         "poolwatch_npu_ddr_memory_used_ratio",
         _a("ma_container_npu_ddr_memory_util", "%", HW, scale=100.0),
-        _a("ma_container_npu_memory_util", "%", HW, scale=100.0),
+        _a("ma_container_npu_memory_util", "%", HW, scale=100.0, model_re=SNT3),
     ),
 ]
 # fmt: on

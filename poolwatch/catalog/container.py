@@ -60,8 +60,10 @@ CONTAINER = [
           OWNER, "container",
           _ma("ma_container_cpu_limit_core", "Cores")),
     _spec("poolwatch_container_cpu_used_ratio", "gauge", "ratio",
-          "CPUs used over the CPU limit, 0-1 (may exceed 1 briefly); absent without a limit "
-          "(container, cgroup v2 cpu.stat and cpu.max).", OWNER, "container",
+          "CPUs used over the CPU limit, or over the CPU request when there is no limit (basis "
+          "limit or request), 0-1 (may exceed 1); absent with neither (container, cgroup v2 "
+          "cpu.stat and cpu.max, pod spec requests from the Kubernetes API).", (*OWNER, "basis"),
+          "container",
           _ma("ma_container_cpu_util", "%", scale=100.0)),
     _spec("poolwatch_container_memory_used_bytes", "gauge", "bytes",
           "Working set: memory.current minus inactive_file, as kubelet and cAdvisor count it "
@@ -72,8 +74,10 @@ CONTAINER = [
           "container",
           _ma("ma_container_memory_capacity_megabytes", "MB", scale=MIB)),
     _spec("poolwatch_container_memory_used_ratio", "gauge", "ratio",
-          "Working set over the memory limit, 0-1; absent without a limit (container, cgroup v2 "
-          "memory.current, memory.stat and memory.max).", OWNER, "container",
+          "Working set over the memory limit, or over the memory request when there is no limit "
+          "(basis limit or request), 0-1 (may exceed 1 on a request); absent with neither "
+          "(container, cgroup v2 memory.current, memory.stat and memory.max, pod spec requests "
+          "from the Kubernetes API).", (*OWNER, "basis"), "container",
           _ma("ma_container_memory_util", "%", scale=100.0)),
     _spec("poolwatch_container_disk_read_bytes_total", "counter", "bytes",
           "Bytes read from block devices, summed over devices (container, cgroup v2 io.stat "
@@ -83,6 +87,11 @@ CONTAINER = [
           "Bytes written to block devices, summed over devices (container, cgroup v2 io.stat "
           "wbytes).", OWNER, "container",
           _ma("ma_container_disk_write_kilobytes", "KB/s", **_rate_kb)),
+    _spec("poolwatch_container_process_io_bytes_total", "counter", "bytes",
+          "Bytes the container's processes passed to read and write calls, by direction read or "
+          "write: every file system (local, NFS, page cache hits) and socket, summed over the "
+          "processes alive now, so it drops when one exits (container, /proc/<pid>/io rchar and "
+          "wchar).", (*OWNER, "direction"), "container"),
     _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
           "Bytes received by the pod, over its interfaces but lo, container=\"\" (container, "
           "/proc/<pid>/net/dev of a process in the pod).", OWNER, "container",

@@ -25,6 +25,10 @@ class Alias:
     - ``per``: Δcanonical / Δ`per` between two collections, x `scale` (e.g. the average NFS RTT in
       ms per operation over the last interval); 0 when the denominator did not move.
     `match` keeps only samples whose labels carry these values (e.g. ``purpose="cache"``).
+    `model_re` keeps only samples whose `model` label matches this regular expression (searched,
+    case-insensitive): a seed name whose meaning depends on the chip class, such as
+    ``ma_node_npu_memory_util`` (HBM on 910-class Ascend chips, DDR on 310-class ones), is an
+    alias of two families, one per class, and the two halves never overlap.
     """
 
     name: str
@@ -36,6 +40,7 @@ class Alias:
     match: tuple[tuple[str, str], ...] = ()
     per: str = ""
     note: str = ""
+    model_re: str = ""
 
 
 @dataclass(frozen=True)

@@ -115,17 +115,19 @@ HOST = [
 
 # --- filesystems: statvfs of the configured paths (cache dir, container space, kubelet) --------
 _FS = ("path", "purpose", "mountpoint", "fstype")
-_cache = (("purpose", "cache"),)
+# ModelArts' "cache space" metrics are the Kubernetes space (MA-N-03): the kubelet data disk
+# that holds pods' emptyDir volumes and logs, not the /cache directory
+_kube = (("purpose", "kubelet"),)
 _cont = (("purpose", "container"),)
 FILESYSTEM = [
     _spec("poolwatch_filesystem_size_bytes", "gauge", "bytes",
           "Size of the filesystem holding the path, f_blocks x f_frsize (filesystem, statvfs).",
           _FS, "filesystem",
-          _ma("ma_node_cache_space_capacity_megabytes", "MB", scale=MIB, match=_cache),
+          _ma("ma_node_cache_space_capacity_megabytes", "MB", scale=MIB, match=_kube),
           _ma("ma_node_container_space_capacity_megabytes", "MB", scale=MIB, match=_cont)),
     _spec("poolwatch_filesystem_used_bytes", "gauge", "bytes",
           "Used space, (f_blocks - f_bfree) x f_frsize (filesystem, statvfs).", _FS, "filesystem",
-          _ma("ma_node_cache_space_used_capacity_megabytes", "MB", scale=MIB, match=_cache),
+          _ma("ma_node_cache_space_used_capacity_megabytes", "MB", scale=MIB, match=_kube),
           _ma("ma_node_container_space_used_capacity_megabytes", "MB", scale=MIB, match=_cont)),
     _spec("poolwatch_filesystem_available_bytes", "gauge", "bytes",
           "Space available to unprivileged users, f_bavail x f_frsize (filesystem, statvfs).",
@@ -133,7 +135,7 @@ FILESYSTEM = [
     _spec("poolwatch_filesystem_used_ratio", "gauge", "ratio",
           "used / (used + available), as df computes Use% (filesystem, statvfs).", _FS,
           "filesystem",
-          _ma("ma_node_cache_space_used_percent", "%", scale=100.0, match=_cache),
+          _ma("ma_node_cache_space_used_percent", "%", scale=100.0, match=_kube),
           _ma("ma_node_container_space_used_percent", "%", scale=100.0, match=_cont)),
     _spec("poolwatch_filesystem_inodes", "gauge", "",
           "Inodes in the filesystem, f_files (filesystem, statvfs).", _FS, "filesystem"),

@@ -7,8 +7,9 @@ series one to one. Each help text names the npu-smi field it comes from.
 DDR is the NPU's own DRAM as npu-smi's overview prints it in the Memory-Usage(MB) column (the
 device memory of 310/310P cards; 910A has it beside its HBM). 910B and A3 print a constant `0 / 0`
 there, so the backend omits DDR for them rather than export a zero capacity. The seeds' legacy
-`ma_node_npu_memory_*` names meant DDR on Snt3 (310) and HBM on Snt9 (910); their HBM meaning is
-already served by `ma_node_npu_hbm_*`, so here they alias the DDR families.
+`ma_node_npu_memory_*` names mean DDR on Snt3 (310-class chips) and HBM on Snt9 (910-class): here
+they alias the DDR families for 310-class models only, and the device memory families
+(`accelerator.py`, HBM on an NPU) for 910-class models (`model_re`, SNT3 and SNT9 below).
 
 Not produced from npu-smi (no npu-smi view reports them): AI core voltage and control CPU
 frequency (DCMI calls only) stay in `seeds.py`; the NIC link, RoCE and optical-module series come
@@ -18,6 +19,11 @@ from `hccn_tool` (`hccn.py`).
 from __future__ import annotations
 
 from .model import Alias, MetricSpec, read_every
+
+#: chip classes by npu-smi's model name: the seeds' Snt3 (310, 310P, 310B) and Snt9 (910, 910B,
+#: 910 A3); the legacy `ma_*_npu_memory_*` names mean DDR on the first and HBM on the second
+SNT3 = r"310"
+SNT9 = r"910"
 
 #: npu-smi detail-view groups -> seconds between two readings by default (0: every collection).
 #: The overview (`npu-smi info`: utilisation, memory, temperature, power, health, processes) is
@@ -98,15 +104,15 @@ NPU_SPECS: list[MetricSpec] = [
           "NPU DDR memory; absent where npu-smi prints 0 / 0 (910B, A3) (accelerator; npu-smi "
           "Memory-Usage(MB)).",
           _a("ma_node_npu_ddr_memory_bytes", "Byte"),
-          _a("ma_node_npu_memory_total_megabytes", "MB", scale=MIB)),
+          _a("ma_node_npu_memory_total_megabytes", "MB", scale=MIB, model_re=SNT3)),
     _spec("poolwatch_npu_ddr_memory_used_bytes", "gauge", "bytes",
           "NPU DDR memory in use (accelerator; npu-smi Memory-Usage(MB)).",
           _a("ma_node_npu_ddr_memory_usage_bytes", "Byte"),
-          _a("ma_node_npu_memory_used_megabytes", "MB", scale=MIB)),
+          _a("ma_node_npu_memory_used_megabytes", "MB", scale=MIB, model_re=SNT3)),
     _spec("poolwatch_npu_ddr_memory_used_ratio", "gauge", "ratio",
           "Used over total NPU DDR memory, 0-1 (accelerator; npu-smi Memory-Usage(MB)).",
           _a("ma_node_npu_ddr_memory_util", "%", scale=100.0),
-          _a("ma_node_npu_memory_util", "%", scale=100.0)),
+          _a("ma_node_npu_memory_util", "%", scale=100.0, model_re=SNT3)),
     _spec("poolwatch_npu_hbm_ecc_enabled", "gauge", "",
           "1 if HBM ECC detection is enabled, 0 if not (accelerator; npu-smi HBM ECC-Enable "
           "Status).",

@@ -15,7 +15,8 @@ def _alias_text(a: Alias) -> str:
         "rate": f"per-second rate{f' x {a.scale:g}' if a.scale != 1.0 else ''}",
         "per": f"Δ / Δ{a.per}{f' x {a.scale:g}' if a.scale != 1.0 else ''}",
     }[a.transform]
-    match = ", ".join(f'{k}="{v}"' for k, v in a.match)
+    match = ", ".join([*(f'{k}="{v}"' for k, v in a.match),
+                       *([f'model=~"{a.model_re}"'] if a.model_re else [])])  # fmt: skip
     return f"`{a.name}` ({a.unit}; {how}{f'; where {match}' if match else ''})"
 
 
@@ -67,6 +68,7 @@ def json_text() -> str:
                 "aliases": [
                     {"name": a.name, "compat": a.compat, "unit": a.unit, "type": a.type,
                      "transform": a.transform, "scale": a.scale, "match": dict(a.match),
+                     **({"model_re": a.model_re} if a.model_re else {}),
                      **({"per": a.per} if a.per else {}), **({"note": a.note} if a.note else {})}
                     for a in s.aliases
                 ],

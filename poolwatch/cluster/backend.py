@@ -78,6 +78,11 @@ class ClusterBackend(Protocol):
         priority"), as far as the backend can; an unknown job is a KeyError."""
         ...
 
+    def stop_job(self, namespace: str, name: str, reason: str) -> None:
+        """Make a job exit (MA-J-03: a re-issued job still queued after 30 minutes exits), as far
+        as the backend can; an unknown job is a KeyError."""
+        ...
+
     def read_lease(self, namespace: str, name: str) -> Lease | None: ...
     def write_lease(self, lease: Lease) -> Lease:
         """Create (`resource_version` "") or replace the Lease; the stored one comes back.

@@ -40,6 +40,7 @@ EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "poolwatch"
 REQUEUED = "poolwatch.io/requeued"  # when the controller re-issued the job (MA-J-03)
+STOPPED = "poolwatch.io/stopped"  # why the controller made a job exit (re-queue gave up)
 _PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs", "MPIJob": "mpijobs"}
 
 
@@ -215,6 +216,37 @@ class Writer:
         if not 200 <= response.status < 300:
             raise ClusterWriteError("prioritize", target, f"HTTP {response.status}",
                                     response.status)  # fmt: skip
+        return True
+
+    def stop_job(self, namespace: str, name: str, reason: str) -> bool:
+        """Make a job exit (a re-issued job that waited too long in the queue): suspend it where
+        its API can (`spec.runPolicy.suspend` of Kubeflow jobs, `spec.suspend` of a batch Job;
+        the operator then deletes its pods) and annotate it `poolwatch.io/stopped` with the
+        reason; a Volcano job has no suspend field and is annotated only. False for a job
+        without an API object of its own (plain pods) or not seen yet."""
+        ref = self._job_ref(namespace, name)
+        if ref is None:
+            return False
+        api_version, kind, _ = ref
+        patch: dict[str, Any] = {"metadata": {"annotations": {STOPPED: reason[:256]}}}
+        if api_version.startswith("kubeflow.org/"):
+            patch["spec"] = {"runPolicy": {"suspend": True}}
+        elif api_version == "batch/v1":
+            patch["spec"] = {"suspend": True}
+        plural = _PLURALS.get(kind, "jobs")
+        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
+        target = f"{kind} {namespace}/{name}"
+        try:
+            api = self._client()
+            headers = {"Accept": "application/json", "Content-Type": MERGE_PATCH}
+            call = api.param_serialize("PATCH", path, None, None, headers, patch,
+                                       auth_settings=["BearerToken"])  # fmt: skip
+            response = api.call_api(*call, _request_timeout=self._timeout)
+            response.read()
+        except failures() as err:
+            raise ClusterWriteError("stop", target, describe(err)) from err
+        if not 200 <= response.status < 300:
+            raise ClusterWriteError("stop", target, f"HTTP {response.status}", response.status)
         return True
 
     def record_event(self, event: Event) -> None:

@@ -393,6 +393,10 @@ class KubernetesCluster:
         """See Writer.prioritize_job; the class is `requeue_priority_class` ("" = annotate)."""
         self._writer.prioritize_job(namespace, name, self.requeue_priority_class)
 
+    def stop_job(self, namespace: str, name: str, reason: str) -> None:
+        """See Writer.stop_job."""
+        self._writer.stop_job(namespace, name, reason)
+
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         return self._leases.read(namespace, name)
 

@@ -10,7 +10,8 @@ Each fault changes only what the real failure changes, so detection stays poolwa
   `node.kubernetes.io/not-ready` taints (NoSchedule, NoExecute); the node is Unavailable.
 - `kubelet_readonly`: the kubelet directory turns read-only (metrics only); new pods there
   cannot start.
-- `cache_full`: the cache disk fills to 97 % (metrics only).
+- `cache_full`: the node's cache space fills to 97 % (metrics only): the /cache disk and the
+  Kubernetes space, the kubelet data disk that ModelArts calls the node cache.
 A job holding a hit device, or with a pod on a NotReady node, stalls (see sim_jobs). A repair
 (`heal`, or `repair_seconds` later) clears the fault; a repaired ECC device is a replaced card,
 its counters start again from zero.

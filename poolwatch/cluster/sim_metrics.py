@@ -7,7 +7,8 @@ or panel that works on the simulation works on a real node exporter. Values foll
 - a lost GPU shows `up 0` and health 3, and its other series go, as the real collector drops them;
 - after an `ecc` fault the uncorrected and corrected counters climb every simulated minute and
   retired/isolated pages pass 64 (the seeds' A050104/A050951 thresholds);
-- `npu_health` is health level 2 (Alarm); `cache_full` puts the cache disk at 0.97 used;
+- `npu_health` is health level 2 (Alarm); `cache_full` puts the cache disk and the kubelet data
+  disk at 0.97 used;
   `kubelet_readonly` sets `poolwatch_filesystem_readonly` on the kubelet directory.
 Pods get their node exporter's per-pod series too: poolwatch_container_accelerator_* mirror the
 device they hold (allocated and idle seconds count from the job's start and from the moment it
@@ -164,7 +165,7 @@ def _node(view: NodeView, pool: PoolSpec, fams: dict[str, Metric]) -> None:
     faults = dict(view.faults)
     base = 0.25 + 0.3 * _jitter(view.name, "cache")
     cache_used = 0.97 if "cache_full" in faults else base
-    kubelet_used = 0.1 + 0.2 * _jitter(view.name, "kubelet")
+    kubelet_used = 0.97 if "cache_full" in faults else 0.1 + 0.2 * _jitter(view.name, "kubelet")
     for labels, used, readonly, size in (
         (CACHE, cache_used, 0, CACHE_BYTES),
         (KUBELET, kubelet_used, 1 if "kubelet_readonly" in faults else 0, KUBELET_BYTES),
@@ -263,4 +264,6 @@ def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
                   "memory_used_bytes": memory, "memory_used_ratio": memory / POD_MEMORY,
                   **counters}  # fmt: skip
         for name in POD_FAMILIES:
-            fams["poolwatch_container_" + name].add_metric(ident, values[name])
+            # the simulated pods have limits: the ratios are over them (basis="limit")
+            extra = ["limit"] if name.endswith("_ratio") else []
+            fams["poolwatch_container_" + name].add_metric([*ident, *extra], values[name])

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 from . import sim_faults, sim_jobs
 from .backend import LeaseConflict, WatchEvent
-from .model import Event, Lease, Pod, Pool, Quota, TrainingJob
+from .model import Event, JobStatus, Lease, Pod, Pool, Quota, TrainingJob
 from .model import Node as NodeObj
 from .sim_feed import ChangeFeed
 from .sim_metrics import NodeView, node_view
@@ -304,6 +304,16 @@ class SimulatedCluster:
             self._world.touch("job", job.key)
             self._world.want_placement = True
             self._commit()
+
+    def stop_job(self, namespace: str, name: str, reason: str) -> None:
+        """The job exits as failed (its pods end), unless it already ended."""
+        with self._lock:
+            job = self._world.jobs.get(f"{namespace}/{name}")
+            if job is None:
+                raise KeyError(f"no job {namespace}/{name} in the simulation")
+            if job.status in (JobStatus.PENDING, JobStatus.CREATING, JobStatus.RUNNING):
+                sim_jobs.finish(self._world, job, JobStatus.FAILED)
+                self._commit()
 
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         with self._lock:

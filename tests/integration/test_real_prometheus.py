@@ -85,8 +85,15 @@ scrape_configs:
         assert {r["metric"]["collector"]: r["value"][1] for r in ups} == dict.fromkeys(
             REGISTRY, "1"
         )
+        # ModelArts' "cache space" is the Kubernetes space, the kubelet disk: never the /cache
+        # ratio (the exporter's default kubelet path is optional; absent here, no alias)
         seed = prom_query(base, "ma_node_cache_space_used_percent")
-        assert float(seed[0]["value"][1]) == pytest.approx(expected * 100, abs=0.02)
+        kubelet = prom_query(base, 'poolwatch_filesystem_used_ratio{purpose="kubelet"}')
+        assert len(seed) == len(kubelet)
+        for alias, canonical in zip(seed, kubelet, strict=True):
+            assert float(alias["value"][1]) == pytest.approx(
+                float(canonical["value"][1]) * 100, abs=0.02
+            )
 
 
 def test_exporter_serves_gzip_and_health(exporter: dict) -> None:

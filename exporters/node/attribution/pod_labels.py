@@ -19,7 +19,9 @@ list's resourceVersion (kept in `resource_version`), also answered from the cach
 than what was already seen, should the connection move to an apiserver replica that lags. A
 watch would be cheaper again, but it is a long-lived stream per node; watching pods is the cluster
 exporter's job (once for the whole cluster), not the node exporter's. The body is parsed for
-`items[].metadata` only (`_preload_content=False`): the client's generated models would build every
+`items[].metadata` and each container's `resources.requests` only (`_preload_content=False`,
+the requests are the container collector's denominators without a limit): the client's generated
+models would build every
 container spec of every pod to read three fields (about 4x the time for 110 pods), and a field
 that fails their validation in one pod's spec would fail the whole list.
 
@@ -49,9 +51,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from poolwatch.cluster.k8s_quantity import QuantityError, parse_quantity
 
 from .pod_resources import training_job_of
 
@@ -68,14 +72,55 @@ class NotAPodList(ValueError):
     """The API answered 2xx with something that is not a v1 PodList."""
 
 
+#: (namespace, pod, container) -> (CPU request in cores, memory request in bytes), None if unset
+Requests = dict[tuple[str, str, str], tuple[float | None, float | None]]
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     labels: Mapping[tuple[str, str], Mapping[str, str]]  # (namespace, pod) -> labels
     fetched: float  # time.monotonic() when the list came back
+    requests: Mapping[tuple[str, str, str], tuple[float | None, float | None]] = field(
+        default_factory=dict
+    )
 
 
 def parse_pod_list(body: bytes) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
     """A v1 PodList (JSON) -> ({(namespace, name): labels}, the list's resourceVersion)."""
+    labels, _, rv = parse_pod_list_requests(body)
+    return labels, rv
+
+
+def _request(resources: object, name: str) -> float | None:
+    """One container's `resources.requests[name]` in base units; None when unset or unreadable
+    (a quantity the apiserver accepted always parses; anything else is not a request)."""
+    requests = resources.get("requests") if isinstance(resources, dict) else None
+    raw = requests.get(name) if isinstance(requests, dict) else None
+    if raw is None:
+        return None
+    try:
+        value = parse_quantity(raw)
+    except QuantityError:
+        return None
+    return value if value > 0 else None
+
+
+def _container_requests(item: dict[str, Any], key: tuple[str, str], out: Requests) -> None:
+    spec = item.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    for c in containers if isinstance(containers, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            res = c.get("resources")
+            out[(*key, c["name"])] = (_request(res, "cpu"), _request(res, "memory"))
+
+
+def parse_pod_list_requests(
+    body: bytes,
+) -> tuple[dict[tuple[str, str], dict[str, str]], Requests, str]:
+    """A v1 PodList (JSON) -> (labels as parse_pod_list, each container's CPU and memory
+    requests, the list's resourceVersion). The requests are the denominators of a container's
+    CPU and memory use when it has no limit (ModelArts divides by what the container applied
+    for)."""
     doc = json.loads(body)
     if not isinstance(doc, dict) or doc.get("kind") != "PodList":
         kind = doc.get("kind") if isinstance(doc, dict) else type(doc).__name__
@@ -84,6 +129,7 @@ def parse_pod_list(body: bytes) -> tuple[dict[tuple[str, str], dict[str, str]], 
     if not isinstance(items, list):
         raise NotAPodList("PodList items is not a list")
     out: dict[tuple[str, str], dict[str, str]] = {}
+    requests: Requests = {}
     for item in items:
         meta = item.get("metadata") if isinstance(item, dict) else None
         if not isinstance(meta, dict):
@@ -95,9 +141,10 @@ def parse_pod_list(body: bytes) -> tuple[dict[tuple[str, str], dict[str, str]], 
         if not isinstance(labels, dict):
             labels = {}
         out[(namespace, name)] = {k: v for k, v in labels.items() if isinstance(v, str)}
+        _container_requests(item, (namespace, name), requests)
     list_meta = doc.get("metadata")
     rv = list_meta.get("resourceVersion", "") if isinstance(list_meta, dict) else ""
-    return out, rv if isinstance(rv, str) else ""
+    return out, requests, rv if isinstance(rv, str) else ""
 
 
 def _from_kubeconfig(path: Path) -> Configuration:
@@ -196,6 +243,16 @@ class PodLabels:
         labels = snap.labels.get((namespace, pod))
         return dict(labels) if labels is not None else None
 
+    def requests_of(
+        self, namespace: str, pod: str, container: str
+    ) -> tuple[float | None, float | None]:
+        """The container's (CPU cores, memory bytes) requests from the last list; (None, None)
+        when not listed, off, failing or expired, like `labels_of`."""
+        snap = self._snapshot
+        if snap is None or time.monotonic() - snap.fetched > self.max_age:
+            return None, None
+        return snap.requests.get((namespace, pod, container), (None, None))
+
     def refresh(self, timeout: float) -> bool:
         """List this node's pods, giving up after `timeout` seconds; True if the list succeeded.
         Never raises for a failure of the source: it is recorded in `up` and `error`."""
@@ -207,11 +264,11 @@ class PodLabels:
             if loader is None:  # switched off meanwhile
                 return False
             try:
-                labels, rv = self._list(loader, timeout)
+                labels, requests, rv = self._list(loader, timeout)
             except failures as err:
                 self._down(_describe(err))
                 return False
-            self._snapshot = _Snapshot(labels, time.monotonic())
+            self._snapshot = _Snapshot(labels, time.monotonic(), requests)
             self.resource_version, self.pods, self.error = rv, len(labels), ""
             if self.up is not True:
                 log.info(
@@ -249,7 +306,7 @@ class PodLabels:
 
     def _list(
         self, loader: Loader, timeout: float
-    ) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
+    ) -> tuple[dict[tuple[str, str], dict[str, str]], Requests, str]:
         from kubernetes import client
 
         if self._api is None:
@@ -277,7 +334,7 @@ class PodLabels:
             body = response.data
         finally:
             response.release_conn()
-        return parse_pod_list(body)
+        return parse_pod_list_requests(body)
 
 
 def _failures() -> tuple[type[BaseException], ...]:

@@ -14,8 +14,22 @@ Per container, from the files of its cgroup:
 - memory used = working set = `memory.current` minus `memory.stat` inactive_file (what the kubelet
   evicts on and cAdvisor reports as container_memory_working_set_bytes); the limit from
   `memory.max` (absent when "max"), and used/limit.
+- A container without a CPU or memory limit (a request-only training pod) gets its ratio over
+  what it applied for, its request in the pod spec (ModelArts' denominator), read from the same
+  list of this node's pods that names training jobs (`attribution.pod_labels`); the ratios carry
+  `basis="limit"` or `basis="request"`. With neither (no API configured, no request) the ratio
+  is absent, as before.
 - disk bytes read/written from `io.stat` rbytes/wbytes, summed over devices (absent when the io
   controller is not enabled for the container).
+- process I/O: `rchar`/`wchar` of `/proc/<pid>/io`, summed over the container's processes: every
+  byte passed to read and write calls, whatever is behind them (a local disk, NFS, the page
+  cache, a socket to object storage). It is the "process I/O" of ModelArts' hang detection,
+  which block-device bytes alone miss for a job that reads over the network or from cache. A
+  process that exits takes its bytes with it (the sum drops, as a counter reset); a process
+  whose file cannot be read (it exited, no permission) is left out, and with none readable the
+  series is absent. The kernel lets a reader see another user's `io` only with CAP_SYS_PTRACE:
+  an exporter running unprivileged (the chart's default) sees none, and the hang rule falls back
+  to block-device bytes.
 Network counters belong to the pod's network namespace, which all its containers share, so they
 are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
 `container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
@@ -134,10 +148,15 @@ class ContainerCollector:
         names: PodNames,
         clock: Callable[[], float] = time.monotonic,
         max_dirs: int = 20_000,
+        requests: Callable[[str, str, str], tuple[float | None, float | None]] | None = None,
     ) -> None:
         self.interval, self.timeout = settings.interval, settings.timeout
         self.cgroupfs, self.procfs, self.names = cgroupfs, procfs, names
         self.clock, self.max_dirs = clock, max_dirs
+        # (namespace, pod, container) -> (CPU cores, memory bytes) requested; (None, None) unknown
+        self.requests: Callable[[str, str, str], tuple[float | None, float | None]] = requests or (
+            lambda _ns, _pod, _c: (None, None)
+        )
         self._prev: dict[str, tuple[float, float]] = {}  # cgroup -> (cpu seconds, clock)
         # cgroup -> is it a pod sandbox (pause)? Decided once per cgroup: a sandbox never
         # becomes a container nor the reverse, and the check costs a file read per cgroup
@@ -177,6 +196,7 @@ class ContainerCollector:
             seen.add(tuple(labels))
             try:
                 self._container(path, labels, fams, now, prev.get(path))
+                self._process_io(pids, labels, fams)
             except CgroupFileError as err:
                 if os.path.isdir(path):
                     problems.append(str(err))
@@ -208,6 +228,7 @@ class ContainerCollector:
     ) -> None:
         """Parse everything first, then add: a garbled file drops the container, not half of it."""
         values: list[tuple[str, float]] = []
+        ratios: list[tuple[str, float, str]] = []  # (family, value, basis)
         name = "cpu.stat"
         try:
             usec = keyed_value(self._read(cg, name) or "", "usage_usec")
@@ -232,25 +253,46 @@ class ContainerCollector:
                 f"{cg}/{name}: cannot parse ({type(err).__name__}: {err})"
             ) from None
         self._prev[cg] = (cpu, now)
+        cpu_req, mem_req = (None, None) if limit and mem_limit else self.requests(*labels[:3])
+        cpu_base, cpu_basis = (limit, "limit") if limit else (cpu_req, "request")
         values.append((P + "cpu_seconds_total", cpu))
         if prev is not None and now > prev[1] and cpu >= prev[0]:
             used = (cpu - prev[0]) / (now - prev[1])
             values.append((P + "cpu_used_cores", used))
-            if limit:
-                values.append((P + "cpu_used_ratio", used / limit))
+            if cpu_base:
+                ratios.append((P + "cpu_used_ratio", used / cpu_base, cpu_basis))
         if limit is not None:
             values.append((P + "cpu_limit_cores", limit))
         working_set = max(current - inactive, 0.0)
         values.append((P + "memory_used_bytes", working_set))
         if mem_limit is not None:
             values.append((P + "memory_limit_bytes", mem_limit))
-            if mem_limit > 0:
-                values.append((P + "memory_used_ratio", working_set / mem_limit))
+        mem_base, mem_basis = (mem_limit, "limit") if mem_limit else (mem_req, "request")
+        if mem_base:
+            ratios.append((P + "memory_used_ratio", working_set / mem_base, mem_basis))
         if io is not None:
             values.append((P + "disk_read_bytes_total", io[0]))
             values.append((P + "disk_written_bytes_total", io[1]))
         for family, value in values:
             fams[family].add_metric(labels, value)
+        for family, value, basis in ratios:
+            fams[family].add_metric([*labels, basis], value)
+
+    def _process_io(self, pids: list[int], labels: list[str], fams: dict[str, Metric]) -> None:
+        read = written = 0
+        seen = False
+        for pid in pids:
+            try:  # "rchar: 323934931\nwchar: 323929600\nsyscr: ..."
+                text = read_small(f"{self.procfs}/{pid}/io")
+                r, w = keyed_value(text, "rchar:"), keyed_value(text, "wchar:")
+            except (OSError, ValueError):
+                continue  # exited, no permission to read another user's process, or garbled
+            if r is None or w is None:
+                continue
+            read, written, seen = read + r, written + w, True
+        if seen:
+            fams[P + "process_io_bytes_total"].add_metric([*labels, "read"], read)
+            fams[P + "process_io_bytes_total"].add_metric([*labels, "write"], written)
 
     def _network(
         self,
@@ -317,4 +359,6 @@ def _factory(settings: NodeExporterSettings) -> ContainerCollector:
     names = PodNames(
         rootfs / "var/log/pods", rootfs / "var/log/containers", training_job_of, jobs=jobs
     )
-    return ContainerCollector(cfg, cgroupfs, settings.roots.procfs, names)
+    return ContainerCollector(
+        cfg, cgroupfs, settings.roots.procfs, names, requests=shared_pod_labels().requests_of
+    )
