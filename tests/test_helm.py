@@ -433,6 +433,21 @@ def test_rule_engine_reaches_the_receiver_and_the_controller(helm: Helm) -> None
     assert not [a for a in args if a.startswith(("--notify", "--controller"))]
 
 
+def test_controller_notices_reach_the_receiver_with_its_token(helm: Helm) -> None:
+    """Without this the controller's notices (no spare, breaker open) reached its log only."""
+    out = _rendered(helm, "")
+    deploy = out.one("Deployment", "-controller")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    alerts = out.one("Service", "-alerts")["metadata"]["name"]
+    assert f"--notify-url=http://{alerts}.default.svc:9481/alertmanager" in args
+    assert "--notify-token-file=/etc/poolwatch/auth/alerts-token" in args
+    (auth,) = [v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "auth"]
+    assert {"key": "alerts-token", "path": "alerts-token"} in auth["secret"]["items"]
+    off = helm.template(sets=["alerts.enabled=false"])
+    args = _container(off, "controller")["args"]
+    assert not [a for a in args if a.startswith("--notify")]
+
+
 def test_controller_is_leader_elected_and_dry_run_by_default(helm: Helm) -> None:
     out = _rendered(helm, "")
     deploy = out.one("Deployment", "-controller")

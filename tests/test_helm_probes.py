@@ -101,6 +101,8 @@ def test_probes_and_scrapes_answer_as_the_chart_expects(
         config = rendered.one("ConfigMap", "-controller")["data"]["controller.yaml"]
         (tmp_path / "controller.yaml").write_text(config)
         swap["--config"] = str(tmp_path / "controller.yaml")
+        (tmp_path / "alerts-token").write_text("t")  # notices go to a receiver that is not there
+        swap["--notify-token-file"] = str(tmp_path / "alerts-token")
     if component == "rules":  # nothing listens there: the engine must stay healthy regardless
         swap["--source"] = f"prometheus=http://127.0.0.1:{free_port()}"
         swap["--state"] = str(tmp_path / "rules.sqlite")
