@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 KEEP = 1000  # messages kept; older ones are dropped
-_TITLE = re.compile(r"^\[[^\]]*\]\s+(FIRING|REMINDER|RESOLVED)\s+(\w+)\s+(\S+)")
+# "[cluster] FIRING CRITICAL NameA, NameB on node (2 alerts)": the names of a grouped message
+_TITLE = re.compile(r"^\[[^\]]*\]\s+(FIRING|REMINDER|RESOLVED)\s+(\w+)\s+([^\s,]+(?:, [^\s,]+)*)")
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,12 @@ class Message:
     text: str
     kind: str  # firing | reminder | resolved | "" (a title the alerts layer did not write)
     severity: str
-    alertname: str
+    alertname: str  # every alert name of a grouped message, ", "-separated, as in the subject
     body: Any  # the document as it arrived
+
+    @property
+    def alertnames(self) -> list[str]:
+        return self.alertname.split(", ") if self.alertname else []
 
     def as_dict(self) -> dict[str, Any]:
         keys = ("id", "received", "title", "kind", "severity", "alertname", "body")
@@ -42,7 +47,7 @@ class Message:
 
 
 def parse_title(title: str) -> tuple[str, str, str]:
-    """(kind, severity, alert name) from the alerts layer's subject; ("", "", "") otherwise."""
+    """(kind, severity, alert names) from the alerts layer's subject; ("", "", "") otherwise."""
     m = _TITLE.match(title)
     if m is None:
         return "", "", ""

@@ -59,7 +59,8 @@ def _story(demo: Demo, site: str) -> dict[str, Any]:
     seen["replacing"] = [m for n, r, m in events if n == node and r == "NodeReplacing"]
     seen["restarted"] = [j.name for j in demo.cluster.jobs() if j.restarts > 0]
     inbox = _get(f"{site}/inbox.json")["messages"]
-    seen["inbox"] = [m["title"] for m in inbox if m["alertname"] == "PoolwatchAcceleratorLost"
+    seen["inbox"] = [m["title"] for m in inbox
+                     if "PoolwatchAcceleratorLost" in m["alertname"].split(", ")
                      and m["kind"] == "firing" and node in m["title"]]  # fmt: skip
     return seen
 
