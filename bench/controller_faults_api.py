@@ -42,10 +42,10 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import kubernetes  # noqa: E402
+from poolwatch.controller.pools import FAULT_TAINT, allowed, out_of_service  # noqa: E402
+from poolwatch.controller.service import PoolController  # noqa: E402
+from poolwatch.controller.settings import ControllerSettings  # noqa: E402
 
-from controller.pools import FAULT_TAINT, allowed, out_of_service  # noqa: E402
-from controller.service import PoolController  # noqa: E402
-from controller.settings import ControllerSettings  # noqa: E402
 from poolwatch.actions import NodeAction  # noqa: E402
 from poolwatch.cluster.k8s_api import load_configuration  # noqa: E402
 from poolwatch.cluster.k8s_convert import node_from  # noqa: E402

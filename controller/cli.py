@@ -63,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ops_cli.register(verbs)
     try:
-        upgrade = importlib.import_module("controller.upgrade_cli")
+        upgrade = importlib.import_module("poolwatch.controller.upgrade_cli")
     except ModuleNotFoundError as err:
-        if err.name != "controller.upgrade_cli":
+        if err.name != "poolwatch.controller.upgrade_cli":
             raise
         return  # the pool API part's upgrade verb is not built yet
     u = verbs.add_parser("upgrade", help="driver upgrade of a pool (see the pool API)")

@@ -86,7 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
+    from poolwatch.controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
+
     from poolwatch.config import ConfigError, parse_duration
 
     if args.abort:
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
-    from controller.upgrade import recover
+    from poolwatch.controller.upgrade import recover
+
     from poolwatch.config import ConfigError
 
     try:
@@ -152,9 +154,10 @@ def _abort(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace) -> tuple[Any, Any]:
-    from controller.api.cli import make_backend
-    from controller.service import PoolController
-    from controller.settings import ControllerSettings
+    from poolwatch.controller.api.cli import make_backend
+    from poolwatch.controller.service import PoolController
+    from poolwatch.controller.settings import ControllerSettings
+
     from poolwatch.cliutil import config_path
     from poolwatch.config import load
 

@@ -28,7 +28,7 @@ def dashboards() -> dict[str, dict[str, Any]]:
     """uid -> the dashboard's Grafana JSON model, in BOARDS order."""
     out: dict[str, dict[str, Any]] = {}
     for name in BOARDS:
-        module = importlib.import_module(f"dashboards.boards.{name}")
+        module = importlib.import_module(f"{__package__}.boards.{name}")
         model = json.loads(json.dumps(module.build().to_json_data(), cls=DashboardEncoder))
         if model["uid"] != module.UID:
             raise ValueError(f"dashboards/boards/{name}.py: uid {model['uid']} != UID")

@@ -1,8 +1,8 @@
 """Thresholds read from the shipped rule files, so a panel's red line is the rule's threshold.
 
-Why read YAML and not import `rules`: the parts are independent (import-linter contract), so the
-dashboards read `rules/default/*.yaml` as data. The directory is found without importing the
-package (`importlib.util.find_spec` only locates it), next to this checkout or in site-packages.
+Why read YAML and not import `poolwatch.rules`: the parts are independent (import-linter
+contract), so the dashboards read `rules/default/*.yaml` as data. The directory is found
+without importing the package (`importlib.util.find_spec` only locates it).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class RuleThreshold:
 
 
 def rules_dir() -> Path:
-    """`rules/default` of the installed or checked-out `rules` package, located without import."""
-    spec = importlib.util.find_spec("rules")
+    """`rules/default` of the installed or checked-out `poolwatch.rules`, located without import."""
+    spec = importlib.util.find_spec("poolwatch.rules")
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
             if (Path(root) / "default").is_dir():

@@ -239,9 +239,9 @@ def _cluster_exporter_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cluster_exporter(args: argparse.Namespace) -> int:
-    from exporters.cluster.app import run
-    from exporters.cluster.settings import ClusterExporterSettings
-    from exporters.node.webconfig import load_web_config
+    from poolwatch.exporters.cluster.app import run
+    from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+    from poolwatch.exporters.node.webconfig import load_web_config
 
     from .config import dump, load
 
@@ -372,7 +372,7 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rules(args: argparse.Namespace) -> int:
-    from rules import cli as rules_cli
+    from poolwatch.rules import cli as rules_cli
 
     if args.verb == "check":
         return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
@@ -395,15 +395,15 @@ def _run_rules(args: argparse.Namespace) -> int:
 
 
 def _run_rule_engine(args: argparse.Namespace) -> int:
-    from rules import cli as rules_cli
-    from rules.engine import run_files
-    from rules.loader import RuleFileError
+    from poolwatch.rules import cli as rules_cli
+    from poolwatch.rules.engine import run_files
+    from poolwatch.rules.loader import RuleFileError
 
     from .config import ConfigError, check_listen, parse_duration
 
     logger = logging.getLogger("poolwatch")
     try:
-        from rules.compile import check_runbook_base
+        from poolwatch.rules.compile import check_runbook_base
 
         try:
             runbook_base = check_runbook_base(args.runbook_base_url)
@@ -464,7 +464,7 @@ def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
     """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
     import time
 
-    from rules.web import serve
+    from poolwatch.rules.web import serve
 
     from .config import check_listen, split_listen
 
@@ -541,8 +541,8 @@ def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
 
 
 def _run_node_exporter(args: argparse.Namespace) -> int:
-    from exporters.node import app
-    from exporters.node.settings import NodeExporterSettings
+    from poolwatch.exporters.node import app
+    from poolwatch.exporters.node.settings import NodeExporterSettings
 
     from .config import dump, load
 
@@ -576,7 +576,12 @@ def _run_catalog(args: argparse.Namespace) -> int:
 
 #: parts that declare their own subcommand: module -> its `register(subparsers)`. Each module
 #: keeps its imports light (heavy ones inside the command's function) so `--help` stays fast.
-PART_CLIS = ("alerts.cli", "dashboards.cli", "controller.cli", "controller.api.cli")
+PART_CLIS = (
+    "poolwatch.alerts.cli",
+    "poolwatch.dashboards.cli",
+    "poolwatch.controller.cli",
+    "poolwatch.controller.api.cli",
+)
 
 
 def _register_parts(sub: argparse._SubParsersAction) -> None:

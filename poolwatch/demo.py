@@ -44,12 +44,12 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from exporters.cluster.app import ClusterExporter, serve_cluster
-from exporters.cluster.settings import ClusterExporterSettings
-from exporters.node import app as node_app
-from exporters.node.server import serve
-from exporters.node.settings import NodeExporterSettings
-from exporters.node.webconfig import WebConfig
+from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.node import app as node_app
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.settings import NodeExporterSettings
+from poolwatch.exporters.node.webconfig import WebConfig
 
 from . import demo_monitoring, demo_rules
 from .actions import ActionSink, Notifier
@@ -171,7 +171,7 @@ class Demo:
         self.scenario: Any = None  # demo_scenario.Scenario when `scenario`
         self.site: Any = None
         self._lock_file: IO[str] | None = None
-        from rules.sinks import LogActionSink, LogNotifier
+        from poolwatch.rules.sinks import LogActionSink, LogNotifier
 
         #: where the rule engine's notifications and controller requests go (append to plug in);
         #: the log-only defaults are replaced by the real parts when `acting`
@@ -226,7 +226,7 @@ class Demo:
         return runbook_base(f"http://{HOST}:{self.ports.inbox}")
 
     def _rules(self) -> tuple[list[Path], Path]:
-        from rules.loader import default_files
+        from poolwatch.rules.loader import default_files
 
         floor = max(1.0, 2 * _seconds(self.scrape_interval))
         return demo_rules.write(self.rule_files or default_files(), self.data_dir / "rules",
@@ -265,9 +265,9 @@ class Demo:
     def _rule_engine(self, files_: list[Path]) -> None:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
-        from rules.engine import Engine, RuleFiles
-        from rules.local import LocalSource, Target
-        from rules.state import StateStore
+        from poolwatch.rules.engine import Engine, RuleFiles
+        from poolwatch.rules.local import LocalSource, Target
+        from poolwatch.rules.state import StateStore
 
         from .cli import _EngineMetrics
 
@@ -278,7 +278,7 @@ class Demo:
         engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"),
                         runbook_base=self.runbook_base())  # fmt: skip
         self.engine = engine
-        from rules.web import serve as serve_engine
+        from poolwatch.rules.web import serve as serve_engine
 
         # the engine's own pages (alerts, rules, metrics) under its own name
         self._serve(
@@ -377,7 +377,7 @@ class Demo:
     def _acting_parts(self) -> None:
         """Notifications, controller and pool API, in-process. The log-only defaults go: a
         decision the real controller takes must not also be logged as "not taken"."""
-        from rules.sinks import LogActionSink, LogNotifier
+        from poolwatch.rules.sinks import LogActionSink, LogNotifier
 
         from .demo_stack import Stack
 

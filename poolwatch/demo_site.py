@@ -43,9 +43,9 @@ class Site(Server):
 
     def dashboard(self, name: str) -> bytes | None:
         """A dashboard page (or the index when `name` is ""), drawn at most every DASHBOARD_TTL."""
-        from dashboards import registry
-        from dashboards import render as renderer
-        from dashboards.render_data import Prometheus
+        from poolwatch.dashboards import registry
+        from poolwatch.dashboards import render as renderer
+        from poolwatch.dashboards.render_data import Prometheus
 
         models = registry.dashboards()
         if name and name not in models:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from poolwatch.alerts.receiver import Credentials, make_server
+from poolwatch.alerts.service import AlertService
+from poolwatch.alerts.settings import AlertsSettings
 
-from alerts.receiver import Credentials, make_server
-from alerts.service import AlertService
-from alerts.settings import AlertsSettings
 from poolwatch.actions import AlertMessage
 
 # shared/captures/alertmanager/am_webhook_v4_firing_single_docker.json, verbatim: a real webhook

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import kubernetes
+from poolwatch.controller.pools import FAULT_TAINT, allowed, out_of_service
+from poolwatch.controller.service import PoolController
 from tcpproxy import TcpProxy
 
-from controller.pools import FAULT_TAINT, allowed, out_of_service
-from controller.service import PoolController
 from poolwatch.actions import ActionResult
 from poolwatch.cluster.k8s_api import load_configuration
 from poolwatch.cluster.k8s_convert import node_from

@@ -7,11 +7,10 @@ import socket
 import struct
 from pathlib import Path
 
+from poolwatch.exporters.node.collector import Collector
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.store import ExpositionStore
 from prometheus_client.parser import text_string_to_metric_families
-
-from exporters.node.collector import Collector
-from exporters.node.runner import Runner
-from exporters.node.store import ExpositionStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]

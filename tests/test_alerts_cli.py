@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from poolwatch.alerts.settings import AlertsSettings, load_settings
 from prom_versions import Alertmanager
 
-from alerts.settings import AlertsSettings, load_settings
 from poolwatch.cli import main
 
 # shared/spec/alert-config.md §1.2: ClusterBootstrap/config.yaml as printed in seed 004

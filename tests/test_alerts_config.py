@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from alerts_support import CAPTURED, alert
+from poolwatch.alerts.messages import TemplateError, Templates
+from poolwatch.alerts.payload import PayloadError, parse, webhook
+from poolwatch.alerts.routing import routes, with_recipient
+from poolwatch.alerts.settings import AlertsSettings, load_settings
 
-from alerts.messages import TemplateError, Templates
-from alerts.payload import PayloadError, parse, webhook
-from alerts.routing import routes, with_recipient
-from alerts.settings import AlertsSettings, load_settings
 from poolwatch.config import ConfigError
 
 

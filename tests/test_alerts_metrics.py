@@ -6,10 +6,10 @@ from pathlib import Path
 
 from alerts_support import alert, settings
 from helpers import parse, promtool_findings, value
+from poolwatch.alerts.metrics import exposition
+from poolwatch.alerts.service import AlertService
 from prom_versions import Prometheus
 
-from alerts.metrics import exposition
-from alerts.service import AlertService
 from poolwatch.catalog import families_of
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 from test_api_support import (
     AUTH,
     TOKEN,
@@ -18,8 +20,6 @@ from test_api_support import (
     serve_stub,
 )
 
-from controller.api.app import create_app
-from controller.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.sim_spec import JobRequest
 from poolwatch.cluster.simulated import SimulatedCluster
 

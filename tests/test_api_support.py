@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers import free_port
+from poolwatch.controller.service import PoolController
 
-from controller.service import PoolController
 from poolwatch.cluster.sim_spec import SimulationSpec
 from poolwatch.cluster.simulated import SimulatedCluster
 

@@ -9,14 +9,14 @@ from collections import Counter
 import pytest
 from helpers import run_collector
 from nvml_fake import FakeNvml
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 from test_npu_smi import VIEWS_910B, FakeNpuSmi, fixture
 from test_nvml import h100
 
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
 from poolwatch import catalog
 from poolwatch.catalog import budget
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES
+from poolwatch.exporters.node.collector import REGISTRY
 
-from exporters.node.collector import REGISTRY
 from poolwatch import catalog
 from poolwatch.catalog import ALL_SPECS, UNPRODUCED, all_alias_names, render
 
@@ -51,7 +51,7 @@ def test_each_collector_owns_its_families_and_is_registered() -> None:
     not_node = {"runner", "rules_engine", "controller", "alerts_receiver", "alerts_delivery",
                 *CLUSTER_IDENTITY}  # fmt: skip
     node_collectors = {s.collector for s in ALL_SPECS} - not_node
-    from exporters.node import collectors  # noqa: F401 - registers
+    from poolwatch.exporters.node import collectors  # noqa: F401 - registers
 
     assert node_collectors == set(REGISTRY)
 

@@ -39,12 +39,12 @@ from dataclasses import replace
 
 import pytest
 from helpers import parse, promtool_findings, value
+from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.cluster.store import ClusterStore
+from poolwatch.exporters.node.webconfig import WebConfig
 from prom_versions import Prometheus
 
-from exporters.cluster.app import ClusterExporter, serve_cluster
-from exporters.cluster.settings import ClusterExporterSettings
-from exporters.cluster.store import ClusterStore
-from exporters.node.webconfig import WebConfig
 from poolwatch.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
 from poolwatch.cluster import (
     Event,

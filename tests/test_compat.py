@@ -1,10 +1,9 @@
 """Seed aliases: scaling, label matching, rates across collections, counter resets."""
 
 import pytest
+from poolwatch.exporters.node.collector import families
+from poolwatch.exporters.node.compat import CompatExpander
 from prometheus_client.core import Sample
-
-from exporters.node.collector import families
-from exporters.node.compat import CompatExpander
 
 
 def _disk(read_bytes: float):

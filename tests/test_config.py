@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from poolwatch.exporters.node.settings import NodeExporterSettings
 
-from exporters.node.settings import NodeExporterSettings
 from poolwatch.config import ConfigError, load, parse_duration
 
 ROOT = Path(__file__).parent.parent

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from poolwatch.exporters.node.settings import NodeExporterSettings
 
-from exporters.node.settings import NodeExporterSettings
 from poolwatch.config import ConfigError, load
 from poolwatch.httpbase import Handler, Server
 

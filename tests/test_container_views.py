@@ -2,14 +2,13 @@
 
 from helpers import names, run_collector, value
 from nvml_fake import FakeNvml
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 from test_npu_smi import VIEWS_910B, FakeNpuSmi, fixture
 from test_nvml import MIB, h100
-
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
 
 OWNER = Owner("ml", "train-0", "worker", "train")
 

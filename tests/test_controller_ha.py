@@ -195,10 +195,9 @@ def test_a_leader_that_could_not_renew_stops_acting_before_its_lease_expires() -
     """No API server needed: the simulated pool keeps the Lease. After its last renewal a
     leader acts for the lease duration less one renew period, then refuses every decision
     (answered `failed`, nothing written) until it renews again."""
+    from poolwatch.controller.leader import LeaderElector
+    from poolwatch.controller.settings import LeaseSettings
     from test_controller_support import controller, isolate, sim
-
-    from controller.leader import LeaderElector
-    from controller.settings import LeaseSettings
 
     cluster = sim(nodes=10, spares=1)
     now = [1_790_000_000.0]

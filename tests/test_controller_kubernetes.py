@@ -11,10 +11,10 @@ from typing import Any
 import kubernetes
 import pytest
 from k8s_stub import KubeApiStub
+from poolwatch.controller.leader import LeaderElector
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings, LeaseSettings
 
-from controller.leader import LeaderElector
-from controller.service import PoolController
-from controller.settings import ControllerSettings, LeaseSettings
 from poolwatch.actions import NodeAction
 from poolwatch.cluster.kubernetes import KubernetesCluster
 from poolwatch.cluster.model import Pool, PoolStatus

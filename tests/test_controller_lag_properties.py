@@ -27,9 +27,9 @@ from controller_lag_support import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
 
-from controller.service import PoolController
-from controller.settings import ControllerSettings
 from poolwatch.actions import NodeAction
 from poolwatch.cluster.kubernetes import KubernetesCluster
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from poolwatch.controller.pools import FAULT_TAINT, allowed
+from poolwatch.controller.replacer import DAY
 from test_controller_support import SlowSpares, controller
 
-from controller.pools import FAULT_TAINT, allowed
-from controller.replacer import DAY
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.sim_spec import GPU, PoolSpec, SimulationSpec
 from poolwatch.cluster.simulated import SimulatedCluster

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.service import PoolController
-from controller.settings import ControllerSettings
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+
 from poolwatch.actions import AlertMessage, NodeAction
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.sim_spec import GPU, JobRequest, PoolSpec, SimulationSpec

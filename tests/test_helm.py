@@ -759,8 +759,9 @@ def test_a_flag_poolwatch_does_not_know_is_caught() -> None:
 def test_rendered_settings_files_load_with_the_parts_own_models(
     helm: Helm, tmp_path: Path, example: str
 ) -> None:
-    from alerts.settings import load_settings
-    from controller.settings import ControllerSettings
+    from poolwatch.alerts.settings import load_settings
+    from poolwatch.controller.settings import ControllerSettings
+
     from poolwatch.config import load
 
     out = _rendered(helm, example)

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 from helpers import free_port
+from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.exporters.node.server import _Auth
+from poolwatch.exporters.node.server import serve as serve_node
+from poolwatch.exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.webconfig import WebConfig
 from test_controller_support import controller, sim
 
-from controller.server import ControllerServer, serve
-from exporters.node.server import _Auth
-from exporters.node.server import serve as serve_node
-from exporters.node.store import ExpositionStore
-from exporters.node.webconfig import WebConfig
 from poolwatch.httpbase import accepts_gzip
 
 TOKEN = "t0ken"  # noqa: S105 - a test token
@@ -206,7 +206,7 @@ def test_deeply_nested_json_is_400_not_a_dropped_connection(ctl_port: int) -> No
 def test_connections_beyond_the_cap_get_a_fast_503() -> None:
     """Before: every connection got a thread, so a flood of idle connections grew the threads
     without a bound."""
-    from controller.server import ControllerServer
+    from poolwatch.controller.server import ControllerServer
 
     server = ControllerServer(("127.0.0.1", free_port()), controller(sim()), TOKEN,
                               lambda: True, lambda: None)  # fmt: skip

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 from test_api import busy_job, error
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, serve_stub
 
-from controller.api.app import create_app
-from controller.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.sim_spec import JobRequest
 

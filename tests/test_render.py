@@ -3,18 +3,17 @@
 import math
 
 import pytest
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.compat import CompatExpander
+from poolwatch.exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.store import _Families, render
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from test_container_views import OWNER
 from test_golden import CASES
 from test_nvml import a100s, h100
-
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.compat import CompatExpander
-from exporters.node.settings import AcceleratorSettings
-from exporters.node.store import _Families, render
 
 
 def _both(families: list) -> tuple[bytes, bytes]:

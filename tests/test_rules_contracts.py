@@ -4,11 +4,11 @@ parser accepts what WebhookNotifier sends, and the controller's server answers H
 from __future__ import annotations
 
 from helpers import free_port
+from poolwatch.rules.engine import message
+from poolwatch.rules.sinks import HttpActionSink, webhook_body
+from poolwatch.rules.state import AlertState
 
 from poolwatch.actions import AlertMessage, NodeAction
-from rules.engine import message
-from rules.sinks import HttpActionSink, webhook_body
-from rules.state import AlertState
 
 
 def _state(**kw: object) -> AlertState:
@@ -21,7 +21,7 @@ def _state(**kw: object) -> AlertState:
 def test_the_alerts_receiver_parses_the_engines_webhook() -> None:
     import json
 
-    from alerts.payload import parse
+    from poolwatch.alerts.payload import parse
 
     firing = message("firing", _state(), 3600)
     reminder = message("reminder", _state(), 3600)
@@ -36,8 +36,9 @@ def test_the_alerts_receiver_parses_the_engines_webhook() -> None:
 
 
 def test_the_controller_answers_the_engines_action_sink() -> None:
-    from controller.server import ControllerServer, serve
-    from controller.service import PoolController
+    from poolwatch.controller.server import ControllerServer, serve
+    from poolwatch.controller.service import PoolController
+
     from poolwatch.cluster.simulated import SimulatedCluster
 
     cluster = SimulatedCluster()

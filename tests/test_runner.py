@@ -6,11 +6,10 @@ import time
 from collections.abc import Iterator
 
 from helpers import names, parse, value
+from poolwatch.exporters.node.collector import PartialFailure, families
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.store import ExpositionStore
 from prometheus_client.core import Metric
-
-from exporters.node.collector import PartialFailure, families
-from exporters.node.runner import Runner
-from exporters.node.store import ExpositionStore
 
 
 class Fake:
@@ -146,7 +145,7 @@ def test_a_new_failure_is_a_warning_and_a_repeat_is_debug(caplog) -> None:
     c = Fake()
     c.mode = "partial"
     runner, _ = make(c)
-    with caplog.at_level(logging.DEBUG, logger="exporters.node.runner"):
+    with caplog.at_level(logging.DEBUG, logger="poolwatch.exporters.node.runner"):
         runner.run_once(c)
         runner.run_once(c)
     levels = [r.levelno for r in caplog.records if "one of two paths missing" in r.getMessage()]

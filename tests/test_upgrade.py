@@ -9,12 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from test_api import P, error
-from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
-
-from controller.api.app import create_app
-from controller.service import PoolController
-from controller.upgrade import (
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.upgrade import (
     DRIVER_LABEL,
     CommandStep,
     SimulatedStep,
@@ -22,6 +19,9 @@ from controller.upgrade import (
     UpgradeManager,
     UpgradePlan,
 )
+from test_api import P, error
+from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
+
 from poolwatch.cluster.model import Pod
 from poolwatch.cluster.sim_spec import STATUS_LABEL, JobRequest
 from poolwatch.cluster.simulated import SimulatedCluster

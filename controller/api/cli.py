@@ -63,15 +63,15 @@ def make_backend(kind: str, kubeconfig: Path | None) -> Any:
 
 
 def make_controller(backend: Any) -> Any:
-    from controller.service import PoolController
+    from poolwatch.controller.service import PoolController
 
     return PoolController(backend)
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from poolwatch.controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
 
-    from controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.config import ConfigError, check_listen, split_listen
 
     from . import guard

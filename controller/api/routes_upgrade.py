@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-
-from controller.upgrade import UpgradePlan
+from poolwatch.controller.upgrade import UpgradePlan
 
 from .errors import ApiError
 from .routes_pools import PoolName, find_pool

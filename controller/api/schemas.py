@@ -14,9 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Literal
 
+from poolwatch.controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 
 from .views import NAME_MAX, NAME_PATTERN
 

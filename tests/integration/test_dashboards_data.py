@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 from helpers import free_block
+from poolwatch.dashboards import lint, registry
 from prom_versions import Prometheus
 
-from dashboards import lint, registry
 from poolwatch.cluster.sim_metrics import FAMILIES
 from poolwatch.demo import Demo
 

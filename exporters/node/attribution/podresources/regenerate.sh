@@ -8,7 +8,7 @@ cd "$here/.."
 "$python" -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
     podresources/api.proto
 cd "$here"
-# package-relative import, so the modules load as exporters.node.attribution.podresources.*
+# package-relative import, so the modules load as poolwatch.exporters.node.attribution.podresources.*
 sed -i 's/^from podresources import api_pb2 /from . import api_pb2 /' api_pb2_grpc.py
 # generated code is kept as generated: ruff neither lints nor reformats it
 for f in api_pb2.py api_pb2.pyi api_pb2_grpc.py; do
