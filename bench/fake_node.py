@@ -31,9 +31,10 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
 
 import grpc  # noqa: E402
 from nvml_fake import FakeGpu, FakeNvml, read_query_csv  # noqa: E402
-from poolwatch.exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
 from test_container import Node  # noqa: E402
 from test_npu_smi import VIEWS_910B  # noqa: E402
+
+from poolwatch.exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
 
 FIX = HERE.parent / "tests" / "fixtures"
 GPUS, NPUS, CONTAINERS = 8, 16, 200
@@ -127,10 +128,9 @@ def _fake_nvml() -> None:
 
 def serve(tree: Path, config: Path) -> None:
     _fake_nvml()
+    from poolwatch.core.config import load
     from poolwatch.exporters.node import app
     from poolwatch.exporters.node.settings import NodeExporterSettings
-
-    from poolwatch.config import load
 
     # the tree and the fake kubelet come from the caller (`build`, `start_kubelet`)
     app.run(load(NodeExporterSettings, config, {}))
@@ -143,8 +143,9 @@ def _pods() -> list[tuple[str, str, str]]:
 
 def in_process_npu_smi(tree: Path) -> None:
     """Answer npu-smi calls in-process from the same captures (no process per call)."""
-    from poolwatch.exporters.node.accelerators import npu_smi
     from test_npu_smi import FakeNpuSmi, fixture
+
+    from poolwatch.exporters.node.accelerators import npu_smi
 
     fake = FakeNpuSmi(fixture(A3), VIEWS_910B)
     answers: dict[tuple[str, ...], str] = {}

@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
 import yaml  # noqa: E402
+
 from poolwatch.rules import compile as compiler  # noqa: E402
 from poolwatch.rules.engine import Engine  # noqa: E402
 from poolwatch.rules.local import LocalSource, Target  # noqa: E402

@@ -1,4 +1,4 @@
-"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/cli.py wires to
+"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/app/cli.py wires to
 subcommands (`run` is wired there too, through `source` and `outputs`).
 
 Each returns the process exit status: 0 on success, 1 when the rules are invalid, a test fails or

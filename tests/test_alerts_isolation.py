@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from alerts_support import SmtpSink, alert, post, receiver, settings, wait_for
 from helpers import free_port
+
 from poolwatch.alerts.payload import webhook
 
 GROUP_WAIT = 0.2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from alerts_support import alert
+
 from poolwatch.alerts.outbox import Outbox, Route
 
 MAIL = [Route("mail")]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from alerts_support import HttpSink, alert, get_json, post, receiver, settings, wait_for
+
 from poolwatch.alerts.client import format_status
 from poolwatch.alerts.outbox import STUCK_AFTER, Outbox, OutboxError, Route
 from poolwatch.alerts.payload import webhook

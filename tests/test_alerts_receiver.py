@@ -24,6 +24,7 @@ from alerts_support import (
     wait_for,
 )
 from helpers import free_port, parse, value
+
 from poolwatch.alerts.payload import webhook
 
 TOKEN = "s3cret-token-value"  # noqa: S105 (a test credential)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, alert, get_json, post, wait_for
 from helpers import free_port
+
 from poolwatch.alerts.payload import webhook
 from poolwatch.alerts.redact import redact, secrets_in
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 from test_api_support import (
     AUTH,
     TOKEN,
@@ -20,8 +18,10 @@ from test_api_support import (
     serve_stub,
 )
 
-from poolwatch.cluster.sim_spec import JobRequest
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import JobRequest
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 
 P = "/v2/proj-1"
 

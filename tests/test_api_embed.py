@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
+from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
+
 from poolwatch.controller.api.app import create_app
 from poolwatch.controller.api.embed import start, start_for_demo
-from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 
 
 def test_serve_call_and_stop(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
-from poolwatch.controller.api import embed, guard
-from poolwatch.controller.api.app import create_app
 from test_api_support import TOKEN, controller_over, quiet_cluster
 from test_http_hardening import _complete, exchange, status_of
+
+from poolwatch.controller.api import embed, guard
+from poolwatch.controller.api.app import create_app
 
 
 @pytest.fixture

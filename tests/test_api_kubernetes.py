@@ -12,13 +12,13 @@ import kubernetes
 import pytest
 from fastapi.testclient import TestClient
 from k8s_stub import KubeApiStub
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.service import PoolController
 from test_api import P, error
 from test_api_support import AUTH, TOKEN
 from test_kubernetes_backend import RecordingBackoff, seed
 
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.service import PoolController
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.api.queries import MONITOR_NAMES, USAGE
 from test_api import P, error
 from test_api_support import TOKEN, StubPrometheus, controller_over, quiet_cluster, serve_stub
+
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.api.queries import MONITOR_NAMES, USAGE
 
 NOW_MS = 1_760_000_000_000
 

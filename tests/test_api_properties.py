@@ -8,6 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from poolwatch.controller.api import selectors
 from poolwatch.controller.api.errors import ApiError
 from poolwatch.controller.api.timerange import MAX_POINTS, PERIODS, resolve

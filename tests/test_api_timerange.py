@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from poolwatch.controller.api.errors import ApiError
 from poolwatch.controller.api.timerange import parse_period, parse_statistics, resolve
 

@@ -252,6 +252,8 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.alerts.receiver import Credentials, make_server
     from poolwatch.alerts.service import AlertService
+    from poolwatch.app.cli import _serve_engine
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
     from poolwatch.controller.api import embed, guard
     from poolwatch.controller.api.app import create_app
     from poolwatch.controller.server import ControllerServer
@@ -265,9 +267,6 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.rules.engine import Engine
     from poolwatch.rules.sources import PrometheusSource
     from poolwatch.rules.state import StateStore
-
-    from poolwatch.cli import _serve_engine
-    from poolwatch.cluster.simulated import SimulatedCluster
 
     web = WebConfig(basic_auth_users=BASIC_USERS)
     targets = []

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from helpers import run_collector, value
+
 from poolwatch.exporters.node.collectors.cache_dir import CacheDirCollector
 from poolwatch.exporters.node.settings import CacheDirSettings
 

@@ -1,9 +1,10 @@
 """Seed aliases: scaling, label matching, rates across collections, counter resets."""
 
 import pytest
+from prometheus_client.core import Sample
+
 from poolwatch.exporters.node.collector import families
 from poolwatch.exporters.node.compat import CompatExpander
-from prometheus_client.core import Sample
 
 
 def _disk(read_bytes: float):

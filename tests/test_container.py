@@ -18,6 +18,9 @@ from helpers import (
     run_collector,
     value,
 )
+from prom_versions import Prometheus
+
+from poolwatch.core import catalog
 from poolwatch.exporters.node.attribution.cgroup import PodNames
 from poolwatch.exporters.node.attribution.pod_labels import parse_pod_list_requests
 from poolwatch.exporters.node.attribution.pod_resources import training_job_of
@@ -30,9 +33,6 @@ from poolwatch.exporters.node.collectors.container import (
 from poolwatch.exporters.node.runner import Runner
 from poolwatch.exporters.node.settings import ContainerSettings, NodeExporterSettings
 from poolwatch.exporters.node.store import ExpositionStore
-from prom_versions import Prometheus
-
-from poolwatch import catalog
 
 CG = FIXTURES / "cgroup"
 MIB = 1048576

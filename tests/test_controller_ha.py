@@ -28,8 +28,8 @@ from controller_lag_support import Api, RealApi, StubApi, live_nodes, node_body,
 from helpers import free_port
 from tcpproxy import TcpProxy
 
-from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = "poolwatch-controller"
@@ -195,9 +195,10 @@ def test_a_leader_that_could_not_renew_stops_acting_before_its_lease_expires() -
     """No API server needed: the simulated pool keeps the Lease. After its last renewal a
     leader acts for the lease duration less one renew period, then refuses every decision
     (answered `failed`, nothing written) until it renews again."""
+    from test_controller_support import controller, isolate, sim
+
     from poolwatch.controller.leader import LeaderElector
     from poolwatch.controller.settings import LeaseSettings
-    from test_controller_support import controller, isolate, sim
 
     cluster = sim(nodes=10, spares=1)
     now = [1_790_000_000.0]

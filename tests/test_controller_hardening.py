@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, receiver, settings, wait_for
 from helpers import free_port, parse, value
+from test_controller_support import Recorder, controller, sim
+
 from poolwatch.controller import notices
 from poolwatch.controller.metrics import exposition
 from poolwatch.controller.server import ControllerServer, ExposedWithoutToken, is_loopback
 from poolwatch.controller.settings import ControllerSettings
-from test_controller_support import Recorder, controller, sim
-
-from poolwatch.actions import NodeAction
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,13 +28,13 @@ from controller_lag_support import (
     until,
 )
 from helpers import parse, value
+from test_controller_support import Proxy, controller, isolate, sim
+
+from poolwatch.cluster.model import NodeStatus
 from poolwatch.controller.metrics import exposition
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
-from test_controller_support import Proxy, controller, isolate, sim
-
-from poolwatch.actions import NodeAction
-from poolwatch.cluster.model import NodeStatus
+from poolwatch.core.actions import NodeAction
 
 CLOCK = [1_790_000_000.0]
 

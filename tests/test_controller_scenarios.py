@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from poolwatch.controller.pools import FAULT_TAINT
 from test_controller_support import (
     CrashOnce,
     Recorder,
@@ -20,9 +19,10 @@ from test_controller_support import (
     submit_job,
 )
 
-from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus, Pod, Pool, PoolStatus
 from poolwatch.cluster.workload import busy_nodes
+from poolwatch.controller.pools import FAULT_TAINT
+from poolwatch.core.actions import NodeAction
 
 
 def job_of(cluster, ref: str):

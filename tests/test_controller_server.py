@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port, parse, promtool_findings, value
-from poolwatch.controller.server import ControllerServer, serve
-from poolwatch.controller.service import PoolController
 from prom_versions import Prometheus
 from test_controller_support import controller, sim
 
-from poolwatch.actions import NodeAction
+from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.controller.service import PoolController
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
@@ -177,9 +177,10 @@ def test_run_on_kubernetes_takes_the_lease_and_acts(
     """The production path: kubeconfig -> the real client -> the API stub; Lease, then an
     action through POST /actions becomes a taint on the node."""
     from k8s_stub import KubeApiStub
+    from test_controller_kubernetes import seed
+
     from poolwatch.controller.runner import run
     from poolwatch.controller.settings import ControllerSettings
-    from test_controller_kubernetes import seed
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)

@@ -14,13 +14,13 @@ import pytest
 from controlplane import TestCluster
 from controlplane_seed import seed_handbuilt
 from fastapi.testclient import TestClient
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.service import PoolController
 from test_api import P, error
 from test_api_support import AUTH, TOKEN
 from test_kubernetes_backend import RecordingBackoff
 
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.service import PoolController
 
 pytestmark = pytest.mark.controlplane
 

@@ -13,6 +13,7 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
+
 from poolwatch.dashboards import cli, docs, lint, registry, thresholds
 
 GPU = {"accel:text": "GPU"}

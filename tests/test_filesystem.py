@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, names, run_collector, value
+
 from poolwatch.exporters.node.collectors.filesystem import (
     FilesystemCollector,
     mount_of,

@@ -25,6 +25,7 @@ from pathlib import Path
 from helpers import FIXTURES, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from poolwatch.exporters.node.accelerators import hccn_tool, npu_smi_parse
 from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
 from poolwatch.exporters.node.attribution.cgroup import (

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES
+from prometheus_client.core import Metric
+
+from poolwatch.core import catalog
+from poolwatch.core.catalog.hccn import HCCN_SPECS
 from poolwatch.exporters.node import compat
 from poolwatch.exporters.node.accelerators.hccn_tool import (
     DEFAULT_PATH,
@@ -33,10 +37,6 @@ from poolwatch.exporters.node.accelerators.hccn_tool import (
 from poolwatch.exporters.node.accelerators.model import BackendUnavailable, Reading
 from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiError
 from poolwatch.exporters.node.compat import CompatExpander
-from prometheus_client.core import Metric
-
-from poolwatch import catalog
-from poolwatch.catalog.hccn import HCCN_SPECS
 
 HCCN = FIXTURES / "hccn"
 SEEDS = {r["name"] for r in csv.DictReader((FIXTURES / "spec/seed-metrics.csv").open())}

@@ -730,7 +730,7 @@ def _parse(args: list[str]) -> tuple[bool, str]:
     import contextlib
     import io
 
-    from poolwatch import cli
+    from poolwatch.app import cli
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -761,8 +761,7 @@ def test_rendered_settings_files_load_with_the_parts_own_models(
 ) -> None:
     from poolwatch.alerts.settings import load_settings
     from poolwatch.controller.settings import ControllerSettings
-
-    from poolwatch.config import load
+    from poolwatch.core.config import load
 
     out = _rendered(helm, example)
     controller = tmp_path / "controller.yaml"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, names, run_collector, value
+
 from poolwatch.exporters.node.collectors.host import (
     HostCollector,
     parse_diskstats,

@@ -1,4 +1,4 @@
-"""The shared HTTP base (poolwatch/httpbase.py) under hostile clients, on real servers bound to
+"""The shared HTTP base (poolwatch/core/httpbase.py) under hostile clients, on real servers bound to
 127.0.0.1: the controller's server and the node exporter's. Raw sockets, because a well-behaved
 client library cannot send a broken Content-Length or hold a connection open half-written."""
 
@@ -14,14 +14,14 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 from helpers import free_port
+from test_controller_support import controller, sim
+
 from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.core.httpbase import accepts_gzip
 from poolwatch.exporters.node.server import _Auth
 from poolwatch.exporters.node.server import serve as serve_node
 from poolwatch.exporters.node.store import ExpositionStore
 from poolwatch.exporters.node.webconfig import WebConfig
-from test_controller_support import controller, sim
-
-from poolwatch.httpbase import accepts_gzip
 
 TOKEN = "t0ken"  # noqa: S105 - a test token
 ACTION = b'{"kind": "isolate", "key": "k1", "node": "p0-node-01", "fault_code": "A050104"}'

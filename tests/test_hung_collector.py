@@ -6,6 +6,8 @@ import time
 from collections.abc import Iterator
 
 from helpers import FIXTURES, parse, value
+from prometheus_client.core import Metric
+
 from poolwatch.exporters.node.collector import families
 from poolwatch.exporters.node.collectors.infiniband import InfinibandCollector
 from poolwatch.exporters.node.runner import Runner
@@ -13,7 +15,6 @@ from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.settings import _IncludeExclude
 from poolwatch.exporters.node.store import ExpositionStore
 from poolwatch.exporters.node.webconfig import WebConfig
-from prometheus_client.core import Metric
 
 
 class Sleeper:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from helpers import FIXTURES, names, run_collector, value
+
 from poolwatch.exporters.node.collectors.infiniband import (
     InfinibandCollector,
     parse_rate,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, names, run_collector, value
+
 from poolwatch.exporters.node.collectors.nfs import NfsCollector, parse_mountstats
 from poolwatch.exporters.node.settings import _IncludeExclude
 
@@ -42,6 +43,7 @@ def test_seed_aliases_are_average_ms_per_operation(tmp_path: Path) -> None:
     stats.write_text(head + "\t READ: 10 10 0 0 0 20 100 120\n")
     c = NfsCollector(_IncludeExclude(), tmp_path)
     from helpers import parse
+
     from poolwatch.exporters.node.runner import Runner
     from poolwatch.exporters.node.store import ExpositionStore
 

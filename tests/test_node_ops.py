@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 from test_api import busy_job, error
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, serve_stub
 
 from poolwatch.cluster.model import NodeStatus
-from poolwatch.cluster.sim_spec import JobRequest
+from poolwatch.cluster.simulated.spec import JobRequest
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 
 P = "/v2/proj-1"
 

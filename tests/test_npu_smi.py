@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import pytest
 from helpers import FIXTURES, names, not_about_seed_names, promtool_findings, run_collector, value
+from prom_versions import Prometheus
+
 from poolwatch.exporters.node.accelerators.model import BackendUnavailable, Device, Reading
 from poolwatch.exporters.node.accelerators.npu_smi import (
     EVERY_RUN,
@@ -26,7 +28,6 @@ from poolwatch.exporters.node.accelerators.npu_smi import (
 from poolwatch.exporters.node.accelerators.npu_smi_parse import parse_overview, parse_view
 from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
 from poolwatch.exporters.node.settings import AcceleratorSettings
-from prom_versions import Prometheus
 
 ASCEND = FIXTURES / "ascend"
 MIB = 2**20

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, names, run_collector, value
 from nvml_fake import FakeGpu, FakeNvml, read_query_csv
+from prom_versions import Prometheus
+
 from poolwatch.exporters.node.accelerators.model import BackendUnavailable
 from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
 from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
@@ -12,7 +14,6 @@ from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
 from poolwatch.exporters.node.runner import Runner
 from poolwatch.exporters.node.settings import AcceleratorSettings
 from poolwatch.exporters.node.store import ExpositionStore
-from prom_versions import Prometheus
 
 NV = FIXTURES / "nvidia"
 MIB = 1 << 20

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from helpers import run_collector, value
+
 from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
 from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
 from poolwatch.exporters.node.settings import AcceleratorSettings

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes
 import pytest
 from helpers import FIXTURES, free_port, run_collector, value
+from test_pod_resources import FakeKubelet, log_dirs, pod_msg, process, serve, systemd_path
+
 from poolwatch.exporters.node.attribution import pod_labels as pod_labels_module
 from poolwatch.exporters.node.attribution.cgroup import PodIndex
 from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
@@ -35,7 +37,6 @@ from poolwatch.exporters.node.attribution.podresources import api_pb2_grpc
 from poolwatch.exporters.node.collectors import pod_resources as collector_module
 from poolwatch.exporters.node.collectors.pod_resources import PodResourcesCollector
 from poolwatch.exporters.node.settings import NodeExporterSettings, PodResourcesSettings
-from test_pod_resources import FakeKubelet, log_dirs, pod_msg, process, serve, systemd_path
 
 PODLIST = json.loads((FIXTURES / "kubeapi/podlist_HANDBUILT.json").read_text())
 NODE = "gpu-node-07"

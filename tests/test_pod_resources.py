@@ -17,6 +17,7 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from helpers import FIXTURES, run_collector, value
+
 from poolwatch.exporters.node.attribution.cgroup import (
     PodIndex,
     parse_cgroup_path,

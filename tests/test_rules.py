@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prom_versions import Prometheus
+
 from poolwatch.rules import cli
 from poolwatch.rules import compile as compiler
 from poolwatch.rules.loader import RuleFileError, default_files, load
-from prom_versions import Prometheus
 
 from .helpers import FIXTURES
 

@@ -4,11 +4,11 @@ parser accepts what WebhookNotifier sends, and the controller's server answers H
 from __future__ import annotations
 
 from helpers import free_port
+
+from poolwatch.core.actions import AlertMessage, NodeAction
 from poolwatch.rules.engine import message
 from poolwatch.rules.sinks import HttpActionSink, webhook_body
 from poolwatch.rules.state import AlertState
-
-from poolwatch.actions import AlertMessage, NodeAction
 
 
 def _state(**kw: object) -> AlertState:
@@ -36,10 +36,9 @@ def test_the_alerts_receiver_parses_the_engines_webhook() -> None:
 
 
 def test_the_controller_answers_the_engines_action_sink() -> None:
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
     from poolwatch.controller.server import ControllerServer, serve
     from poolwatch.controller.service import PoolController
-
-    from poolwatch.cluster.simulated import SimulatedCluster
 
     cluster = SimulatedCluster()
     node = next(n for n in cluster.nodes() if n.pool)

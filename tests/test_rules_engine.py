@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
+from prom_versions import Prometheus
+from prometheus_client import CollectorRegistry, generate_latest
+
 from poolwatch.rules import compile as compiler
 from poolwatch.rules.engine import ENGINE_ALERT, Engine, run_files
 from poolwatch.rules.fingerprint import OFFSET64, fingerprint, fingerprint_int
 from poolwatch.rules.model import Group
 from poolwatch.rules.sources import PrometheusSource, SourceError
 from poolwatch.rules.state import AlertState, StateStore
-from prom_versions import Prometheus
-from prometheus_client import CollectorRegistry, generate_latest
 
 EXPR = "(poolwatch_collector_up) == 0"  # compile.expression of the rule below
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from poolwatch.core.actions import AlertMessage
 from poolwatch.rules.engine import ENGINE_ALERT, Engine, compile_groups
 from poolwatch.rules.loader import DEFAULT_DIR, load
 from poolwatch.rules.local import LocalSource, Target
 from poolwatch.rules.model import Group
 from poolwatch.rules.state import StateStore
-from prometheus_client import CollectorRegistry, generate_latest
-
-from poolwatch.actions import AlertMessage
 
 KINDS: dict[str, dict[str, Any]] = {
     "For": {"for": "0s"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.local import LocalSource, Target, check_local, parse_exposition
 from poolwatch.rules.model import Group

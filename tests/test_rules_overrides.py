@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from poolwatch.rules import cli
 from poolwatch.rules import compile as compiler
 from poolwatch.rules.engine import Engine, compile_groups

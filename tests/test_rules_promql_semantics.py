@@ -10,6 +10,7 @@ import math
 
 import pytest
 from helpers import STALE_NAN
+
 from poolwatch.rules.local import History, Series
 from poolwatch.rules.promql import STALE, EvalError, Query, Unsupported, is_stale
 

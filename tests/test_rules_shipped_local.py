@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import expand_series as expand
+
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import DEFAULT_DIR, default_files, load
 from poolwatch.rules.local import History, LocalSource, Series

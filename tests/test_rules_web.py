@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from poolwatch.core.actions import AlertMessage
 from poolwatch.rules import cli
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import load
 from poolwatch.rules.silences import Matcher, SilenceStore
 from poolwatch.rules.state import StateStore
 from poolwatch.rules.web import serve
-
-from poolwatch.actions import AlertMessage
 
 RULES = """\
 group: mine

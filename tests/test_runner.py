@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterator
 
 from helpers import names, parse, value
+from prometheus_client.core import Metric
+
 from poolwatch.exporters.node.collector import PartialFailure, families
 from poolwatch.exporters.node.runner import Runner
 from poolwatch.exporters.node.store import ExpositionStore
-from prometheus_client.core import Metric
 
 
 class Fake:
@@ -224,7 +225,7 @@ def test_an_exception_outside_the_run_never_stops_the_schedule(monkeypatch) -> N
 def test_surrogates_in_label_values_render_as_valid_utf8() -> None:
     """A name decoded from bytes that are not UTF-8 (os.fsdecode keeps them as lone surrogates)
     must still render: replaced, never raised on."""
-    from poolwatch.exposition import render
+    from poolwatch.core.exposition import render
 
     fams = families("nfs")
     fams["poolwatch_nfs_rpc_operations_total"].add_metric(["/m\udcff", "e", 'R"\\'], 1)

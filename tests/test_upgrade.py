@@ -9,6 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from test_api import P, error
+from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
+
+from poolwatch.cluster.model import Pod
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import STATUS_LABEL, JobRequest
 from poolwatch.controller.api.app import create_app
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.upgrade import (
@@ -19,12 +25,6 @@ from poolwatch.controller.upgrade import (
     UpgradeManager,
     UpgradePlan,
 )
-from test_api import P, error
-from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
-
-from poolwatch.cluster.model import Pod
-from poolwatch.cluster.sim_spec import STATUS_LABEL, JobRequest
-from poolwatch.cluster.simulated import SimulatedCluster
 
 GPU_NODES = [f"gpu-a-node-{i:02d}" for i in range(8)]  # 07 is the HA spare
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
+
 from poolwatch.controller.upgrade import UpgradePlan
 
 from .errors import ApiError

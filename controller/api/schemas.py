@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from poolwatch.controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from poolwatch.controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 
 from .views import NAME_MAX, NAME_PATTERN
 

@@ -6,7 +6,7 @@ node's contribution to its pool (status, allocatable, allocated, idle, fragments
 the node or a pod bound to it changes; the pool's totals subtract the old contribution and add the
 new one. Accelerator counts are whole numbers in practice, so the float sums do not drift.
 
-Definitions (the figures of `poolwatch_pool_*`, see `poolwatch/catalog/cluster.py`):
+Definitions (the figures of `poolwatch_pool_*`, see `poolwatch/core/catalog/cluster.py`):
 - allocated: requests of bound pods in phase Pending, Running or Unknown (they hold devices);
 - schedulable: status Available and not cordoned; idle: allocatable minus allocated, there only;
 - fragments for a task of k cards: idle mod min(k, allocatable) per schedulable node, summed.

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, SmtpSink, alert, get_json, post, wait_for
 from helpers import free_port
-from poolwatch.alerts.payload import webhook
 from prom_versions import Alertmanager
+
+from poolwatch.alerts.payload import webhook
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parent.parent.parent

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, post, receiver, settings, wait_for
 from helpers import FIXTURES, free_port, pinned_tool
+
 from poolwatch.alerts.fingerprint import fingerprint
 from poolwatch.alerts.payload import parse
 

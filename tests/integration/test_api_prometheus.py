@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from helpers import free_block
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.service import PoolController
 from prom_versions import Prometheus
 
-from poolwatch.demo import Demo
+from poolwatch.app.demo import Demo
+from poolwatch.controller.api.app import create_app
+from poolwatch.controller.service import PoolController
 
 from .conftest import get_json, prom_query, running_version, use_prometheus
 

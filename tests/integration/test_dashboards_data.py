@@ -6,7 +6,7 @@ query runs as an instant query, and each must return at least one series; every 
 be filled (its query returns data, or its label is set on some query's series).
 
 SIM_MISSING is the allow-list: node exporter families the simulated nodes do not serve
-(poolwatch/cluster/sim_metrics.FAMILIES lists what they serve), so a query that needs one of them
+(`poolwatch.app.demo_node_metrics.FAMILIES` lists what they serve), so a query that needs one
 has no data for a simulated pool. Each entry is checked to be really absent for the pool, so the
 list has to shrink the day the simulation starts producing it. It is empty: the simulation serves
 every family a panel reads.
@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 from helpers import free_block
-from poolwatch.dashboards import lint, registry
 from prom_versions import Prometheus
 
-from poolwatch.cluster.sim_metrics import FAMILIES
-from poolwatch.demo import Demo
+from poolwatch.app.demo import Demo
+from poolwatch.app.demo_node_metrics import FAMILIES
+from poolwatch.dashboards import lint, registry
 
 from .conftest import prom_query, running_version, use_prometheus
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from poolwatch.dashboards import lint, registry
 from prom_versions import Prometheus
+
+from poolwatch.dashboards import lint, registry
 
 pytestmark = pytest.mark.integration
 ALL = {"accel": "nvidia", "pool": ".*", "vc": ".*", "namespace": ".*", "job_namespace": ".*",

@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import free_port
+from prom_versions import Prometheus
+
+from poolwatch.app.demo import SimulatedNodes
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node.server import serve
@@ -25,11 +30,6 @@ from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import default_files, load
 from poolwatch.rules.local import LocalSource, Target
 from poolwatch.rules.state import StateStore
-from prom_versions import Prometheus
-
-from poolwatch.cluster.sim_spec import SimulationSpec
-from poolwatch.cluster.simulated import SimulatedCluster
-from poolwatch.demo import SimulatedNodes
 
 from .conftest import get_json, process
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from helpers import expand_series as expand
 from helpers import pinned_tool
+
 from poolwatch.rules.local import History, Series
 from poolwatch.rules.promql import Query
 

@@ -3,7 +3,7 @@
 npu-smi knows nothing of the NPU's RoCE port; Huawei's `hccn_tool -i <device id> <view> -g` does.
 This backend reports no devices (the NPUs come from the npu-smi backend), only the
 `poolwatch_npu_link_*`, `poolwatch_npu_port_*`, `poolwatch_npu_roce_*` and
-`poolwatch_npu_optical_*` families of `poolwatch/catalog/hccn.py`, labelled by `device_id`: the
+`poolwatch_npu_optical_*` families of `poolwatch/core/catalog/hccn.py`, labelled by `device_id`: the
 chip's physical id, which is what `-i` takes (0-7 on 8-NPU nodes, 0-15 on A3) and the N of
 `/dev/davinciN`. By default the ids are those `/dev/davinciN` nodes (under `dev_root`), so the
 backend needs neither npu-smi nor a device plugin.
@@ -58,9 +58,9 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from poolwatch import catalog
-from poolwatch.catalog.hccn import HCCN_INTERVALS, HCCN_SPECS
-from poolwatch.catalog.model import MetricSpec
+from poolwatch.core import catalog
+from poolwatch.core.catalog.hccn import HCCN_INTERVALS, HCCN_SPECS
+from poolwatch.core.catalog.model import MetricSpec
 
 from .model import BackendUnavailable, Reading
 from .npu_smi import NpuSmiError, run_npu_smi

@@ -156,7 +156,7 @@ resources:
 {{- end }}
 {{- end }}
 
-{{/* What watching the cluster takes (poolwatch/cluster/k8s_api.py RESOURCES): read-only. The
+{{/* What watching the cluster takes (poolwatch/cluster/kubernetes/api.py RESOURCES): read-only. The
 kubeflow and volcano groups are optional there; granting them costs nothing where absent. */}}
 {{- define "poolwatch.clusterReadRules" -}}
 - apiGroups: [""]
