@@ -47,7 +47,7 @@ def test_wheel_installs_only_poolwatch_with_every_module(tmp_path: Path) -> None
     assert any(n.startswith("poolwatch/alerts/templates/") for n in names)
     assert any(n.startswith("poolwatch/dashboards/generated/") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "poolwatch = poolwatch.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "poolwatch = poolwatch.app.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_installed_parts_import_from_outside_the_checkout(tmp_path: Path) -> None:
