@@ -17,7 +17,7 @@ from pathlib import Path
 from poolwatch.core.pages import page
 
 #: the checkout's docs/ (absent from an installed wheel: the pages then say so)
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.md$")  # a file directly in docs/, nothing else
 
 
