@@ -184,10 +184,12 @@ def test_the_image_build_context_builds_the_wheel(tmp_path: Path) -> None:
     assert "cannot be found" not in result.stderr  # setuptools only warns of a missing README
     (wheel,) = (tmp_path / "out").glob("poolwatch-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for package in ("poolwatch", "exporters", "rules", "alerts", "dashboards", "controller"):
-        assert f"{package}/__init__.py" in names
-    assert any(n.startswith("rules/default/") and n.endswith(".yaml") for n in names)
-    assert any(n.startswith("dashboards/generated/") and n.endswith(".json") for n in names)
+    assert "poolwatch/__init__.py" in names
+    for part in ("exporters", "rules", "alerts", "dashboards", "controller"):
+        assert f"poolwatch/{part}/__init__.py" in names
+    assert any(n.startswith("poolwatch/rules/default/") and n.endswith(".yaml") for n in names)
+    assert any(n.startswith("poolwatch/dashboards/generated/") and n.endswith(".json")
+               for n in names)  # fmt: skip
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
