@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from poolwatch.core.config import ConfigError, Listen, env_overrides, load, parse_duration
+from poolwatch.core.ports import listen as listen_default
 
 ENV_PREFIX = "POOLWATCH_ALERTS__"
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -125,7 +126,7 @@ class Retry(_Model):
 
 
 class AlertsSettings(_Model):
-    listen: Listen = "0.0.0.0:9481"
+    listen: Listen = listen_default("alerts")
     cluster_name: str = "poolwatch"
     outbox: Path = Path("var/alerts/outbox.sqlite")
     auth: Auth = Field(default_factory=Auth)

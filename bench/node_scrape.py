@@ -326,7 +326,15 @@ def poolwatch_cmd(config: Path) -> list[str]:
             "--config",
             str(config),
         ]
-    return [sys.executable, "-m", "poolwatch.app.cli", "node-exporter", "--config", str(config)]
+    return [
+        sys.executable,
+        "-m",
+        "poolwatch.app.cli",
+        "node-exporter",
+        "run",
+        "--config",
+        str(config),
+    ]
 
 
 def accelerator_cycles(tmp: Path) -> dict[str, dict]:
@@ -368,7 +376,7 @@ def log_problems(path: Path) -> dict[str, int]:
 
 
 def budget_check(body: bytes, variant: str, args: argparse.Namespace) -> dict:
-    """The real series count per unit against `poolwatch catalog --budget` for this shape.
+    """The real series count per unit against `poolwatch catalog budget` for this shape.
 
     The multipliers come from the bench's own inputs; the host's own (network devices, disks,
     filesystems, cache directories) from the distinct label values in the exposition."""

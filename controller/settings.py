@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from poolwatch.core.config import check_listen, parse_duration
 from poolwatch.core.fault_codes import CODE_FORMAT, FAULT_CODES
+from poolwatch.core.ports import listen as listen_default
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
@@ -69,7 +70,7 @@ class ControllerSettings(BaseModel):
     backend: Literal["kubernetes", "simulated"] = "kubernetes"
     kubeconfig: Path | None = None  # none: the in-cluster service account
     # loopback by default: the controller acts on nodes, and any other address needs a token
-    listen: Annotated[str, AfterValidator(check_listen)] = "127.0.0.1:9482"
+    listen: Annotated[str, AfterValidator(check_listen)] = listen_default("controller", "127.0.0.1")
     token_file: Path | None = None  # bearer token for POST /actions; none: loopback only
     state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)
     # --- notices and audit --------------------------------------------------------------------

@@ -1,306 +1,277 @@
-"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/app/cli.py wires to
-subcommands (`run` is wired there too, through `source` and `outputs`).
+"""`poolwatch rules check|compile|test|run|alerts|silence`: the rule engine's commands,
+registered by the `poolwatch` CLI; what each verb does is in verbs.py.
 
-Each returns the process exit status: 0 on success, 1 when the rules are invalid, a test fails or
-the engine cannot be reached, 2 when a tool it needs (promtool) is missing or an argument is bad
-(and when a silence belongs to an Alertmanager instead).
+Imports stay light at module level (`poolwatch --help` imports this): the engine, the PromQL
+evaluator and the web pages load inside the command functions.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import argparse
+import logging
+import os
+import signal
 import sys
-import tempfile
-from collections.abc import Mapping, Sequence
+import threading
 from pathlib import Path
 from typing import Any
 
-from . import compile as compiler
-from .loader import DEFAULT_DIR, RuleFileError, default_files
-
-TESTS_DIR = DEFAULT_DIR / "tests"
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+from poolwatch.core.cliutil import add_log_level, config_path
+from poolwatch.core.ports import listen as listen_default
+from poolwatch.core.ports import port
 
 
-def _err(text: str) -> None:
-    sys.stderr.write(text if text.endswith("\n") or not text else text + "\n")
-
-
-def _files(paths: Sequence[Path]) -> list[Path]:
-    return [Path(p) for p in paths] if paths else default_files()
-
-
-def _load(paths: Sequence[Path], overrides: Path | None) -> list[Any]:
-    from .overrides import load_all
-
-    return load_all(_files(paths), overrides)
-
-
-def check(paths: Sequence[Path], local: bool = False, overrides: Path | None = None) -> int:
-    """Validate rule files (the shipped ones when `paths` is empty) and `overrides`; print each
-    problem. With `local`, also list the rules the local source refuses, with the reason."""
-    try:
-        loaded = _load(paths, overrides)
-    except RuleFileError as err:
-        _err(str(err))
-        _err(f"{len(err.problems)} problem(s) found")
-        return 1
-    count = sum(len(item.group.rules) for item in loaded)
-    _out(f"{len(loaded)} file(s), {count} rule(s): OK")
-    if local:
-        from .engine import compile_groups
-        from .local import check_local
-
-        reasons = check_local({c.rule.name: c.query for c in compile_groups(loaded)})
-        refused = {name: r for name, r in reasons.items() if r is not None}
-        _out(f"local source: {len(reasons) - len(refused)} rule(s) run, {len(refused)} refused")
-        for name, reason in sorted(refused.items()):
-            _out(f"  {name}: {reason}")
-    return 0
-
-
-def source(spec: str, targets: Sequence[str], seconds: Mapping[str, float]) -> tuple[Any, Any]:
-    """The engine's source for `--source prometheus=URL|local` and its stop function;
-    ValueError with the flag's name when the flags do not make one."""
-    from .local import LocalSource, Target
-    from .sources import PrometheusSource
-
-    kind, _, url = spec.partition("=")
-    if kind == "prometheus" and url:
-        if targets:
-            raise ValueError("--target is for --source local")
-        return PrometheusSource(url, seconds["timeout"]), lambda: None
-    if spec != "local":
-        raise ValueError(f"--source: expected prometheus=URL or local, got {spec!r}")
-    if not targets:
-        raise ValueError("--source local needs at least one --target URL")
-    local = LocalSource([Target.parse(t) for t in targets], seconds["scrape_interval"],
-                        seconds["history"], seconds["timeout"], freeze_gc=True)  # fmt: skip
-    local.start()
-    return local, local.stop
-
-
-def outputs(
-    notify_url: str | None,
-    notify_token_file: str | None,
-    controller_url: str | None,
-    controller_token_file: str | None,
-    timeout: float,
-) -> tuple[list[Any], list[Any]]:
-    """Notifiers and action sinks from the flags: HTTP ones when a URL is given, else log ones.
-    OSError when a token file cannot be read, ValueError for a URL that is not http(s)."""
-    from .sinks import HttpActionSink, LogActionSink, LogNotifier, WebhookNotifier, read_token
-
-    if notify_token_file and not notify_url:
-        raise ValueError("--notify-token-file needs --notify-url")
-    if controller_token_file and not controller_url:
-        raise ValueError("--controller-token-file needs --controller-url")
-    notifiers: list[Any] = [LogNotifier()]
-    if notify_url:
-        notifiers = [WebhookNotifier(notify_url, read_token(notify_token_file), timeout)]
-    sinks: list[Any] = [LogActionSink()]
-    if controller_url:
-        sinks = [HttpActionSink(controller_url, read_token(controller_token_file), timeout)]
-    return notifiers, sinks
-
-
-def compile_(
-    paths: Sequence[Path],
-    out: Path,
-    rule_labels: Mapping[str, str],
-    overrides: Path | None = None,
-    runbook_base: str = "",
-) -> int:
-    """Write Prometheus rule files and the PrometheusRule manifest for `paths` (with
-    `overrides` applied) into `out`; relative runbook paths are joined to `runbook_base`."""
-    try:
-        base = compiler.check_runbook_base(runbook_base)
-    except ValueError as err:
-        _err(f"--runbook-base-url: {err}")
-        return 2
-    try:
-        loaded = _load(paths, overrides)
-    except RuleFileError as err:
-        _err(str(err))
-        return 1
-    for path in compiler.write(loaded, Path(out), rule_labels, runbook_base=base):
-        _out(str(path))
-    return 0
-
-
-def run_unit_tests(
-    rule_dir: Path, promtool: str = "promtool", tests: Sequence[Path] = ()
-) -> subprocess.CompletedProcess[str]:
-    """Run promtool unit-test files `tests` (default: every shipped `*-test.yaml`) with
-    `promtool test rules` against the compiled rule files in `rule_dir` (the tests name their
-    rule files by base name, `<group>.rules.yaml`, so they are copied next to them)."""
-    tests = list(tests) or sorted(TESTS_DIR.glob("*-test.yaml"))
-    names = []
-    for i, test in enumerate(tests):
-        name = test.name if len({t.name for t in tests}) == len(tests) else f"{i}-{test.name}"
-        shutil.copy(test, rule_dir / name)
-        names.append(str(rule_dir / name))
-    cmd = [promtool, "test", "rules", *names]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
-
-
-def unit_tests(
-    tests: Sequence[Path] = (),
-    rules: Sequence[Path] = (),
-    overrides: Path | None = None,
-    promtool: str | None = None,
-) -> int:
-    """Compile rule files (`rules`, default the shipped ones; `overrides` applied) into a
-    temporary directory and run promtool unit tests against them: `tests` (an operator's own
-    test files), or the shipped tests. promtool must be Prometheus 3's (the engine follows
-    Prometheus 3's semantics)."""
-    tool = promtool or shutil.which("promtool")
-    if tool is None:
-        _err("promtool not found on PATH (Prometheus 3 or later); name it with --promtool")
-        return 2
-    version = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False,
-                             timeout=30).stdout.split()  # fmt: skip
-    found = version[2] if len(version) > 2 and version[1] == "version" else ""
-    if found[:2] in ("1.", "2."):
-        _err(f"{tool} is promtool {found}; the rules follow Prometheus 3's semantics "
-             "(left-open windows), so their tests need Prometheus 3's promtool: name it with "
-             "--promtool")  # fmt: skip
-        return 2
-    missing = [str(t) for t in tests if not Path(t).is_file()]
-    if missing:
-        _err(f"no such test file: {', '.join(missing)}")
-        return 2
-    try:
-        loaded = _load(rules, overrides)
-    except RuleFileError as err:
-        _err(str(err))
-        return 1
-    with tempfile.TemporaryDirectory(prefix="poolwatch-rules-") as tmp:
-        compiler.write(loaded, Path(tmp), {})
-        result = run_unit_tests(Path(tmp), tool, [Path(t) for t in tests])
-    _out(result.stdout)
-    _err(result.stderr)
-    return 0 if result.returncode == 0 else 1
-
-
-# -- what an operator sees ---------------------------------------------------------------------
-
-
-def _fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def alerts(url: str, as_json: bool = False, timeout: float = 10.0) -> int:
-    """Print the running engine's pending and firing alerts (its /api/alerts)."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    base = url.rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{base}/api/alerts", timeout=timeout) as resp:  # noqa: S310
-            doc = json.loads(resp.read())
-    except (OSError, ValueError) as err:
-        _err(f"cannot read the rule engine's alerts at {base}/api/alerts: {err}")
-        return 1
-    items = doc.get("alerts", []) if isinstance(doc, dict) else []
-    if as_json:
-        _out(json.dumps(items, indent=2, sort_keys=True))
-        return 0
-    if not items:
-        _out("no alert is pending or firing")
-        return 0
-    for a in items:
-        labels = ", ".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k != "alertname")
-        state = a["state"] + (" (silenced)" if a.get("silenced") else "")
-        value = "-" if a.get("value") is None else f"{a['value']:g}"
-        since = _fmt_time(a.get("fired_at") or a.get("active_since"))
-        _out(f"{a['alertname']}  {state}  value={value}  since={since}  {a.get('rule_file', '')}")
-        _out(f"    {{{labels}}}")
-    return 0
-
-
-# -- silences ----------------------------------------------------------------------------------
-
-
-def _defer(alertmanager: str | None) -> int | None:
-    """With an Alertmanager, silences are its job: say so (exit 2) instead of storing one."""
-    if not alertmanager:
-        return None
-    _err(
-        f"Notifications go through the Alertmanager at {alertmanager}; silence alerts there "
-        f"(its web UI, or: amtool silence add --alertmanager.url={alertmanager} alertname=NAME "
-        "--duration 2h --comment WHY). poolwatch's own silences apply only when the rule engine "
-        "sends the notifications itself (local mode)."
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rules",
+        help="check, compile, test and run alert rules",
+        description="The alarms of the ModelArts and Apulis documentation as rule files "
+        "(rules/default/*.yaml): check them, "
+        "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
+        "and evaluate them (against Prometheus, or locally over the exporters) with "
+        "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
     )
-    return 2
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    c = verbs.add_parser("check", help="validate rule files (default: the shipped ones)")
+    c.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
+    k.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    overrides_help = ("thresholds, timing, severity, labels and actions of rules by name, or "
+                      "disabled: true (see docs/rules.md)")  # fmt: skip
+    k.add_argument("--out", type=Path, required=True, metavar="DIR")
+    k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
+                   help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
+    runbook_help = ("where the runbooks live: relative runbook links (docs/rules.md#...) "
+                    "become absolute URLs under it, e.g. "
+                    "https://github.com/ORG/poolwatch/blob/v0.1.0 (env "
+                    "POOLWATCH_RUNBOOK_BASE_URL; default: links stay relative)")  # fmt: skip
+    runbook_default = os.environ.get("POOLWATCH_RUNBOOK_BASE_URL", "")
+    k.add_argument("--runbook-base-url", metavar="URL", default=runbook_default,
+                   help=runbook_help)  # fmt: skip
+    t = verbs.add_parser("test", help="run promtool unit tests (yours, or the shipped ones)")
+    t.add_argument("tests", nargs="*", type=Path, metavar="FILE",
+                   help="promtool unit-test files naming <group>.rules.yaml "
+                   "(default: the shipped rules' tests)")  # fmt: skip
+    t.add_argument("--rules", action="append", default=[], type=Path, metavar="FILE",
+                   help="rule files the tests exercise (repeat; default: the shipped "
+                   "ones)")  # fmt: skip
+    t.add_argument("--promtool", metavar="PATH", help="Prometheus 3's promtool (default: PATH)")
+    c.add_argument("--local", action="store_true",
+                   help="also list the rules the local source refuses, and why")  # fmt: skip
+    for sub_parser in (c, k, t):
+        sub_parser.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
+    r = verbs.add_parser(
+        "run",
+        help="evaluate the rules on a schedule (Prometheus or local)",
+        description="Evaluate the rules every --interval against Prometheus, or locally over "
+        "exporters it scrapes itself, keep alert states in --state, send notifications to the "
+        "alerts receiver and actions to the controller. Every flag is also a setting of the "
+        "--config file and a POOLWATCH_* environment variable (--notify-url: notify_url, "
+        "POOLWATCH_NOTIFY_URL); flags win over the environment, which wins over the file.",
+    )
+    r.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="rule files (default: the shipped ones)")  # fmt: skip
+    r.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML settings file (default: $POOLWATCH_CONFIG)")  # fmt: skip
+    r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
+    r.add_argument("--runbook-base-url", metavar="URL", help=runbook_help)
+    r.add_argument("--source", metavar="prometheus=URL|local",
+                   help="query Prometheus, or scrape --target exporters locally "
+                   "(required)")  # fmt: skip
+    r.add_argument("--target", dest="targets", action="append", metavar="[JOB=]URL",
+                   help="local source: an exporter's /metrics (repeat; job label default "
+                   "'poolwatch')")  # fmt: skip
+    r.add_argument("--scrape-interval", help="local source: scrape every (15s)")
+    r.add_argument("--history",
+                   help="local source: most history kept; rules needing more are refused "
+                   "(25h)")  # fmt: skip
+    r.add_argument("--notify-url", metavar="URL",
+                   help="alerts receiver (POST /alertmanager); default: log only")  # fmt: skip
+    r.add_argument("--notify-token-file", metavar="FILE", help="bearer token for --notify-url")
+    r.add_argument("--controller-url", metavar="URL",
+                   help="controller (POST /actions); default: log only")  # fmt: skip
+    r.add_argument("--controller-token-file", metavar="FILE",
+                   help="bearer token for --controller-url")  # fmt: skip
+    r.add_argument("--state", type=Path, metavar="FILE",
+                   help="SQLite file that keeps alert states across restarts "
+                   "(required)")  # fmt: skip
+    r.add_argument("--interval", help="evaluation interval (30s)")
+    r.add_argument("--reminder-wait", help="re-notify a firing alert after (4h)")
+    r.add_argument("--grace", help="failing queries before the engine alerts (5m)")
+    r.add_argument("--timeout", help="per-query timeout (10s)")
+    r.add_argument("--listen", metavar="HOST:PORT",
+                   help="serve the alerts and rules pages, /metrics and /healthz "
+                   f"({listen_default('rules')}; 'off': none)")  # fmt: skip
+    r.add_argument("--print-config", action="store_true",
+                   help="print the effective settings as YAML and exit")  # fmt: skip
+    add_log_level(r)
+    a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
+    engine_url = f"http://127.0.0.1:{port('rules')}"
+    a.add_argument("--url", default=engine_url,
+                   help=f"the engine's address ({engine_url})")  # fmt: skip
+    a.add_argument("--json", action="store_true", help="machine-readable")
+    s = verbs.add_parser("silence", help="mute alerts in local mode (add, list, expire)")
+    sv = s.add_subparsers(dest="action", required=True, metavar="<add|list|expire>")
+    for name, text in (("add", "silence alerts matching every MATCHER for a while"),
+                       ("list", "list the silences in effect"),
+                       ("expire", "end a silence now")):  # fmt: skip
+        x = sv.add_parser(name, help=text)
+        x.add_argument("--state", required=True, type=Path, metavar="FILE",
+                       help="the engine's --state file (silences are kept there)")  # fmt: skip
+        x.add_argument("--alertmanager", metavar="URL",
+                       default=os.environ.get("POOLWATCH_ALERTMANAGER_URL"),
+                       help="an Alertmanager that sends the notifications: silences belong "
+                       "there, and the command says how "
+                       "(env POOLWATCH_ALERTMANAGER_URL)")  # fmt: skip
+        if name == "add":
+            x.add_argument("matchers", nargs="+", metavar="MATCHER",
+                           help='name=value, name!=value, name=~regex or name!~regex '
+                           '(e.g. alertname=PoolwatchCacheAlmostFull node=~"n1|n2")')  # fmt: skip
+            x.add_argument("--duration", default="2h", help="how long (2h)")
+            x.add_argument("--author", default=os.environ.get("USER", ""), help="who")
+            x.add_argument("--comment", default="", help="why")
+        elif name == "list":
+            x.add_argument("--all", action="store_true", help="expired ones too")
+        else:
+            x.add_argument("id", help="the silence's id (from add or list)")
+    p.set_defaults(func=run)
 
 
-def silence_add(
-    state: Path, matchers: Sequence[str], duration: str, author: str, comment: str,
-    alertmanager: str | None = None,
-) -> int:  # fmt: skip
-    import time
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a `poolwatch rules` verb."""
+    from poolwatch.rules import verbs as rules_cli
 
-    from .model import _DURATION, duration_seconds
-    from .silences import SilenceStore
+    if args.verb == "check":
+        return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
+    if args.verb == "compile":
+        labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
+        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides,
+                                  runbook_base=args.runbook_base_url)  # fmt: skip
+    if args.verb == "test":
+        return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
+    if args.verb == "alerts":
+        return rules_cli.alerts(args.url, args.json)
+    if args.verb == "silence":
+        if args.action == "add":
+            return rules_cli.silence_add(args.state, args.matchers, args.duration, args.author,
+                                         args.comment, args.alertmanager)  # fmt: skip
+        if args.action == "list":
+            return rules_cli.silence_list(args.state, args.all, args.alertmanager)
+        return rules_cli.silence_expire(args.state, args.id, args.alertmanager)
+    return run_engine(args)
 
-    deferred = _defer(alertmanager)
-    if deferred is not None:
-        return deferred
-    if not _DURATION.match(duration):
-        _err(f"--duration: expected a duration such as 30m or 2h, got {duration!r}")
-        return 2
+
+def run_engine(args: argparse.Namespace) -> int:
+    """`poolwatch rules run`: settings from --config, POOLWATCH_* and flags; then the engine."""
+    from poolwatch.core.config import ConfigError, dump, load
+    from poolwatch.rules import verbs as rules_cli
+    from poolwatch.rules.compile import check_runbook_base
+    from poolwatch.rules.engine import run_files
+    from poolwatch.rules.loader import RuleFileError
+    from poolwatch.rules.settings import RuleEngineSettings
+
+    logger = logging.getLogger("poolwatch")
+    flags = {(key,): (value, f"flag {flag}") for key, flag in FLAGS.items()
+             if (value := _flag_value(getattr(args, key))) is not None}  # fmt: skip
     try:
-        s = SilenceStore(state).add(matchers, duration_seconds(duration), time.time(), author,
-                                    comment)  # fmt: skip
-    except ValueError as err:
-        _err(str(err))
+        settings = load(RuleEngineSettings, config_path(args), os.environ, flags)
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
+        try:
+            runbook_base = check_runbook_base(settings.runbook_base_url)
+        except ValueError as err:
+            raise ValueError(f"runbook_base_url: {err}") from None
+        seconds = {k: getattr(settings, k) for k in SECONDS}
+        source, stop_source = rules_cli.source(settings.source, settings.targets, seconds)
+        notifiers, sinks = rules_cli.outputs(
+            settings.notify_url, _str(settings.notify_token_file), settings.controller_url,
+            _str(settings.controller_token_file), seconds["timeout"],
+        )  # fmt: skip
+    except (ValueError, OSError, ConfigError) as err:
+        logger.error("%s", err)
         return 2
-    _out(f"{s.id}  until {_fmt_time(s.ends_at)}  {', '.join(map(str, s.matchers))}")
-    return 0
-
-
-def silence_list(
-    state: Path, include_expired: bool = False, alertmanager: str | None = None
-) -> int:
-    import time
-
-    from .silences import SilenceStore
-
-    deferred = _defer(alertmanager)
-    if deferred is not None:
-        return deferred
-    now = time.time()
-    shown = [s for s in SilenceStore(state).all() if include_expired or s.active(now)]
-    if not shown:
-        _out("no silence is active")
-    for s in shown:
-        status = "active" if s.active(now) else "expired" if s.ends_at <= now else "pending"
-        span = f"{_fmt_time(s.starts_at)} .. {_fmt_time(s.ends_at)}"
-        who = f"by {s.author or '-'}: {s.comment or '-'}"
-        _out(f"{s.id}  {status}  {span}  {', '.join(map(str, s.matchers))}  {who}")
-    return 0
-
-
-def silence_expire(state: Path, silence_id: str, alertmanager: str | None = None) -> int:
-    import time
-
-    from .silences import SilenceStore
-
-    deferred = _defer(alertmanager)
-    if deferred is not None:
-        return deferred
-    if not SilenceStore(state).expire(silence_id, time.time()):
-        _err(f"no active silence with id {silence_id!r} in {state}")
+    listen = settings.listen
+    stop, reload = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())  # reload the rule files
+    try:
+        run_files(
+            rules_cli._files(settings.files), source, settings.state, seconds["interval"], stop,
+            notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
+            reload=reload, sinks=sinks, overrides=settings.overrides, runbook_base=runbook_base,
+            on_start=(lambda e: serve_engine(e, listen, seconds["interval"]))
+            if listen not in ("", "off") else None,
+        )  # fmt: skip
+    except RuleFileError as err:
+        logger.error("%s", err)
         return 1
-    _out(f"{silence_id} expired")
+    except OSError as err:  # the --listen address is taken
+        logger.error("cannot serve on %s: %s", listen, err)
+        return 1
+    finally:
+        stop_source()
     return 0
+
+
+#: the settings that are durations, in seconds
+SECONDS = ("interval", "reminder_wait", "grace", "timeout", "scrape_interval", "history")
+#: settings key -> its flag, for the error that names where a bad value came from
+FLAGS = {
+    "files": "FILE", "overrides": "--overrides", "runbook_base_url": "--runbook-base-url",
+    "source": "--source", "targets": "--target", "scrape_interval": "--scrape-interval",
+    "history": "--history", "notify_url": "--notify-url",
+    "notify_token_file": "--notify-token-file", "controller_url": "--controller-url",
+    "controller_token_file": "--controller-token-file", "state": "--state",
+    "interval": "--interval", "reminder_wait": "--reminder-wait", "grace": "--grace",
+    "timeout": "--timeout", "listen": "--listen",
+}  # fmt: skip
+
+
+def _flag_value(value: Any) -> Any:
+    """A flag's value for the settings: None (and an empty list) when the flag was not given."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+class EngineMetrics:
+    """The rule engine's few series, rendered on scrape (a handful of lines, no hardware)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def body(self, gzipped: bool = False) -> bytes:
+        import gzip
+
+        from poolwatch.core.exposition import render
+
+        text = render(list(self.engine.collect()))
+        return gzip.compress(text) if gzipped else text
+
+
+def serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
+    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
+    import time
+
+    from poolwatch.core.config import check_listen, split_listen
+    from poolwatch.rules.web import serve
+
+    address = split_listen(check_listen(listen))
+
+    def silences() -> list[dict[str, Any]]:
+        store = engine.silences
+        return [] if store is None else [s.to_dict() for s in store.active(time.time())]
+
+    httpd = serve(engine, EngineMetrics(engine).body, address, interval, silences)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
+    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
+                                        *address)  # fmt: skip
+    return httpd

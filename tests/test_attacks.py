@@ -252,7 +252,6 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.alerts.receiver import Credentials, make_server
     from poolwatch.alerts.service import AlertService
-    from poolwatch.app.cli import _serve_engine
     from poolwatch.cluster.simulated.backend import SimulatedCluster
     from poolwatch.controller.api import embed, guard
     from poolwatch.controller.api.app import create_app
@@ -264,6 +263,7 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.exporters.node.server import serve
     from poolwatch.exporters.node.settings import NodeExporterSettings
     from poolwatch.exporters.node.webconfig import WebConfig
+    from poolwatch.rules.cli import serve_engine as _serve_engine
     from poolwatch.rules.engine import Engine
     from poolwatch.rules.sources import PrometheusSource
     from poolwatch.rules.state import StateStore

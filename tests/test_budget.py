@@ -1,4 +1,4 @@
-"""The series budget (`poolwatch catalog --budget`) against real expositions of the collectors."""
+"""The series budget (`poolwatch catalog budget`) against real expositions of the collectors."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def test_views_switched_off_leave_the_budget() -> None:
 
 
 def test_cli_prints_the_table_and_refuses_a_bad_shape() -> None:
-    cmd = [sys.executable, "-m", "poolwatch.app.cli", "catalog", "--budget"]
+    cmd = [sys.executable, "-m", "poolwatch.app.cli", "catalog", "budget"]
     out = subprocess.run([*cmd, "--shape", "gpus=2,npu_chips=0"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "| gpu |" in out.stdout

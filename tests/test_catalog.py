@@ -63,20 +63,20 @@ def test_unknown_name_is_a_clear_error() -> None:
 
 def test_committed_docs_match_the_catalog() -> None:
     assert (ROOT / "docs/metrics.md").read_text() == render.markdown(), (
-        "docs/metrics.md is stale: run `poolwatch catalog --markdown > docs/metrics.md`"
+        "docs/metrics.md is stale: run `poolwatch catalog markdown > docs/metrics.md`"
     )
 
 
 def test_cli_prints_markdown_and_json() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "poolwatch", "catalog", "--json"],
+        [sys.executable, "-m", "poolwatch", "catalog", "json"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     doc = json.loads(out.stdout)
     assert {m["name"] for m in doc["metrics"]} == {s.name for s in ALL_SPECS}
     assert len(doc["unproduced"]) == len(UNPRODUCED)
     md = subprocess.run(
-        [sys.executable, "-m", "poolwatch", "catalog", "--markdown"],
+        [sys.executable, "-m", "poolwatch", "catalog", "markdown"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     assert md.stdout == render.markdown()

@@ -106,7 +106,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_print_config_shows_the_effective_settings(tmp_path: Path) -> None:
     out = _cli(
-        "node-exporter", "--print-config", "--cache-dir", str(tmp_path), "--no-collector.nfs"
+        "node-exporter", "run", "--print-config", "--cache-dir", str(tmp_path), "--no-collector.nfs"
     )
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)
@@ -118,7 +118,7 @@ def test_print_config_shows_the_effective_settings(tmp_path: Path) -> None:
 def test_bad_config_exits_2_naming_file_and_field(tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("listen: 9476\n")
-    out = _cli("node-exporter", "--config", str(f), "--print-config")
+    out = _cli("node-exporter", "run", "--config", str(f), "--print-config")
     assert out.returncode == 2
     assert str(f) in out.stderr
     assert "listen" in out.stderr
@@ -129,7 +129,7 @@ def test_help_lists_parts_and_options() -> None:
     assert top.returncode == 0
     for part in ("node-exporter", "catalog", "rules", "alerts", "dashboards", "controller"):
         assert part in top.stdout
-    ne = _cli("node-exporter", "--help")
+    ne = _cli("node-exporter", "run", "--help")
     for opt in ("--listen", "--config", "--cache-dir", "--web-config-file", "--print-config"):
         assert opt in ne.stdout
 

@@ -29,7 +29,7 @@ KUBE_VERSIONS = ("1.25.0", "1.30.0")
 OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "AlertmanagerConfig"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 PARTS = {  # component -> (values key, first args, port) from the cross-part contract
-    "cluster-exporter": ("clusterExporter", ["cluster-exporter"], 9477),
+    "cluster-exporter": ("clusterExporter", ["cluster-exporter", "run"], 9477),
     "rules": ("rules", ["rules", "run"], 9480),
     "alerts": ("alerts", ["alerts", "serve"], 9481),
     "controller": ("controller", ["controller", "run"], 9482),
@@ -332,8 +332,8 @@ def _daemonset(rendered: Rendered) -> dict[str, Any]:
 def test_node_exporter_runs_the_contract_command_with_host_trees(helm: Helm) -> None:
     pod = _daemonset(_rendered(helm, ""))
     c = pod["containers"][0]
-    assert c["args"][:5] == [
-        "node-exporter", "--listen=0.0.0.0:9476", "--cache-dir=/cache",
+    assert c["args"][:6] == [
+        "node-exporter", "run", "--listen=0.0.0.0:9476", "--cache-dir=/cache",
         "--path.procfs=/host/proc", "--path.sysfs=/host/sys",
     ]  # fmt: skip
     env = {e["name"]: e for e in c["env"]}

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from prom_versions import Prometheus
 
-from poolwatch.rules import cli
 from poolwatch.rules import compile as compiler
+from poolwatch.rules import verbs
 from poolwatch.rules.loader import RuleFileError, default_files, load
 
 from .helpers import FIXTURES
@@ -53,7 +53,7 @@ def test_shipped_rules_are_valid() -> None:
     loaded = load(default_files())
     names = [r.name for g in loaded for r in g.group.rules]
     assert len(names) >= 9
-    assert cli.check([]) == 0
+    assert verbs.check([]) == 0
 
 
 def test_a_good_file_loads(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_styles_compile_to_plain_promql(tmp_path: Path) -> None:
 
 def test_compile_writes_marked_files_and_a_labelled_manifest(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert cli.compile_([], out, {"release": "kube-prometheus-stack"}) == 0
+    assert verbs.compile_([], out, {"release": "kube-prometheus-stack"}) == 0
     files = sorted(p.name for p in out.iterdir())
     assert "poolwatch.prometheusrule.yaml" in files
     assert {f"{p.stem}.rules.yaml" for p in default_files()} <= set(files)
@@ -195,7 +195,7 @@ def test_compile_writes_marked_files_and_a_labelled_manifest(tmp_path: Path) -> 
 def test_compile_makes_runbook_links_absolute_under_the_base(tmp_path: Path) -> None:
     out = tmp_path / "out"
     base = "https://docs.example.com/poolwatch/blob/v1/"
-    assert cli.compile_([], out, {}, runbook_base=base) == 0
+    assert verbs.compile_([], out, {}, runbook_base=base) == 0
     manifest = yaml.safe_load((out / "poolwatch.prometheusrule.yaml").read_text())
     alerts = [r for g in manifest["spec"]["groups"] for r in g["rules"]]
     assert alerts
@@ -206,7 +206,7 @@ def test_compile_makes_runbook_links_absolute_under_the_base(tmp_path: Path) -> 
     group_file = yaml.safe_load(next(out.glob("*.rules.yaml")).read_text())
     assert group_file["groups"][0]["rules"][0]["annotations"]["runbook_url"].startswith(base)
     # without a base the links stay as the rule files write them (the Helm chart prefixes them)
-    assert cli.compile_([], tmp_path / "plain", {}) == 0
+    assert verbs.compile_([], tmp_path / "plain", {}) == 0
     plain = yaml.safe_load((tmp_path / "plain" / "poolwatch.prometheusrule.yaml").read_text())
     assert plain["spec"]["groups"][0]["rules"][0]["annotations"]["runbook_url"].startswith(
         "docs/rules.md#"
@@ -223,7 +223,7 @@ def test_an_absolute_runbook_is_kept_whatever_the_base() -> None:
 def test_compile_refuses_a_bad_runbook_base(
     base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.compile_([], tmp_path / "out", {}, runbook_base=base) == 2
+    assert verbs.compile_([], tmp_path / "out", {}, runbook_base=base) == 2
     assert not (tmp_path / "out").exists()
     err = capsys.readouterr().err
     assert "--runbook-base-url" in err
@@ -232,7 +232,7 @@ def test_compile_refuses_a_bad_runbook_base(
 
 def test_compile_refuses_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = write(tmp_path, GOOD.replace("0.9", "high"))
-    assert cli.compile_([bad], tmp_path / "out", {}) == 1
+    assert verbs.compile_([bad], tmp_path / "out", {}) == 1
     assert not (tmp_path / "out").exists()
     assert f"{bad}:8: rule PoolwatchCacheTest: threshold" in capsys.readouterr().err
 
@@ -256,16 +256,16 @@ def test_compiled_output_passes_promtool_check_rules(tmp_path: Path, prom: Prome
 @pytest.mark.integration
 def test_shipped_unit_tests_pass_under_promtool(tmp_path: Path, prom: Prometheus) -> None:
     compiler.write(load(default_files()), tmp_path, {})
-    result = cli.run_unit_tests(tmp_path, prom.promtool)
+    result = verbs.run_unit_tests(tmp_path, prom.promtool)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(list(cli.TESTS_DIR.glob("*-test.yaml")))
+    assert result.stdout.count("SUCCESS") == len(list(verbs.TESTS_DIR.glob("*-test.yaml")))
 
 
 def test_every_shipped_rule_has_a_unit_test_and_a_runbook() -> None:
-    tests = "".join(p.read_text() for p in cli.TESTS_DIR.glob("*-test.yaml"))
+    tests = "".join(p.read_text() for p in verbs.TESTS_DIR.glob("*-test.yaml"))
     docs = (ROOT / "docs" / "rules.md").read_text()
     for item in load(default_files()):
-        assert (cli.TESTS_DIR / f"{item.path.stem}-test.yaml").exists()
+        assert (verbs.TESTS_DIR / f"{item.path.stem}-test.yaml").exists()
         for rule in item.group.rules:
             assert re.search(rf"alertname: {rule.name}\n\s+exp_alerts:", tests), rule.name
             assert f"### {rule.name}\n" in docs

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch.rules import cli
 from poolwatch.rules import compile as compiler
+from poolwatch.rules import verbs
 from poolwatch.rules.engine import Engine, compile_groups
 from poolwatch.rules.loader import DEFAULT_DIR, RuleFileError, default_files, load
 from poolwatch.rules.overrides import apply
@@ -107,7 +107,7 @@ def test_compile_and_check_carry_the_overrides(
         f"{CACHE}: {{threshold: 0.97, clear: 0.93}}\nPoolwatchJobHang: {{disabled: true}}\n",
     )
     out = tmp_path / "out"
-    assert cli.compile_([], out, {}, overrides=path) == 0
+    assert verbs.compile_([], out, {}, overrides=path) == 0
     doc = yaml.safe_load((out / "storage.rules.yaml").read_text())
     cache = next(r for r in doc["groups"][0]["rules"] if r["alert"] == CACHE)
     assert "> 0.97" in cache["expr"]
@@ -118,7 +118,7 @@ def test_compile_and_check_carry_the_overrides(
     manifest = yaml.safe_load((out / compiler.MANIFEST).read_text())
     assert "> 0.97" in str(manifest)
     bad = write(tmp_path, "PoolwatchNope: {threshold: 1}\n", "bad.yaml")
-    assert cli.check([], overrides=bad) == 1
+    assert verbs.check([], overrides=bad) == 1
     assert f"{bad}:1: rule PoolwatchNope" in capsys.readouterr().err
 
 
@@ -183,16 +183,16 @@ def test_rules_test_runs_an_operators_own_promtool_tests(
     rules = write(tmp_path, OWN_RULES, "mine.yaml")
     test = write(tmp_path, OWN_TEST, "mine-test.yaml")
     promtool = pinned_tool("promtool")
-    assert cli.unit_tests([test], [rules], promtool=promtool) == 0, capsys.readouterr()
+    assert verbs.unit_tests([test], [rules], promtool=promtool) == 0, capsys.readouterr()
     assert "SUCCESS" in capsys.readouterr().out
     # the same test fails once an override raises the threshold past the data
     path = write(tmp_path, "GpuTooHot: {threshold: 95}\n")
-    assert cli.unit_tests([test], [rules], overrides=path, promtool=promtool) == 1
-    assert cli.unit_tests([tmp_path / "missing.yaml"], [rules], promtool=promtool) == 2
+    assert verbs.unit_tests([test], [rules], overrides=path, promtool=promtool) == 1
+    assert verbs.unit_tests([tmp_path / "missing.yaml"], [rules], promtool=promtool) == 2
     capsys.readouterr()
     if shutil.which("promtool"):  # Debian's 2.x promtool is refused with the reason
         old = shutil.which("promtool")
         if "version 2." in subprocess.run([old, "--version"], capture_output=True, text=True,  # type: ignore[list-item]
                                           check=False).stdout:  # fmt: skip
-            assert cli.unit_tests([test], [rules], promtool=old) == 2
+            assert verbs.unit_tests([test], [rules], promtool=old) == 2
             assert "need Prometheus 3's promtool" in capsys.readouterr().err

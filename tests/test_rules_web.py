@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from poolwatch.core.actions import AlertMessage
-from poolwatch.rules import cli
+from poolwatch.rules import verbs
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import load
 from poolwatch.rules.silences import Matcher, SilenceStore
@@ -116,11 +116,11 @@ def test_status_page_shows_a_failing_rules_last_error(url: str, tmp_path: Path) 
 def test_cli_alerts_prints_what_the_engine_holds(
     url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.alerts(url) == 0
+    assert verbs.alerts(url) == 0
     out = capsys.readouterr().out
     assert "DiskAlmostFull  firing  value=0.97  since=2023-11-14T22:13:20Z" in out
     assert "mountpoint=/cache" in out
-    assert cli.alerts("http://127.0.0.1:1") == 1
+    assert verbs.alerts("http://127.0.0.1:1") == 1
     assert "cannot read the rule engine's alerts" in capsys.readouterr().err
 
 
@@ -167,17 +167,17 @@ def test_a_silence_that_matches_everything_or_nothing_is_refused(tmp_path: Path)
 
 def test_cli_silence_add_list_expire(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state.db"
-    assert cli.silence_add(state, ["alertname=X"], "2h", "ops", "maintenance") == 0
+    assert verbs.silence_add(state, ["alertname=X"], "2h", "ops", "maintenance") == 0
     sid = capsys.readouterr().out.split()[0]
-    assert cli.silence_list(state) == 0
+    assert verbs.silence_list(state) == 0
     listed = capsys.readouterr().out
     assert sid in listed
     assert 'alertname="X"' in listed
     assert "maintenance" in listed
-    assert cli.silence_expire(state, sid) == 0
-    assert cli.silence_list(state) == 0
+    assert verbs.silence_expire(state, sid) == 0
+    assert verbs.silence_list(state) == 0
     assert "no silence is active" in capsys.readouterr().out
-    assert cli.silence_add(state, ["alertname=X"], "soon", "", "") == 2
+    assert verbs.silence_add(state, ["alertname=X"], "soon", "", "") == 2
     assert "--duration" in capsys.readouterr().err
 
 
@@ -186,8 +186,8 @@ def test_with_an_alertmanager_silences_are_deferred_to_it(
 ) -> None:
     state = tmp_path / "state.db"
     am = "http://alertmanager:9093"
-    assert cli.silence_add(state, ["alertname=X"], "2h", "", "", alertmanager=am) == 2
+    assert verbs.silence_add(state, ["alertname=X"], "2h", "", "", alertmanager=am) == 2
     err = capsys.readouterr().err
     assert "amtool silence add --alertmanager.url=http://alertmanager:9093" in err
-    assert cli.silence_list(state, alertmanager=am) == 2
+    assert verbs.silence_list(state, alertmanager=am) == 2
     assert SilenceStore(state).all() == []  # nothing stored locally

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ log = logging.getLogger("poolwatch.api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.core.cliutil import add_log_level  # not poolwatch.cli: it imports every part
+    from poolwatch.core.cliutil import add_log_level  # not poolwatch.app.cli: it imports every part
+    from poolwatch.core.ports import listen as listen_default
 
     p = sub.add_parser(
         "api",
@@ -25,20 +28,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     s = verbs.add_parser("serve", help="serve the API (uvicorn)")
-    s.add_argument("--listen", default="0.0.0.0:9483", metavar="HOST:PORT",
-                   help="address to serve on (0.0.0.0:9483)")  # fmt: skip
-    s.add_argument("--backend", choices=["kubernetes", "simulated"], default="kubernetes",
+    s.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML settings file (default: $POOLWATCH_CONFIG); every flag is a key "
+                   "of the same name, and a POOLWATCH_* variable (--token-file: token_file, "
+                   "POOLWATCH_TOKEN_FILE)")  # fmt: skip
+    s.add_argument("--listen", metavar="HOST:PORT",
+                   help=f"address to serve on ({listen_default('api')})")  # fmt: skip
+    s.add_argument("--backend", choices=["kubernetes", "simulated"],
                    help="where pools and nodes live (kubernetes)")  # fmt: skip
     s.add_argument("--kubeconfig", type=Path, metavar="FILE",
                    help="kubeconfig (default: in-cluster service account)")  # fmt: skip
-    s.add_argument("--prometheus", required=True, metavar="URL",
-                   help="the Prometheus that scrapes poolwatch (http://HOST:9090)")  # fmt: skip
-    s.add_argument("--token-file", required=True, type=Path, metavar="FILE",
-                   help="file holding the bearer token callers must send")  # fmt: skip
+    s.add_argument("--prometheus", metavar="URL",
+                   help="the Prometheus that scrapes poolwatch, http://HOST:9090 "
+                   "(required)")  # fmt: skip
+    s.add_argument("--token-file", type=Path, metavar="FILE",
+                   help="file holding the bearer token callers must send (required)")  # fmt: skip
     s.add_argument("--upgrade-command", metavar="CMD",
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
                    "kubernetes without it: upgrades are refused)")  # fmt: skip
+    s.add_argument("--print-config", action="store_true",
+                   help="print the effective settings as YAML and exit")  # fmt: skip
     add_log_level(s)
     s.set_defaults(func=serve)
 
@@ -48,9 +58,9 @@ def read_token(path: Path) -> str:
     try:
         token = path.read_text(encoding="utf-8").strip().splitlines()
     except OSError as err:
-        raise ValueError(f"--token-file {path}: {err.strerror}") from None
+        raise ValueError(f"token file {path}: {err.strerror}") from None
     if not token or not token[0].strip():
-        raise ValueError(f"--token-file {path}: empty")
+        raise ValueError(f"token file {path}: empty")
     return token[0].strip()
 
 
@@ -72,26 +82,36 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from poolwatch.controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
-    from poolwatch.core.config import ConfigError, check_listen, split_listen
+    from poolwatch.core.cliutil import config_path
+    from poolwatch.core.config import ConfigError, dump, load, split_listen
 
     from . import guard
     from .app import create_app
+    from .settings import ApiSettings
 
+    flags = {(key,): (str(value), f"flag --{key.replace('_', '-')}")
+             for key in ("listen", "backend", "kubeconfig", "prometheus", "token_file",
+                         "upgrade_command")
+             if (value := getattr(args, key)) is not None}  # fmt: skip
     try:
-        host, port = split_listen(check_listen(args.listen))
-        token = read_token(args.token_file)
+        settings = load(ApiSettings, config_path(args), os.environ, flags)
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return 0
+        host, port = split_listen(settings.listen)
+        token = read_token(settings.token_file)
     except (ConfigError, ValueError) as err:
         log.error("%s", err)
         return 2
-    backend = make_backend(args.backend, args.kubeconfig)
+    backend = make_backend(settings.backend, settings.kubeconfig)
     controller = make_controller(backend)
     step: UpgradeStep | None = None  # a real cluster without a command: upgrades are refused
-    if args.upgrade_command:
-        step = CommandStep(shlex.split(args.upgrade_command), backend)
-    elif args.backend == "simulated":
+    if settings.upgrade_command:
+        step = CommandStep(shlex.split(settings.upgrade_command), backend)
+    elif settings.backend == "simulated":
         step = SimulatedStep(backend)
     try:
-        app = create_app(controller, backend, args.prometheus, token, upgrade_step=step)
+        app = create_app(controller, backend, settings.prometheus, token, upgrade_step=step)
     except ValueError as err:
         log.error("%s", err)
         return 2

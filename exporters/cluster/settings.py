@@ -12,11 +12,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.ports import port
 
 from .generators.job import DEFAULT_KINDS
 
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-DEFAULT_PORT = 9477
+DEFAULT_PORT = port("cluster-exporter")
 
 
 def _default_resources() -> list[str]:

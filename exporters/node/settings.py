@@ -19,10 +19,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from poolwatch.core.catalog.hccn import HCCN_INTERVALS
 from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
 from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.ports import port
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-DEFAULT_PORT = 9476
+DEFAULT_PORT = port("node-exporter")
 
 
 class _Strict(BaseModel):

@@ -1,16 +1,16 @@
 """`poolwatch demo`: the whole stack on one machine, on 127.0.0.1, state only in a data directory.
 
-Ports, from `--port-base N` (default 9476), in this order:
+Ports, from `--port-base N` (default 9476), in the order of the port table every part uses
+(poolwatch/core/ports.py), so with the default base each part answers on its usual port:
   N    the node exporter for this host (real /proc, the cache dir under DATA/cache)
-  N+1  the simulated pool's nodes, node-exporter-shaped (GPUs, NPUs, allocations, cache dirs)
-  N+2  the cluster exporter on the simulated backend (pools, nodes, jobs, quotas, /events)
+  N+1  the cluster exporter on the simulated backend (pools, nodes, jobs, quotas, /events)
+  N+2  the simulated pool's nodes, node-exporter-shaped (GPUs, NPUs, allocations, cache dirs)
   N+3  Prometheus: scrapes the three, evaluates the shipped rules, alerts to Alertmanager
-  N+4  the alerts receiver          }  the acting half (poolwatch/app/demo_stack.py), when
-  N+5  the controller (dry-run off)  }  `acting`: notifications, isolation and replacement,
-  N+6  the pool REST API             }  the pool API
-  N+7  the rule engine's own metrics: the shipped rules evaluated in local mode over the same
-       three endpoints, alert state in DATA/rules.db; its firing alerts' actions go to the
-       controller
+  N+4  the rule engine: the shipped rules evaluated in local mode over the same three endpoints,
+       alert state in DATA/rules.db; its firing alerts' actions go to the controller
+  N+5  the alerts receiver          }  the acting half (poolwatch/app/demo_stack.py), when
+  N+6  the controller (dry-run off)  }  `acting`: notifications, isolation and replacement,
+  N+7  the pool REST API             }  the pool API
   N+8  the demo's own site (poolwatch/app/demo_site.py): the landing page, the inbox, the pool,
        the dashboards drawn live, the fault-injection API
   N+9  Alertmanager (acting, with Prometheus): routes Prometheus's alerts to the receiver
@@ -30,6 +30,7 @@ are children that die with the demo however it ends (demo_procs.py).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import html
 import json
@@ -42,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from poolwatch.app import demo_monitoring, demo_rules
 from poolwatch.app.demo_node_metrics import exposition
@@ -51,6 +52,7 @@ from poolwatch.cluster.simulated import persist as sim_persist
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.core.actions import ActionSink, Notifier
+from poolwatch.core.ports import port
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node import app as node_app
@@ -66,20 +68,29 @@ STATE_FILE, SCENARIO_FILE, INFO_FILE = "simulation.pickle", "scenario.json", "de
 
 @dataclass(frozen=True)
 class Ports:
+    """The demo's ten ports: the port table (poolwatch.core.ports) moved to `--port-base`."""
+
     node: int
-    simulated: int
     cluster: int
+    simulated: int
     prometheus: int
+    rules: int
     alerts: int
     controller: int
     api: int
-    rules: int
     inbox: int
     alertmanager: int
 
+    #: field -> the port table's name for it
+    NAMES: ClassVar[dict[str, str]] = {
+        "node": "node-exporter", "cluster": "cluster-exporter", "simulated": "simulated-nodes",
+        "inbox": "demo",
+    }  # fmt: skip
+
     @classmethod
     def from_base(cls, base: int) -> Ports:
-        return cls(*(base + i for i in range(10)))
+        fields = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{f: port(cls.NAMES.get(f, f), base) for f in fields})
 
 
 class SimulatedNodes:
@@ -264,7 +275,7 @@ class Demo:
     def _rule_engine(self, files_: list[Path]) -> None:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
-        from poolwatch.app.cli import _EngineMetrics
+        from poolwatch.rules.cli import EngineMetrics
         from poolwatch.rules.engine import Engine, RuleFiles
         from poolwatch.rules.local import LocalSource, Target
         from poolwatch.rules.state import StateStore
@@ -280,7 +291,7 @@ class Demo:
 
         # the engine's own pages (alerts, rules, metrics) under its own name
         self._serve(
-            serve_engine(engine, _EngineMetrics(engine).body, (HOST, self.ports.rules),
+            serve_engine(engine, EngineMetrics(engine).body, (HOST, self.ports.rules),
                          self.rules_interval),
             "rules-web",
         )  # fmt: skip

@@ -3,14 +3,14 @@
 `poolwatch.demo` runs the watching half (exporters, Prometheus, the rule engine in local mode);
 this module starts what the engine's decisions reach, each on its own port:
 
-  N+4  the alerts receiver (`POST /alertmanager`, `/status`, `/metrics`), fed by Alertmanager
+  N+5  the alerts receiver (`POST /alertmanager`, `/status`, `/metrics`), fed by Alertmanager
        (or, without it, by the rule engine in-process); its one target is the
        demo inbox below, through apprise's `json://`
-  N+5  the controller (`POST /actions`, `/metrics`, `/healthz`) on the simulated pool, reconciling
+  N+6  the controller (`POST /actions`, `/metrics`, `/healthz`) on the simulated pool, reconciling
        every 10 s (divided by the demo's speed); **dry-run off**, because the point of the demo
        is to watch a faulty simulated node get isolated and replaced (a real deployment keeps
        the default, dry-run on)
-  N+6  the pool REST API (bearer token in DATA/api-token), over the same controller
+  N+7  the pool REST API (bearer token in DATA/api-token), over the same controller
   N+8  the demo inbox (poolwatch/app/demo_site.py, poolwatch/app/demo_inbox.py): every notification
        the alerts layer delivered, newest first
 

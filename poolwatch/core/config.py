@@ -22,9 +22,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 ENV_PREFIX = "POOLWATCH_"
-#: variables every poolwatch command reads for itself (the file to load, --log-level's default);
-#: they are not settings, so a part's loader must not reject them as unknown keys
-PROCESS_VARIABLES = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "LOG_LEVEL"})
+#: variables poolwatch commands read for themselves (the file to load, --log-level's default, the
+#: Alertmanager `rules silence` defers to); they are not settings, so a part's loader must not
+#: reject them as unknown keys
+PROCESS_VARIABLES = frozenset(
+    {ENV_PREFIX + "CONFIG", ENV_PREFIX + "LOG_LEVEL", ENV_PREFIX + "ALERTMANAGER_URL"}
+)
 M = TypeVar("M", bound=BaseModel)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

@@ -85,7 +85,7 @@ collectors:
 """
     )
     log = tmp_path / "exporter.log"
-    cmd = [sys.executable, "-m", "poolwatch", "node-exporter", "--config", str(cfg)]
+    cmd = [sys.executable, "-m", "poolwatch", "node-exporter", "run", "--config", str(cfg)]
     with process(cmd, log, f"http://127.0.0.1:{port}/healthz") as proc:
         yield {"port": port, "cache": cache, "proc": proc, "log": log, "config": cfg}
 

@@ -4,7 +4,7 @@ Why: cardinality is what a node costs Prometheus, and on an accelerator node it 
 few multipliers (devices, containers, the devices each container holds, NIC ports, NFS mounts).
 This computes, from the catalog alone, the series each unit of the shape brings, so an operator
 can see the cost of a node before deploying, and the benchmark can check a real exposition
-against it (`poolwatch catalog --budget`).
+against it (`poolwatch catalog budget`).
 
 The figures are ceilings for the steady state: every family a unit can have is counted, with the
 label values it takes (ECC error x scope = 4, retired-page causes 2, optical lanes 4, NVLink

@@ -1,0 +1,79 @@
+"""`poolwatch cluster-exporter run`: the cluster exporter's command, registered by `poolwatch`.
+
+Imports stay light at module level (`poolwatch --help` imports this); the exporter and the
+Kubernetes client load inside the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from poolwatch.core.cliutil import add_log_level, config_path, exit_status
+from poolwatch.core.ports import listen as listen_default
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    part = sub.add_parser(
+        "cluster-exporter",
+        help="serve pools, nodes, training jobs, quotas and pool events for Prometheus",
+        description="The cluster exporter: training jobs, pools, quotas and pool events from the "
+        "Kubernetes API (or the simulated pool), for Prometheus.",
+    )
+    verbs = part.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    p = verbs.add_parser(
+        "run",
+        help="watch the cluster and serve /metrics and /events",
+        description=(
+            "Watch the cluster (Kubernetes API, or the simulated pool) and serve pool, node, "
+            "training-job, quota and event metrics at /metrics, the last events as JSON at "
+            "/events. Per-object lines are kept ready as watch events arrive: a scrape only "
+            "joins them."
+        ),
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"address to serve on ({listen_default('cluster-exporter')})",
+    )
+    p.add_argument("--backend", choices=["kubernetes", "simulated"],
+                   help="where objects come from (kubernetes)")  # fmt: skip
+    p.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                   help="kubeconfig (default: in-cluster service account)")  # fmt: skip
+    p.add_argument("--print-config", action="store_true", help="print the effective config")
+    add_log_level(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from poolwatch.core.config import dump, load
+    from poolwatch.exporters.cluster.app import run as serve
+    from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+    from poolwatch.exporters.node.webconfig import load_web_config
+
+    flags = {
+        (key,): (str(value), f"flag --{key}")
+        for key, value in (("listen", args.listen), ("backend", args.backend),
+                           ("kubeconfig", args.kubeconfig))
+        if value is not None
+    }  # fmt: skip
+
+    def body() -> None:
+        settings = load(ClusterExporterSettings, config_path(args), os.environ, flags)
+        if args.print_config:
+            sys.stdout.write(dump(settings))
+            return
+        web = load_web_config(settings.web_config_file)
+        serve(_cluster_backend(settings), settings.listen_address(), web, settings)
+
+    return exit_status(body)
+
+
+def _cluster_backend(settings: Any) -> Any:
+    from poolwatch.cluster.factory import open_backend
+
+    return open_backend(settings.backend, settings.kubeconfig)[0]
