@@ -1,4 +1,4 @@
-"""The pool REST API: the seeds' resource-pool operations over poolwatch's cluster interface.
+"""The pool REST API: ModelArts' resource-pool operations over poolwatch's cluster interface.
 
 `poolwatch api serve` serves it (`cli.py`); `app.create_app(...)` builds the FastAPI app, so the
 demo and the tests run the same app in-process. The API decides nothing about nodes by itself:
