@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_log_level as _add_log_level
+from poolwatch.core.cliutil import add_serving_options
 from poolwatch.core.cliutil import config_path as _config_path
 
 log = logging.getLogger("poolwatch.alerts")
@@ -29,11 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     s = verbs.add_parser("serve", help="run the receiver and the delivery workers")
-    _config_flag(s)
-    s.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (0.0.0.0:9481)")
+    add_serving_options(s, "alerts")
     s.add_argument("--outbox", type=Path, metavar="FILE", help="SQLite outbox file")
-    s.add_argument("--print-config", action="store_true", help="print the effective config")
-    _add_log_level(s)
     s.set_defaults(func=_serve)
     st = verbs.add_parser("status", help="what is queued, sent, failing and dead, per target")
     _config_flag(st)

@@ -17,7 +17,7 @@ _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.core.cliutil import add_log_level
+    from poolwatch.core.cliutil import add_serving_options
 
     p = sub.add_parser(
         "controller",
@@ -30,13 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     r = verbs.add_parser("run", help="serve POST /actions and run the control loop")
-    r.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
+    remote = "; an address other hosts can reach needs --token-file"
+    add_serving_options(r, "controller", host="127.0.0.1", listen_note=remote)
     r.add_argument("--backend", choices=["kubernetes", "simulated"], help="(kubernetes)")
     r.add_argument("--kubeconfig", type=Path, metavar="FILE",
                    help="kubeconfig (default: in-cluster service account)")  # fmt: skip
-    r.add_argument("--listen", metavar="HOST:PORT",
-                   help="address to serve on (127.0.0.1:9482); any address other hosts can "
-                   "reach needs --token-file")  # fmt: skip
     r.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=None,
                    help="log and notify what would be done, change nothing (on)")  # fmt: skip
     r.add_argument("--token-file", type=Path, metavar="FILE",
@@ -52,8 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--state", dest="state_path", type=Path, metavar="FILE",
                    help="SQLite state file (default: in memory)")  # fmt: skip
     r.add_argument("--interval", metavar="DURATION", help="control-loop step (10s)")
-    r.add_argument("--print-config", action="store_true", help="print the effective config")
-    add_log_level(r)
     r.set_defaults(func=_run)
     a = verbs.add_parser("audit", help="print the audit trail of a state file")
     a.add_argument("--state", required=True, type=Path, metavar="FILE")

@@ -16,8 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_log_level, config_path
-from poolwatch.core.ports import listen as listen_default
+from poolwatch.core.cliutil import add_serving_options, config_path
 from poolwatch.core.ports import port
 
 
@@ -71,8 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("files", nargs="*", type=Path, metavar="FILE",
                    help="rule files (default: the shipped ones)")  # fmt: skip
-    r.add_argument("--config", type=Path, metavar="FILE",
-                   help="YAML settings file (default: $POOLWATCH_CONFIG)")  # fmt: skip
+    add_serving_options(r, "rules", listen_note="; off: no pages and no /metrics")
     r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
     r.add_argument("--runbook-base-url", metavar="URL", help=runbook_help)
     r.add_argument("--source", metavar="prometheus=URL|local",
@@ -99,12 +97,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--reminder-wait", help="re-notify a firing alert after (4h)")
     r.add_argument("--grace", help="failing queries before the engine alerts (5m)")
     r.add_argument("--timeout", help="per-query timeout (10s)")
-    r.add_argument("--listen", metavar="HOST:PORT",
-                   help="serve the alerts and rules pages, /metrics and /healthz "
-                   f"({listen_default('rules')}; 'off': none)")  # fmt: skip
-    r.add_argument("--print-config", action="store_true",
-                   help="print the effective settings as YAML and exit")  # fmt: skip
-    add_log_level(r)
     a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
     engine_url = f"http://127.0.0.1:{port('rules')}"
     a.add_argument("--url", default=engine_url,

@@ -17,8 +17,7 @@ log = logging.getLogger("poolwatch.api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.core.cliutil import add_log_level  # not poolwatch.app.cli: it imports every part
-    from poolwatch.core.ports import listen as listen_default
+    from poolwatch.core.cliutil import add_serving_options
 
     p = sub.add_parser(
         "api",
@@ -28,12 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     s = verbs.add_parser("serve", help="serve the API (uvicorn)")
-    s.add_argument("--config", type=Path, metavar="FILE",
-                   help="YAML settings file (default: $POOLWATCH_CONFIG); every flag is a key "
-                   "of the same name, and a POOLWATCH_* variable (--token-file: token_file, "
-                   "POOLWATCH_TOKEN_FILE)")  # fmt: skip
-    s.add_argument("--listen", metavar="HOST:PORT",
-                   help=f"address to serve on ({listen_default('api')})")  # fmt: skip
+    add_serving_options(s, "api")
     s.add_argument("--backend", choices=["kubernetes", "simulated"],
                    help="where pools and nodes live (kubernetes)")  # fmt: skip
     s.add_argument("--kubeconfig", type=Path, metavar="FILE",
@@ -47,9 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
                    "kubernetes without it: upgrades are refused)")  # fmt: skip
-    s.add_argument("--print-config", action="store_true",
-                   help="print the effective settings as YAML and exit")  # fmt: skip
-    add_log_level(s)
     s.set_defaults(func=serve)
 
 

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_log_level, config_path, exit_status
-from poolwatch.core.ports import listen as listen_default
+from poolwatch.core.cliutil import add_serving_options, config_path, exit_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,18 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "joins them."
         ),
     )
-    p.add_argument("--config", type=Path, metavar="FILE", help="YAML settings file")
-    p.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help=f"address to serve on ({listen_default('cluster-exporter')})",
-    )
+    add_serving_options(p, "cluster-exporter")
     p.add_argument("--backend", choices=["kubernetes", "simulated"],
                    help="where objects come from (kubernetes)")  # fmt: skip
     p.add_argument("--kubeconfig", type=Path, metavar="FILE",
                    help="kubeconfig (default: in-cluster service account)")  # fmt: skip
-    p.add_argument("--print-config", action="store_true", help="print the effective config")
-    add_log_level(p)
     p.set_defaults(func=run)
 
 

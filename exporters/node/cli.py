@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_log_level, config_path, exit_status
-from poolwatch.core.ports import listen as listen_default
+from poolwatch.core.cliutil import add_serving_options, config_path, exit_status
 from poolwatch.exporters.node.settings import Collectors, NodeExporterSettings
 
 
@@ -49,17 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "exit status: 0 on SIGTERM/SIGINT, 2 on a configuration error"
         ),
     )
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="YAML settings file (default: $POOLWATCH_CONFIG, else built-in defaults)",
-    )
-    p.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help=f"address to serve on (default {listen_default('node-exporter')})",
-    )
+    add_serving_options(p, "node-exporter")
     p.add_argument(
         "--cache-dir",
         type=Path,
@@ -134,14 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             help=argparse.SUPPRESS,
         )
     p.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the effective configuration as YAML and exit",
-    )
-    p.add_argument(
         "--once", action="store_true", help="collect once, print the exposition to stdout and exit"
     )
-    add_log_level(p)
     p.set_defaults(func=run)
 
 

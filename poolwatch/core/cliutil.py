@@ -38,3 +38,26 @@ def exit_status(body: Callable[[], int | None], *config_errors: type[Exception])
         text = str(err)
         log.error("%s", text if "cannot serve on" in text else f"cannot serve: {text}")
         return 1
+
+
+def add_serving_options(
+    p: argparse.ArgumentParser,
+    part: str,
+    host: str = "0.0.0.0",
+    listen_note: str = "",
+) -> None:
+    """The options every serving verb has, the same way: --config, --listen (its default from
+    the port table), --print-config and --log-level. `host` is the part's default bind address
+    (the controller's is 127.0.0.1: it changes the cluster, so it stays local unless told);
+    `listen_note` adds what the part's --listen also accepts or needs."""
+    from poolwatch.core.ports import listen
+
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="YAML settings file (default: $POOLWATCH_CONFIG, else built-in "
+                   "defaults); each setting is also a POOLWATCH_* environment variable, and "
+                   "flags win over both")  # fmt: skip
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help=f"address to serve on ({listen(part, host)}){listen_note}")  # fmt: skip
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective settings as YAML and exit")  # fmt: skip
+    add_log_level(p)
