@@ -16,6 +16,7 @@ COPY rules/ rules/
 COPY alerts/ alerts/
 COPY dashboards/ dashboards/
 COPY controller/ controller/
+COPY api/ api/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -1,15 +1,13 @@
-"""`poolwatch controller run|audit|upgrade|restore|ha|jobs`: registered by the lead's CLI
+"""`poolwatch controller run|audit|restore|ha|jobs`: registered by the `poolwatch` CLI
 (`register(sub)`).
 
 Module-level imports stay light (`--help` must be fast); the command functions import the rest.
-`upgrade` belongs to the pool API part (`controller.upgrade_cli`); it is registered only when
-that module exists.
+Driver upgrades are the pool API part's (`poolwatch api upgrade`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval",
@@ -58,15 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     from . import ops_cli
 
     ops_cli.register(verbs)
-    try:
-        upgrade = importlib.import_module("poolwatch.controller.upgrade_cli")
-    except ModuleNotFoundError as err:
-        if err.name != "poolwatch.controller.upgrade_cli":
-            raise
-        return  # the pool API part's upgrade verb is not built yet
-    u = verbs.add_parser("upgrade", help="driver upgrade of a pool (see the pool API)")
-    upgrade.add_arguments(u)
-    u.set_defaults(func=upgrade.run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,10 +18,10 @@ from test_api_support import (
     serve_stub,
 )
 
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import JobRequest
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.upgrade import SimulatedStep, UpgradeManager
 
 P = "/v2/proj-1"
 

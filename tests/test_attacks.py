@@ -252,9 +252,9 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.alerts.receiver import Credentials, make_server
     from poolwatch.alerts.service import AlertService
+    from poolwatch.api import embed, guard
+    from poolwatch.api.app import create_app
     from poolwatch.cluster.simulated.backend import SimulatedCluster
-    from poolwatch.controller.api import embed, guard
-    from poolwatch.controller.api.app import create_app
     from poolwatch.controller.server import ControllerServer
     from poolwatch.controller.service import PoolController
     from poolwatch.controller.settings import ControllerSettings
@@ -337,7 +337,7 @@ def settled(baseline: int, now: Callable[[], int], slack: int, within: float = 5
 
 @pytest.fixture
 def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Target]]:
-    from poolwatch.controller.api import guard
+    from poolwatch.api import guard
 
     monkeypatch.setattr(guard.GuardedH11Protocol, "idle_timeout", IDLE)
     monkeypatch.setattr(guard.GuardedH11Protocol, "read_timeout", READ)

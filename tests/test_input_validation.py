@@ -18,9 +18,9 @@ from test_api import P, error
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 from test_controller_support import controller, sim
 
-from poolwatch.controller.api.app import create_app
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import UpgradePlan, version_problem
 from poolwatch.controller.server import ControllerServer, serve
-from poolwatch.controller.upgrade import UpgradePlan, version_problem
 from poolwatch.core.actions import NodeAction
 
 GOOD_GPU = ["535.161.08", "550.54.15", "590.48.01", "440.33", "1000.1.1"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PARTS = ("exporters", "rules", "alerts", "dashboards", "controller")
+PARTS = ("exporters", "rules", "alerts", "dashboards", "controller", "api")
 
 
 def _checkout_modules() -> set[str]:

@@ -9,9 +9,9 @@ import argparse
 import dataclasses
 
 from poolwatch.alerts.settings import AlertsSettings
+from poolwatch.api.settings import ApiSettings
 from poolwatch.app.cli import parser
 from poolwatch.app.demo import Ports
-from poolwatch.controller.api.settings import ApiSettings
 from poolwatch.controller.settings import ControllerSettings
 from poolwatch.core.ports import BASE, OFFSETS, port
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings

@@ -12,12 +12,8 @@ from fastapi.testclient import TestClient
 from test_api import P, error
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 
-from poolwatch.cluster.model import Pod
-from poolwatch.cluster.simulated.backend import SimulatedCluster
-from poolwatch.cluster.simulated.spec import STATUS_LABEL, JobRequest
-from poolwatch.controller.api.app import create_app
-from poolwatch.controller.service import PoolController
-from poolwatch.controller.upgrade import (
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import (
     DRIVER_LABEL,
     CommandStep,
     SimulatedStep,
@@ -25,6 +21,10 @@ from poolwatch.controller.upgrade import (
     UpgradeManager,
     UpgradePlan,
 )
+from poolwatch.cluster.model import Pod
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import STATUS_LABEL, JobRequest
+from poolwatch.controller.service import PoolController
 
 GPU_NODES = [f"gpu-a-node-{i:02d}" for i in range(8)]  # 07 is the HA spare
 

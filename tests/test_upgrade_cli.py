@@ -1,4 +1,4 @@
-"""`poolwatch controller upgrade` end to end on the simulated backend (in-process CLI)."""
+"""`poolwatch api upgrade` end to end on the simulated backend (in-process CLI)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _keep_signals(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def upgrade(*args: str) -> int:
-    return main(["controller", "upgrade", "--backend", "simulated", "--poll", "0.05s", *args])
+    return main(["api", "upgrade", "--backend", "simulated", "--poll", "0.05s", *args])
 
 
 def test_a_forcible_upgrade_of_the_npu_pool(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,25 +9,32 @@ table (poolwatch/core/ports.py) that the demo follows too.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
 
 from poolwatch import __version__
 from poolwatch.alerts import cli as alerts_cli
+from poolwatch.api import cli as api_cli
 from poolwatch.app import demo_cli
 from poolwatch.controller import cli as controller_cli
-from poolwatch.controller.api import cli as api_cli
+from poolwatch.controller.facade import open_controller
 from poolwatch.core.catalog import cli as catalog_cli
 from poolwatch.dashboards import cli as dashboards_cli
 from poolwatch.exporters.cluster import cli as cluster_exporter_cli
 from poolwatch.exporters.node import cli as node_exporter_cli
 from poolwatch.rules import cli as rules_cli
 
-#: the parts' commands, in the order `poolwatch --help` lists them. Each module keeps its imports
-#: light (heavy ones inside the command's function) so `--help` stays fast.
-PARTS = (
-    node_exporter_cli, cluster_exporter_cli, rules_cli, alerts_cli, controller_cli, api_cli,
-    dashboards_cli, catalog_cli, demo_cli,
+#: each part's `register(subparsers)`, in the order `poolwatch --help` lists them. Each module
+#: keeps its imports light (heavy ones inside the command's function) so `--help` stays fast.
+#: The pool API acts through the controller without importing it: it is handed the controller's
+#: `open_controller` here.
+PARTS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    node_exporter_cli.register, cluster_exporter_cli.register, rules_cli.register,
+    alerts_cli.register, controller_cli.register,
+    functools.partial(api_cli.register, open_controller=open_controller),
+    dashboards_cli.register, catalog_cli.register, demo_cli.register,
 )  # fmt: skip
 
 EPILOG = """\
@@ -48,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"poolwatch {__version__}")
     sub = p.add_subparsers(dest="part", metavar="<part>")
-    for part in PARTS:
-        part.register(sub)
+    for register in PARTS:
+        register(sub)
     return p
 
 

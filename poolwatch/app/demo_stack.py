@@ -115,7 +115,7 @@ class Stack:
         self._stoppers.append(stop)
 
     def _api(self, prometheus_url: str) -> None:
-        from poolwatch.controller.api.embed import start_for_demo
+        from poolwatch.api.embed import start_for_demo
 
         self.api_url, self.api_token_file, stop = start_for_demo(
             self.controller, self.cluster, prometheus_url, self.data_dir, self.host,

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from helpers import free_block
 from prom_versions import Prometheus
 
+from poolwatch.api.app import create_app
 from poolwatch.app.demo import Demo
-from poolwatch.controller.api.app import create_app
 from poolwatch.controller.service import PoolController
 
 from .conftest import get_json, prom_query, running_version, use_prometheus

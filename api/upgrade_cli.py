@@ -1,6 +1,6 @@
-"""`poolwatch controller upgrade`: a rolling driver upgrade of one pool, from the command line.
+"""`poolwatch api upgrade`: a rolling driver upgrade of one pool, from the command line.
 
-Registered by `controller/cli.py` (`add_arguments`, `run`). It runs the same `Upgrade` as the
+Registered by `api/cli.py` (`add_arguments`, `run`). It runs the same `Upgrade` as the
 pool API, in this process, through a `PoolController` over the chosen backend, and prints each
 change of progress. Ctrl-C aborts cleanly: the current batch's nodes are returned and the pool
 is no longer marked upgrading, so running the command again continues where it stopped.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -86,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from poolwatch.controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
+    from poolwatch.api.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
     from poolwatch.core.config import ConfigError, parse_duration
 
     if args.abort:
@@ -135,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
-    from poolwatch.controller.upgrade import recover
+    from poolwatch.api.upgrade import recover
     from poolwatch.core.config import ConfigError
 
     try:
@@ -146,21 +145,17 @@ def _abort(args: argparse.Namespace) -> int:
     if controller.pool_activity(args.pool) != "upgrading":
         _say(f"pool {args.pool} is not being upgraded: nothing to abort")
         return 3
-    nodes = recover(controller, backend, args.pool, "poolwatch controller upgrade --abort")
+    nodes = recover(controller, backend, args.pool, "poolwatch api upgrade --abort")
     _say(f"recovered: {len(nodes)} nodes returned ({', '.join(nodes) or 'none'})")
     return 0
 
 
 def _controller(args: argparse.Namespace) -> tuple[Any, Any]:
-    from poolwatch.controller.api.cli import make_backend
-    from poolwatch.controller.service import PoolController
-    from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.api.cli import make_backend
     from poolwatch.core.cliutil import config_path
-    from poolwatch.core.config import load
 
-    settings = load(ControllerSettings, config_path(args), os.environ, {})
     backend = make_backend(args.backend, args.kubeconfig)
-    return PoolController(backend, settings), backend
+    return args.open_controller(backend, config_path(args)), backend
 
 
 def _report(snapshot: dict[str, Any], last: list[Any]) -> list[Any]:

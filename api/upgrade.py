@@ -36,7 +36,7 @@ from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.workload import busy_nodes
 from poolwatch.core.actions import ActionResult
 
-from .api.ports import ClusterReader, PoolControl
+from .ports import ClusterReader, PoolControl
 
 log = logging.getLogger(__name__)
 

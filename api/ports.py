@@ -1,14 +1,16 @@
 """What the API and the upgrade driver use of the controller and the cluster, as Protocols.
 
-The controller facade (`controller.service.PoolController`) is built by another part of this
-package at the same time; coding against these Protocols keeps the API testable with any object
-that has the same methods, and makes what the API relies on explicit: every change to a node or
-a pool goes through these calls, so the controller's limits and isolation rules still hold.
+The pool API is its own part: it never imports the controller. The application hands it a
+`ControllerFactory` (the controller's `open_controller`) and it drives what that returns through
+`PoolControl`; coding against these Protocols keeps the API testable with any object that has
+the same methods, and makes what the API relies on explicit: every change to a node or a pool
+goes through these calls, so the controller's limits and isolation rules still hold.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from poolwatch.cluster.model import Event, Node, Pod, Pool, TrainingJob
 from poolwatch.core.actions import ActionResult
@@ -40,3 +42,11 @@ class ClusterReader(Protocol):
     def jobs(self) -> list[TrainingJob]: ...
     def events(self) -> list[Event]: ...
     def label_node(self, node: str, labels: dict[str, str | None]) -> None: ...
+
+
+class ControllerFactory(Protocol):
+    """Makes the controller the API acts through: `backend` is the cluster backend, `config` the
+    controller's settings file (None: its defaults). Given by the application
+    (`poolwatch.controller.facade.open_controller`)."""
+
+    def __call__(self, backend: Any, config: Path | None = None) -> PoolControl: ...

@@ -11,12 +11,17 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ports import ControllerFactory
 
 log = logging.getLogger("poolwatch.api")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, open_controller: ControllerFactory) -> None:
+    """Declare `poolwatch api serve|upgrade`; `open_controller` makes the controller every change
+    goes through (the application passes the controller part's)."""
     from poolwatch.core.cliutil import add_serving_options
 
     p = sub.add_parser(
@@ -41,7 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
                    "kubernetes without it: upgrades are refused)")  # fmt: skip
-    s.set_defaults(func=serve)
+    s.set_defaults(func=serve, open_controller=open_controller)
+    from . import upgrade_cli
+
+    u = verbs.add_parser("upgrade", help="rolling driver upgrade of a pool, from the command line")
+    upgrade_cli.add_arguments(u)
+    u.set_defaults(func=upgrade_cli.run, open_controller=open_controller)
 
 
 def read_token(path: Path) -> str:
@@ -63,16 +73,10 @@ def make_backend(kind: str, kubeconfig: Path | None) -> Any:
     return open_backend(kind, kubeconfig)[0]
 
 
-def make_controller(backend: Any) -> Any:
-    from poolwatch.controller.service import PoolController
-
-    return PoolController(backend)
-
-
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from poolwatch.controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
+    from poolwatch.api.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.core.cliutil import config_path
     from poolwatch.core.config import ConfigError, dump, load, split_listen
 
@@ -95,7 +99,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("%s", err)
         return 2
     backend = make_backend(settings.backend, settings.kubeconfig)
-    controller = make_controller(backend)
+    controller = args.open_controller(backend)
     step: UpgradeStep | None = None  # a real cluster without a command: upgrades are refused
     if settings.upgrade_command:
         step = CommandStep(shlex.split(settings.upgrade_command), backend)
