@@ -190,7 +190,8 @@ def test_check_names_a_stale_file_and_build_fixes_it(
     shutil.copytree(registry.GENERATED, out)
     monkeypatch.setattr(registry, "GENERATED", out)
     monkeypatch.setattr(docs, "DOC", tmp_path / "dashboards.md")
-    docs.DOC.write_text((Path(docs.__file__).parent.parent / "docs" / "dashboards.md").read_text())
+    shipped = Path(docs.__file__).resolve().parent.parent / "docs" / "dashboards.md"
+    docs.DOC.write_text(shipped.read_text())
     assert cli.check(argparse.Namespace()) == 0
     stale = out / "poolwatch-ack-quota.json"
     stale.write_text(stale.read_text().replace("Max Quota", "Maximum"))

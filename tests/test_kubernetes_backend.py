@@ -495,7 +495,7 @@ def test_410_gone_relists_and_emits_the_differences(
     new = copy.deepcopy(nodes[0])
     new["metadata"].update(name="gpu-node-09", uid="77777777-9b2d-4f6a-8c0e-2d4f6a8c0e99")
     stub.put(NODES, new, quiet=True)
-    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.backend.informer"):
+    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.informer"):
         if as_http:
             stub.drop(NODES)  # the watch comes back with an old version: HTTP 410
         else:
@@ -574,7 +574,7 @@ def test_a_crd_that_is_not_installed_is_skipped_quietly(
         until(lambda: len(stub.queries(PYTORCH)) >= 3, what="looked for again")
     said = [r for r in caplog.records if "pytorchjobs.kubeflow.org/v1" in r.getMessage()]
     assert [r.levelname for r in said] == ["INFO"]  # once, however often it looks again
-    informer = "poolwatch.cluster.kubernetes.backend.informer"
+    informer = "poolwatch.cluster.kubernetes.informer"
     assert not [r for r in caplog.records if r.name == informer and r.levelno >= logging.WARNING]
     # installed later: its objects arrive as ADDED; removed again: DELETED
     mark = rec.mark()
@@ -608,7 +608,7 @@ def test_odd_objects_are_counted_logged_once_and_never_stop_the_watch(
         name="not-a-pytorchjob", uid="99999999-51a7-4c3e-9b0f-6a8d7e2f1c35"
     )
     wrong_kind["kind"] = "TFJob"
-    with caplog.at_level(logging.WARNING, logger="poolwatch.cluster.kubernetes.backend.backend"):
+    with caplog.at_level(logging.WARNING, logger="poolwatch.cluster.kubernetes.backend"):
         for _ in range(2):  # twice: counted twice, logged once
             stub.send_raw(NODES, b"{this is not json")
             stub.put(NODES, odd)
@@ -840,7 +840,7 @@ def test_api_down_is_unhealthy_serves_nothing_stale_and_recovers(
     rec.synced()
     assert seeded.healthy()
     mark = rec.mark()
-    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.backend.informer"):
+    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.informer"):
         stub.stop()
         until(lambda: not seeded.healthy(), what="unhealthy")
         until(lambda: "refused" in seeded.informers()["nodes"], what="nodes down")
