@@ -92,6 +92,11 @@ CONTAINER = [
           "write: every file system (local, NFS, page cache hits) and socket, summed over the "
           "processes alive now, so it drops when one exits (container, /proc/<pid>/io rchar and "
           "wchar).", (*OWNER, "direction"), "container"),
+    _spec("poolwatch_container_nfs_bytes_total", "counter", "bytes",
+          "Bytes read and written through the NFS mounts the container sees, by direction read "
+          "or write (normal plus direct I/O); counted per NFS superblock, so containers that "
+          "mount the same export share its bytes (container, /proc/<pid>/mountstats bytes).",
+          (*OWNER, "direction"), "container"),
     _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
           "Bytes received by the pod, over its interfaces but lo, container=\"\" (container, "
           "/proc/<pid>/net/dev of a process in the pod).", OWNER, "container",
