@@ -89,7 +89,8 @@ CONTAINER = [
           _ma("ma_container_disk_write_kilobytes", "KB/s", **_rate_kb)),
     _spec("poolwatch_container_process_io_bytes_total", "counter", "bytes",
           "Bytes the container's processes passed to read and write calls, by direction read or "
-          "write: every file system (local, NFS, page cache hits) and socket, summed over the "
+          "write: every file system (local, NFS, page cache hits), and sockets used with read "
+          "and write (not recv/send), summed over the "
           "processes alive now, so it drops when one exits (container, /proc/<pid>/io rchar and "
           "wchar).", (*OWNER, "direction"), "container"),
     _spec("poolwatch_container_nfs_bytes_total", "counter", "bytes",

@@ -23,13 +23,13 @@ Per container, from the files of its cgroup:
   controller is not enabled for the container).
 - process I/O: `rchar`/`wchar` of `/proc/<pid>/io`, summed over the container's processes: every
   byte passed to read and write calls, whatever is behind them (a local disk, NFS, the page
-  cache, a socket to object storage). It is the "process I/O" of ModelArts' hang detection,
-  which block-device bytes alone miss for a job that reads over the network or from cache. A
-  process that exits takes its bytes with it (the sum drops, as a counter reset); a process
-  whose file cannot be read (it exited, no permission) is left out, and with none readable the
-  series is absent. The kernel lets a reader see another user's `io` only with CAP_SYS_PTRACE:
-  an exporter running unprivileged (the chart's default) sees none, and the hang rule falls back
-  to block-device bytes.
+  cache, a pipe or socket read with read()/write()); socket recv/send calls, which most network
+  clients use (object storage among them), are not counted, which is why the hang rule also
+  reads the network counters. A process that exits takes its bytes with it (the sum drops, as a
+  counter reset); a process whose file cannot be read (it exited, no permission) is left out,
+  and with none readable the series is absent. The kernel lets a reader see another user's `io`
+  only with CAP_SYS_PTRACE: an exporter running unprivileged (the chart's default) sees none,
+  and the hang rule judges by the NFS, block and network counters alone.
 - NFS bytes: what the container's processes read and wrote through NFS mounts, from
   `/proc/<pid>/mountstats` of its first process that answers (the mounts of the container's own
   mount namespace: its NFS volumes), the `bytes:` line's normal plus direct reads and writes,
