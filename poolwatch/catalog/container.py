@@ -98,6 +98,11 @@ CONTAINER = [
           "or write (normal plus direct I/O); counted per NFS superblock, so containers that "
           "mount the same export share its bytes (container, /proc/<pid>/mountstats bytes).",
           (*OWNER, "direction"), "container"),
+    _spec("poolwatch_container_nfs_mounts", "gauge", "",
+          "NFS mounts (distinct superblocks) the container sees; absent when it has none. "
+          "Present without poolwatch_container_nfs_bytes_total when the exporter may not read "
+          "the container's mountstats (container, /proc/<pid>/mountstats or mountinfo).",
+          OWNER, "container"),
     _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
           "Bytes received by the pod, over its interfaces but lo, container=\"\" (container, "
           "/proc/<pid>/net/dev of a process in the pod).", OWNER, "container",

@@ -36,9 +36,12 @@ Per container, from the files of its cgroup:
   summed over its NFS mounts. The kernel counts these per NFS superblock, and pods that mount the
   same export with the same options share one: each of them is credited with the bytes of all
   (a mount shared with a busy job looks busy; nothing is credited to a container that does not
-  mount it). The file is readable only by the process's owner or root (mode 0400), so an
-  exporter running as another user gets no series. A container whose namespace is the host's
-  is skipped (it would report every mount of the node).
+  mount it). The file is readable only by the process's owner or a reader that may bypass file
+  permissions (root with DAC_READ_SEARCH, the chart's `runAsRoot`); an exporter that may not
+  gets no bytes, but counts the container's NFS mounts from `/proc/<pid>/mountinfo`, which
+  anyone may read, so the hang rule can tell "no NFS traffic" from "NFS traffic not visible".
+  A container whose mount namespace is the host's is skipped (it would report every mount of
+  the node).
 Network counters belong to the pod's network namespace, which all its containers share, so they
 are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
 `container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
@@ -315,7 +318,9 @@ class ContainerCollector:
         host_mnt: str | None,
     ) -> None:
         """NFS bytes of the mounts the container sees, read through its first process that
-        answers; a superblock mounted at several paths is counted once."""
+        answers; a superblock mounted at several paths is counted once. Where mountstats is not
+        ours to read, the world-readable mountinfo still says how many NFS mounts there are, so
+        the hang rule knows it cannot see that container's NFS traffic."""
         for pid in pids:
             proc = f"{self.procfs}/{pid}"
             mnt = _ns(proc, "mnt")
@@ -323,8 +328,13 @@ class ContainerCollector:
                 return  # the host's mount namespace: every NFS mount of the node
             try:
                 text = read_small(proc + "/mountstats")
+            except PermissionError:
+                mounts = _nfs_mounts_of(proc)
+                if mounts:
+                    fams[P + "nfs_mounts"].add_metric(labels, mounts)
+                return
             except OSError:
-                continue  # exited, or not ours to read
+                continue  # the process exited; try the next
             if " fstype nfs" not in text:
                 return  # no NFS mount: no series
             try:
@@ -342,6 +352,7 @@ class ContainerCollector:
                 read += m.bytes[0] + m.bytes[2]
                 written += m.bytes[1] + m.bytes[3]
             if seen:
+                fams[P + "nfs_mounts"].add_metric(labels, len(seen))
                 fams[P + "nfs_bytes_total"].add_metric([*labels, "read"], read)
                 fams[P + "nfs_bytes_total"].add_metric([*labels, "write"], written)
             return
@@ -383,6 +394,22 @@ class ContainerCollector:
             for column, family in _NET.items():
                 fams[family].add_metric(labels, totals[column])
             return
+
+
+def _nfs_mounts_of(proc: str) -> int:
+    """NFS superblocks (distinct major:minor) in a process's mountinfo, which anyone may read:
+    "36 35 0:52 / /data rw,relatime shared:1 - nfs4 10.0.0.1:/export rw,vers=4.1"."""
+    try:
+        text = read_small(proc + "/mountinfo")
+    except OSError:
+        return 0
+    devices = set()
+    for line in text.splitlines():
+        fields, sep, rest = line.partition(" - ")
+        parts = fields.split()
+        if sep and len(parts) > 2 and rest.startswith("nfs"):
+            devices.add(parts[2])
+    return len(devices)
 
 
 def _ns(proc: str, kind: str = "net") -> str | None:
