@@ -313,3 +313,21 @@ def test_register_file_and_sram_uncorrected_counts_per_location() -> None:
     assert value(s, fam, location="sram", scope="aggregate") == 5
     assert value(s, fam, location="register_file", scope="volatile") == 1
     assert value(s, fam, location="register_file", scope="aggregate") == 3
+
+
+def test_a_driver_without_the_location_counters_is_not_a_query_error() -> None:
+    """An older driver does not know the SRAM location (INVALID_ARGUMENT) or the function at all
+    (FUNCTION_NOT_FOUND): no series, and no query error, which would isolate the node (FI-02)."""
+    import pynvml
+
+    for code in (pynvml.NVML_ERROR_INVALID_ARGUMENT, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND):
+        fake = FakeNvml([h100()])
+
+        def refuse(h: object, etype: int, counter: int, location: int, code: int = code) -> int:
+            raise pynvml.NVMLError(code)
+
+        fake.nvmlDeviceGetMemoryErrorCounter = refuse
+        ok, s, _ = run_collector(collector(fake))
+        assert ok
+        assert "poolwatch_gpu_ecc_uncorrected_location_errors_total" not in names(s)
+        assert value(s, "poolwatch_gpu_query_errors") == 0
