@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from helpers import FIXTURES
 
-from exporters.cluster.generators.job import JOB
-from poolwatch.cluster.k8s_convert import pod_from
 from poolwatch.cluster.k8s_hang import hang_detect_minutes
-from poolwatch.cluster.k8s_jobs import batch_job_from, kubeflow_job_from, volcano_job_from
-from poolwatch.cluster.k8s_podjobs import pod_job_from, pod_job_part
-from poolwatch.cluster.k8s_read import Context
+from poolwatch.cluster.kubernetes.convert import pod_from
+from poolwatch.cluster.kubernetes.jobs import batch_job_from, kubeflow_job_from, volcano_job_from
+from poolwatch.cluster.kubernetes.podjobs import pod_job_from, pod_job_part
+from poolwatch.cluster.kubernetes.read import Context
 from poolwatch.cluster.model import JobStatus, TrainingJob
+from poolwatch.exporters.cluster.generators.job import JOB
 
 KUBEAPI = FIXTURES / "kubeapi"
 

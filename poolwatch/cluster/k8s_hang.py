@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .k8s_read import Note, as_list, dig
+from poolwatch.cluster.kubernetes.read import Note, as_list, dig
 
 HANG_ENV = "MA_HANG_DETECT_TIME"
 DEFAULT_MINUTES, MIN_MINUTES, MAX_MINUTES = 30, 10, 720

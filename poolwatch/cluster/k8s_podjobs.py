@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .k8s_hang import hang_detect_minutes, hang_env_values
-from .k8s_jobs import QUEUE_ANNOTATION, REPLICA_SPECS, TERMINAL, controller
-from .k8s_read import (
+from poolwatch.cluster.k8s_hang import hang_detect_minutes, hang_env_values
+from poolwatch.cluster.kubernetes.jobs import QUEUE_ANNOTATION, REPLICA_SPECS, TERMINAL, controller
+from poolwatch.cluster.kubernetes.read import (
     QUEUE_LABELS,
     Context,
     as_dict,
@@ -42,7 +42,7 @@ from .k8s_read import (
     str_map,
     timestamp,
 )
-from .model import JobStatus, Pod, TrainingJob
+from poolwatch.cluster.model import JobStatus, Pod, TrainingJob
 
 
 @dataclass(frozen=True)
