@@ -165,6 +165,15 @@ class FakeNvml(SimpleNamespace):
         scope = "volatile" if counter == pynvml.NVML_VOLATILE_ECC else "aggregate"
         return int(self._val(h, f"ecc.errors.{kind}.{scope}.total"))
 
+    def nvmlDeviceGetMemoryErrorCounter(
+        self, h: Any, etype: int, counter: int, location: int
+    ) -> int:
+        kind = "corrected" if etype == pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED else "uncorrected"
+        scope = "volatile" if counter == pynvml.NVML_VOLATILE_ECC else "aggregate"
+        where = {pynvml.NVML_MEMORY_LOCATION_REGISTER_FILE: "register_file",
+                 pynvml.NVML_MEMORY_LOCATION_SRAM: "sram"}[location]  # fmt: skip
+        return int(self._val(h, f"ecc.errors.{kind}.{scope}.{where}"))
+
     def nvmlDeviceGetRetiredPages(self, h: Any, cause: int) -> list[int]:
         key = (
             "retired_pages.single_bit_ecc.count" if cause == 0 else "retired_pages.double_bit.count"

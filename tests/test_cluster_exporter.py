@@ -691,7 +691,7 @@ def test_real_prometheus_scrapes_the_gzip_members(served, tmp_path, prom: Promet
 def test_the_simulated_backend_drives_the_exporter() -> None:
     """Six simulated hours of jobs and faults, applied event by event, end in the same figures
     as a fresh list of the final state: the incremental pool totals do not drift."""
-    sim = pytest.importorskip("poolwatch.cluster.simulated")
+    sim = pytest.importorskip("poolwatch.cluster.simulated.backend")
     cluster = sim.SimulatedCluster()
 
     def listed() -> ClusterStore:

@@ -459,3 +459,75 @@ def test_process_io_counts_what_the_processes_read_and_write_whatever_the_source
     (node.proc / str(second) / "io").write_text("rchar: lots\n")
     ok, s, _ = run_collector(node.collector(), ())
     assert value(s, name, **bert_labels, direction="read") == 5_000_000
+
+
+def test_nfs_bytes_of_the_mounts_a_container_sees(node: Node) -> None:
+    """/proc/<pid>/mountstats of the container's process (the captured file, whose NFS mount
+    read 1,207,640,230 bytes): normal plus direct bytes of its NFS mounts, one superblock
+    mounted at two paths counted once; a container without NFS mounts has no series, and one
+    in the host's mount namespace is skipped (it would see every mount of the node)."""
+    capture = (FIXTURES / "proc/self/mountstats").read_text()
+    nfs = capture[capture.index("device 192.168.1.1:/srv/test") :]
+    nfs = nfs[: nfs.index("device ", 1)] if "device " in nfs[1:] else nfs
+    bert = next(iter(node.cgroup.rglob(f"*{CID['a']}*.scope")))
+    pid = int((bert / "cgroup.procs").read_text().split()[0])
+    twice = capture + nfs.replace("/mnt/nfs/test", "/data/again", 1)
+    (node.proc / str(pid) / "mountstats").write_text(
+        twice.replace(" 0 0 0 1210214218", " 7 0 5 1210214218", 1)
+    )
+    ok, s, _ = run_collector(node.collector(), ())
+    assert ok
+    name = "poolwatch_container_nfs_bytes_total"
+    bert_labels = {**BERT, "training_job": "bert-large"}
+    # first mount: normalread 1207640230 + directread 0, normalwrite 7 + directwrite 5; the
+    # second path of the same export has different counters here, so it is a second superblock
+    assert value(s, name, **bert_labels, direction="read") == 1207640230 * 2
+    assert value(s, name, **bert_labels, direction="write") == 12
+    assert value(s, "poolwatch_container_nfs_mounts", **bert_labels) == 2
+    (node.proc / str(pid) / "mountstats").write_text(
+        capture + nfs.replace("/mnt/nfs/test", "/data/again", 1)
+    )
+    ok, s, _ = run_collector(node.collector(), ())
+    assert value(s, name, **bert_labels, direction="read") == 1207640230  # same superblock: once
+    assert not [k for k in s if k[0] == name and ("pod", LLAMA["pod"]) in k[1]]
+    # the host's mount namespace: skipped
+    (node.proc / "1/ns/mnt").symlink_to("mnt:[4026531841]")
+    (node.proc / str(pid) / "ns/mnt").symlink_to("mnt:[4026531841]")
+    ok, s, _ = run_collector(node.collector(), ())
+    assert ok
+    assert name not in names(s)
+
+
+def test_nfs_mounts_are_counted_where_their_bytes_may_not_be_read(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exporter that may not read a container's mountstats (mode 0400, another user; the
+    tests run as root, so the refusal is injected) still counts its NFS mounts from mountinfo,
+    which anyone may read: one superblock mounted at two paths is one mount, other file systems
+    none. The hang rule then knows that container's NFS traffic is not visible."""
+    bert = next(iter(node.cgroup.rglob(f"*{CID['a']}*.scope")))
+    pid = int((bert / "cgroup.procs").read_text().split()[0])
+    (node.proc / str(pid) / "mountinfo").write_text(
+        "21 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+        "36 21 0:52 / /data rw,relatime shared:2 - nfs4 10.0.0.1:/export rw,vers=4.1\n"
+        "37 21 0:52 /sub /data2 rw,relatime shared:2 - nfs4 10.0.0.1:/export rw,vers=4.1\n"
+        "38 21 0:60 / /ckpt rw,relatime shared:3 - nfs 10.0.0.2:/ckpt rw,vers=3\n"
+    )
+    (node.proc / str(pid) / "mountstats").write_text("")
+    real = collector_module.read_small
+
+    def refuse(path: str) -> str:
+        if path.endswith("/mountstats"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(collector_module, "read_small", refuse)
+    ok, s, _ = run_collector(node.collector(), ())
+    assert ok
+    bert_labels = {**BERT, "training_job": "bert-large"}
+    assert value(s, "poolwatch_container_nfs_mounts", **bert_labels) == 2
+    assert "poolwatch_container_nfs_bytes_total" not in names(s)
+    # the llama container has no mountinfo NFS line (no file at all): no series
+    assert not [
+        k for k in s if k[0] == "poolwatch_container_nfs_mounts" and ("pod", LLAMA["pod"]) in k[1]
+    ]

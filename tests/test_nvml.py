@@ -290,3 +290,44 @@ def test_booked_and_idle_seconds_accumulate_per_holder() -> None:
     now[0] += 15
     runner.run_once(coll)
     assert not [ls for n, ls in parse(store.body()) if n == booked and ("pod", "idle-0") in ls]
+
+
+def test_register_file_and_sram_uncorrected_counts_per_location() -> None:
+    """FI-01's "multi-bit Register File" and "Uncorrectable SRAM" come from NVML's per-location
+    counters: the H100 capture counts SRAM (0) but not the register file ([N/A] on Hopper),
+    which gets no series; a GPU with errors reports them per location and scope."""
+    fam = "poolwatch_gpu_ecc_uncorrected_location_errors_total"
+    ok, s, _ = run_collector(collector(FakeNvml([h100()])))
+    assert ok
+    for scope in ("volatile", "aggregate"):
+        assert value(s, fam, location="sram", scope=scope) == 0
+    assert not [ls for (n, ls) in s if n == fam and ("location", "register_file") in ls]
+    bad = h100()
+    bad.q |= {"ecc.errors.uncorrected.volatile.sram": "2",
+              "ecc.errors.uncorrected.aggregate.sram": "5",
+              "ecc.errors.uncorrected.volatile.register_file": "1",
+              "ecc.errors.uncorrected.aggregate.register_file": "3"}  # fmt: skip
+    ok, s, _ = run_collector(collector(FakeNvml([bad])))
+    assert ok
+    assert value(s, fam, location="sram", scope="volatile") == 2
+    assert value(s, fam, location="sram", scope="aggregate") == 5
+    assert value(s, fam, location="register_file", scope="volatile") == 1
+    assert value(s, fam, location="register_file", scope="aggregate") == 3
+
+
+def test_a_driver_without_the_location_counters_is_not_a_query_error() -> None:
+    """An older driver does not know the SRAM location (INVALID_ARGUMENT) or the function at all
+    (FUNCTION_NOT_FOUND): no series, and no query error, which would isolate the node (FI-02)."""
+    import pynvml
+
+    for code in (pynvml.NVML_ERROR_INVALID_ARGUMENT, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND):
+        fake = FakeNvml([h100()])
+
+        def refuse(h: object, etype: int, counter: int, location: int, code: int = code) -> int:
+            raise pynvml.NVMLError(code)
+
+        fake.nvmlDeviceGetMemoryErrorCounter = refuse
+        ok, s, _ = run_collector(collector(fake))
+        assert ok
+        assert "poolwatch_gpu_ecc_uncorrected_location_errors_total" not in names(s)
+        assert value(s, "poolwatch_gpu_query_errors") == 0

@@ -109,6 +109,8 @@ class TrainingJob:
     # the job's fault-tolerance annotations (`fault-tolerance/*`, MA-J-04/06): the controller
     # reads its restart budget from them
     annotations: tuple[tuple[str, str], ...] = ()
+    # MA_HANG_DETECT_TIME (MA-J-02): minutes of unchanged I/O before the job counts as hung
+    hang_detect_minutes: int = 30
 
 
 @dataclass(frozen=True)

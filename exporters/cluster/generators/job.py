@@ -78,6 +78,10 @@ JOB = [
     family("poolwatch_training_job_accelerators_requested", _requested),
     family("poolwatch_training_job_workers", lambda j: [(_id(j), float(j.workers))]),
     family("poolwatch_training_job_restarts_total", lambda j: [(_id(j), float(j.restarts))]),
+    family(
+        "poolwatch_training_job_hang_detect_seconds",
+        lambda j: [(_id(j), 60.0 * j.hang_detect_minutes)],
+    ),
 ]
 
 

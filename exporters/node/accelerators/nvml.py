@@ -225,6 +225,19 @@ class NvmlBackend:
                 count = g(n.nvmlDeviceGetTotalEccErrors, h, err_type, counter)
                 if count is not None:
                     d.ecc_errors[(err_name, scope)] = float(count)
+        # FI-01's "multi-bit Register File" and "Uncorrectable SRAM": per-location counts of
+        # uncorrected errors. A location the GPU does not count answers "not supported" (the
+        # register file on Hopper) and gets no series, not a zero.
+        for location, where in (("register_file", n.NVML_MEMORY_LOCATION_REGISTER_FILE),
+                                ("sram", n.NVML_MEMORY_LOCATION_SRAM)):  # fmt: skip
+            for scope, counter in (("volatile", n.NVML_VOLATILE_ECC),
+                                   ("aggregate", n.NVML_AGGREGATE_ECC)):  # fmt: skip
+                count = g(n.nvmlDeviceGetMemoryErrorCounter, h,
+                          n.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, counter, where)  # fmt: skip
+                if count is not None:
+                    extra["poolwatch_gpu_ecc_uncorrected_location_errors_total"].add_metric(
+                        [*labels, location, scope], float(count)
+                    )
         for cause, code in (
             ("single_bit", n.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS),
             ("double_bit", n.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR),

@@ -23,13 +23,25 @@ Per container, from the files of its cgroup:
   controller is not enabled for the container).
 - process I/O: `rchar`/`wchar` of `/proc/<pid>/io`, summed over the container's processes: every
   byte passed to read and write calls, whatever is behind them (a local disk, NFS, the page
-  cache, a socket to object storage). It is the "process I/O" of ModelArts' hang detection,
-  which block-device bytes alone miss for a job that reads over the network or from cache. A
-  process that exits takes its bytes with it (the sum drops, as a counter reset); a process
-  whose file cannot be read (it exited, no permission) is left out, and with none readable the
-  series is absent. The kernel lets a reader see another user's `io` only with CAP_SYS_PTRACE:
-  an exporter running unprivileged (the chart's default) sees none, and the hang rule falls back
-  to block-device bytes.
+  cache, a pipe or socket read with read()/write()); socket recv/send calls, which most network
+  clients use (object storage among them), are not counted, which is why the hang rule also
+  reads the network counters. A process that exits takes its bytes with it (the sum drops, as a
+  counter reset); a process whose file cannot be read (it exited, no permission) is left out,
+  and with none readable the series is absent. The kernel lets a reader see another user's `io`
+  only with CAP_SYS_PTRACE: an exporter running unprivileged (the chart's default) sees none,
+  and the hang rule judges by the NFS, block and network counters alone.
+- NFS bytes: what the container's processes read and wrote through NFS mounts, from
+  `/proc/<pid>/mountstats` of its first process that answers (the mounts of the container's own
+  mount namespace: its NFS volumes), the `bytes:` line's normal plus direct reads and writes,
+  summed over its NFS mounts. The kernel counts these per NFS superblock, and pods that mount the
+  same export with the same options share one: each of them is credited with the bytes of all
+  (a mount shared with a busy job looks busy; nothing is credited to a container that does not
+  mount it). The file is readable only by the process's owner or a reader that may bypass file
+  permissions (root with DAC_READ_SEARCH, the chart's `runAsRoot`); an exporter that may not
+  gets no bytes, but counts the container's NFS mounts from `/proc/<pid>/mountinfo`, which
+  anyone may read, so the hang rule can tell "no NFS traffic" from "NFS traffic not visible".
+  A container whose mount namespace is the host's is skipped (it would report every mount of
+  the node).
 Network counters belong to the pod's network namespace, which all its containers share, so they
 are read once per pod from `/proc/<pid>/net/dev` of one of its processes (`lo` skipped) and carry
 `container=""`. A pod in the host's network namespace (hostNetwork) would report the node's
@@ -67,6 +79,7 @@ from ..attribution.pod_resources import training_job_of
 from ..collector import PartialFailure, families, register
 from ..settings import ContainerSettings, NodeExporterSettings
 from .host import parse_net_dev
+from .nfs import parse_mountstats
 
 log = logging.getLogger(__name__)
 P = "poolwatch_container_"
@@ -179,6 +192,7 @@ class ContainerCollector:
         sandbox, self._sandbox = self._sandbox, {}
         seen: set[tuple[str, ...]] = set()
         pod_pids: dict[str, list[int]] = {}
+        host_mnt = _ns(str(self.procfs) + "/1", "mnt")
         for path, ref in cgroups:
             pids = _pids(path)
             pod_pids.setdefault(ref.pod_uid, []).extend(pids[:1])
@@ -197,11 +211,12 @@ class ContainerCollector:
             try:
                 self._container(path, labels, fams, now, prev.get(path))
                 self._process_io(pids, labels, fams)
+                self._nfs(pids, labels, fams, problems, host_mnt)
             except CgroupFileError as err:
                 if os.path.isdir(path):
                     problems.append(str(err))
         seen.clear()
-        host_ns = _netns(str(self.procfs) + "/1")
+        host_ns = _ns(str(self.procfs) + "/1")
         for uid, pids in sorted(pod_pids.items()):
             self._network(uid, pids, fams, problems, seen, host_ns)
         yield from fams.values()
@@ -294,6 +309,54 @@ class ContainerCollector:
             fams[P + "process_io_bytes_total"].add_metric([*labels, "read"], read)
             fams[P + "process_io_bytes_total"].add_metric([*labels, "write"], written)
 
+    def _nfs(
+        self,
+        pids: list[int],
+        labels: list[str],
+        fams: dict[str, Metric],
+        problems: list[str],
+        host_mnt: str | None,
+    ) -> None:
+        """NFS bytes of the mounts the container sees, read through its first process that
+        answers; a superblock mounted at several paths is counted once. Where mountstats is not
+        ours to read, the world-readable mountinfo still says how many NFS mounts there are, so
+        the hang rule knows it cannot see that container's NFS traffic."""
+        for pid in pids:
+            proc = f"{self.procfs}/{pid}"
+            mnt = _ns(proc, "mnt")
+            if mnt is not None and mnt == host_mnt:
+                return  # the host's mount namespace: every NFS mount of the node
+            try:
+                text = read_small(proc + "/mountstats")
+            except PermissionError:
+                mounts = _nfs_mounts_of(proc)
+                if mounts:
+                    fams[P + "nfs_mounts"].add_metric(labels, mounts)
+                return
+            except OSError:
+                continue  # the process exited; try the next
+            if " fstype nfs" not in text:
+                return  # no NFS mount: no series
+            try:
+                mounts = parse_mountstats(text)
+            except ValueError as err:
+                problems.append(f"{proc}/mountstats: cannot parse ({err})")
+                return
+            seen: set[tuple[str, tuple[int, ...]]] = set()
+            read = written = 0
+            for m in mounts:
+                key = (m.export, tuple(m.bytes))
+                if len(m.bytes) < 4 or key in seen:
+                    continue
+                seen.add(key)
+                read += m.bytes[0] + m.bytes[2]
+                written += m.bytes[1] + m.bytes[3]
+            if seen:
+                fams[P + "nfs_mounts"].add_metric(labels, len(seen))
+                fams[P + "nfs_bytes_total"].add_metric([*labels, "read"], read)
+                fams[P + "nfs_bytes_total"].add_metric([*labels, "write"], written)
+            return
+
     def _network(
         self,
         uid: str,
@@ -309,7 +372,7 @@ class ContainerCollector:
             return
         for pid in pids:
             proc = f"{self.procfs}/{pid}"
-            ns = _netns(proc)
+            ns = _ns(proc)
             if ns is None and not os.path.isdir(proc):
                 continue  # the process exited; try the next
             if ns is None or host_ns is None or ns == host_ns:
@@ -333,9 +396,25 @@ class ContainerCollector:
             return
 
 
-def _netns(proc: str) -> str | None:
+def _nfs_mounts_of(proc: str) -> int:
+    """NFS superblocks (distinct major:minor) in a process's mountinfo, which anyone may read:
+    "36 35 0:52 / /data rw,relatime shared:1 - nfs4 10.0.0.1:/export rw,vers=4.1"."""
     try:
-        return os.readlink(proc + "/ns/net")
+        text = read_small(proc + "/mountinfo")
+    except OSError:
+        return 0
+    devices = set()
+    for line in text.splitlines():
+        fields, sep, rest = line.partition(" - ")
+        parts = fields.split()
+        if sep and len(parts) > 2 and rest.startswith("nfs"):
+            devices.add(parts[2])
+    return len(devices)
+
+
+def _ns(proc: str, kind: str = "net") -> str | None:
+    try:
+        return os.readlink(f"{proc}/ns/{kind}")
     except OSError:
         return None
 

@@ -44,6 +44,9 @@ class NfsMount:
     fstype: str
     version: str = ""
     ops: dict[str, list[int]] = field(default_factory=dict)
+    # the "bytes:" line: normalread normalwrite directread directwrite serverread serverwrite
+    # readpages writepages (counters of the mount's superblock)
+    bytes: list[int] = field(default_factory=list)
 
 
 def parse_mountstats(text: str) -> list[NfsMount]:
@@ -64,6 +67,11 @@ def parse_mountstats(text: str) -> list[NfsMount]:
             for opt in stripped[5:].strip().split(","):
                 if opt.startswith("vers="):
                     current.version = opt[5:]
+        elif stripped.startswith("bytes:"):
+            try:
+                current.bytes = [int(v) for v in stripped[6:].split()]
+            except ValueError:
+                raise ValueError(f"mountstats line {lineno}: bad bytes line {line!r}") from None
         elif stripped == "per-op statistics":
             in_ops = True
         elif in_ops and ":" in stripped:

@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from poolwatch.cluster.kubernetes.hang import hang_detect_minutes, hang_env_values
 from poolwatch.cluster.kubernetes.read import (
     QUEUE_LABELS,
     Context,
@@ -102,6 +103,7 @@ class _Demand:
     accelerators: float = 0.0
     pool: str = ""
     priority: str = ""
+    hang_env: tuple[Any, ...] = ()  # MA_HANG_DETECT_TIME entries of the templates' containers
 
 
 def _affinity_pool(spec: Any, keys: tuple[str, ...]) -> str:
@@ -117,9 +119,11 @@ def _affinity_pool(spec: Any, keys: tuple[str, ...]) -> str:
 def _demand(replicas: Iterable[tuple[int, Any]], what: str, ctx: Context) -> _Demand:
     """What the pod templates ask for: [(replicas, template)] -> workers, accelerators, ..."""
     workers, accels, pool, priority = 0, Counter[str](), "", ""
+    hang_env: list[Any] = []
     for count, template in replicas:
         spec = dig(template, "spec")
         workers += count
+        hang_env += hang_env_values(spec)
         for resource, amount in pod_requests(spec, what, ctx.note).items():
             if is_accelerator(resource):
                 accels[resource] += count * amount
@@ -127,7 +131,7 @@ def _demand(replicas: Iterable[tuple[int, Any]], what: str, ctx: Context) -> _De
         pool = pool or _affinity_pool(spec, ctx.pool_labels)
         priority = priority or as_str(dig(spec, "priorityClassName"))
     top = min(accels, key=lambda r: (-accels[r], r)) if accels else ""
-    return _Demand(workers, top, sum(accels.values()), pool, priority)
+    return _Demand(workers, top, sum(accels.values()), pool, priority, tuple(hang_env))
 
 
 def controller(meta: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -170,6 +174,7 @@ def _job(
         created=timestamp(meta.get("creationTimestamp")) or 0.0,
         finished=finished if status in TERMINAL else None,
         annotations=fault_tolerance(annotations),
+        hang_detect_minutes=hang_detect_minutes(demand.hang_env, f"{namespace}/{name}", ctx.note),
         **kw,
     )
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from poolwatch.cluster.kubernetes.hang import hang_detect_minutes, hang_env_values
 from poolwatch.cluster.kubernetes.jobs import QUEUE_ANNOTATION, REPLICA_SPECS, TERMINAL, controller
 from poolwatch.cluster.kubernetes.read import (
     QUEUE_LABELS,
@@ -58,6 +59,7 @@ class PodJobPart:
     priority: str
     queue: str
     owner: str
+    hang_env: tuple[Any, ...] = ()  # MA_HANG_DETECT_TIME entries of the pod's containers
 
 
 def pod_job_part(raw: Any, pod: Pod, ctx: Context) -> PodJobPart | None:
@@ -88,6 +90,7 @@ def pod_job_part(raw: Any, pod: Pod, ctx: Context) -> PodJobPart | None:
         priority=as_str(dig(raw, "spec", "priorityClassName")),
         queue=first_label(labels, QUEUE_LABELS) or annotations.get(QUEUE_ANNOTATION, ""),
         owner=labels.get(ctx.owner_label, "") or annotations.get(ctx.owner_label, ""),
+        hang_env=tuple(hang_env_values(dig(raw, "spec"))),
     )
 
 
@@ -135,4 +138,7 @@ def pod_job_from(
         created=parts[0].created,
         started=min(started, default=None),
         finished=max(finished, default=None) if status in TERMINAL else None,
+        hang_detect_minutes=hang_detect_minutes(
+            [e for p in parts for e in p.hang_env], f"{namespace}/{job}", ctx.note
+        ),
     )

@@ -158,6 +158,11 @@ GPU = [
     _spec("poolwatch_gpu_retired_pages_pending", "gauge", "",
           "1 if a page retirement waits for the next driver reload (accelerator; NVML retired "
           "pages pending).", DEV),
+    _spec("poolwatch_gpu_ecc_uncorrected_location_errors_total", "counter", "",
+          "Uncorrectable (multi-bit) ECC errors in one on-chip memory, location register_file or "
+          "sram, scope volatile (since the driver loaded) or aggregate (lifetime); absent where "
+          "the GPU does not count that location (register file on Hopper) (accelerator; NVML "
+          "memory error counter).", (*DEV, "location", "scope")),
     _spec("poolwatch_gpu_remapped_rows", "gauge", "",
           "Rows remapped in device memory, by kind correctable or uncorrectable (accelerator; "
           "NVML remapped rows).", (*DEV, "kind")),

@@ -29,7 +29,7 @@ NODE_COLLECTORS = frozenset({
 OWNER = {"namespace", "pod", "container"}
 DEV = {"vendor", "model", "index", "uuid"}
 # label -> values it takes per unit, for labels beyond the unit's own
-_VALUES = {"error": 2, "scope": 2, "cause": 2, "lane": 4, "kind": 2}
+_VALUES = {"error": 2, "scope": 2, "cause": 2, "lane": 4, "kind": 2, "location": 2, "direction": 2}
 _EVENTS = {"event", "xid"}  # series that appear only when something happens
 
 

@@ -134,6 +134,10 @@ JOB = [
     _spec("poolwatch_training_job_restarts_total", "counter", "",
           "Times the job was restarted (cluster_job, TrainingJob.restarts).", _JOB,
           "cluster_job"),
+    _spec("poolwatch_training_job_hang_detect_seconds", "gauge", "seconds",
+          "How long the job's I/O must stay unchanged before it counts as hung: its "
+          "MA_HANG_DETECT_TIME environment variable (minutes, clamped to 10-720), 1800 when "
+          "unset (cluster_job, TrainingJob.hang_detect_minutes).", _JOB, "cluster_job"),
     _spec("poolwatch_cluster_accelerator_allocated_seconds_total", "counter", "seconds",
           "Accelerator-seconds held by running jobs, by owner and queue (virtual cluster), "
           "since the exporter started; increase() over 30d / 3600 is the past month's booked "

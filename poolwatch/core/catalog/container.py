@@ -89,9 +89,20 @@ CONTAINER = [
           _ma("ma_container_disk_write_kilobytes", "KB/s", **_rate_kb)),
     _spec("poolwatch_container_process_io_bytes_total", "counter", "bytes",
           "Bytes the container's processes passed to read and write calls, by direction read or "
-          "write: every file system (local, NFS, page cache hits) and socket, summed over the "
+          "write: every file system (local, NFS, page cache hits), and sockets used with read "
+          "and write (not recv/send), summed over the "
           "processes alive now, so it drops when one exits (container, /proc/<pid>/io rchar and "
           "wchar).", (*OWNER, "direction"), "container"),
+    _spec("poolwatch_container_nfs_bytes_total", "counter", "bytes",
+          "Bytes read and written through the NFS mounts the container sees, by direction read "
+          "or write (normal plus direct I/O); counted per NFS superblock, so containers that "
+          "mount the same export share its bytes (container, /proc/<pid>/mountstats bytes).",
+          (*OWNER, "direction"), "container"),
+    _spec("poolwatch_container_nfs_mounts", "gauge", "",
+          "NFS mounts (distinct superblocks) the container sees; absent when it has none. "
+          "Present without poolwatch_container_nfs_bytes_total when the exporter may not read "
+          "the container's mountstats (container, /proc/<pid>/mountstats or mountinfo).",
+          OWNER, "container"),
     _spec("poolwatch_container_network_receive_bytes_total", "counter", "bytes",
           "Bytes received by the pod, over its interfaces but lo, container=\"\" (container, "
           "/proc/<pid>/net/dev of a process in the pod).", OWNER, "container",
