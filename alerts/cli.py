@@ -12,22 +12,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_serving_options
+from poolwatch.core.cliutil import add_part, add_serving_options
 from poolwatch.core.cliutil import config_path as _config_path
 
 log = logging.getLogger("poolwatch.alerts")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    verbs = add_part(
+        sub,
         "alerts",
-        help="Alertmanager webhook receiver; notifications by email, webhook, chat",
-        description="Receive Alertmanager webhooks (and the rule engine's alerts in process), "
+        "Alertmanager webhook receiver; notifications by email, webhook, chat",
+        "Receive Alertmanager webhooks (and the rule engine's alerts in process), "
         "keep every notification in a SQLite outbox, and deliver it through apprise (mailto://, "
         "mailtos://, json://, form://, slack://, ...) exactly once, grouped, most urgent first, "
         "with reminders while an alert still fires. See docs/alerts.md.",
     )
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     s = verbs.add_parser("serve", help="run the receiver and the delivery workers")
     add_serving_options(s, "alerts")
     s.add_argument("--outbox", type=Path, metavar="FILE", help="SQLite outbox file")

@@ -22,15 +22,15 @@ log = logging.getLogger("poolwatch.api")
 def register(sub: argparse._SubParsersAction, open_controller: ControllerFactory) -> None:
     """Declare `poolwatch api serve|upgrade`; `open_controller` makes the controller every change
     goes through (the application passes the controller part's)."""
-    from poolwatch.core.cliutil import add_serving_options
+    from poolwatch.core.cliutil import add_part, add_serving_options
 
-    p = sub.add_parser(
+    verbs = add_part(
+        sub,
         "api",
-        help="the pool REST API: pools, nodes, usage, monitoring, driver upgrades",
-        description="Serve ModelArts' resource-pool operations as a REST API with an OpenAPI "
+        "the pool REST API: pools, nodes, usage, monitoring, driver upgrades",
+        "Serve ModelArts' resource-pool operations as a REST API with an OpenAPI "
         "document at /openapi.json (docs/api.md). Every change goes through the controller.",
     )
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     s = verbs.add_parser("serve", help="serve the API (uvicorn)")
     add_serving_options(s, "api")
     s.add_argument("--backend", choices=["kubernetes", "simulated"],

@@ -15,18 +15,18 @@ _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.core.cliutil import add_serving_options
+    from poolwatch.core.cliutil import add_part, add_serving_options
 
-    p = sub.add_parser(
+    verbs = add_part(
+        sub,
         "controller",
-        help="isolate faulty nodes, replace them from HA spares, restart their jobs",
-        description="The thin pool/job controller: takes the rule engine's actions on POST "
+        "isolate faulty nodes, replace them from HA spares, restart their jobs",
+        "The thin pool/job controller: takes the rule engine's actions on POST "
         "/actions, isolates nodes (taint + cordon), replaces them from the pool's HA spares "
         "within ModelArts' limits (20 % of the pool a day, 5 % at once), restarts affected jobs, "
         "records pool events. Dry-run by default (Apulis' cordon_dry_run). Details: "
         "docs/controller.md.",
     )
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     r = verbs.add_parser("run", help="serve POST /actions and run the control loop")
     remote = "; an address other hosts can reach needs --token-file"
     add_serving_options(r, "controller", host="127.0.0.1", listen_note=remote)

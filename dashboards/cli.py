@@ -11,12 +11,16 @@ import logging
 import sys
 from pathlib import Path
 
+from poolwatch.core.cliutil import add_part
+
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("dashboards", help="Grafana dashboards: build the JSON, check it, render it")
-    verbs = p.add_subparsers(dest="verb", required=True)
+    verbs = add_part(sub, "dashboards", "Grafana dashboards: build the JSON, check it, render it",
+                     "The Grafana dashboards poolwatch ships (grafanalib): build their JSON, check "
+                     "them against the metric catalog, render them from live data without "
+                     "Grafana. See docs/dashboards.md.")  # fmt: skip
     b = verbs.add_parser("build", help="write dashboards/generated/*.json, provisioning.yaml "
                          "and docs/dashboards.md")  # fmt: skip
     b.add_argument("--out", type=Path, default=None,

@@ -16,21 +16,22 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_serving_options, config_path
+from poolwatch.core.cliutil import add_part, add_serving_options, config_path
 from poolwatch.core.ports import port
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    verbs = add_part(
+        sub,
         "rules",
-        help="check, compile, test and run alert rules",
-        description="The alarms of the ModelArts and Apulis documentation as rule files "
+        "check, compile, test and run alert rules",
+        "The alarms of the ModelArts and Apulis documentation as rule files "
         "(rules/default/*.yaml): check them, "
         "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
         "and evaluate them (against Prometheus, or locally over the exporters) with "
         "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
+        run=run,
     )
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     c = verbs.add_parser("check", help="validate rule files (default: the shipped ones)")
     c.add_argument("files", nargs="*", type=Path, metavar="FILE")
     k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
@@ -126,7 +127,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             x.add_argument("--all", action="store_true", help="expired ones too")
         else:
             x.add_argument("id", help="the silence's id (from add or list)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_serving_options, config_path, exit_status
+from poolwatch.core.cliutil import add_part, add_serving_options, config_path, exit_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    part = sub.add_parser(
+    verbs = add_part(
+        sub,
         "cluster-exporter",
-        help="serve pools, nodes, training jobs, quotas and pool events for Prometheus",
-        description="The cluster exporter: training jobs, pools, quotas and pool events from the "
+        "serve pools, nodes, training jobs, quotas and pool events for Prometheus",
+        "The cluster exporter: training jobs, pools, quotas and pool events from the "
         "Kubernetes API (or the simulated pool), for Prometheus.",
     )
-    verbs = part.add_subparsers(dest="verb", required=True, metavar="<verb>")
     p = verbs.add_parser(
         "run",
         help="watch the cluster and serve /metrics and /events",

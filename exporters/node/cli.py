@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_serving_options, config_path, exit_status
+from poolwatch.core.cliutil import add_part, add_serving_options, config_path, exit_status
 from poolwatch.exporters.node.settings import Collectors, NodeExporterSettings
 
 
@@ -23,13 +23,13 @@ def collectors() -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    part = sub.add_parser(
+    verbs = add_part(
+        sub,
         "node-exporter",
-        help="serve this node's metrics for Prometheus",
-        description="The node exporter: accelerators (GPU through NVML, NPU through npu-smi) and "
+        "serve this node's metrics for Prometheus",
+        "The node exporter: accelerators (GPU through NVML, NPU through npu-smi) and "
         "who holds them, host, disks, /cache, InfiniBand, NFS and containers.",
     )
-    verbs = part.add_subparsers(dest="verb", required=True, metavar="<verb>")
     p = verbs.add_parser(
         "run",
         help="collect in the background and serve /metrics",

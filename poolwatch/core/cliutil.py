@@ -61,3 +61,19 @@ def add_serving_options(
     p.add_argument("--print-config", action="store_true",
                    help="print the effective settings as YAML and exit")  # fmt: skip
     add_log_level(p)
+
+
+def add_part(
+    sub: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    description: str,
+    run: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse._SubParsersAction:
+    """Declare `poolwatch NAME` with `summary` in `poolwatch --help` and `description` in its own
+    help; returns its verbs (a verb is required: `poolwatch NAME` alone names them). `run`, when
+    given, handles every verb that names no function of its own (it dispatches on `args.verb`)."""
+    part = sub.add_parser(name, help=summary, description=description)
+    if run is not None:
+        part.set_defaults(func=run)
+    return part.add_subparsers(dest="verb", required=True, metavar="<verb>")

@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from poolwatch.core.cliutil import add_part
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    verbs = add_part(
+        sub,
         "catalog",
-        help="the metric catalog: reference, JSON, series budget",
-        description="Every metric family poolwatch exports and the platform (ModelArts) metric "
+        "the metric catalog: reference, JSON, series budget",
+        "Every metric family poolwatch exports and the platform (ModelArts) metric "
         "names it also answers to.",
     )
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
     verbs.add_parser("markdown", help="the reference (docs/metrics.md)").set_defaults(func=run)
     verbs.add_parser("json", help="machine-readable").set_defaults(func=run)
     b = verbs.add_parser(
