@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from poolwatch.cluster.model import Node, NodeStatus, TrainingJob
 
 from .errors import ApiError
 from .routes_pools import PoolName, find_pool, outcome
-from .views import PAGE_DEFAULT, PAGE_MAX, _iso, decode_continue, encode_continue
+from .views import PageQuery, _iso, page_query, paginate
 
 if TYPE_CHECKING:
     from .app import Context
@@ -70,23 +70,11 @@ def _node_in(ctx: Context, pool: str, name: str) -> Node:
 def add_routes(api: APIRouter, ctx: Context) -> None:
     @api.get("/pools/{pool_name}/jobs", summary="List the training jobs of a pool")
     def list_jobs(
-        pool_name: PoolName,
-        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
-        continue_: Annotated[str, Query(alias="continue", max_length=512)] = "",
+        pool_name: PoolName, page: Annotated[PageQuery, Depends(page_query)]
     ) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
-        after = decode_continue(continue_) if continue_ else ""
-        jobs = sorted(ctx.controller.pool_jobs(pool.name, "pool API"),
-                      key=lambda j: f"{j.namespace}/{j.name}")  # fmt: skip
-        rest = [j for j in jobs if f"{j.namespace}/{j.name}" > after]
-        page, more = rest[:limit], len(rest) > limit
-        last = f"{page[-1].namespace}/{page[-1].name}" if page else ""
-        return {
-            "kind": "JobList",
-            "metadata": {"continue": encode_continue(last) if more else "",
-                         "remainingItemCount": len(rest) - len(page)},
-            "items": [job_doc(j) for j in page],
-        }  # fmt: skip
+        jobs = ctx.controller.pool_jobs(pool.name, "pool API")
+        return paginate("JobList", jobs, lambda j: f"{j.namespace}/{j.name}", page, job_doc)
 
     @api.post("/pools/{pool_name}/nodes/{node_name}/restore",
               summary="Return an isolated node to service")  # fmt: skip

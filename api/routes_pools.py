@@ -12,7 +12,7 @@ import hashlib
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from poolwatch.cluster.model import Node, Pool, PoolStatus
 from poolwatch.core.actions import ActionResult
@@ -25,13 +25,12 @@ from .views import (
     LABEL_NAME,
     NAME_MAX,
     NAME_PATTERN,
-    PAGE_DEFAULT,
-    PAGE_MAX,
     PHASE,
+    PageQuery,
     check_pool_name,
-    decode_continue,
-    encode_continue,
     node_doc,
+    page_query,
+    paginate,
     pool_doc,
     pool_labels,
     workspace_of,
@@ -109,23 +108,13 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
 
     @api.get("/pools/{pool_name}/nodes", summary="List a pool's nodes (ModelArts action 2)")
     def list_nodes(
-        pool_name: PoolName,
-        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
-        continue_: Annotated[str, Query(alias="continue", max_length=512)] = "",
+        pool_name: PoolName, page: Annotated[PageQuery, Depends(page_query)]
     ) -> dict[str, Any]:
         pool = find_pool(ctx, pool_name)
-        after = decode_continue(continue_) if continue_ else ""
-        mine = sorted((n for n in ctx.backend.nodes() if n.pool == pool.name),
-                      key=lambda n: n.name)  # fmt: skip
-        rest = [n for n in mine if n.name > after]
-        page, more = rest[:limit], len(rest) > limit
+        mine = [n for n in ctx.backend.nodes() if n.pool == pool.name]
         busy = active_pods(ctx)
-        return {
-            "kind": "NodeList",
-            "metadata": {"continue": encode_continue(page[-1].name) if more else "",
-                         "remainingItemCount": len(rest) - len(page)},
-            "items": [node_doc(n, busy[n.name]) for n in page],
-        }  # fmt: skip
+        return paginate("NodeList", mine, lambda n: n.name, page,
+                        lambda n: node_doc(n, busy[n.name]))  # fmt: skip
 
     @api.post("/pools/{pool_name}/nodes/batch-delete",
               summary="Delete (release) nodes in batches (ModelArts action 1)")  # fmt: skip

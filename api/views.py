@@ -15,7 +15,11 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Query
 
 from poolwatch.cluster.model import Node, Pool, PoolStatus
 
@@ -29,6 +33,7 @@ LABEL_NAME = "os.modelarts/name"
 LABEL_WORKSPACE = "os.modelarts/workspace.id"
 DEFAULT_WORKSPACE = "0"
 PAGE_DEFAULT, PAGE_MAX = 50, 500  # not in the seeds (pool-api.md s3.2)
+T = TypeVar("T")
 
 #: the seed's list filter (`created`, `failed`, `creating`) for each pool status
 PHASE = {
@@ -115,3 +120,34 @@ def decode_continue(token: str) -> str:
     if not isinstance(after, str):
         raise ApiError(400, "PW.0106", "continue: not a token this API handed out", "continue")
     return after
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A list call's page: at most `limit` items after the one the `continue` token names."""
+
+    limit: int
+    after: str
+
+
+def page_query(
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    continue_: Annotated[str, Query(alias="continue", max_length=512)] = "",
+) -> PageQuery:
+    """The `limit` and `continue` query parameters every list call takes (a FastAPI dependency)."""
+    return PageQuery(limit, decode_continue(continue_) if continue_ else "")
+
+
+def paginate(
+    kind: str, items: list[T], key: Callable[[T], str], page: PageQuery,
+    doc: Callable[[T], dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """A Kubernetes-style list document of one page of `items` (sorted here by `key`)."""
+    rest = [i for i in sorted(items, key=key) if key(i) > page.after]
+    shown, more = rest[: page.limit], len(rest) > page.limit
+    return {
+        "kind": kind,
+        "metadata": {"continue": encode_continue(key(shown[-1])) if more else "",
+                     "remainingItemCount": len(rest) - len(shown)},
+        "items": [doc(i) for i in shown],
+    }  # fmt: skip
