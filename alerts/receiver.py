@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from poolwatch.core import pages
-from poolwatch.core.httpbase import Handler as BaseHandler
-from poolwatch.core.httpbase import Server as BaseServer
+from poolwatch.core.web.server import Handler as BaseHandler
+from poolwatch.core.web.server import Server as BaseServer
 
 from .metrics import exposition
 from .payload import PayloadError, parse

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from poolwatch.core import pages
 from poolwatch.core.actions import ActionResult, NodeAction
 from poolwatch.core.config import ConfigError
-from poolwatch.core.httpbase import Handler as BaseHandler
-from poolwatch.core.httpbase import Server as BaseServer
+from poolwatch.core.web.server import Handler as BaseHandler
+from poolwatch.core.web.server import Server as BaseServer
 
 from . import metrics
 from .service import PoolController

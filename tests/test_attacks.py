@@ -263,7 +263,7 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.exporters.node.app import build, health_text
     from poolwatch.exporters.node.server import serve
     from poolwatch.exporters.node.settings import NodeExporterSettings
-    from poolwatch.exporters.node.webconfig import WebConfig
+    from poolwatch.core.web.config import WebConfig
     from poolwatch.rules.engine import Engine
     from poolwatch.rules.sources import PrometheusSource
     from poolwatch.rules.state import StateStore

@@ -14,7 +14,7 @@ from poolwatch.exporters.node.runner import Runner
 from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.settings import _IncludeExclude
 from poolwatch.exporters.node.store import ExpositionStore
-from poolwatch.exporters.node.webconfig import WebConfig
+from poolwatch.core.web.config import WebConfig
 
 
 class Sleeper:

@@ -242,7 +242,7 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
     from poolwatch.core.config import dump, load
     from poolwatch.exporters.cluster.app import run
     from poolwatch.exporters.cluster.settings import ClusterExporterSettings
-    from poolwatch.exporters.node.webconfig import load_web_config
+    from poolwatch.core.web.config import load_web_config
 
     flags = {
         (key,): (str(value), f"flag --{key}")

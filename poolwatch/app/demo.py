@@ -56,7 +56,7 @@ from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node import app as node_app
 from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.settings import NodeExporterSettings
-from poolwatch.exporters.node.webconfig import WebConfig
+from poolwatch.core.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"

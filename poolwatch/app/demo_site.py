@@ -25,7 +25,7 @@ from typing import Any
 from poolwatch.app import demo_docs, demo_pages
 from poolwatch.app.demo_inbox import Inbox
 from poolwatch.cluster.simulated.spec import FAULTS
-from poolwatch.core.httpbase import Handler, Server
+from poolwatch.core.web.server import Handler, Server
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20

@@ -24,7 +24,7 @@ from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node.server import serve
-from poolwatch.exporters.node.webconfig import WebConfig
+from poolwatch.core.web.config import WebConfig
 from poolwatch.rules import compile as compiler
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import default_files, load
