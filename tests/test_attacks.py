@@ -250,7 +250,7 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 
 
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
-    from poolwatch.alerts.receiver import Credentials, make_server
+    from poolwatch.alerts.receiver import credentials, make_server
     from poolwatch.alerts.service import AlertService
     from poolwatch.app.cli import _serve_engine
     from poolwatch.cluster.simulated.backend import SimulatedCluster
@@ -259,11 +259,11 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.controller.server import ControllerServer
     from poolwatch.controller.service import PoolController
     from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.web.config import WebConfig
     from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
     from poolwatch.exporters.node.app import build, health_text
     from poolwatch.exporters.node.server import serve
     from poolwatch.exporters.node.settings import NodeExporterSettings
-    from poolwatch.core.web.config import WebConfig
     from poolwatch.rules.engine import Engine
     from poolwatch.rules.sources import PrometheusSource
     from poolwatch.rules.state import StateStore
@@ -287,7 +287,7 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     service = AlertService(alerts_settings(tmp, [{"name": "t", "url": "json://127.0.0.1:9/h"}]))
     service.start()
     stops.append(lambda: service.close(timeout=5.0))
-    recv = make_server(service, ("127.0.0.1", 0), Credentials(TOKEN, {}))
+    recv = make_server(service, ("127.0.0.1", 0), credentials(TOKEN, {}))
     targets.append(Target("alerts receiver", _threaded(recv, stops), "/alertmanager", BEARER,
                           True))  # fmt: skip
 

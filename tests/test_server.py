@@ -14,9 +14,9 @@ import pytest
 from helpers import parse, value
 
 from poolwatch.core.config import ConfigError
+from poolwatch.core.web.config import WebConfig, load_web_config
 from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.store import ExpositionStore
-from poolwatch.core.web.config import WebConfig, load_web_config
 
 BODY = b"# HELP x_total t\n# TYPE x_total counter\nx_total 3.0\n"
 

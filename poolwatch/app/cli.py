@@ -240,9 +240,9 @@ def _cluster_exporter_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_cluster_exporter(args: argparse.Namespace) -> int:
     from poolwatch.core.config import dump, load
+    from poolwatch.core.web.config import load_web_config
     from poolwatch.exporters.cluster.app import run
     from poolwatch.exporters.cluster.settings import ClusterExporterSettings
-    from poolwatch.core.web.config import load_web_config
 
     flags = {
         (key,): (str(value), f"flag --{key}")
