@@ -119,10 +119,10 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_body(200, body, METRICS_TYPE)
 
-    def authorized(self) -> bool:
-        """Whether the server's `auth` lets this request pass; when not, the request has been
-        answered 401 (`refuse_unauthorized`) and the handler must stop."""
-        auth: Auth | None = getattr(self.server, "auth", None)
+    def authorized(self, auth: Auth | None = None) -> bool:
+        """Whether `auth` (default: the server's) lets this request pass; when not, the request
+        has been answered 401 (`refuse_unauthorized`) and the handler must stop."""
+        auth = auth if auth is not None else getattr(self.server, "auth", None)
         if auth is None:
             return True
         verdict = auth.verdict(self.headers.get("Authorization"))
