@@ -338,6 +338,9 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
                    help="serve the alerts and rules pages, /metrics and /healthz "
                    "(0.0.0.0:9480; 'off': none)")  # fmt: skip
+    r.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth settings for --listen, in the Prometheus exporter "
+                   "format")  # fmt: skip
     add_log_level(r)
     a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
     a.add_argument("--url", default="http://127.0.0.1:9480",
@@ -409,6 +412,9 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
             raise ValueError(f"--runbook-base-url: {err}") from None
         if args.listen not in ("", "off"):
             check_listen(args.listen)
+        from poolwatch.core.web.config import load_web_config
+
+        web = load_web_config(args.web_config_file)
         seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
                    ("interval", "reminder_wait", "grace", "timeout", "scrape_interval",
                     "history")}  # fmt: skip
@@ -429,7 +435,7 @@ def _run_rule_engine(args: argparse.Namespace) -> int:
             rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
             reload=reload, sinks=sinks, overrides=args.overrides, runbook_base=runbook_base,
-            on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
+            on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"], web))
             if args.listen not in ("", "off") else None,
         )  # fmt: skip
     except RuleFileError as err:
@@ -458,8 +464,9 @@ class _EngineMetrics:
         return gzip.compress(text) if gzipped else text
 
 
-def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
-    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
+def _serve_engine(engine: Any, listen: str, interval: float = 30.0, web: Any = None) -> Any:
+    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server.
+    `web`: its TLS and basic auth (a WebConfig; none: plain HTTP, open)."""
     import time
 
     from poolwatch.core.config import check_listen, split_listen
@@ -471,10 +478,10 @@ def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
         store = engine.silences
         return [] if store is None else [s.to_dict() for s in store.active(time.time())]
 
-    httpd = serve(engine, _EngineMetrics(engine).body, address, interval, silences)
+    httpd = serve(engine, _EngineMetrics(engine).body, address, interval, silences, web)
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
-    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
-                                        *address)  # fmt: skip
+    logging.getLogger("poolwatch").info("rule engine at %s://%s:%d/ (alerts, rules, metrics)",
+                                        "https" if httpd.tls else "http", *address)  # fmt: skip
     return httpd
 
 
