@@ -254,11 +254,12 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.alerts.service import AlertService
     from poolwatch.app.cli import _serve_engine
     from poolwatch.cluster.simulated.backend import SimulatedCluster
-    from poolwatch.controller.api import embed, guard
+    from poolwatch.controller.api import embed
     from poolwatch.controller.api.app import create_app
     from poolwatch.controller.server import ControllerServer
     from poolwatch.controller.service import PoolController
     from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.web import asgi as guard
     from poolwatch.core.web.config import WebConfig
     from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
     from poolwatch.exporters.node.app import build, health_text
@@ -337,7 +338,7 @@ def settled(baseline: int, now: Callable[[], int], slack: int, within: float = 5
 
 @pytest.fixture
 def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Target]]:
-    from poolwatch.controller.api import guard
+    from poolwatch.core.web import asgi as guard
 
     monkeypatch.setattr(guard.GuardedH11Protocol, "idle_timeout", IDLE)
     monkeypatch.setattr(guard.GuardedH11Protocol, "read_timeout", READ)

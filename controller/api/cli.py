@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the Prometheus that scrapes poolwatch (http://HOST:9090)")  # fmt: skip
     s.add_argument("--token-file", required=True, type=Path, metavar="FILE",
                    help="file holding the bearer token callers must send")  # fmt: skip
+    s.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth users, in the Prometheus web-config format "
+                   "(the exporters' file)")  # fmt: skip
     s.add_argument("--upgrade-command", metavar="CMD",
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
@@ -73,13 +76,15 @@ def serve(args: argparse.Namespace) -> int:
 
     from poolwatch.controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.core.config import ConfigError, check_listen, split_listen
+    from poolwatch.core.web import asgi
+    from poolwatch.core.web.config import load_web_config
 
-    from . import guard
     from .app import create_app
 
     try:
         host, port = split_listen(check_listen(args.listen))
         token = read_token(args.token_file)
+        web = load_web_config(args.web_config_file)
     except (ConfigError, ValueError) as err:
         log.error("%s", err)
         return 2
@@ -91,11 +96,14 @@ def serve(args: argparse.Namespace) -> int:
     elif args.backend == "simulated":
         step = SimulatedStep(backend)
     try:
-        app = create_app(controller, backend, args.prometheus, token, upgrade_step=step)
+        app = create_app(controller, backend, args.prometheus, token, upgrade_step=step,
+                         basic_users=web.basic_auth_users)  # fmt: skip
     except ValueError as err:
         log.error("%s", err)
         return 2
-    log.info("pool API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
-    uvicorn.run(guard.reject_ambiguous_framing(app), host=host, port=port,
-                log_level=args.log_level, access_log=False, **guard.settings())  # fmt: skip
+    tls = web.ssl_context()
+    log.info("pool API on %s://%s:%d (OpenAPI at /openapi.json)", "https" if tls else "http",
+             host, port)  # fmt: skip
+    uvicorn.run(asgi.reject_ambiguous_framing(app), host=host, port=port,
+                log_level=args.log_level, access_log=False, **asgi.settings(tls))  # fmt: skip
     return 0
