@@ -45,7 +45,7 @@ class Target:
     port: int
     post_path: str  # a path that takes POST (or, for a read-only server, one that does not)
     auth: dict[str, str]  # headers a legitimate client sends
-    threaded: bool  # served by poolwatch.httpbase (thread per connection), else uvicorn
+    threaded: bool  # served by poolwatch.core.web.server (thread per connection), else uvicorn
     results: dict[str, str] = field(default_factory=dict)  # attack -> "ok" | why not
 
 
