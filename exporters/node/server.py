@@ -21,15 +21,13 @@ from types import FrameType
 from typing import Protocol
 
 from poolwatch.core.web.config import WebConfig
+from poolwatch.core.web.server import METRICS_TYPE, accepts_gzip
 from poolwatch.core.web.server import Handler as BaseHandler
 from poolwatch.core.web.server import Server as BaseServer
-from poolwatch.core.web.server import accepts_gzip
 
 log = logging.getLogger(__name__)
 
-# Text format 0.0.4: what every Prometheus since 2.0 (Debian's 2.42 included) reads. Our names are
-# all legacy-valid, so prometheus-client's renderer output is the same under either version tag.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = METRICS_TYPE  # the exposition's content type, the same on every poolwatch server
 
 INDEX = b"""<!doctype html><html><head><title>poolwatch node exporter</title></head><body>
 <h1>poolwatch node exporter</h1>
