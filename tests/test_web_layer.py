@@ -262,3 +262,61 @@ def test_receiver_passwords_are_checked_as_hashes(tmp_path: Path) -> None:
     assert "pw-123" not in auth.users["am"]
     assert auth.check(basic("am", "pw-123")["Authorization"])
     assert not auth.check(basic("am", "pw-124")["Authorization"])
+
+
+def _commands(tmp: Path, port: int, cfg: Path) -> dict[str, tuple[list[str], str, str, bytes]]:
+    """Each serving command that takes --web-config-file: (argv, method, path, body)."""
+    token = tmp / "token"
+    token.write_text(TOKEN + "\n")
+    listen = ["--listen", f"127.0.0.1:{port}", "--web-config-file", str(cfg)]
+    return {
+        "api serve": (["api", "serve", "--backend", "simulated", "--prometheus",
+                       "http://127.0.0.1:9", "--token-file", str(token), *listen],
+                      "GET", "/v2/p/pools", b""),
+        "controller run": (["controller", "run", "--backend", "simulated", *listen],
+                           "POST", "/actions", ACTION),
+        "rules run": (["rules", "run", "--source", "local", "--target", "http://127.0.0.1:9/metrics",
+                       "--state", str(tmp / "rules.db"),
+                       *listen], "GET", "/api/alerts", b""),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["api serve", "controller run", "rules run"])
+def test_commands_take_the_web_config_file(
+    command: str, web: tuple[WebConfig, Path], tmp_path: Path
+) -> None:
+    """The command, as a real process, serves HTTPS with the file's certificate and asks for
+    its user (before, `api serve`, `controller run` and `rules run` had no such option)."""
+    import sys
+    import time
+
+    crt = web[1]
+    cfg = crt.parent / "web.yaml"
+    port = free_port()
+    argv, method, path, body = _commands(tmp_path, port, cfg)[command]
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "poolwatch", *argv], stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    served = Served(port, method, path, body)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(served, crt, {}, "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert call(served, crt, {})[0] == 401
+        assert call(served, crt, basic(USER, "wrong"))[0] == 401
+        assert call(served, crt, basic(USER, PASSWORD))[0] == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
