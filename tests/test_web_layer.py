@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import http.client
 import ssl
-import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +24,8 @@ from typing import Any
 import bcrypt
 import pytest
 from alerts_support import settings as alerts_settings
-from helpers import free_port
+from helpers import free_port, self_signed_cert
+from integration.conftest import process
 
 from poolwatch.core.web.auth import Auth, Verdict
 from poolwatch.core.web.config import WebConfig, load_web_config
@@ -55,13 +56,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> tuple[WebConfig, Path]:
     """One web-config file for every server: a self-signed certificate for 127.0.0.1 and one
     user with a bcrypt hash, as an operator writes it for node_exporter."""
     tmp = tmp_path_factory.mktemp("web")
-    crt, key = tmp / "tls.crt", tmp / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    crt, key = self_signed_cert(tmp)
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     cfg = tmp / "web.yaml"
     cfg.write_text(
@@ -275,9 +270,9 @@ def _commands(tmp: Path, port: int, cfg: Path) -> dict[str, tuple[list[str], str
                       "GET", "/v2/p/pools", b""),
         "controller run": (["controller", "run", "--backend", "simulated", *listen],
                            "POST", "/actions", ACTION),
-        "rules run": (["rules", "run", "--source", "local", "--target", "http://127.0.0.1:9/metrics",
-                       "--state", str(tmp / "rules.db"),
-                       *listen], "GET", "/api/alerts", b""),
+        "rules run": (["rules", "run", "--source", "local", "--target",
+                       "http://127.0.0.1:9/metrics", "--state", str(tmp / "rules.db"), *listen],
+                      "GET", "/api/alerts", b""),
     }  # fmt: skip
 
 
@@ -287,36 +282,13 @@ def test_commands_take_the_web_config_file(
 ) -> None:
     """The command, as a real process, serves HTTPS with the file's certificate and asks for
     its user (before, `api serve`, `controller run` and `rules run` had no such option)."""
-    import sys
-    import time
-
     crt = web[1]
-    cfg = crt.parent / "web.yaml"
     port = free_port()
-    argv, method, path, body = _commands(tmp_path, port, cfg)[command]
-    log = tmp_path / "out.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "poolwatch", *argv], stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+    argv, method, path, body = _commands(tmp_path, port, crt.parent / "web.yaml")[command]
+    cmd = [sys.executable, "-m", "poolwatch", *argv]
+    client = ssl.create_default_context(cafile=str(crt))
     served = Served(port, method, path, body)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if call(served, crt, {}, "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with process(cmd, tmp_path / "out.log", f"https://127.0.0.1:{port}/healthz", client):
         assert call(served, crt, {})[0] == 401
         assert call(served, crt, basic(USER, "wrong"))[0] == 401
         assert call(served, crt, basic(USER, PASSWORD))[0] == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
