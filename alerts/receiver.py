@@ -113,16 +113,16 @@ def _handler(service: AlertService, limit: int) -> type[BaseHTTPRequestHandler]:
                 self._drain()
                 self._refuse(415, f"Content-Type must be application/json, got {ctype!r}")
                 return
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
+            if self.headers.get("Content-Length") is None:  # its form: checked by the base
                 self._refuse(411, "Content-Length required", close=True)
                 return
-            if int(length) > limit:
+            body = self.read_body(limit)
+            if body is None:
+                length = self.content_length()
                 self._refuse(
                     413, f"body of {length} bytes is over the limit of {limit}", close=True
                 )
                 return
-            body = self.rfile.read(int(length))
             try:
                 messages = parse(body)
             except PayloadError as err:
@@ -148,11 +148,8 @@ def _handler(service: AlertService, limit: int) -> type[BaseHTTPRequestHandler]:
                 self._refuse(401, "wrong credentials", challenge)
 
         def _drain(self) -> None:
-            length = self.headers.get("Content-Length") or "0"
-            if length.isdigit() and int(length) <= limit:
-                self.rfile.read(int(length))
-            else:
-                self.close_connection = True
+            """Read and drop the body of a refused request (over the limit: close instead)."""
+            self.read_body(limit)
 
         def _refuse(self, code: int, why: str, challenge: str = "", close: bool = False) -> None:
             service.count_rejected(code)

@@ -119,12 +119,11 @@ class _Handler(BaseHandler):
         if self.path.split("?", 1)[0] != "/actions":
             self._send(404, b"not found\n", "text/plain")
             return
-        length = self.content_length()
-        if not 0 < length <= MAX_BODY:
+        body = self.read_body(MAX_BODY) if self.content_length() else None
+        if not body:
             self.close_connection = True
             self._result(400, ActionResult("refused", f"body: 1 to {MAX_BODY} bytes of JSON"))
             return
-        body = self.rfile.read(length)
         if not self.authorized(self.server.actions_auth):  # the GET pages are open
             return
         try:

@@ -139,13 +139,12 @@ class _SiteHandler(Handler):
         if not self.authorized():
             self.close_connection = True  # the body is left unread
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self.close_connection = True
+        body = self.read_body(MAX_BODY)
+        if body is None:
             self._json(413, {"error": f"body over {MAX_BODY} bytes"})
             return
         try:
-            doc = json.loads(self.rfile.read(length) or b"null")
+            doc = json.loads(body or b"null")
         except ValueError:
             self._json(400, {"error": "the body is not JSON"})
             return

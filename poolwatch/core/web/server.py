@@ -11,6 +11,7 @@ the protection every server exposed on a network needs, applied once here:
   `read_timeout`, however slowly they trickle (a per-`recv` timeout alone lets a client that sends
   one byte every few seconds hold a thread forever);
 - a write timeout, so a client that never reads its answer cannot hold a thread either;
+- a body limit per server (`Handler.read_body`): a body over it is never read;
 - a Content-Length that is not plain ASCII digits (`abc`, `²`, which Python's `str.isdigit`
   accepts) and a request carrying both Transfer-Encoding and Content-Length (the classic request
   smuggling shape) are answered 400; chunked bodies are not read by any poolwatch server, so a
@@ -94,6 +95,16 @@ class Handler(BaseHTTPRequestHandler):
     def content_length(self) -> int:
         """The request's body length (0 without one); parse_request has already checked it."""
         return int((self.headers.get("Content-Length") or "0").strip())
+
+    def read_body(self, limit: int) -> bytes | None:
+        """The request's body (empty without one), or None when its Content-Length is over
+        `limit` bytes: then the body stays unread (reading it would cost what the limit is
+        there to spare) and the connection closes after the answer the caller sends."""
+        length = self.content_length()
+        if length > limit:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.connection.settimeout(self.write_timeout)  # reading is over: the write timeout
