@@ -40,11 +40,11 @@ log = logging.getLogger("poolwatch.http")
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
          b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")  # fmt: skip
 _LENGTH = re.compile(r"[0-9]{1,15}")  # ASCII digits only; 15 digits is far above any body limit
-# handler attribute <- server attribute (`timeout` on a server is socketserver's poll timeout)
 # Text format 0.0.4, on every /metrics poolwatch serves: what every Prometheus since 2.0 (Debian's
 # 2.42 included) reads. Our names are all legacy-valid, so prometheus-client's renderer output is
 # the same under either version tag.
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# handler attribute <- server attribute (`timeout` on a server is socketserver's poll timeout)
 _SERVER_SETTINGS = (("timeout", "idle_timeout"), ("read_timeout", "read_timeout"),
                     ("write_timeout", "write_timeout"))  # fmt: skip
 
