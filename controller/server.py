@@ -66,7 +66,8 @@ def check_exposure(address: tuple[str, int], token: str | None, auth: Auth | Non
         raise ExposedWithoutToken(
             f"listen {host}:{address[1]}: the controller isolates and replaces nodes on request, "
             "so on an address other hosts can reach it needs a bearer token: set token_file "
-            "(--token-file FILE), or listen on 127.0.0.1"
+            "(--token-file FILE) or basic-auth users in web_config_file (--web-config-file "
+            "FILE), or listen on 127.0.0.1"
         )
 
 

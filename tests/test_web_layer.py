@@ -292,3 +292,15 @@ def test_commands_take_the_web_config_file(
         assert call(served, crt, {})[0] == 401
         assert call(served, crt, basic(USER, "wrong"))[0] == 401
         assert call(served, crt, basic(USER, PASSWORD))[0] == 200
+
+
+def test_controller_users_of_the_web_config_count_as_credentials(
+    web: tuple[WebConfig, Path],
+) -> None:
+    """Off loopback the controller refuses to start without credentials; basic-auth users of
+    its web-config file are credentials as much as the bearer token is."""
+    from poolwatch.controller.server import ExposedWithoutToken, check_exposure
+
+    with pytest.raises(ExposedWithoutToken, match="basic-auth users in web_config_file"):
+        check_exposure(("0.0.0.0", 9482), None, WebConfig().auth())
+    check_exposure(("0.0.0.0", 9482), None, web[0].auth())  # users, no token: allowed
