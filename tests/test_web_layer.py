@@ -304,3 +304,38 @@ def test_controller_users_of_the_web_config_count_as_credentials(
     with pytest.raises(ExposedWithoutToken, match="basic-auth users in web_config_file"):
         check_exposure(("0.0.0.0", 9482), None, WebConfig().auth())
     check_exposure(("0.0.0.0", 9482), None, web[0].auth())  # users, no token: allowed
+
+
+METRICS_SERVERS = [node_exporter, cluster_exporter, alerts_receiver, rule_engine, controller]
+
+
+@pytest.mark.parametrize("start", METRICS_SERVERS, ids=[s.__name__ for s in METRICS_SERVERS])
+def test_metrics_are_one_exposition_answer(
+    start: Callable[[WebConfig, Path], Served], web: tuple[WebConfig, Path], tmp_path: Path
+) -> None:
+    """Every /metrics has the same content type, and gzip when the client asks (before, the
+    receiver, the rule engine and the controller never compressed)."""
+    import gzip
+
+    from poolwatch.core.web.server import METRICS_TYPE
+
+    s = start(web[0], tmp_path)
+    try:
+        client = ssl.create_default_context(cafile=str(web[1]))
+        for encoding in ("gzip", "identity"):
+            conn = http.client.HTTPSConnection("127.0.0.1", s.port, context=client, timeout=10)
+            conn.request("GET", "/metrics", headers={**basic(USER, PASSWORD),
+                                                     "Accept-Encoding": encoding})  # fmt: skip
+            resp = conn.getresponse()
+            body = resp.read()
+            conn.close()
+            assert resp.status == 200
+            assert resp.getheader("Content-Type") == METRICS_TYPE
+            if encoding == "gzip":
+                assert resp.getheader("Content-Encoding") == "gzip"
+                gzip.decompress(body)
+            else:
+                assert resp.getheader("Content-Encoding") is None
+    finally:
+        for stop in reversed(s.stops):
+            stop()
