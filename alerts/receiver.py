@@ -3,35 +3,36 @@
 A `ThreadingHTTPServer` with a listen backlog of 128 (DESIGN.md: the default 5 makes a burst of
 webhook connections wait a second for a SYN retry). Every refusal is a JSON `{"error": ...}`
 with the status code that says why, and happens before anything is written:
-401 no credentials, 403 wrong credentials, 400 unreadable body,
+401 no or wrong credentials, 400 unreadable body,
 411 no Content-Length, 413 too large, 415 not JSON, 422 not an Alertmanager v4 payload.
 503 when the outbox cannot be written (Alertmanager retries). Every refusal is counted by code
-(`/status` "rejected", `poolwatch_alerts_requests_rejected_total`). Credentials are compared in
-constant time. `/healthz` is open (kubelet probes carry no credentials) and answers 503, naming
+(`/status` "rejected", `poolwatch_alerts_requests_rejected_total`). Credentials are checked by
+the web layer every poolwatch server shares (`poolwatch.core.web`: bearer tokens in constant time,
+basic auth against bcrypt hashes; see `credentials` for the passwords of the configuration).
+`/healthz` is open (kubelet probes carry no credentials) and answers 503, naming
 the outbox file and the error, while the outbox cannot be written; `/status` and `/metrics` need
 the same credentials as the webhook when auth is on.
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 import json
 import logging
 import ssl
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from poolwatch.core import pages
-from poolwatch.core.httpbase import Handler as BaseHandler
-from poolwatch.core.httpbase import Server as BaseServer
+from poolwatch.core.web.auth import Auth, Verdict
+from poolwatch.core.web.server import Handler as BaseHandler
+from poolwatch.core.web.server import Server as BaseServer
 
 from .metrics import exposition
 from .payload import PayloadError, parse
 from .service import AlertService
 
 log = logging.getLogger(__name__)
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: `/` for a person with a browser (no credentials needed: it names endpoints, nothing more)
 INDEX = pages.index(
     "poolwatch alerts receiver",
@@ -44,33 +45,14 @@ INDEX = pages.index(
 )  # fmt: skip
 
 
-class Credentials:
-    def __init__(self, token: str | None, users: dict[str, str]) -> None:
-        self.token = token
-        self.users = users
+def credentials(token: str | None, users: Mapping[str, str]) -> Auth:
+    """The receiver's auth (`auth.bearer_token_file`, `auth.basic_users`) as the shared one.
 
-    @property
-    def required(self) -> bool:
-        return bool(self.token or self.users)
-
-    def check(self, header: str | None) -> bool:
-        if not self.required:
-            return True
-        if not header:
-            return False
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and self.token:
-            return hmac.compare_digest(value.strip().encode(), self.token.encode())
-        if scheme.lower() == "basic" and self.users:
-            try:
-                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            expected = self.users.get(user)
-            return expected is not None and hmac.compare_digest(
-                password.encode(), expected.encode()
-            )
-        return False
+    Each `basic_users` file holds the user's password in clear, as receivers have always been
+    configured, because Alertmanager must send that password (`poolwatch alerts amconfig` points
+    its `password_file` at the same file). The passwords are hashed in memory when the receiver
+    starts, so they are checked by the same code as every other poolwatch server's basic auth."""
+    return Auth.from_passwords(users, [token] if token else [])
 
 
 class ReceiverServer(BaseServer):
@@ -80,16 +62,16 @@ class ReceiverServer(BaseServer):
 def make_server(
     service: AlertService,
     address: tuple[str, int],
-    creds: Credentials,
+    auth: Auth,
     tls: ssl.SSLContext | None = None,
 ) -> ReceiverServer:
-    handler = _handler(service, creds, service.settings.max_body_bytes)
+    handler = _handler(service, service.settings.max_body_bytes)
     httpd = ReceiverServer(address, handler)
-    httpd.tls = tls
+    httpd.tls, httpd.auth = tls, auth
     return httpd
 
 
-def _handler(service: AlertService, creds: Credentials, limit: int) -> type[BaseHTTPRequestHandler]:
+def _handler(service: AlertService, limit: int) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHandler):
         protocol_version = "HTTP/1.1"
         timeout = 30
@@ -106,12 +88,12 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
             if path == "/":
                 self.send_body(200, INDEX, "text/html; charset=utf-8")
                 return
-            if not self._authorized():
+            if not self.authorized():
                 return
             if path == "/status":
                 self._json(200, service.status())
             elif path == "/metrics":
-                self.send_body(200, exposition(service), METRICS_TYPE)
+                self.send_exposition(exposition(service))
             else:
                 service.count_rejected(404)
                 self._json(404, {"error": f"no such endpoint {path}"})
@@ -124,23 +106,23 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
                 self._json(404, {"error": f"no such endpoint {path}"})
                 return
             self._drain_if_refused = True
-            if not self._authorized():
+            if not self.authorized():
                 return
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if ctype != "application/json":
                 self._drain()
                 self._refuse(415, f"Content-Type must be application/json, got {ctype!r}")
                 return
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
+            if self.headers.get("Content-Length") is None:  # its form: checked by the base
                 self._refuse(411, "Content-Length required", close=True)
                 return
-            if int(length) > limit:
+            body = self.read_body(limit)
+            if body is None:
+                length = self.content_length()
                 self._refuse(
                     413, f"body of {length} bytes is over the limit of {limit}", close=True
                 )
                 return
-            body = self.rfile.read(int(length))
             try:
                 messages = parse(body)
             except PayloadError as err:
@@ -157,29 +139,22 @@ def _handler(service: AlertService, creds: Credentials, limit: int) -> type[Base
 
         _drain_if_refused = False
 
-        def _authorized(self) -> bool:
-            header = self.headers.get("Authorization")
-            if creds.check(header):
-                return True
+        def refuse_unauthorized(self, verdict: Verdict, challenge: str) -> None:
             if self._drain_if_refused:
                 self._drain()
-            if header:
-                self._refuse(403, "wrong credentials")
+            if verdict is Verdict.MISSING:
+                self._refuse(401, "credentials required (bearer token or basic auth)", challenge)
             else:
-                self._refuse(401, "credentials required (bearer token or basic auth)")
-            return False
+                self._refuse(401, "wrong credentials", challenge)
 
         def _drain(self) -> None:
-            length = self.headers.get("Content-Length") or "0"
-            if length.isdigit() and int(length) <= limit:
-                self.rfile.read(int(length))
-            else:
-                self.close_connection = True
+            """Read and drop the body of a refused request (over the limit: close instead)."""
+            self.read_body(limit)
 
-        def _refuse(self, code: int, why: str, close: bool = False) -> None:
+        def _refuse(self, code: int, why: str, challenge: str = "", close: bool = False) -> None:
             service.count_rejected(code)
             log.info("refused a request from %s: %d %s", self.address_string(), code, why)
-            extra = {"WWW-Authenticate": 'Bearer realm="poolwatch"'} if code == 401 else {}
+            extra = {"WWW-Authenticate": challenge} if challenge else {}
             if close:
                 self.close_connection = True
                 extra["Connection"] = "close"

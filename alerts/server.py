@@ -10,9 +10,10 @@ import ssl
 import threading
 from types import FrameType
 
-from poolwatch.core.config import ConfigError, split_listen
+from poolwatch.core.config import split_listen
+from poolwatch.core.web.config import tls_context as web_tls
 
-from .receiver import Credentials, make_server
+from .receiver import credentials, make_server
 from .service import AlertService
 from .settings import AlertsSettings
 
@@ -20,15 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def tls_context(settings: AlertsSettings) -> ssl.SSLContext | None:
+    """The `tls` section as the shared web layer's TLS (1.2 or newer); ConfigError naming it."""
     if settings.tls is None:
         return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
-    except (OSError, ssl.SSLError) as err:
-        raise ConfigError(f"tls: cannot load certificate/key: {err}") from None
-    return ctx
+    return web_tls(settings.tls.cert_file, settings.tls.key_file, field="tls")
 
 
 def run(settings: AlertsSettings) -> int:
@@ -37,7 +33,7 @@ def run(settings: AlertsSettings) -> int:
         target.resolve_url()
     tls = tls_context(settings)
     service = AlertService(settings)
-    httpd = make_server(service, split_listen(settings.listen), Credentials(token, users), tls)
+    httpd = make_server(service, split_listen(settings.listen), credentials(token, users), tls)
     service.start()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

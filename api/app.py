@@ -3,22 +3,24 @@
 Routes follow the seed's nine actions (pool-api.md s2) under `/v2/{project_id}`, the ModelArts
 v2 prefix; poolwatch serves one cluster, so `project_id` is accepted and ignored, and so is the
 seed's `region_id` (the region is the server you call). Every route but `/healthz` and the
-OpenAPI document needs `Authorization: Bearer <token>`. Handlers are plain `def`s: FastAPI runs
-them in its thread pool, where the blocking Prometheus calls and the controller's writes belong.
+OpenAPI document needs `Authorization: Bearer <token>` (or basic auth as a user of the web-config
+file), checked by the web layer every poolwatch server shares (`poolwatch.core.web.auth`).
+Handlers are plain `def`s: FastAPI runs them in its thread pool, where the blocking Prometheus
+calls and the controller's writes belong.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from poolwatch.api.upgrade import UpgradeManager, UpgradeStep
+from poolwatch.core.web.auth import Auth, Verdict
 
 from . import docs_ui, errors, routes_metrics, routes_nodes, routes_pools, routes_upgrade
 from .errors import ApiError
@@ -68,13 +70,16 @@ def create_app(
     upgrades: UpgradeManager | None = None,
     clock: Callable[[], float] = time.time,
     resolution: str = "",
+    basic_users: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """`token` must be non-empty: the API changes pools, it is never open. `upgrade_step`
+    """`token` must be non-empty: the API changes pools, it is never open; `basic_users`
+    (user -> bcrypt hash, a web-config file's `basic_auth_users`) may call it too. `upgrade_step`
     installs a driver on one node (none: upgrades are refused); `upgrades` lets a caller (a
     test) drive upgrades itself; `resolution` is the monitoring subquery step
     ("" = Prometheus's evaluation interval)."""
     if not token:
         raise ValueError("token: the pool API needs a bearer token")
+    auth = Auth(basic_users, [token])
     if resolution and not resolution.rstrip("smh").isdigit():
         raise ValueError(f"resolution: expected a Prometheus duration like 15s, got {resolution!r}")
     manager = upgrades or UpgradeManager(controller, backend, upgrade_step, clock)
@@ -92,11 +97,15 @@ def create_app(
     docs_ui.install(app)
     app.state.ctx = ctx
 
-    def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
-        if creds is None or creds.scheme.lower() != "bearer":
+    def authorized(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],  # for OpenAPI
+    ) -> None:
+        verdict = auth.verdict(request.headers.get("Authorization"))
+        if verdict is Verdict.MISSING:
             raise ApiError(401, "PW.0001", "Authorization: Bearer <token> required")
-        if not hmac.compare_digest(creds.credentials.encode(), token.encode()):
-            raise ApiError(401, "PW.0001", "bearer token not accepted")
+        if verdict is Verdict.WRONG:
+            raise ApiError(401, "PW.0001", "credentials not accepted")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction, open_controller: ControllerFactory
                    help="run per node for a driver upgrade, with POOLWATCH_NODE, POOLWATCH_POOL "
                    "and POOLWATCH_VERSION set (simulated backend: a simulated step; "
                    "kubernetes without it: upgrades are refused)")  # fmt: skip
+    s.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth users, in the Prometheus web-config format "
+                   "(the exporters' file)")  # fmt: skip
     s.set_defaults(func=serve, open_controller=open_controller)
     from . import upgrade_cli
 
@@ -79,14 +82,15 @@ def serve(args: argparse.Namespace) -> int:
     from poolwatch.api.upgrade import CommandStep, SimulatedStep, UpgradeStep
     from poolwatch.core.cliutil import config_path
     from poolwatch.core.config import ConfigError, dump, load, split_listen
+    from poolwatch.core.web import asgi
+    from poolwatch.core.web.config import load_web_config
 
-    from . import guard
     from .app import create_app
     from .settings import ApiSettings
 
     flags = {(key,): (str(value), f"flag --{key.replace('_', '-')}")
              for key in ("listen", "backend", "kubeconfig", "prometheus", "token_file",
-                         "upgrade_command")
+                         "upgrade_command", "web_config_file")
              if (value := getattr(args, key)) is not None}  # fmt: skip
     try:
         settings = load(ApiSettings, config_path(args), os.environ, flags)
@@ -95,6 +99,7 @@ def serve(args: argparse.Namespace) -> int:
             return 0
         host, port = split_listen(settings.listen)
         token = read_token(settings.token_file)
+        web = load_web_config(settings.web_config_file)
     except (ConfigError, ValueError) as err:
         log.error("%s", err)
         return 2
@@ -106,11 +111,14 @@ def serve(args: argparse.Namespace) -> int:
     elif settings.backend == "simulated":
         step = SimulatedStep(backend)
     try:
-        app = create_app(controller, backend, settings.prometheus, token, upgrade_step=step)
+        app = create_app(controller, backend, settings.prometheus, token, upgrade_step=step,
+                         basic_users=web.basic_auth_users)  # fmt: skip
     except ValueError as err:
         log.error("%s", err)
         return 2
-    log.info("pool API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
-    uvicorn.run(guard.reject_ambiguous_framing(app), host=host, port=port,
-                log_level=args.log_level, access_log=False, **guard.settings())  # fmt: skip
+    tls = web.ssl_context()
+    log.info("pool API on %s://%s:%d (OpenAPI at /openapi.json)", "https" if tls else "http",
+             host, port)  # fmt: skip
+    uvicorn.run(asgi.reject_ambiguous_framing(app), host=host, port=port,
+                log_level=args.log_level, access_log=False, **asgi.settings(tls))  # fmt: skip
     return 0

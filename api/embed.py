@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,17 +21,24 @@ from .app import create_app
 from .ports import ClusterReader, PoolControl
 
 
-def start(app: FastAPI, host: str, port: int, ready_timeout: float = 10.0) -> Callable[[], None]:
-    """Serve `app` on host:port from a daemon thread; returns the function that stops it.
-    The socket is bound here, so a taken port is an OSError for the caller, not an exit
-    inside the server's thread; so is a server that did not start within `ready_timeout`."""
+def start(
+    app: FastAPI,
+    host: str,
+    port: int,
+    ready_timeout: float = 10.0,
+    tls: ssl.SSLContext | None = None,
+) -> Callable[[], None]:
+    """Serve `app` on host:port (HTTPS with `tls`) from a daemon thread; returns the function
+    that stops it. The socket is bound here, so a taken port is an OSError for the caller, not
+    an exit inside the server's thread; so is a server that did not start within
+    `ready_timeout`."""
     import uvicorn
 
-    from . import guard
+    from poolwatch.core.web import asgi
 
     sock = socket.create_server((host, port), family=_family(host), backlog=128)
-    config = uvicorn.Config(guard.reject_ambiguous_framing(app), log_level="warning",
-                            access_log=False, lifespan="on", **guard.settings())  # fmt: skip
+    config = uvicorn.Config(asgi.reject_ambiguous_framing(app), log_level="warning",
+                            access_log=False, lifespan="on", **asgi.settings(tls))  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pool-api",
                               daemon=True)  # fmt: skip

@@ -23,3 +23,4 @@ class ApiSettings(BaseModel):
     backend: Literal["kubernetes", "simulated"] = "kubernetes"
     kubeconfig: Path | None = None
     upgrade_command: str | None = None
+    web_config_file: Path | None = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-_SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig", "interval",
-                   "notify_url", "notify_token_file")  # fmt: skip
+_SETTINGS_FLAGS = ("listen", "backend", "token_file", "web_config_file", "state_path", "kubeconfig",
+                   "interval", "notify_url", "notify_token_file")  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="log and notify what would be done, change nothing (on)")  # fmt: skip
     r.add_argument("--token-file", type=Path, metavar="FILE",
                    help="bearer token POST /actions must carry")  # fmt: skip
+    r.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth users, Prometheus web-config format")  # fmt: skip
     r.add_argument(
         "--notify-url",
         metavar="URL",

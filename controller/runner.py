@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from poolwatch.core.actions import Notifier
 from poolwatch.core.config import ConfigError, split_listen
+from poolwatch.core.web.config import load_web_config
 from poolwatch.core.webhook import WebhookNotifier
 
 from .leader import LeaderElector
@@ -89,7 +90,9 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
     (ConfigError) on a non-loopback address without a token, before touching the cluster."""
     stop = stop or threading.Event()
     address, token = split_listen(settings.listen), read_token(settings)
-    check_exposure(address, token)
+    web = load_web_config(settings.web_config_file)
+    auth = web.auth([token] if token else [])
+    check_exposure(address, token, auth)
     notifier = notifier_for(settings)
     warn_if_acting(settings)
     backend, close = backend_for(settings)
@@ -99,7 +102,8 @@ def run(settings: ControllerSettings, stop: threading.Event | None = None) -> in
     last: list[float] = []
     try:
         server = ControllerServer(address, ctl, token, elector.leading,
-                                  lambda: last[-1] if last else None)  # fmt: skip
+                                  lambda: last[-1] if last else None, auth,
+                                  web.ssl_context())  # fmt: skip
     except BaseException:
         close()
         ctl.store.close()

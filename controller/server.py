@@ -1,27 +1,30 @@
 """The controller's HTTP side: POST /actions (NodeAction JSON -> ActionResult JSON, bearer
 token), GET /metrics, GET /healthz.
 
-The shared poolwatch server (`poolwatch.httpbase.Server`: backlog 128, idle and read timeouts on
-every connection, strict Content-Length). It acts on nodes, so it refuses to listen on anything
-but a loopback address without a bearer token (`ExposedWithoutToken`). Every answer to /actions
+The shared poolwatch server (`poolwatch.core.web`: backlog 128, idle and read timeouts on every
+connection, strict Content-Length, the shared auth, TLS from a web-config file). POST /actions
+takes the bearer token and, when a web-config file names them, its basic-auth users; GET pages
+stay open, as they always were. It acts on nodes, so it refuses to listen on anything but a
+loopback address without credentials (`ExposedWithoutToken`). Every answer to /actions
 is `{"outcome", "detail"}`, which is what the rule engine's HTTP sink reads: 400 refused (not an
 action), 401 refused (token), 503 deferred (standby).
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Callable
 
 from poolwatch.core import pages
 from poolwatch.core.actions import ActionResult, NodeAction
 from poolwatch.core.config import ConfigError
-from poolwatch.core.httpbase import Handler as BaseHandler
-from poolwatch.core.httpbase import Server as BaseServer
+from poolwatch.core.web.auth import Auth, Verdict
+from poolwatch.core.web.server import Handler as BaseHandler
+from poolwatch.core.web.server import Server as BaseServer
 
 from . import metrics
 from .service import PoolController
@@ -55,14 +58,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(address: tuple[str, int], token: str | None) -> None:
-    """Refuse (ExposedWithoutToken) to serve POST /actions beyond this host without a token."""
+def check_exposure(address: tuple[str, int], token: str | None, auth: Auth | None = None) -> None:
+    """Refuse (ExposedWithoutToken) to serve POST /actions beyond this host without a token
+    (or, with `auth`, without any credential)."""
     host = address[0] or "0.0.0.0"
-    if not token and not is_loopback(host):
+    if not (token or (auth is not None and auth.required)) and not is_loopback(host):
         raise ExposedWithoutToken(
             f"listen {host}:{address[1]}: the controller isolates and replaces nodes on request, "
             "so on an address other hosts can reach it needs a bearer token: set token_file "
-            "(--token-file FILE), or listen on 127.0.0.1"
+            "(--token-file FILE) or basic-auth users in web_config_file (--web-config-file "
+            "FILE), or listen on 127.0.0.1"
         )
 
 
@@ -70,11 +75,15 @@ class ControllerServer(BaseServer):
     def __init__(
         self, address: tuple[str, int], ctl: PoolController, token: str | None,
         is_leader: Callable[[], bool], last_reconcile: Callable[[], float | None],
+        auth: Auth | None = None, tls: ssl.SSLContext | None = None,
     ) -> None:  # fmt: skip
-        check_exposure(address, token)
+        """`auth` (default: the bearer `token`, if any) guards POST /actions; `tls` serves HTTPS."""
+        check_exposure(address, token, auth)
         self.ctl, self.token, self.is_leader = ctl, token, is_leader
         self.last_reconcile = last_reconcile
+        self.actions_auth = auth if auth is not None else Auth(tokens=[token] if token else [])
         super().__init__(address, _Handler)
+        self.tls = tls
 
 
 class _Handler(BaseHandler):
@@ -88,6 +97,11 @@ class _Handler(BaseHandler):
         doc = {"outcome": result.outcome, "detail": result.detail}
         self._send(code, json.dumps(doc).encode())
 
+    def refuse_unauthorized(self, verdict: Verdict, challenge: str) -> None:
+        doc = {"outcome": "refused", "detail": "a valid bearer token is required"}
+        self.send_body(401, json.dumps(doc).encode(), "application/json",
+                       {"WWW-Authenticate": challenge})  # fmt: skip
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
@@ -98,7 +112,7 @@ class _Handler(BaseHandler):
         elif path == "/metrics":
             body = metrics.exposition(self.server.ctl, self.server.is_leader(),
                                       self.server.last_reconcile())  # fmt: skip
-            self._send(200, body, "text/plain; version=0.0.4; charset=utf-8")
+            self.send_exposition(body)
         else:
             self._send(404, b"not found\n", "text/plain")
 
@@ -106,16 +120,12 @@ class _Handler(BaseHandler):
         if self.path.split("?", 1)[0] != "/actions":
             self._send(404, b"not found\n", "text/plain")
             return
-        length = self.content_length()
-        if not 0 < length <= MAX_BODY:
+        body = self.read_body(MAX_BODY) if self.content_length() else None
+        if not body:
             self.close_connection = True
             self._result(400, ActionResult("refused", f"body: 1 to {MAX_BODY} bytes of JSON"))
             return
-        body = self.rfile.read(length)
-        token = self.server.token
-        given = self.headers.get("Authorization", "")
-        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            self._result(401, ActionResult("refused", "a valid bearer token is required"))
+        if not self.authorized(self.server.actions_auth):  # the GET pages are open
             return
         try:
             action = NodeAction.from_json(json.loads(body))

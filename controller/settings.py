@@ -72,6 +72,8 @@ class ControllerSettings(BaseModel):
     # loopback by default: the controller acts on nodes, and any other address needs a token
     listen: Annotated[str, AfterValidator(check_listen)] = listen_default("controller", "127.0.0.1")
     token_file: Path | None = None  # bearer token for POST /actions; none: loopback only
+    # TLS and basic-auth users (bcrypt) in the Prometheus web-config format, like the exporters'
+    web_config_file: Path | None = None
     state_path: Path | None = None  # SQLite state; none: in memory (lost on restart)
     # --- notices and audit --------------------------------------------------------------------
     # the alerts receiver (or any Alertmanager-webhook endpoint) that gets the controller's

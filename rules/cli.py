@@ -94,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--state", type=Path, metavar="FILE",
                    help="SQLite file that keeps alert states across restarts "
                    "(required)")  # fmt: skip
+    r.add_argument("--web-config-file", type=Path, metavar="FILE",
+                   help="TLS and basic-auth settings for --listen, in the Prometheus exporter "
+                   "format")  # fmt: skip
     r.add_argument("--interval", help="evaluation interval (30s)")
     r.add_argument("--reminder-wait", help="re-notify a firing alert after (4h)")
     r.add_argument("--grace", help="failing queries before the engine alerts (5m)")
@@ -174,6 +177,9 @@ def run_engine(args: argparse.Namespace) -> int:
             runbook_base = check_runbook_base(settings.runbook_base_url)
         except ValueError as err:
             raise ValueError(f"runbook_base_url: {err}") from None
+        from poolwatch.core.web.config import load_web_config
+
+        web = load_web_config(settings.web_config_file)
         seconds = {k: getattr(settings, k) for k in SECONDS}
         source, stop_source = rules_cli.source(settings.source, settings.targets, seconds)
         notifiers, sinks = rules_cli.outputs(
@@ -193,7 +199,7 @@ def run_engine(args: argparse.Namespace) -> int:
             rules_cli._files(settings.files), source, settings.state, seconds["interval"], stop,
             notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
             reload=reload, sinks=sinks, overrides=settings.overrides, runbook_base=runbook_base,
-            on_start=(lambda e: serve_engine(e, listen, seconds["interval"]))
+            on_start=(lambda e: serve_engine(e, listen, seconds["interval"], web))
             if listen not in ("", "off") else None,
         )  # fmt: skip
     except RuleFileError as err:
@@ -217,7 +223,7 @@ FLAGS = {
     "notify_token_file": "--notify-token-file", "controller_url": "--controller-url",
     "controller_token_file": "--controller-token-file", "state": "--state",
     "interval": "--interval", "reminder_wait": "--reminder-wait", "grace": "--grace",
-    "timeout": "--timeout", "listen": "--listen",
+    "timeout": "--timeout", "listen": "--listen", "web_config_file": "--web-config-file",
 }  # fmt: skip
 
 
@@ -249,8 +255,9 @@ class EngineMetrics:
         return gzip.compress(text) if gzipped else text
 
 
-def serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
-    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
+def serve_engine(engine: Any, listen: str, interval: float = 30.0, web: Any = None) -> Any:
+    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server.
+    `web`: its TLS and basic auth (a WebConfig; none: plain HTTP, open)."""
     import time
 
     from poolwatch.core.config import check_listen, split_listen
@@ -262,8 +269,8 @@ def serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
         store = engine.silences
         return [] if store is None else [s.to_dict() for s in store.active(time.time())]
 
-    httpd = serve(engine, EngineMetrics(engine).body, address, interval, silences)
+    httpd = serve(engine, EngineMetrics(engine).body, address, interval, silences, web)
     threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
-    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
-                                        *address)  # fmt: skip
+    logging.getLogger("poolwatch").info("rule engine at %s://%s:%d/ (alerts, rules, metrics)",
+                                        "https" if httpd.tls else "http", *address)  # fmt: skip
     return httpd

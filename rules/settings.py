@@ -40,6 +40,7 @@ class RuleEngineSettings(BaseModel):
     grace: Seconds = 300.0
     timeout: Seconds = 10.0
     listen: str = listen_default("rules")
+    web_config_file: Path | None = None
 
     @field_validator("listen")
     @classmethod

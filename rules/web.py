@@ -6,6 +6,9 @@ and last error (and the rules the source refused, with the reason); `/silences` 
 silences. `/api/alerts`, `/api/status` and `/api/silences` are the same as JSON
 (`poolwatch rules alerts` reads `/api/alerts`). `/metrics` and `/healthz` as before.
 
+Served by the shared web layer (`poolwatch.core.web`): open by default, as it always was; with a
+web-config file (`--web-config-file`), TLS and basic auth for every page but `/healthz`.
+
 Everything shown comes from the rule files and the alerts' labels, so every value is escaped.
 """
 
@@ -18,13 +21,12 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 
-from poolwatch.core.httpbase import Handler, Server
+from poolwatch.core.web.config import WebConfig
+from poolwatch.core.web.server import Handler, Server
 
 log = logging.getLogger(__name__)
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TITLE = "poolwatch rule engine"
 
 
@@ -155,11 +157,13 @@ def make_handler(
             now = clock()
             page = "text/html; charset=utf-8"
             data = "application/json"
-            if path == "/metrics":
-                self.send_body(200, metrics(), METRICS_TYPE)
-            elif path == "/healthz":
+            if path == "/healthz":  # open: probes carry no credentials
                 ok, text = engine.health(interval)
                 self.send_body(200 if ok else 503, text.encode(), "text/plain; charset=utf-8")
+            elif not self.authorized():
+                return
+            elif path == "/metrics":
+                self.send_exposition(metrics())
             elif path == "/":
                 self.send_body(200, index_page(), page)
             elif path == "/alerts":
@@ -186,8 +190,13 @@ def serve(
     address: tuple[str, int],
     interval: float,
     silences: Callable[[], list[dict[str, Any]]] = list,
-) -> ThreadingHTTPServer:
-    """Bind (not yet serving); port 0 picks a free port."""
+    web: WebConfig | None = None,
+) -> Server:
+    """Bind (not yet serving); port 0 picks a free port. `web`: TLS and basic auth (none:
+    plain HTTP, open)."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     server_cls = type("EngineServer", (Server,), {"address_family": family})
-    return server_cls(address, make_handler(engine, metrics, interval, silences))
+    httpd = server_cls(address, make_handler(engine, metrics, interval, silences))
+    web = web or WebConfig()
+    httpd.tls, httpd.auth = web.ssl_context(), web.auth()
+    return httpd

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from poolwatch.alerts.receiver import Credentials, make_server
+from poolwatch.alerts.receiver import credentials, make_server
 from poolwatch.alerts.service import AlertService
 from poolwatch.alerts.settings import AlertsSettings
 from poolwatch.core.actions import AlertMessage
@@ -195,7 +195,7 @@ def receiver(
 ) -> Iterator[tuple[AlertService, str]]:
     """The service and its HTTP receiver in this process: (service, base URL)."""
     service = AlertService(settings)
-    httpd = make_server(service, ("127.0.0.1", 0), Credentials(token, users or {}))
+    httpd = make_server(service, ("127.0.0.1", 0), credentials(token, users or {}))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     service.start()

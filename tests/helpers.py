@@ -176,3 +176,17 @@ def pinned_tool(name: str) -> str:
     path = pinned_bin_dir() / name
     assert path.exists(), f"scripts/tools.sh did not provide {name} in {path.parent}"
     return str(path)
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (openssl), valid one day: (cert file, key file)."""
+    import subprocess
+
+    crt, key = folder / "tls.crt", folder / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return crt, key

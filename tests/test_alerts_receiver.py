@@ -111,8 +111,8 @@ def test_burst_is_grouped_most_urgent_first(tmp_path: Path, hook: HttpSink) -> N
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REFUSALS = [
     ({}, b"{}", 401, "credentials"),
-    ({"Authorization": "Bearer wrong"}, b"{}", 403, "wrong credentials"),
-    ({"Authorization": "Basic bm9ib2R5Og=="}, b"{}", 403, "wrong credentials"),
+    ({"Authorization": "Bearer wrong"}, b"{}", 401, "wrong credentials"),
+    ({"Authorization": "Basic bm9ib2R5Og=="}, b"{}", 401, "wrong credentials"),
     ({**AUTH, "Content-Type": "text/plain"}, b"{}", 415, "Content-Type"),
     ({"Authorization": f"Bearer {TOKEN}"}, b"{not json", 400, "not JSON"),
     ({"Authorization": f"Bearer {TOKEN}"}, b"[]", 422, "JSON object"),
@@ -270,11 +270,11 @@ def test_tls(tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     cfg = settings(tmp_path, [], tls={"cert_file": str(cert), "key_file": str(key)})
-    from poolwatch.alerts.receiver import Credentials, make_server
+    from poolwatch.alerts.receiver import credentials, make_server
     from poolwatch.alerts.service import AlertService
 
     service = AlertService(cfg)
-    httpd = make_server(service, ("127.0.0.1", 0), Credentials(None, {}), tls_context(cfg))
+    httpd = make_server(service, ("127.0.0.1", 0), credentials(None, {}), tls_context(cfg))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"https://127.0.0.1:{httpd.server_address[1]}"

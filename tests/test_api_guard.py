@@ -1,6 +1,6 @@
 """The pool API (uvicorn) under the same hostile clients as the threaded servers
-(tests/test_http_hardening.py): served for real on 127.0.0.1 through `controller.api.embed`, as
-the demo serves it, with the guards of `controller.api.guard`.
+(tests/test_http_hardening.py): served for real on 127.0.0.1 through `api.embed`, as
+the demo serves it, with the guards of `poolwatch.core.web.asgi`.
 
 Before: uvicorn kept a connection that never finished its first request open for ever (idle or
 trickling headers) and framed Transfer-Encoding + Content-Length by the former."""
@@ -17,8 +17,9 @@ from helpers import free_port
 from test_api_support import TOKEN, controller_over, quiet_cluster
 from test_http_hardening import _complete, exchange, status_of
 
-from poolwatch.api import embed, guard
+from poolwatch.api import embed
 from poolwatch.api.app import create_app
+from poolwatch.core.web import asgi as guard
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ class Target:
     port: int
     post_path: str  # a path that takes POST (or, for a read-only server, one that does not)
     auth: dict[str, str]  # headers a legitimate client sends
-    threaded: bool  # served by poolwatch.httpbase (thread per connection), else uvicorn
+    threaded: bool  # served by poolwatch.core.web.server (thread per connection), else uvicorn
     results: dict[str, str] = field(default_factory=dict)  # attack -> "ok" | why not
 
 
@@ -250,19 +250,20 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 
 
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
-    from poolwatch.alerts.receiver import Credentials, make_server
+    from poolwatch.alerts.receiver import credentials, make_server
     from poolwatch.alerts.service import AlertService
-    from poolwatch.api import embed, guard
+    from poolwatch.api import embed
     from poolwatch.api.app import create_app
     from poolwatch.cluster.simulated.backend import SimulatedCluster
     from poolwatch.controller.server import ControllerServer
     from poolwatch.controller.service import PoolController
     from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.web import asgi as guard
+    from poolwatch.core.web.config import WebConfig
     from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
     from poolwatch.exporters.node.app import build, health_text
     from poolwatch.exporters.node.server import serve
     from poolwatch.exporters.node.settings import NodeExporterSettings
-    from poolwatch.exporters.node.webconfig import WebConfig
     from poolwatch.rules.cli import serve_engine as _serve_engine
     from poolwatch.rules.engine import Engine
     from poolwatch.rules.sources import PrometheusSource
@@ -287,7 +288,7 @@ def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     service = AlertService(alerts_settings(tmp, [{"name": "t", "url": "json://127.0.0.1:9/h"}]))
     service.start()
     stops.append(lambda: service.close(timeout=5.0))
-    recv = make_server(service, ("127.0.0.1", 0), Credentials(TOKEN, {}))
+    recv = make_server(service, ("127.0.0.1", 0), credentials(TOKEN, {}))
     targets.append(Target("alerts receiver", _threaded(recv, stops), "/alertmanager", BEARER,
                           True))  # fmt: skip
 
@@ -337,7 +338,7 @@ def settled(baseline: int, now: Callable[[], int], slack: int, within: float = 5
 
 @pytest.fixture
 def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Target]]:
-    from poolwatch.api import guard
+    from poolwatch.core.web import asgi as guard
 
     monkeypatch.setattr(guard.GuardedH11Protocol, "idle_timeout", IDLE)
     monkeypatch.setattr(guard.GuardedH11Protocol, "read_timeout", READ)

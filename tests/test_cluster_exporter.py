@@ -54,10 +54,10 @@ from poolwatch.cluster import (
     WatchEvent,
 )
 from poolwatch.core.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
+from poolwatch.core.web.config import WebConfig
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.cluster.store import ClusterStore
-from poolwatch.exporters.node.webconfig import WebConfig
 
 GPU, NPU = "nvidia.com/gpu", "huawei.com/Ascend910"
 GiB = 1024.0**3

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from poolwatch.core.config import ConfigError, load
-from poolwatch.core.httpbase import Handler, Server
+from poolwatch.core.web.server import Handler, Server
 from poolwatch.exporters.node.settings import NodeExporterSettings
 
 

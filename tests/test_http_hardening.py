@@ -1,4 +1,4 @@
-"""The shared HTTP base (poolwatch/core/httpbase.py) under hostile clients, on real servers bound to
+"""The shared web layer (poolwatch/core/web) under hostile clients, on real servers bound to
 127.0.0.1: the controller's server and the node exporter's. Raw sockets, because a well-behaved
 client library cannot send a broken Content-Length or hold a connection open half-written."""
 
@@ -17,11 +17,11 @@ from helpers import free_port
 from test_controller_support import controller, sim
 
 from poolwatch.controller.server import ControllerServer, serve
-from poolwatch.core.httpbase import accepts_gzip
-from poolwatch.exporters.node.server import _Auth
+from poolwatch.core.web.auth import Auth
+from poolwatch.core.web.config import WebConfig
+from poolwatch.core.web.server import accepts_gzip
 from poolwatch.exporters.node.server import serve as serve_node
 from poolwatch.exporters.node.store import ExpositionStore
-from poolwatch.exporters.node.webconfig import WebConfig
 
 TOKEN = "t0ken"  # noqa: S105 - a test token
 ACTION = b'{"kind": "isolate", "key": "k1", "node": "p0-node-01", "fault_code": "A050104"}'
@@ -182,7 +182,7 @@ def test_accepts_gzip(header: str | None, expected: bool) -> None:
 def test_an_unknown_user_costs_a_bcrypt_check() -> None:
     """Before: an unknown user was refused at once and a known one after a bcrypt check, so the
     answer time told which users exist."""
-    auth = _Auth({"ops": bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()})
+    auth = Auth({"ops": bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()})
 
     def took(user: bytes) -> float:
         started = time.perf_counter()
@@ -236,7 +236,7 @@ def test_connections_beyond_the_cap_get_a_fast_503() -> None:
 def test_bcrypt_checks_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: every wrong password ran its bcrypt check at once, so a flood of them took every
     core from the scrapes."""
-    auth = _Auth({"ops": bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()})
+    auth = Auth({"ops": bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()})
     running, most, lock = [0], [0], threading.Lock()
     real = bcrypt.checkpw
 
@@ -258,7 +258,7 @@ def test_bcrypt_checks_take_turns(monkeypatch: pytest.MonkeyPatch) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert 1 <= most[0] <= _Auth.BCRYPT_AT_ONCE < 8
+    assert 1 <= most[0] <= Auth.BCRYPT_AT_ONCE < 8
 
 
 def test_a_client_that_never_reads_its_answer_is_let_go() -> None:

@@ -4,19 +4,18 @@ import base64
 import gzip
 import http.client
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
-from helpers import parse, value
+from helpers import parse, self_signed_cert, value
 
 from poolwatch.core.config import ConfigError
+from poolwatch.core.web.config import WebConfig, load_web_config
 from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.store import ExpositionStore
-from poolwatch.exporters.node.webconfig import WebConfig, load_web_config
 
 BODY = b"# HELP x_total t\n# TYPE x_total counter\nx_total 3.0\n"
 
@@ -91,13 +90,7 @@ def test_basic_auth_with_bcrypt_hashes(store: ExpositionStore) -> None:
 
 
 def test_tls_from_a_web_config_file(store: ExpositionStore, tmp_path: Path) -> None:
-    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    crt, key = self_signed_cert(tmp_path)
     cfg = tmp_path / "web.yaml"
     cfg.write_text(f"tls_server_config:\n  cert_file: {crt}\n  key_file: {key}\n")
     client = ssl.create_default_context(cafile=str(crt))

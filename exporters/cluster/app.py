@@ -3,8 +3,8 @@
 Two daemon threads feed the store: the watch loop applies every watch event (and restarts a
 stream that ends or fails, with a doubling back-off, re-listing from scratch), and the health
 loop polls `backend.healthy()` so a scrape never calls the backend. The HTTP server is the node
-exporter's (backlog 128, TLS and basic auth from the web config), with /events and its own index
-added in a handler subclass.
+exporter's (backlog 128, TLS and basic auth from the web config, `poolwatch.core.web`), given the
+/events route and the cluster's own index.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from http.server import ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from poolwatch.cluster.backend import ClusterBackend
-from poolwatch.exporters.node.server import _Auth, serve, serve_until_signalled
-from poolwatch.exporters.node.webconfig import WebConfig
+from poolwatch.core.web.config import WebConfig
+from poolwatch.core.web.server import Handler, Server
+from poolwatch.exporters.node.server import serve, serve_until_signalled
 
 from .events import to_json
 from .settings import ClusterExporterSettings
@@ -114,43 +114,25 @@ class ClusterExporter:
         return alive, "\n".join(lines) + "\n"
 
 
-def serve_cluster(
-    exporter: ClusterExporter, address: tuple[str, int], web: WebConfig
-) -> ThreadingHTTPServer:
-    """Bind the node exporter's server to the store, and add /events and the index."""
-    httpd = serve(exporter.store, address, web, exporter.health)  # type: ignore[arg-type]
-    base = httpd.RequestHandlerClass
-    auth = _Auth(web.basic_auth_users)
+def serve_cluster(exporter: ClusterExporter, address: tuple[str, int], web: WebConfig) -> Server:
+    """Bind the node exporter's server to the store, adding /events and the cluster's index."""
 
-    class Handler(base):  # type: ignore[misc, valid-type]
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path not in ("/", "/events"):
-                super().do_GET()
+    def events(handler: Handler, query_string: str) -> None:
+        query = parse_qs(query_string)
+        limit: int | None = None
+        if "limit" in query:
+            try:
+                limit = int(query["limit"][0])
+            except ValueError:
+                limit = -1
+            if limit < 0:
+                handler.send_body(400, b"limit: expected a whole number >= 0\n", "text/plain")
                 return
-            if not auth.check(self.headers.get("Authorization")):
-                self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": "Basic"})
-            elif url.path == "/":
-                self.send_body(200, INDEX, "text/html; charset=utf-8")
-            else:
-                self._events(parse_qs(url.query))
+        match = {k: query[k][0] for k in EVENT_FILTERS if k in query}
+        body = to_json(exporter.store.recent_events(limit, **match))
+        handler.send_body(200, body, "application/json")
 
-        def _events(self, query: dict[str, list[str]]) -> None:
-            limit: int | None = None
-            if "limit" in query:
-                try:
-                    limit = int(query["limit"][0])
-                except ValueError:
-                    limit = -1
-                if limit < 0:
-                    self.send_body(400, b"limit: expected a whole number >= 0\n", "text/plain")
-                    return
-            match = {k: query[k][0] for k in EVENT_FILTERS if k in query}
-            body = to_json(exporter.store.recent_events(limit, **match))
-            self.send_body(200, body, "application/json")
-
-    httpd.RequestHandlerClass = Handler
-    return httpd
+    return serve(exporter.store, address, web, exporter.health, {"/events": events}, INDEX)
 
 
 def run(

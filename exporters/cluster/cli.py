@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from poolwatch.core.config import dump, load
+    from poolwatch.core.web.config import load_web_config
     from poolwatch.exporters.cluster.app import run as serve
     from poolwatch.exporters.cluster.settings import ClusterExporterSettings
-    from poolwatch.exporters.node.webconfig import load_web_config
 
     flags = {
         (key,): (str(value), f"flag --{key}")

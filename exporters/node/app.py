@@ -8,13 +8,14 @@ import logging
 import sys
 import threading
 
+from poolwatch.core.web.config import load_web_config
+
 from . import collectors as _collectors  # noqa: F401 - importing registers every collector
 from .collector import REGISTRY, Collector
 from .runner import Runner
 from .server import serve, serve_until_signalled
 from .settings import NodeExporterSettings
 from .store import ExpositionStore, render
-from .webconfig import load_web_config
 
 log = logging.getLogger(__name__)
 

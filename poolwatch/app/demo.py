@@ -47,12 +47,12 @@ from poolwatch.cluster.simulated import persist as sim_persist
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.core.actions import ActionSink, Notifier
+from poolwatch.core.web.config import WebConfig
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node import app as node_app
 from poolwatch.exporters.node.server import serve
 from poolwatch.exporters.node.settings import NodeExporterSettings
-from poolwatch.exporters.node.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"

@@ -10,14 +10,18 @@
   GET  /api/faults         the faults the simulator knows and the nodes (JSON)
   POST /api/inject         {"fault": "gpu_lost", "node": "gpu-a-node-02"[, "device": 0]}
   POST /api/heal           {"node": "gpu-a-node-02"[, "fault": "gpu_lost"]}
+  GET  /healthz            ok while the site serves
 
-Only on 127.0.0.1, like the whole demo; the fault API changes nothing but the simulation.
+Only on 127.0.0.1, like the whole demo; the fault API changes nothing but the simulation. The
+shared web layer serves it (`poolwatch.core.web`): open, unless given an `Auth` and TLS like
+every other poolwatch server (then every path but /healthz asks for credentials).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from typing import Any
@@ -25,7 +29,8 @@ from typing import Any
 from poolwatch.app import demo_docs, demo_pages
 from poolwatch.app.demo_inbox import Inbox
 from poolwatch.cluster.simulated.spec import FAULTS
-from poolwatch.core.httpbase import Handler, Server
+from poolwatch.core.web.auth import Auth
+from poolwatch.core.web.server import Handler, Server
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -33,13 +38,22 @@ DASHBOARD_TTL = 15.0  # seconds a rendered dashboard is served before it is draw
 
 
 class Site(Server):
-    """`demo` is the running poolwatch.demo.Demo (its cluster, engine, parts and URLs)."""
+    """`demo` is the running poolwatch.demo.Demo (its cluster, engine, parts and URLs); `auth`
+    and `tls` as on every poolwatch server (none: open, plain HTTP, as the demo runs it)."""
 
-    def __init__(self, address: tuple[str, int], demo: Any, inbox: Inbox) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        demo: Any,
+        inbox: Inbox,
+        auth: Auth | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.demo, self.inbox = demo, inbox
         self.render_lock = threading.Lock()
         self.rendered: dict[str, tuple[float, bytes]] = {}
         super().__init__(address, _SiteHandler)
+        self.auth, self.tls = auth, tls
 
     def dashboard(self, name: str) -> bytes | None:
         """A dashboard page (or the index when `name` is ""), drawn at most every DASHBOARD_TTL."""
@@ -81,7 +95,11 @@ class _SiteHandler(Handler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         demo = self.server.demo
-        if path == "/":
+        if path == "/healthz":  # open, like every poolwatch server's
+            self.send_body(200, b"ok\n", "text/plain")
+        elif not self.authorized():
+            return
+        elif path == "/":
             self._html(demo_pages.landing(demo.parts(), demo.summary_html()))
         elif path == "/inbox":
             self._html(demo_pages.inbox(self.server.inbox.messages()))
@@ -118,13 +136,15 @@ class _SiteHandler(Handler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self.close_connection = True
+        if not self.authorized():
+            self.close_connection = True  # the body is left unread
+            return
+        body = self.read_body(MAX_BODY)
+        if body is None:
             self._json(413, {"error": f"body over {MAX_BODY} bytes"})
             return
         try:
-            doc = json.loads(self.rfile.read(length) or b"null")
+            doc = json.loads(body or b"null")
         except ValueError:
             self._json(400, {"error": "the body is not JSON"})
             return

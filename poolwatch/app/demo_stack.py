@@ -55,7 +55,7 @@ class Stack:
         threading.Thread(target=target, name=name, daemon=True).start()
 
     def _alerts(self) -> None:
-        from poolwatch.alerts.receiver import Credentials, make_server
+        from poolwatch.alerts.receiver import credentials, make_server
         from poolwatch.alerts.service import AlertService
         from poolwatch.alerts.settings import AlertsSettings, Target
 
@@ -68,7 +68,7 @@ class Stack:
             reminder_wait=3600.0,
         )
         service = AlertService(settings)
-        httpd = make_server(service, (self.host, self.ports.alerts), Credentials(None, {}))
+        httpd = make_server(service, (self.host, self.ports.alerts), credentials(None, {}))
         service.start()
         self._thread(httpd.serve_forever, "alerts-receiver")
         self.notifier = service

@@ -34,7 +34,7 @@ def exit_status(body: Callable[[], int | None], *config_errors: type[Exception])
     except (ConfigError, *config_errors) as err:
         log.error("%s", err)
         return 2
-    except OSError as err:  # the shared server base names the address (httpbase.Server)
+    except OSError as err:  # the shared server base names the address (web.server.Server)
         text = str(err)
         log.error("%s", text if "cannot serve on" in text else f"cannot serve: {text}")
         return 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -21,12 +22,22 @@ from prom_versions import Prometheus
 ROOT = Path(__file__).parent.parent.parent
 
 
-def wait_http(url: str, proc: subprocess.Popen, log: Path, deadline_s: float = 30.0) -> None:
+def wait_http(
+    url: str,
+    proc: subprocess.Popen,
+    log: Path,
+    deadline_s: float = 30.0,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Until `url` answers 200 (`context`: the TLS client context for an https URL)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2, context=context) as resp,
+        ):
             if resp.status == 200:
                 return
         time.sleep(0.1)
@@ -34,11 +45,13 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, deadline_s: float = 3
 
 
 @contextlib.contextmanager
-def process(cmd: list[str], log: Path, ready_url: str) -> Iterator[subprocess.Popen]:
+def process(
+    cmd: list[str], log: Path, ready_url: str, context: ssl.SSLContext | None = None
+) -> Iterator[subprocess.Popen]:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
-        wait_http(ready_url, proc, log)
+        wait_http(ready_url, proc, log, context=context)
         yield proc
     finally:
         proc.terminate()

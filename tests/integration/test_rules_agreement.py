@@ -21,10 +21,10 @@ from prom_versions import Prometheus
 from poolwatch.app.demo import SimulatedNodes
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
+from poolwatch.core.web.config import WebConfig
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 from poolwatch.exporters.node.server import serve
-from poolwatch.exporters.node.webconfig import WebConfig
 from poolwatch.rules import compile as compiler
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import default_files, load

@@ -1,21 +1,26 @@
 """What every poolwatch HTTP server does at the connection level, for the pool API's uvicorn.
 
-The threaded servers get it from `poolwatch.httpbase`; uvicorn needs its own: out of the box it
-closes an idle keep-alive connection after a request, but a connection that never completes its
-first request (nothing sent, or headers trickled a byte at a time) stays open for ever, and a
-request with both Transfer-Encoding and Content-Length is framed by the former (a proxy in front
-may frame it by the latter: the request smuggling shape). So:
+The threaded servers get it from `poolwatch.core.web.server`; uvicorn needs its own: out of the
+box it closes an idle keep-alive connection after a request, but a connection that never
+completes its first request (nothing sent, or headers trickled a byte at a time) stays open for
+ever, and a request with both Transfer-Encoding and Content-Length is framed by the former (a
+proxy in front may frame it by the latter: the request smuggling shape). So:
 
 - `GuardedH11Protocol`: a connection must start a request within `IDLE_TIMEOUT` and deliver it
   whole (line, headers, body) within `READ_TIMEOUT` of its first byte, or it is closed;
 - `reject_ambiguous_framing`: ASGI middleware answering 400 (and closing) to a request that
   carries both headers;
-- `settings()`: the uvicorn settings that use them, with a concurrency cap.
+- `settings()`: the uvicorn settings that use them, with a concurrency cap, and the TLS of a
+  web-config file (`poolwatch.core.web.config`): the same context the threaded servers use.
+
+Who may call is the application's business (FastAPI answers in its own error shape), but it asks
+the same `poolwatch.core.web.auth.Auth` as every other server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import h11
@@ -89,8 +94,12 @@ def reject_ambiguous_framing(app: Any) -> Any:
     return guarded
 
 
-def settings() -> dict[str, Any]:
-    """The uvicorn settings (for `uvicorn.run` or `uvicorn.Config`) that apply the guards; wrap
-    the app in `reject_ambiguous_framing` too."""
-    return {"http": GuardedH11Protocol, "timeout_keep_alive": int(KEEP_ALIVE),
-            "limit_concurrency": MAX_CONNECTIONS}  # fmt: skip
+def settings(tls: ssl.SSLContext | None = None) -> dict[str, Any]:
+    """The uvicorn settings (for `uvicorn.run` or `uvicorn.Config`) that apply the guards, and
+    serve HTTPS with `tls` (a context from `WebConfig.ssl_context()`); wrap the app in
+    `reject_ambiguous_framing` too."""
+    out: dict[str, Any] = {"http": GuardedH11Protocol, "timeout_keep_alive": int(KEEP_ALIVE),
+                           "limit_concurrency": MAX_CONNECTIONS}  # fmt: skip
+    if tls is not None:
+        out["ssl_context_factory"] = lambda _config, _default: tls
+    return out

@@ -7,17 +7,23 @@ tls_server_config:
 basic_auth_users:
   prometheus: $2y$10$...   # bcrypt hash, e.g. from `htpasswd -nBC 10 "" | tr -d ':\\n'`
 ```
-The same file an operator already writes for node_exporter works here.
+The same file an operator already writes for node_exporter works here. Every poolwatch server
+takes its TLS and basic-auth settings in this shape (`WebConfig.auth()`, `WebConfig.ssl_context()`);
+a server that also takes bearer tokens (the controller, the pool API, the alerts receiver) adds
+them to the same `Auth`.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from poolwatch.core.config import ConfigError, read_yaml
+
+from .auth import BCRYPT_PREFIXES, Auth
 
 
 class TLSServerConfig(BaseModel):
@@ -36,7 +42,7 @@ class WebConfig(BaseModel):
     @classmethod
     def _bcrypt(cls, users: dict[str, str]) -> dict[str, str]:
         for user, hashed in users.items():
-            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            if not hashed.startswith(BCRYPT_PREFIXES):
                 raise ValueError(f"user {user!r}: expected a bcrypt hash ($2y$...), not a password")
         return users
 
@@ -44,15 +50,27 @@ class WebConfig(BaseModel):
         tls = self.tls_server_config
         if tls is None:
             return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = (
-            ssl.TLSVersion.TLSv1_3 if tls.min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
-        )
-        try:
-            ctx.load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as err:
-            raise ConfigError(f"tls_server_config: cannot load certificate/key: {err}") from None
-        return ctx
+        return tls_context(tls.cert_file, tls.key_file, tls.min_version, "tls_server_config")
+
+    def auth(self, tokens: Iterable[str] = ()) -> Auth:
+        """The basic-auth users of this file, plus any bearer `tokens` the server also takes."""
+        return Auth(self.basic_auth_users, tokens)
+
+
+def tls_context(
+    cert_file: Path, key_file: Path, min_version: str = "TLS12", field: str = "tls"
+) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or newer; "TLS13": 1.3 only); ConfigError naming
+    `field` when the certificate or key cannot be loaded."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if min_version == "TLS13" else ssl.TLSVersion.TLSv1_2
+    )
+    try:
+        ctx.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"{field}: cannot load certificate/key: {err}") from None
+    return ctx
 
 
 def load_web_config(path: Path | None) -> WebConfig:

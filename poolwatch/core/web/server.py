@@ -1,5 +1,5 @@
-"""The base of poolwatch's small HTTP servers (node and cluster exporter, alerts receiver, rule
-engine, controller, demo inbox).
+"""The server every poolwatch HTTP endpoint runs on (node and cluster exporter, alerts receiver,
+rule engine, controller, demo site; the pool API's uvicorn gets the same guards from `asgi`).
 
 Each part serves a handful of paths and wants the same things from the standard library's
 handler: a response with an exact Content-Length in one call, request logging at debug level
@@ -11,10 +11,14 @@ the protection every server exposed on a network needs, applied once here:
   `read_timeout`, however slowly they trickle (a per-`recv` timeout alone lets a client that sends
   one byte every few seconds hold a thread forever);
 - a write timeout, so a client that never reads its answer cannot hold a thread either;
+- a body limit per server (`Handler.read_body`): a body over it is never read;
 - a Content-Length that is not plain ASCII digits (`abc`, `²`, which Python's `str.isdigit`
   accepts) and a request carrying both Transfer-Encoding and Content-Length (the classic request
   smuggling shape) are answered 400; chunked bodies are not read by any poolwatch server, so a
-  Transfer-Encoding alone is answered 411 instead of being parsed as the next request.
+  Transfer-Encoding alone is answered 411 instead of being parsed as the next request;
+- who may call it: `Server.auth` (`poolwatch.core.web.auth.Auth`, open by default), checked by
+  the handler's `authorized()` on every path but the ones a server leaves open (health probes);
+- TLS: `Server.tls`, a context from the web configuration (`poolwatch.core.web.config`).
 """
 
 from __future__ import annotations
@@ -30,10 +34,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .auth import Auth, Verdict
+
 log = logging.getLogger("poolwatch.http")
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
          b"Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n")  # fmt: skip
 _LENGTH = re.compile(r"[0-9]{1,15}")  # ASCII digits only; 15 digits is far above any body limit
+# Text format 0.0.4, on every /metrics poolwatch serves: what every Prometheus since 2.0 (Debian's
+# 2.42 included) reads. Our names are all legacy-valid, so prometheus-client's renderer output is
+# the same under either version tag.
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # handler attribute <- server attribute (`timeout` on a server is socketserver's poll timeout)
 _SERVER_SETTINGS = (("timeout", "idle_timeout"), ("read_timeout", "read_timeout"),
                     ("write_timeout", "write_timeout"))  # fmt: skip
@@ -86,6 +96,16 @@ class Handler(BaseHTTPRequestHandler):
         """The request's body length (0 without one); parse_request has already checked it."""
         return int((self.headers.get("Content-Length") or "0").strip())
 
+    def read_body(self, limit: int) -> bytes | None:
+        """The request's body (empty without one), or None when its Content-Length is over
+        `limit` bytes: then the body stays unread (reading it would cost what the limit is
+        there to spare) and the connection closes after the answer the caller sends."""
+        length = self.content_length()
+        if length > limit:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length)
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self.connection.settimeout(self.write_timeout)  # reading is over: the write timeout
         super().send_response(code, message)
@@ -101,6 +121,32 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+    def send_exposition(self, body: bytes) -> None:
+        """A /metrics answer: the text exposition, gzipped when the client accepts it."""
+        if accepts_gzip(self.headers.get("Accept-Encoding")):
+            import gzip
+
+            extra = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            self.send_body(200, gzip.compress(body, 6), METRICS_TYPE, extra)
+        else:
+            self.send_body(200, body, METRICS_TYPE)
+
+    def authorized(self, auth: Auth | None = None) -> bool:
+        """Whether `auth` (default: the server's) lets this request pass; when not, the request
+        has been answered 401 (`refuse_unauthorized`) and the handler must stop."""
+        auth = auth if auth is not None else getattr(self.server, "auth", None)
+        if auth is None:
+            return True
+        verdict = auth.verdict(self.headers.get("Authorization"))
+        if verdict is Verdict.OK:
+            return True
+        self.refuse_unauthorized(verdict, auth.challenge())
+        return False
+
+    def refuse_unauthorized(self, verdict: Verdict, challenge: str) -> None:
+        """Answer 401; a server whose errors have their own shape (JSON) overrides this."""
+        self.send_body(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": challenge})
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -160,6 +206,7 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
     tls: ssl.SSLContext | None = None
+    auth: Auth | None = None  # None: open; see Handler.authorized
     # None: the handler class's own defaults; a number (seconds) overrides them for this server.
     # (`timeout` itself is socketserver's poll timeout for handle_request, so not reused here.)
     idle_timeout: float | None = None
