@@ -83,6 +83,14 @@ class ClusterBackend(Protocol):
         as the backend can; an unknown job is a KeyError."""
         ...
 
+    def recreate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Restart a job that ended (Failed) by re-creating it: the same spec, a fresh status,
+        its metadata annotated with `annotations` (the restart count). A Failed Kubeflow,
+        Volcano or batch job is final for its operator: deleting its pods restarts nothing.
+        An unknown job is a KeyError; one that has no spec of its own (plain pods) a
+        ValueError."""
+        ...
+
     def read_lease(self, namespace: str, name: str) -> Lease | None: ...
     def write_lease(self, lease: Lease) -> Lease:
         """Create (`resource_version` "") or replace the Lease; the stored one comes back.

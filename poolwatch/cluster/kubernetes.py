@@ -393,6 +393,10 @@ class KubernetesCluster:
         """See Writer.prioritize_job; the class is `requeue_priority_class` ("" = annotate)."""
         self._writer.prioritize_job(namespace, name, self.requeue_priority_class)
 
+    def recreate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """See Writer.recreate_job; the re-queue PriorityClass is `requeue_priority_class`."""
+        self._writer.recreate_job(namespace, name, annotations, self.requeue_priority_class)
+
     def stop_job(self, namespace: str, name: str, reason: str) -> None:
         """See Writer.stop_job."""
         self._writer.stop_job(namespace, name, reason)

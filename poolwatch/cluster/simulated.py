@@ -315,6 +315,15 @@ class SimulatedCluster:
                 sim_jobs.finish(self._world, job, JobStatus.FAILED)
                 self._commit()
 
+    def recreate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """A job that ended queues again as a fresh job of the same spec (sim_jobs.reissue)."""
+        with self._lock:
+            key = f"{namespace}/{name}"
+            if key not in self._world.jobs:
+                raise KeyError(f"no job {key} in the simulation")
+            sim_jobs.reissue(self._world, key, annotations)
+            self._commit()
+
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         with self._lock:
             return self._leases.get((namespace, name))
