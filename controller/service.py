@@ -358,7 +358,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         for job in failed:
             ref = f"{job.namespace}/{job.name}"
             key = f"failed:{job.uid}:{int(job.finished or 0)}"
-            if self.store.action(key) is not None:
+            if self.store.action(key) is not None or self.store.action(f"gave-up:{job.uid}"):
                 continue
             if s.retry_annotation not in dict(job.annotations):  # auto restart not asked for
                 self.store.record_action(key, "jobFailed", "ignored", "no auto restart", now)
@@ -455,12 +455,16 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 fresh.add(f"{p.namespace}/{p.job}")
         for ref, since, _ in waiting:
             job = by_ref.get(ref)
+            if job is None and now - since < self.settings.view_timeout:
+                continue  # re-created: the view may show the old one gone, the new not yet
             if job is None or job.status.value in ("Completed", "Failed", "Terminated"):
                 self.store.end_requeue(ref, "ended")
             elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
                 self.store.end_requeue(ref, "running")
             elif now - since >= self.settings.requeue_timeout:
                 self.store.end_requeue(ref, "gave-up")
+                # the failure this exit makes is the controller's verdict: not restarted again
+                self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done", ref, now)
                 self._audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
                 namespace, name = ref.split("/", 1)
                 self._event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
