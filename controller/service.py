@@ -233,6 +233,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if ref in waiting:  # restarted already (its node's isolation did it): once is enough
             return ActionResult("already", f"job {ref} was restarted at {int(waiting[ref])} "
                                            "and waits to run again")  # fmt: skip
+        # a job that already failed has no pods to evict: only re-creating it restarts it
+        failed = failed or job.status is JobStatus.FAILED
         verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
         if not verdict.allowed:
             self._tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",

@@ -494,3 +494,23 @@ def test_failed_jobs_restart_per_cause_and_settings_as_on_kubernetes() -> None:
     assert ("team-a/bug", "refused") in trail
     assert ("team-a/hw", "done") in trail
     assert "PoolwatchControllerJobNotRestarted" in told.names()
+
+
+def test_a_restart_job_action_for_a_failed_job_re_creates_it() -> None:
+    """A failed job has no live pod to evict: a restart-job action for it used to count a
+    restart and change nothing. It is re-issued now."""
+    cluster = sim(nodes=4, spares=0)
+    opts = (("fault-tolerance/job-retry-num", "3"),
+            ("fault-tolerance/job-unconditional-retry", "true"))  # fmt: skip
+    cluster.submit(JobRequest("team-a", "p0", workers=1, per_worker=8, name="dead",
+                              duration=120.0, outcome="fail", annotations=opts))  # fmt: skip
+    cluster.step(300)
+    assert job_of(cluster, "team-a/dead").status.value == "Failed"
+    ctl = controller(cluster, failure_grace=3600)  # the failure watch keeps out of it here
+    done = ctl.submit(NodeAction("restart-job", "r1", job="team-a/dead",
+                                 labels={"alertname": "PoolwatchJobFailed"}))  # fmt: skip
+    assert done.outcome == "done", done.detail
+    assert "re-created" in done.detail
+    dead = job_of(cluster, "team-a/dead")
+    assert dead.status.value != "Failed"
+    assert dead.restarts == 1
