@@ -7,7 +7,8 @@ not say which it was, so the evidence is read from the job's pods and the nodes 
 
 | evidence (first match, over the job's pods)                        | cause     |
 |--------------------------------------------------------------------|-----------|
-| a pod's node is isolated (the `poolwatch.io/fault` taint) or gone  | platform  |
+| a pod's node is isolated (`poolwatch.io/fault`, except with the    | platform  |
+| codes that leave jobs running, a driver upgrade's) or gone         |           |
 | a pod's node is not Ready (or Unknown)                             | platform  |
 | a pod ended for a platform reason: Evicted, NodeLost, Shutdown, ... | platform  |
 | a pod was OOM-killed or its container exited non-zero              | user      |
@@ -55,9 +56,13 @@ PLATFORM_REASONS = frozenset(
 
 
 def classify(
-    job: TrainingJob, pods: Iterable[Pod], nodes: Mapping[str, Node]
-) -> tuple[FailureCause, str]:
-    """(cause, the evidence in words) for a failed `job`, from its pods and the nodes."""
+    job: TrainingJob, pods: Iterable[Pod], nodes: Mapping[str, Node],
+    benign: Iterable[str] = (),
+) -> tuple[FailureCause, str]:  # fmt: skip
+    """(cause, the evidence in words) for a failed `job`, from its pods and the nodes. An
+    isolation with a `benign` code (a driver upgrade's, which leaves jobs running) is no fault
+    of the node's."""
+    benign = frozenset(benign)
     user = ""
     for pod in pods:
         where = f"pod {pod.name}"
@@ -65,7 +70,7 @@ def classify(
             node = nodes.get(pod.node)
             if node is None:
                 return "platform", f"{where}: its node {pod.node} is gone"
-            if code := fault_of(node):
+            if (code := fault_of(node)) and code not in benign:
                 return "platform", f"{where}: its node {pod.node} is isolated ({code})"
             if dict(node.conditions).get("Ready", "True") != "True":
                 return "platform", f"{where}: its node {pod.node} is not Ready"

@@ -371,7 +371,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 if f"job:{job.uid}" in evicted.get(ref, ()):
                     result = self._complete_restart(job, key, s.dry_run)
                 else:
-                    cause, why = failures.classify(job, its, nodes)
+                    cause, why = failures.classify(job, its, nodes, s.keep_jobs_codes)
                     if cause == "user" and now - since < s.failure_grace:
                         continue  # an isolation of its node may still come
                     if ref in evicted:  # re-issued, and failed again before it ran

@@ -67,6 +67,12 @@ def test_a_failure_is_the_platforms_only_with_evidence(pods: list, cause: str, e
     assert evidence in said
 
 
+def test_a_node_isolated_for_a_driver_upgrade_is_no_platform_fault() -> None:
+    nodes = {"n1": node("n1", fault="A200001")}
+    assert classify(JOB, [pod("n1", "Error:1")], nodes, ("A200001",))[0] == "user"
+    assert classify(JOB, [pod("n1", "Error:1")], nodes)[0] == "platform"
+
+
 def test_a_re_created_job_keeps_its_spec_and_loses_what_the_server_assigned() -> None:
     raw = {
         "apiVersion": "batch/v1",
