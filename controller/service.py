@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from poolwatch.actions import ActionResult, NodeAction, Notifier
-from poolwatch.cluster.backend import ClusterBackend
+from poolwatch.cluster.backend import ClusterBackend, CreatePending
 from poolwatch.cluster.model import Event, JobStatus, Node, NodeStatus, Pod, Pool, TrainingJob
 from poolwatch.cluster.workload import busy_nodes
 
@@ -37,6 +37,7 @@ from .store import AuditRecord, Store
 log = logging.getLogger(__name__)
 TERMINAL_PODS = ("Succeeded", "Failed")
 REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"  # set by the Kubeflow operators
+RECREATE, RECREATE_KIND = "recreate:", "recreateJob"  # a job's copy kept while re-created
 
 
 class Halted(RuntimeError):
@@ -326,7 +327,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         marks = {jobs.RESTARTS_ANNOTATION: str(verdict.total),
                  jobs.RESTARTED_FROM_ANNOTATION: job.uid}  # fmt: skip
         try:
-            self.backend.recreate_job(job.namespace, job.name, marks)
+            self._recreate(job, marks, now)
         except ValueError as err:  # plain pods: nothing to re-create from
             return ActionResult("refused", f"job {ref}: {err}")
         self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
@@ -334,6 +335,46 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         detail = f"{verdict.detail}; re-created"
         self._restarted(job, detail, key, reason, now)
         return ActionResult("done", f"job {ref} restarted: {detail}")
+
+    def _recreate(self, job: TrainingJob, marks: dict[str, str], now: float) -> None:
+        """backend.recreate_job, with the copy of the job kept in the store from before its
+        delete until its create succeeded: a re-creation cut short in between (the API failing
+        on the create, this process stopping) is finished by _pending_recreations."""
+        key = f"{RECREATE}{job.namespace}/{job.name}"
+
+        def save(manifest: str) -> None:
+            self.store.record_action(key, RECREATE_KIND, "pending", manifest, now)
+
+        try:
+            self.backend.recreate_job(job.namespace, job.name, marks, save)
+        except CreatePending as err:  # deleted: the restart is under way, the copy finishes it
+            log.warning("job %s re-created only in part, finished from its copy: %s", job.name,
+                        err)  # fmt: skip
+            return
+        if self.store.action(key) is not None:
+            self.store.record_action(key, RECREATE_KIND, "done", "", now)
+
+    def _pending_recreations(self, now: float) -> None:
+        """Finish the re-creations cut short: a job that is still (or again) there needs none;
+        a missing one is created from its saved copy."""
+        pending = self.store.actions_with(RECREATE_KIND, "pending")
+        if not pending:
+            return
+        there = {f"{RECREATE}{j.namespace}/{j.name}" for j in self.backend.jobs()}
+        for key, manifest in pending:
+            ref = key.removeprefix(RECREATE)
+            if key in there:
+                self.store.record_action(key, RECREATE_KIND, "done", "", now)
+                continue
+            try:
+                self.backend.create_job(manifest)
+            except Exception as err:  # noqa: BLE001 - kept, and tried again next step
+                log.warning("job %s: re-creating it from its saved copy failed: %r", ref, err)
+                self._audit(RECREATE_KIND, ref, ActionResult("failed", repr(err)[:200]), key)
+                continue
+            self.store.record_action(key, RECREATE_KIND, "done", "", now)
+            self._audit(RECREATE_KIND, ref, ActionResult("done", "created from the copy saved "
+                                                         "before its delete"), key)  # fmt: skip
 
     def _restarted(self, job: TrainingJob, detail: str, key: str, reason: str, now: float) -> None:
         """The seed's job event and a notice, for a restart done."""
@@ -400,7 +441,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         total = self.store.restarts(ref)[0]
         marks = {jobs.RESTARTS_ANNOTATION: str(total), jobs.RESTARTED_FROM_ANNOTATION: job.uid}
         try:
-            self.backend.recreate_job(job.namespace, job.name, marks)
+            self._recreate(job, marks, self.clock())
         except ValueError as err:
             return ActionResult("refused", f"job {ref}: {err}")
         return ActionResult("done", f"job {ref} re-created to complete restart {total}")
@@ -433,6 +474,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             try:
                 self._view()
                 self.replacer.step(now)
+                self._pending_recreations(now)
                 self._failed_jobs(now)
                 self._requeued(now)
                 self._close_breakers(now)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controlplane import TestCluster, now_rfc3339
+from controlplane import ApiError, TestCluster, now_rfc3339
 from test_kubernetes_backend import RecordingBackoff
 
 from controller.service import PoolController
@@ -119,6 +119,18 @@ def cluster(kube: TestCluster, tmp_path: Path) -> Iterator[KubernetesCluster]:
         backend.stop()
 
 
+def failed_pods_seen(cluster: KubernetesCluster, ns: str, names: list[str]) -> None:
+    """Wait until the backend's informer has these pods as Failed (the evidence it reads)."""
+    until(lambda: {p.name for p in cluster.pods() if p.namespace == ns and p.phase == "Failed"}
+          >= set(names))  # fmt: skip
+
+
+def make_node(kube: TestCluster, cluster: KubernetesCluster, name: str) -> None:
+    """A node of this test's pool, once the backend's informer has it (else "no node")."""
+    kube.kubelet.node(name, {"poolwatch.io/pool": f"pool-{kube.test_id}"})
+    until(lambda: any(n.name == name for n in cluster.nodes()))
+
+
 def controller(cluster: KubernetesCluster, clock: list[float], **kw: Any) -> PoolController:
     settings = ControllerSettings(dry_run=False, backend="kubernetes", **kw)
     return PoolController(cluster, settings, clock=lambda: clock[0])
@@ -151,13 +163,13 @@ def test_a_platform_failure_is_re_created_and_a_user_failure_is_not(
     ns, jobs = kube.namespace, Jobs(kube)
     sick, fine = f"gpu-sick-{kube.test_id}", f"gpu-fine-{kube.test_id}"
     for node in (sick, fine):
-        kube.kubelet.node(node, {"poolwatch.io/pool": f"pool-{kube.test_id}"})
+        make_node(kube, cluster, node)
     clock = [time.time()]
     ctl = controller(cluster, clock, failure_grace=300)
     old = jobs.create("hw-fault", {RETRY: "3"})
     jobs.create("user-bug", {RETRY: "3"})
-    jobs.pods("hw-fault", sick, "Failed", 1)  # NCCL error: the card under it died
-    jobs.pods("user-bug", fine, "Failed", 1)
+    failed_pods_seen(cluster, ns, jobs.pods("hw-fault", sick, "Failed", 1))  # the card died
+    failed_pods_seen(cluster, ns, jobs.pods("user-bug", fine, "Failed", 1))
     assert ctl.isolate(sick, "A050203", "card lost", "iso-1").outcome == "done"
     jobs.fail("hw-fault")
     jobs.fail("user-bug")
@@ -206,7 +218,7 @@ def test_the_fourth_consecutive_failure_is_not_restarted(
     restarts) and recorded; the job stays Failed."""
     ns, jobs = kube.namespace, Jobs(kube)
     sick = f"gpu-flaky-{kube.test_id}"
-    kube.kubelet.node(sick, {"poolwatch.io/pool": f"pool-{kube.test_id}"})
+    make_node(kube, cluster, sick)
     clock = [time.time()]
     ctl = controller(cluster, clock, failure_grace=0)
     assert ctl.isolate(sick, "A050203", "card lost", "iso-1").outcome == "done"
@@ -215,7 +227,7 @@ def test_the_fourth_consecutive_failure_is_not_restarted(
     for attempt in range(4):
         uid = jobs.get("flaky")["metadata"]["uid"]
         uids.append(uid)
-        jobs.pods("flaky", sick, "Failed", 1)
+        failed_pods_seen(cluster, ns, jobs.pods("flaky", sick, "Failed", 1))
         jobs.fail("flaky")
         seen(cluster, ns, "flaky", uid=uid, status=JobStatus.FAILED)
         clock[0] += 60  # it fails a minute after each restart: the streak goes on
@@ -244,7 +256,7 @@ def test_a_hung_job_restarts_only_its_hung_pods_where_its_policy_allows(
     so every pod is evicted and the job waits in the queue as any re-issued job."""
     ns, jobs = kube.namespace, Jobs(kube)
     node = f"gpu-hang-{kube.test_id}"
-    kube.kubelet.node(node, {"poolwatch.io/pool": f"pool-{kube.test_id}"})
+    make_node(kube, cluster, node)
     clock = [time.time()]
     ctl = controller(cluster, clock)
     opted = {RETRY: "3", HANG: "true"}
@@ -275,3 +287,44 @@ def test_a_hung_job_restarts_only_its_hung_pods_where_its_policy_allows(
             ["items"]}  # fmt: skip
     assert all(left[p]["metadata"].get("deletionTimestamp") for p in strict)
     assert f"{ns}/strict" in [ref for ref, _, _ in ctl.store.requeued()]
+
+
+def test_a_re_creation_cut_short_is_finished_from_the_saved_copy(
+    kube: TestCluster, cluster: KubernetesCluster, tmp_path: Path
+) -> None:
+    """The API server deletes the failed job but refuses to create it again (a ResourceQuota
+    that allows no PyTorchJob, standing in for any failure between the two requests). The copy
+    saved before the delete survives a controller restart (the state file), and once the
+    create is allowed the next controller creates the job from it: the job is not lost."""
+    ns, jobs = kube.namespace, Jobs(kube)
+    sick = f"gpu-cut-{kube.test_id}"
+    make_node(kube, cluster, sick)
+    clock, state = [time.time()], tmp_path / "controller.db"
+    ctl = controller(cluster, clock, failure_grace=0, state_path=state)
+    assert ctl.isolate(sick, "A050203", "card lost", "iso-1").outcome == "done"
+    old = jobs.create("cut", {RETRY: "3"})
+    failed_pods_seen(cluster, ns, jobs.pods("cut", sick, "Failed", 1))
+    jobs.fail("cut")
+    seen(cluster, ns, "cut", status=JobStatus.FAILED)
+    counted = {"count/pytorchjobs.kubeflow.org": "0"}
+    quota = f"/api/v1/namespaces/{ns}/resourcequotas"
+    kube.api.post(quota, {"metadata": {"name": "no-jobs"}, "spec": {"hard": counted}})
+    kube.api.patch(f"{quota}/no-jobs/status", {"status": {"hard": counted, "used": counted}})
+    ctl.reconcile()
+    with pytest.raises(ApiError, match="404"):
+        jobs.get("cut")  # deleted, not created again
+    assert ctl.store.restarts(f"{ns}/cut")[0] == 1  # the restart is under way
+    ctl.store.close()  # the controller stops here
+
+    kube.api.delete(f"{quota}/no-jobs")
+    after = controller(cluster, clock, failure_grace=0, state_path=state)
+    until(lambda: not any(j.name == "cut" and j.namespace == ns for j in cluster.jobs()))
+    after.reconcile()
+    new = jobs.get("cut")
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert new["spec"] == old["spec"]
+    assert new["metadata"]["annotations"]["poolwatch.io/restarts"] == "1"
+    trail = [(r.operation, r.outcome) for r in after.store.audit_trail()]
+    assert ("recreateJob", "done") in trail
+    after.reconcile()  # done once
+    assert [r.operation for r in after.store.audit_trail()].count("recreateJob") == 1

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from .backend import CreatePending
 from .k8s_api import describe, failures
 from .k8s_read import POOL_API_VERSION
 from .model import Event
@@ -99,6 +100,10 @@ class ClusterWriteError(RuntimeError):
     def __init__(self, op: str, target: str, why: str, status: int | None = None) -> None:
         super().__init__(f"{op} {target}: {why}")
         self.op, self.target, self.status = op, target, status
+
+
+class RecreateCut(ClusterWriteError, CreatePending):
+    """A job deleted for its re-creation and not created again: see CreatePending."""
 
 
 class EvictionBlocked(ClusterWriteError):
@@ -322,8 +327,9 @@ class Writer:
             raise ClusterWriteError(op, target, f"answer is not JSON: {data[:80]!r}") from err
 
     def recreate_job(
-        self, namespace: str, name: str, annotations: dict[str, str], priority_class: str
-    ) -> str:
+        self, namespace: str, name: str, annotations: dict[str, str], priority_class: str,
+        save: Callable[[str], None] | None = None,
+    ) -> str:  # fmt: skip
         """Restart a job that ended by re-creating it (see `fresh_job`): read it, delete exactly
         that object (a uid precondition, background propagation: the garbage collector takes
         its old pods), create the copy under the same name. The copy also carries
@@ -349,15 +355,33 @@ class Writer:
         body = fresh_job(raw, extra, priority_class)
         options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
                    "preconditions": {"uid": uid}}  # fmt: skip
+        if save is not None:
+            save(json.dumps(body, sort_keys=True))
         self._request("recreate", target, "DELETE", f"{collection}/{name}", options)
-        deadline = time.monotonic() + RECREATE_WAIT
+        try:
+            return self.create_job(body, RECREATE_WAIT)
+        except ClusterWriteError as err:
+            raise RecreateCut(
+                "recreate", target, f"deleted, not created again: {err}", err.status
+            ) from err
+
+    def create_job(self, body: dict[str, Any], wait: float = 0.0) -> str:
+        """Create a job from a manifest (a copy `recreate_job` made); a refusal (the name still
+        taken while the old object is deleted) or a failed request is tried again for `wait`
+        seconds. Returns its uid."""
+        api_version, kind = str(body.get("apiVersion", "")), str(body.get("kind", ""))
+        namespace, name = dig_str(body, "metadata", "namespace"), dig_str(body, "metadata", "name")
+        plural = _PLURALS.get(kind, "jobs")
+        collection = f"/apis/{api_version}/namespaces/{namespace}/{plural}"
+        target = f"{kind} {namespace}/{name}"
+        deadline = time.monotonic() + wait
         while True:
             try:
                 made = self._request("recreate", target, "POST", collection, body)
                 return dig_str(made, "metadata", "uid")
             except ClusterWriteError as err:
-                if err.status != 409 or time.monotonic() >= deadline:
-                    raise
+                if err.status in (400, 403, 422) or time.monotonic() >= deadline:
+                    raise  # invalid or forbidden: trying again changes nothing
             time.sleep(0.5)
 
     def record_event(self, event: Event) -> None:
