@@ -87,6 +87,17 @@ def decide(
                     total + 1, streak + 1, hang)  # fmt: skip
 
 
+def copied_from(manifest: str) -> str:
+    """The uid a saved job copy was made from (its `poolwatch.io/restarted-from`), or ""."""
+    import json
+
+    try:
+        meta = json.loads(manifest).get("metadata") or {}
+    except (ValueError, AttributeError):
+        return ""
+    return str((meta.get("annotations") or {}).get(RESTARTED_FROM_ANNOTATION, ""))
+
+
 def cause_of(alertname: str, labels: dict[str, str]) -> Cause:
     """A restart-job action's cause: 'hang' for a hung-job rule (MA-J-02), else 'requested'."""
     if labels.get("cause") in ("fault", "hang", "requested"):

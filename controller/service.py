@@ -355,16 +355,19 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             self.store.record_action(key, RECREATE_KIND, "done", "", now)
 
     def _pending_recreations(self, now: float) -> None:
-        """Finish the re-creations cut short: a job that is still (or again) there needs none;
-        a missing one is created from its saved copy."""
+        """Finish the re-creations cut short: a job there under a new uid needs none; a missing
+        one is created from its saved copy. While the old object (the uid the copy was made
+        from) is in view, nothing is decided: either the view has not seen its delete yet, or
+        the delete failed and the failure watch tries the whole re-creation again."""
         pending = self.store.actions_with(RECREATE_KIND, "pending")
         if not pending:
             return
-        there = {f"{RECREATE}{j.namespace}/{j.name}" for j in self.backend.jobs()}
+        there = {f"{RECREATE}{j.namespace}/{j.name}": j.uid for j in self.backend.jobs()}
         for key, manifest in pending:
             ref = key.removeprefix(RECREATE)
             if key in there:
-                self.store.record_action(key, RECREATE_KIND, "done", "", now)
+                if there[key] != jobs.copied_from(manifest):
+                    self.store.record_action(key, RECREATE_KIND, "done", "", now)
                 continue
             try:
                 self.backend.create_job(manifest)
@@ -394,6 +397,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         controller evicted its pods for a restart (a restart policy that fails the job on a lost
         pod) is re-created to finish that restart, without counting it again."""
         failed = [j for j in self.backend.jobs() if j.status is JobStatus.FAILED]
+        keys = {f"failed:{j.uid}:{int(j.finished or 0)}" for j in failed}
+        for gone in set(self._failed_seen) - keys:  # jobs deleted before their verdict
+            del self._failed_seen[gone]
         if not failed:
             return
         s, evicted = self.settings, {ref: set(uids) for ref, _, uids in self.store.requeued()}
