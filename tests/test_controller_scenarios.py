@@ -4,6 +4,7 @@ dry-run, idempotency, a restart mid-replacement)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -514,3 +515,32 @@ def test_a_restart_job_action_for_a_failed_job_re_creates_it() -> None:
     dead = job_of(cluster, "team-a/dead")
     assert dead.status.value != "Failed"
     assert dead.restarts == 1
+
+
+def test_a_saved_job_copy_waits_while_the_old_job_is_in_view() -> None:
+    """The copy kept for a re-creation cut short (controller/service.py _pending_recreations):
+    while the job it was made from still shows (a view behind the delete, or a delete that
+    failed) nothing is decided; a job of that name under another uid finishes it."""
+    cluster = sim(nodes=4, spares=0)
+    ref = submit_job(cluster, "train")
+    job = job_of(cluster, ref)
+    ctl = controller(cluster)
+
+    def pending(copied_from: str) -> None:
+        manifest = json.dumps(
+            {
+                "metadata": {
+                    "name": "train",
+                    "namespace": "team-a",
+                    "annotations": {"poolwatch.io/restarted-from": copied_from},
+                }
+            }
+        )
+        ctl.store.record_action("recreate:team-a/train", "recreateJob", "pending", manifest, 0.0)
+
+    pending(job.uid)
+    ctl.reconcile()
+    assert ctl.store.action("recreate:team-a/train")[0] == "pending"
+    pending("an-older-uid")
+    ctl.reconcile()
+    assert ctl.store.action("recreate:team-a/train")[0] == "done"
