@@ -19,11 +19,11 @@ import pytest
 from controlplane import ApiError, TestCluster, now_rfc3339
 from test_kubernetes_backend import RecordingBackoff
 
-from controller.service import PoolController
-from controller.settings import ControllerSettings
-from poolwatch.actions import NodeAction
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 from poolwatch.cluster.model import JobStatus
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+from poolwatch.core.actions import NodeAction
 
 pytestmark = pytest.mark.controlplane
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from controller.failures import classify
-from poolwatch.cluster.k8s_convert import pod_reason
-from poolwatch.cluster.k8s_write import fresh_job
+from poolwatch.cluster.kubernetes.convert import pod_reason
+from poolwatch.cluster.kubernetes.write import fresh_job
 from poolwatch.cluster.model import JobStatus, Node, NodeStatus, Pod, TrainingJob
+from poolwatch.controller.failures import classify
 
 JOB = TrainingJob("train", "team-a", "u1", "PyTorchJob", JobStatus.FAILED)
 

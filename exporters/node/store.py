@@ -13,9 +13,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from poolwatch import catalog
-from poolwatch.exposition import Families as _Families  # noqa: F401 - re-exported for tests
-from poolwatch.exposition import render
+from poolwatch.core import catalog
+from poolwatch.core.exposition import Families as _Families  # noqa: F401 - re-exported for tests
+from poolwatch.core.exposition import render
 
 
 @dataclass
