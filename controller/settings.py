@@ -111,6 +111,10 @@ class ControllerSettings(BaseModel):
     hang_annotation: str = "fault-tolerance/restart-upon-suspension"
     streak_reset: Duration = 3600.0  # running this long after a restart ends a streak
     requeue_timeout: Duration = 1800.0  # MA-J-03: a re-issued job waiting 30 min gives up
+    # a failed job whose pods show no platform fault is called the user's failure only this long
+    # after it failed: the rules isolate a faulty node minutes after the fault (controller/
+    # failures.py); 0 decides at once
+    failure_grace: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = 300.0
     # MA-J-03 "queued with the highest priority": the PriorityClass a re-issued Kubeflow or
     # Volcano job's pods get on Kubernetes ("": the job is only annotated poolwatch.io/requeued)
     requeue_priority_class: str = ""

@@ -104,6 +104,13 @@ class Store:
             db.execute("INSERT OR REPLACE INTO actions VALUES (?,?,?,?,?)",
                        (key, kind, outcome, detail, at))  # fmt: skip
 
+    def actions_with(self, kind: str, outcome: str) -> list[tuple[str, str]]:
+        """(key, detail) of the recorded actions of `kind` with `outcome`, oldest first."""
+        with self.tx() as db:
+            rows = db.execute("SELECT key, detail FROM actions WHERE kind=? AND outcome=? "
+                              "ORDER BY at", (kind, outcome)).fetchall()  # fmt: skip
+        return [(r[0], r[1]) for r in rows]
+
     # -- replacements ------------------------------------------------------------------------
     def add_replacement(self, key: str, pool: str, node: str, code: str, at: float) -> int:
         with self.tx() as db:

@@ -4,10 +4,12 @@ dry-run, idempotency, a restart mid-replacement)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from test_controller_support import (
+    RETRY,
     CrashOnce,
     Recorder,
     SlowSpares,
@@ -20,6 +22,7 @@ from test_controller_support import (
 )
 
 from poolwatch.cluster.model import NodeStatus, Pod, Pool, PoolStatus
+from poolwatch.cluster.simulated.spec import JobRequest
 from poolwatch.cluster.workload import busy_nodes
 from poolwatch.controller.pools import FAULT_TAINT
 from poolwatch.core.actions import NodeAction
@@ -449,3 +452,95 @@ def test_a_replacement_left_by_a_controller_without_state_is_adopted() -> None:
     second.reconcile()
     assert statuses(cluster)["p0-node-01"] == "Repairing"
     assert "PoolwatchControllerReplacementAdopted" in told.names()
+
+
+def test_failed_jobs_restart_per_cause_and_settings_as_on_kubernetes() -> None:
+    """The failure watch on the simulated pool, as test_controlplane_jobs.py on the API server:
+    a job failed by a fault under it (its node isolated after the failure) is re-issued; one
+    that failed by itself on a healthy node is not, with retry-num alone; with unconditional
+    restart on, three failures in a row are re-issued and the fourth is not, and recorded."""
+    cluster, told = sim(nodes=6, spares=0), Recorder()
+    ctl = controller(cluster, told, failure_grace=120, breaker_ratio=1.0)
+    hw = submit_job(cluster, "hw", per_worker=8)
+    node = next(p.node for p in cluster.pods() if p.job == "hw")
+    unconditional = (("fault-tolerance/job-retry-num", "8"),
+                     ("fault-tolerance/job-unconditional-retry", "true"))  # fmt: skip
+    for name, opts in (("bug", RETRY), ("flaky", unconditional)):
+        cluster.submit(JobRequest("team-a", "p0", workers=1, per_worker=8, name=name,
+                                  duration=300.0, outcome="fail", annotations=opts))  # fmt: skip
+    cluster.step(60)
+    cluster.inject("ecc", node)
+    cluster.step(700)  # the fault stalls hw, then fails it; bug and flaky fail by themselves
+    assert {j.name: j.status.value for j in cluster.jobs()} == {
+        "hw": "Failed", "bug": "Failed", "flaky": "Failed"}  # fmt: skip
+    assert ctl.submit(isolate(node, "A050101")).outcome in ("done", "deferred")  # no spare
+    ctl.reconcile()
+    assert job_of(cluster, hw).status.value != "Failed"  # re-issued: queued or placed again
+    assert job_of(cluster, hw).restarts == 1
+    assert job_of(cluster, "team-a/bug").status.value == "Failed"  # within the grace still
+    cluster.step(130)
+    ctl.reconcile()
+    assert job_of(cluster, "team-a/bug").status.value == "Failed"
+    for attempt in range(3):  # flaky fails again after each restart, within the streak
+        assert job_of(cluster, "team-a/flaky").restarts == attempt + 1
+        cluster.stop_job("team-a", "flaky", "its code fails again")
+        cluster.step(130)
+        ctl.reconcile()
+    flaky = job_of(cluster, "team-a/flaky")
+    assert (flaky.status.value, flaky.restarts) == ("Failed", 3)
+    trail = [(r.target, r.outcome) for r in ctl.store.audit_trail() if r.operation ==
+             "autoRestart"]  # fmt: skip
+    assert trail.count(("team-a/flaky", "done")) == 3
+    assert ("team-a/flaky", "refused") in trail
+    assert ("team-a/bug", "refused") in trail
+    assert ("team-a/hw", "done") in trail
+    assert "PoolwatchControllerJobNotRestarted" in told.names()
+
+
+def test_a_restart_job_action_for_a_failed_job_re_creates_it() -> None:
+    """A failed job has no live pod to evict: a restart-job action for it used to count a
+    restart and change nothing. It is re-issued now."""
+    cluster = sim(nodes=4, spares=0)
+    opts = (("fault-tolerance/job-retry-num", "3"),
+            ("fault-tolerance/job-unconditional-retry", "true"))  # fmt: skip
+    cluster.submit(JobRequest("team-a", "p0", workers=1, per_worker=8, name="dead",
+                              duration=120.0, outcome="fail", annotations=opts))  # fmt: skip
+    cluster.step(300)
+    assert job_of(cluster, "team-a/dead").status.value == "Failed"
+    ctl = controller(cluster, failure_grace=3600)  # the failure watch keeps out of it here
+    done = ctl.submit(NodeAction("restart-job", "r1", job="team-a/dead",
+                                 labels={"alertname": "PoolwatchJobFailed"}))  # fmt: skip
+    assert done.outcome == "done", done.detail
+    assert "re-created" in done.detail
+    dead = job_of(cluster, "team-a/dead")
+    assert dead.status.value != "Failed"
+    assert dead.restarts == 1
+
+
+def test_a_saved_job_copy_waits_while_the_old_job_is_in_view() -> None:
+    """The copy kept for a re-creation cut short (controller/service.py _pending_recreations):
+    while the job it was made from still shows (a view behind the delete, or a delete that
+    failed) nothing is decided; a job of that name under another uid finishes it."""
+    cluster = sim(nodes=4, spares=0)
+    ref = submit_job(cluster, "train")
+    job = job_of(cluster, ref)
+    ctl = controller(cluster)
+
+    def pending(copied_from: str) -> None:
+        manifest = json.dumps(
+            {
+                "metadata": {
+                    "name": "train",
+                    "namespace": "team-a",
+                    "annotations": {"poolwatch.io/restarted-from": copied_from},
+                }
+            }
+        )
+        ctl.store.record_action("recreate:team-a/train", "recreateJob", "pending", manifest, 0.0)
+
+    pending(job.uid)
+    ctl.reconcile()
+    assert ctl.store.action("recreate:team-a/train")[0] == "pending"
+    pending("an-older-uid")
+    ctl.reconcile()
+    assert ctl.store.action("recreate:team-a/train")[0] == "done"

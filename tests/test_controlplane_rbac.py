@@ -4,7 +4,8 @@ Roles and bindings, rendered by the pinned `helm template` and applied to the re
 must not do: the cluster exporter and the pool API read but cannot patch a node, the node
 exporter lists the pods of its node but cannot read nodes, the rule engine and the alerts
 receiver get nothing, and the controller writes only what its job needs (nodes, evictions,
-events, its Lease in the release namespace) and cannot delete a node."""
+events, re-creating a failed training job, its Lease in the release namespace) and cannot delete
+a node."""
 
 from __future__ import annotations
 
@@ -164,6 +165,11 @@ def test_the_controller_writes_what_its_job_needs_and_nothing_more(
                                time.time()))  # fmt: skip
     until(lambda: ("PyTorchJob", "bert-large-ft") in {(j.kind, j.name) for j in cluster.jobs()})
     assert cluster._writer.prioritize_job(ns, "bert-large-ft", "training-high")  # a restart
+    before = kube.api.get(f"/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs/bert-large-ft")
+    cluster.recreate_job(ns, "bert-large-ft", {"poolwatch.io/restarts": "1"})  # a failed job's
+    after = kube.api.get(f"/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs/bert-large-ft")
+    assert after["metadata"]["uid"] != before["metadata"]["uid"]
+    assert after["metadata"]["annotations"]["poolwatch.io/restarts"] == "1"
     now = time.time()
     lease = cluster.write_lease(Lease("poolwatch-controller", ns, "me", 15.0, now, now))
     assert cluster.read_lease(ns, "poolwatch-controller") == lease

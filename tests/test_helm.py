@@ -520,6 +520,11 @@ def test_only_the_controller_writes(rendered: Rendered) -> None:
                 ("kubeflow.org", "pytorchjobs", "patch"), ("kubeflow.org", "tfjobs", "patch"),
                 ("kubeflow.org", "mpijobs", "patch"), ("batch.volcano.sh", "jobs", "patch"),
                 ("batch", "jobs", "patch"),  # a restarted job's requeue mark and priority
+            } | {  # a failed job's automatic restart re-creates it
+                (g, r, v) for g, r in (("kubeflow.org", "pytorchjobs"), ("kubeflow.org", "tfjobs"),
+                                       ("kubeflow.org", "mpijobs"), ("batch.volcano.sh", "jobs"),
+                                       ("batch", "jobs"))
+                for v in ("create", "delete")
             }  # fmt: skip
         else:
             assert writes == set(), account

@@ -8,7 +8,7 @@ differences itself; consumers never see a gap, only `ADDED`/`MODIFIED`/`DELETED`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -20,6 +20,11 @@ Object = Pool | Node | Pod | TrainingJob | Quota | Event
 
 class LeaseConflict(RuntimeError):
     """The Lease changed since it was read (or already exists): read it again."""
+
+
+class CreatePending(RuntimeError):
+    """recreate_job deleted the job but could not create it again (yet): the copy it gave to
+    `save` is what create_job needs to finish."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,23 @@ class ClusterBackend(Protocol):
     def stop_job(self, namespace: str, name: str, reason: str) -> None:
         """Make a job exit (MA-J-03: a re-issued job still queued after 30 minutes exits), as far
         as the backend can; an unknown job is a KeyError."""
+        ...
+
+    def recreate_job(
+        self, namespace: str, name: str, annotations: dict[str, str],
+        save: Callable[[str], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Restart a job that ended (Failed) by re-creating it: the same spec, a fresh status,
+        its metadata annotated with `annotations` (the restart count). A Failed Kubeflow,
+        Volcano or batch job is final for its operator: deleting its pods restarts nothing.
+        A backend that must delete the job before it creates it again hands the copy to `save`
+        first (see create_job). An unknown job is a KeyError; one that has no spec of its own
+        (plain pods) a ValueError."""
+        ...
+
+    def create_job(self, manifest: str) -> None:
+        """Create a job from the copy `recreate_job` gave to `save`: a re-creation cut short
+        between its delete and its create is finished with it."""
         ...
 
     def read_lease(self, namespace: str, name: str) -> Lease | None: ...

@@ -86,6 +86,12 @@ class Pod:
     job: str = ""  # the training job (namespace-local name) it belongs to
     requests: tuple[tuple[str, float], ...] = ()  # resource -> quantity, summed over containers
     labels: tuple[tuple[str, str], ...] = ()
+    # why the pod ended or is being taken away, when Kubernetes says: the pod's `status.reason`
+    # (Evicted, NodeLost, Shutdown, ...), else its DisruptionTarget condition's reason
+    # (DeletionByTaintManager, EvictionByEvictionAPI, ...), else the first container that
+    # terminated abnormally as "OOMKilled" or "Error:<exit code>"; "" when none of these. The
+    # controller tells a platform failure from the user's own by it (controller/failures.py).
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,10 @@ class TrainingJob:
     annotations: tuple[tuple[str, str], ...] = ()
     # MA_HANG_DETECT_TIME (MA-J-02): minutes of unchanged I/O before the job counts as hung
     hang_detect_minutes: int = 30
+    # replica type -> restart policy (Kubeflow `restartPolicy` per replica spec): whether the job
+    # operator re-creates one replica's pod that is deleted, without failing the whole job;
+    # empty for kinds that have no per-replica policy
+    restart_policies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ every resource above, and for the write side patch on nodes, create on pods/evic
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import queue
@@ -392,6 +393,22 @@ class KubernetesCluster:
     def prioritize_job(self, namespace: str, name: str) -> None:
         """See Writer.prioritize_job; the class is `requeue_priority_class` ("" = annotate)."""
         self._writer.prioritize_job(namespace, name, self.requeue_priority_class)
+
+    def recreate_job(
+        self, namespace: str, name: str, annotations: dict[str, str],
+        save: Callable[[str], None] | None = None,
+    ) -> None:  # fmt: skip
+        """See Writer.recreate_job; the re-queue PriorityClass is `requeue_priority_class`."""
+        self._writer.recreate_job(namespace, name, annotations, self.requeue_priority_class,
+                                  save)  # fmt: skip
+
+    def create_job(self, manifest: str) -> None:
+        """Create a job from the copy `recreate_job` saved (see Writer.create_job)."""
+        try:
+            body = json.loads(manifest)
+        except ValueError as err:
+            raise ValueError(f"saved job manifest is not JSON: {err}") from None
+        self._writer.create_job(body)
 
     def stop_job(self, namespace: str, name: str, reason: str) -> None:
         """See Writer.stop_job."""

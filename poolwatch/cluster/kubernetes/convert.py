@@ -173,7 +173,26 @@ def pod_from(raw: Any, ctx: Context) -> Pod:
         job=pod_job(labels, ctx),
         requests=pairs(pod_requests(spec, "pod", ctx.note)),
         labels=pairs(labels),
+        reason=pod_reason(dig(raw, "status")),
     )
+
+
+def pod_reason(status: Any) -> str:
+    """Why a pod ended or is being taken away (see `Pod.reason`): the pod's own reason, then
+    its DisruptionTarget condition, then the first container that terminated abnormally."""
+    if reason := as_str(dig(status, "reason")):
+        return reason
+    for c in as_list(dig(status, "conditions")):
+        if dig(c, "type") == "DisruptionTarget" and dig(c, "status") == "True":
+            return as_str(dig(c, "reason")) or "DisruptionTarget"
+    containers = as_list(dig(status, "initContainerStatuses"))
+    for c in [*containers, *as_list(dig(status, "containerStatuses"))]:
+        ended = dig(c, "state", "terminated")
+        code = dig(ended, "exitCode")
+        if isinstance(code, int) and code != 0:
+            why = as_str(dig(ended, "reason"))
+            return "OOMKilled" if why == "OOMKilled" else f"{why or 'Error'}:{code}"
+    return ""
 
 
 # -- quotas --------------------------------------------------------------------------------------

@@ -201,6 +201,8 @@ def kubeflow_job_from(raw: Any, ctx: Context, kind: str) -> list[TrainingJob]:
         if true:
             ctx.note(f"{what}: unknown condition", f"{raw['metadata']['name']}: {sorted(true)}")
     policy = as_dict(dig(raw, "spec", "runPolicy", "schedulingPolicy"))
+    restart_policies = tuple(sorted((str(rtype), as_str(dig(spec, "restartPolicy")))
+                                    for rtype, spec in specs.items()))  # fmt: skip
     return [
         _job(
             raw,
@@ -210,6 +212,7 @@ def kubeflow_job_from(raw: Any, ctx: Context, kind: str) -> list[TrainingJob]:
             demand,
             queue=as_str(policy.get("queue")),
             priority=as_str(policy.get("priorityClass")),
+            restart_policies=restart_policies,
             started=timestamp(dig(raw, "status", "startTime")) or _when(conditions, ["Running"]),
             finished=timestamp(dig(raw, "status", "completionTime"))
             or _when(conditions, ["Succeeded", "Failed"]),

@@ -25,12 +25,15 @@ Every failure raises `ClusterWriteError` naming the operation, the object and th
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from poolwatch.cluster.backend import CreatePending
 from poolwatch.cluster.kubernetes.api import describe, failures
 from poolwatch.cluster.kubernetes.read import POOL_API_VERSION
 from poolwatch.cluster.model import Event
@@ -42,6 +45,53 @@ COMPONENT = "poolwatch"
 REQUEUED = "poolwatch.io/requeued"  # when the controller re-issued the job (MA-J-03)
 STOPPED = "poolwatch.io/stopped"  # why the controller made a job exit (re-queue gave up)
 _PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs", "MPIJob": "mpijobs"}
+RECREATE_WAIT = 30.0  # how long a re-created job's name may stay taken by the old object
+#: metadata a re-created job does not inherit: the API server assigns them anew
+_SERVER_META = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "finalizers",
+)
+#: pod-template labels the Job controller derives from the old Job's uid
+_BATCH_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
+
+
+def dig_str(obj: Any, *path: str) -> str:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, str) else ""
+
+
+def fresh_job(raw: dict[str, Any], annotations: dict[str, str], priority_class: str
+              ) -> dict[str, Any]:  # fmt: skip
+    """A copy of a job to create again: the same spec, no status, the metadata the API server
+    assigns dropped, `annotations` added. A batch/v1 Job also loses the selector and pod labels
+    its controller generated from the old uid (unless it set `manualSelector`)."""
+    body = copy.deepcopy(raw)
+    body.pop("status", None)
+    meta = body.setdefault("metadata", {})
+    for key in _SERVER_META:
+        meta.pop(key, None)
+    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+    spec = body.setdefault("spec", {})
+    api_version = str(body.get("apiVersion", ""))
+    if api_version == "batch/v1" and not spec.get("manualSelector"):
+        spec.pop("selector", None)
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        for key in _BATCH_UID_LABELS:
+            labels.pop(key, None)
+    if priority_class and api_version.startswith("kubeflow.org/"):
+        run = spec.setdefault("runPolicy", {})
+        run.setdefault("schedulingPolicy", {})["priorityClass"] = priority_class
+    elif priority_class and api_version.startswith("batch.volcano.sh/"):
+        spec["priorityClassName"] = priority_class
+    return body
 
 
 class ClusterWriteError(RuntimeError):
@@ -50,6 +100,10 @@ class ClusterWriteError(RuntimeError):
     def __init__(self, op: str, target: str, why: str, status: int | None = None) -> None:
         super().__init__(f"{op} {target}: {why}")
         self.op, self.target, self.status = op, target, status
+
+
+class RecreateCut(ClusterWriteError, CreatePending):
+    """A job deleted for its re-creation and not created again: see CreatePending."""
 
 
 class EvictionBlocked(ClusterWriteError):
@@ -248,6 +302,87 @@ class Writer:
         if not 200 <= response.status < 300:
             raise ClusterWriteError("stop", target, f"HTTP {response.status}", response.status)
         return True
+
+    def _request(self, op: str, target: str, method: str, path: str, body: Any) -> Any:
+        """One JSON request to `path`; the answer's JSON, or ClusterWriteError with its status."""
+        try:
+            api = self._client()
+            ctype = MERGE_PATCH if method == "PATCH" else "application/json"
+            headers = {"Accept": "application/json", "Content-Type": ctype}
+            call = api.param_serialize(method, path, None, None, headers, body,
+                                       auth_settings=["BearerToken"])  # fmt: skip
+            response = api.call_api(*call, _request_timeout=self._timeout)
+            data = response.read()
+        except failures() as err:
+            status = getattr(err, "status", None)
+            raise ClusterWriteError(
+                op, target, describe(err), status if isinstance(status, int) else None
+            ) from err
+        if not 200 <= response.status < 300:
+            raise ClusterWriteError(op, target, f"HTTP {response.status}: {data[:200]!r}",
+                                    response.status)  # fmt: skip
+        try:
+            return json.loads(data) if data else {}
+        except ValueError as err:
+            raise ClusterWriteError(op, target, f"answer is not JSON: {data[:80]!r}") from err
+
+    def recreate_job(
+        self, namespace: str, name: str, annotations: dict[str, str], priority_class: str,
+        save: Callable[[str], None] | None = None,
+    ) -> str:  # fmt: skip
+        """Restart a job that ended by re-creating it (see `fresh_job`): read it, delete exactly
+        that object (a uid precondition, background propagation: the garbage collector takes
+        its old pods), create the copy under the same name. The copy also carries
+        `poolwatch.io/requeued` and, when configured, the re-queue PriorityClass (MA-J-03), as
+        `prioritize_job` would set. A create refused because the old object is still being
+        deleted (its finalizers) is tried again for up to `RECREATE_WAIT` seconds. Returns the
+        new object's uid. KeyError: no such job seen; ValueError: a job of plain pods (nothing
+        to re-create from)."""
+        ref = self._job_ref(namespace, name)
+        if ref is None:
+            raise KeyError(f"no job {namespace}/{name}")
+        api_version, kind, uid = ref
+        if api_version == POOL_API_VERSION:
+            raise ValueError(f"job {namespace}/{name} is made of plain pods: nothing re-creates "
+                             "them")  # fmt: skip
+        plural = _PLURALS.get(kind, "jobs")
+        collection = f"/apis/{api_version}/namespaces/{namespace}/{plural}"
+        target = f"{kind} {namespace}/{name}"
+        raw = self._request("recreate", target, "GET", f"{collection}/{name}", None)
+        if dig_str(raw, "metadata", "uid") != uid:
+            raise ClusterWriteError("recreate", target, "it was replaced since it was read")
+        extra = {**annotations, REQUEUED: _rfc3339(self._clock())}
+        body = fresh_job(raw, extra, priority_class)
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                   "preconditions": {"uid": uid}}  # fmt: skip
+        if save is not None:
+            save(json.dumps(body, sort_keys=True))
+        self._request("recreate", target, "DELETE", f"{collection}/{name}", options)
+        try:
+            return self.create_job(body, RECREATE_WAIT)
+        except ClusterWriteError as err:
+            raise RecreateCut(
+                "recreate", target, f"deleted, not created again: {err}", err.status
+            ) from err
+
+    def create_job(self, body: dict[str, Any], wait: float = 0.0) -> str:
+        """Create a job from a manifest (a copy `recreate_job` made); a refusal (the name still
+        taken while the old object is deleted) or a failed request is tried again for `wait`
+        seconds. Returns its uid."""
+        api_version, kind = str(body.get("apiVersion", "")), str(body.get("kind", ""))
+        namespace, name = dig_str(body, "metadata", "namespace"), dig_str(body, "metadata", "name")
+        plural = _PLURALS.get(kind, "jobs")
+        collection = f"/apis/{api_version}/namespaces/{namespace}/{plural}"
+        target = f"{kind} {namespace}/{name}"
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                made = self._request("recreate", target, "POST", collection, body)
+                return dig_str(made, "metadata", "uid")
+            except ClusterWriteError as err:
+                if err.status in (400, 403, 422) or time.monotonic() >= deadline:
+                    raise  # invalid or forbidden: trying again changes nothing
+            time.sleep(0.5)
 
     def record_event(self, event: Event) -> None:
         from kubernetes import client

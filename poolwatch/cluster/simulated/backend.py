@@ -316,6 +316,23 @@ class SimulatedCluster:
                 sim_jobs.finish(self._world, job, JobStatus.FAILED)
                 self._commit()
 
+    def recreate_job(
+        self, namespace: str, name: str, annotations: dict[str, str],
+        save: Callable[[str], None] | None = None,
+    ) -> None:  # fmt: skip
+        """A job that ended queues again as a fresh job of the same spec (sim_jobs.reissue), in
+        one step: nothing is deleted first, so nothing is given to `save`."""
+        with self._lock:
+            key = f"{namespace}/{name}"
+            if key not in self._world.jobs:
+                raise KeyError(f"no job {key} in the simulation")
+            sim_jobs.reissue(self._world, key, annotations)
+            self._commit()
+
+    def create_job(self, manifest: str) -> None:
+        """Never needed: the simulated pool re-creates a job in one step."""
+        raise ValueError("the simulated pool keeps no job manifests")
+
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         with self._lock:
             return self._leases.get((namespace, name))

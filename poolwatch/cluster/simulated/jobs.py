@@ -270,6 +270,8 @@ def finish(world: World, job: SimJob, status: JobStatus) -> None:
     job.status, job.finished, job.hung, job.stalled = status, world.now, False, False
     for p in job.pods:
         if p in world.pods:
+            if phase == "Failed":  # the training process exits non-zero (a fault under it or
+                world.pods[p].reason = "Error:1"  # the user's code: Kubernetes cannot tell)
             world.end_pod(p, phase, job.queue)
     world.touch("job", job.key)
     hours = (world.spec.max_runtime or 0) / 3600
@@ -308,6 +310,22 @@ def evict(world: World, key: str) -> None:
     job.pods, job.restarts, job.generation = [], job.restarts + 1, job.generation + 1
     job.status, job.started, job.hung, job.stalled = JobStatus.PENDING, None, False, False
     job.outcome = "complete"
+    world.touch("job", job.key)
+    _job_event(world, job, "JobRestarted", "The training job has been restarted.")
+    world.want_placement = True
+
+
+def reissue(world: World, key: str, annotations: dict[str, str]) -> None:
+    """Re-create a job that ended (the controller's automatic restart of a failed job): its
+    old pods go and it queues again as a fresh job of the same spec, carrying `annotations`."""
+    job = world.jobs[key]
+    for p in job.pods:
+        if p in world.pods:
+            world.end_pod(p, world.pods[p].phase, job.queue, delete=True)
+    job.pods, job.restarts, job.generation = [], job.restarts + 1, job.generation + 1
+    job.status, job.started, job.finished = JobStatus.PENDING, None, None
+    job.hung, job.stalled, job.outcome = False, False, "complete"
+    job.annotations = tuple(sorted({**dict(job.annotations), **annotations}.items()))
     world.touch("job", job.key)
     _job_event(world, job, "JobRestarted", "The training job has been restarted.")
     world.want_placement = True

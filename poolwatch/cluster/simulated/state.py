@@ -76,6 +76,7 @@ class SimPod:
     devices: tuple[int, ...]
     labels: tuple[tuple[str, str], ...]
     phase: str = "Pending"
+    reason: str = ""  # why it ended, as Pod.reason ("Error:1", ...)
 
 
 @dataclass
@@ -271,6 +272,7 @@ def pod_object(p: SimPod) -> Pod:
         job=p.job.split("/", 1)[1] if p.job else "",  # "": a DaemonSet pod
         requests=tuple(sorted(p.requests.items())),
         labels=p.labels,
+        reason=p.reason,
     )
 
 
@@ -292,5 +294,6 @@ def job_object(j: SimJob) -> TrainingJob:
         created=j.created,
         started=j.started,
         finished=j.finished,
-        annotations=j.annotations,
+        # what the Kubernetes backend reads too: the fault-tolerance settings only
+        annotations=tuple(a for a in j.annotations if a[0].startswith("fault-tolerance/")),
     )
