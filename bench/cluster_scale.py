@@ -3,7 +3,7 @@
 Why: the cluster exporter keeps each object's lines ready as watch events arrive (the
 kube-state-metrics way), so a scrape of a large cluster should only join bytes. This measures it
 on the real path: the pinned etcd and kube-apiserver (started as the tests start them,
-tests/controlplane.py) hold nodes, pods and PyTorchJobs created through the API; then
+tests/helpers/controlplane.py) hold nodes, pods and PyTorchJobs created through the API; then
 `poolwatch cluster-exporter` and kube-state-metrics (the pinned build, with a custom-resource
 config for PyTorchJobs so both read the same objects) are started one after the other and each
 is timed to its first complete exposition; then both run while pods change through the API
@@ -43,9 +43,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from controlplane import Api, ControlPlane, free_port  # noqa: E402
+from tests.helpers.controlplane import Api, ControlPlane, free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 NAMESPACES = 20

@@ -16,7 +16,7 @@ most replacements in flight at once, replacements started within 24 h, nodes out
 (breaker), and whether any Spare node ever ran a job. Goals: every decision within one
 evaluation interval, the whole wave handled within the limits. Exit 0 when all pass.
 `--api real` runs the same wave in wall time through the pinned kube-apiserver (`--api stub`:
-tests/k8s_stub.py), see bench/controller_faults_api.py.
+tests/helpers/k8s_stub.py), see bench/controller_faults_api.py.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--api", choices=["simulated", "real", "stub"], default="simulated",
                    help="simulated time on the simulated pool (default); or wall time through "
-                   "the pinned kube-apiserver (real) or tests/k8s_stub.py (stub): "
+                   "the pinned kube-apiserver (real) or tests/helpers/k8s_stub.py (stub): "
                    "bench/controller_faults_api.py")  # fmt: skip
     p.add_argument("--lag", type=float, default=0.0,
                    help="--api real/stub: seconds the informers' proxy adds (0)")  # fmt: skip

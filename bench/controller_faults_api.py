@@ -3,8 +3,8 @@
 Why: the simulated run proves the controller's arithmetic; this one proves it through the real
 client, informers and API server, where every write is answered before its watch event comes
 back (read-your-writes) and every request costs what it costs. The API server is the pinned
-kube-apiserver 1.36 on etcd 3.6 (`--api real`, started here with tests/controlplane.py), or
-tests/k8s_stub.py (`--api stub`) for comparison.
+kube-apiserver 1.36 on etcd 3.6 (`--api real`, started here with tests/helpers/controlplane.py), or
+tests/helpers/k8s_stub.py (`--api stub`) for comparison.
 
 What runs: a pool of `--nodes` nodes (5 % HA spares, cordoned and labelled Spare) and
 `--jobs` one-pod training jobs bound to its workers; the `PoolController` on the Kubernetes
@@ -39,7 +39,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
 import kubernetes  # noqa: E402
 
@@ -95,12 +95,12 @@ def pod_body(name: str, node: str) -> dict[str, Any]:
 
 
 class RealServer:
-    """The pinned kube-apiserver + etcd, started for the run (tests/controlplane.py)."""
+    """The pinned kube-apiserver + etcd, started for the run (tests/helpers/controlplane.py)."""
 
     name = "kube-apiserver"
 
     def __init__(self, bin_dir: Path, workdir: Path) -> None:
-        from controlplane import start_control_plane
+        from tests.helpers.controlplane import start_control_plane
 
         self.plane = start_control_plane(bin_dir, workdir)
         self.admin = self.plane.admin()
@@ -145,16 +145,16 @@ class RealServer:
 
 
 class StubServer:
-    """tests/k8s_stub.py in this process (its watch delivers a write as it is made)."""
+    """tests/helpers/k8s_stub.py in this process (its watch delivers a write as it is made)."""
 
     name = "stub"
 
     def __init__(self) -> None:
-        from k8s_stub import KubeApiStub
+        from tests.helpers.k8s_stub import KubeApiStub
 
         self.stub = KubeApiStub()
         self.host, self.scheme = ("127.0.0.1", self.stub.port), "http"
-        self.describe = "tests/k8s_stub.py (in this process)"
+        self.describe = "tests/helpers/k8s_stub.py (in this process)"
 
     def configuration(self, host: str | None = None) -> Any:
         cfg = kubernetes.client.Configuration(host=host or self.stub.url)
@@ -240,7 +240,7 @@ def tools_bin_dir() -> str:
 
 
 def run_api(args: argparse.Namespace) -> tuple[list[str], bool]:
-    from tcpproxy import TcpProxy
+    from tests.helpers.tcpproxy import TcpProxy
 
     rng = random.Random(args.seed)  # noqa: S311 - a reproducible benchmark
     spares = round(args.nodes * args.spares)

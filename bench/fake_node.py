@@ -1,11 +1,11 @@
 """A busy accelerator node made of fakes fed with captured values, for bench/node_scrape.py.
 
-- 8 GPUs: the fake pynvml of tests/nvml_fake.py, each GPU the H100-under-load capture with its own
+- 8 GPUs: the fake pynvml of tests/helpers/nvml_fake.py, each GPU the H100-under-load capture with its own
   UUID (NVML calls are in-process Python, as pynvml's ctypes calls are);
 - 16 NPUs: an `npu-smi` stand-in shell script that prints the captured Atlas A3 overview (8 NPUs
   x 2 chips) and the captured 910B per-chip views: every npu-smi call is a process, as on a node;
 - 200 containers: a cgroup v2 tree, a procfs and the kubelet's log directories built from the
-  cgroup capture (tests/test_container.py's Node), 24 of them holding one device each, as a real
+  cgroup capture (tests/exporters/test_container.py's Node), 24 of them holding one device each, as a real
   kubelet pod-resources gRPC server on a unix socket lists them.
 
 `python bench/fake_node.py serve --tree DIR --config FILE` runs the exporter on a node built with
@@ -27,14 +27,14 @@ from concurrent import futures
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+sys.path[:0] = [str(HERE.parent)]
 
 import grpc  # noqa: E402
-from nvml_fake import FakeGpu, FakeNvml, read_query_csv  # noqa: E402
-from test_container import Node  # noqa: E402
-from test_npu_smi import VIEWS_910B  # noqa: E402
 
 from poolwatch.exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
+from tests.exporters.test_container import Node  # noqa: E402
+from tests.exporters.test_npu_smi import VIEWS_910B  # noqa: E402
+from tests.helpers.nvml_fake import FakeGpu, FakeNvml, read_query_csv  # noqa: E402
 
 FIX = HERE.parent / "tests" / "fixtures"
 GPUS, NPUS, CONTAINERS = 8, 16, 200
@@ -143,9 +143,8 @@ def _pods() -> list[tuple[str, str, str]]:
 
 def in_process_npu_smi(tree: Path) -> None:
     """Answer npu-smi calls in-process from the same captures (no process per call)."""
-    from test_npu_smi import FakeNpuSmi, fixture
-
     from poolwatch.exporters.node.accelerators import npu_smi
+    from tests.exporters.test_npu_smi import FakeNpuSmi, fixture
 
     fake = FakeNpuSmi(fixture(A3), VIEWS_910B)
     answers: dict[tuple[str, ...], str] = {}

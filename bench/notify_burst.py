@@ -33,12 +33,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from alerts_support import HttpSink, SmtpSink, alert  # noqa: E402
-from helpers import free_port  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from poolwatch.alerts.payload import webhook  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from tests.helpers.alerts_support import HttpSink, SmtpSink, alert  # noqa: E402
 
 TOKEN = "bench-token"  # noqa: S105 (a local test credential)
 

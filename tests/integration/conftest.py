@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, free_port
-from prom_versions import Prometheus
+
+from tests.helpers import FIXTURES, free_port
+from tests.helpers.prom_versions import Prometheus
 
 ROOT = Path(__file__).parent.parent.parent
 

@@ -12,11 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from alerts_support import HttpSink, SmtpSink, alert, get_json, post, wait_for
-from helpers import free_port
-from prom_versions import Alertmanager
 
 from poolwatch.alerts.payload import webhook
+from tests.helpers import free_port
+from tests.helpers.alerts_support import HttpSink, SmtpSink, alert, get_json, post, wait_for
+from tests.helpers.prom_versions import Alertmanager
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parent.parent.parent

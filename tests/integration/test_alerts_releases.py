@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from alerts_support import HttpSink, post, receiver, settings, wait_for
-from helpers import FIXTURES, free_port, pinned_tool
 
 from poolwatch.alerts.fingerprint import fingerprint
 from poolwatch.alerts.payload import parse
+from tests.helpers import FIXTURES, free_port, pinned_tool
+from tests.helpers.alerts_support import HttpSink, post, receiver, settings, wait_for
 
 pytestmark = pytest.mark.integration
 CORPUS = FIXTURES / "alertmanager"

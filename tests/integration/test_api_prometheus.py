@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import free_block
-from prom_versions import Prometheus
 
 from poolwatch.api.app import create_app
 from poolwatch.app.demo import Demo
 from poolwatch.controller.service import PoolController
+from tests.helpers import free_block
+from tests.helpers.prom_versions import Prometheus
 
 from .conftest import get_json, prom_query, running_version, use_prometheus
 

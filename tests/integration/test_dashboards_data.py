@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_block
-from prom_versions import Prometheus
 
 from poolwatch.app.demo import Demo
 from poolwatch.app.demo_node_metrics import FAMILIES
 from poolwatch.dashboards import lint, registry
+from tests.helpers import free_block
+from tests.helpers.prom_versions import Prometheus
 
 from .conftest import prom_query, running_version, use_prometheus
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prom_versions import Prometheus
 
 from poolwatch.dashboards import lint, registry
+from tests.helpers.prom_versions import Prometheus
 
 pytestmark = pytest.mark.integration
 ALL = {"accel": "nvidia", "pool": ".*", "vc": ".*", "namespace": ".*", "job_namespace": ".*",

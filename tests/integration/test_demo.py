@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import free_block
 
 from poolwatch.app.demo import Demo
 from poolwatch.core.actions import ActionResult, AlertMessage, NodeAction
+from tests.helpers import free_block
 
 from .conftest import prom_query
 

@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import free_block
 
 from poolwatch.app.demo import Demo
+from tests.helpers import free_block
 
 pytestmark = [
     pytest.mark.integration,

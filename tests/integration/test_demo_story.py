@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import dom, ink, needs_chromium, screenshot
-from helpers import free_block
 
 from poolwatch.app.demo import Demo
 from poolwatch.app.demo_procs import find_program
 from poolwatch.app.demo_scenario import FIRST
 from poolwatch.dashboards import registry
+from tests.helpers import free_block
+from tests.helpers.browser import dom, ink, needs_chromium, screenshot
 
 pytestmark = [
     pytest.mark.integration,

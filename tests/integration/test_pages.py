@@ -9,10 +9,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from browser import dom, ink, needs_chromium, screenshot
-from helpers import free_block
 
 from poolwatch.app.demo import Demo
+from tests.helpers import free_block
+from tests.helpers.browser import dom, ink, needs_chromium, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), needs_chromium]
 

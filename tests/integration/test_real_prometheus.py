@@ -8,8 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import free_port, not_about_seed_names, parse, promtool_findings, value
-from prom_versions import Prometheus
+
+from tests.helpers import free_port, not_about_seed_names, parse, promtool_findings, value
+from tests.helpers.prom_versions import Prometheus
 
 from .conftest import process, prom_query
 

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import free_port
-from prom_versions import Prometheus
 
 from poolwatch.app.demo import SimulatedNodes
 from poolwatch.cluster.simulated.backend import SimulatedCluster
@@ -30,6 +28,8 @@ from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import default_files, load
 from poolwatch.rules.local import LocalSource, Target
 from poolwatch.rules.state import StateStore
+from tests.helpers import free_port
+from tests.helpers.prom_versions import Prometheus
 
 from .conftest import get_json, process
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from helpers import free_port
 
 from poolwatch.app.cli import main
+from tests.helpers import free_port
 
 from .conftest import ROOT
 

@@ -26,14 +26,14 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import FIXTURES, pinned_tool
-from helpers import expand_series as expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from poolwatch.rules.local import History, Series
 from poolwatch.rules.model import format_duration
 from poolwatch.rules.promql import EvalError, Query
+from tests.helpers import FIXTURES, pinned_tool
+from tests.helpers import expand_series as expand
 
 pytestmark = [pytest.mark.integration]
 

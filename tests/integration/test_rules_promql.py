@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import expand_series as expand
-from helpers import pinned_tool
 
 from poolwatch.rules.local import History, Series
 from poolwatch.rules.promql import Query
+from tests.helpers import expand_series as expand
+from tests.helpers import pinned_tool
 
 pytestmark = [
     pytest.mark.integration,

@@ -1,0 +1,79 @@
+"""The pool API over the Kubernetes backend (the real client against tests/helpers/k8s_stub.py), with
+the real PoolController: the same documents as on the simulated pool, from real object shapes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from fastapi.testclient import TestClient
+
+from poolwatch.api.app import create_app
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.controller.service import PoolController
+from tests.api.test_api import P, error
+from tests.cluster.test_kubernetes_backend import RecordingBackoff, seed
+from tests.helpers.api_support import AUTH, TOKEN
+from tests.helpers.k8s_stub import KubeApiStub
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    stub = KubeApiStub()
+    seed(stub)
+    config = kubernetes.client.Configuration(host=stub.url)
+    config.retries = False
+    cluster = KubernetesCluster(kubernetes.client.ApiClient(config), watch_timeout=5,
+                                backoff=RecordingBackoff(), sync_timeout=30.0)  # fmt: skip
+    cluster.start()
+    deadline = time.monotonic() + 30
+    while not cluster.healthy() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    controller = PoolController(cluster, state_path=tmp_path / "controller.db")
+    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)
+    try:
+        with TestClient(app, headers=AUTH) as c:
+            yield c
+    finally:
+        cluster.stop()
+        stub.close()
+
+
+def test_pools_nodes_and_statistics_from_kubernetes_objects(client: TestClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    pools = {p["metadata"]["name"]: p for p in client.get(f"{P}/pools").json()["items"]}
+    assert set(pools) == {"pool-h100-a", "pool-910b"}
+    h100 = pools["pool-h100-a"]
+    assert h100["spec"]["resources"] == [{"flavor": "p5.48xlarge", "count": 2}]
+    assert h100["metadata"]["labels"]["poolwatch.io/vendor"] == "nvidia"
+    assert pools["pool-910b"]["status"]["status"] == "Abnormal"  # its one node is isolated
+    assert pools["pool-910b"]["status"]["phase"] == "created"
+    first = client.get(f"{P}/pools/pool-h100-a/nodes", params={"limit": 1}).json()
+    assert [n["metadata"]["name"] for n in first["items"]] == ["gpu-node-07"]
+    assert first["items"][0]["status"]["allocatable"]["nvidia.com/gpu"] == 8
+    token = first["metadata"]["continue"]
+    rest = client.get(f"{P}/pools/pool-h100-a/nodes", params={"limit": 1, "continue": token})
+    rest = rest.json()
+    assert [n["metadata"]["name"] for n in rest["items"]] == ["gpu-node-08"]
+    assert rest["metadata"]["continue"] == ""
+    stats = client.get(f"{P}/statistics/pools").json()
+    assert stats["nodes"]["statuses"] == {"Available": 2, "Isolated": 1}
+    assert stats["accelerators"] == {"huawei.com/Ascend910": 8.0, "nvidia.com/gpu": 16.0}
+
+
+def test_nodes_with_jobs_are_not_released(client: TestClient) -> None:
+    resp = client.post(f"{P}/pools/pool-h100-a/nodes/batch-delete",
+                       json={"deleteNodeNames": ["gpu-node-08"]})  # fmt: skip
+    (result,) = resp.json()["results"]
+    assert result["outcome"] == "refused"
+    assert "runs jobs" in result["detail"]
+    only = {"deleteNodeNames": ["npu-node-03"]}
+    body: Any = error(client.post(f"{P}/pools/pool-910b/nodes/batch-delete", json=only), 409,
+                      "PW.0201")  # fmt: skip
+    assert "last node" in body["error_msg"]
