@@ -1,12 +1,12 @@
 """A busy accelerator node made of fakes fed with captured values, for bench/node_scrape.py.
 
-- 8 GPUs: the fake pynvml of tests/helpers/nvml_fake.py, each GPU the H100-under-load capture with its own
-  UUID (NVML calls are in-process Python, as pynvml's ctypes calls are);
+- 8 GPUs: the fake pynvml of tests/helpers/nvml_fake.py, each GPU the H100-under-load capture
+  with its own UUID (NVML calls are in-process Python, as pynvml's ctypes calls are);
 - 16 NPUs: an `npu-smi` stand-in shell script that prints the captured Atlas A3 overview (8 NPUs
   x 2 chips) and the captured 910B per-chip views: every npu-smi call is a process, as on a node;
 - 200 containers: a cgroup v2 tree, a procfs and the kubelet's log directories built from the
-  cgroup capture (tests/exporters/test_container.py's Node), 24 of them holding one device each, as a real
-  kubelet pod-resources gRPC server on a unix socket lists them.
+  cgroup capture (tests/exporters/test_container.py's Node), 24 of them holding one device
+  each, as a real kubelet pod-resources gRPC server on a unix socket lists them.
 
 `python bench/fake_node.py serve --tree DIR --config FILE` runs the exporter on a node built with
 `build` (the caller runs the fake kubelet: `start_kubelet`);

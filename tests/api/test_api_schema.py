@@ -52,7 +52,8 @@ def test_no_server_errors(case: schemathesis.Case) -> None:
     # Nor negative_data_rejection: schemathesis "mutates" query parameters in ways that do not
     # survive the query string (a string parameter turned into a number or an object reads as
     # the same text on the wire), so a request it calls schema-violating can be a valid one;
-    # it failed 2 runs in 5 that way. Bad bodies and bad values are refused in tests/api/test_api.py.
+    # it failed 2 runs in 5 that way. Bad bodies and bad values are refused in
+    # tests/api/test_api.py.
     case.call_and_validate(
         headers=AUTH, excluded_checks=[positive_data_acceptance, negative_data_rejection]
     )

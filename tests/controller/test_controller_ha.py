@@ -39,7 +39,8 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pro
 
 @pytest.fixture
 def api(kube: Any, tmp_path: Path) -> Api:
-    """The session's real kube-apiserver, this test's share of it (tests/helpers/controlplane.py)."""
+    """The session's real kube-apiserver, this test's share of it
+    (tests/helpers/controlplane.py)."""
     return RealApi(kube, tmp_path / "api")
 
 

@@ -1,5 +1,6 @@
 """The controller on the Kubernetes backend, through the real `kubernetes` client against
-tests/helpers/k8s_stub.py: the taint, cordon, eviction, event and Lease requests and their bodies."""
+tests/helpers/k8s_stub.py: the taint, cordon, eviction, event and Lease requests and their
+bodies."""
 
 from __future__ import annotations
 

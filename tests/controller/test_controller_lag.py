@@ -47,7 +47,8 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api(kube: Any, tmp_path: Path) -> Api:
-    """The session's real kube-apiserver, this test's share of it (tests/helpers/controlplane.py)."""
+    """The session's real kube-apiserver, this test's share of it
+    (tests/helpers/controlplane.py)."""
     return RealApi(kube, tmp_path)
 
 

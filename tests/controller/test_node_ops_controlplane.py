@@ -1,5 +1,6 @@
 """The operator's node controls from the command line against the real kube-apiserver
-(tests/helpers/controlplane.py): `poolwatch controller restore|ha|jobs` over the Kubernetes backend, with
+(tests/helpers/controlplane.py): `poolwatch controller restore|ha|jobs` over the Kubernetes
+backend, with
 the changes read back from what the server stored and the audit records from the state file."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Automatic job restarts on the real kube-apiserver (tests/helpers/controlplane.py): a training job that
+"""Automatic job restarts on the real kube-apiserver (tests/helpers/controlplane.py): a training
+job that
 failed because of the platform is re-created (MA-J-04/06), one that failed by the user's own error
 is not, the cap of three consecutive unconditional restarts holds, and a hung job restarts only
 its hung pods where its restart policy lets the operator re-create them (MA-J-05).

@@ -174,7 +174,8 @@ def dump(obj: Any) -> str:
 
 
 class StubApi:
-    """tests/helpers/k8s_stub.py as an `Api`: for what the real API server cannot be made to do, and for
+    """tests/helpers/k8s_stub.py as an `Api`: for what the real API server cannot be made to do,
+    and for
     comparing a run against the stub (its watch delivers a write as soon as it is made)."""
 
     scheme = "http"
@@ -222,8 +223,9 @@ class StubApi:
 
 
 class RealApi:
-    """The session's real kube-apiserver (tests/helpers/controlplane.py) as an `Api`, for one test: its
-    nodes carry the test's label (removed by its cleanup), its Leases live in its namespace."""
+    """The session's real kube-apiserver (tests/helpers/controlplane.py) as an `Api`, for one
+    test: its nodes carry the test's label (removed by its cleanup), its Leases live in its
+    namespace."""
 
     scheme = "https"
 
