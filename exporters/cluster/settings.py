@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
 from .generators.job import DEFAULT_KINDS
 
@@ -20,7 +21,7 @@ DEFAULT_PORT = 9477
 
 
 def _default_resources() -> list[str]:
-    return ["nvidia.com/gpu", "nvidia.com/mig-*", "huawei.com/Ascend*"]
+    return list(ACCELERATOR_RESOURCES)  # the core vocabulary's, the same for every part
 
 
 class ClusterExporterSettings(BaseModel):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from poolwatch.core.catalog.hccn import HCCN_INTERVALS
 from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
 from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
@@ -148,7 +149,7 @@ class AcceleratorSettings(CollectorSettings):
 
 
 def _default_resources() -> list[str]:
-    return ["nvidia.com/gpu", "nvidia.com/mig-*", "huawei.com/Ascend*"]
+    return list(ACCELERATOR_RESOURCES)  # the core vocabulary's, the same for every part
 
 
 def _default_job_labels() -> list[str]:

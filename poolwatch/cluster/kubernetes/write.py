@@ -34,13 +34,14 @@ from typing import Any
 from poolwatch.cluster.kubernetes.api import describe, failures
 from poolwatch.cluster.kubernetes.read import POOL_API_VERSION
 from poolwatch.cluster.model import Event
+from poolwatch.core.vocabulary import REQUEUED_ANNOTATION, STOPPED_ANNOTATION
 
 CONFLICT_RETRIES = 5
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "poolwatch"
-REQUEUED = "poolwatch.io/requeued"  # when the controller re-issued the job (MA-J-03)
-STOPPED = "poolwatch.io/stopped"  # why the controller made a job exit (re-queue gave up)
+REQUEUED = REQUEUED_ANNOTATION  # when the controller re-issued the job (MA-J-03)
+STOPPED = STOPPED_ANNOTATION  # why the controller made a job exit (re-queue gave up)
 _PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs", "MPIJob": "mpijobs"}
 
 
