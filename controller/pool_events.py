@@ -34,7 +34,8 @@ def record(ctl: PoolController, now: float) -> None:
         c = pools.counts(members)
         state = ctl.store.pool(p.name)
         # POL-06: no Available node, no task can be delivered; or no spare for a fault
-        status = "Abnormal" if state["abnormal"] or c[0] == 0 else p.status.value
+        abnormal = state["abnormal"] or vocabulary.too_few_available(c[vocabulary.AVAILABLE])
+        status = "Abnormal" if abnormal else p.status.value
         text = "/".join(map(str, c))
         if state["counts"] and state["counts"] != text:
             was = [int(x) for x in state["counts"].split("/")]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from poolwatch.cluster.kubernetes.convert import pool_from
 from poolwatch.cluster.model import Node, NodeStatus, PoolStatus
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import GPU, PoolSpec, SimulationSpec
@@ -106,6 +107,19 @@ def test_the_simulator_and_the_exporter_word_events_alike(
     assert [e.message for e in derived if e.reason == vocabulary.POOL_RESOURCES_CHANGE] == [
         "counts (0, 0, 0, 0) -> (2, 0, 0, 0)"
     ]
+
+
+def test_both_backends_follow_the_pool_status_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were two Available nodes too few, the simulated pool and a Kubernetes pool (derived from
+    its nodes) would both be Abnormal: neither keeps its own rule."""
+    assert SimulatedCluster(SPEC, clock=lambda: T0).pools()[0].status is PoolStatus.RUNNING
+    nodes = [(n, T0) for n in _nodes()]
+    assert pool_from("gpu", nodes).status is PoolStatus.RUNNING  # type: ignore[union-attr]
+    monkeypatch.setattr(vocabulary, "too_few_available", lambda available, least=1: True)
+    c = SimulatedCluster(SPEC, clock=lambda: T0)
+    c.step(600)
+    assert c.pools()[0].status is PoolStatus.ABNORMAL
+    assert pool_from("gpu", nodes).status is PoolStatus.ABNORMAL  # type: ignore[union-attr]
 
 
 def _string_constants(path: Path) -> list[tuple[int, str]]:

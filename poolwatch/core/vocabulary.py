@@ -105,6 +105,12 @@ def weighted_bucket_counts(per_status: Iterable[tuple[str, int]]) -> Counts:
     return out[0], out[1], out[2], out[3]
 
 
+def too_few_available(available: int, min_available: int = 1) -> bool:
+    """Whether a pool with `available` Available nodes is Abnormal: "only when the number of
+    available nodes is greater than 0, tasks can be delivered" (a pool may ask for more)."""
+    return available < min_available
+
+
 # --- pool events ---------------------------------------------------------------------------------
 POOL_STATUS_CHANGE = "PoolStatusChange"
 POOL_RESOURCES_CHANGE = "PoolResourcesStatusChange"

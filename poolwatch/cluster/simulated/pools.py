@@ -95,7 +95,7 @@ class PoolBook:
                 if c:
                     continue
                 self._set(p, PoolStatus.RUNNING)  # the seeds' order: Creating -> Running
-            bad = a < p.min_available or p.name in self.forced
+            bad = vocabulary.too_few_available(a, p.min_available) or p.name in self.forced
             self._set(p, PoolStatus.ABNORMAL if bad else PoolStatus.RUNNING)
 
     def _set(self, p: PoolSpec, new: PoolStatus) -> None:
