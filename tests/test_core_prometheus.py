@@ -24,17 +24,9 @@ from poolwatch.rules.sources import PrometheusSource, SourceError
 @pytest.fixture
 def prom_url(tmp_path: Path, prom: Prometheus) -> Iterator[str]:
     """A real Prometheus with nothing to scrape: queries of constants answer alike everywhere."""
-    from integration.conftest import process  # the shared start-and-poll helper
+    from integration.conftest import prometheus_on
 
-    port = free_port()
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text("global: {scrape_interval: 1s}\n")
-    cmd = [
-        prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-    ]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    with process(cmd, tmp_path / "prometheus.log", f"{base}/-/ready"):
+    with prometheus_on(prom, tmp_path, "global: {scrape_interval: 1s}\n") as base:
         yield base
 
 
