@@ -56,6 +56,28 @@ def test_queries_against_a_real_prometheus(prom_url: str) -> None:
     assert api.points[0][1] is None
 
 
+@pytest.mark.integration
+def test_the_demo_site_draws_a_dashboard_with_the_core_client(prom_url: str) -> None:
+    """The demo's /dashboards/ pages query Prometheus through the same client."""
+    from poolwatch.app.demo_inbox import Inbox
+    from poolwatch.app.demo_site import Site
+
+    class Demo:  # the two things the site asks the running demo for dashboards
+        def prometheus_url(self) -> str:
+            return prom_url
+
+        def dashboard_span(self) -> float:
+            return 600.0
+
+    site = Site.__new__(Site)  # not started: the page is drawn without serving it
+    site.demo, site.inbox, site.rendered = Demo(), Inbox.__new__(Inbox), {}
+    site.render_lock = threading.Lock()
+    page = site.dashboard("poolwatch-ma-node")
+    assert page is not None
+    assert b"<html" in page
+    assert prom_url.encode() in page  # drawn from that Prometheus
+
+
 def test_a_dead_prometheus_is_an_error_that_names_it() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(PrometheusError, match=f"cannot query Prometheus at {url}"):
