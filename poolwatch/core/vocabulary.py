@@ -22,6 +22,7 @@ Decisions where the copies disagreed (each has a test):
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 
 # --- markers poolwatch writes onto Kubernetes objects (both backends and the controller) --------
@@ -163,8 +164,15 @@ ACCELERATOR_RESOURCES: tuple[str, ...] = (
 )
 
 
+# the default patterns as one expression: the Kubernetes backend asks for every resource of every
+# node and pod, and one match is about ten times cheaper than six fnmatch calls
+_ACCELERATOR = re.compile("|".join(fnmatch.translate(p) for p in ACCELERATOR_RESOURCES))
+
+
 def is_accelerator(resource: str, patterns: Iterable[str] = ACCELERATOR_RESOURCES) -> bool:
     """Whether `resource` names an accelerator (one of `patterns`, fnmatch, case-sensitive)."""
+    if patterns is ACCELERATOR_RESOURCES:
+        return _ACCELERATOR.match(resource) is not None
     return any(fnmatch.fnmatchcase(resource, p) for p in patterns)
 
 
