@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from poolwatch.core.config import ConfigError, Listen, env_overrides, load, parse_duration
+from poolwatch.core.config import ConfigError, Duration, Listen, env_overrides, load
 from poolwatch.core.ports import listen as listen_default
 
 ENV_PREFIX = "POOLWATCH_ALERTS__"
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 Severity = Literal["critical", "warning", "info"]
 
 #: urgency rank: lower is sent first; anything unknown sorts after info
@@ -77,7 +76,7 @@ class RateLimit(_Model):
     """At most `messages` messages per `per` seconds to one target (a token bucket)."""
 
     messages: int = Field(default=30, ge=1)
-    per: Seconds = 60.0
+    per: Duration = Field(60.0, gt=0)
 
 
 class Target(_Model):
@@ -120,9 +119,9 @@ class JobOwners(_Model):
 
 
 class Retry(_Model):
-    initial_backoff: Seconds = 2.0
-    max_backoff: Seconds = 300.0
-    deadline: Seconds = 86400.0  # after this long undelivered, a notification is dead
+    initial_backoff: Duration = Field(2.0, gt=0)
+    max_backoff: Duration = Field(300.0, gt=0)
+    deadline: Duration = 86400.0  # after this long undelivered, a notification is dead
 
 
 class AlertsSettings(_Model):
@@ -136,11 +135,11 @@ class AlertsSettings(_Model):
     job_owners: JobOwners = Field(default_factory=JobOwners)
     templates_dir: Path | None = None
     reminders: bool = True
-    reminder_wait: Seconds = 86400.0  # the seed's reminder_wait_time
-    group_wait: Seconds = 1.0  # collect a burst this long before the first message
+    reminder_wait: Duration = 86400.0  # the seed's reminder_wait_time
+    group_wait: Duration = 1.0  # collect a burst this long before the first message
     group_max: int = Field(default=200, ge=1, description="alerts per message at most")
     retry: Retry = Field(default_factory=Retry)
-    retention: Seconds = 7 * 86400.0  # sent and dead rows are kept this long (dedup horizon)
+    retention: Duration = 7 * 86400.0  # sent and dead rows are kept this long (dedup horizon)
     public_url: str = Field(default="", description="how Alertmanager reaches the receiver")
 
     @model_validator(mode="after")

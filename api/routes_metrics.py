@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from poolwatch.core import vocabulary
+
 from . import timerange
 from .errors import ApiError
 from .prometheus import PrometheusError
@@ -76,7 +78,7 @@ def add_routes(api: APIRouter, ctx: Context) -> None:
         accelerators: Counter[str] = Counter()
         for n in nodes:
             for resource, amount in n.allocatable:
-                if resource.startswith(("nvidia.com/", "huawei.com/")):
+                if vocabulary.is_accelerator(resource):
                     accelerators[resource] += amount
         return {
             "workspaceId": workspaceId,

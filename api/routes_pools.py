@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from poolwatch.cluster.model import Node, Pool, PoolStatus
+from poolwatch.core import vocabulary
 from poolwatch.core.actions import ActionResult
 
 from . import selectors
@@ -39,7 +40,7 @@ from .views import (
 if TYPE_CHECKING:
     from .app import Context
 
-FLAVOR_LABELS = ("node.kubernetes.io/instance-type", "nvidia.com/gpu.product", "accelerator")
+FLAVOR_LABELS = vocabulary.NODE_FLAVOR_LABELS
 #: the path parameter, checked by FastAPI against the seed's name rule (a 400 PW.0101)
 PoolName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 Status = Literal["", "created", "failed", "creating"]
@@ -175,7 +176,7 @@ def _plan_pool(ctx: Context, body: CreatePool) -> tuple[Pool, list[str]]:
         spares += res.haSpares
     nodes = {n.name: n for n in free}
     resource = next((r for n in chosen for r, _ in nodes[n].allocatable
-                     if r.startswith(("nvidia.com/", "huawei.com/"))), "")  # fmt: skip
+                     if vocabulary.is_accelerator(r)), "")  # fmt: skip
     driver = body.spec.driver
     version = (driver.gpuVersion or driver.npuVersion or "") if driver else ""
     pool = Pool(

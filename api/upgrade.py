@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.workload import busy_nodes
+from poolwatch.core import vocabulary
 from poolwatch.core.actions import ActionResult
 
 from .ports import ClusterReader, PoolControl
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["secure", "forcible"]
 NodeState = Literal["queued", "isolating", "draining", "upgrading", "done", "failed", "skipped"]
 CODES = {"gpu": "A200001", "npu": "A200002"}  # seed 000 L716/L720
-DRIVER_LABEL = "poolwatch.io/driver-version"  # what the upgrade step leaves on an upgraded node
+DRIVER_LABEL = vocabulary.DRIVER_LABEL  # what the upgrade step leaves on an upgraded node
 DEFAULT_PERCENT = 25.0  # the seed's UI example (000:L635)
 _UPGRADABLE = (NodeStatus.AVAILABLE, NodeStatus.UNAVAILABLE)  # abnormal drivers do not block
 # The driver version becomes a node label value and POOLWATCH_VERSION in the upgrade command's
@@ -215,7 +216,7 @@ class Upgrade:
         resource = pool.accelerator_resource
         if not resource:
             return f"pool {p.pool} has no GPU or NPU resources: there is no driver to upgrade"
-        self._code = CODES["gpu" if resource.startswith("nvidia.com/") else "npu"]
+        self._code = CODES["gpu" if vocabulary.vendor_of(resource) == "nvidia" else "npu"]
         activity = self.controller.pool_activity(p.pool)
         if activity in ("replacing", "resetting"):
             return f"pool {p.pool} is {activity} nodes; upgrade the driver when that is done"

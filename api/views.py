@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 
 from poolwatch.cluster.model import Node, Pool, PoolStatus
+from poolwatch.core import vocabulary
 
 from .errors import ApiError
 
@@ -61,9 +62,8 @@ def workspace_of(pool: Pool) -> str:
 def pool_labels(pool: Pool) -> dict[str, str]:
     labels = dict(getattr(pool, "labels", ()) or ())
     labels |= {LABEL_NAME: pool.name, LABEL_WORKSPACE: workspace_of(pool)}
-    if pool.accelerator_resource:
-        vendor = "nvidia" if pool.accelerator_resource.startswith("nvidia.com/") else "huawei"
-        labels["poolwatch.io/vendor"] = vendor
+    if vendor := vocabulary.vendor_of(pool.accelerator_resource):
+        labels[vocabulary.VENDOR_LABEL] = vendor
     return labels
 
 
@@ -75,7 +75,7 @@ def pool_doc(pool: Pool, nodes: list[Node], activity: str | None) -> dict[str, A
     mine = [n for n in nodes if n.pool == pool.name]
     flavors = Counter(dict(n.labels).get(FLAVOR_LABEL, pool.flavor) for n in mine)
     statuses = Counter(n.status.value for n in mine)
-    gpu = pool.accelerator_resource.startswith("nvidia.com/")
+    gpu = vocabulary.vendor_of(pool.accelerator_resource) == "nvidia"
     driver_key = "gpuVersion" if gpu else "npuVersion"
     driver = {driver_key: pool.driver_version} if pool.accelerator_resource else {}
     return {

@@ -23,7 +23,6 @@ parse, append) is reported apart. Writes bench/results/rules_eval.txt. Exit 0 wh
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import socket
@@ -45,6 +44,7 @@ sys.path[:0] = [str(HERE.parent)]
 
 import yaml  # noqa: E402
 
+from poolwatch.core.prometheus import PrometheusClient, PrometheusError, Series  # noqa: E402
 from poolwatch.rules import compile as compiler  # noqa: E402
 from poolwatch.rules.engine import Engine  # noqa: E402
 from poolwatch.rules.local import LocalSource, Target  # noqa: E402
@@ -202,10 +202,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _query(base: str, expr: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?query={urllib.parse.quote(expr)}"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return json.loads(resp.read())["data"]["result"]
+def _query(base: str, expr: str) -> list[Series]:
+    return PrometheusClient(base, timeout=30.0).query(expr)
 
 
 def _by_shape(by_rule: dict[str, int]) -> dict[str, int]:
@@ -230,7 +228,7 @@ def _wait(cond: Any, what: str, deadline: float) -> None:
         try:
             if cond():
                 return
-        except OSError:
+        except (OSError, PrometheusError):
             pass
         time.sleep(0.5)
     raise SystemExit(f"timed out waiting for {what}")
@@ -273,13 +271,13 @@ def prometheus_figures(
             maxes.append(max(durations))
             time.sleep(interval)
         alerts = _query(base, "count(ALERTS)")
-        by_rule = {r["metric"]["alertname"]: int(float(r["value"][1]))
+        by_rule = {r.labels["alertname"]: int(r.points[0][1])
                    for r in _query(base, "count by (alertname) (ALERTS)")}  # fmt: skip
         series = _query(base, 'count({job="bench", __name__!~"ALERTS.*"})')
         return {
             "sum": statistics.median(sums), "max": statistics.median(maxes),
-            "firing": int(float(alerts[0]["value"][1])) if alerts else 0,
-            "head_series": int(float(series[0]["value"][1])),
+            "firing": int(alerts[0].points[0][1]) if alerts else 0,
+            "head_series": int(series[0].points[0][1]),
             "by_shape": _by_shape(by_rule),
         }  # fmt: skip
     finally:

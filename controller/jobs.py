@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from poolwatch.cluster.model import TrainingJob
+from poolwatch.core.vocabulary import RESTARTED_FROM_ANNOTATION
 
 from .settings import ControllerSettings
 
 Cause = Literal["fault", "hang", "requested"]
 #: on a re-created job: how many times the controller restarted it, and the uid it replaced
-RESTARTS_ANNOTATION = "poolwatch.io/restarts"
-RESTARTED_FROM_ANNOTATION = "poolwatch.io/restarted-from"
 #: replica restart policies under which a job operator re-creates one deleted pod by itself
 #: (Kubeflow: OnFailure, Always, ExitCode); Never, or none set, fails the whole job instead
 POD_RESTART_POLICIES = ("OnFailure", "Always", "ExitCode")

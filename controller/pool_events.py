@@ -5,18 +5,21 @@ A backend that records them itself (the simulated pool, `emits_pool_events`) has
 notified once; for one that does not (Kubernetes), each reconcile derives them from the node
 counts (available/abnormal/creating/deleting) and the pool status, records them as events
 through the backend (the cluster exporter counts them) and notifies. The last reported counts
-and status live in the store, so a restart reports no change twice."""
+and status live in the store, so a restart reports no change twice. The words, and which events
+are Warnings, are the core vocabulary's (as the simulated pool's and the cluster exporter's)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from poolwatch.core import vocabulary
 
 from . import pools
 
 if TYPE_CHECKING:
     from .service import PoolController
 
-POOL_REASONS = ("PoolStatusChange", "PoolResourcesStatusChange")
+POOL_REASONS = vocabulary.POOL_EVENT_REASONS
 
 
 def record(ctl: PoolController, now: float) -> None:
@@ -31,19 +34,16 @@ def record(ctl: PoolController, now: float) -> None:
         c = pools.counts(members)
         state = ctl.store.pool(p.name)
         # POL-06: no Available node, no task can be delivered; or no spare for a fault
-        status = "Abnormal" if state["abnormal"] or c[0] == 0 else p.status.value
+        abnormal = state["abnormal"] or vocabulary.too_few_available(c[vocabulary.AVAILABLE])
+        status = "Abnormal" if abnormal else p.status.value
         text = "/".join(map(str, c))
         if state["counts"] and state["counts"] != text:
             was = [int(x) for x in state["counts"].split("/")]
-            worse = c[1] > was[1] or c[0] < was[0]  # the seeds give no rule; as the simulator
-            ctl._pool_event(p.name, "PoolResourcesStatusChange", "Warning" if worse else
-                             "Normal", "Pool resources status changed, available/abnormal/"
-                             f"creating/deleting count from {state['counts']} to {text}, "
-                             f"timestamp: {int(now)}")  # fmt: skip
+            typ, message = vocabulary.pool_resources_changed(was, c, now)
+            ctl._pool_event(p.name, vocabulary.POOL_RESOURCES_CHANGE, typ, message)
         if state["status"] and state["status"] != status:
-            ctl._pool_event(p.name, "PoolStatusChange", "Warning" if status == "Abnormal"
-                             else "Normal", f"Pool status changed, from {state['status']} "
-                             f"to {status}")  # fmt: skip
+            typ, message = vocabulary.pool_status_changed(state["status"], status)
+            ctl._pool_event(p.name, vocabulary.POOL_STATUS_CHANGE, typ, message)
         ctl.store.set_pool(p.name, counts=text, status=status)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from poolwatch.cluster.kubernetes.read import LABEL_VALUE
 from poolwatch.cluster.model import NodeStatus, Pool
+from poolwatch.core import vocabulary
 from poolwatch.core.actions import ActionResult
 
 from . import pools
@@ -63,7 +64,8 @@ def create(ctl: PoolController, pool: Pool, names: list[str]) -> ActionResult:
         ctl.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
         ctl.backend.cordon(name, True)
     if not getattr(ctl.backend, "emits_pool_events", False):
-        ctl._pool_event(pool.name, "PoolStatusChange", "Normal", "Start creating pool")
+        typ, text = vocabulary.start_creating()
+        ctl._pool_event(pool.name, vocabulary.POOL_STATUS_CHANGE, typ, text)
     return ActionResult("done", f"pool {pool.name} created with {len(names)} nodes, "
                                 f"{pool.ha_spares} of them HA spares")  # fmt: skip
 

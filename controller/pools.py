@@ -16,22 +16,18 @@ import re
 from collections.abc import Iterable
 
 from poolwatch.cluster.model import Node, NodeStatus
+from poolwatch.core import vocabulary
+from poolwatch.core.vocabulary import (  # noqa: F401 - the controller's modules read them here
+    FAULT_EFFECT,
+    FAULT_TAINT,
+    POOL_LABEL,
+    STATUS_LABEL,
+)
 
-POOL_LABEL = "poolwatch.io/pool"
-STATUS_LABEL = "poolwatch.io/status"
-FAULT_TAINT = "poolwatch.io/fault"
-FAULT_EFFECT = "NoSchedule"  # jobs are restarted by eviction, within their budget, not killed
-FLAVOR_LABELS = ("node.kubernetes.io/instance-type", "nvidia.com/gpu.product", "accelerator")
+FLAVOR_LABELS = vocabulary.NODE_FLAVOR_LABELS
 # the seed's rule for pool names; 63 characters, as any Kubernetes label value
 _NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
-# NodeStatus -> its place in available/abnormal/creating/deleting (PoolResourcesStatusChange);
-# Spare counts in none (the same table as the simulated pool's and the cluster exporter's)
-_SLOT = {
-    NodeStatus.AVAILABLE: 0, NodeStatus.UNAVAILABLE: 1, NodeStatus.ISOLATED: 1,
-    NodeStatus.REPLACING: 1, NodeStatus.RESETTING: 1, NodeStatus.REBOOTING: 1,
-    NodeStatus.REPAIRING: 1, NodeStatus.CREATING: 2, NodeStatus.DELETING: 3,
-}  # fmt: skip
 #: statuses that keep a node's capacity out of service (the breaker counts them)
 OUT = frozenset(s for s in NodeStatus if s not in (NodeStatus.AVAILABLE, NodeStatus.SPARE))
 
@@ -62,12 +58,9 @@ def ready(node: Node) -> bool:
 
 
 def counts(nodes: Iterable[Node]) -> tuple[int, int, int, int]:
-    """available/abnormal/creating/deleting, as PoolResourcesStatusChange reports them."""
-    out = [0, 0, 0, 0]
-    for n in nodes:
-        if (slot := _SLOT.get(n.status)) is not None:
-            out[slot] += 1
-    return out[0], out[1], out[2], out[3]
+    """available/abnormal/creating/deleting, as PoolResourcesStatusChange reports them (the
+    buckets are the vocabulary's, shared with the simulated pool and the cluster exporter)."""
+    return vocabulary.bucket_counts(n.status for n in nodes)
 
 
 def out_of_service(nodes: Iterable[Node]) -> int:

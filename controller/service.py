@@ -27,6 +27,7 @@ from poolwatch.cluster.backend import ClusterBackend, CreatePending
 from poolwatch.cluster.model import Event, JobStatus, Node, NodeStatus, Pod, Pool, TrainingJob
 from poolwatch.cluster.workload import busy_nodes
 from poolwatch.core.actions import ActionResult, NodeAction, Notifier
+from poolwatch.core.vocabulary import RESTARTED_FROM_ANNOTATION, RESTARTS_ANNOTATION
 
 from . import failures, jobs, node_ops, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
@@ -324,8 +325,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         now = self.clock()
         old = [p.uid for p in self.backend.pods() if p.namespace == job.namespace
                and p.job == job.name]  # fmt: skip
-        marks = {jobs.RESTARTS_ANNOTATION: str(verdict.total),
-                 jobs.RESTARTED_FROM_ANNOTATION: job.uid}  # fmt: skip
+        marks = {RESTARTS_ANNOTATION: str(verdict.total),
+                 RESTARTED_FROM_ANNOTATION: job.uid}  # fmt: skip
         try:
             self._recreate(job, marks, now)
         except ValueError as err:  # plain pods: nothing to re-create from
@@ -445,7 +446,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         if dry:
             return ActionResult("dry-run", f"job {ref} would be re-created")
         total = self.store.restarts(ref)[0]
-        marks = {jobs.RESTARTS_ANNOTATION: str(total), jobs.RESTARTED_FROM_ANNOTATION: job.uid}
+        marks = {RESTARTS_ANNOTATION: str(total), RESTARTED_FROM_ANNOTATION: job.uid}
         try:
             self._recreate(job, marks, self.clock())
         except ValueError as err:

@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from poolwatch.core.config import check_listen, parse_duration
+from poolwatch.core.config import Duration, check_listen
 from poolwatch.core.fault_codes import CODE_FORMAT, FAULT_CODES
 from poolwatch.core.ports import listen as listen_default
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
 _CODE = r"^A\d{6}$"
 
@@ -57,8 +56,8 @@ class LeaseSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "poolwatch-controller"
     namespace: str = "default"
-    duration: Duration = 15.0  # leaseDurationSeconds: a standby takes over after this
-    renew: Duration = 5.0  # the leader renews this often
+    duration: Duration = Field(15.0, gt=0)  # leaseDurationSeconds: a standby takes over after this
+    renew: Duration = Field(5.0, gt=0)  # the leader renews this often
     identity: str = ""  # "" = hostname + pid
 
 
@@ -80,19 +79,19 @@ class ControllerSettings(BaseModel):
     # notices (NoSpare, BreakerOpen, ...); none: they reach the log only
     notify_url: Annotated[str | None, AfterValidator(_http_url)] = None
     notify_token_file: Path | None = None  # bearer token sent to notify_url
-    notify_timeout: Duration = 10.0
+    notify_timeout: Duration = Field(10.0, gt=0)
     audit_retention: Annotated[int, Field(ge=100)] = 10_000  # audit records kept (newest)
     notice_retention: Annotated[int, Field(ge=10)] = 1_000  # delivered notices kept (newest)
     outbox_limit: Annotated[int, Field(ge=100)] = 10_000  # undelivered notices kept (newest)
-    interval: Duration = 10.0  # one reconcile step this often
+    interval: Duration = Field(10.0, gt=0)  # one reconcile step this often
     # read-your-writes: how long a decision waits for the cluster view to show the controller's
     # own writes before it is refused (an action then answers `failed`: the engine re-sends it)
-    view_timeout: Duration = 10.0
+    view_timeout: Duration = Field(10.0, gt=0)
     # --- replacement limits (POL-01..03) ---------------------------------------------------
     replace_concurrent_ratio: Ratio = 0.05  # POL-02: nodes being replaced <= 5 % of the pool
     replace_daily_ratio: Ratio = 0.20  # POL-01: replacements per 24 h <= 20 % of the pool
     replace_min: Annotated[int, Field(ge=0)] = 1  # a small pool may still replace this many
-    replace_timeout: Duration = 24 * 3600.0  # POL-03: not finished in 24 h -> Failed
+    replace_timeout: Duration = Field(24 * 3600.0, gt=0)  # POL-03: not finished in 24 h -> Failed
     replace_codes: Annotated[list[str], AfterValidator(_codes)] = Field(
         default_factory=lambda: list(REPLACE_CODES)
     )
@@ -101,7 +100,8 @@ class ControllerSettings(BaseModel):
     )
     # --- circuit breaker --------------------------------------------------------------------
     breaker_ratio: Ratio = 0.20  # no isolation that would put more of a pool out than this
-    breaker_cooldown: Duration = 600.0  # an open breaker closes after this, once below again
+    breaker_cooldown: Duration = Field(600.0, gt=0)  # an open breaker closes after this (once
+    # the pool is below the ratio again)
     # --- jobs (MA-J-03..06) -----------------------------------------------------------------
     retry_annotation: str = "fault-tolerance/job-retry-num"  # MA-J-06: 1-128, absent = 0
     unconditional_annotation: str = "fault-tolerance/job-unconditional-retry"  # MA-J-04
@@ -109,12 +109,13 @@ class ControllerSettings(BaseModel):
     hang_cap: Annotated[int, Field(ge=1)] = 3  # MA-J-05: consecutive restarts upon suspension
     # MA-J-05 "Restart Upon Suspension" is opt-in per job: "true" on the job enables it
     hang_annotation: str = "fault-tolerance/restart-upon-suspension"
-    streak_reset: Duration = 3600.0  # running this long after a restart ends a streak
-    requeue_timeout: Duration = 1800.0  # MA-J-03: a re-issued job waiting 30 min gives up
+    streak_reset: Duration = Field(3600.0, gt=0)  # running this long after a restart ends a streak
+    requeue_timeout: Duration = Field(1800.0, gt=0)  # MA-J-03: a re-issued job waiting 30 min
+    # gives up
     # a failed job whose pods show no platform fault is called the user's failure only this long
     # after it failed: the rules isolate a faulty node minutes after the fault (controller/
     # failures.py); 0 decides at once
-    failure_grace: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] = 300.0
+    failure_grace: Duration = 300.0
     # MA-J-03 "queued with the highest priority": the PriorityClass a re-issued Kubeflow or
     # Volcano job's pods get on Kubernetes ("": the job is only annotated poolwatch.io/requeued)
     requeue_priority_class: str = ""

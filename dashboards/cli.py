@@ -64,8 +64,9 @@ def build(args: argparse.Namespace) -> int:
 
 
 def render(args: argparse.Namespace) -> int:
+    from poolwatch.core.prometheus import PrometheusError
+
     from . import render as renderer
-    from .render_data import QueryError
 
     span = _seconds(args.range)
     if span is None:
@@ -78,7 +79,7 @@ def render(args: argparse.Namespace) -> int:
     except ValueError as err:
         sys.stderr.write(f"{err}\n")
         return 2
-    except QueryError as err:
+    except PrometheusError as err:
         sys.stderr.write(f"{err}\n")
         return 1
     sys.stdout.write(f"wrote {len(written)} pages to {args.out} (open {args.out / 'index.html'})\n")

@@ -24,11 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from poolwatch.core.prometheus import PrometheusClient, PrometheusError, Series
+
 from . import lint, registry
 from .render_data import (
-    Prometheus,
-    QueryError,
-    Series,
     legend,
     table_rows,
     variable_texts,
@@ -138,7 +137,7 @@ def _queries(panel: dict[str, Any], values: dict[str, str]) -> list[tuple[dict[s
             if not t.get("hide")]  # fmt: skip
 
 
-def render_panel(panel: dict[str, Any], prom: Prometheus, values: dict[str, str],
+def render_panel(panel: dict[str, Any], prom: PrometheusClient, values: dict[str, str],
                  end: float, span: float) -> str:  # fmt: skip
     """One panel's HTML (its chart, value or table), or the reason it has none."""
     defaults = panel.get("fieldConfig", {}).get("defaults", {})
@@ -151,14 +150,14 @@ def render_panel(panel: dict[str, Any], prom: Prometheus, values: dict[str, str]
             step = max(1.0, span / 200)
             lines = [(legend(t.get("legendFormat", ""), s.labels), s)
                      for t, expr in _queries(panel, values)
-                     for s in prom.range(expr, end - span, end, step)]  # fmt: skip
+                     for s in prom.query_range(expr, end - span, end, step)]  # fmt: skip
             if not lines:
                 return '<p class="nodata">No data</p>'
             return draw_timeseries(panel, lines, unit, (w - 16, h - 40))
         if kind == "stat":
             found = [(legend(t.get("legendFormat", ""), s.labels), s)
                      for t, expr in _queries(panel, values)
-                     for s in prom.instant(expr, end)]  # fmt: skip
+                     for s in prom.query(expr, end)]  # fmt: skip
             if not found:
                 return '<p class="nodata">No data</p>'
             cells = []
@@ -169,7 +168,7 @@ def render_panel(panel: dict[str, Any], prom: Prometheus, values: dict[str, str]
                              f"{html.escape(fmt_value(v, unit))}{label}</div>")  # fmt: skip
             return "".join(cells)
         if kind == "table":
-            results = {t["refId"]: prom.instant(expr, end) for t, expr in _queries(panel, values)}
+            results = {t["refId"]: prom.query(expr, end) for t, expr in _queries(panel, values)}
             header, rows = table_rows(panel, results)
             if not rows:
                 return '<p class="nodata">No data</p>'
@@ -179,7 +178,7 @@ def render_panel(panel: dict[str, Any], prom: Prometheus, values: dict[str, str]
                 for row in rows[:200]
             )
             return f"<table><tr>{head}</tr>{body}</table>"
-    except QueryError as err:
+    except PrometheusError as err:
         return f'<p class="error">{html.escape(str(err))}</p>'
     return f'<p class="nodata">panel type {html.escape(str(kind))} is not drawn here</p>'
 
@@ -201,7 +200,7 @@ CSS = (
 )
 
 
-def render_board(model: dict[str, Any], prom: Prometheus, end: float, span: float) -> str:
+def render_board(model: dict[str, Any], prom: PrometheusClient, end: float, span: float) -> str:
     """One dashboard as a whole HTML page."""
     values = variables(model, prom, end)
     texts = variable_texts(model, values)
@@ -244,9 +243,12 @@ def index_page(models: dict[str, dict[str, Any]], link: Callable[[str], str]) ->
 def render_all(prometheus: str, out: Path, span: float = 3600.0,
                end: float | None = None) -> list[Path]:  # fmt: skip
     """Write `<uid>.html` per dashboard and `index.html` into `out`; returns the files."""
-    prom = Prometheus(prometheus)
+    try:
+        prom = PrometheusClient(prometheus, timeout=15.0)
+    except ValueError as err:
+        raise ValueError(f"--prometheus: {err}") from None
     end = time.time() if end is None else end
-    prom.instant("vector(1)", end)  # unreachable: one clear error, not a page of failed panels
+    prom.query("vector(1)", end)  # unreachable: one clear error, not a page of failed panels
     out.mkdir(parents=True, exist_ok=True)
     models = registry.dashboards()
     written = []

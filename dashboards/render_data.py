@@ -1,7 +1,8 @@
 """What `poolwatch dashboards render` reads from Prometheus: variables, then each panel's data.
 
 The panels, their queries, units and thresholds come from the Grafana JSON model that
-`registry.dashboards()` builds from the definitions, so a rendered page and the Grafana
+`registry.dashboards()` builds from the definitions (queried with the core Prometheus client,
+`poolwatch.core.prometheus`), so a rendered page and the Grafana
 dashboard can never disagree about what a panel shows. Only Grafana's own parts are replaced:
 template variables get values the way Grafana's defaults would pick them (every value, "All",
 for a multi-value variable; the first value found otherwise; a custom variable's default) and
@@ -10,67 +11,15 @@ its builtins (`$__rate_interval`, ...) get the values the dashboards' own checks
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
 from typing import Any
+
+from poolwatch.core.prometheus import PrometheusClient, PrometheusError, Series
 
 from . import lint
 
 
-class QueryError(Exception):
-    """Prometheus refused a query or did not answer; the message says which and why."""
-
-
-@dataclass
-class Series:
-    labels: dict[str, str]
-    points: list[tuple[float, float]] = field(default_factory=list)  # (unix time, value)
-
-
-class Prometheus:
-    """The two HTTP API calls the renderer needs, over urllib (no client library)."""
-
-    def __init__(self, url: str, timeout: float = 15.0) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"--prometheus: expected http(s)://host:port, got {url!r}")
-        self.url, self.timeout = url.rstrip("/"), timeout
-
-    def _get(self, path: str, params: dict[str, str]) -> Any:
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:  # noqa: S310
-                doc = json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            try:
-                doc = json.loads(err.read())
-            except ValueError:
-                raise QueryError(f"{self.url} answered HTTP {err.code}") from None
-        except (OSError, ValueError) as err:
-            raise QueryError(f"cannot query Prometheus at {self.url}: {err}") from None
-        if doc.get("status") != "success":
-            raise QueryError(f"{doc.get('errorType', 'error')}: {doc.get('error', doc)}")
-        return doc["data"]
-
-    def instant(self, expr: str, at: float) -> list[Series]:
-        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
-        if data["resultType"] == "scalar":
-            return [Series({}, [(float(data["result"][0]), float(data["result"][1]))])]
-        return [Series(r["metric"], [(float(r["value"][0]), float(r["value"][1]))])
-                for r in data["result"]]  # fmt: skip
-
-    def range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
-        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        data = self._get("/api/v1/query_range", params)
-        return [Series(r["metric"], [(float(t), float(v)) for t, v in r["values"]])
-                for r in data["result"]]  # fmt: skip
-
-
-def variables(model: dict[str, Any], prom: Prometheus, at: float) -> dict[str, str]:
+def variables(model: dict[str, Any], prom: PrometheusClient, at: float) -> dict[str, str]:
     """A value for every template variable, in order (later queries use earlier values)."""
     values: dict[str, str] = {}
     for v in model.get("templating", {}).get("list", []):
@@ -88,9 +37,9 @@ def variables(model: dict[str, Any], prom: Prometheus, at: float) -> dict[str, s
         if m:
             expr, label = lint.substitute(m.group(1), values), m.group(2)
             try:
-                got = prom.instant(f"group by ({label}) ({expr})", at)
+                got = prom.query(f"group by ({label}) ({expr})", at)
                 found = sorted({s.labels.get(label, "") for s in got} - {""})
-            except QueryError:
+            except PrometheusError:
                 found = []
         values[name] = found[0] if found else ""
     return values

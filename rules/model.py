@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from poolwatch.core.catalog import IDENTITY_LABELS, CatalogError, all_alias_names, by_name
+from poolwatch.core.config import DURATION_UNITS, PROMETHEUS_DURATION, prometheus_seconds
 
 from .fault_codes import FAULT_CODES
 
@@ -32,16 +33,13 @@ RESERVED_LABELS = frozenset({"alertname", "alertstate", "severity", "seed_ids"})
 #: target labels Prometheus adds to every scraped series, on top of the runner's identity labels
 TARGET_LABELS = ("instance", "job")
 
-#: Prometheus' model.ParseDuration: units largest first, each at most once; "0" alone too
-_DURATION = re.compile(r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?)$")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+#: Prometheus' model.ParseDuration, the core's grammar (`poolwatch.core.config`)
+_DURATION = PROMETHEUS_DURATION
+_SECONDS = DURATION_UNITS
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def duration_seconds(text: str) -> float:
-    """A Prometheus duration ('1m', '1h30m') in seconds."""
-    return sum(int(n) * _SECONDS[u] for n, u in _DURATION_PART.findall(text))
+duration_seconds = prometheus_seconds  # a Prometheus duration ('1m', '1h30m') in seconds
 
 
 def format_duration(seconds: float) -> str:

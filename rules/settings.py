@@ -10,14 +10,11 @@ where its samples come from and where it keeps its alert states.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from poolwatch.core.config import check_listen, parse_duration
+from poolwatch.core.config import Duration, check_listen
 from poolwatch.core.ports import listen as listen_default
-
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
 class RuleEngineSettings(BaseModel):
@@ -29,16 +26,16 @@ class RuleEngineSettings(BaseModel):
     overrides: Path | None = None
     runbook_base_url: str = ""
     targets: list[str] = Field(default_factory=list, description="local source: [JOB=]URL")
-    scrape_interval: Seconds = 15.0
-    history: Seconds = 25 * 3600.0
+    scrape_interval: Duration = Field(15.0, gt=0)
+    history: Duration = Field(25 * 3600.0, gt=0)
     notify_url: str | None = None
     notify_token_file: Path | None = None
     controller_url: str | None = None
     controller_token_file: Path | None = None
-    interval: Seconds = 30.0
-    reminder_wait: Seconds = 4 * 3600.0
-    grace: Seconds = 300.0
-    timeout: Seconds = 10.0
+    interval: Duration = Field(30.0, gt=0)
+    reminder_wait: Duration = Field(4 * 3600.0, gt=0)
+    grace: Duration = Field(300.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0)
     listen: str = listen_default("rules")
     web_config_file: Path | None = None
 

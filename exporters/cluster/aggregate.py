@@ -24,27 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from poolwatch.cluster.model import Node, NodeStatus, Pod, Pool
+from poolwatch.core import vocabulary
 
 HOLDING_PHASES = frozenset({"Pending", "Running", "Unknown"})
 POD_PHASES = frozenset({*HOLDING_PHASES, "Succeeded", "Failed"})
-
-# The four counts of PoolResourcesStatusChange ("available/abnormal/creating/deleting",
-# [001:L1195]). The seeds name no status for "abnormal"; we count the statuses in which a node
-# cannot take work because something is wrong with it or is being done to it. Spare (HA redundant)
-# nodes are healthy reserve and count in none of the four.
-BUCKETS = ("available", "abnormal", "creating", "deleting")
-BUCKET_OF: dict[str, str | None] = {
-    NodeStatus.AVAILABLE: "available",
-    NodeStatus.UNAVAILABLE: "abnormal",
-    NodeStatus.ISOLATED: "abnormal",
-    NodeStatus.REPLACING: "abnormal",
-    NodeStatus.RESETTING: "abnormal",
-    NodeStatus.REBOOTING: "abnormal",
-    NodeStatus.REPAIRING: "abnormal",
-    NodeStatus.CREATING: "creating",
-    NodeStatus.DELETING: "deleting",
-    NodeStatus.SPARE: None,
-}
 
 
 class ResourceFilter:
@@ -126,13 +109,10 @@ class PoolTotals:
         return sorted(names)
 
     def counts(self) -> tuple[int, ...]:
-        """available/abnormal/creating/deleting, as PoolResourcesStatusChange reports them."""
-        out = dict.fromkeys(BUCKETS, 0)
-        for status, n in self.nodes.items():
-            bucket = BUCKET_OF.get(status)
-            if bucket is not None:
-                out[bucket] += n
-        return tuple(out[b] for b in BUCKETS)
+        """available/abnormal/creating/deleting, as PoolResourcesStatusChange reports them; which
+        status counts in which is the core vocabulary's (as the controller's and the simulation's;
+        Spare nodes count in none)."""
+        return vocabulary.weighted_bucket_counts(self.nodes.items())
 
     def is_empty(self) -> bool:
         return not self.has_pool and sum(self.nodes.values()) == 0

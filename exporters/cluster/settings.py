@@ -9,19 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.config import Duration, Listen, split_listen
 from poolwatch.core.ports import port
+from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
 from .generators.job import DEFAULT_KINDS
 
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 DEFAULT_PORT = port("cluster-exporter")
 
 
 def _default_resources() -> list[str]:
-    return ["nvidia.com/gpu", "nvidia.com/mig-*", "huawei.com/Ascend*"]
+    return list(ACCELERATOR_RESOURCES)  # the core vocabulary's, the same for every part
 
 
 class ClusterExporterSettings(BaseModel):
@@ -49,9 +49,9 @@ class ClusterExporterSettings(BaseModel):
     # records them, and skips the backend's own of those reasons (counted, reason derived_here)
     pool_events: Literal["backend", "derive"] = "backend"
     # how often the backend's health is polled (a scrape never waits for it)
-    health_interval: PositiveDuration = 1.0
+    health_interval: Duration = Field(1.0, gt=0)
     # longest wait before restarting a failed watch stream (doubling from 0.5 s)
-    watch_backoff_max: PositiveDuration = 30.0
+    watch_backoff_max: Duration = Field(30.0, gt=0)
 
     @field_validator("accelerator_resources", "job_kinds", mode="before")
     @classmethod

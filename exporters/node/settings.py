@@ -18,11 +18,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from poolwatch.core.catalog.hccn import HCCN_INTERVALS
 from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
-from poolwatch.core.config import Listen, parse_duration, split_listen
+from poolwatch.core.config import Duration, Listen, split_listen
 from poolwatch.core.ports import port
+from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 DEFAULT_PORT = port("node-exporter")
 
 
@@ -44,8 +43,8 @@ Regex = Annotated[str | None, BeforeValidator(_regex)]
 
 class CollectorSettings(_Strict):
     enabled: bool = True
-    interval: PositiveDuration = 15.0
-    timeout: PositiveDuration = 10.0
+    interval: Duration = Field(15.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _timeout_within_interval(self) -> CollectorSettings:
@@ -98,14 +97,14 @@ def _default_fs_paths() -> list[FilesystemPath]:
 
 class FilesystemSettings(CollectorSettings):
     paths: list[FilesystemPath] = Field(default_factory=_default_fs_paths)
-    mount_timeout: PositiveDuration = 5.0
+    mount_timeout: Duration = Field(5.0, gt=0)
     stat_workers: Annotated[int, Field(ge=1, le=64)] = 4
 
 
 class CacheDirSettings(CollectorSettings):
-    interval: PositiveDuration = 60.0
-    timeout: PositiveDuration = 45.0
-    time_budget: PositiveDuration = 30.0
+    interval: Duration = Field(60.0, gt=0)
+    timeout: Duration = Field(45.0, gt=0)
+    time_budget: Duration = Field(30.0, gt=0)
     max_entries: Annotated[int, Field(ge=1)] = 2_000_000
     max_dirs: Annotated[int, Field(ge=1)] = 500
 
@@ -149,7 +148,7 @@ class AcceleratorSettings(CollectorSettings):
 
 
 def _default_resources() -> list[str]:
-    return ["nvidia.com/gpu", "nvidia.com/mig-*", "huawei.com/Ascend*"]
+    return list(ACCELERATOR_RESOURCES)  # the core vocabulary's, the same for every part
 
 
 def _default_job_labels() -> list[str]:
@@ -164,8 +163,8 @@ def _default_job_labels() -> list[str]:
 class PodResourcesSettings(CollectorSettings):
     """Who holds which device, from the kubelet's pod-resources API (v1)."""
 
-    interval: PositiveDuration = 30.0
-    timeout: PositiveDuration = 5.0
+    interval: Duration = Field(30.0, gt=0)
+    timeout: Duration = Field(5.0, gt=0)
     socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
     resources: list[str] = Field(default_factory=_default_resources)  # fnmatch patterns
     job_labels: list[str] = Field(default_factory=_default_job_labels)  # [] switches labels off

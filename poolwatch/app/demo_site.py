@@ -57,9 +57,9 @@ class Site(Server):
 
     def dashboard(self, name: str) -> bytes | None:
         """A dashboard page (or the index when `name` is ""), drawn at most every DASHBOARD_TTL."""
+        from poolwatch.core.prometheus import PrometheusClient
         from poolwatch.dashboards import registry
         from poolwatch.dashboards import render as renderer
-        from poolwatch.dashboards.render_data import Prometheus
 
         models = registry.dashboards()
         if name and name not in models:
@@ -76,8 +76,8 @@ class Site(Server):
                 body = renderer.index_page(models, lambda uid: f"{uid}.html").encode()
             else:
                 span = self.demo.dashboard_span()
-                body = renderer.render_board(models[name], Prometheus(url), time.time(),
-                                             span).encode()  # fmt: skip
+                prom = PrometheusClient(url, timeout=15.0)
+                body = renderer.render_board(models[name], prom, time.time(), span).encode()
             self.rendered[name] = (time.monotonic(), body)
             return body
 

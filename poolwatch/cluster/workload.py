@@ -13,20 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from poolwatch.cluster.model import Pod
+from poolwatch.core import vocabulary
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
-# the extended resources that are accelerators: NVIDIA (gpu, MIG slices), Huawei Ascend, AMD
-ACCELERATOR_PREFIXES = (
-    "nvidia.com/gpu",
-    "nvidia.com/mig-",
-    "huawei.com/Ascend",
-    "huawei.com/npu",
-    "amd.com/gpu",
-)
-
-
-def is_accelerator(resource: str) -> bool:
-    return resource.startswith(ACCELERATOR_PREFIXES)
+# the extended resources that are accelerators: the core vocabulary's, as the exporters count them
+is_accelerator = vocabulary.is_accelerator
 
 
 def holds_accelerators(pod: Pod) -> bool:

@@ -19,7 +19,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
 ENV_PREFIX = "POOLWATCH_"
 #: variables poolwatch commands read for themselves (the file to load, --log-level's default, the
@@ -32,14 +32,28 @@ M = TypeVar("M", bound=BaseModel)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+#: Prometheus' duration (model.ParseDuration): units largest first, each at most once; "0" alone
+#: too. Rules keep this text as written, since it goes into Prometheus' own rule files.
+PROMETHEUS_DURATION = re.compile(
+    r"^(?:0|(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?)$"
+)
+_PROMETHEUS_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+#: seconds per unit of a Prometheus duration
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the source and the field."""
 
 
+def prometheus_seconds(text: str) -> float:
+    """A Prometheus duration ('1m', '1h30m', '7d') in seconds."""
+    return sum(int(n) * DURATION_UNITS[u] for n, u in _PROMETHEUS_PART.findall(text))
+
+
 def parse_duration(value: object) -> object:
-    """'15s', '2m', '500ms', '1h' or a number of seconds -> seconds as float."""
+    """'15s', '2m', '500ms', '1.5h', any Prometheus duration ('1h30m', '7d') or a number of
+    seconds -> seconds as float."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 15s, 2m or 500ms")
     if isinstance(value, int | float):
@@ -48,6 +62,8 @@ def parse_duration(value: object) -> object:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _UNITS[m.group(2)]
+        if value.strip() and PROMETHEUS_DURATION.match(value.strip()):
+            return float(prometheus_seconds(value))
         raise ValueError(f"{value!r} is not a duration such as 15s, 2m or 500ms")
     return value
 
@@ -67,6 +83,11 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 Listen = Annotated[str, AfterValidator(check_listen)]
+#: A length of time in seconds, written as 15s, 2m, 500ms, 1h or a number of seconds; never
+#: negative. The one duration type of every setting: a field states any further bound where it is
+#: declared, e.g. `interval: Duration = Field(15.0, gt=0)` (0 would mean "all the time"), while
+#: `group_wait: Duration = 1.0` may be 0.
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:

@@ -311,9 +311,9 @@ def test_scenario_faults_isolation_and_replacement() -> None:
     assert quota_used(c)[("Queue", "queue-b")] == {GPU: 0, NPU: 0}
     assert messages(c, "PoolStatusChange", "gpu") == [
         "Start creating pool",
-        "Pool status changed, from Creating to Running.",
-        "Pool status changed, from Running to Abnormal.",
-        "Pool status changed, from Abnormal to Running.",
+        "Pool status changed, from Creating to Running",
+        "Pool status changed, from Running to Abnormal",
+        "Pool status changed, from Abnormal to Running",
     ]
     counts = [
         re.search(r"from (\S+) to (\S+),", m).groups()  # type: ignore[union-attr]
@@ -353,7 +353,7 @@ def test_event_formats_follow_the_seeds() -> None:
             "Pool resources status changed, available/"
             "abnormal/creating/deleting count from 1/1/0/0 to 0/2/0/0, timestamp: 1700000005",
         ),
-        ("PoolStatusChange", "Warning", "Pool status changed, from Running to Abnormal."),
+        ("PoolStatusChange", "Warning", "Pool status changed, from Running to Abnormal"),
     ]
     assert messages(c, "NodeNotReady") == [
         "Node npu-node-00 status is now: NodeNotReady",
@@ -364,7 +364,7 @@ def test_event_formats_follow_the_seeds() -> None:
     assert messages(c, "NodeReady") == ["Node npu-node-00 status is now: NodeReady"]
     assert (
         messages(c, "PoolStatusChange", "npu")[-1]
-        == "Pool status changed, from Abnormal to Running."
+        == "Pool status changed, from Abnormal to Running"
     )
 
 

@@ -150,7 +150,7 @@ def test_no_spare_keeps_the_node_isolated_marks_the_pool_abnormal_and_tells() ->
     assert "no spare" in result.detail
     assert statuses(cluster)["p0-node-01"] == "Isolated"
     assert pool_of(cluster).status is PoolStatus.ABNORMAL
-    assert any(e.message == "Pool status changed, from Running to Abnormal." for e in
+    assert any(e.message == "Pool status changed, from Running to Abnormal" for e in
                cluster.events())  # fmt: skip
     assert "PoolwatchControllerNoSpare" in told.names()
     assert ctl.submit(isolate("p0-node-01")).outcome == "deferred"  # same key: still queued

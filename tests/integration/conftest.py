@@ -63,6 +63,21 @@ def process(
             proc.wait()
 
 
+@contextlib.contextmanager
+def prometheus_on(prom: Prometheus, tmp_path: Path, config: str) -> Iterator[str]:
+    """`prom`'s Prometheus with `config` (prometheus.yml text) on a free port; yields its URL."""
+    port = free_port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(config)
+    cmd = [
+        prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with process(cmd, tmp_path / "prometheus.log", f"{base}/-/ready"):
+        yield base
+
+
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return json.loads(resp.read())

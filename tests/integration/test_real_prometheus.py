@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, not_about_seed_names, parse, promtool_findings, value
+from tests.helpers import not_about_seed_names, parse, promtool_findings, value
 from tests.helpers.prom_versions import Prometheus
 
-from .conftest import process, prom_query
+from .conftest import prom_query, prometheus_on
 
 pytestmark = pytest.mark.integration
 
@@ -44,22 +44,13 @@ def test_full_exposition_passes_promtool(exporter: dict, prom: Prometheus) -> No
 def test_prometheus_scrapes_and_stores_the_cache_utilisation(
     exporter: dict, tmp_path: Path, prom: Prometheus
 ) -> None:
-    port = free_port()
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(
-        f"""
+    config = f"""
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: poolwatch
     static_configs: [{{targets: ['127.0.0.1:{exporter["port"]}']}}]
 """
-    )
-    cmd = [
-        prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-    ]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    with process(cmd, tmp_path / "prometheus.log", f"{base}/-/ready"):
+    with prometheus_on(prom, tmp_path, config) as base:
         deadline = time.monotonic() + 30
         stored: list[dict] = []
         while time.monotonic() < deadline:

@@ -7,24 +7,25 @@ The pool events of the seeds are derived here from pool and node changes, in the
   count from A/B/C/D to A/B/C/D, timestamp: <unix seconds>`.
 The seeds do not say when such an event is Normal or Abnormal (§11); ours is `Warning` (the
 Kubernetes word for the seeds' Abnormal) when a pool becomes Abnormal or fails, or when the
-abnormal count rises or the available count falls, and `Normal` otherwise.
+abnormal count rises or the available count falls, and `Normal` otherwise. The words and that
+rule are the core vocabulary's (`poolwatch.core.vocabulary`), shared with the controller and the
+simulation.
 """
 
 from __future__ import annotations
 
 import re
 
-from poolwatch.cluster.model import Event, PoolStatus
+from poolwatch.cluster.model import Event
+from poolwatch.core import vocabulary
 
 from . import missing, odd_time, passthrough
 
-STATUS_CHANGE = "PoolStatusChange"
-RESOURCES_CHANGE = "PoolResourcesStatusChange"
+STATUS_CHANGE = vocabulary.POOL_STATUS_CHANGE
+RESOURCES_CHANGE = vocabulary.POOL_RESOURCES_CHANGE
 EVENT_KINDS = frozenset({"Pool", "Node", "Job"})
 EVENT_TYPES = frozenset({"Normal", "Warning", "Abnormal"})
 _REASON = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-_BAD_POOL_STATUSES = frozenset({PoolStatus.ABNORMAL, PoolStatus.CREATION_FAILED,
-                                PoolStatus.CHANGE_FAILED})  # fmt: skip
 
 EVENTS_TOTAL = passthrough("poolwatch_cluster_events_total")
 
@@ -45,19 +46,12 @@ def check(ev: object) -> str | None:
 
 
 def start_creating() -> tuple[str, str]:
-    return "Normal", "Start creating pool"
+    return vocabulary.start_creating()
 
 
 def status_changed(old: str, new: str) -> tuple[str, str]:
-    kind = "Warning" if new in _BAD_POOL_STATUSES else "Normal"
-    return kind, f"Pool status changed, from {old} to {new}"
+    return vocabulary.pool_status_changed(old, new)
 
 
 def resources_changed(old: tuple[int, ...], new: tuple[int, ...], at: float) -> tuple[str, str]:
-    available, abnormal = 0, 1
-    worse = new[abnormal] > old[abnormal] or new[available] < old[available]
-    text = (
-        "Pool resources status changed, available/abnormal/creating/deleting count from "
-        f"{'/'.join(map(str, old))} to {'/'.join(map(str, new))}, timestamp: {int(at)}"
-    )
-    return ("Warning" if worse else "Normal"), text
+    return vocabulary.pool_resources_changed(old, new, at)

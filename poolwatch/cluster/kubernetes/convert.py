@@ -59,6 +59,7 @@ from poolwatch.cluster.kubernetes.read import (
     timestamp,
 )
 from poolwatch.cluster.model import Event, Node, NodeStatus, Pod, Pool, PoolStatus, Quota
+from poolwatch.core import vocabulary
 
 
 # -- nodes and pools ---------------------------------------------------------------------------
@@ -140,7 +141,9 @@ def pool_from(name: str, members: Iterable[tuple[Node, float]]) -> Pool | None:
     return Pool(
         name=name,
         uid=derived_uid("pool", name),
-        status=PoolStatus.RUNNING if statuses[NodeStatus.AVAILABLE] else PoolStatus.ABNORMAL,
+        status=PoolStatus.ABNORMAL
+        if vocabulary.too_few_available(statuses[NodeStatus.AVAILABLE])
+        else PoolStatus.RUNNING,
         flavor=_most_common(first_label(ls, FLAVOR_LABELS) for ls in labels),
         accelerator_resource=_most_common(accelerators),
         ha_spares=statuses[NodeStatus.SPARE],

@@ -26,18 +26,24 @@ from datetime import datetime
 from typing import Any
 
 from poolwatch.cluster.kubernetes.quantity import QuantityError, parse_quantity
-from poolwatch.cluster.workload import ACCELERATOR_PREFIXES, is_accelerator  # noqa: F401 - re-exported
+from poolwatch.cluster.workload import is_accelerator  # noqa: F401 - re-exported
 
-STATUS_LABEL = "poolwatch.io/status"  # the controller's node status (NodeStatus value)
-FAULT_TAINT = "poolwatch.io/fault"  # the controller's isolation taint; value = fault code
-POOL_LABEL = "poolwatch.io/pool"  # the default node label that names the pool
-JOB_LABEL = "poolwatch.io/job"  # the default label that makes a plain pod a training job
-OWNER_LABEL = "poolwatch.io/owner"  # the user who owns a job, where the submitter records it
-# a pool created through the controller keeps its workspace and job types on its nodes (the
-# pool exists through its nodes' labels, so these travel with it); job types joined with "."
-WORKSPACE_LABEL = "poolwatch.io/workspace"
-JOB_TYPES_LABEL = "poolwatch.io/job-types"
-POOL_API_VERSION = "poolwatch.io/v1"  # involvedObject.apiVersion of poolwatch's pool events
+# poolwatch's markers (the core vocabulary's): the controller's node status label and isolation
+# taint, the default pool and job labels, the owner label, and the workspace and job types a pool
+# created through the controller keeps on its nodes; re-exported for this backend's modules
+from poolwatch.core.vocabulary import (  # noqa: F401
+    API_VERSION,
+    FAULT_TAINT,
+    JOB_LABEL,
+    JOB_TYPES_LABEL,
+    OWNER_LABEL,
+    POOL_FLAVOR_LABELS,
+    POOL_LABEL,
+    STATUS_LABEL,
+    WORKSPACE_LABEL,
+)
+
+POOL_API_VERSION = API_VERSION  # involvedObject.apiVersion of poolwatch's pool events
 # a Kubernetes label value: at most 63 characters, alphanumerics at both ends, "-_." inside
 LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
@@ -46,7 +52,7 @@ KUBEFLOW_JOB_LABEL = "training.kubeflow.org/job-name"
 VOLCANO_JOB_LABEL = "volcano.sh/job-name"
 BATCH_JOB_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 QUEUE_LABELS = ("volcano.sh/queue-name", "kueue.x-k8s.io/queue-name")
-FLAVOR_LABELS = ("nvidia.com/gpu.product", "accelerator", "node.kubernetes.io/instance-type")
+FLAVOR_LABELS = POOL_FLAVOR_LABELS
 _UID_NAMESPACE = uuid.UUID("4f0c1a6e-2d7b-5c3e-9a1f-8b6d0e2c4a57")  # for uids poolwatch derives
 
 Note = Callable[[str, str], None]  # (reason, detail)

@@ -37,13 +37,14 @@ from poolwatch.cluster.backend import CreatePending
 from poolwatch.cluster.kubernetes.api import describe, failures
 from poolwatch.cluster.kubernetes.read import POOL_API_VERSION
 from poolwatch.cluster.model import Event
+from poolwatch.core.vocabulary import REQUEUED_ANNOTATION, STOPPED_ANNOTATION
 
 CONFLICT_RETRIES = 5
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "poolwatch"
-REQUEUED = "poolwatch.io/requeued"  # when the controller re-issued the job (MA-J-03)
-STOPPED = "poolwatch.io/stopped"  # why the controller made a job exit (re-queue gave up)
+REQUEUED = REQUEUED_ANNOTATION  # when the controller re-issued the job (MA-J-03)
+STOPPED = STOPPED_ANNOTATION  # why the controller made a job exit (re-queue gave up)
 _PLURALS = {"PyTorchJob": "pytorchjobs", "TFJob": "tfjobs", "MPIJob": "mpijobs"}
 RECREATE_WAIT = 30.0  # how long a re-created job's name may stay taken by the old object
 #: metadata a re-created job does not inherit: the API server assigns them anew

@@ -15,6 +15,7 @@ import math
 from poolwatch.cluster.model import JobStatus, NodeStatus
 from poolwatch.cluster.simulated.spec import JobRequest
 from poolwatch.cluster.simulated.state import CPU_PER_ACCEL, MEMORY_PER_ACCEL, SimJob, SimPod, World
+from poolwatch.core.vocabulary import OWNER_LABEL
 
 RETRY_BLOCKED = 60.0  # how often a pod on a read-only kubelet dir retries its start
 _NAMES = ("llama-pretrain", "gpt-sft", "bert-finetune", "resnet50", "vit-large", "qwen-lora")
@@ -27,7 +28,6 @@ _JOB_LABEL = {
 }
 _PRIORITIES = (("1", 6.0), ("2", 3.0), ("3", 1.0))
 QUEUE_LABEL = "volcano.sh/queue-name"  # Volcano's pod label for the queue
-OWNER_LABEL = "poolwatch.io/owner"  # the submitting user, as the Kubernetes backend reads it
 
 
 def _pick(world: World, weighted: tuple[tuple[str, float], ...] | list[tuple[str, float]]) -> str:

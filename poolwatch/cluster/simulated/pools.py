@@ -6,8 +6,9 @@ then Running; it is Abnormal while fewer than `min_available` (default 1) nodes 
 also the Kubernetes backend's rule. A status change is a `PoolStatusChange` event, a change of the
 available/abnormal/creating/deleting counts a `PoolResourcesStatusChange` event, in the seeds'
 formats. Spare (HA redundant) nodes are in none of the four counts; `Pool.ha_spares` counts
-those Spare now, as the Kubernetes backend does. Which count changes are
-"Abnormal" the seeds do not say; here one is a Warning when abnormal rises or available falls.
+those Spare now, as the Kubernetes backend does. The buckets, the events' words and which of them
+are Warnings are the core vocabulary's (`poolwatch.core.vocabulary`), shared with the controller
+and the cluster exporter.
 """
 
 from __future__ import annotations
@@ -16,13 +17,7 @@ from poolwatch.cluster.model import NodeStatus, Pool, PoolStatus, Quota
 from poolwatch.cluster.simulated.jobs import quota_hard
 from poolwatch.cluster.simulated.spec import POOL_LABEL, STATUS_LABEL, PoolSpec, vendor_of
 from poolwatch.cluster.simulated.state import SimDevice, SimNode, SimPod, World
-
-# NodeStatus -> its place in available/abnormal/creating/deleting; Spare counts in none
-_SLOT = {
-    NodeStatus.AVAILABLE: 0, NodeStatus.UNAVAILABLE: 1, NodeStatus.ISOLATED: 1,
-    NodeStatus.REPLACING: 1, NodeStatus.RESETTING: 1, NodeStatus.REBOOTING: 1,
-    NodeStatus.REPAIRING: 1, NodeStatus.CREATING: 2, NodeStatus.DELETING: 3,
-}  # fmt: skip
+from poolwatch.core import vocabulary
 
 
 class PoolBook:
@@ -44,7 +39,8 @@ class PoolBook:
         self.status[p.name] = PoolStatus.CREATING
         self.reported[p.name], self.tally[p.name], self.spares[p.name] = (0, 0, 0, 0), [0] * 4, 0
         self.uid[p.name] = w.uid("pool", p.name)
-        w.event("Pool", p.name, "PoolStatusChange", "Start creating pool", pool=p.name)
+        typ, text = vocabulary.start_creating()
+        w.event("Pool", p.name, vocabulary.POOL_STATUS_CHANGE, text, typ, pool=p.name)
 
     def remove(self, name: str) -> None:
         for table in (self.status, self.reported, self.tally, self.spares, self.uid):
@@ -55,7 +51,7 @@ class PoolBook:
         """Count `node` (sign 1) or stop counting it (-1) in its pool, under its status."""
         if node.pool not in self.tally or node.status is None:
             return
-        if (slot := _SLOT.get(node.status)) is not None:
+        if (slot := vocabulary.bucket_slot(node.status)) is not None:
             self.tally[node.pool][slot] += sign
         self.spares[node.pool] += sign * (node.status is NodeStatus.SPARE)
 
@@ -63,7 +59,8 @@ class PoolBook:
         """Start creating every pool: its event, its nodes, and their joining later."""
         w = self.world
         for p in w.spec.pools:
-            w.event("Pool", p.name, "PoolStatusChange", "Start creating pool", pool=p.name)
+            typ, text = vocabulary.start_creating()
+            w.event("Pool", p.name, vocabulary.POOL_STATUS_CHANGE, text, typ, pool=p.name)
             for i in range(p.nodes):
                 node = _new_node(w, p, i)
                 w.nodes[node.name] = node
@@ -78,9 +75,9 @@ class PoolBook:
         if node.pool not in self.tally:  # a free node, in no pool
             return
         tally = self.tally[node.pool]
-        if node.status is not None and (slot := _SLOT.get(node.status)) is not None:
+        if node.status is not None and (slot := vocabulary.bucket_slot(node.status)) is not None:
             tally[slot] -= 1
-        if (slot := _SLOT.get(new)) is not None:
+        if (slot := vocabulary.bucket_slot(new)) is not None:
             tally[slot] += 1
         self.spares[node.pool] += (new is NodeStatus.SPARE) - (node.status is NodeStatus.SPARE)
 
@@ -92,27 +89,21 @@ class PoolBook:
             old = self.reported[p.name]
             if counts != old:
                 self.reported[p.name] = (a, b, c, d)
-                worse = b > old[1] or a < old[0]
-                w.event("Pool", p.name, "PoolResourcesStatusChange",
-                        "Pool resources status changed, available/abnormal/creating/deleting "
-                        f"count from {'/'.join(map(str, old))} to {a}/{b}/{c}/{d}, "
-                        f"timestamp: {int(w.now)}", "Warning" if worse else "Normal",
-                        pool=p.name)  # fmt: skip
+                typ, text = vocabulary.pool_resources_changed(old, counts, w.now)
+                w.event("Pool", p.name, vocabulary.POOL_RESOURCES_CHANGE, text, typ, pool=p.name)
             if self.status[p.name] is PoolStatus.CREATING:
                 if c:
                     continue
                 self._set(p, PoolStatus.RUNNING)  # the seeds' order: Creating -> Running
-            bad = a < p.min_available or p.name in self.forced
+            bad = vocabulary.too_few_available(a, p.min_available) or p.name in self.forced
             self._set(p, PoolStatus.ABNORMAL if bad else PoolStatus.RUNNING)
 
     def _set(self, p: PoolSpec, new: PoolStatus) -> None:
         old = self.status[p.name]
         if new is not old:
             self.status[p.name] = new
-            warn = "Warning" if new is PoolStatus.ABNORMAL else "Normal"
-            self.world.event("Pool", p.name, "PoolStatusChange",
-                             f"Pool status changed, from {old.value} to {new.value}.", warn,
-                             pool=p.name)  # fmt: skip
+            typ, text = vocabulary.pool_status_changed(old.value, new.value)
+            self.world.event("Pool", p.name, vocabulary.POOL_STATUS_CHANGE, text, typ, pool=p.name)
 
     def pool_object(self, p: PoolSpec) -> Pool:
         return Pool(

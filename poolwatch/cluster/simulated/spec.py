@@ -5,14 +5,18 @@ each of them wants a different cluster in a few lines of Python. The defaults ar
 (`poolwatch demo`): "gpu-a", 8 nodes x 8 H100; "npu-b", 4 nodes x 8 Ascend 910B3; one HA spare
 each; a few jobs; a fault every few minutes of simulated time.
 
-The label and taint keys below are how the simulation (and, by the same convention, the controller)
-writes node roles onto Kubernetes objects; the seeds name none (statuses-and-events.md section 11).
+The label and taint keys the simulation writes node roles with are the core vocabulary's, the same
+the controller and the Kubernetes backend use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+
+# the node markers the controller writes, the core vocabulary's (as the Kubernetes backend's)
+from poolwatch.core.vocabulary import FAULT_TAINT, POOL_LABEL, STATUS_LABEL  # noqa: F401
+from poolwatch.core.vocabulary import vendor_of as _vendor_of
 
 GPU = "nvidia.com/gpu"
 NPU = "huawei.com/Ascend910"
@@ -24,11 +28,6 @@ FAULTS: tuple[Fault, ...] = (
 #: faults that live on one device, and the vendor each one needs ("" for either)
 DEVICE_FAULTS: dict[str, str] = {"ecc": "", "gpu_lost": "nvidia", "npu_health": "huawei"}
 
-# The same keys as the Kubernetes backend (kubernetes/convert.py): node markers the controller
-# writes.
-POOL_LABEL = "poolwatch.io/pool"  # the pool a node belongs to
-STATUS_LABEL = "poolwatch.io/status"  # a NodeStatus: Spare for HA spares, Replacing, Repairing..
-FAULT_TAINT = "poolwatch.io/fault"  # value: the fault code (A050101, ...); the node is Isolated
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # the node lifecycle controller's taint
 
 JobOutcome = Literal["complete", "fail", "hang"]
@@ -36,7 +35,7 @@ JobOutcome = Literal["complete", "fail", "hang"]
 
 def vendor_of(resource: str) -> str:
     """ "nvidia" or "huawei": the `vendor` label the node exporter puts on a device."""
-    return "nvidia" if resource == GPU else "huawei"
+    return _vendor_of(resource)
 
 
 @dataclass(frozen=True)
