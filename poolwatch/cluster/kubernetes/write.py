@@ -250,27 +250,13 @@ class Writer:
         ref = self._job_ref(namespace, name)
         if ref is None:
             return False
-        api_version, kind, _ = ref
+        api_version = ref[0]
         patch: dict[str, Any] = {"metadata": {"annotations": {REQUEUED: _rfc3339(self._clock())}}}
         if priority_class and api_version.startswith("kubeflow.org/"):
             patch["spec"] = {"runPolicy": {"schedulingPolicy": {"priorityClass": priority_class}}}
         elif priority_class and api_version.startswith("batch.volcano.sh/"):
             patch["spec"] = {"priorityClassName": priority_class}
-        plural = _PLURALS.get(kind, "jobs")
-        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
-        target = f"{kind} {namespace}/{name}"
-        try:
-            api = self._client()
-            headers = {"Accept": "application/json", "Content-Type": MERGE_PATCH}
-            call = api.param_serialize("PATCH", path, None, None, headers, patch,
-                                       auth_settings=["BearerToken"])  # fmt: skip
-            response = api.call_api(*call, _request_timeout=self._timeout)
-            response.read()
-        except failures() as err:
-            raise ClusterWriteError("prioritize", target, describe(err)) from err
-        if not 200 <= response.status < 300:
-            raise ClusterWriteError("prioritize", target, f"HTTP {response.status}",
-                                    response.status)  # fmt: skip
+        self._patch_job("prioritize", ref, namespace, name, patch)
         return True
 
     def stop_job(self, namespace: str, name: str, reason: str) -> bool:
@@ -282,27 +268,23 @@ class Writer:
         ref = self._job_ref(namespace, name)
         if ref is None:
             return False
-        api_version, kind, _ = ref
+        api_version = ref[0]
         patch: dict[str, Any] = {"metadata": {"annotations": {STOPPED: reason[:256]}}}
         if api_version.startswith("kubeflow.org/"):
             patch["spec"] = {"runPolicy": {"suspend": True}}
         elif api_version == "batch/v1":
             patch["spec"] = {"suspend": True}
-        plural = _PLURALS.get(kind, "jobs")
-        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
-        target = f"{kind} {namespace}/{name}"
-        try:
-            api = self._client()
-            headers = {"Accept": "application/json", "Content-Type": MERGE_PATCH}
-            call = api.param_serialize("PATCH", path, None, None, headers, patch,
-                                       auth_settings=["BearerToken"])  # fmt: skip
-            response = api.call_api(*call, _request_timeout=self._timeout)
-            response.read()
-        except failures() as err:
-            raise ClusterWriteError("stop", target, describe(err)) from err
-        if not 200 <= response.status < 300:
-            raise ClusterWriteError("stop", target, f"HTTP {response.status}", response.status)
+        self._patch_job("stop", ref, namespace, name, patch)
         return True
+
+    def _patch_job(
+        self, op: str, ref: tuple[str, str, str], namespace: str, name: str, patch: dict[str, Any]
+    ) -> None:
+        """Merge-patch the job's own API object (`ref`: its apiVersion and kind, as `_job_ref`
+        gives them); ClusterWriteError naming `op` and the job."""
+        api_version, kind, _ = ref
+        path = f"/apis/{api_version}/namespaces/{namespace}/{_PLURALS.get(kind, 'jobs')}/{name}"
+        self._request(op, f"{kind} {namespace}/{name}", "PATCH", path, patch)
 
     def _request(self, op: str, target: str, method: str, path: str, body: Any) -> Any:
         """One JSON request to `path`; the answer's JSON, or ClusterWriteError with its status."""
