@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from poolwatch.core.config import dump, load
+    from poolwatch.core.config import dump, load, split_listen
     from poolwatch.core.web.config import load_web_config
     from poolwatch.exporters.cluster.app import run as serve
     from poolwatch.exporters.cluster.settings import ClusterExporterSettings
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(dump(settings))
             return
         web = load_web_config(settings.web_config_file)
-        serve(_cluster_backend(settings), settings.listen_address(), web, settings)
+        serve(_cluster_backend(settings), split_listen(settings.listen), web, settings)
 
     return exit_status(body)
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from poolwatch.core.config import Duration, Listen, split_listen
+from poolwatch.core.config import Duration, Listen, comma_list
 from poolwatch.core.ports import port
 from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
@@ -56,9 +56,4 @@ class ClusterExporterSettings(BaseModel):
     @field_validator("accelerator_resources", "job_kinds", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
-    def listen_address(self) -> tuple[str, int]:
-        return split_listen(self.listen)
+        return comma_list(value)

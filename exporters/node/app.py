@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 
+from poolwatch.core.config import split_listen
 from poolwatch.core.web.config import load_web_config
 
 from . import collectors as _collectors  # noqa: F401 - importing registers every collector
@@ -82,7 +83,7 @@ def run(settings: NodeExporterSettings, ready: threading.Event | None = None) ->
     _tune_process()
     web = load_web_config(settings.web_config_file)
     runner, store = build(settings)
-    httpd = serve(store, settings.listen_address(), web, lambda: health_text(store))
+    httpd = serve(store, split_listen(settings.listen), web, lambda: health_text(store))
     log.info(
         "poolwatch node exporter on node %r pool %r, collectors: %s",
         store.identity["node"], store.identity["pool"],

@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from poolwatch.core.catalog.hccn import HCCN_INTERVALS
 from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
-from poolwatch.core.config import Duration, Listen, split_listen
+from poolwatch.core.config import Duration, Listen, comma_list
 from poolwatch.core.ports import port
 from poolwatch.core.vocabulary import ACCELERATOR_RESOURCES
 
@@ -218,12 +218,7 @@ class NodeExporterSettings(_Strict):
     @field_validator("compat", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
-    def listen_address(self) -> tuple[str, int]:
-        return split_listen(self.listen)
+        return comma_list(value)
 
     def node_name(self) -> str:
         """Config `node`, else the NODE_NAME the DaemonSet sets from the downward API, else host."""

@@ -83,6 +83,16 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 Listen = Annotated[str, AfterValidator(check_listen)]
+
+
+def comma_list(value: object) -> object:
+    """'a, b,c' -> ['a', 'b', 'c'] (a list setting given as one flag or environment variable);
+    a pydantic before-validator, anything not a string is left to the field's own check."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
 #: A length of time in seconds, written as 15s, 2m, 500ms, 1h or a number of seconds; never
 #: negative. The one duration type of every setting: a field states any further bound where it is
 #: declared, e.g. `interval: Duration = Field(15.0, gt=0)` (0 would mean "all the time"), while

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch.core.config import ConfigError, load, parse_duration
+from poolwatch.core.config import ConfigError, load, parse_duration, split_listen
 from poolwatch.exporters.node.settings import NodeExporterSettings
 
 ROOT = Path(__file__).parents[2]
@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[2]
 
 def test_defaults_are_usable() -> None:
     s = load(NodeExporterSettings, None, {})
-    assert s.listen_address() == ("0.0.0.0", 9476)
+    assert split_listen(s.listen) == ("0.0.0.0", 9476)
     assert s.cache_dir == Path("/cache")
     assert s.filesystem_paths()[0].purpose == "cache"
     assert s.filesystem_paths()[0].required
@@ -61,7 +61,7 @@ def test_process_variables_are_not_settings() -> None:
     """POOLWATCH_LOG_LEVEL (--log-level's default) and POOLWATCH_CONFIG are read by the command
     itself; a loader that took them for settings would refuse to start (unknown key)."""
     env = {"POOLWATCH_LOG_LEVEL": "debug", "POOLWATCH_CONFIG": "/nonexistent.yaml"}
-    assert load(NodeExporterSettings, None, env).listen_address() == ("0.0.0.0", 9476)
+    assert split_listen(load(NodeExporterSettings, None, env).listen) == ("0.0.0.0", 9476)
 
 
 def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
