@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,9 +16,9 @@ from fastapi.testclient import TestClient
 from poolwatch.api.app import create_app
 from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 from poolwatch.controller.service import PoolController
-from tests.api.test_api import P, error
+from tests.api.test_api import P
 from tests.cluster.test_kubernetes_backend import RecordingBackoff
-from tests.helpers.api_support import AUTH, TOKEN
+from tests.helpers.api_support import AUTH, TOKEN, nodes_with_jobs_are_not_released
 from tests.helpers.controlplane import TestCluster
 from tests.helpers.controlplane_seed import seed_handbuilt
 
@@ -65,12 +64,4 @@ def test_pools_nodes_and_statistics_from_the_real_api_server(client: TestClient)
 
 
 def test_nodes_with_jobs_are_not_released(client: TestClient) -> None:
-    resp = client.post(f"{P}/pools/pool-h100-a/nodes/batch-delete",
-                       json={"deleteNodeNames": ["gpu-node-08"]})  # fmt: skip
-    (result,) = resp.json()["results"]
-    assert result["outcome"] == "refused"
-    assert "runs jobs" in result["detail"]
-    only = {"deleteNodeNames": ["npu-node-03"]}
-    body: Any = error(client.post(f"{P}/pools/pool-910b/nodes/batch-delete", json=only), 409,
-                      "PW.0201")  # fmt: skip
-    assert "last node" in body["error_msg"]
+    nodes_with_jobs_are_not_released(client)

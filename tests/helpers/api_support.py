@@ -91,3 +91,19 @@ def serve_stub(stub: StubPrometheus) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def nodes_with_jobs_are_not_released(client: Any) -> None:
+    """The pool API refuses to release a node that runs jobs, and a pool's last node, the same
+    over every backend (the Kubernetes tests run it on the stub and on the real API server)."""
+    from tests.api.test_api import P, error
+
+    resp = client.post(f"{P}/pools/pool-h100-a/nodes/batch-delete",
+                       json={"deleteNodeNames": ["gpu-node-08"]})  # fmt: skip
+    (result,) = resp.json()["results"]
+    assert result["outcome"] == "refused"
+    assert "runs jobs" in result["detail"]
+    only = {"deleteNodeNames": ["npu-node-03"]}
+    body: Any = error(client.post(f"{P}/pools/pool-910b/nodes/batch-delete", json=only), 409,
+                      "PW.0201")  # fmt: skip
+    assert "last node" in body["error_msg"]
