@@ -17,7 +17,7 @@ import pytest
 from poolwatch.api import embed
 from poolwatch.api.app import create_app
 from poolwatch.core.web import asgi as guard
-from tests.core.test_http_hardening import _complete, exchange, status_of
+from tests.core.test_http_hardening import _complete, exchange, status_of, trickle_is_cut
 from tests.helpers import free_port
 from tests.helpers.api_support import TOKEN, controller_over, quiet_cluster
 
@@ -42,19 +42,7 @@ def test_an_idle_connection_is_closed(api_port: int) -> None:
 
 def test_a_trickling_request_is_cut_at_the_read_deadline(api_port: int) -> None:
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", api_port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-        closed = False
-        try:
-            for _ in range(40):
-                sock.sendall(b"X")
-                time.sleep(0.2)
-        except OSError:
-            closed = True
-        if not closed:
-            sock.settimeout(0.5)
-            closed = sock.recv(100) == b""
-    assert closed
+    assert trickle_is_cut(api_port)
     assert time.monotonic() - started < 4.0
 
 

@@ -38,6 +38,24 @@ def ctl_port() -> Iterator[int]:
     server.server_close()
 
 
+def trickle_is_cut(port: int) -> bool:
+    """Send one header byte every 0.2 s (8 s at most): True when the server closes the
+    connection, as its read deadline must, before the trickle ends."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        closed = False
+        try:
+            for _ in range(40):
+                sock.sendall(b"X")
+                time.sleep(0.2)
+        except OSError:
+            closed = True
+        if not closed:
+            sock.settimeout(0.5)
+            closed = sock.recv(100) == b""
+    return closed
+
+
 def exchange(port: int, raw: bytes, wait: float = 5.0) -> bytes:
     """Send `raw`, read until the server closes or `wait` passes; b"" when nothing came."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
@@ -101,19 +119,7 @@ def test_a_trickling_request_is_cut_at_the_read_deadline(ctl_port: int) -> None:
     """A client sending one header byte every 0.2 s never trips a per-recv timeout; the read
     deadline (1 s here) closes it anyway."""
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", ctl_port), timeout=5) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-        closed = False
-        try:
-            for _ in range(40):  # 8 s of trickle at most
-                sock.sendall(b"X")
-                time.sleep(0.2)
-        except OSError:
-            closed = True
-        if not closed:
-            sock.settimeout(0.5)
-            closed = sock.recv(100) == b""
-    assert closed
+    assert trickle_is_cut(ctl_port)
     assert time.monotonic() - started < 4.0
 
 
