@@ -37,3 +37,10 @@ def kube(kube_apiserver: Any) -> Iterator[Any]:
 # every test that runs Prometheus, promtool, Alertmanager or amtool takes one of these fixtures
 # and so runs on Debian's version and on the pinned current one (tests/helpers/prom_versions.py)
 from tests.helpers.prom_versions import alertmanager, prom  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test talks to 127.0.0.1 only: a proxy the environment names must not be used."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)

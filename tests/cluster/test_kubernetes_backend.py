@@ -127,13 +127,6 @@ class Recorder:
         return next(e.obj for e in reversed(self.events) if e.kind == kind and e.obj.name == name)
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """127.0.0.1 must not go through a proxy the environment names."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def stub() -> Iterator[KubeApiStub]:
     server = KubeApiStub()

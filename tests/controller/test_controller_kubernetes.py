@@ -59,12 +59,6 @@ def seed(stub: KubeApiStub) -> None:
     })  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def stub() -> Iterator[KubeApiStub]:
     server = KubeApiStub()

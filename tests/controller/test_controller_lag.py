@@ -39,12 +39,6 @@ from tests.helpers.controller_support import Proxy, controller, isolate, sim
 CLOCK = [1_790_000_000.0]
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def api(kube: Any, tmp_path: Path) -> Api:
     """The session's real kube-apiserver, this test's share of it

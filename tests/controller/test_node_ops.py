@@ -16,7 +16,7 @@ from poolwatch.api.app import create_app
 from poolwatch.api.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.simulated.spec import JobRequest
-from tests.api.test_api import busy_job, error
+from tests.api.test_api import P, busy_job, error
 from tests.helpers.api_support import (
     AUTH,
     TOKEN,
@@ -25,8 +25,6 @@ from tests.helpers.api_support import (
     quiet_cluster,
     serve_stub,
 )
-
-P = "/v2/proj-1"
 
 
 @pytest.fixture

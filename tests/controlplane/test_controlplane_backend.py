@@ -41,13 +41,6 @@ pytestmark = pytest.mark.controlplane
 Make = Callable[..., KubernetesCluster]
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """127.0.0.1 must not go through a proxy the environment names."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def make(kube: TestCluster, tmp_path: Path) -> Iterator[Make]:
     """Backends that find the API server through a kubeconfig (admin token, the test CA), as

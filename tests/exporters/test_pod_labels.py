@@ -157,13 +157,6 @@ class FakeApiServer:
         self.server.server_close()
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """127.0.0.1 must not go through a proxy the environment names."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def api() -> Iterator[FakeApiServer]:
     server = FakeApiServer(PODLIST)
