@@ -5,7 +5,7 @@ Each scrape parses the text exposition, keeps only the metrics some loaded rule 
 each metric only as long as the longest range a rule reads it over (plus the 5-minute lookback),
 so a 24-hour `increase` costs history for that one counter, not for every series. A rule that
 needs more than `history` is refused at load with the reason, as is any expression outside the
-PromQL subset of rules/promql.py.
+PromQL subset of rules/promql/.
 
 Scraping follows Prometheus with `honor_labels: true`: every series gets the target's `job` and
 `instance` labels unless it carries its own, a series that vanished from its target or a target
