@@ -52,7 +52,7 @@ def check(paths: Sequence[Path], local: bool = False, overrides: Path | None = N
     count = sum(len(item.group.rules) for item in loaded)
     _out(f"{len(loaded)} file(s), {count} rule(s): OK")
     if local:
-        from .engine import compile_groups
+        from .compiled import compile_groups
         from .local import check_local
 
         reasons = check_local({c.rule.name: c.query for c in compile_groups(loaded)})

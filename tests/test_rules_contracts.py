@@ -6,7 +6,7 @@ from __future__ import annotations
 from helpers import free_port
 
 from poolwatch.core.actions import AlertMessage, NodeAction
-from poolwatch.rules.engine import message
+from poolwatch.rules.compiled import message
 from poolwatch.rules.sinks import HttpActionSink, webhook_body
 from poolwatch.rules.state import AlertState
 

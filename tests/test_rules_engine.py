@@ -17,9 +17,10 @@ from prom_versions import Prometheus
 from prometheus_client import CollectorRegistry, generate_latest
 
 from poolwatch.rules import compile as compiler
-from poolwatch.rules.engine import ENGINE_ALERT, Engine, run_files
+from poolwatch.rules.engine import ENGINE_ALERT, Engine
 from poolwatch.rules.fingerprint import OFFSET64, fingerprint, fingerprint_int
 from poolwatch.rules.model import Group
+from poolwatch.rules.runner import run_files
 from poolwatch.rules.sources import PrometheusSource, SourceError
 from poolwatch.rules.state import AlertState, StateStore
 
@@ -345,7 +346,7 @@ def test_failing_source_keeps_states_counts_and_fires_engine_alert_after_grace(
 def test_notifications_carry_absolute_runbook_urls_with_a_base(
     source: FakeSource, tmp_path: Path
 ) -> None:
-    from poolwatch.rules.engine import message
+    from poolwatch.rules.compiled import message
 
     g = group(
         **{
@@ -556,7 +557,7 @@ def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
     import logging
     import os
 
-    from poolwatch.rules.engine import RuleFiles
+    from poolwatch.rules.runner import RuleFiles
 
     f = tmp_path / "reload.yaml"
     f.write_text(RULE_FILE)
@@ -570,7 +571,7 @@ def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
     assert eng.rules[0].rule.threshold == 0.5
     f.write_text(RULE_FILE.replace("threshold: 1", "threshold: one"))
     os.utime(f, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
-    with caplog.at_level(logging.ERROR, logger="poolwatch.rules.engine"):
+    with caplog.at_level(logging.ERROR, logger="poolwatch.rules.runner"):
         assert files.maybe_reload(eng) is False
     assert eng.rules[0].rule.threshold == 0.5  # the previous rules keep running
     assert any("reload.yaml:7" in r.getMessage() for r in caplog.records)

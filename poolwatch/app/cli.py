@@ -396,8 +396,8 @@ def _run_rules(args: argparse.Namespace) -> int:
 def _run_rule_engine(args: argparse.Namespace) -> int:
     from poolwatch.core.config import ConfigError, check_listen, parse_duration
     from poolwatch.rules import cli as rules_cli
-    from poolwatch.rules.engine import run_files
     from poolwatch.rules.loader import RuleFileError
+    from poolwatch.rules.runner import run_files
 
     logger = logging.getLogger("poolwatch")
     try:

@@ -265,8 +265,9 @@ class Demo:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
         from poolwatch.app.cli import _EngineMetrics
-        from poolwatch.rules.engine import Engine, RuleFiles
+        from poolwatch.rules.engine import Engine
         from poolwatch.rules.local import LocalSource, Target
+        from poolwatch.rules.runner import RuleFiles
         from poolwatch.rules.state import StateStore
 
         targets = [Target(f"http://{HOST}:{port}/metrics", job)
