@@ -11,7 +11,7 @@ import math
 import pytest
 from helpers import STALE_NAN
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.promql import STALE, EvalError, Query, Unsupported, is_stale
 
 NAN = math.nan

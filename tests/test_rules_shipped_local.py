@@ -18,8 +18,9 @@ import yaml
 from helpers import expand_series as expand
 
 from poolwatch.rules.engine import Engine
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.loader import DEFAULT_DIR, default_files, load
-from poolwatch.rules.local import History, LocalSource, Series
+from poolwatch.rules.local import LocalSource
 from poolwatch.rules.model import duration_seconds
 from poolwatch.rules.state import StateStore
 

@@ -31,7 +31,7 @@ from helpers import expand_series as expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.model import format_duration
 from poolwatch.rules.promql import EvalError, Query
 

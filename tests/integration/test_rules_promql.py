@@ -18,7 +18,7 @@ import yaml
 from helpers import expand_series as expand
 from helpers import pinned_tool
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.promql import Query
 
 pytestmark = [
