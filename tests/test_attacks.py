@@ -252,7 +252,7 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
     from poolwatch.alerts.receiver import Credentials, make_server
     from poolwatch.alerts.service import AlertService
-    from poolwatch.app.cli import _serve_engine
+    from poolwatch.app.cli_rules import _serve_engine
     from poolwatch.cluster.simulated.backend import SimulatedCluster
     from poolwatch.controller.api import embed, guard
     from poolwatch.controller.api.app import create_app

@@ -264,7 +264,7 @@ class Demo:
     def _rule_engine(self, files_: list[Path]) -> None:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
-        from poolwatch.app.cli import _EngineMetrics
+        from poolwatch.app.cli_rules import _EngineMetrics
         from poolwatch.rules.engine import Engine
         from poolwatch.rules.local import LocalSource, Target
         from poolwatch.rules.runner import RuleFiles

@@ -1,0 +1,225 @@
+"""The `poolwatch rules` command: check, compile, test and run the alert rules, and the
+rule engine's pages and /metrics while it runs (also served by the demo's local rule
+engine)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from poolwatch.core.cliutil import add_log_level
+
+
+def _rules_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rules",
+        help="check, compile, test and run alert rules",
+        description="The alarms of the ModelArts and Apulis documentation as rule files "
+        "(rules/default/*.yaml): check them, "
+        "compile them to Prometheus rule files and a PrometheusRule, run their promtool tests, "
+        "and evaluate them (against Prometheus, or locally over the exporters) with "
+        "notifications to the alerts receiver and actions to the controller. See docs/rules.md.",
+    )
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="<verb>")
+    c = verbs.add_parser("check", help="validate rule files (default: the shipped ones)")
+    c.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    k = verbs.add_parser("compile", help="write Prometheus rule files and a PrometheusRule")
+    k.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    overrides_help = ("thresholds, timing, severity, labels and actions of rules by name, or "
+                      "disabled: true (see docs/rules.md)")  # fmt: skip
+    k.add_argument("--out", type=Path, required=True, metavar="DIR")
+    k.add_argument("--rule-label", action="append", default=[], metavar="KEY=VALUE",
+                   help="PrometheusRule metadata label, e.g. release=kps")  # fmt: skip
+    runbook_help = ("where the runbooks live: relative runbook links (docs/rules.md#...) "
+                    "become absolute URLs under it, e.g. "
+                    "https://github.com/ORG/poolwatch/blob/v0.1.0 (env "
+                    "POOLWATCH_RUNBOOK_BASE_URL; default: links stay relative)")  # fmt: skip
+    runbook_default = os.environ.get("POOLWATCH_RUNBOOK_BASE_URL", "")
+    k.add_argument("--runbook-base-url", metavar="URL", default=runbook_default,
+                   help=runbook_help)  # fmt: skip
+    t = verbs.add_parser("test", help="run promtool unit tests (yours, or the shipped ones)")
+    t.add_argument("tests", nargs="*", type=Path, metavar="FILE",
+                   help="promtool unit-test files naming <group>.rules.yaml "
+                   "(default: the shipped rules' tests)")  # fmt: skip
+    t.add_argument("--rules", action="append", default=[], type=Path, metavar="FILE",
+                   help="rule files the tests exercise (repeat; default: the shipped "
+                   "ones)")  # fmt: skip
+    t.add_argument("--promtool", metavar="PATH", help="Prometheus 3's promtool (default: PATH)")
+    c.add_argument("--local", action="store_true",
+                   help="also list the rules the local source refuses, and why")  # fmt: skip
+    for sub_parser in (c, k, t):
+        sub_parser.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
+    r = verbs.add_parser("run", help="evaluate the rules on a schedule (Prometheus or local)")
+    r.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help="rule files (default: the shipped ones)")  # fmt: skip
+    r.add_argument("--overrides", type=Path, metavar="FILE", help=overrides_help)
+    r.add_argument("--runbook-base-url", metavar="URL", default=runbook_default,
+                   help=runbook_help)  # fmt: skip
+    r.add_argument("--source", required=True, metavar="prometheus=URL|local",
+                   help="query Prometheus, or scrape --target exporters locally")  # fmt: skip
+    r.add_argument("--target", action="append", default=[], metavar="[JOB=]URL",
+                   help="local source: an exporter's /metrics (repeat; job label default "
+                   "'poolwatch')")  # fmt: skip
+    r.add_argument("--scrape-interval", default="15s", help="local source: scrape every (15s)")
+    r.add_argument("--history", default="25h",
+                   help="local source: most history kept; rules needing more are refused "
+                   "(25h)")  # fmt: skip
+    r.add_argument("--notify-url", metavar="URL",
+                   help="alerts receiver (POST /alertmanager); default: log only")  # fmt: skip
+    r.add_argument("--notify-token-file", metavar="FILE", help="bearer token for --notify-url")
+    r.add_argument("--controller-url", metavar="URL",
+                   help="controller (POST /actions); default: log only")  # fmt: skip
+    r.add_argument("--controller-token-file", metavar="FILE",
+                   help="bearer token for --controller-url")  # fmt: skip
+    r.add_argument("--state", required=True, type=Path, metavar="FILE",
+                   help="SQLite file that keeps alert states across restarts")  # fmt: skip
+    r.add_argument("--interval", default="30s", help="evaluation interval (30s)")
+    r.add_argument("--reminder-wait", default="4h", help="re-notify a firing alert after (4h)")
+    r.add_argument("--grace", default="5m", help="failing queries before the engine alerts (5m)")
+    r.add_argument("--timeout", default="10s", help="per-query timeout (10s)")
+    r.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:9480",
+                   help="serve the alerts and rules pages, /metrics and /healthz "
+                   "(0.0.0.0:9480; 'off': none)")  # fmt: skip
+    add_log_level(r)
+    a = verbs.add_parser("alerts", help="list the running engine's pending and firing alerts")
+    a.add_argument("--url", default="http://127.0.0.1:9480",
+                   help="the engine's address (http://127.0.0.1:9480)")  # fmt: skip
+    a.add_argument("--json", action="store_true", help="machine-readable")
+    s = verbs.add_parser("silence", help="mute alerts in local mode (add, list, expire)")
+    sv = s.add_subparsers(dest="action", required=True, metavar="<add|list|expire>")
+    for name, text in (("add", "silence alerts matching every MATCHER for a while"),
+                       ("list", "list the silences in effect"),
+                       ("expire", "end a silence now")):  # fmt: skip
+        x = sv.add_parser(name, help=text)
+        x.add_argument("--state", required=True, type=Path, metavar="FILE",
+                       help="the engine's --state file (silences are kept there)")  # fmt: skip
+        x.add_argument("--alertmanager", metavar="URL",
+                       default=os.environ.get("POOLWATCH_ALERTMANAGER_URL"),
+                       help="an Alertmanager that sends the notifications: silences belong "
+                       "there, and the command says how "
+                       "(env POOLWATCH_ALERTMANAGER_URL)")  # fmt: skip
+        if name == "add":
+            x.add_argument("matchers", nargs="+", metavar="MATCHER",
+                           help='name=value, name!=value, name=~regex or name!~regex '
+                           '(e.g. alertname=PoolwatchCacheAlmostFull node=~"n1|n2")')  # fmt: skip
+            x.add_argument("--duration", default="2h", help="how long (2h)")
+            x.add_argument("--author", default=os.environ.get("USER", ""), help="who")
+            x.add_argument("--comment", default="", help="why")
+        elif name == "list":
+            x.add_argument("--all", action="store_true", help="expired ones too")
+        else:
+            x.add_argument("id", help="the silence's id (from add or list)")
+    p.set_defaults(func=_run_rules)
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from poolwatch.rules import cli as rules_cli
+
+    if args.verb == "check":
+        return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
+    if args.verb == "compile":
+        labels = dict(kv.split("=", 1) for kv in args.rule_label if "=" in kv)
+        return rules_cli.compile_(args.files, args.out, labels, overrides=args.overrides,
+                                  runbook_base=args.runbook_base_url)  # fmt: skip
+    if args.verb == "test":
+        return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
+    if args.verb == "alerts":
+        return rules_cli.alerts(args.url, args.json)
+    if args.verb == "silence":
+        if args.action == "add":
+            return rules_cli.silence_add(args.state, args.matchers, args.duration, args.author,
+                                         args.comment, args.alertmanager)  # fmt: skip
+        if args.action == "list":
+            return rules_cli.silence_list(args.state, args.all, args.alertmanager)
+        return rules_cli.silence_expire(args.state, args.id, args.alertmanager)
+    return _run_rule_engine(args)
+
+
+def _run_rule_engine(args: argparse.Namespace) -> int:
+    from poolwatch.core.config import ConfigError, check_listen, parse_duration
+    from poolwatch.rules import cli as rules_cli
+    from poolwatch.rules.loader import RuleFileError
+    from poolwatch.rules.runner import run_files
+
+    logger = logging.getLogger("poolwatch")
+    try:
+        from poolwatch.rules.compile import check_runbook_base
+
+        try:
+            runbook_base = check_runbook_base(args.runbook_base_url)
+        except ValueError as err:
+            raise ValueError(f"--runbook-base-url: {err}") from None
+        if args.listen not in ("", "off"):
+            check_listen(args.listen)
+        seconds = {k: float(parse_duration(getattr(args, k))) for k in  # type: ignore[arg-type]
+                   ("interval", "reminder_wait", "grace", "timeout", "scrape_interval",
+                    "history")}  # fmt: skip
+        source, stop_source = rules_cli.source(args.source, args.target, seconds)
+        notifiers, sinks = rules_cli.outputs(
+            args.notify_url, args.notify_token_file, args.controller_url,
+            args.controller_token_file, seconds["timeout"],
+        )  # fmt: skip
+    except (ValueError, OSError, ConfigError) as err:
+        logger.error("%s", err)
+        return 2
+    stop, reload = threading.Event(), threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())  # reload the rule files
+    try:
+        run_files(
+            rules_cli._files(args.files), source, args.state, seconds["interval"], stop,
+            notifiers, reminder_wait=seconds["reminder_wait"], grace=seconds["grace"],
+            reload=reload, sinks=sinks, overrides=args.overrides, runbook_base=runbook_base,
+            on_start=(lambda e: _serve_engine(e, args.listen, seconds["interval"]))
+            if args.listen not in ("", "off") else None,
+        )  # fmt: skip
+    except RuleFileError as err:
+        logger.error("%s", err)
+        return 1
+    except OSError as err:  # the --listen address is taken
+        logger.error("cannot serve on %s: %s", args.listen, err)
+        return 1
+    finally:
+        stop_source()
+    return 0
+
+
+class _EngineMetrics:
+    """The rule engine's few series, rendered on scrape (a handful of lines, no hardware)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def body(self, gzipped: bool = False) -> bytes:
+        import gzip
+
+        from poolwatch.core.exposition import render
+
+        text = render(list(self.engine.collect()))
+        return gzip.compress(text) if gzipped else text
+
+
+def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
+    """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
+    import time
+
+    from poolwatch.core.config import check_listen, split_listen
+    from poolwatch.rules.web import serve
+
+    address = split_listen(check_listen(listen))
+
+    def silences() -> list[dict[str, Any]]:
+        store = engine.silences
+        return [] if store is None else [s.to_dict() for s in store.active(time.time())]
+
+    httpd = serve(engine, _EngineMetrics(engine).body, address, interval, silences)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="rules-web").start()
+    logging.getLogger("poolwatch").info("rule engine at http://%s:%d/ (alerts, rules, metrics)",
+                                        *address)  # fmt: skip
+    return httpd
