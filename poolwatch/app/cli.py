@@ -208,7 +208,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from poolwatch.app import demo
+    from poolwatch.app import demo_cli as demo
 
     if args.demo_verb == "inject":
         doc = {"fault": args.fault, "node": args.node, "device": args.device}

@@ -26,16 +26,16 @@ controller's store, the inbox, Prometheus's data. DATA/demo.lock keeps a second 
 Why one process with threads: the simulated cluster is in-process state that the node-shaped
 endpoint, the cluster exporter, the controller and the API all read. Prometheus and Alertmanager
 are children that die with the demo however it ends (demo_procs.py).
+
+From a terminal, `poolwatch demo` runs it through demo_cli.py (run until a signal, inject and
+heal faults); the simulated nodes' exposition is demo_node_metrics.py's.
 """
 
 from __future__ import annotations
 
-import gzip
 import html
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from poolwatch.app import demo_monitoring, demo_rules
-from poolwatch.app.demo_node_metrics import exposition
-from poolwatch.app.demo_procs import Child, DemoError, lock_data_dir
+from poolwatch.app.demo_node_metrics import SimulatedNodes
+from poolwatch.app.demo_procs import Child, lock_data_dir
 from poolwatch.cluster.simulated import persist as sim_persist
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
@@ -80,30 +80,6 @@ class Ports:
     @classmethod
     def from_base(cls, base: int) -> Ports:
         return cls(*(base + i for i in range(10)))
-
-
-class SimulatedNodes:
-    """The simulated nodes' exposition, rendered once per simulation step (never per scrape)."""
-
-    def __init__(self, cluster: SimulatedCluster) -> None:
-        self.cluster = cluster
-        self._lock = threading.Lock()
-        self._plain = b""
-        self._gzip: bytes | None = None
-        self.refresh()
-
-    def refresh(self) -> None:
-        body = exposition(self.cluster)
-        with self._lock:
-            self._plain, self._gzip = body, None
-
-    def body(self, gzipped: bool = False) -> bytes:
-        with self._lock:
-            if not gzipped:
-                return self._plain
-            if self._gzip is None:
-                self._gzip = gzip.compress(self._plain, compresslevel=6)
-            return self._gzip
 
 
 def scrape_jobs(ports: Ports) -> tuple[tuple[str, int], ...]:
@@ -500,74 +476,4 @@ class Demo:
             self._lock_file = None
 
 
-def run(port_base: int, data_dir: Path, prometheus: bool, seed: int, speed: float) -> int:
-    """`poolwatch demo`: start, print the URLs, run until a signal, stop everything."""
-    demo = Demo(port_base, data_dir, prometheus, seed, speed, acting=True, scenario=True)
-    # apprise logs two lines per delivery; the inbox logs one per notification it receives
-    logging.getLogger("apprise").setLevel(logging.WARNING)
-    done = threading.Event()
-    # SIGHUP too: closing the terminal must stop the demo and its children like Ctrl-C
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: done.set())
-    try:
-        demo.start()
-    except DemoError as err:
-        log.error("%s", err)
-        return 1
-    except OSError as err:
-        demo.stop()
-        log.error("cannot start the demo: %s (is another program using ports %d-%d? try "
-                  "--port-base)", err, port_base, port_base + 9)  # fmt: skip
-        return 1
-    sys.stdout.write(_banner(demo))
-    sys.stdout.flush()
-    while not done.wait(0.5):
-        for name, child in list(demo.children.items()):
-            if child.exited() is not None:
-                log.warning("%s exited (%s); see %s", name, child.exited(), child.log_path)
-                del demo.children[name]
-    log.info("stopping")
-    demo.stop()
-    return 0
-
-
-def _banner(demo: Demo) -> str:
-    urls = demo.urls()
-    width = max(map(len, urls))
-    state = "resumed the simulated pool" if demo.resumed else "a new simulated pool"
-    home = urls["demo home (start here)"]
-    lines = [f"poolwatch demo is running ({state}; data in {demo.data_dir}); Ctrl-C stops it.",
-             f"Open {home} first: it links every part below."]  # fmt: skip
-    lines += [f"  {name:<{width}}  {url}" for name, url in urls.items()]
-    lines += [f"  {p.describe()}" for p in demo.programs.values()]
-    return "\n".join(lines) + "\n"
-
-
-def send_fault(data_dir: Path, verb: str, doc: dict[str, Any]) -> int:
-    """`poolwatch demo inject|heal`: ask the demo running on `data_dir` over its HTTP API."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        info = json.loads((data_dir / INFO_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.error("no running demo found in %s (start one with `poolwatch demo`, or pass the "
-                  "--data-dir it uses)", data_dir)  # fmt: skip
-        return 1
-    url = f"{info['site']}/api/{verb}"
-    headers = {"Content-Type": "application/json"}
-    req = urllib.request.Request(url, json.dumps(doc).encode(), headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the demo's 127.0.0.1
-            answer = json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        log.error("%s", json.loads(err.read() or b"{}").get("error", f"HTTP {err.code}"))
-        return 2 if err.code in (400, 404) else 1
-    except OSError as err:
-        log.error("the demo at %s does not answer (%s); is it still running?", info["site"], err)
-        return 1
-    sys.stdout.write(json.dumps(answer) + "\n")
-    return 0
-
-
-__all__ = ["Demo", "Ports", "prometheus_config", "run", "scrape_jobs", "send_fault"]
+__all__ = ["Demo", "Ports", "prometheus_config", "scrape_jobs"]

@@ -23,6 +23,8 @@ simulation); the small jitter is a hash of node, device and the 15 s slot of sim
 
 from __future__ import annotations
 
+import gzip
+import threading
 import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -78,6 +80,30 @@ def node_families(cluster: SimulatedCluster, node_name: str) -> list[Metric]:
 def exposition(cluster: SimulatedCluster) -> bytes:
     """Text exposition of every simulated node, one block per family."""
     return render(_families(cluster, [n.name for n in cluster.nodes()]))
+
+
+class SimulatedNodes:
+    """The simulated nodes' exposition, rendered once per simulation step (never per scrape)."""
+
+    def __init__(self, cluster: SimulatedCluster) -> None:
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._plain = b""
+        self._gzip: bytes | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        body = exposition(self.cluster)
+        with self._lock:
+            self._plain, self._gzip = body, None
+
+    def body(self, gzipped: bool = False) -> bytes:
+        with self._lock:
+            if not gzipped:
+                return self._plain
+            if self._gzip is None:
+                self._gzip = gzip.compress(self._plain, compresslevel=6)
+            return self._gzip
 
 
 def _families(cluster: SimulatedCluster, names: Iterable[str]) -> list[Metric]:

@@ -18,7 +18,7 @@ import yaml
 from helpers import free_port
 from prom_versions import Prometheus
 
-from poolwatch.app.demo import SimulatedNodes
+from poolwatch.app.demo_node_metrics import SimulatedNodes
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
