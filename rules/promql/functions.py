@@ -4,7 +4,8 @@
 A new function goes here: a range function that reduces each series' samples to one value
 is an entry of `_OVER_TIME`; a per-sample one an entry of `_MATH`; any other a name in
 `Call.__init__`'s `known` and its branch in `Call.eval` (or `Call._range`). Anything not
-named there is refused when the rule loads."""
+named there is refused when the rule loads. List a new function in the package docstring
+(`rules/promql/__init__.py`) and in docs/rules.md too."""
 
 from __future__ import annotations
 
