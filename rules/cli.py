@@ -1,5 +1,5 @@
-"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/app/cli.py wires to
-subcommands (`run` is wired there too, through `source` and `outputs`).
+"""`poolwatch rules check|compile|test|alerts|silence`: the functions poolwatch/app/cli_rules.py
+wires to subcommands (`run` is wired there too, through `source` and `outputs`).
 
 Each returns the process exit status: 0 on success, 1 when the rules are invalid, a test fails or
 the engine cannot be reached, 2 when a tool it needs (promtool) is missing or an argument is bad
