@@ -20,6 +20,11 @@ ticks, so that one reads in steps of 0.067 %; the two agree within a tick or two
 counts differ on purpose (node_exporter sees this host, poolwatch a busy node): compare costs per
 scrape, not per series. The scrapers share the host's cores with the exporter; on a small host
 the latencies include that contention. Exit status 0 when every goal passes, 1 otherwise.
+
+Why one long file: a benchmark is a script that is re-run and read next to its results, and
+everything here (the synthetic node, starting both exporters, the alternating scrape rounds,
+the goals and the report) serves that one comparison; the fake accelerator node it serves
+lives apart in fake_node.py.
 """
 
 from __future__ import annotations

@@ -160,9 +160,8 @@ def run_engine(args: argparse.Namespace) -> int:
     """`poolwatch rules run`: settings from --config, POOLWATCH_* and flags; then the engine."""
     from poolwatch.core.config import ConfigError, dump, load
     from poolwatch.rules import verbs as rules_cli
-    from poolwatch.rules.compile import check_runbook_base
-    from poolwatch.rules.engine import run_files
     from poolwatch.rules.loader import RuleFileError
+    from poolwatch.rules.runner import run_files
     from poolwatch.rules.settings import RuleEngineSettings
 
     logger = logging.getLogger("poolwatch")
@@ -173,10 +172,7 @@ def run_engine(args: argparse.Namespace) -> int:
         if args.print_config:
             sys.stdout.write(dump(settings))
             return 0
-        try:
-            runbook_base = check_runbook_base(settings.runbook_base_url)
-        except ValueError as err:
-            raise ValueError(f"runbook_base_url: {err}") from None
+        runbook_base = settings.runbook_base_url  # checked by the settings
         from poolwatch.core.web.config import load_web_config
 
         web = load_web_config(settings.web_config_file)

@@ -19,6 +19,9 @@ Every transition is saved to SQLite before `evaluate` returns; `due_notification
 send and `ack` marks it sent, so a restart neither re-fires nor forgets. A source error skips that
 rule (counted; its alerts keep their state); once queries have failed for `grace` seconds without
 a fully successful evaluation in between, the internal alert PoolwatchRuleEngineFailing fires.
+
+A rule as the engine runs it (`CompiledRule`) and the notification messages are in
+rules/compiled.py; loading and reloading the rule files and the run loop in rules/runner.py.
 """
 
 from __future__ import annotations
@@ -31,9 +34,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 from prometheus_client.core import (
     Metric,
@@ -44,12 +44,11 @@ from poolwatch.core.actions import ActionResult, ActionSink, AlertMessage, NodeA
 from poolwatch.core.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
+from .compiled import CompiledRule, Kind, compile_groups, message
 from .fingerprint import fingerprint
-from .loader import LoadedGroup, RuleFileError
-from .model import Group, Isolate, Rule, duration_seconds
-from .overrides import load_all
+from .loader import LoadedGroup
+from .model import Group
 from .silences import SilenceStore
-from .sinks import LogActionSink, LogNotifier
 from .sources import Source, SourceError
 from .state import STATES, AlertState, StateStore
 from .templates import expand_all
@@ -61,7 +60,6 @@ ENGINE_ALERT = "PoolwatchRuleEngineFailing"
 #: only an alert firing without a break for longer could be asked again; the controller
 #: deduplicates by key as well)
 ACTION_MEMORY = 90 * 86400.0
-Kind = Literal["firing", "reminder", "resolved"]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
     "==": operator.eq, "!=": operator.ne,
@@ -70,95 +68,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 def _since(start: float | None, at: float) -> float:
     return 0.0 if start is None else at - start
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    rule: Rule
-    query: str
-    hold_s: float
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    #: "file:line" of the rule's entry ("" for a rule built in code)
-    where: str = ""
-    #: id(series labels) -> (those labels, alert labels, fingerprint): a source that returns
-    #: the same label objects every cycle (the local one) is not re-hashed every cycle
-    seen: dict[int, tuple[object, dict[str, str], str]] = dataclasses.field(
-        default_factory=dict, compare=False, repr=False
-    )
-
-    @classmethod
-    def of(cls, rule: Rule, interval: str, where: str = "", runbook_base: str = "") -> CompiledRule:
-        alert = compiler.alert(rule, interval, runbook_base)
-        query = alert["expr"]
-        if rule.clear is not None:
-            query = compiler.expression(
-                rule.model_copy(update={"threshold": rule.clear, "clear": None})
-            )
-        hold = compiler.hold_for(rule, interval)
-        return cls(rule, query, duration_seconds(hold) if hold else 0.0, alert["labels"],
-                   alert["annotations"], where)  # fmt: skip
-
-    def alert_labels(self, series: Mapping[str, str]) -> dict[str, str]:
-        out = {k: v for k, v in series.items() if k != "__name__"}
-        return out | dict(self.labels) | {"alertname": self.rule.name}
-
-    def node_actions(self, s: AlertState) -> list[NodeAction]:
-        """The controller requests of this rule for the firing alert `s`; the key is the
-        fingerprint, the kind and the firing time, so a re-sent request is the same request and
-        a later firing of the same series is a new one."""
-        out = []
-        labels = s.labels
-        job = ""
-        if labels.get("namespace") and labels.get("training_job"):
-            job = f"{labels['namespace']}/{labels['training_job']}"
-        reason = f"{self.rule.name}: {self.annotations.get('summary', '')}"
-        for a in self.rule.actions:
-            if a == "notify":
-                continue
-            kind = "isolate" if isinstance(a, Isolate) else a
-            out.append(NodeAction(
-                kind=kind, key=f"{s.fingerprint}:{kind}:{_iso(s.fired_at)}",
-                node=labels.get("node", ""), pool=labels.get("pool", ""),
-                fault_code=a.isolate if isinstance(a, Isolate) else "", job=job, reason=reason,
-                dry_run=self.rule.dry_run, labels=dict(labels),
-            ))  # fmt: skip
-        return out
-
-
-def _iso(ts: float | None) -> str:
-    """Alertmanager's RFC 3339 time (its zero time for 'not set')."""
-    if ts is None:
-        return "0001-01-01T00:00:00Z"
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def message(kind: Kind, s: AlertState, reminder_wait: float) -> AlertMessage:
-    """The notification about `s`: starts at its firing time (as Prometheus sends it), ends at
-    the resolve; a reminder carries the time it became due in `annotations['reminder_at']`."""
-    annotations = dict(s.annotations)
-    if kind == "reminder" and s.last_notified is not None:
-        annotations["reminder_at"] = _iso(s.last_notified + reminder_wait)
-    return AlertMessage(
-        kind=kind, fingerprint=s.fingerprint, labels=dict(s.labels), annotations=annotations,
-        starts_at=s.fired_at if s.fired_at is not None else s.active_since,
-        ends_at=s.resolved_at if kind == "resolved" else None, value=s.value,
-    )  # fmt: skip
-
-
-def compile_groups(
-    groups: Iterable[Group | LoadedGroup], runbook_base: str = ""
-) -> list[CompiledRule]:
-    out = []
-    for g in groups:
-        if isinstance(g, LoadedGroup):
-            out.extend(CompiledRule.of(r, g.group.interval, g.where(r.name), runbook_base)
-                       for r in g.group.rules)  # fmt: skip
-        else:
-            out.extend(CompiledRule.of(r, g.interval, runbook_base=runbook_base) for r in g.rules)
-    return out
 
 
 class Engine:
@@ -584,72 +493,3 @@ def _submit(sink: ActionSink, action: NodeAction) -> ActionResult:
     except Exception as err:  # the protocol says refuse, not raise; a raise is a retry
         log.exception("action sink %s failed", type(sink).__name__)
         return ActionResult("failed", str(err))
-
-
-class RuleFiles:
-    """The rule files an engine runs, reloaded when one changes or on request (SIGHUP).
-
-    A reload that fails (a broken file) is logged with its file:line errors and changes nothing:
-    the rules already loaded keep running. Files are compared by modification time, checked at
-    the start of each evaluation cycle."""
-
-    def __init__(self, paths: Sequence[Path], overrides: Path | None = None) -> None:
-        self.paths = list(paths)
-        self.overrides = overrides
-        self.requested = threading.Event()  # set by the SIGHUP handler
-        self._stamp = self._mtimes()
-
-    def _mtimes(self) -> tuple[tuple[str, int | None], ...]:
-        files = [*self.paths, *([self.overrides] if self.overrides is not None else [])]
-        return tuple((str(p), p.stat().st_mtime_ns if p.exists() else None) for p in files)
-
-    def load(self) -> list[LoadedGroup]:
-        return load_all(self.paths, self.overrides)
-
-    def maybe_reload(self, engine: Engine) -> bool:
-        stamp = self._mtimes()
-        if stamp == self._stamp and not self.requested.is_set():
-            return False
-        self.requested.clear()
-        self._stamp = stamp
-        try:
-            groups = self.load()
-        except RuleFileError as err:
-            log.error("rule files not reloaded; the previous rules keep running:\n%s", err)
-            return False
-        engine.set_groups(groups)
-        log.info("rule files reloaded: %d groups", len(groups))
-        return True
-
-
-def run_files(
-    paths: Sequence[Path],
-    source: Source,
-    state_path: Path,
-    interval: float,
-    stop: threading.Event,
-    notifiers: Sequence[Notifier] | None = None,
-    reminder_wait: float = 4 * 3600.0,
-    grace: float = 300.0,
-    reload: threading.Event | None = None,
-    on_start: Callable[[Engine], object] | None = None,
-    sinks: Sequence[ActionSink] | None = None,
-    overrides: Path | None = None,
-    runbook_base: str = "",
-) -> Engine:
-    """Load `paths` (RuleFileError if invalid), then evaluate them every `interval` until `stop`,
-    reloading them when they change or when `reload` is set (the CLI sets it on SIGHUP)."""
-    files = RuleFiles(paths, overrides)
-    if reload is not None:
-        files.requested = reload
-    engine = Engine(files.load(), source, StateStore(state_path), reminder_wait=reminder_wait,
-                    grace=grace, silences=SilenceStore(state_path),
-                    runbook_base=runbook_base)  # fmt: skip
-    if on_start is not None:
-        on_start(engine)  # e.g. the CLI serving the engine's own metrics
-    engine.run(
-        interval, [LogNotifier()] if notifiers is None else notifiers, stop,
-        before=lambda: files.maybe_reload(engine),
-        sinks=[LogActionSink()] if sinks is None else sinks,
-    )  # fmt: skip
-    return engine

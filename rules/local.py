@@ -5,7 +5,7 @@ Each scrape parses the text exposition, keeps only the metrics some loaded rule 
 each metric only as long as the longest range a rule reads it over (plus the 5-minute lookback),
 so a 24-hour `increase` costs history for that one counter, not for every series. A rule that
 needs more than `history` is refused at load with the reason, as is any expression outside the
-PromQL subset of rules/promql.py.
+PromQL subset of rules/promql/.
 
 Scraping follows Prometheus with `honor_labels: true`: every series gets the target's `job` and
 `instance` labels unless it carries its own, a series that vanished from its target or a target
@@ -13,235 +13,26 @@ that failed gets Prometheus' stale marker (it has no value from then on, as in P
 sample whose value is NaN is a value, not a stale marker), and each scrape
 writes `up{job, instance}` 1 or 0. Samples are stamped with the scrape's start time; timestamps
 in the exposition are ignored (poolwatch's exporters send none).
+
+Fetching and parsing a target is rules/scrape.py; the history of samples, its staleness and its
+retention rules/history.py; this module plans the rules, sets the retention, answers the
+engine's queries and runs the scrape loop.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from array import array
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 
+from .history import History
 from .model import format_duration
-from .promql import STALE, Ctx, LabelSet, Query, Unsupported, is_stale
+from .promql import Ctx, Query, Unsupported
+from .scrape import SELF_TARGET, Scraped, Target, _fetch, parse_exposition
 from .sources import Sample, SourceError
 
 log = logging.getLogger(__name__)
-_LABEL = re.compile(r'[\s,]*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
-_UNESCAPE = re.compile(r"\\(.)")
-Scraped = tuple[str, str, dict[str, str], float]  # name, raw series text, labels, value
-
-
-def _unescape(value: str) -> str:
-    if "\\" not in value:
-        return value
-    return _UNESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
-
-
-def parse_exposition(
-    text: str, wanted: Callable[[str], bool]
-) -> Iterator[tuple[str, str, dict[str, str], float]]:
-    """(name, raw series text, labels, value) of each sample in a text exposition whose name is
-    wanted. Comments, TYPE/HELP lines and unwanted names are skipped before any label parsing.
-    Raises ValueError on a line that is not a sample."""
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line or line[0] == "#":
-            continue
-        brace = line.find("{")
-        space = line.find(" ")
-        if brace != -1 and (space == -1 or brace < space):
-            name = line[:brace]
-            if not wanted(name):
-                continue
-            labels: dict[str, str] = {}
-            pos = brace + 1
-            while True:
-                m = _LABEL.match(line, pos)
-                if m is None:
-                    break
-                labels[m.group(1)] = _unescape(m.group(2))
-                pos = m.end()
-            end = line.find("}", pos)
-            if end == -1:
-                raise ValueError(f"line {lineno}: unterminated label set")
-            raw, rest = line[: end + 1], line[end + 1 :]
-        else:
-            if space == -1:
-                raise ValueError(f"line {lineno}: no value")
-            name = line[:space]
-            if not wanted(name):
-                continue
-            labels, raw, rest = {}, name, line[space:]
-        fields = rest.split()
-        if not fields:
-            raise ValueError(f"line {lineno}: no value")
-        try:
-            value = float(fields[0])
-        except ValueError:
-            raise ValueError(f"line {lineno}: value {fields[0]!r} is not a number") from None
-        yield name, raw, labels, value
-
-
-class Series:
-    """One series' samples: parallel arrays of millisecond timestamps and values (Prometheus'
-    stale marker, `promql.STALE`, where the series went stale; any other NaN is a value)."""
-
-    __slots__ = ("labels", "last_t", "last_v", "ts", "vs")
-
-    def __init__(self, labels: dict[str, str]) -> None:
-        self.labels = labels
-        self.ts: array[float] = array("d")
-        self.vs: array[float] = array("d")
-        #: the newest sample, kept apart: an instant selector reads it for every series
-        self.last_t = -math.inf
-        self.last_v = math.nan
-
-    def append(self, t: float, v: float) -> None:
-        if t <= self.last_t:
-            return  # out of order or duplicate: Prometheus rejects it too
-        self.ts.append(t)
-        self.vs.append(v)
-        self.last_t, self.last_v = t, v
-
-    @property
-    def stale(self) -> bool:
-        return not self.vs or is_stale(self.vs[-1])
-
-
-@dataclass(frozen=True)
-class Target:
-    url: str
-    job: str = "poolwatch"
-
-    @property
-    def instance(self) -> str:
-        return urllib.parse.urlsplit(self.url).netloc
-
-    @classmethod
-    def parse(cls, spec: str) -> Target:
-        """'[JOB=]URL' (the job label defaults to 'poolwatch'); ValueError when not a URL."""
-        job, sep, url = spec.partition("=")
-        if not sep or "://" in job:
-            job, url = "poolwatch", spec
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"--target: expected [JOB=]http(s)://HOST:PORT/metrics, got {spec!r}")
-        return cls(url, job)
-
-
-#: the engine itself, as a scrape target of its own local source
-SELF_TARGET = Target("http://localhost/rules-engine", "poolwatch-rules")
-
-
-class History:
-    """Series by metric name, with per-name retention (`keep`, ms) set from the loaded rules."""
-
-    def __init__(self) -> None:
-        self.keep: dict[str, int] = {}
-        self._names: dict[str, list[Series]] = {}
-        self._versions: dict[str, int] = {}
-        self._targets: dict[Target, dict[str, Series]] = {}
-        self._index: dict[tuple[str, str], tuple[int, dict[str, list[Series]]]] = {}
-        self.ingests = 0
-        self.registered = 0  # series ever added (the source freezes the GC when it grows)
-        self._newest = -math.inf
-        self._manual = False
-
-    def series_of(self, name: str) -> tuple[int, Sequence[Series]]:
-        return self._versions.get(name, 0), self._names.get(name, ())
-
-    def by_label(self, name: str, label: str, value: str) -> Sequence[Series]:
-        """Series of `name` whose `label` is `value` (an index per metric and label, rebuilt
-        when the metric's set of series changes), in order of first appearance."""
-        version = self._versions.get(name, 0)
-        hit = self._index.get((name, label))
-        if hit is None or hit[0] != version:
-            index: dict[str, list[Series]] = {}
-            for s in self._names.get(name, ()):
-                index.setdefault(s.labels.get(label, ""), []).append(s)
-            hit = self._index[(name, label)] = (version, index)
-        return hit[1].get(value, ())
-
-    def _add(self, name: str, s: Series) -> None:
-        """Add a series filled by the caller (tests): its samples may be newer than any
-        ingest, so the evaluator no longer assumes none is (`newest` is None from now on)."""
-        self._manual = True
-        self._register(name, s)
-
-    def _register(self, name: str, s: Series) -> None:
-        self.registered += 1
-        self._names.setdefault(name, []).append(s)
-        self._versions[name] = self._versions.get(name, 0) + 1
-
-    @property
-    def newest(self) -> float | None:
-        """The newest sample time stored (ms), None when unknown; a selector evaluated at or
-        after it takes every series' last sample without searching."""
-        return None if self._manual else self._newest
-
-    def ingest(self, target: Target, samples: Iterable[Scraped] | None, t: float) -> None:
-        """One scrape of `target` at `t` (ms); `samples` None when the scrape failed."""
-        known = self._targets.setdefault(target, {})
-        seen: set[str] = set()
-        self._newest = max(self._newest, t)
-        for name, raw, labels, value in samples or ():
-            s = known.get(raw)
-            if s is None:
-                full = LabelSet({"job": target.job, "instance": target.instance} | labels)
-                full["__name__"] = name
-                s = known[raw] = Series(full)
-                self._register(name, s)
-            s.append(t, value)
-            seen.add(raw)
-        for raw, s in known.items():
-            if raw not in seen and not s.stale:
-                s.append(t, STALE)
-        up_key = "up"
-        up = known.get(up_key)
-        if up is None and "up" in self.keep:
-            up = known[up_key] = Series(LabelSet({"__name__": "up", "job": target.job,
-                                                  "instance": target.instance}))  # fmt: skip
-            self._register("up", up)
-        if up is not None:
-            up.append(t, 0.0 if samples is None else 1.0)
-        self.ingests += 1
-        if self.ingests % 16 == 0:
-            self.trim(t)
-
-    def trim(self, now: float) -> None:
-        """Drop samples older than their metric's retention, and series left with none."""
-        for name, series in list(self._names.items()):
-            keep = self.keep.get(name)
-            cutoff = now - (keep if keep is not None else 0) - 60_000
-            kept = []
-            for s in series:
-                lo = bisect_left(s.ts, cutoff)
-                if lo:
-                    del s.ts[:lo]
-                    del s.vs[:lo]
-                if keep is not None and s.ts and not (s.stale and len(s.ts) == 1):
-                    kept.append(s)
-            if len(kept) != len(series):
-                gone = {id(s) for s in series} - {id(s) for s in kept}
-                for known in self._targets.values():
-                    for raw in [r for r, s in known.items() if id(s) in gone]:
-                        del known[raw]
-                self._names[name] = kept
-                self._versions[name] = self._versions.get(name, 0) + 1
-
-
-def _fetch(url: str, timeout: float) -> str:
-    req = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})  # noqa: S310
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http(s) only)
-        return resp.read().decode("utf-8")
 
 
 class LocalSource:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from poolwatch.core.config import Duration, check_listen
 from poolwatch.core.ports import listen as listen_default
 
+from .compile import check_runbook_base
+
 
 class RuleEngineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -44,6 +46,11 @@ class RuleEngineSettings(BaseModel):
     def _listen(cls, value: str) -> str:
         """HOST:PORT, or `off` (or empty) to serve no pages and no /metrics."""
         return value if value in ("", "off") else check_listen(value)
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _runbook_base(cls, value: str) -> str:
+        return check_runbook_base(value)
 
     @field_validator("source")
     @classmethod

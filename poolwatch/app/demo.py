@@ -208,7 +208,8 @@ class Demo:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
         from poolwatch.rules.cli import EngineMetrics
-        from poolwatch.rules.engine import Engine, RuleFiles
+        from poolwatch.rules.engine import Engine
+        from poolwatch.rules.runner import RuleFiles
         from poolwatch.rules.local import LocalSource, Target
         from poolwatch.rules.state import StateStore
 

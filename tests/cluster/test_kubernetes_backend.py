@@ -8,6 +8,11 @@ and for the write side, and can send garbage JSON, objects without a uid or of t
 negative quantity, or a scripted 409 between a read and a write. It is fed with the hand-built
 objects in tests/fixtures/kubeapi/ (each with its .source.txt). The client's own models are
 checked to accept the fixtures of built-in kinds, so a field of the wrong shape fails here.
+
+Why one long file: every test runs the backend against the same stub, fed the same fixtures,
+with the recorders defined here (`Recorder`, `RecordingBackoff`); the sections follow the
+backend's own concerns (conversion, list and watch, odd objects, the write side, an unreachable
+API).
 """
 
 from __future__ import annotations

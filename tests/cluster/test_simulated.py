@@ -1,5 +1,11 @@
 """The simulated cluster: determinism, a scripted scenario with known counts, faults and their
-visible effects, the write side, the watch stream, and the node-shaped metrics."""
+visible effects, the write side, the watch stream, and the node-shaped metrics.
+
+Why one long file: the tests share the small seeded simulation (`SMALL`, `small()`) and the
+readers defined at the top (statuses, allocation, quotas, job states, messages); the sections
+follow the simulator's own (construction, a scripted scenario, faults, the write side, the watch
+stream, node-shaped metrics).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,11 @@
-"""The controller on the simulated pool: one scenario per rule of issue 7 (isolation, HA
-replacement within POL-01..03, no spare, breaker, conflicts, job restarts MA-J-03..06, pools,
-dry-run, idempotency, a restart mid-replacement)."""
+"""The controller on the simulated pool: one scenario per rule (isolation, HA replacement within
+POL-01..03, no spare, breaker, conflicts, job restarts MA-J-03..06, pools, dry-run, idempotency,
+a restart mid-replacement).
+
+Why one long file: every scenario drives the same simulated pool and controller through the same
+helpers (tests/helpers/controller_support.py) and reads as one table of the controller's rules;
+the sections follow the rules in the order docs/controller.md lists them.
+"""
 
 from __future__ import annotations
 

@@ -24,6 +24,11 @@ ranges over three runs:
   copy of the body); gzipped 48-54 ms the first time (0.80 MB);
 - 500 MODIFIED events (250 job restarts, 250 pods moved): 28-55 ms to apply; the next gzipped
   scrape 7-13 ms (only the families with changed lines are joined and compressed again).
+
+Why one long file: the tests share the one hand-built scenario above (with its `Clock` and, for
+the served app, `FakeBackend`), so each figure is checked against the same table; the sections
+are the exporter's families (pools, nodes, jobs, quotas, events) and its behaviours (bad input,
+freshness, HTTP).
 """
 
 from __future__ import annotations

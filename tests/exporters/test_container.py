@@ -2,6 +2,10 @@
 
 tests/fixtures/cgroup/ holds files captured on a cgroup v2 host (see its SOURCE.md); each test
 copies them into a kubepods hierarchy in tmp_path and changes only the values it needs.
+
+Why one long file: every test builds the same fake node (`Node`, which other tests and the node
+benchmark import too) and checks one family group of the one collector: CPU, memory, disk,
+network, process and NFS I/O, and the container's labels.
 """
 
 import json

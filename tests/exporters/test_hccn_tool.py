@@ -5,6 +5,10 @@ answers each `hccn_tool -i <id> -<view> -g` argv with a fixture, so every layout
 same code path as on a node. The fixtures are documentation examples, some with elided lines: tests
 that need a line the documentation left out (a DOWN link, the other `-stat` counters, the current
 four-lane optical layout) add it visibly, in hccn_tool's own line format.
+
+Why one long file: the parser tests and the backend tests read the same published fixtures,
+the backend's through the one fake `hccn_tool` defined here (`FakeHccnTool`); the sections are
+the parsers, the backend and the catalog entries.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ captured output, so the layouts are parsed by the same code path as on a node. T
 were captured for one chip; the fake serves the same capture for every chip, with its `NPU ID` and
 `Chip ID` lines set to the chip asked for. Tests that need a `NA` or a garbled line edit the
 captured text visibly, in the test.
+
+Why one long file: every test goes through the one fake `npu-smi` defined here (`FakeNpuSmi`)
+and the same captured outputs; the sections are the backend's concerns (overview layouts, detail
+views, failures, the real collector, per-group intervals).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ The server is `http.server` on 127.0.0.1 answering `GET /api/v1/pods` with a han
 apiserver does, and recording every request so the tests can check what the client really sent.
 The end-to-end tests run the pod_resources collector with the real gRPC fake kubelet of
 tests/exporters/test_pod_resources.py.
+
+Why one long file: every test talks to the one fake API server defined here (`FakeApiServer`,
+which records what the client sent); the sections are the lookup's cases (the list, failures,
+where the API is, the collector end to end, the factory).
 """
 
 import json

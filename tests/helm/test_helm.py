@@ -3,7 +3,13 @@ template` for every example value set, Helm's own schema errors for bad values, 
 against the Kubernetes schema (kubernetes-validate), and the properties the chart promises:
 security, least-privilege RBAC, the CLI contract's ports and flags, the monitoring objects
 kube-prometheus-stack selects, notification targets from a Secret. (Installing it into a real API
-server is tests/helm/test_helm_install.py.)"""
+server is tests/helm/test_helm_install.py.)
+
+Why one long file: every test reads the same renders of the chart (`rendered`, one `helm
+template` per example value set, cached for the session); the sections below (values and the
+schema, the Kubernetes schema, security, the DaemonSet, the cross-part contract, RBAC,
+monitoring objects, notifications, the CLI contract) are the chart's promises, one each.
+"""
 
 from __future__ import annotations
 

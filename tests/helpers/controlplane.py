@@ -15,6 +15,11 @@ removed once its kubelet confirms), the PodDisruptionBudget status the disruptio
 keeps (the Eviction API decides from it), and finalizing a deleted namespace (the namespace
 controller). Everything else, validation, admission, RBAC, watch, bookmarks, 410 Gone,
 resourceVersions, evictions, is the API server's own.
+
+Why one long file: it is one harness. The JSON client, the processes, the control plane and the
+stand-ins for kubelets and controllers are used together by every control-plane test and share
+its internals (the CA, the tokens, the ports, the restart hooks); the one piece that stands
+alone, the CRDs, is controlplane_crds.py.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch.app.demo import SimulatedNodes
+from poolwatch.app.demo_endpoints import SimulatedNodes
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.spec import SimulationSpec
 from poolwatch.core.web.config import WebConfig

@@ -29,7 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.model import format_duration
 from poolwatch.rules.promql import EvalError, Query
 from tests.helpers import FIXTURES, pinned_tool

@@ -1,6 +1,6 @@
 """The local PromQL subset agrees with Prometheus itself, value for value.
 
-Each expression is evaluated by rules/promql.py over series written in promtool's expanding
+Each expression is evaluated by rules/promql/ over series written in promtool's expanding
 notation; the answers become the expected samples of a `promtool test rules` file, and the real
 promtool (Prometheus 3.16's engine, pinned) must find exactly those samples (it compares floats
 exactly). Only Prometheus 3 is compared: the local engine follows Prometheus 3's semantics
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.promql import Query
 from tests.helpers import expand_series as expand
 from tests.helpers import pinned_tool

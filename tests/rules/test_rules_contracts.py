@@ -4,7 +4,7 @@ parser accepts what WebhookNotifier sends, and the controller's server answers H
 from __future__ import annotations
 
 from poolwatch.core.actions import AlertMessage, NodeAction
-from poolwatch.rules.engine import message
+from poolwatch.rules.compiled import message
 from poolwatch.rules.sinks import HttpActionSink, webhook_body
 from poolwatch.rules.state import AlertState
 from tests.helpers import free_port

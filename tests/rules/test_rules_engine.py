@@ -1,60 +1,22 @@
-"""The rule engine: fingerprints, the SQLite store, every alert transition against a fake source
-with a deterministic clock, and one run against a real Prometheus on 127.0.0.1."""
+"""The rule engine: fingerprints, the SQLite store and every alert transition against a fake
+source with a deterministic clock. The Prometheus source is tested in test_rules_sources.py,
+running rule files (reload, the CLI) in test_rules_runner.py."""
 
 from __future__ import annotations
 
 import contextlib
-import http.server
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from poolwatch.rules import compile as compiler
-from poolwatch.rules.engine import ENGINE_ALERT, Engine, run_files
+from poolwatch.rules.engine import ENGINE_ALERT, Engine
 from poolwatch.rules.fingerprint import OFFSET64, fingerprint, fingerprint_int
 from poolwatch.rules.model import Group
-from poolwatch.rules.sources import PrometheusSource, SourceError
 from poolwatch.rules.state import AlertState, StateStore
-from tests.helpers import free_port
-from tests.helpers.prom_versions import Prometheus
-
-EXPR = "(poolwatch_collector_up) == 0"  # compile.expression of the rule below
-
-
-def group(**rule: object) -> Group:
-    base = {
-        "name": "PoolwatchCollectorDown",
-        "expr": "poolwatch_collector_up",
-        "op": "==",
-        "threshold": 0,
-        "for": "5m",
-        "severity": "warning",
-        "annotations": {"summary": "s", "description": "d", "runbook": "r"},
-    }
-    return Group.model_validate({"group": "collector", "interval": "1m", "rules": [base | rule]})
-
-
-class FakeSource:
-    """Answers per expression from `results`; raises SourceError while `down`."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, list[tuple[dict[str, str], float]]] = {}
-        self.down = False
-        self.queries: list[tuple[str, float]] = []
-
-    def query(self, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
-        self.queries.append((expr, at))
-        if self.down:
-            raise SourceError("connection refused")
-        return self.results.get(expr, [])
-
-
-SERIES = {"__name__": "poolwatch_collector_up", "collector": "nfs", "node": "n1"}
+from tests.helpers.rules_fakes import EXPR, SERIES, FakeSource, group
 
 
 @pytest.fixture
@@ -345,7 +307,7 @@ def test_failing_source_keeps_states_counts_and_fires_engine_alert_after_grace(
 def test_notifications_carry_absolute_runbook_urls_with_a_base(
     source: FakeSource, tmp_path: Path
 ) -> None:
-    from poolwatch.rules.engine import message
+    from poolwatch.rules.compiled import message
 
     g = group(
         **{
@@ -409,248 +371,6 @@ def test_self_metrics(source: FakeSource, tmp_path: Path) -> None:
     assert 'poolwatch_rules_evaluation_failures_total{rule="PoolwatchCollectorDown"} 1.0' in text
     assert 'poolwatch_rules_alerts{state="firing"} 1.0' in text
     assert 'poolwatch_rules_alerts{state="pending"} 1.0' in text  # the engine's own alert
-
-
-# -- the Prometheus source ----------------------------------------------------------------------
-
-
-def test_prometheus_source_down_is_a_source_error() -> None:
-    src = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=1.0)
-    with pytest.raises(SourceError):
-        src.query("up", 0.0)
-    with pytest.raises(ValueError, match="http"):
-        PrometheusSource("file:///etc/passwd")
-
-
-class _Gauge(http.server.BaseHTTPRequestHandler):
-    value = 1.0
-    body = b""
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/api/v1/query"):
-            body, code = type(self).body, 200 if type(self).body else 500
-        else:
-            text = f'poolwatch_collector_up{{collector="nfs",node="n1"}} {type(self).value}\n'
-            body, code = text.encode(), 200
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_prometheus_source_error_document_and_bad_json_are_source_errors() -> None:
-    class Bad(_Gauge):
-        body = b'{"status":"error","errorType":"bad_data","error":"parse error"}'
-
-    with serve(Bad) as port:
-        with pytest.raises(SourceError, match="parse error"):
-            PrometheusSource(f"http://127.0.0.1:{port}").query("up", 0.0)
-        Bad.body = b"not json"
-        with pytest.raises(SourceError):
-            PrometheusSource(f"http://127.0.0.1:{port}").query("up", 0.0)
-
-
-@pytest.mark.integration
-def test_engine_fires_against_a_real_prometheus(tmp_path: Path, prom: Prometheus) -> None:
-    from tests.integration.conftest import process  # the shared start-and-poll helper
-
-    class Gauge(_Gauge):
-        value = 1.0
-
-    with serve(Gauge) as target:
-        port = free_port()
-        cfg = tmp_path / "prometheus.yml"
-        cfg.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: gauge\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\n"
-        )
-        cmd = [
-            prom.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-        ]  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        log = tmp_path / "prometheus.log"
-        with process(cmd, log, f"{base}/-/ready"):
-            src = PrometheusSource(base, timeout=5.0)
-            e = Engine(
-                [group(**{"for": None, "periods": 1})],
-                src,
-                StateStore(tmp_path / "s.db"),
-                reminder_wait=3600.0,
-                grace=60.0,
-            )
-            deadline = time.monotonic() + 30
-            while not src.query("poolwatch_collector_up", time.time()):
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-            assert [a for a in e.evaluate() if a.rule != ENGINE_ALERT] == []  # healthy: quiet
-
-            Gauge.value = 0.0  # the collector stops answering
-            deadline = time.monotonic() + 30
-            while not (alerts := [a for a in e.evaluate() if a.state == "firing"]):
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
-            [a] = alerts
-            assert a.labels["alertname"] == "PoolwatchCollectorDown"
-            assert (a.labels["job"], a.labels["node"]) == ("gauge", "n1")
-            assert [k for k, _ in e.due_notifications()] == ["firing"]
-            assert e.failures == {}
-
-
-def test_run_files_evaluates_until_stopped(source: FakeSource, tmp_path: Path) -> None:
-    rule_file = tmp_path / "collector.yaml"
-    rule_file.write_text(
-        "group: collector\ninterval: 1m\nrules:\n"
-        "  - name: PoolwatchCollectorDown\n    expr: poolwatch_collector_up\n"
-        '    op: "=="\n    threshold: 0\n    periods: 1\n    severity: warning\n'
-        "    annotations: {summary: s, description: d, runbook: r}\n"
-    )
-    source.results[EXPR] = [(SERIES, 0.0)]
-    stop = threading.Event()
-    sent: list[str] = []
-
-    class Notifier:
-        def notify(self, messages: list) -> bool:
-            sent.extend(m.kind for m in messages)
-            stop.set()
-            return True
-
-    e = run_files([rule_file], source, tmp_path / "s.db", 0.01, stop, [Notifier()], sinks=[])
-    assert sent == ["firing"]
-    assert [a.notified for a in e.alerts.values()] == ["firing"]
-
-
-RULE_FILE = """\
-group: reload
-interval: 1m
-rules:
-  - name: PoolwatchCollectorDownForTest
-    expr: poolwatch_collector_up
-    op: "<"
-    threshold: 1
-    for: 1m
-    severity: warning
-    annotations: {summary: s, description: d, runbook: r}
-"""
-
-
-def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
-    source: FakeSource, tmp_path: Path, caplog
-) -> None:
-    import logging
-    import os
-
-    from poolwatch.rules.engine import RuleFiles
-
-    f = tmp_path / "reload.yaml"
-    f.write_text(RULE_FILE)
-    files = RuleFiles([f])
-    eng = Engine(files.load(), source, StateStore(tmp_path / "s.db"))
-    assert [c.rule.name for c in eng.rules] == ["PoolwatchCollectorDownForTest"]
-    assert files.maybe_reload(eng) is False  # nothing changed
-    f.write_text(RULE_FILE.replace("threshold: 1", "threshold: 0.5"))
-    os.utime(f, ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert files.maybe_reload(eng) is True
-    assert eng.rules[0].rule.threshold == 0.5
-    f.write_text(RULE_FILE.replace("threshold: 1", "threshold: one"))
-    os.utime(f, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
-    with caplog.at_level(logging.ERROR, logger="poolwatch.rules.engine"):
-        assert files.maybe_reload(eng) is False
-    assert eng.rules[0].rule.threshold == 0.5  # the previous rules keep running
-    assert any("reload.yaml:7" in r.getMessage() for r in caplog.records)
-    f.write_text(RULE_FILE)
-    files._stamp = files._mtimes()  # same mtime as seen: only a request (SIGHUP) reloads now
-    files.requested.set()
-    assert files.maybe_reload(eng) is True
-    assert eng.rules[0].rule.threshold == 1
-
-
-def test_cli_serves_the_engines_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import urllib.request
-
-    from tests.helpers import free_port, parse, value
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "poolwatch", "rules", "run", "--source",
-         "prometheus=http://127.0.0.1:1", "--state", str(tmp_path / "s.db"), "--interval", "1s",
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline, series = time.monotonic() + 20, {}
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                    series = parse(r.read())
-                if value(series, "poolwatch_rules_evaluations_total") >= 2:
-                    break
-            except (OSError, AssertionError):
-                pass
-            time.sleep(0.2)
-        assert value(series, "poolwatch_rules_evaluations_total") >= 2
-        # Prometheus is unreachable: every rule's evaluation is skipped and counted
-        assert value(series, "poolwatch_rules_evaluation_failures_total",
-                     rule="PoolwatchCollectorDown") >= 1  # fmt: skip
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
-
-
-def test_cli_refuses_a_bad_runbook_base_before_it_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-    import subprocess
-    import sys
-
-    monkeypatch.delenv("POOLWATCH_RUNBOOK_BASE_URL", raising=False)
-    cmd = [
-        sys.executable,
-        "-m",
-        "poolwatch",
-        "rules",
-        "run",
-        "--source",
-        "prometheus=http://127.0.0.1:1",
-        "--state",
-        str(tmp_path / "s.db"),
-        "--listen",
-        "off",
-    ]
-    for args, env in (
-        (["--runbook-base-url", "docs.example.com"], {}),
-        ([], {"POOLWATCH_RUNBOOK_BASE_URL": "ftp://docs.example.com"}),
-    ):
-        out = subprocess.run(
-            [*cmd, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, **env},
-        )
-        assert out.returncode == 2, out.stderr
-        assert "--runbook-base-url" in out.stderr
-        assert "not an absolute http:// or https:// URL" in out.stderr
-    assert not (tmp_path / "s.db").exists()  # refused before anything was started
 
 
 def test_health_goes_bad_when_evaluations_stop(source: FakeSource, tmp_path: Path) -> None:

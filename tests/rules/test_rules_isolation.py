@@ -15,7 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from poolwatch.core.actions import AlertMessage
-from poolwatch.rules.engine import ENGINE_ALERT, Engine, compile_groups
+from poolwatch.rules.compiled import compile_groups
+from poolwatch.rules.engine import ENGINE_ALERT, Engine
 from poolwatch.rules.loader import DEFAULT_DIR, load
 from poolwatch.rules.local import LocalSource, Target
 from poolwatch.rules.model import Group

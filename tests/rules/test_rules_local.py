@@ -132,7 +132,7 @@ def test_refusals_name_the_reason() -> None:
 
 
 def test_shipped_rules_all_run_locally_and_short_history_refuses_the_24h_one() -> None:
-    from poolwatch.rules.engine import compile_groups
+    from poolwatch.rules.compiled import compile_groups
     from poolwatch.rules.loader import default_files, load
 
     exprs = {c.rule.name: c.query for c in compile_groups(load(default_files()))}

@@ -15,7 +15,8 @@ import yaml
 
 from poolwatch.rules import compile as compiler
 from poolwatch.rules import verbs
-from poolwatch.rules.engine import Engine, compile_groups
+from poolwatch.rules.compiled import compile_groups
+from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import DEFAULT_DIR, RuleFileError, default_files, load
 from poolwatch.rules.overrides import apply
 from poolwatch.rules.state import StateStore

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from poolwatch.rules.local import History, Series
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.promql import STALE, EvalError, Query, Unsupported, is_stale
 from tests.helpers import STALE_NAN
 

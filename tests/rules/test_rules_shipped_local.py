@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from poolwatch.rules.engine import Engine
+from poolwatch.rules.history import History, Series
 from poolwatch.rules.loader import DEFAULT_DIR, default_files, load
-from poolwatch.rules.local import History, LocalSource, Series
+from poolwatch.rules.local import LocalSource
 from poolwatch.rules.model import duration_seconds
 from poolwatch.rules.state import StateStore
 from tests.helpers import expand_series as expand
