@@ -123,6 +123,40 @@ def test_body_is_cached_until_a_collection_and_gzip_matches() -> None:
     assert store.body() != first
 
 
+def test_gzip_is_made_once_per_collection_by_the_collector_not_by_scrapes(monkeypatch) -> None:
+    """Each collector's body is compressed when it is stored; a gzip scrape joins the members
+    (one per collector, then the health series'), which read back as exactly the plain body."""
+    from exporters.node import store as store_mod
+
+    made: list[int] = []
+    real = store_mod.gzip_member
+
+    def counting(data: bytes) -> bytes:
+        made.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(store_mod, "gzip_member", counting)
+    nfs, ib = Fake(), Other()
+    runner, store = make(nfs, ib)
+    runner.run_once(nfs)
+    runner.run_once(ib)
+    assert len(made) == 2  # one member per collector, made by the runs
+    zipped = store.body(gzipped=True)
+    assert gzip.decompress(zipped) == store.body()
+    assert zipped.count(b"\x1f\x8b\x08") >= 3  # nfs, infiniband and the health series
+    assert len(made) == 3  # the scrape compressed only the small health part
+    for _ in range(5):
+        assert store.body(gzipped=True) is zipped  # later scrapes compress nothing
+    assert len(made) == 3
+    ib_body = next(s.body for s in store.states() if s.name == "infiniband")
+    runner.run_once(ib)  # the same values again: the member is kept, not remade
+    assert next(s.body for s in store.states() if s.name == "infiniband") == ib_body
+    assert len(made) == 3
+    runner.run_once(nfs)  # a new value: that collector's member only is remade
+    assert len(made) == 4
+    assert gzip.decompress(store.body(gzipped=True)) == store.body()
+
+
 def test_liveness_follows_the_scheduler() -> None:
     c = Fake(timeout=0.1)
     c.interval = 0.2
