@@ -158,6 +158,31 @@ def test_gzip_is_made_once_per_collection_by_the_collector_not_by_scrapes(monkey
     assert gzip.decompress(store.body(gzipped=True)) == store.body()
 
 
+def test_a_gzip_scrape_does_not_copy_the_plain_exposition() -> None:
+    """Prometheus asks for gzip only: after a collection, its scrape builds the gzip stream from
+    the stored pieces and reads the plain parts in place (for the checksum), so it allocates
+    little more than the stream itself, not a copy of the plain exposition; a plain scrape still
+    gets the whole body."""
+    import tracemalloc
+
+    store = ExpositionStore({"node": "n1", "pool": "p1"})
+    for name in ("a", "b"):
+        store.register(name, 15, 10)
+        lines = b"".join(b'x_%s{i="%d"} %d\n' % (name.encode(), i, i * 7) for i in range(20_000))
+        store.put(name, b"# TYPE x_%s gauge\n" % name.encode() + lines, ok=True, took=0.01)
+    plain_size = sum(len(s.body) for s in store.states())
+    assert plain_size > 500_000
+    tracemalloc.start()
+    try:
+        zipped = store.body(gzipped=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(zipped) + 100_000 < plain_size  # the stream itself and a little more
+    assert gzip.decompress(zipped) == store.body()
+    assert len(store.body()) > plain_size
+
+
 def test_liveness_follows_the_scheduler() -> None:
     c = Fake(timeout=0.1)
     c.interval = 0.2

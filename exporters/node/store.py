@@ -40,9 +40,13 @@ def deflate_piece(data: bytes) -> bytes:
     return z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
 
 
-def gzip_stream(pieces: list[bytes], plain: bytes) -> bytes:
-    """One gzip member from `pieces` (deflate_piece of the parts of `plain`, in order)."""
-    trailer = struct.pack("<II", zlib.crc32(plain), len(plain) & 0xFFFFFFFF)
+def gzip_stream(pieces: list[bytes], parts: list[bytes]) -> bytes:
+    """One gzip member from `pieces`, deflate_piece of each of `parts` in order (the plain
+    parts give the checksum and length, read in place: no plain join is made for this)."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    trailer = struct.pack("<II", crc, sum(map(len, parts)) & 0xFFFFFFFF)
     return b"".join([_GZIP_HEADER, *pieces, _FINAL_BLOCK, trailer])
 
 
@@ -75,8 +79,10 @@ class ExpositionStore:
         self._states: dict[str, CollectorState] = {}
         self._version = 0
         self._cache_key: tuple[object, ...] | None = None
-        self._cache_plain = b""
-        self._cache_gzip = b""
+        self._parts: list[bytes] = []
+        self._pieces: list[bytes] = []
+        self._cache_plain: bytes | None = None
+        self._cache_gzip: bytes | None = None
 
     def register(self, name: str, interval: float, timeout: float) -> None:
         with self._lock:
@@ -128,11 +134,19 @@ class ExpositionStore:
             if key != self._cache_key:
                 self._cache_key = key
                 health = self._health()
-                self._cache_plain = b"".join([*(s.body for s in served), health])
+                self._parts = [*(s.body for s in served), health]
                 # only the small health part is compressed here; the rest was, once, by put()
-                pieces = [*(s.deflated for s in served), deflate_piece(health)]
-                self._cache_gzip = gzip_stream(pieces, self._cache_plain)
-            return self._cache_gzip if gzipped else self._cache_plain
+                self._pieces = [*(s.deflated for s in served), deflate_piece(health)]
+                self._cache_plain = self._cache_gzip = None
+            # each form is joined only when asked for: Prometheus asks for gzip only, and a
+            # plain join would copy the whole exposition once more per collection
+            if gzipped:
+                if self._cache_gzip is None:
+                    self._cache_gzip = gzip_stream(self._pieces, self._parts)
+                return self._cache_gzip
+            if self._cache_plain is None:
+                self._cache_plain = b"".join(self._parts)
+            return self._cache_plain
 
     def _health(self) -> bytes:
         ident = [self.identity.get(k, "") for k in catalog.IDENTITY_LABELS]
