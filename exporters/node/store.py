@@ -97,8 +97,9 @@ class ExpositionStore:
         ever waits for a compression; a body equal to the last one keeps its piece."""
         piece = b""
         if body:
-            last = self._states[name]  # a racy read only costs a compression
-            piece = last.deflated if last.body == body and last.deflated else deflate_piece(body)
+            with self._lock:  # the pair as stored together; compared outside the lock
+                last_body, last_piece = self._states[name].body, self._states[name].deflated
+            piece = last_piece if last_piece and last_body == body else deflate_piece(body)
         now_mono, now = time.monotonic(), time.time()
         with self._lock:
             st = self._states[name]
