@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from poolwatch.config import ConfigError, read_yaml
+from poolwatch.core.config import ConfigError, read_yaml
 
 
 def _block(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.cliutil import add_log_level as _add_log_level
-from poolwatch.cliutil import config_path as _config_path
+from poolwatch.core.cliutil import add_log_level as _add_log_level
+from poolwatch.core.cliutil import config_path as _config_path
 
 log = logging.getLogger("poolwatch.alerts")
 
@@ -89,8 +89,8 @@ def _settings(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from poolwatch.cliutil import exit_status
-    from poolwatch.config import dump
+    from poolwatch.core.cliutil import exit_status
+    from poolwatch.core.config import dump
 
     from .messages import TemplateError
     from .server import run
@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from poolwatch.config import ConfigError
+    from poolwatch.core.config import ConfigError
 
     from .client import fetch_status, format_status
 
@@ -132,7 +132,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _amconfig(args: argparse.Namespace) -> int:
-    from poolwatch.config import ConfigError
+    from poolwatch.core.config import ConfigError
 
     from .amconfig import snippet
 
@@ -145,7 +145,7 @@ def _amconfig(args: argparse.Namespace) -> int:
 
 
 def _import_apulis(args: argparse.Namespace) -> int:
-    from poolwatch.config import ConfigError
+    from poolwatch.core.config import ConfigError
 
     from .apulis import convert
 

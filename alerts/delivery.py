@@ -67,7 +67,7 @@ def check_url(name: str, url: str) -> None:
     """Refuse at start a target URL that apprise cannot use (an unknown scheme, a malformed
     URL): found only at the first send, it would turn every notification for that target into a
     dead letter while the receiver looked healthy."""
-    from poolwatch.config import ConfigError
+    from poolwatch.core.config import ConfigError
 
     if not usable(url):
         raise ConfigError(

@@ -3,8 +3,8 @@ from the service's counters and one GROUP BY over the outbox)."""
 
 from __future__ import annotations
 
-from poolwatch.catalog import new_family
-from poolwatch.exposition import render
+from poolwatch.core.catalog import new_family
+from poolwatch.core.exposition import render
 
 from .service import AlertService
 

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from poolwatch.actions import AlertMessage
-from poolwatch.config import ConfigError
+from poolwatch.core.actions import AlertMessage
+from poolwatch.core.config import ConfigError
 
 from .settings import severity_rank
 

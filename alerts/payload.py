@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from poolwatch.actions import AlertMessage
+from poolwatch.core.actions import AlertMessage
 
 from .fingerprint import fingerprint as label_fingerprint
 

@@ -22,9 +22,9 @@ import ssl
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from poolwatch import pages
-from poolwatch.httpbase import Handler as BaseHandler
-from poolwatch.httpbase import Server as BaseServer
+from poolwatch.core import pages
+from poolwatch.core.httpbase import Handler as BaseHandler
+from poolwatch.core.httpbase import Server as BaseServer
 
 from .metrics import exposition
 from .payload import PayloadError, parse

@@ -11,7 +11,7 @@ import logging
 import re
 import urllib.parse
 
-from poolwatch.actions import AlertMessage
+from poolwatch.core.actions import AlertMessage
 
 from .outbox import Route
 from .settings import AlertsSettings

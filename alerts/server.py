@@ -10,7 +10,7 @@ import ssl
 import threading
 from types import FrameType
 
-from poolwatch.config import ConfigError, split_listen
+from poolwatch.core.config import ConfigError, split_listen
 
 from .receiver import Credentials, make_server
 from .service import AlertService

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from poolwatch.actions import AlertMessage
+from poolwatch.core.actions import AlertMessage
 
 from .delivery import Counters, TargetWorker
 from .messages import Templates

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from poolwatch.config import ConfigError, Listen, env_overrides, load, parse_duration
+from poolwatch.core.config import ConfigError, Listen, env_overrides, load, parse_duration
 
 ENV_PREFIX = "POOLWATCH_ALERTS__"
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]

@@ -330,7 +330,7 @@ def main() -> int:
         pw_port, ksm_port = free_port(), free_port()
         poolwatch = Program(
             "poolwatch", pw_port,
-            [sys.executable, "-m", "poolwatch.cli", "cluster-exporter", "--kubeconfig",
+            [sys.executable, "-m", "poolwatch.app.cli", "cluster-exporter", "--kubeconfig",
              str(kubeconfig), "--listen", f"127.0.0.1:{pw_port}", "--log-level", "warning"],
             {"poolwatch_cluster_up 1.0": 1, "poolwatch_cluster_node_info{": args.nodes,
              "poolwatch_training_job_info{": args.jobs},

@@ -32,13 +32,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
-from controller.pools import FAULT_TAINT, allowed  # noqa: E402
-from controller.service import PoolController  # noqa: E402
-from controller.settings import ControllerSettings  # noqa: E402
-from poolwatch.actions import NodeAction  # noqa: E402
 from poolwatch.cluster.model import NodeStatus  # noqa: E402
-from poolwatch.cluster.sim_spec import GPU, JobRequest, PoolSpec, SimulationSpec  # noqa: E402
-from poolwatch.cluster.simulated import SimulatedCluster  # noqa: E402
+from poolwatch.cluster.simulated.backend import SimulatedCluster  # noqa: E402
+from poolwatch.cluster.simulated.spec import GPU, JobRequest, PoolSpec, SimulationSpec  # noqa: E402
+from poolwatch.controller.pools import FAULT_TAINT, allowed  # noqa: E402
+from poolwatch.controller.service import PoolController  # noqa: E402
+from poolwatch.controller.settings import ControllerSettings  # noqa: E402
+from poolwatch.core.actions import NodeAction  # noqa: E402
 
 T0 = 1_790_000_000.0
 RETRY = (("fault-tolerance/job-retry-num", "3"),)

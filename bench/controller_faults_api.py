@@ -43,14 +43,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import kubernetes  # noqa: E402
 
-from controller.pools import FAULT_TAINT, allowed, out_of_service  # noqa: E402
-from controller.service import PoolController  # noqa: E402
-from controller.settings import ControllerSettings  # noqa: E402
-from poolwatch.actions import NodeAction  # noqa: E402
-from poolwatch.cluster.k8s_api import load_configuration  # noqa: E402
-from poolwatch.cluster.k8s_convert import node_from  # noqa: E402
-from poolwatch.cluster.k8s_read import Context  # noqa: E402
-from poolwatch.cluster.kubernetes import KubernetesCluster  # noqa: E402
+from poolwatch.cluster.kubernetes.api import load_configuration  # noqa: E402
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster  # noqa: E402
+from poolwatch.cluster.kubernetes.convert import node_from  # noqa: E402
+from poolwatch.cluster.kubernetes.read import Context  # noqa: E402
+from poolwatch.controller.pools import FAULT_TAINT, allowed, out_of_service  # noqa: E402
+from poolwatch.controller.service import PoolController  # noqa: E402
+from poolwatch.controller.settings import ControllerSettings  # noqa: E402
+from poolwatch.core.actions import NodeAction  # noqa: E402
 
 POOL, FLAVOR, NS = "bench", "gpu.8x.h100", "bench"
 NODES, PODS = "/api/v1/nodes", f"/api/v1/namespaces/{NS}/pods"

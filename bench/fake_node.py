@@ -34,7 +34,7 @@ from nvml_fake import FakeGpu, FakeNvml, read_query_csv  # noqa: E402
 from test_container import Node  # noqa: E402
 from test_npu_smi import VIEWS_910B  # noqa: E402
 
-from exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
+from poolwatch.exporters.node.attribution.podresources import api_pb2, api_pb2_grpc  # noqa: E402
 
 FIX = HERE.parent / "tests" / "fixtures"
 GPUS, NPUS, CONTAINERS = 8, 16, 200
@@ -128,9 +128,9 @@ def _fake_nvml() -> None:
 
 def serve(tree: Path, config: Path) -> None:
     _fake_nvml()
-    from exporters.node import app
-    from exporters.node.settings import NodeExporterSettings
-    from poolwatch.config import load
+    from poolwatch.core.config import load
+    from poolwatch.exporters.node import app
+    from poolwatch.exporters.node.settings import NodeExporterSettings
 
     # the tree and the fake kubelet come from the caller (`build`, `start_kubelet`)
     app.run(load(NodeExporterSettings, config, {}))
@@ -145,7 +145,7 @@ def in_process_npu_smi(tree: Path) -> None:
     """Answer npu-smi calls in-process from the same captures (no process per call)."""
     from test_npu_smi import FakeNpuSmi, fixture
 
-    from exporters.node.accelerators import npu_smi
+    from poolwatch.exporters.node.accelerators import npu_smi
 
     fake = FakeNpuSmi(fixture(A3), VIEWS_910B)
     answers: dict[tuple[str, ...], str] = {}
@@ -169,8 +169,8 @@ def cycle(tree: Path, cycles: int, spawn: bool) -> dict:
     _fake_nvml()
     if not spawn:
         in_process_npu_smi(tree)
-    from exporters.node.app import build as build_exporter
-    from exporters.node.settings import NodeExporterSettings
+    from poolwatch.exporters.node.app import build as build_exporter
+    from poolwatch.exporters.node.settings import NodeExporterSettings
 
     pods = build(tree)
     server = start_kubelet(tree, pods)

@@ -156,8 +156,8 @@ def write_config(tmp: Path, name: str, port: int, interval: float) -> Path:
     if "accelerator" in COLLECTORS:  # the fake GPU/NPU/container node of bench/fake_node.py
         # The 1 s instance prices a 15 s cycle: its npu-smi/hccn_tool groups run 15x faster
         # too, so each of its cycles reads what an average 15 s cycle reads.
-        from poolwatch.catalog.hccn import HCCN_INTERVALS
-        from poolwatch.catalog.npu import NPU_SMI_INTERVALS
+        from poolwatch.core.catalog.hccn import HCCN_INTERVALS
+        from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
 
         speed = interval / 15.0
         coll["accelerator"]["npu_smi_intervals"] = {
@@ -358,7 +358,7 @@ def poolwatch_cmd(config: Path) -> list[str]:
             "--config",
             str(config),
         ]
-    return [sys.executable, "-m", "poolwatch.cli", "node-exporter", "--config", str(config)]
+    return [sys.executable, "-m", "poolwatch.app.cli", "node-exporter", "--config", str(config)]
 
 
 def accelerator_cycles(tmp: Path) -> dict[str, dict]:
@@ -406,8 +406,8 @@ def budget_check(body: bytes, variant: str, args: argparse.Namespace) -> dict:
     filesystems, cache directories) from the distinct label values in the exposition."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from poolwatch import catalog
-    from poolwatch.catalog import budget
+    from poolwatch.core import catalog
+    from poolwatch.core.catalog import budget
 
     owner = {a.name: s for s in catalog.ALL_SPECS for a in s.aliases}
     real: Counter[str] = Counter()

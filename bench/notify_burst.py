@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from alerts_support import HttpSink, SmtpSink, alert  # noqa: E402
 from helpers import free_port  # noqa: E402
 
-from alerts.payload import webhook  # noqa: E402
+from poolwatch.alerts.payload import webhook  # noqa: E402
 
 TOKEN = "bench-token"  # noqa: S105 (a local test credential)
 

@@ -45,11 +45,11 @@ sys.path[:0] = [str(HERE.parent)]
 
 import yaml  # noqa: E402
 
-from rules import compile as compiler  # noqa: E402
-from rules.engine import Engine  # noqa: E402
-from rules.local import LocalSource, Target  # noqa: E402
-from rules.model import Group  # noqa: E402
-from rules.state import StateStore  # noqa: E402
+from poolwatch.rules import compile as compiler  # noqa: E402
+from poolwatch.rules.engine import Engine  # noqa: E402
+from poolwatch.rules.local import LocalSource, Target  # noqa: E402
+from poolwatch.rules.model import Group  # noqa: E402
+from poolwatch.rules.state import StateStore  # noqa: E402
 
 POOLS, NODES_PER_POOL, DEVICES = 50, 25, 8
 A = "poolwatch_accelerator_"

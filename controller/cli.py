@@ -17,7 +17,7 @@ _SETTINGS_FLAGS = ("listen", "backend", "token_file", "state_path", "kubeconfig"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.cliutil import add_log_level
+    from poolwatch.core.cliutil import add_log_level
 
     p = sub.add_parser(
         "controller",
@@ -63,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ops_cli.register(verbs)
     try:
-        upgrade = importlib.import_module("controller.upgrade_cli")
+        upgrade = importlib.import_module("poolwatch.api.upgrade_cli")
     except ModuleNotFoundError as err:
-        if err.name != "controller.upgrade_cli":
+        if err.name != "poolwatch.api.upgrade_cli":
             raise
         return  # the pool API part's upgrade verb is not built yet
     u = verbs.add_parser("upgrade", help="driver upgrade of a pool (see the pool API)")
@@ -77,8 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from poolwatch.cliutil import config_path, exit_status
-    from poolwatch.config import dump, load
+    from poolwatch.core.cliutil import config_path, exit_status
+    from poolwatch.core.config import dump, load
 
     from .runner import run
     from .settings import ControllerSettings

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import NodeStatus, TrainingJob
+from poolwatch.core.actions import ActionResult
 
 from .pools import STATUS_LABEL
 

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from poolwatch.actions import AlertMessage, Notifier
+from poolwatch.core.actions import AlertMessage, Notifier
 
 from .store import Store
 

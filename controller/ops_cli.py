@@ -57,11 +57,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def _with_controller(args: argparse.Namespace, body: Callable[[Any], int]) -> int:
     """Run `body` with a controller over the chosen backend; the backend's informers are
     stopped before the command exits (a watch thread alive at interpreter exit can abort it)."""
-    from controller.service import PoolController
-    from controller.settings import ControllerSettings
-    from poolwatch.cliutil import config_path, exit_status
     from poolwatch.cluster.factory import open_backend
-    from poolwatch.config import load
+    from poolwatch.controller.service import PoolController
+    from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.cliutil import config_path, exit_status
+    from poolwatch.core.config import load
 
     def run() -> int:
         settings = load(ControllerSettings, config_path(args), os.environ, {})

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poolwatch.actions import ActionResult
-from poolwatch.cluster.k8s_read import LABEL_VALUE
+from poolwatch.cluster.kubernetes.read import LABEL_VALUE
 from poolwatch.cluster.model import NodeStatus, Pool
+from poolwatch.core.actions import ActionResult
 
 from . import pools
 from .pools import STATUS_LABEL

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import Node, NodeStatus
+from poolwatch.core.actions import ActionResult
 
 from . import pools
 from .pools import STATUS_LABEL

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from poolwatch.actions import Notifier
-from poolwatch.config import ConfigError, split_listen
-from poolwatch.webhook import WebhookNotifier
+from poolwatch.core.actions import Notifier
+from poolwatch.core.config import ConfigError, split_listen
+from poolwatch.core.webhook import WebhookNotifier
 
 from .leader import LeaderElector
 from .server import ControllerServer, check_exposure, serve

@@ -17,11 +17,11 @@ import logging
 import threading
 from collections.abc import Callable
 
-from poolwatch import pages
-from poolwatch.actions import ActionResult, NodeAction
-from poolwatch.config import ConfigError
-from poolwatch.httpbase import Handler as BaseHandler
-from poolwatch.httpbase import Server as BaseServer
+from poolwatch.core import pages
+from poolwatch.core.actions import ActionResult, NodeAction
+from poolwatch.core.config import ConfigError
+from poolwatch.core.httpbase import Handler as BaseHandler
+from poolwatch.core.httpbase import Server as BaseServer
 
 from . import metrics
 from .service import PoolController

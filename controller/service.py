@@ -23,10 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from poolwatch.actions import ActionResult, NodeAction, Notifier
 from poolwatch.cluster.backend import ClusterBackend
 from poolwatch.cluster.model import Event, Node, NodeStatus, Pool, TrainingJob
 from poolwatch.cluster.workload import busy_nodes
+from poolwatch.core.actions import ActionResult, NodeAction, Notifier
 
 from . import jobs, node_ops, notices, pool_events, pool_ops, pools
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL

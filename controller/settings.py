@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from poolwatch.config import check_listen, parse_duration
-from poolwatch.fault_codes import CODE_FORMAT, FAULT_CODES
+from poolwatch.core.config import check_listen, parse_duration
+from poolwatch.core.fault_codes import CODE_FORMAT, FAULT_CODES
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]

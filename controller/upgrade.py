@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.workload import busy_nodes
+from poolwatch.core.actions import ActionResult
 
 from .api.ports import ClusterReader, PoolControl
 

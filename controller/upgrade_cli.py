@@ -86,8 +86,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
-    from poolwatch.config import ConfigError, parse_duration
+    from poolwatch.api.upgrade import CommandStep, SimulatedStep, Upgrade, UpgradePlan
+    from poolwatch.core.config import ConfigError, parse_duration
 
     if args.abort:
         return _abort(args)
@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _abort(args: argparse.Namespace) -> int:
-    from controller.upgrade import recover
-    from poolwatch.config import ConfigError
+    from poolwatch.api.upgrade import recover
+    from poolwatch.core.config import ConfigError
 
     try:
         controller, backend = _controller(args)
@@ -152,11 +152,11 @@ def _abort(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace) -> tuple[Any, Any]:
-    from controller.api.cli import make_backend
-    from controller.service import PoolController
-    from controller.settings import ControllerSettings
-    from poolwatch.cliutil import config_path
-    from poolwatch.config import load
+    from poolwatch.api.cli import make_backend
+    from poolwatch.controller.service import PoolController
+    from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.cliutil import config_path
+    from poolwatch.core.config import load
 
     settings = load(ControllerSettings, config_path(args), os.environ, {})
     backend = make_backend(args.backend, args.kubeconfig)

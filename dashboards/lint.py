@@ -13,7 +13,7 @@ from typing import Any
 import promql_parser
 import yaml
 
-from poolwatch.catalog import CatalogError, all_alias_names, by_name
+from poolwatch.core.catalog import CatalogError, all_alias_names, by_name
 
 from .thresholds import rules_dir
 

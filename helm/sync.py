@@ -37,8 +37,8 @@ def compiled_rules() -> dict[str, bytes]:
     """`poolwatch rules compile` output for the shipped rules: file name -> content."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from rules import compile as compiler
-    from rules.loader import RuleFileError, default_files, load
+    from poolwatch.rules import compile as compiler
+    from poolwatch.rules.loader import RuleFileError, default_files, load
 
     try:
         loaded = load(default_files())

@@ -1,3 +1,3 @@
-from poolwatch.cli import main
+from poolwatch.app.cli import main
 
 raise SystemExit(main())

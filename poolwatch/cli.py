@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .cliutil import add_log_level, config_path, exit_status
+from poolwatch import __version__
+from poolwatch.core.cliutil import add_log_level, config_path, exit_status
 
 PARTS = """\
 parts of the stack:
@@ -187,7 +187,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     _add_log_level(p)
     p.set_defaults(func=_run_demo)
     verbs = p.add_subparsers(dest="demo_verb", metavar="{inject,heal}")
-    from .cluster.sim_spec import FAULTS
+    from poolwatch.cluster.simulated.spec import FAULTS
 
     inj = verbs.add_parser("inject", help="strike a fault on a node of the running demo",
                            description="Strike FAULT on NODE of the demo running on "
@@ -206,7 +206,7 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from . import demo
+    from poolwatch.app import demo
 
     if args.demo_verb == "inject":
         doc = {"fault": args.fault, "node": args.node, "device": args.device}
@@ -239,11 +239,10 @@ def _cluster_exporter_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cluster_exporter(args: argparse.Namespace) -> int:
-    from exporters.cluster.app import run
-    from exporters.cluster.settings import ClusterExporterSettings
-    from exporters.node.webconfig import load_web_config
-
-    from .config import dump, load
+    from poolwatch.core.config import dump, load
+    from poolwatch.exporters.cluster.app import run
+    from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+    from poolwatch.exporters.node.webconfig import load_web_config
 
     flags = {
         (key,): (str(value), f"flag --{key}")
@@ -264,7 +263,7 @@ def _run_cluster_exporter(args: argparse.Namespace) -> int:
 
 
 def _cluster_backend(settings: Any) -> Any:
-    from .cluster.factory import open_backend
+    from poolwatch.cluster.factory import open_backend
 
     return open_backend(settings.backend, settings.kubeconfig)[0]
 
@@ -372,7 +371,7 @@ def _rules_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_rules(args: argparse.Namespace) -> int:
-    from rules import cli as rules_cli
+    from poolwatch.rules import cli as rules_cli
 
     if args.verb == "check":
         return rules_cli.check(args.files, local=args.local, overrides=args.overrides)
@@ -395,15 +394,14 @@ def _run_rules(args: argparse.Namespace) -> int:
 
 
 def _run_rule_engine(args: argparse.Namespace) -> int:
-    from rules import cli as rules_cli
-    from rules.engine import run_files
-    from rules.loader import RuleFileError
-
-    from .config import ConfigError, check_listen, parse_duration
+    from poolwatch.core.config import ConfigError, check_listen, parse_duration
+    from poolwatch.rules import cli as rules_cli
+    from poolwatch.rules.engine import run_files
+    from poolwatch.rules.loader import RuleFileError
 
     logger = logging.getLogger("poolwatch")
     try:
-        from rules.compile import check_runbook_base
+        from poolwatch.rules.compile import check_runbook_base
 
         try:
             runbook_base = check_runbook_base(args.runbook_base_url)
@@ -454,7 +452,7 @@ class _EngineMetrics:
     def body(self, gzipped: bool = False) -> bytes:
         import gzip
 
-        from .exposition import render
+        from poolwatch.core.exposition import render
 
         text = render(list(self.engine.collect()))
         return gzip.compress(text) if gzipped else text
@@ -464,9 +462,8 @@ def _serve_engine(engine: Any, listen: str, interval: float = 30.0) -> Any:
     """Serve the engine's pages, /metrics and /healthz from a daemon thread; returns the server."""
     import time
 
-    from rules.web import serve
-
-    from .config import check_listen, split_listen
+    from poolwatch.core.config import check_listen, split_listen
+    from poolwatch.rules.web import serve
 
     address = split_listen(check_listen(listen))
 
@@ -541,10 +538,9 @@ def _flags(args: argparse.Namespace) -> dict[tuple[str, ...], tuple[Any, str]]:
 
 
 def _run_node_exporter(args: argparse.Namespace) -> int:
-    from exporters.node import app
-    from exporters.node.settings import NodeExporterSettings
-
-    from .config import dump, load
+    from poolwatch.core.config import dump, load
+    from poolwatch.exporters.node import app
+    from poolwatch.exporters.node.settings import NodeExporterSettings
 
     def body() -> None:
         settings = load(NodeExporterSettings, _config_path(args), os.environ, _flags(args))
@@ -559,7 +555,7 @@ def _run_node_exporter(args: argparse.Namespace) -> int:
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from .catalog import ALL_SPECS, budget, render
+    from poolwatch.core.catalog import ALL_SPECS, budget, render
 
     if args.budget:
         try:
@@ -576,7 +572,12 @@ def _run_catalog(args: argparse.Namespace) -> int:
 
 #: parts that declare their own subcommand: module -> its `register(subparsers)`. Each module
 #: keeps its imports light (heavy ones inside the command's function) so `--help` stays fast.
-PART_CLIS = ("alerts.cli", "dashboards.cli", "controller.cli", "controller.api.cli")
+PART_CLIS = (
+    "poolwatch.alerts.cli",
+    "poolwatch.dashboards.cli",
+    "poolwatch.controller.cli",
+    "poolwatch.api.cli",
+)
 
 
 def _register_parts(sub: argparse._SubParsersAction) -> None:

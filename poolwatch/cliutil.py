@@ -26,7 +26,7 @@ def exit_status(body: Callable[[], int | None], *config_errors: type[Exception])
     """Run a serving command's `body` and map its failures to the exit statuses every poolwatch
     command documents: 2 for a configuration error (ConfigError, or one of `config_errors`),
     named in one log line; 1 when the address cannot be served; else what `body` returns."""
-    from .config import ConfigError
+    from poolwatch.core.config import ConfigError
 
     log = logging.getLogger("poolwatch")
     try:

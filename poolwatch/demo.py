@@ -44,20 +44,19 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
-from exporters.cluster.app import ClusterExporter, serve_cluster
-from exporters.cluster.settings import ClusterExporterSettings
-from exporters.node import app as node_app
-from exporters.node.server import serve
-from exporters.node.settings import NodeExporterSettings
-from exporters.node.webconfig import WebConfig
-
-from . import demo_monitoring, demo_rules
-from .actions import ActionSink, Notifier
-from .cluster import sim_persist
-from .cluster.sim_metrics import exposition
-from .cluster.sim_spec import SimulationSpec
-from .cluster.simulated import SimulatedCluster
-from .demo_procs import Child, DemoError, lock_data_dir
+from poolwatch.app import demo_monitoring, demo_rules
+from poolwatch.app.demo_procs import Child, DemoError, lock_data_dir
+from poolwatch.cluster.sim_metrics import exposition
+from poolwatch.cluster.simulated import persist as sim_persist
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import SimulationSpec
+from poolwatch.core.actions import ActionSink, Notifier
+from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.node import app as node_app
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.settings import NodeExporterSettings
+from poolwatch.exporters.node.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
@@ -119,7 +118,7 @@ def prometheus_config(ports: Ports, interval: str = "5s") -> str:
 
 
 def _seconds(text: str) -> float:
-    from .config import parse_duration
+    from poolwatch.core.config import parse_duration
 
     return float(parse_duration(text))  # type: ignore[arg-type]
 
@@ -171,7 +170,7 @@ class Demo:
         self.scenario: Any = None  # demo_scenario.Scenario when `scenario`
         self.site: Any = None
         self._lock_file: IO[str] | None = None
-        from rules.sinks import LogActionSink, LogNotifier
+        from poolwatch.rules.sinks import LogActionSink, LogNotifier
 
         #: where the rule engine's notifications and controller requests go (append to plug in);
         #: the log-only defaults are replaced by the real parts when `acting`
@@ -221,12 +220,12 @@ class Demo:
 
     def runbook_base(self) -> str:
         """The demo's site serves the docs (/docs/), so the alerts' runbook links open there."""
-        from .demo_docs import runbook_base
+        from poolwatch.app.demo_docs import runbook_base
 
         return runbook_base(f"http://{HOST}:{self.ports.inbox}")
 
     def _rules(self) -> tuple[list[Path], Path]:
-        from rules.loader import default_files
+        from poolwatch.rules.loader import default_files
 
         floor = max(1.0, 2 * _seconds(self.scrape_interval))
         return demo_rules.write(self.rule_files or default_files(), self.data_dir / "rules",
@@ -265,11 +264,10 @@ class Demo:
     def _rule_engine(self, files_: list[Path]) -> None:
         """The rules in local mode over the demo's own endpoints: alerts and actions without
         Prometheus (the embedded default)."""
-        from rules.engine import Engine, RuleFiles
-        from rules.local import LocalSource, Target
-        from rules.state import StateStore
-
-        from .cli import _EngineMetrics
+        from poolwatch.app.cli import _EngineMetrics
+        from poolwatch.rules.engine import Engine, RuleFiles
+        from poolwatch.rules.local import LocalSource, Target
+        from poolwatch.rules.state import StateStore
 
         targets = [Target(f"http://{HOST}:{port}/metrics", job)
                    for job, port in scrape_jobs(self.ports)]  # fmt: skip
@@ -278,7 +276,7 @@ class Demo:
         engine = Engine(files.load(), source, StateStore(self.data_dir / "rules.db"),
                         runbook_base=self.runbook_base())  # fmt: skip
         self.engine = engine
-        from rules.web import serve as serve_engine
+        from poolwatch.rules.web import serve as serve_engine
 
         # the engine's own pages (alerts, rules, metrics) under its own name
         self._serve(
@@ -300,8 +298,8 @@ class Demo:
         threading.Thread(target=run, name="rules", daemon=True).start()
 
     def _site(self) -> None:
-        from .demo_inbox import Inbox
-        from .demo_site import Site
+        from poolwatch.app.demo_inbox import Inbox
+        from poolwatch.app.demo_site import Site
 
         inbox = Inbox(self.data_dir / "inbox.sqlite")
         site = Site((HOST, self.ports.inbox), self, inbox)
@@ -362,7 +360,7 @@ class Demo:
         if self.acting:
             self._acting_parts()
         if self.with_scenario:
-            from .demo_scenario import Scenario
+            from poolwatch.app.demo_scenario import Scenario
 
             ctl = self.stack.controller if self.stack is not None else None
             self.scenario = Scenario(self.cluster, self.data_dir / SCENARIO_FILE, ctl)
@@ -377,9 +375,8 @@ class Demo:
     def _acting_parts(self) -> None:
         """Notifications, controller and pool API, in-process. The log-only defaults go: a
         decision the real controller takes must not also be logged as "not taken"."""
-        from rules.sinks import LogActionSink, LogNotifier
-
-        from .demo_stack import Stack
+        from poolwatch.app.demo_stack import Stack
+        from poolwatch.rules.sinks import LogActionSink, LogNotifier
 
         self.stack = Stack(self.cluster, self.data_dir, HOST, self.ports,
                            interval=max(0.5, 10.0 / self.factor))  # fmt: skip

@@ -14,7 +14,7 @@ import html
 import re
 from pathlib import Path
 
-from .pages import page
+from poolwatch.core.pages import page
 
 #: the checkout's docs/ (absent from an installed wheel: the pages then say so)
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .demo_procs import Child, find_program, version_of
+from poolwatch.app.demo_procs import Child, find_program, version_of
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"

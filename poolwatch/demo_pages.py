@@ -12,8 +12,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .demo_inbox import Message
-from .pages import page
+from poolwatch.app.demo_inbox import Message
+from poolwatch.core.pages import page
 
 SEVERITY_COLORS = {"critical": "#c92a2a", "major": "#e8590c", "warning": "#f08c00",
                    "suggestion": "#1c7ed6", "info": "#1c7ed6"}  # fmt: skip

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from rules import compile as compiler
-from rules.loader import load
-from rules.model import duration_seconds, format_duration
+from poolwatch.rules import compile as compiler
+from poolwatch.rules.loader import load
+from poolwatch.rules.model import duration_seconds, format_duration
 
 # a range selector or subquery: [5m] or [10m:1m] or [1h:]; durations only, so a label regex
 # such as "[0-9]+" never matches

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .cluster.sim_spec import DEVICE_FAULTS, vendor_of
+from poolwatch.cluster.simulated.spec import DEVICE_FAULTS, vendor_of
 
 log = logging.getLogger(__name__)
 FIRST_AT = 40.0  # the first fault: the initial jobs are Running by then (30 s start-up)

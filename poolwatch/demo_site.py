@@ -22,10 +22,10 @@ import threading
 import time
 from typing import Any
 
-from . import demo_docs, demo_pages
-from .cluster.sim_spec import FAULTS
-from .demo_inbox import Inbox
-from .httpbase import Handler, Server
+from poolwatch.app import demo_docs, demo_pages
+from poolwatch.app.demo_inbox import Inbox
+from poolwatch.cluster.simulated.spec import FAULTS
+from poolwatch.core.httpbase import Handler, Server
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -43,9 +43,9 @@ class Site(Server):
 
     def dashboard(self, name: str) -> bytes | None:
         """A dashboard page (or the index when `name` is ""), drawn at most every DASHBOARD_TTL."""
-        from dashboards import registry
-        from dashboards import render as renderer
-        from dashboards.render_data import Prometheus
+        from poolwatch.dashboards import registry
+        from poolwatch.dashboards import render as renderer
+        from poolwatch.dashboards.render_data import Prometheus
 
         models = registry.dashboards()
         if name and name not in models:

@@ -55,9 +55,9 @@ class Stack:
         threading.Thread(target=target, name=name, daemon=True).start()
 
     def _alerts(self) -> None:
-        from alerts.receiver import Credentials, make_server
-        from alerts.service import AlertService
-        from alerts.settings import AlertsSettings, Target
+        from poolwatch.alerts.receiver import Credentials, make_server
+        from poolwatch.alerts.service import AlertService
+        from poolwatch.alerts.settings import AlertsSettings, Target
 
         inbox = f"{self.host}:{self.ports.inbox}"
         settings = AlertsSettings(
@@ -81,9 +81,9 @@ class Stack:
         self._stoppers.append(stop)
 
     def _controller(self) -> None:
-        from controller.server import ControllerServer, serve
-        from controller.service import PoolController
-        from controller.settings import ControllerSettings
+        from poolwatch.controller.server import ControllerServer, serve
+        from poolwatch.controller.service import PoolController
+        from poolwatch.controller.settings import ControllerSettings
 
         settings = ControllerSettings(
             backend="simulated", dry_run=False, listen=f"{self.host}:{self.ports.controller}",
@@ -115,7 +115,7 @@ class Stack:
         self._stoppers.append(stop)
 
     def _api(self, prometheus_url: str) -> None:
-        from controller.api.embed import start_for_demo
+        from poolwatch.api.embed import start_for_demo
 
         self.api_url, self.api_token_file, stop = start_for_demo(
             self.controller, self.cluster, prometheus_url, self.data_dir, self.host,

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from .actions import AlertMessage
+from poolwatch.core.actions import AlertMessage
 
 log = logging.getLogger(__name__)
 RECEIVER = "poolwatch-rules"

@@ -39,9 +39,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-from poolwatch import catalog
-from poolwatch.actions import ActionResult, ActionSink, AlertMessage, NodeAction, Notifier
-from poolwatch.catalog.rules import RULES_SPECS
+from poolwatch.core import catalog
+from poolwatch.core.actions import ActionResult, ActionSink, AlertMessage, NodeAction, Notifier
+from poolwatch.core.catalog.rules import RULES_SPECS
 
 from . import compile as compiler
 from .fingerprint import fingerprint

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from poolwatch.config import ConfigError, read_yaml
+from poolwatch.core.config import ConfigError, read_yaml
 
 from .model import Group, Rule
 

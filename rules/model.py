@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from poolwatch.catalog import IDENTITY_LABELS, CatalogError, all_alias_names, by_name
+from poolwatch.core.catalog import IDENTITY_LABELS, CatalogError, all_alias_names, by_name
 
 from .fault_codes import FAULT_CODES
 

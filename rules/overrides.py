@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from poolwatch.config import ConfigError, read_yaml
+from poolwatch.core.config import ConfigError, read_yaml
 
 from .loader import LoadedGroup, Problem, RuleFileError, _describe, _line
 from .model import Action, Duration, Number, Rule, Severity

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 
-from poolwatch.actions import ActionResult, AlertMessage, NodeAction
-from poolwatch.webhook import RECEIVER, WebhookNotifier, endpoint, post_json, webhook_body
+from poolwatch.core.actions import ActionResult, AlertMessage, NodeAction
+from poolwatch.core.webhook import RECEIVER, WebhookNotifier, endpoint, post_json, webhook_body
 
 __all__ = ["RECEIVER", "HttpActionSink", "LogActionSink", "LogNotifier", "WebhookNotifier",
            "read_token", "webhook_body"]  # fmt: skip

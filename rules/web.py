@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from typing import Any, Protocol
 
-from poolwatch.httpbase import Handler, Server
+from poolwatch.core.httpbase import Handler, Server
 
 log = logging.getLogger(__name__)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -19,10 +19,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from alerts.receiver import Credentials, make_server
-from alerts.service import AlertService
-from alerts.settings import AlertsSettings
-from poolwatch.actions import AlertMessage
+from poolwatch.alerts.receiver import Credentials, make_server
+from poolwatch.alerts.service import AlertService
+from poolwatch.alerts.settings import AlertsSettings
+from poolwatch.core.actions import AlertMessage
 
 # shared/captures/alertmanager/am_webhook_v4_firing_single_docker.json, verbatim: a real webhook
 # body from a docker-compose Prometheus + Alertmanager (see its .source.txt there)

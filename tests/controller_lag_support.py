@@ -22,14 +22,14 @@ from typing import Any, Protocol
 import kubernetes
 from tcpproxy import TcpProxy
 
-from controller.pools import FAULT_TAINT, allowed, out_of_service
-from controller.service import PoolController
-from poolwatch.actions import ActionResult
-from poolwatch.cluster.k8s_api import load_configuration
-from poolwatch.cluster.k8s_convert import node_from
-from poolwatch.cluster.k8s_read import Context
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.api import load_configuration
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.cluster.kubernetes.convert import node_from
+from poolwatch.cluster.kubernetes.read import Context
 from poolwatch.cluster.model import Node
+from poolwatch.controller.pools import FAULT_TAINT, allowed, out_of_service
+from poolwatch.controller.service import PoolController
+from poolwatch.core.actions import ActionResult
 
 NODES = "/api/v1/nodes"
 TEST_LABEL = "poolwatch.io/test"  # tests/controlplane.py removes what carries it

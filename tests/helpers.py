@@ -9,9 +9,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.node.collector import Collector
-from exporters.node.runner import Runner
-from exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.collector import Collector
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.store import ExpositionStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -104,7 +104,7 @@ def promtool_findings(body: bytes, promtool: str = "promtool") -> set[str]:
 def not_about_seed_names(findings: set[str]) -> set[str]:
     """Findings that are not about a seed alias name (the seeds fix those names, e.g.
     `ma_node_memory_total_megabytes`, so promtool's naming lint flags them in compat mode)."""
-    from poolwatch.catalog import all_alias_names
+    from poolwatch.core.catalog import all_alias_names
 
     seeds = set(all_alias_names())
     return {f for f in findings if f.split(" ", 1)[0] not in seeds}

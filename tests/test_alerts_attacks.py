@@ -18,7 +18,7 @@ from pathlib import Path
 from alerts_support import SmtpSink, alert, receiver, settings, wait_for
 from helpers import FIXTURES, free_port
 
-from alerts.payload import webhook
+from poolwatch.alerts.payload import webhook
 
 TOKEN = "attack-test-token"  # noqa: S105 (a test credential)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from prom_versions import Alertmanager
 
-from alerts.settings import AlertsSettings, load_settings
-from poolwatch.cli import main
+from poolwatch.alerts.settings import AlertsSettings, load_settings
+from poolwatch.app.cli import main
 
 # shared/spec/alert-config.md §1.2: ClusterBootstrap/config.yaml as printed in seed 004
 # [004:L1066-L1084], with login/password/sender/receiver filled in as an operator would

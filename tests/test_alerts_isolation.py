@@ -18,7 +18,7 @@ import pytest
 from alerts_support import SmtpSink, alert, post, receiver, settings, wait_for
 from helpers import free_port
 
-from alerts.payload import webhook
+from poolwatch.alerts.payload import webhook
 
 GROUP_WAIT = 0.2
 ONE_SEND = 1.0  # generous: a send to a local server takes some ms; the VM is shared
@@ -224,6 +224,6 @@ def test_webhook_refusing_one_message_does_not_block(
     ],
 )  # fmt: skip
 def test_failures_are_sorted_by_whose_they_are(why: str, kind: str) -> None:
-    from alerts.failures import classify
+    from poolwatch.alerts.failures import classify
 
     assert classify(why) == kind

@@ -8,9 +8,9 @@ from alerts_support import alert, settings
 from helpers import parse, promtool_findings, value
 from prom_versions import Prometheus
 
-from alerts.metrics import exposition
-from alerts.service import AlertService
-from poolwatch.catalog import families_of
+from poolwatch.alerts.metrics import exposition
+from poolwatch.alerts.service import AlertService
+from poolwatch.core.catalog import families_of
 
 
 def test_exposition_matches_catalog_and_counts(tmp_path: Path, prom: Prometheus) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alerts_support import alert
 
-from alerts.outbox import Outbox, Route
+from poolwatch.alerts.outbox import Outbox, Route
 
 MAIL = [Route("mail")]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from alerts_support import HttpSink, alert, get_json, post, receiver, settings, wait_for
 
-from alerts.client import format_status
-from alerts.outbox import STUCK_AFTER, Outbox, OutboxError, Route
-from alerts.payload import webhook
-from alerts.service import AlertService
+from poolwatch.alerts.client import format_status
+from poolwatch.alerts.outbox import STUCK_AFTER, Outbox, OutboxError, Route
+from poolwatch.alerts.payload import webhook
+from poolwatch.alerts.service import AlertService
 
 ROOT = Path(__file__).parent.parent
 
@@ -59,7 +59,7 @@ def test_damaged_outbox_is_refused_at_start_naming_the_file(tmp_path: Path, kind
 def test_damage_while_running_fails_healthz_and_refuses_webhooks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("alerts.service.INTEGRITY_INTERVAL", 0.2)
+    monkeypatch.setattr("poolwatch.alerts.service.INTEGRITY_INTERVAL", 0.2)
     hook = HttpSink()
     hook.fail = True  # everything stays queued in the outbox
     try:

@@ -13,8 +13,8 @@ import pytest
 from alerts_support import HttpSink, post, receiver, settings, wait_for
 from helpers import FIXTURES
 
-from alerts.fingerprint import fingerprint
-from alerts.payload import PayloadError, parse
+from poolwatch.alerts.fingerprint import fingerprint
+from poolwatch.alerts.payload import PayloadError, parse
 
 CORPUS = FIXTURES / "alertmanager"
 PAYLOADS = sorted(p.name for p in CORPUS.glob("*.json"))

@@ -25,7 +25,7 @@ from alerts_support import (
 )
 from helpers import free_port, parse, value
 
-from alerts.payload import webhook
+from poolwatch.alerts.payload import webhook
 
 TOKEN = "s3cret-token-value"  # noqa: S105 (a test credential)
 
@@ -258,7 +258,7 @@ def test_tls(tmp_path: Path) -> None:
     import ssl
     import subprocess
 
-    from alerts.server import tls_context
+    from poolwatch.alerts.server import tls_context
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
@@ -270,8 +270,8 @@ def test_tls(tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     cfg = settings(tmp_path, [], tls={"cert_file": str(cert), "key_file": str(key)})
-    from alerts.receiver import Credentials, make_server
-    from alerts.service import AlertService
+    from poolwatch.alerts.receiver import Credentials, make_server
+    from poolwatch.alerts.service import AlertService
 
     service = AlertService(cfg)
     httpd = make_server(service, ("127.0.0.1", 0), Credentials(None, {}), tls_context(cfg))
@@ -297,7 +297,7 @@ def test_tls(tmp_path: Path) -> None:
 
 
 def test_a_sender_that_raises_gives_the_batch_back(tmp_path: Path) -> None:
-    from alerts.service import AlertService
+    from poolwatch.alerts.service import AlertService
 
     calls: list[str] = []
 

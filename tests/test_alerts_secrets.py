@@ -14,8 +14,8 @@ import pytest
 from alerts_support import HttpSink, alert, get_json, post, wait_for
 from helpers import free_port
 
-from alerts.payload import webhook
-from alerts.redact import redact, secrets_in
+from poolwatch.alerts.payload import webhook
+from poolwatch.alerts.redact import redact, secrets_in
 
 ROOT = Path(__file__).parent.parent
 

@@ -18,10 +18,10 @@ from test_api_support import (
     serve_stub,
 )
 
-from controller.api.app import create_app
-from controller.upgrade import SimulatedStep, UpgradeManager
-from poolwatch.cluster.sim_spec import JobRequest
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import SimulatedStep, UpgradeManager
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import JobRequest
 
 P = "/v2/proj-1"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers import free_port
 from integration.conftest import process
 
-from poolwatch.cli import main
+from poolwatch.app.cli import main
 
 
 def test_serve_answers_with_the_token_from_the_file(tmp_path: Path) -> None:

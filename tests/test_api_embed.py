@@ -12,8 +12,8 @@ import pytest
 from helpers import free_port
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 
-from controller.api.app import create_app
-from controller.api.embed import start, start_for_demo
+from poolwatch.api.app import create_app
+from poolwatch.api.embed import start, start_for_demo
 
 
 def test_serve_call_and_stop(tmp_path: Path) -> None:

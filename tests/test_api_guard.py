@@ -17,8 +17,8 @@ from helpers import free_port
 from test_api_support import TOKEN, controller_over, quiet_cluster
 from test_http_hardening import _complete, exchange, status_of
 
-from controller.api import embed, guard
-from controller.api.app import create_app
+from poolwatch.api import embed, guard
+from poolwatch.api.app import create_app
 
 
 @pytest.fixture

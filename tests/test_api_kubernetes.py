@@ -16,9 +16,9 @@ from test_api import P, error
 from test_api_support import AUTH, TOKEN
 from test_kubernetes_backend import RecordingBackoff, seed
 
-from controller.api.app import create_app
-from controller.service import PoolController
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.api.app import create_app
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.controller.service import PoolController
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from test_api import P, error
 from test_api_support import TOKEN, StubPrometheus, controller_over, quiet_cluster, serve_stub
 
-from controller.api.app import create_app
-from controller.api.queries import MONITOR_NAMES, USAGE
+from poolwatch.api.app import create_app
+from poolwatch.api.queries import MONITOR_NAMES, USAGE
 
 NOW_MS = 1_760_000_000_000
 

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.api import selectors
-from controller.api.errors import ApiError
-from controller.api.timerange import MAX_POINTS, PERIODS, resolve
+from poolwatch.api import selectors
+from poolwatch.api.errors import ApiError
+from poolwatch.api.timerange import MAX_POINTS, PERIODS, resolve
 
 NOW = 1_760_000_000_000
 times = st.one_of(st.just(-1), st.integers(-5, NOW + 10**9))

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, start_stub
 
-from controller.api.app import create_app
-from controller.upgrade import SimulatedStep, UpgradeManager
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import SimulatedStep, UpgradeManager
 
 _cluster = quiet_cluster()
 _controller = controller_over(_cluster, Path(tempfile.mkdtemp(prefix="poolwatch-api-")))

@@ -14,9 +14,9 @@ from typing import Any
 
 from helpers import free_port
 
-from controller.service import PoolController
-from poolwatch.cluster.sim_spec import SimulationSpec
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import SimulationSpec
+from poolwatch.controller.service import PoolController
 
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

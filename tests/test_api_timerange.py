@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.api.errors import ApiError
-from controller.api.timerange import parse_period, parse_statistics, resolve
+from poolwatch.api.errors import ApiError
+from poolwatch.api.timerange import parse_period, parse_statistics, resolve
 
 NOW = 1_760_000_000_000  # ms
 MIN = 60_000

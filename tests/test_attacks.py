@@ -250,23 +250,23 @@ def _threaded(httpd: Any, stops: list[Callable[[], None]]) -> int:
 
 
 def start_servers(tmp: Path, stops: list[Callable[[], None]]) -> list[Target]:
-    from alerts.receiver import Credentials, make_server
-    from alerts.service import AlertService
-    from controller.api import embed, guard
-    from controller.api.app import create_app
-    from controller.server import ControllerServer
-    from controller.service import PoolController
-    from controller.settings import ControllerSettings
-    from exporters.cluster.app import ClusterExporter, serve_cluster
-    from exporters.node.app import build, health_text
-    from exporters.node.server import serve
-    from exporters.node.settings import NodeExporterSettings
-    from exporters.node.webconfig import WebConfig
-    from poolwatch.cli import _serve_engine
-    from poolwatch.cluster.simulated import SimulatedCluster
-    from rules.engine import Engine
-    from rules.sources import PrometheusSource
-    from rules.state import StateStore
+    from poolwatch.alerts.receiver import Credentials, make_server
+    from poolwatch.alerts.service import AlertService
+    from poolwatch.api import embed, guard
+    from poolwatch.api.app import create_app
+    from poolwatch.app.cli import _serve_engine
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
+    from poolwatch.controller.server import ControllerServer
+    from poolwatch.controller.service import PoolController
+    from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+    from poolwatch.exporters.node.app import build, health_text
+    from poolwatch.exporters.node.server import serve
+    from poolwatch.exporters.node.settings import NodeExporterSettings
+    from poolwatch.exporters.node.webconfig import WebConfig
+    from poolwatch.rules.engine import Engine
+    from poolwatch.rules.sources import PrometheusSource
+    from poolwatch.rules.state import StateStore
 
     web = WebConfig(basic_auth_users=BASIC_USERS)
     targets = []
@@ -337,7 +337,7 @@ def settled(baseline: int, now: Callable[[], int], slack: int, within: float = 5
 
 @pytest.fixture
 def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Target]]:
-    from controller.api import guard
+    from poolwatch.api import guard
 
     monkeypatch.setattr(guard.GuardedH11Protocol, "idle_timeout", IDLE)
     monkeypatch.setattr(guard.GuardedH11Protocol, "read_timeout", READ)

@@ -12,13 +12,13 @@ from nvml_fake import FakeNvml
 from test_npu_smi import VIEWS_910B, FakeNpuSmi, fixture
 from test_nvml import h100
 
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
-from poolwatch import catalog
-from poolwatch.catalog import budget
+from poolwatch.core import catalog
+from poolwatch.core.catalog import budget
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 
 
 def _per_unit(series) -> Counter[str]:
@@ -73,7 +73,7 @@ def test_views_switched_off_leave_the_budget() -> None:
 
 
 def test_cli_prints_the_table_and_refuses_a_bad_shape() -> None:
-    cmd = [sys.executable, "-m", "poolwatch.cli", "catalog", "--budget"]
+    cmd = [sys.executable, "-m", "poolwatch.app.cli", "catalog", "--budget"]
     out = subprocess.run([*cmd, "--shape", "gpus=2,npu_chips=0"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "| gpu |" in out.stdout

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from helpers import run_collector, value
 
-from exporters.node.collectors.cache_dir import CacheDirCollector
-from exporters.node.settings import CacheDirSettings
+from poolwatch.exporters.node.collectors.cache_dir import CacheDirCollector
+from poolwatch.exporters.node.settings import CacheDirSettings
 
 
 def _tree(root: Path) -> None:

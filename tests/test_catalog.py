@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES
 
-from exporters.node.collector import REGISTRY
-from poolwatch import catalog
-from poolwatch.catalog import ALL_SPECS, UNPRODUCED, all_alias_names, render
+from poolwatch.core import catalog
+from poolwatch.core.catalog import ALL_SPECS, UNPRODUCED, all_alias_names, render
+from poolwatch.exporters.node.collector import REGISTRY
 
 ROOT = Path(__file__).parent.parent
 SEED_NAMES = {r["name"] for r in csv.DictReader((FIXTURES / "spec/seed-metrics.csv").open())}
@@ -45,13 +45,13 @@ def test_canonical_names_follow_prometheus_conventions(spec: catalog.MetricSpec)
 
 
 def test_each_collector_owns_its_families_and_is_registered() -> None:
-    from poolwatch.catalog.cluster import CLUSTER_IDENTITY
+    from poolwatch.core.catalog.cluster import CLUSTER_IDENTITY
 
     # the other parts serve their own families; every other collector is a node exporter one
     not_node = {"runner", "rules_engine", "controller", "alerts_receiver", "alerts_delivery",
                 *CLUSTER_IDENTITY}  # fmt: skip
     node_collectors = {s.collector for s in ALL_SPECS} - not_node
-    from exporters.node import collectors  # noqa: F401 - registers
+    from poolwatch.exporters.node import collectors  # noqa: F401 - registers
 
     assert node_collectors == set(REGISTRY)
 

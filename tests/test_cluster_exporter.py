@@ -41,11 +41,6 @@ import pytest
 from helpers import parse, promtool_findings, value
 from prom_versions import Prometheus
 
-from exporters.cluster.app import ClusterExporter, serve_cluster
-from exporters.cluster.settings import ClusterExporterSettings
-from exporters.cluster.store import ClusterStore
-from exporters.node.webconfig import WebConfig
-from poolwatch.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
 from poolwatch.cluster import (
     Event,
     JobStatus,
@@ -58,6 +53,11 @@ from poolwatch.cluster import (
     TrainingJob,
     WatchEvent,
 )
+from poolwatch.core.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
+from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.cluster.store import ClusterStore
+from poolwatch.exporters.node.webconfig import WebConfig
 
 GPU, NPU = "nvidia.com/gpu", "huawei.com/Ascend910"
 GiB = 1024.0**3
@@ -691,7 +691,7 @@ def test_real_prometheus_scrapes_the_gzip_members(served, tmp_path, prom: Promet
 def test_the_simulated_backend_drives_the_exporter() -> None:
     """Six simulated hours of jobs and faults, applied event by event, end in the same figures
     as a fresh list of the final state: the incremental pool totals do not drift."""
-    sim = pytest.importorskip("poolwatch.cluster.simulated")
+    sim = pytest.importorskip("poolwatch.cluster.simulated.backend")
     cluster = sim.SimulatedCluster()
 
     def listed() -> ClusterStore:
@@ -730,8 +730,8 @@ def test_the_simulated_backend_drives_the_exporter() -> None:
 def test_a_node_released_on_the_simulated_backend_stays_exported() -> None:
     """The pool API's release on the simulated backend: the node leaves its pool's figures and
     shows as a free node; device-plugin DaemonSet pods are ordinary pods to the exporter."""
-    from poolwatch.cluster.sim_spec import SimulationSpec
-    from poolwatch.cluster.simulated import SimulatedCluster
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
+    from poolwatch.cluster.simulated.spec import SimulationSpec
 
     spec = SimulationSpec(initial_jobs=0, jobs_per_hour=0, fault_interval=None,
                           daemonsets=("nvidia-device-plugin",))  # fmt: skip

@@ -3,8 +3,8 @@
 import pytest
 from prometheus_client.core import Sample
 
-from exporters.node.collector import families
-from exporters.node.compat import CompatExpander
+from poolwatch.exporters.node.collector import families
+from poolwatch.exporters.node.compat import CompatExpander
 
 
 def _disk(read_bytes: float):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporters.node.settings import NodeExporterSettings
-from poolwatch.config import ConfigError, load, parse_duration
+from poolwatch.core.config import ConfigError, load, parse_duration
+from poolwatch.exporters.node.settings import NodeExporterSettings
 
 ROOT = Path(__file__).parent.parent
 

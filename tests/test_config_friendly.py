@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exporters.node.settings import NodeExporterSettings
-from poolwatch.config import ConfigError, load
-from poolwatch.httpbase import Handler, Server
+from poolwatch.core.config import ConfigError, load
+from poolwatch.core.httpbase import Handler, Server
+from poolwatch.exporters.node.settings import NodeExporterSettings
 
 
 def test_yaml_on_and_off_are_accepted_where_a_setting_takes_those_words(tmp_path: Path) -> None:

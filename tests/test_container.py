@@ -20,15 +20,19 @@ from helpers import (
 )
 from prom_versions import Prometheus
 
-from exporters.node.attribution.cgroup import PodNames
-from exporters.node.attribution.pod_labels import parse_pod_list_requests
-from exporters.node.attribution.pod_resources import training_job_of
-from exporters.node.collectors import container as collector_module
-from exporters.node.collectors.container import ContainerCollector, keyed_value, parse_io_stat
-from exporters.node.runner import Runner
-from exporters.node.settings import ContainerSettings, NodeExporterSettings
-from exporters.node.store import ExpositionStore
-from poolwatch import catalog
+from poolwatch.core import catalog
+from poolwatch.exporters.node.attribution.cgroup import PodNames
+from poolwatch.exporters.node.attribution.pod_labels import parse_pod_list_requests
+from poolwatch.exporters.node.attribution.pod_resources import training_job_of
+from poolwatch.exporters.node.collectors import container as collector_module
+from poolwatch.exporters.node.collectors.container import (
+    ContainerCollector,
+    keyed_value,
+    parse_io_stat,
+)
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.settings import ContainerSettings, NodeExporterSettings
+from poolwatch.exporters.node.store import ExpositionStore
 
 CG = FIXTURES / "cgroup"
 MIB = 1048576
@@ -353,7 +357,7 @@ def test_200_containers_pass_promtool(tmp_path: Path, prom: Prometheus) -> None:
 def test_container_series_name_jobs_as_the_allocations_do() -> None:
     """The container collector asks the same pod-label source as pod_resources, so a job
     label gives both the same training_job."""
-    from exporters.node.attribution.pod_labels import TrainingJobs, shared_pod_labels
+    from poolwatch.exporters.node.attribution.pod_labels import TrainingJobs, shared_pod_labels
 
     c = collector_module._factory(NodeExporterSettings())
     assert isinstance(c.names.jobs, TrainingJobs)

@@ -5,11 +5,11 @@ from nvml_fake import FakeNvml
 from test_npu_smi import VIEWS_910B, FakeNpuSmi, fixture
 from test_nvml import MIB, h100
 
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 
 OWNER = Owner("ml", "train-0", "worker", "train")
 
@@ -68,7 +68,7 @@ def _views(s) -> set[str]:
 def test_without_compat_only_the_views_rules_and_dashboards_read_are_copied() -> None:
     """The default: no seed names asked for, so only what a shipped rule or dashboard reads
     (and utilisation/memory, always there) is copied per container."""
-    from poolwatch.catalog.accelerator import CONTAINER_VIEWS_USED
+    from poolwatch.core.catalog.accelerator import CONTAINER_VIEWS_USED
 
     _, s, _ = run_collector(_npu_collector("needed", frozenset()))
     assert _views(s) == {
@@ -95,7 +95,7 @@ def test_every_per_container_name_a_shipped_rule_or_dashboard_reads_is_kept() ->
     import re
     from pathlib import Path
 
-    from poolwatch.catalog.accelerator import CONTAINER_VIEWS, CONTAINER_VIEWS_USED
+    from poolwatch.core.catalog.accelerator import CONTAINER_VIEWS, CONTAINER_VIEWS_USED
 
     root = Path(__file__).resolve().parent.parent
     text = "".join(

@@ -28,8 +28,8 @@ from controller_lag_support import Api, RealApi, StubApi, live_nodes, node_body,
 from helpers import free_port
 from tcpproxy import TcpProxy
 
-from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = "poolwatch-controller"
@@ -197,8 +197,8 @@ def test_a_leader_that_could_not_renew_stops_acting_before_its_lease_expires() -
     (answered `failed`, nothing written) until it renews again."""
     from test_controller_support import controller, isolate, sim
 
-    from controller.leader import LeaderElector
-    from controller.settings import LeaseSettings
+    from poolwatch.controller.leader import LeaderElector
+    from poolwatch.controller.settings import LeaseSettings
 
     cluster = sim(nodes=10, spares=1)
     now = [1_790_000_000.0]

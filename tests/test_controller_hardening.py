@@ -19,11 +19,11 @@ from alerts_support import HttpSink, receiver, settings, wait_for
 from helpers import free_port, parse, value
 from test_controller_support import Recorder, controller, sim
 
-from controller import notices
-from controller.metrics import exposition
-from controller.server import ControllerServer, ExposedWithoutToken, is_loopback
-from controller.settings import ControllerSettings
-from poolwatch.actions import NodeAction
+from poolwatch.controller import notices
+from poolwatch.controller.metrics import exposition
+from poolwatch.controller.server import ControllerServer, ExposedWithoutToken, is_loopback
+from poolwatch.controller.settings import ControllerSettings
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_the_command_refuses_to_start_and_says_why(tmp_path: Path) -> None:
 
 
 def _run_briefly(s: ControllerSettings) -> None:
-    from controller.runner import run
+    from poolwatch.controller.runner import run
 
     stop = threading.Event()
     t = threading.Thread(target=run, args=(s, stop), daemon=True)
@@ -77,7 +77,7 @@ def test_acting_for_real_is_a_warning(caplog: pytest.LogCaptureFixture, tmp_path
     base = {"backend": "simulated", "listen": f"127.0.0.1:{free_port()}", "interval": 0.2,
             "lease": {"renew": 0.2}, "state_path": tmp_path / "s.db"}  # fmt: skip
     _run_briefly(ControllerSettings(**base))
-    runner = "controller.runner"
+    runner = "poolwatch.controller.runner"
     assert not [r for r in caplog.records if r.name == runner and r.levelno >= logging.WARNING]
     _run_briefly(ControllerSettings(**{**base, "dry_run": False}))
     warned = [r.getMessage() for r in caplog.records
@@ -172,8 +172,8 @@ def test_standalone_run_sends_notices_through_the_alerts_receiver(tmp_path: Path
 def _breaker_trip(tmp_path: Path, notify_url: str, token_file: Path) -> None:
     """Run the controller on the simulated backend, acting, and isolate gpu-a nodes over HTTP
     until its circuit breaker opens."""
-    from controller.runner import run
-    from rules.sinks import HttpActionSink
+    from poolwatch.controller.runner import run
+    from poolwatch.rules.sinks import HttpActionSink
 
     port = free_port()
     ctl_token = tmp_path / "ctl-token"

@@ -12,12 +12,12 @@ import kubernetes
 import pytest
 from k8s_stub import KubeApiStub
 
-from controller.leader import LeaderElector
-from controller.service import PoolController
-from controller.settings import ControllerSettings, LeaseSettings
-from poolwatch.actions import NodeAction
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 from poolwatch.cluster.model import Pool, PoolStatus
+from poolwatch.controller.leader import LeaderElector
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings, LeaseSettings
+from poolwatch.core.actions import NodeAction
 
 NODES, PODS, JOBS = "/api/v1/nodes", "/api/v1/pods", "/apis/batch/v1/jobs"
 T0 = 1_790_000_000.0

@@ -30,11 +30,11 @@ from controller_lag_support import (
 from helpers import parse, value
 from test_controller_support import Proxy, controller, isolate, sim
 
-from controller.metrics import exposition
-from controller.service import PoolController
-from controller.settings import ControllerSettings
-from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus
+from poolwatch.controller.metrics import exposition
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+from poolwatch.core.actions import NodeAction
 
 CLOCK = [1_790_000_000.0]
 
@@ -109,7 +109,7 @@ def test_the_controller_refuses_to_act_while_its_view_is_not_current(
         assert backend.await_view(10) == ""
         ctl = PoolController(backend, ControllerSettings(dry_run=False, view_timeout=0.3),
                              clock=lambda: CLOCK[0])  # fmt: skip
-        caplog.set_level(logging.INFO, logger="controller.service")
+        caplog.set_level(logging.INFO, logger="poolwatch.controller.service")
         action = NodeAction("isolate", "stale:1", node=names[0], fault_code="A050101",
                             reason="PoolwatchGpuXid79")  # fmt: skip
         result = ctl.submit(action)
@@ -195,7 +195,7 @@ def test_no_decision_while_etcd_is_down(api: RealApi, caplog: pytest.LogCaptureF
                              clock=lambda: CLOCK[0])  # fmt: skip
         action = NodeAction("isolate", "etcd:1", node=names[0], fault_code="A050101",
                             reason="PoolwatchGpuXid79")  # fmt: skip
-        caplog.set_level(logging.INFO, logger="controller.service")
+        caplog.set_level(logging.INFO, logger="poolwatch.controller.service")
         plane.etcd.stop()
         try:
             until(lambda: not backend.healthy(), 30)

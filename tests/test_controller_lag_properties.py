@@ -28,10 +28,10 @@ from controller_lag_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.service import PoolController
-from controller.settings import ControllerSettings
-from poolwatch.actions import NodeAction
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+from poolwatch.core.actions import NodeAction
 
 CODES = ("A050101", "A050104", "A050146", "A050202")  # replaced, replaced, isolate only (2)
 POOLS = itertools.count()

@@ -7,11 +7,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_controller_support import SlowSpares, controller
 
-from controller.pools import FAULT_TAINT, allowed
-from controller.replacer import DAY
 from poolwatch.cluster.model import NodeStatus
-from poolwatch.cluster.sim_spec import GPU, PoolSpec, SimulationSpec
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import GPU, PoolSpec, SimulationSpec
+from poolwatch.controller.pools import FAULT_TAINT, allowed
+from poolwatch.controller.replacer import DAY
 
 CODES = ("A050104", "A050101", "A050203", "A050146")  # replaced, replaced, replaced, isolate only
 
@@ -84,6 +84,6 @@ def test_limits_and_breaker_hold_under_random_faults(
 
 
 def _isolate(node: str, code: str, i: int):
-    from poolwatch.actions import NodeAction
+    from poolwatch.core.actions import NodeAction
 
     return NodeAction("isolate", f"fault:{i}", node=node, fault_code=code, reason="random")

@@ -19,10 +19,10 @@ from test_controller_support import (
     submit_job,
 )
 
-from controller.pools import FAULT_TAINT
-from poolwatch.actions import NodeAction
 from poolwatch.cluster.model import NodeStatus, Pod, Pool, PoolStatus
 from poolwatch.cluster.workload import busy_nodes
+from poolwatch.controller.pools import FAULT_TAINT
+from poolwatch.core.actions import NodeAction
 
 
 def job_of(cluster, ref: str):
@@ -76,7 +76,7 @@ def test_single_fault_isolates_swaps_the_spare_restarts_the_job_and_tells() -> N
 
 def test_dry_run_is_the_default_and_changes_nothing() -> None:
     cluster, told = sim(), Recorder()
-    from controller.service import PoolController
+    from poolwatch.controller.service import PoolController
 
     ctl = PoolController(cluster, notifier=told, clock=lambda: cluster.now)
     before = statuses(cluster)
@@ -403,14 +403,14 @@ def test_notices_wait_in_the_outbox_while_the_notifier_is_down() -> None:
 
 @pytest.mark.parametrize("name", ["a", "pool-1", "x9-y"])
 def test_good_pool_names(name: str) -> None:
-    from controller.pools import check_pool_name
+    from poolwatch.controller.pools import check_pool_name
 
     assert check_pool_name(name) is None
 
 
 @pytest.mark.parametrize("name", ["", "1pool", "Pool", "pool-", "po_ol", "a" * 64])
 def test_bad_pool_names(name: str) -> None:
-    from controller.pools import check_pool_name
+    from poolwatch.controller.pools import check_pool_name
 
     assert check_pool_name(name) is not None
 

@@ -19,9 +19,9 @@ from helpers import free_port, parse, promtool_findings, value
 from prom_versions import Prometheus
 from test_controller_support import controller, sim
 
-from controller.server import ControllerServer, serve
-from controller.service import PoolController
-from poolwatch.actions import NodeAction
+from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.controller.service import PoolController
+from poolwatch.core.actions import NodeAction
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
@@ -86,7 +86,7 @@ def test_a_standby_defers(served) -> None:
 
 
 def test_the_rule_engines_http_sink_talks_to_it(served) -> None:
-    from rules.sinks import HttpActionSink
+    from poolwatch.rules.sinks import HttpActionSink
 
     url, ctl, _ = served
     sink = HttpActionSink(url, token=TOKEN)
@@ -118,8 +118,8 @@ def test_metrics_come_from_the_catalog(served, prom: Prometheus) -> None:
 
 
 def test_run_leads_on_the_simulated_backend_and_stops(tmp_path: Path) -> None:
-    from controller.runner import run
-    from controller.settings import ControllerSettings
+    from poolwatch.controller.runner import run
+    from poolwatch.controller.settings import ControllerSettings
 
     port = free_port()
     token = tmp_path / "token"
@@ -179,8 +179,8 @@ def test_run_on_kubernetes_takes_the_lease_and_acts(
     from k8s_stub import KubeApiStub
     from test_controller_kubernetes import seed
 
-    from controller.runner import run
-    from controller.settings import ControllerSettings
+    from poolwatch.controller.runner import run
+    from poolwatch.controller.settings import ControllerSettings
 
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.service import PoolController
-from controller.settings import ControllerSettings
-from poolwatch.actions import AlertMessage, NodeAction
 from poolwatch.cluster.model import NodeStatus
-from poolwatch.cluster.sim_spec import GPU, JobRequest, PoolSpec, SimulationSpec
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import GPU, JobRequest, PoolSpec, SimulationSpec
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+from poolwatch.core.actions import AlertMessage, NodeAction
 
 T0 = 1_700_000_000.0
 RETRY = (("fault-tolerance/job-retry-num", "3"),)

@@ -31,9 +31,9 @@ from test_kubernetes_backend import Recorder, RecordingBackoff, until
 
 from poolwatch.cluster import JobStatus, NodeStatus, PoolStatus
 from poolwatch.cluster.backend import LeaseConflict
-from poolwatch.cluster.k8s_api import USER_AGENT
-from poolwatch.cluster.k8s_write import ClusterWriteError, EvictionBlocked
-from poolwatch.cluster.kubernetes import ClusterUnavailable, KubernetesCluster
+from poolwatch.cluster.kubernetes.api import USER_AGENT
+from poolwatch.cluster.kubernetes.backend import ClusterUnavailable, KubernetesCluster
+from poolwatch.cluster.kubernetes.write import ClusterWriteError, EvictionBlocked
 from poolwatch.cluster.model import Event, Lease
 
 pytestmark = pytest.mark.controlplane

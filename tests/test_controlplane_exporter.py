@@ -69,7 +69,7 @@ def exporter(kubeconfig: Path, log: Path) -> Iterator[int]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "poolwatch.cli", "cluster-exporter", "--kubeconfig",
+            [sys.executable, "-m", "poolwatch.app.cli", "cluster-exporter", "--kubeconfig",
              str(kubeconfig), "--listen", f"127.0.0.1:{port}"],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip

@@ -23,7 +23,7 @@ from helpers import value
 from test_controlplane_exporter import FIGURES, exporter, nodes_in, poll, scrape
 from test_kubernetes_backend import until
 
-from poolwatch.cluster.kubernetes import ClusterUnavailable, KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import ClusterUnavailable, KubernetesCluster
 
 pytestmark = pytest.mark.controlplane
 ETCD_DOWN_AT_MOST = 30.0

@@ -20,8 +20,8 @@ from controlplane import TEST_LABEL, Api, ApiError, TestCluster
 from controlplane_seed import seed_handbuilt
 from test_kubernetes_backend import RecordingBackoff, until
 
-from poolwatch.cluster.k8s_write import ClusterWriteError
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
+from poolwatch.cluster.kubernetes.write import ClusterWriteError
 from poolwatch.cluster.model import Event, Lease
 
 pytestmark = pytest.mark.controlplane

@@ -14,7 +14,7 @@ import promql_parser
 import pytest
 import yaml
 
-from dashboards import cli, docs, lint, registry, thresholds
+from poolwatch.dashboards import cli, docs, lint, registry, thresholds
 
 GPU = {"accel:text": "GPU"}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dashboards import registry
-from dashboards.render import fmt_value, threshold_color, title_text
-from dashboards.render_data import Series, legend, table_rows, variable_texts
+from poolwatch.dashboards import registry
+from poolwatch.dashboards.render import fmt_value, threshold_color, title_text
+from poolwatch.dashboards.render_data import Series, legend, table_rows, variable_texts
 
 
 def test_values_read_as_grafana_shows_them_in_each_unit_the_dashboards_use() -> None:

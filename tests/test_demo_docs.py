@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch import demo_docs, demo_rules
-from poolwatch.demo_inbox import Inbox
-from poolwatch.demo_site import Site
-from rules.loader import default_files, load
+from poolwatch.app import demo_docs, demo_rules
+from poolwatch.app.demo_inbox import Inbox
+from poolwatch.app.demo_site import Site
+from poolwatch.rules.loader import default_files, load
 
 
 def test_every_shipped_runbook_anchor_exists_on_the_docs_page() -> None:

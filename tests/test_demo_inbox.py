@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from poolwatch.demo_inbox import parse_title
+from poolwatch.app.demo_inbox import parse_title
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from poolwatch.demo_monitoring import Program, alertmanager_config
-from poolwatch.demo_procs import find_program
+from poolwatch.app.demo_monitoring import Program, alertmanager_config
+from poolwatch.app.demo_procs import find_program
 
 
 def test_a_built_pinned_program_wins_over_path(

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from poolwatch import demo_rules
-from poolwatch.cluster import sim_persist
-from poolwatch.cluster.simulated import SimulatedCluster
-from rules.loader import default_files, load
+from poolwatch.app import demo_rules
+from poolwatch.cluster.simulated import persist as sim_persist
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.rules.loader import default_files, load
 
 
 def test_range_and_subquery_durations_scale_but_label_regexes_do_not() -> None:

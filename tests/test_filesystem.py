@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, names, run_collector, value
 
-from exporters.node.collectors.filesystem import FilesystemCollector, mount_of, read_mounts
-from exporters.node.settings import FilesystemPath, FilesystemSettings
+from poolwatch.exporters.node.collectors.filesystem import (
+    FilesystemCollector,
+    mount_of,
+    read_mounts,
+)
+from poolwatch.exporters.node.settings import FilesystemPath, FilesystemSettings
 
 
 def make(paths, statvfs=os.statvfs, procfs=Path("/proc"), **kw) -> FilesystemCollector:

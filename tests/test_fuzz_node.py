@@ -26,22 +26,26 @@ from helpers import FIXTURES, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporters.node.accelerators import hccn_tool, npu_smi_parse
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.attribution.cgroup import PodNames, parse_cgroup_path, parse_proc_cgroup
-from exporters.node.collectors import container, host, infiniband, nfs
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.collectors.cache_dir import CacheDirCollector
-from exporters.node.collectors.filesystem import read_mounts
-from exporters.node.runner import Runner
-from exporters.node.settings import (
+from poolwatch.exporters.node.accelerators import hccn_tool, npu_smi_parse
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.attribution.cgroup import (
+    PodNames,
+    parse_cgroup_path,
+    parse_proc_cgroup,
+)
+from poolwatch.exporters.node.collectors import container, host, infiniband, nfs
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.collectors.cache_dir import CacheDirCollector
+from poolwatch.exporters.node.collectors.filesystem import read_mounts
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.settings import (
     AcceleratorSettings,
     CacheDirSettings,
     ContainerSettings,
     HostSettings,
     _IncludeExclude,
 )
-from exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.store import ExpositionStore
 
 BOUNDED = settings(
     max_examples=40,

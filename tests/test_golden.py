@@ -9,12 +9,12 @@ import pytest
 from helpers import FIXTURES, not_about_seed_names, promtool_findings
 from prom_versions import Prometheus
 
-from exporters.node.collectors.host import HostCollector
-from exporters.node.collectors.infiniband import InfinibandCollector
-from exporters.node.collectors.nfs import NfsCollector
-from exporters.node.runner import Runner
-from exporters.node.settings import HostSettings, _IncludeExclude
-from exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.collectors.host import HostCollector
+from poolwatch.exporters.node.collectors.infiniband import InfinibandCollector
+from poolwatch.exporters.node.collectors.nfs import NfsCollector
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.settings import HostSettings, _IncludeExclude
+from poolwatch.exporters.node.store import ExpositionStore
 
 CASES = {
     "host": lambda: HostCollector(HostSettings(), FIXTURES / "proc"),

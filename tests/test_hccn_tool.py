@@ -20,8 +20,10 @@ import pytest
 from helpers import FIXTURES
 from prometheus_client.core import Metric
 
-from exporters.node import compat
-from exporters.node.accelerators.hccn_tool import (
+from poolwatch.core import catalog
+from poolwatch.core.catalog.hccn import HCCN_SPECS
+from poolwatch.exporters.node import compat
+from poolwatch.exporters.node.accelerators.hccn_tool import (
     DEFAULT_PATH,
     STAT_COUNTERS,
     HccnToolBackend,
@@ -32,11 +34,9 @@ from exporters.node.accelerators.hccn_tool import (
     parse_optical,
     parse_stat,
 )
-from exporters.node.accelerators.model import BackendUnavailable, Reading
-from exporters.node.accelerators.npu_smi import NpuSmiError
-from exporters.node.compat import CompatExpander
-from poolwatch import catalog
-from poolwatch.catalog.hccn import HCCN_SPECS
+from poolwatch.exporters.node.accelerators.model import BackendUnavailable, Reading
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiError
+from poolwatch.exporters.node.compat import CompatExpander
 
 HCCN = FIXTURES / "hccn"
 SEEDS = {r["name"] for r in csv.DictReader((FIXTURES / "spec/seed-metrics.csv").open())}
@@ -358,7 +358,7 @@ def test_unsupported_view_is_skipped_once_with_one_log_line(
 ) -> None:
     fake = FakeHccnTool(overrides={("optical", 1): answer})
     b = backend(fake)
-    with caplog.at_level(logging.INFO, logger="exporters.node.accelerators.hccn_tool"):
+    with caplog.at_level(logging.INFO, logger="poolwatch.exporters.node.accelerators.hccn_tool"):
         first, second = b.read(), b.read()
     assert first.problems == second.problems == []
     assert fake.views_of(1).count("-optical") == 1
@@ -396,7 +396,7 @@ def test_missing_tool_is_unavailable() -> None:
 
 
 def test_default_executable_falls_back_to_the_driver_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    import exporters.node.accelerators.hccn_tool as mod
+    import poolwatch.exporters.node.accelerators.hccn_tool as mod
 
     monkeypatch.setattr(mod.shutil, "which", lambda p: p if p == DEFAULT_PATH else None)
     assert mod._resolve("hccn_tool") == DEFAULT_PATH

@@ -6,10 +6,10 @@ from helpers import names, run_collector, value
 from test_hccn_tool import FakeHccnTool, backend
 from test_npu_smi import VIEWS_910B, FakeNpuSmi, fixture
 
-from exporters.node.accelerators.hccn_tool import HccnToolBackend
-from exporters.node.accelerators.npu_smi import NpuSmiBackend
-from exporters.node.collectors.accelerator import AcceleratorCollector, build_backends
-from exporters.node.settings import AcceleratorSettings, NodeExporterSettings
+from poolwatch.exporters.node.accelerators.hccn_tool import HccnToolBackend
+from poolwatch.exporters.node.accelerators.npu_smi import NpuSmiBackend
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector, build_backends
+from poolwatch.exporters.node.settings import AcceleratorSettings, NodeExporterSettings
 
 
 def test_npu_node_exports_link_roce_and_optical_seed_names() -> None:

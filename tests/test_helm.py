@@ -730,7 +730,7 @@ def _parse(args: list[str]) -> tuple[bool, str]:
     import contextlib
     import io
 
-    from poolwatch import cli
+    from poolwatch.app import cli
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
@@ -759,9 +759,9 @@ def test_a_flag_poolwatch_does_not_know_is_caught() -> None:
 def test_rendered_settings_files_load_with_the_parts_own_models(
     helm: Helm, tmp_path: Path, example: str
 ) -> None:
-    from alerts.settings import load_settings
-    from controller.settings import ControllerSettings
-    from poolwatch.config import load
+    from poolwatch.alerts.settings import load_settings
+    from poolwatch.controller.settings import ControllerSettings
+    from poolwatch.core.config import load
 
     out = _rendered(helm, example)
     controller = tmp_path / "controller.yaml"

@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, names, run_collector, value
 
-from exporters.node.collectors.host import (
+from poolwatch.exporters.node.collectors.host import (
     HostCollector,
     parse_diskstats,
     parse_meminfo,
     parse_net_dev,
     parse_stat,
 )
-from exporters.node.settings import HostSettings
+from poolwatch.exporters.node.settings import HostSettings
 
 
 def test_parsers_on_captured_files() -> None:

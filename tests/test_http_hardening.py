@@ -16,12 +16,12 @@ import pytest
 from helpers import free_port
 from test_controller_support import controller, sim
 
-from controller.server import ControllerServer, serve
-from exporters.node.server import _Auth
-from exporters.node.server import serve as serve_node
-from exporters.node.store import ExpositionStore
-from exporters.node.webconfig import WebConfig
-from poolwatch.httpbase import accepts_gzip
+from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.core.httpbase import accepts_gzip
+from poolwatch.exporters.node.server import _Auth
+from poolwatch.exporters.node.server import serve as serve_node
+from poolwatch.exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.webconfig import WebConfig
 
 TOKEN = "t0ken"  # noqa: S105 - a test token
 ACTION = b'{"kind": "isolate", "key": "k1", "node": "p0-node-01", "fault_code": "A050104"}'
@@ -206,7 +206,7 @@ def test_deeply_nested_json_is_400_not_a_dropped_connection(ctl_port: int) -> No
 def test_connections_beyond_the_cap_get_a_fast_503() -> None:
     """Before: every connection got a thread, so a flood of idle connections grew the threads
     without a bound."""
-    from controller.server import ControllerServer
+    from poolwatch.controller.server import ControllerServer
 
     server = ControllerServer(("127.0.0.1", free_port()), controller(sim()), TOKEN,
                               lambda: True, lambda: None)  # fmt: skip

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwatch.httpbase import Handler, Server
+from poolwatch.core.httpbase import Handler, Server
 
 
 class _Who(Handler):

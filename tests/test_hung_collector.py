@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from helpers import FIXTURES, parse, value
 from prometheus_client.core import Metric
 
-from exporters.node.collector import families
-from exporters.node.collectors.infiniband import InfinibandCollector
-from exporters.node.runner import Runner
-from exporters.node.server import serve
-from exporters.node.settings import _IncludeExclude
-from exporters.node.store import ExpositionStore
-from exporters.node.webconfig import WebConfig
+from poolwatch.exporters.node.collector import families
+from poolwatch.exporters.node.collectors.infiniband import InfinibandCollector
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.settings import _IncludeExclude
+from poolwatch.exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.webconfig import WebConfig
 
 
 class Sleeper:

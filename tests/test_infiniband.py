@@ -4,8 +4,12 @@ from pathlib import Path
 
 from helpers import FIXTURES, names, run_collector, value
 
-from exporters.node.collectors.infiniband import InfinibandCollector, parse_rate, parse_state
-from exporters.node.settings import _IncludeExclude
+from poolwatch.exporters.node.collectors.infiniband import (
+    InfinibandCollector,
+    parse_rate,
+    parse_state,
+)
+from poolwatch.exporters.node.settings import _IncludeExclude
 
 
 def collector(sysfs: Path = FIXTURES / "sys", **kw: str) -> InfinibandCollector:

@@ -18,10 +18,10 @@ from test_api import P, error
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 from test_controller_support import controller, sim
 
-from controller.api.app import create_app
-from controller.server import ControllerServer, serve
-from controller.upgrade import UpgradePlan, version_problem
-from poolwatch.actions import NodeAction
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import UpgradePlan, version_problem
+from poolwatch.controller.server import ControllerServer, serve
+from poolwatch.core.actions import NodeAction
 
 GOOD_GPU = ["535.161.08", "550.54.15", "590.48.01", "440.33", "1000.1.1"]
 GOOD_NPU = ["24.1.rc2", "24.1.RC2", "23.0.3", "23.0.rc3.b060", "24.1.RC2.SPC001"]

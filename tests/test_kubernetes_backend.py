@@ -28,9 +28,9 @@ from helpers import FIXTURES
 from k8s_stub import KubeApiStub
 
 from poolwatch.cluster import JobStatus, NodeStatus, PoolStatus, WatchEvent
-from poolwatch.cluster.k8s_api import RESOURCES, Backoff, Resource
-from poolwatch.cluster.k8s_write import ClusterWriteError, EvictionBlocked
-from poolwatch.cluster.kubernetes import ClusterUnavailable, KubernetesCluster
+from poolwatch.cluster.kubernetes.api import RESOURCES, Backoff, Resource
+from poolwatch.cluster.kubernetes.backend import ClusterUnavailable, KubernetesCluster
+from poolwatch.cluster.kubernetes.write import ClusterWriteError, EvictionBlocked
 from poolwatch.cluster.model import Event
 
 KUBEAPI = FIXTURES / "kubeapi"
@@ -286,8 +286,8 @@ def test_objects_convert_to_the_model(seeded: KubernetesCluster) -> None:
 def test_kubeflow_conditions_map_to_job_statuses(
     conditions: list[tuple[str, str]], deleting: bool, status: JobStatus
 ) -> None:
-    from poolwatch.cluster.k8s_jobs import kubeflow_job_from
-    from poolwatch.cluster.k8s_read import Context
+    from poolwatch.cluster.kubernetes.jobs import kubeflow_job_from
+    from poolwatch.cluster.kubernetes.read import Context
 
     raw = fixture("pytorchjob_HANDBUILT.json")
     raw["status"]["conditions"] = [{"type": t, "status": s} for t, s in conditions]
@@ -315,8 +315,8 @@ def test_kubeflow_conditions_map_to_job_statuses(
     ],
 )
 def test_volcano_phases_map_to_job_statuses(phase: str | None, status: JobStatus) -> None:
-    from poolwatch.cluster.k8s_jobs import volcano_job_from
-    from poolwatch.cluster.k8s_read import Context
+    from poolwatch.cluster.kubernetes.jobs import volcano_job_from
+    from poolwatch.cluster.kubernetes.read import Context
 
     raw = fixture("vcjob_HANDBUILT.json")
     if phase is None:
@@ -342,8 +342,8 @@ def test_volcano_phases_map_to_job_statuses(phase: str | None, status: JobStatus
     ],
 )
 def test_batch_job_status(status: dict[str, Any], expected: JobStatus) -> None:
-    from poolwatch.cluster.k8s_jobs import batch_job_from
-    from poolwatch.cluster.k8s_read import Context
+    from poolwatch.cluster.kubernetes.jobs import batch_job_from
+    from poolwatch.cluster.kubernetes.read import Context
 
     raw = fixture("joblist_batch_HANDBUILT.json")["items"][0]
     raw["status"] = status
@@ -371,7 +371,7 @@ def test_batch_job_status(status: dict[str, Any], expected: JobStatus) -> None:
     ],
 )
 def test_quantities(text: object, value: float) -> None:
-    from poolwatch.cluster.k8s_quantity import parse_quantity
+    from poolwatch.cluster.kubernetes.quantity import parse_quantity
 
     assert parse_quantity(text) == pytest.approx(value)
 
@@ -380,7 +380,7 @@ def test_quantities(text: object, value: float) -> None:
     "garbage", ["lots", "", "1 Gi", "1gi", "Gi", "0x10", "1e999", True, None, "1..5"]
 )
 def test_garbage_quantities_are_a_clear_error(garbage: object) -> None:
-    from poolwatch.cluster.k8s_quantity import QuantityError, parse_quantity
+    from poolwatch.cluster.kubernetes.quantity import QuantityError, parse_quantity
 
     with pytest.raises(QuantityError, match="quantity"):
         parse_quantity(garbage)
@@ -495,7 +495,7 @@ def test_410_gone_relists_and_emits_the_differences(
     new = copy.deepcopy(nodes[0])
     new["metadata"].update(name="gpu-node-09", uid="77777777-9b2d-4f6a-8c0e-2d4f6a8c0e99")
     stub.put(NODES, new, quiet=True)
-    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.k8s_informer"):
+    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.informer"):
         if as_http:
             stub.drop(NODES)  # the watch comes back with an old version: HTTP 410
         else:
@@ -574,7 +574,7 @@ def test_a_crd_that_is_not_installed_is_skipped_quietly(
         until(lambda: len(stub.queries(PYTORCH)) >= 3, what="looked for again")
     said = [r for r in caplog.records if "pytorchjobs.kubeflow.org/v1" in r.getMessage()]
     assert [r.levelname for r in said] == ["INFO"]  # once, however often it looks again
-    informer = "poolwatch.cluster.k8s_informer"
+    informer = "poolwatch.cluster.kubernetes.informer"
     assert not [r for r in caplog.records if r.name == informer and r.levelno >= logging.WARNING]
     # installed later: its objects arrive as ADDED; removed again: DELETED
     mark = rec.mark()
@@ -608,7 +608,7 @@ def test_odd_objects_are_counted_logged_once_and_never_stop_the_watch(
         name="not-a-pytorchjob", uid="99999999-51a7-4c3e-9b0f-6a8d7e2f1c35"
     )
     wrong_kind["kind"] = "TFJob"
-    with caplog.at_level(logging.WARNING, logger="poolwatch.cluster.kubernetes"):
+    with caplog.at_level(logging.WARNING, logger="poolwatch.cluster.kubernetes.backend"):
         for _ in range(2):  # twice: counted twice, logged once
             stub.send_raw(NODES, b"{this is not json")
             stub.put(NODES, odd)
@@ -840,7 +840,7 @@ def test_api_down_is_unhealthy_serves_nothing_stale_and_recovers(
     rec.synced()
     assert seeded.healthy()
     mark = rec.mark()
-    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.k8s_informer"):
+    with caplog.at_level(logging.INFO, logger="poolwatch.cluster.kubernetes.informer"):
         stub.stop()
         until(lambda: not seeded.healthy(), what="unhealthy")
         until(lambda: "refused" in seeded.informers()["nodes"], what="nodes down")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURES, names, run_collector, value
 
-from exporters.node.collectors.nfs import NfsCollector, parse_mountstats
-from exporters.node.settings import _IncludeExclude
+from poolwatch.exporters.node.collectors.nfs import NfsCollector, parse_mountstats
+from poolwatch.exporters.node.settings import _IncludeExclude
 
 CAPTURE = (FIXTURES / "proc/self/mountstats").read_text()
 
@@ -44,8 +44,8 @@ def test_seed_aliases_are_average_ms_per_operation(tmp_path: Path) -> None:
     c = NfsCollector(_IncludeExclude(), tmp_path)
     from helpers import parse
 
-    from exporters.node.runner import Runner
-    from exporters.node.store import ExpositionStore
+    from poolwatch.exporters.node.runner import Runner
+    from poolwatch.exporters.node.store import ExpositionStore
 
     store = ExpositionStore({"node": "n", "pool": ""})
     runner = Runner([c], store, ("modelarts",))

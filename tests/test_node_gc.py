@@ -2,7 +2,7 @@
 
 import gc
 
-from exporters.node.app import _settle_garbage_collector
+from poolwatch.exporters.node.app import _settle_garbage_collector
 
 
 def test_start_up_objects_are_no_longer_scanned_by_collections() -> None:

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from test_api import busy_job, error
 from test_api_support import AUTH, TOKEN, StubPrometheus, controller_over, quiet_cluster, serve_stub
 
-from controller.api.app import create_app
-from controller.upgrade import SimulatedStep, UpgradeManager
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import SimulatedStep, UpgradeManager
 from poolwatch.cluster.model import NodeStatus
-from poolwatch.cluster.sim_spec import JobRequest
+from poolwatch.cluster.simulated.spec import JobRequest
 
 P = "/v2/proj-1"
 

@@ -15,7 +15,7 @@ from controlplane import TestCluster
 from controlplane_seed import seed_handbuilt
 from test_kubernetes_backend import RecordingBackoff
 
-from poolwatch.cluster.kubernetes import KubernetesCluster
+from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 
 pytestmark = pytest.mark.controlplane
 

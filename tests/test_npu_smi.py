@@ -18,16 +18,16 @@ import pytest
 from helpers import FIXTURES, names, not_about_seed_names, promtool_findings, run_collector, value
 from prom_versions import Prometheus
 
-from exporters.node.accelerators.model import BackendUnavailable, Device, Reading
-from exporters.node.accelerators.npu_smi import (
+from poolwatch.exporters.node.accelerators.model import BackendUnavailable, Device, Reading
+from poolwatch.exporters.node.accelerators.npu_smi import (
     EVERY_RUN,
     NpuSmiBackend,
     NpuSmiError,
     run_npu_smi,
 )
-from exporters.node.accelerators.npu_smi_parse import parse_overview, parse_view
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.accelerators.npu_smi_parse import parse_overview, parse_view
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 
 ASCEND = FIXTURES / "ascend"
 MIB = 2**20

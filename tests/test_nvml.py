@@ -7,13 +7,13 @@ from helpers import FIXTURES, names, run_collector, value
 from nvml_fake import FakeGpu, FakeNvml, read_query_csv
 from prom_versions import Prometheus
 
-from exporters.node.accelerators.model import BackendUnavailable
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.runner import Runner
-from exporters.node.settings import AcceleratorSettings
-from exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.accelerators.model import BackendUnavailable
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.store import ExpositionStore
 
 NV = FIXTURES / "nvidia"
 MIB = 1 << 20

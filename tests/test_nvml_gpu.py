@@ -11,9 +11,9 @@ import sys
 import pytest
 from helpers import run_collector, value
 
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.settings import AcceleratorSettings
 
 pytestmark = pytest.mark.gpu
 FIELDS = (

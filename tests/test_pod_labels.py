@@ -22,21 +22,21 @@ import pytest
 from helpers import FIXTURES, free_port, run_collector, value
 from test_pod_resources import FakeKubelet, log_dirs, pod_msg, process, serve, systemd_path
 
-from exporters.node.attribution import pod_labels as pod_labels_module
-from exporters.node.attribution.cgroup import PodIndex
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.attribution.pod_labels import (
+from poolwatch.exporters.node.attribution import pod_labels as pod_labels_module
+from poolwatch.exporters.node.attribution.cgroup import PodIndex
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.attribution.pod_labels import (
     PodLabels,
     TrainingJobs,
     parse_pod_list,
     pod_labels_source,
     shared_pod_labels,
 )
-from exporters.node.attribution.pod_resources import training_job_of
-from exporters.node.attribution.podresources import api_pb2_grpc
-from exporters.node.collectors import pod_resources as collector_module
-from exporters.node.collectors.pod_resources import PodResourcesCollector
-from exporters.node.settings import NodeExporterSettings, PodResourcesSettings
+from poolwatch.exporters.node.attribution.pod_resources import training_job_of
+from poolwatch.exporters.node.attribution.podresources import api_pb2_grpc
+from poolwatch.exporters.node.collectors import pod_resources as collector_module
+from poolwatch.exporters.node.collectors.pod_resources import PodResourcesCollector
+from poolwatch.exporters.node.settings import NodeExporterSettings, PodResourcesSettings
 
 PODLIST = json.loads((FIXTURES / "kubeapi/podlist_HANDBUILT.json").read_text())
 NODE = "gpu-node-07"

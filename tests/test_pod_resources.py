@@ -18,13 +18,17 @@ import pytest
 from google.protobuf import json_format
 from helpers import FIXTURES, run_collector, value
 
-from exporters.node.attribution.cgroup import PodIndex, parse_cgroup_path, parse_proc_cgroup
-from exporters.node.attribution.owners import DeviceOwners, Owner
-from exporters.node.attribution.pod_resources import shared_owners, training_job_of
-from exporters.node.attribution.podresources import api_pb2, api_pb2_grpc
-from exporters.node.collectors import pod_resources as collector_module
-from exporters.node.collectors.pod_resources import PodResourcesCollector
-from exporters.node.settings import NodeExporterSettings, PodResourcesSettings
+from poolwatch.exporters.node.attribution.cgroup import (
+    PodIndex,
+    parse_cgroup_path,
+    parse_proc_cgroup,
+)
+from poolwatch.exporters.node.attribution.owners import DeviceOwners, Owner
+from poolwatch.exporters.node.attribution.pod_resources import shared_owners, training_job_of
+from poolwatch.exporters.node.attribution.podresources import api_pb2, api_pb2_grpc
+from poolwatch.exporters.node.collectors import pod_resources as collector_module
+from poolwatch.exporters.node.collectors.pod_resources import PodResourcesCollector
+from poolwatch.exporters.node.settings import NodeExporterSettings, PodResourcesSettings
 
 CAPTURE = json.loads(
     (FIXTURES / "kubelet/dcgm-exporter_test_ListPodResourcesResponse_DERIVED.json").read_text()

@@ -9,12 +9,12 @@ from test_container_views import OWNER
 from test_golden import CASES
 from test_nvml import a100s, h100
 
-from exporters.node.accelerators.nvml import NvmlBackend
-from exporters.node.attribution.owners import DeviceOwners
-from exporters.node.collectors.accelerator import AcceleratorCollector
-from exporters.node.compat import CompatExpander
-from exporters.node.settings import AcceleratorSettings
-from exporters.node.store import _Families, render
+from poolwatch.exporters.node.accelerators.nvml import NvmlBackend
+from poolwatch.exporters.node.attribution.owners import DeviceOwners
+from poolwatch.exporters.node.collectors.accelerator import AcceleratorCollector
+from poolwatch.exporters.node.compat import CompatExpander
+from poolwatch.exporters.node.settings import AcceleratorSettings
+from poolwatch.exporters.node.store import _Families, render
 
 
 def _both(families: list) -> tuple[bytes, bytes]:
@@ -80,6 +80,6 @@ from hypothesis import strategies as st  # noqa: E402
 def test_fast_float_formatting_is_prometheus_clients(value: float) -> None:
     from prometheus_client.utils import floatToGoString
 
-    from poolwatch.exposition import _go_float
+    from poolwatch.core.exposition import _go_float
 
     assert _go_float(value) == floatToGoString(value)

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from prom_versions import Prometheus
 
-from rules import cli
-from rules import compile as compiler
-from rules.loader import RuleFileError, default_files, load
+from poolwatch.rules import cli
+from poolwatch.rules import compile as compiler
+from poolwatch.rules.loader import RuleFileError, default_files, load
 
 from .helpers import FIXTURES
 

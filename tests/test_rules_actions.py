@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 import pytest
 from helpers import free_port
 
-from poolwatch.actions import ActionResult, AlertMessage, NodeAction
-from rules.engine import Engine
-from rules.model import Group
-from rules.sinks import HttpActionSink, WebhookNotifier, read_token, webhook_body
-from rules.state import StateStore
+from poolwatch.core.actions import ActionResult, AlertMessage, NodeAction
+from poolwatch.rules.engine import Engine
+from poolwatch.rules.model import Group
+from poolwatch.rules.sinks import HttpActionSink, WebhookNotifier, read_token, webhook_body
+from poolwatch.rules.state import StateStore
 
 EXPR = "(poolwatch_accelerator_up) == 0"
 SERIES = {"__name__": "poolwatch_accelerator_up", "node": "n1", "pool": "p1", "device": "0",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from helpers import free_port
 
-from poolwatch.actions import AlertMessage, NodeAction
-from rules.engine import message
-from rules.sinks import HttpActionSink, webhook_body
-from rules.state import AlertState
+from poolwatch.core.actions import AlertMessage, NodeAction
+from poolwatch.rules.engine import message
+from poolwatch.rules.sinks import HttpActionSink, webhook_body
+from poolwatch.rules.state import AlertState
 
 
 def _state(**kw: object) -> AlertState:
@@ -21,7 +21,7 @@ def _state(**kw: object) -> AlertState:
 def test_the_alerts_receiver_parses_the_engines_webhook() -> None:
     import json
 
-    from alerts.payload import parse
+    from poolwatch.alerts.payload import parse
 
     firing = message("firing", _state(), 3600)
     reminder = message("reminder", _state(), 3600)
@@ -36,9 +36,9 @@ def test_the_alerts_receiver_parses_the_engines_webhook() -> None:
 
 
 def test_the_controller_answers_the_engines_action_sink() -> None:
-    from controller.server import ControllerServer, serve
-    from controller.service import PoolController
-    from poolwatch.cluster.simulated import SimulatedCluster
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
+    from poolwatch.controller.server import ControllerServer, serve
+    from poolwatch.controller.service import PoolController
 
     cluster = SimulatedCluster()
     node = next(n for n in cluster.nodes() if n.pool)

@@ -16,12 +16,12 @@ from helpers import free_port
 from prom_versions import Prometheus
 from prometheus_client import CollectorRegistry, generate_latest
 
-from rules import compile as compiler
-from rules.engine import ENGINE_ALERT, Engine, run_files
-from rules.fingerprint import OFFSET64, fingerprint, fingerprint_int
-from rules.model import Group
-from rules.sources import PrometheusSource, SourceError
-from rules.state import AlertState, StateStore
+from poolwatch.rules import compile as compiler
+from poolwatch.rules.engine import ENGINE_ALERT, Engine, run_files
+from poolwatch.rules.fingerprint import OFFSET64, fingerprint, fingerprint_int
+from poolwatch.rules.model import Group
+from poolwatch.rules.sources import PrometheusSource, SourceError
+from poolwatch.rules.state import AlertState, StateStore
 
 EXPR = "(poolwatch_collector_up) == 0"  # compile.expression of the rule below
 
@@ -345,7 +345,7 @@ def test_failing_source_keeps_states_counts_and_fires_engine_alert_after_grace(
 def test_notifications_carry_absolute_runbook_urls_with_a_base(
     source: FakeSource, tmp_path: Path
 ) -> None:
-    from rules.engine import message
+    from poolwatch.rules.engine import message
 
     g = group(
         **{
@@ -556,7 +556,7 @@ def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
     import logging
     import os
 
-    from rules.engine import RuleFiles
+    from poolwatch.rules.engine import RuleFiles
 
     f = tmp_path / "reload.yaml"
     f.write_text(RULE_FILE)
@@ -570,7 +570,7 @@ def test_rule_files_reload_on_change_and_keep_running_on_a_broken_file(
     assert eng.rules[0].rule.threshold == 0.5
     f.write_text(RULE_FILE.replace("threshold: 1", "threshold: one"))
     os.utime(f, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
-    with caplog.at_level(logging.ERROR, logger="rules.engine"):
+    with caplog.at_level(logging.ERROR, logger="poolwatch.rules.engine"):
         assert files.maybe_reload(eng) is False
     assert eng.rules[0].rule.threshold == 0.5  # the previous rules keep running
     assert any("reload.yaml:7" in r.getMessage() for r in caplog.records)

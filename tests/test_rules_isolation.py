@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from poolwatch.actions import AlertMessage
-from rules.engine import ENGINE_ALERT, Engine, compile_groups
-from rules.loader import DEFAULT_DIR, load
-from rules.local import LocalSource, Target
-from rules.model import Group
-from rules.state import StateStore
+from poolwatch.core.actions import AlertMessage
+from poolwatch.rules.engine import ENGINE_ALERT, Engine, compile_groups
+from poolwatch.rules.loader import DEFAULT_DIR, load
+from poolwatch.rules.local import LocalSource, Target
+from poolwatch.rules.model import Group
+from poolwatch.rules.state import StateStore
 
 KINDS: dict[str, dict[str, Any]] = {
     "For": {"for": "0s"},
@@ -117,7 +117,7 @@ def test_a_rule_failing_half_way_keeps_its_alerts_as_they_were(tmp_path: Path) -
     engine.evaluate(0.0)
     before = {a.fingerprint: a for a in engine.alerts.values() if a.rule == "PoolwatchGoodFor"}
     # the annotation template raises while the rule's alerts are being updated
-    import rules.engine as mod
+    import poolwatch.rules.engine as mod
 
     real = mod.expand_all
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rules.engine import Engine
-from rules.local import LocalSource, Target, check_local, parse_exposition
-from rules.model import Group
-from rules.promql import Query, Unsupported
-from rules.sources import SourceError
-from rules.state import StateStore
+from poolwatch.rules.engine import Engine
+from poolwatch.rules.local import LocalSource, Target, check_local, parse_exposition
+from poolwatch.rules.model import Group
+from poolwatch.rules.promql import Query, Unsupported
+from poolwatch.rules.sources import SourceError
+from poolwatch.rules.state import StateStore
 
 T0 = 1_700_000_000.0
 URL = "http://10.0.0.1:9476/metrics"
@@ -132,8 +132,8 @@ def test_refusals_name_the_reason() -> None:
 
 
 def test_shipped_rules_all_run_locally_and_short_history_refuses_the_24h_one() -> None:
-    from rules.engine import compile_groups
-    from rules.loader import default_files, load
+    from poolwatch.rules.engine import compile_groups
+    from poolwatch.rules.loader import default_files, load
 
     exprs = {c.rule.name: c.query for c in compile_groups(load(default_files()))}
     assert all(r is None for r in check_local(exprs).values())
@@ -164,7 +164,7 @@ def test_engine_refuses_rules_the_local_source_cannot_run(tmp_path: Path) -> Non
 
 
 def test_annotation_templates_render_as_prometheus_does() -> None:
-    from rules.templates import expand, go_float
+    from poolwatch.rules.templates import expand, go_float
 
     assert [go_float(v) for v in (3.0, 0.5, 1e6, 123456.0, 1e-05, -2.5, float("inf"))] == [
         "3", "0.5", "1e+06", "123456", "1e-05", "-2.5", "+Inf",

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rules import cli
-from rules import compile as compiler
-from rules.engine import Engine, compile_groups
-from rules.loader import DEFAULT_DIR, RuleFileError, default_files, load
-from rules.overrides import apply
-from rules.state import StateStore
+from poolwatch.rules import cli
+from poolwatch.rules import compile as compiler
+from poolwatch.rules.engine import Engine, compile_groups
+from poolwatch.rules.loader import DEFAULT_DIR, RuleFileError, default_files, load
+from poolwatch.rules.overrides import apply
+from poolwatch.rules.state import StateStore
 
 from .helpers import pinned_tool
 

@@ -11,8 +11,8 @@ import math
 import pytest
 from helpers import STALE_NAN
 
-from rules.local import History, Series
-from rules.promql import STALE, EvalError, Query, Unsupported, is_stale
+from poolwatch.rules.local import History, Series
+from poolwatch.rules.promql import STALE, EvalError, Query, Unsupported, is_stale
 
 NAN = math.nan
 INF = math.inf
@@ -206,7 +206,7 @@ def test_the_ingest_fast_path_answers_as_the_general_one() -> None:
     """A history filled by scrapes knows no sample is newer than the last scrape, and selectors
     then take each series' last sample directly; the answers must be those of the general
     search (a history filled by hand, which knows nothing of the kind)."""
-    from rules.local import Target
+    from poolwatch.rules.local import Target
 
     target = Target("http://10.0.0.1:9476/metrics", "node")
     scraped = History()

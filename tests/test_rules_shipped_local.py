@@ -17,11 +17,11 @@ import pytest
 import yaml
 from helpers import expand_series as expand
 
-from rules.engine import Engine
-from rules.loader import DEFAULT_DIR, default_files, load
-from rules.local import History, LocalSource, Series
-from rules.model import duration_seconds
-from rules.state import StateStore
+from poolwatch.rules.engine import Engine
+from poolwatch.rules.loader import DEFAULT_DIR, default_files, load
+from poolwatch.rules.local import History, LocalSource, Series
+from poolwatch.rules.model import duration_seconds
+from poolwatch.rules.state import StateStore
 
 TESTS = sorted((DEFAULT_DIR / "tests").glob("*-test.yaml"))
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from poolwatch.actions import AlertMessage
-from rules import cli
-from rules.engine import Engine
-from rules.loader import load
-from rules.silences import Matcher, SilenceStore
-from rules.state import StateStore
-from rules.web import serve
+from poolwatch.core.actions import AlertMessage
+from poolwatch.rules import cli
+from poolwatch.rules.engine import Engine
+from poolwatch.rules.loader import load
+from poolwatch.rules.silences import Matcher, SilenceStore
+from poolwatch.rules.state import StateStore
+from poolwatch.rules.web import serve
 
 RULES = """\
 group: mine

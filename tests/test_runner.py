@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from helpers import names, parse, value
 from prometheus_client.core import Metric
 
-from exporters.node.collector import PartialFailure, families
-from exporters.node.runner import Runner
-from exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.collector import PartialFailure, families
+from poolwatch.exporters.node.runner import Runner
+from poolwatch.exporters.node.store import ExpositionStore
 
 
 class Fake:
@@ -127,7 +127,7 @@ def test_gzip_is_made_once_per_collection_by_the_collector_not_by_scrapes(monkey
     """Each collector's body is compressed when it is stored; a gzip scrape joins the pieces
     (each collector's, then the health series') into one gzip stream that reads back as exactly
     the plain body."""
-    from exporters.node import store as store_mod
+    from poolwatch.exporters.node import store as store_mod
 
     made: list[int] = []
     real = store_mod.deflate_piece
@@ -206,7 +206,7 @@ def test_a_new_failure_is_a_warning_and_a_repeat_is_debug(caplog) -> None:
     c = Fake()
     c.mode = "partial"
     runner, _ = make(c)
-    with caplog.at_level(logging.DEBUG, logger="exporters.node.runner"):
+    with caplog.at_level(logging.DEBUG, logger="poolwatch.exporters.node.runner"):
         runner.run_once(c)
         runner.run_once(c)
     levels = [r.levelno for r in caplog.records if "one of two paths missing" in r.getMessage()]
@@ -285,7 +285,7 @@ def test_an_exception_outside_the_run_never_stops_the_schedule(monkeypatch) -> N
 def test_surrogates_in_label_values_render_as_valid_utf8() -> None:
     """A name decoded from bytes that are not UTF-8 (os.fsdecode keeps them as lone surrogates)
     must still render: replaced, never raised on."""
-    from poolwatch.exposition import render
+    from poolwatch.core.exposition import render
 
     fams = families("nfs")
     fams["poolwatch_nfs_rpc_operations_total"].add_metric(["/m\udcff", "e", 'R"\\'], 1)

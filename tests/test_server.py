@@ -13,10 +13,10 @@ import bcrypt
 import pytest
 from helpers import parse, value
 
-from exporters.node.server import serve
-from exporters.node.store import ExpositionStore
-from exporters.node.webconfig import WebConfig, load_web_config
-from poolwatch.config import ConfigError
+from poolwatch.core.config import ConfigError
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.webconfig import WebConfig, load_web_config
 
 BODY = b"# HELP x_total t\n# TYPE x_total counter\nx_total 3.0\n"
 

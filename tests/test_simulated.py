@@ -15,11 +15,11 @@ from prom_versions import Prometheus
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 
-from poolwatch.catalog import by_name
 from poolwatch.cluster import Event, JobStatus, Node, NodeStatus, PoolStatus
 from poolwatch.cluster.backend import ClusterBackend
 from poolwatch.cluster.sim_metrics import exposition, node_families
-from poolwatch.cluster.sim_spec import (
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import (
     FAULT_TAINT,
     GPU,
     NOT_READY_TAINT,
@@ -30,7 +30,7 @@ from poolwatch.cluster.sim_spec import (
     SimulationSpec,
     TeamSpec,
 )
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.core.catalog import by_name
 
 T0 = 1_700_000_000.0
 SMALL = SimulationSpec(

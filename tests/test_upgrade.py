@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from test_api import P, error
 from test_api_support import AUTH, TOKEN, controller_over, quiet_cluster
 
-from controller.api.app import create_app
-from controller.service import PoolController
-from controller.upgrade import (
+from poolwatch.api.app import create_app
+from poolwatch.api.upgrade import (
     DRIVER_LABEL,
     CommandStep,
     SimulatedStep,
@@ -23,8 +22,9 @@ from controller.upgrade import (
     UpgradePlan,
 )
 from poolwatch.cluster.model import Pod
-from poolwatch.cluster.sim_spec import STATUS_LABEL, JobRequest
-from poolwatch.cluster.simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import STATUS_LABEL, JobRequest
+from poolwatch.controller.service import PoolController
 
 GPU_NODES = [f"gpu-a-node-{i:02d}" for i in range(8)]  # 07 is the HA spare
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from poolwatch.cli import main
+from poolwatch.app.cli import main
 
 
 @pytest.fixture(autouse=True)

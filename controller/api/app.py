@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from controller.upgrade import UpgradeManager, UpgradeStep
+from poolwatch.api.upgrade import UpgradeManager, UpgradeStep
 
 from . import docs_ui, errors, routes_metrics, routes_nodes, routes_pools, routes_upgrade
 from .errors import ApiError

@@ -15,7 +15,7 @@ log = logging.getLogger("poolwatch.api")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from poolwatch.cliutil import add_log_level  # not poolwatch.cli: it imports every part
+    from poolwatch.core.cliutil import add_log_level  # not poolwatch.cli: it imports every part
 
     p = sub.add_parser(
         "api",
@@ -63,7 +63,7 @@ def make_backend(kind: str, kubeconfig: Path | None) -> Any:
 
 
 def make_controller(backend: Any) -> Any:
-    from controller.service import PoolController
+    from poolwatch.controller.service import PoolController
 
     return PoolController(backend)
 
@@ -71,8 +71,8 @@ def make_controller(backend: Any) -> Any:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.upgrade import CommandStep, SimulatedStep, UpgradeStep
-    from poolwatch.config import ConfigError, check_listen, split_listen
+    from poolwatch.api.upgrade import CommandStep, SimulatedStep, UpgradeStep
+    from poolwatch.core.config import ConfigError, check_listen, split_listen
 
     from . import guard
     from .app import create_app

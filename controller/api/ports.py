@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import Event, Node, Pod, Pool, TrainingJob
+from poolwatch.core.actions import ActionResult
 
 
 class PoolControl(Protocol):

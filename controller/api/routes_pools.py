@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from poolwatch.actions import ActionResult
 from poolwatch.cluster.model import Node, Pool, PoolStatus
+from poolwatch.core.actions import ActionResult
 
 from . import selectors
 from .errors import ApiError

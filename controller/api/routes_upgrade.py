@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from controller.upgrade import UpgradePlan
+from poolwatch.api.upgrade import UpgradePlan
 
 from .errors import ApiError
 from .routes_pools import PoolName, find_pool

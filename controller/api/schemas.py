@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from controller.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
+from poolwatch.api.upgrade import GPU_DRIVER_VERSION, NPU_DRIVER_VERSION
 
 from .views import NAME_MAX, NAME_PATTERN
 

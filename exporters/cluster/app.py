@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from exporters.node.server import _Auth, serve, serve_until_signalled
-from exporters.node.webconfig import WebConfig
 from poolwatch.cluster.backend import ClusterBackend
+from poolwatch.exporters.node.server import _Auth, serve, serve_until_signalled
+from poolwatch.exporters.node.webconfig import WebConfig
 
 from .events import to_json
 from .settings import ClusterExporterSettings

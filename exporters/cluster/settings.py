@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from poolwatch.config import Listen, parse_duration, split_listen
+from poolwatch.core.config import Listen, parse_duration, split_listen
 
 from .generators.job import DEFAULT_KINDS
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from prometheus_client.core import Metric
 
-from poolwatch import catalog
+from poolwatch.core import catalog
 
 from .settings import CollectorSettings, NodeExporterSettings
 

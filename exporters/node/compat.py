@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 from prometheus_client.core import Metric, Sample
 
-from poolwatch import catalog
-from poolwatch.catalog import Alias, MetricSpec
+from poolwatch.core import catalog
+from poolwatch.core.catalog import Alias, MetricSpec
 
 LabelKey = tuple[tuple[str, str], ...]
 

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-from poolwatch.httpbase import Handler as BaseHandler
-from poolwatch.httpbase import Server as BaseServer
-from poolwatch.httpbase import accepts_gzip
+from poolwatch.core.httpbase import Handler as BaseHandler
+from poolwatch.core.httpbase import Server as BaseServer
+from poolwatch.core.httpbase import accepts_gzip
 
 from .store import ExpositionStore
 from .webconfig import WebConfig

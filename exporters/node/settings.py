@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from poolwatch.catalog.hccn import HCCN_INTERVALS
-from poolwatch.catalog.npu import NPU_SMI_INTERVALS
-from poolwatch.config import Listen, parse_duration, split_listen
+from poolwatch.core.catalog.hccn import HCCN_INTERVALS
+from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS
+from poolwatch.core.config import Listen, parse_duration, split_listen
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]

@@ -20,9 +20,9 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from poolwatch import catalog
-from poolwatch.exposition import Families as _Families  # noqa: F401 - re-exported for tests
-from poolwatch.exposition import render
+from poolwatch.core import catalog
+from poolwatch.core.exposition import Families as _Families  # noqa: F401 - re-exported for tests
+from poolwatch.core.exposition import render
 
 # zlib's default: a 1.5 MB exposition shrinks about 20x in some 8 ms, paid once per collection.
 GZIP_LEVEL = 6

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from poolwatch.config import ConfigError, read_yaml
+from poolwatch.core.config import ConfigError, read_yaml
 
 
 class TLSServerConfig(BaseModel):

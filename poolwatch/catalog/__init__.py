@@ -12,17 +12,17 @@ from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .accelerator import ACCELERATOR_SPECS
-from .alerts import ALERTS_SPECS
-from .cluster import CLUSTER_SPECS
-from .container import CONTAINER_SPECS
-from .controller import CONTROLLER_SPECS
-from .hccn import HCCN_SPECS
-from .model import Alias, MetricSpec, Unproduced
-from .node import NODE_SPECS
-from .npu import NPU_SPECS
-from .rules import RULES_SPECS
-from .seeds import pending
+from poolwatch.core.catalog.accelerator import ACCELERATOR_SPECS
+from poolwatch.core.catalog.alerts import ALERTS_SPECS
+from poolwatch.core.catalog.cluster import CLUSTER_SPECS
+from poolwatch.core.catalog.container import CONTAINER_SPECS
+from poolwatch.core.catalog.controller import CONTROLLER_SPECS
+from poolwatch.core.catalog.hccn import HCCN_SPECS
+from poolwatch.core.catalog.model import Alias, MetricSpec, Unproduced
+from poolwatch.core.catalog.node import NODE_SPECS
+from poolwatch.core.catalog.npu import NPU_SPECS
+from poolwatch.core.catalog.rules import RULES_SPECS
+from poolwatch.core.catalog.seeds import pending
 
 __all__ = [
     "ALL_SPECS",

@@ -13,8 +13,8 @@ reports 0, or 3 once NVML calls it lost).
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec
-from .npu import SNT3, SNT9, npu_smi_age
+from poolwatch.core.catalog.model import Alias, MetricSpec
+from poolwatch.core.catalog.npu import SNT3, SNT9, npu_smi_age
 
 MA, DCGM = "modelarts", "modelarts"  # DCGM_FI_* names are part of the ModelArts seed tables
 MIB = 1.0 / 1048576

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
-from .accelerator import CONTAINER_VIEWS, container_views_kept
-from .model import Alias, MetricSpec
+from poolwatch.core.catalog.accelerator import CONTAINER_VIEWS, container_views_kept
+from poolwatch.core.catalog.model import Alias, MetricSpec
 
 NODE_COLLECTORS = frozenset({
     "runner", "host", "filesystem", "cache_dir", "infiniband", "nfs", "accelerator",

@@ -28,8 +28,8 @@ distributed jobs do: nodes x 8 cards [004:L390]); the remaining i mod g idle car
 
 from __future__ import annotations
 
-from .model import MetricSpec
-from .model import family as _spec
+from poolwatch.core.catalog.model import MetricSpec
+from poolwatch.core.catalog.model import family as _spec
 
 #: labels the cluster exporter adds to every series of a collector, in this order
 CLUSTER_IDENTITY: dict[str, tuple[str, ...]] = {

@@ -16,9 +16,9 @@ node aliases in `node.py`.
 
 from __future__ import annotations
 
-from .model import KIB, MIB, MetricSpec
-from .model import family as _spec
-from .model import seed as _ma
+from poolwatch.core.catalog.model import KIB, MIB, MetricSpec
+from poolwatch.core.catalog.model import family as _spec
+from poolwatch.core.catalog.model import seed as _ma
 
 OWNER = ("namespace", "pod", "container", "training_job")
 

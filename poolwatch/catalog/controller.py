@@ -7,8 +7,8 @@ CreatePoolV2, ...), `outcome` one of done, already, deferred, refused, dry-run, 
 
 from __future__ import annotations
 
-from .model import MetricSpec
-from .model import family as _spec
+from poolwatch.core.catalog.model import MetricSpec
+from poolwatch.core.catalog.model import family as _spec
 
 # fmt: off
 CONTROLLER_SPECS: list[MetricSpec] = [

@@ -30,7 +30,7 @@ keyed by the npu-smi labels these families do not carry.
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec, read_every
+from poolwatch.core.catalog.model import Alias, MetricSpec, read_every
 
 #: hccn_tool views -> seconds between two readings by default (0: every collection). The MAC and
 #: RoCE counters (-stat) are read every collection: their seed aliases are per-collection rates.

@@ -7,9 +7,9 @@ answers is in `../shared/spec/seed-metrics.csv` (ModelArts AOM tables 11-2/11-3,
 
 from __future__ import annotations
 
-from .model import KIB, MIB, Alias, MetricSpec
-from .model import family as _spec
-from .model import seed as _ma
+from poolwatch.core.catalog.model import KIB, MIB, Alias, MetricSpec
+from poolwatch.core.catalog.model import family as _spec
+from poolwatch.core.catalog.model import seed as _ma
 
 USER_HZ = 100.0  # jiffies per second in /proc/stat on every Linux build we target (CLK_TCK)
 

@@ -18,7 +18,7 @@ from `hccn_tool` (`hccn.py`).
 
 from __future__ import annotations
 
-from .model import Alias, MetricSpec, read_every
+from poolwatch.core.catalog.model import Alias, MetricSpec, read_every
 
 #: chip classes by npu-smi's model name: the seeds' Snt3 (310, 310P, 310B) and Snt9 (910, 910B,
 #: 910 A3); the legacy `ma_*_npu_memory_*` names mean DDR on the first and HBM on the second

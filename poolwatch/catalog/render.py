@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from . import ALL_SPECS, IDENTITY_LABELS, UNPRODUCED
-from .cluster import CLUSTER_IDENTITY
-from .model import Alias
+from poolwatch.core.catalog import ALL_SPECS, IDENTITY_LABELS, UNPRODUCED
+from poolwatch.core.catalog.cluster import CLUSTER_IDENTITY
+from poolwatch.core.catalog.model import Alias
 
 
 def _alias_text(a: Alias) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .model import MetricSpec
-from .model import family as _spec
+from poolwatch.core.catalog.model import MetricSpec
+from poolwatch.core.catalog.model import family as _spec
 
 # fmt: off
 RULES_SPECS: list[MetricSpec] = [

@@ -7,7 +7,7 @@ producing drops out of `UNPRODUCED` by itself; delete it here when its issue clo
 
 from __future__ import annotations
 
-from .model import Unproduced
+from poolwatch.core.catalog.model import Unproduced
 
 _ROCE_CONTAINER = (
     "hccn_tool reports RoCE traffic per NPU device id, and the device -> pod mapping is keyed by "

@@ -5,8 +5,8 @@ It lives in `poolwatch` because two parts use it: the cluster exporter reads it,
 acts through it.
 """
 
-from .backend import ClusterBackend, LeaseConflict, WatchEvent
-from .model import (
+from poolwatch.cluster.backend import ClusterBackend, LeaseConflict, WatchEvent
+from poolwatch.cluster.model import (
     Event,
     JobStatus,
     Lease,

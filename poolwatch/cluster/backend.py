@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .model import Event, Lease, Node, Pod, Pool, Quota, TrainingJob
+from poolwatch.cluster.model import Event, Lease, Node, Pod, Pool, Quota, TrainingJob
 
 Kind = Literal["pool", "node", "pod", "job", "quota", "event"]
 Object = Pool | Node | Pod | TrainingJob | Quota | Event

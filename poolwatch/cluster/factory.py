@@ -13,13 +13,13 @@ from typing import Any
 def open_backend(kind: str, kubeconfig: Path | None = None) -> tuple[Any, Callable[[], None]]:
     """The backend and the function that stops it (the simulation clock, the informers)."""
     if kind == "simulated":
-        from .simulated import SimulatedCluster
+        from poolwatch.cluster.simulated.backend import SimulatedCluster
 
         sim = SimulatedCluster()
         stop = threading.Event()
         threading.Thread(target=sim.run, args=(stop,), daemon=True, name="sim").start()
         return sim, stop.set
-    from .kubernetes import KubernetesCluster
+    from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 
     cluster = KubernetesCluster(kubeconfig=kubeconfig)
     return cluster, cluster.stop

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .k8s_convert import (
+from poolwatch.cluster.kubernetes.convert import (
     elastic_quota_from,
     elastic_quota_tree_from,
     event_from,
@@ -24,8 +24,8 @@ from .k8s_convert import (
     queue_from,
     resource_quota_from,
 )
-from .k8s_jobs import batch_job_from, kubeflow_job_from, volcano_job_from
-from .k8s_read import Context
+from poolwatch.cluster.kubernetes.jobs import batch_job_from, kubeflow_job_from, volcano_job_from
+from poolwatch.cluster.kubernetes.read import Context
 
 Converter = Callable[[Any, Context], list[Any]]  # raw object -> model objects
 USER_AGENT = "poolwatch-cluster"  # what apiserver audit logs and priority-and-fairness see

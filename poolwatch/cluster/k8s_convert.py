@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .k8s_read import (
+from poolwatch.cluster.kubernetes.read import (
     BATCH_JOB_LABELS,
     FAULT_TAINT,
     FLAVOR_LABELS,
@@ -58,7 +58,7 @@ from .k8s_read import (
     str_map,
     timestamp,
 )
-from .model import Event, Node, NodeStatus, Pod, Pool, PoolStatus, Quota
+from poolwatch.cluster.model import Event, Node, NodeStatus, Pod, Pool, PoolStatus, Quota
 
 
 # -- nodes and pools ---------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from .k8s_api import Backoff, NotAList, Resource, describe, failures
+from poolwatch.cluster.kubernetes.api import Backoff, NotAList, Resource, describe, failures
 
 log = logging.getLogger(__name__)
 

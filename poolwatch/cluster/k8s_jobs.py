@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .k8s_read import (
+from poolwatch.cluster.kubernetes.read import (
     QUEUE_LABELS,
     Context,
     Odd,
@@ -66,7 +66,7 @@ from .k8s_read import (
     str_map,
     timestamp,
 )
-from .model import JobStatus, TrainingJob
+from poolwatch.cluster.model import JobStatus, TrainingJob
 
 REPLICA_SPECS = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs"}
 REPLICA_SPECS["MPIJob"] = "mpiReplicaSpecs"

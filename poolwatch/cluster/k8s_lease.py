@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .backend import LeaseConflict
-from .k8s_api import describe, failures
-from .k8s_write import ClusterWriteError
-from .model import Lease
+from poolwatch.cluster.backend import LeaseConflict
+from poolwatch.cluster.kubernetes.api import describe, failures
+from poolwatch.cluster.kubernetes.write import ClusterWriteError
+from poolwatch.cluster.model import Lease
 
 _MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime
 

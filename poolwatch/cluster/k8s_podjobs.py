@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .k8s_jobs import QUEUE_ANNOTATION, REPLICA_SPECS, TERMINAL, controller
-from .k8s_read import (
+from poolwatch.cluster.kubernetes.jobs import QUEUE_ANNOTATION, REPLICA_SPECS, TERMINAL, controller
+from poolwatch.cluster.kubernetes.read import (
     QUEUE_LABELS,
     Context,
     as_dict,
@@ -41,7 +41,7 @@ from .k8s_read import (
     str_map,
     timestamp,
 )
-from .model import JobStatus, Pod, TrainingJob
+from poolwatch.cluster.model import JobStatus, Pod, TrainingJob
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .k8s_api import describe, failures
+from poolwatch.cluster.kubernetes.api import describe, failures
 
 log = logging.getLogger(__name__)
 UNKNOWN = (401, 403, 404)

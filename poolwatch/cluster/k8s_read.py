@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .k8s_quantity import QuantityError, parse_quantity
-from .workload import ACCELERATOR_PREFIXES, is_accelerator  # noqa: F401 - re-exported
+from poolwatch.cluster.kubernetes.quantity import QuantityError, parse_quantity
+from poolwatch.cluster.workload import ACCELERATOR_PREFIXES, is_accelerator  # noqa: F401 - re-exported
 
 STATUS_LABEL = "poolwatch.io/status"  # the controller's node status (NodeStatus value)
 FAULT_TAINT = "poolwatch.io/fault"  # the controller's isolation taint; value = fault code

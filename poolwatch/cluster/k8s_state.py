@@ -23,13 +23,13 @@ from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any
 
-from .backend import Kind, Object, WatchEvent
-from .k8s_api import Converter, Resource
-from .k8s_convert import pod_from, pool_from
-from .k8s_informer import Delta
-from .k8s_podjobs import PodJobPart, pod_job_from, pod_job_part
-from .k8s_read import Context, Odd, derived_uid, dig, timestamp
-from .model import Event, Node, Pod, Pool, Quota, TrainingJob
+from poolwatch.cluster.backend import Kind, Object, WatchEvent
+from poolwatch.cluster.kubernetes.api import Converter, Resource
+from poolwatch.cluster.kubernetes.convert import pod_from, pool_from
+from poolwatch.cluster.kubernetes.informer import Delta
+from poolwatch.cluster.kubernetes.podjobs import PodJobPart, pod_job_from, pod_job_part
+from poolwatch.cluster.kubernetes.read import Context, Odd, derived_uid, dig, timestamp
+from poolwatch.cluster.model import Event, Node, Pod, Pool, Quota, TrainingJob
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .k8s_api import describe, failures
-from .k8s_read import POOL_API_VERSION
-from .model import Event
+from poolwatch.cluster.kubernetes.api import describe, failures
+from poolwatch.cluster.kubernetes.read import POOL_API_VERSION
+from poolwatch.cluster.model import Event
 
 CONFLICT_RETRIES = 5
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

@@ -51,8 +51,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .backend import Kind, WatchEvent
-from .k8s_api import (
+from poolwatch.cluster.backend import Kind, WatchEvent
+from poolwatch.cluster.kubernetes.api import (
     CONVERTERS,
     RESOURCES,
     USER_AGENT,
@@ -61,10 +61,10 @@ from .k8s_api import (
     list_call,
     load_configuration,
 )
-from .k8s_informer import Informer
-from .k8s_lease import Leases
-from .k8s_probe import ReadyProbe
-from .k8s_read import (
+from poolwatch.cluster.kubernetes.informer import Informer
+from poolwatch.cluster.kubernetes.lease import Leases
+from poolwatch.cluster.kubernetes.probe import ReadyProbe
+from poolwatch.cluster.kubernetes.read import (
     JOB_LABEL,
     JOB_TYPES_LABEL,
     LABEL_VALUE,
@@ -73,9 +73,9 @@ from .k8s_read import (
     WORKSPACE_LABEL,
     Context,
 )
-from .k8s_state import ClusterState
-from .k8s_write import Writer
-from .model import Event, Lease, Node, Pod, Pool, PoolStatus, Quota, TrainingJob
+from poolwatch.cluster.kubernetes.state import ClusterState
+from poolwatch.cluster.kubernetes.write import Writer
+from poolwatch.cluster.model import Event, Lease, Node, Pod, Pool, PoolStatus, Quota, TrainingJob
 
 log = logging.getLogger(__name__)
 

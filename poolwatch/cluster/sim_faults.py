@@ -19,9 +19,9 @@ its counters start again from zero.
 
 from __future__ import annotations
 
-from .sim_jobs import stall
-from .sim_spec import DEVICE_FAULTS, FAULTS, NOT_READY_TAINT, vendor_of
-from .sim_state import SimNode, World
+from poolwatch.cluster.simulated.jobs import stall
+from poolwatch.cluster.simulated.spec import DEVICE_FAULTS, FAULTS, NOT_READY_TAINT, vendor_of
+from poolwatch.cluster.simulated.state import SimNode, World
 
 NODE_FAULTS = ("not_ready", "kubelet_readonly", "cache_full")
 

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
-from .backend import Kind, Object, WatchEvent
+from poolwatch.cluster.backend import Kind, Object, WatchEvent
 
 KINDS: tuple[Kind, ...] = ("pool", "node", "pod", "job", "quota", "event")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-from .model import JobStatus, NodeStatus
-from .sim_spec import JobRequest
-from .sim_state import CPU_PER_ACCEL, MEMORY_PER_ACCEL, SimJob, SimPod, World
+from poolwatch.cluster.model import JobStatus, NodeStatus
+from poolwatch.cluster.simulated.spec import JobRequest
+from poolwatch.cluster.simulated.state import CPU_PER_ACCEL, MEMORY_PER_ACCEL, SimJob, SimPod, World
 
 RETRY_BLOCKED = 60.0  # how often a pod on a read-only kubelet dir retries its start
 _NAMES = ("llama-pretrain", "gpt-sft", "bert-finetune", "resnet50", "vit-large", "qwen-lora")

@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from poolwatch.catalog import new_family
-from poolwatch.exposition import render
-
-from .model import JobStatus
-from .sim_spec import PoolSpec, vendor_of
-from .sim_state import SimNode, World
+from poolwatch.cluster.model import JobStatus
+from poolwatch.cluster.simulated.spec import PoolSpec, vendor_of
+from poolwatch.cluster.simulated.state import SimNode, World
+from poolwatch.core.catalog import new_family
+from poolwatch.core.exposition import render
 
 if TYPE_CHECKING:
-    from .simulated import SimulatedCluster
+    from poolwatch.cluster.simulated.backend import SimulatedCluster
 
 MIB = 1048576.0
 IDENTITY = ("node", "pool")

@@ -23,8 +23,8 @@ import pickle
 import threading
 from pathlib import Path
 
-from .sim_feed import ChangeFeed
-from .simulated import SimulatedCluster
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.feed import ChangeFeed
 
 FORMAT = 1  # bump when the saved world's shape changes; an older file then starts a fresh pool
 

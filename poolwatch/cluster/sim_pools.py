@@ -12,10 +12,10 @@ those Spare now, as the Kubernetes backend does. Which count changes are
 
 from __future__ import annotations
 
-from .model import NodeStatus, Pool, PoolStatus, Quota
-from .sim_jobs import quota_hard
-from .sim_spec import POOL_LABEL, STATUS_LABEL, PoolSpec, vendor_of
-from .sim_state import SimDevice, SimNode, SimPod, World
+from poolwatch.cluster.model import NodeStatus, Pool, PoolStatus, Quota
+from poolwatch.cluster.simulated.jobs import quota_hard
+from poolwatch.cluster.simulated.spec import POOL_LABEL, STATUS_LABEL, PoolSpec, vendor_of
+from poolwatch.cluster.simulated.state import SimDevice, SimNode, SimPod, World
 
 # NodeStatus -> its place in available/abnormal/creating/deleting; Spare counts in none
 _SLOT = {

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Event, JobStatus, Node, NodeStatus, Pod, TrainingJob
-from .sim_spec import FAULT_TAINT, STATUS_LABEL, SimulationSpec
+from poolwatch.cluster.model import Event, JobStatus, Node, NodeStatus, Pod, TrainingJob
+from poolwatch.cluster.simulated.spec import FAULT_TAINT, STATUS_LABEL, SimulationSpec
 
 GIB = 1024.0**3
 NODE_CPU, NODE_MEMORY = 192.0, 2048 * GIB  # an 8-accelerator training server

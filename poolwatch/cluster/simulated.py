@@ -21,15 +21,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from . import sim_faults, sim_jobs
-from .backend import LeaseConflict, WatchEvent
-from .model import Event, JobStatus, Lease, Pod, Pool, Quota, TrainingJob
-from .model import Node as NodeObj
-from .sim_feed import ChangeFeed
-from .sim_metrics import NodeView, node_view
-from .sim_pools import PoolBook
-from .sim_spec import POOL_LABEL, JobRequest, PoolSpec, SimulationSpec
-from .sim_state import (
+from poolwatch.cluster.backend import LeaseConflict, WatchEvent
+from poolwatch.cluster.model import Event, JobStatus, Lease, Pod, Pool, Quota, TrainingJob
+from poolwatch.cluster.model import Node as NodeObj
+from poolwatch.cluster.sim_metrics import NodeView, node_view
+from poolwatch.cluster.simulated import faults as sim_faults
+from poolwatch.cluster.simulated import jobs as sim_jobs
+from poolwatch.cluster.simulated.feed import ChangeFeed
+from poolwatch.cluster.simulated.pools import PoolBook
+from poolwatch.cluster.simulated.spec import POOL_LABEL, JobRequest, PoolSpec, SimulationSpec
+from poolwatch.cluster.simulated.state import (
     SimNode,
     World,
     derive_status,

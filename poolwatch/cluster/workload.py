@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .model import Pod
+from poolwatch.cluster.model import Pod
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 # the extended resources that are accelerators: NVIDIA (gpu, MIG slices), Huawei Ascend, AMD

@@ -16,7 +16,7 @@ from alerts_support import HttpSink, SmtpSink, alert, get_json, post, wait_for
 from helpers import free_port
 from prom_versions import Alertmanager
 
-from alerts.payload import webhook
+from poolwatch.alerts.payload import webhook
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parent.parent.parent

@@ -20,8 +20,8 @@ import pytest
 from alerts_support import HttpSink, post, receiver, settings, wait_for
 from helpers import FIXTURES, free_port, pinned_tool
 
-from alerts.fingerprint import fingerprint
-from alerts.payload import parse
+from poolwatch.alerts.fingerprint import fingerprint
+from poolwatch.alerts.payload import parse
 
 pytestmark = pytest.mark.integration
 CORPUS = FIXTURES / "alertmanager"

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from helpers import free_block
 from prom_versions import Prometheus
 
-from controller.api.app import create_app
-from controller.service import PoolController
-from poolwatch.demo import Demo
+from poolwatch.api.app import create_app
+from poolwatch.app.demo import Demo
+from poolwatch.controller.service import PoolController
 
 from .conftest import get_json, prom_query, running_version, use_prometheus
 

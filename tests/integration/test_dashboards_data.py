@@ -23,9 +23,9 @@ import pytest
 from helpers import free_block
 from prom_versions import Prometheus
 
-from dashboards import lint, registry
+from poolwatch.app.demo import Demo
 from poolwatch.cluster.sim_metrics import FAMILIES
-from poolwatch.demo import Demo
+from poolwatch.dashboards import lint, registry
 
 from .conftest import prom_query, running_version, use_prometheus
 

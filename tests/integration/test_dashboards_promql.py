@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prom_versions import Prometheus
 
-from dashboards import lint, registry
+from poolwatch.dashboards import lint, registry
 
 pytestmark = pytest.mark.integration
 ALL = {"accel": "nvidia", "pool": ".*", "vc": ".*", "namespace": ".*", "job_namespace": ".*",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import free_block
 
-from poolwatch.actions import ActionResult, AlertMessage, NodeAction
-from poolwatch.demo import Demo
+from poolwatch.app.demo import Demo
+from poolwatch.core.actions import ActionResult, AlertMessage, NodeAction
 
 from .conftest import prom_query
 

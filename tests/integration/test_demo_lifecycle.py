@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import free_block
 
-from poolwatch.demo import Demo
+from poolwatch.app.demo import Demo
 
 pytestmark = [
     pytest.mark.integration,

@@ -21,10 +21,10 @@ import pytest
 from browser import dom, ink, needs_chromium, screenshot
 from helpers import free_block
 
-from dashboards import registry
-from poolwatch.demo import Demo
-from poolwatch.demo_procs import find_program
-from poolwatch.demo_scenario import FIRST
+from poolwatch.app.demo import Demo
+from poolwatch.app.demo_procs import find_program
+from poolwatch.app.demo_scenario import FIRST
+from poolwatch.dashboards import registry
 
 pytestmark = [
     pytest.mark.integration,

@@ -12,7 +12,7 @@ import pytest
 from browser import dom, ink, needs_chromium, screenshot
 from helpers import free_block
 
-from poolwatch.demo import Demo
+from poolwatch.app.demo import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300), needs_chromium]
 

@@ -79,8 +79,8 @@ scrape_configs:
         ups = prom_query(base, "poolwatch_collector_up")
         # every collector is up: a host without GPUs, NPUs, kubelet or cgroup v2 has nothing
         # to report for them, which is not a failure
-        from exporters.node import collectors  # noqa: F401 - registers every collector
-        from exporters.node.collector import REGISTRY
+        from poolwatch.exporters.node import collectors  # noqa: F401 - registers every collector
+        from poolwatch.exporters.node.collector import REGISTRY
 
         assert {r["metric"]["collector"]: r["value"][1] for r in ups} == dict.fromkeys(
             REGISTRY, "1"

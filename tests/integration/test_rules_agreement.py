@@ -18,18 +18,18 @@ import yaml
 from helpers import free_port
 from prom_versions import Prometheus
 
-from exporters.cluster.app import ClusterExporter, serve_cluster
-from exporters.cluster.settings import ClusterExporterSettings
-from exporters.node.server import serve
-from exporters.node.webconfig import WebConfig
-from poolwatch.cluster.sim_spec import SimulationSpec
-from poolwatch.cluster.simulated import SimulatedCluster
-from poolwatch.demo import SimulatedNodes
-from rules import compile as compiler
-from rules.engine import Engine
-from rules.loader import default_files, load
-from rules.local import LocalSource, Target
-from rules.state import StateStore
+from poolwatch.app.demo import SimulatedNodes
+from poolwatch.cluster.simulated.backend import SimulatedCluster
+from poolwatch.cluster.simulated.spec import SimulationSpec
+from poolwatch.exporters.cluster.app import ClusterExporter, serve_cluster
+from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.webconfig import WebConfig
+from poolwatch.rules import compile as compiler
+from poolwatch.rules.engine import Engine
+from poolwatch.rules.loader import default_files, load
+from poolwatch.rules.local import LocalSource, Target
+from poolwatch.rules.state import StateStore
 
 from .conftest import get_json, process
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import pytest
 from helpers import free_port
 
-from poolwatch.cli import main
+from poolwatch.app.cli import main
 
 from .conftest import ROOT
 

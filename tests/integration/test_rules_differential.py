@@ -31,9 +31,9 @@ from helpers import expand_series as expand
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.local import History, Series
-from rules.model import format_duration
-from rules.promql import EvalError, Query
+from poolwatch.rules.local import History, Series
+from poolwatch.rules.model import format_duration
+from poolwatch.rules.promql import EvalError, Query
 
 pytestmark = [pytest.mark.integration]
 

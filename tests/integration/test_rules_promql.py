@@ -18,8 +18,8 @@ import yaml
 from helpers import expand_series as expand
 from helpers import pinned_tool
 
-from rules.local import History, Series
-from rules.promql import Query
+from poolwatch.rules.local import History, Series
+from poolwatch.rules.promql import Query
 
 pytestmark = [
     pytest.mark.integration,

@@ -20,11 +20,11 @@ import pytest
 from helpers import free_port, parse
 from prom_versions import Prometheus
 
-from exporters.node.collector import families
-from exporters.node.server import serve
-from exporters.node.store import ExpositionStore
-from exporters.node.webconfig import WebConfig
-from poolwatch.exposition import render
+from poolwatch.core.exposition import render
+from poolwatch.exporters.node.collector import families
+from poolwatch.exporters.node.server import serve
+from poolwatch.exporters.node.store import ExpositionStore
+from poolwatch.exporters.node.webconfig import WebConfig
 
 from .conftest import ROOT, process, prom_query
 

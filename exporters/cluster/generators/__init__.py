@@ -17,8 +17,8 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from poolwatch.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
-from poolwatch.catalog.model import MetricSpec
+from poolwatch.core.catalog.cluster import CLUSTER_IDENTITY, CLUSTER_SPECS
+from poolwatch.core.catalog.model import MetricSpec
 
 Sample = tuple[tuple[str, ...], float]
 SampleFn = Callable[[Any], Iterable[Sample]]

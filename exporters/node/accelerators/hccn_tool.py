@@ -58,9 +58,9 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from poolwatch import catalog
-from poolwatch.catalog.hccn import HCCN_INTERVALS, HCCN_SPECS
-from poolwatch.catalog.model import MetricSpec
+from poolwatch.core import catalog
+from poolwatch.core.catalog.hccn import HCCN_INTERVALS, HCCN_SPECS
+from poolwatch.core.catalog.model import MetricSpec
 
 from .model import BackendUnavailable, Reading
 from .npu_smi import NpuSmiError, run_npu_smi

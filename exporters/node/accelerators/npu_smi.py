@@ -51,8 +51,8 @@ from dataclasses import dataclass, replace
 
 from prometheus_client.core import Metric
 
-from poolwatch import catalog
-from poolwatch.catalog.npu import NPU_SMI_INTERVALS, NPU_SPECS
+from poolwatch.core import catalog
+from poolwatch.core.catalog.npu import NPU_SMI_INTERVALS, NPU_SPECS
 
 from .model import BackendUnavailable, Device, ProcessUse, Reading
 from .npu_smi_parse import (

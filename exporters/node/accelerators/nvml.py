@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from poolwatch import catalog
+from poolwatch.core import catalog
 
 from .model import BackendUnavailable, Device, ProcessUse, Reading
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poolwatch.cluster.k8s_quantity import QuantityError, parse_quantity
+from poolwatch.cluster.kubernetes.quantity import QuantityError, parse_quantity
 
 from .pod_resources import training_job_of
 

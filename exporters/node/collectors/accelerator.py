@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from poolwatch.catalog.accelerator import CONTAINER_VIEWS, container_views_kept
+from poolwatch.core.catalog.accelerator import CONTAINER_VIEWS, container_views_kept
 
 from ..accelerators.model import Backend, BackendUnavailable, Device, Reading
 from ..attribution.owners import DeviceOwners, Owner
