@@ -12,7 +12,13 @@ warm-up; poolwatch and node_exporter are scraped in alternating rounds of 100, s
 elsewhere on a shared machine falls on both alike. A second poolwatch, every collector (and
 every npu-smi view group) 15x faster, runs unscraped to price a collection cycle.
 
-Reading the figures: p50/p99/max are client-side latencies in ms of plain (not gzip) scrapes;
+Each scrape asks as Prometheus 3 does (its request headers, PROMETHEUS_HEADERS: the Accept list
+and `Accept-Encoding: gzip`) and, as Prometheus does, decompresses the body before it counts the
+scrape done; both exporters get the same requests. `--encoding identity` asks for plain bodies
+instead (what a client without gzip gets).
+
+Reading the figures: p50/p99/max are client-side latencies in ms of whole scrapes (body read and
+decompressed); `body_bytes` is the exposition's size, `wire_bytes` what crossed the socket;
 `cpu_s_per_1k` is the exporter's own CPU (utime+stime) per 1,000 scrapes; `rss_peak_mb` is VmHWM.
 `pct_core_at_15s` is the CPU of one 1 s cycle (idle overhead included) / 15 s; `idle_pct_core_15s`
 is what the 15 s instance really used over one unscraped 15 s cycle (CPU is counted in 10 ms
@@ -30,6 +36,7 @@ lives apart in fake_node.py.
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -72,6 +79,18 @@ NFS_OPS = (
     "LOCKU", "ACCESS", "GETATTR", "LOOKUP", "LOOKUP_ROOT", "REMOVE", "RENAME", "LINK", "SYMLINK",
     "CREATE", "PATHCONF", "STATFS", "READLINK", "READDIR",
 )  # fmt: skip
+# What Prometheus 3.16 sends with every scrape (recorded from the pinned build; a test compares):
+# it prefers OpenMetrics and takes gzip. The timeout header is the scrape timeout, here get()'s.
+PROMETHEUS_HEADERS = {
+    "User-Agent": "Prometheus/3.16.0",
+    "Accept": "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.7,"
+    "application/openmetrics-text;version=0.0.1;q=0.6,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.3",
+    "Accept-Encoding": "gzip",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+HEADERS = dict(PROMETHEUS_HEADERS)  # main() drops Accept-Encoding for --encoding identity
+WIRE: dict[int, int] = {}  # port -> bytes on the wire of its last scrape
 TICK = os.sysconf("SC_CLK_TCK")
 Proc = subprocess.Popen[bytes]
 
@@ -171,11 +190,16 @@ def free_port() -> int:
 
 
 def get(port: int, path: str = "/metrics", timeout: float = 10.0) -> tuple[int, bytes]:
+    """One scrape as Prometheus makes it: its headers, and a gzip body decompressed."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=HEADERS)
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        body = resp.read()
+        WIRE[port] = len(body)
+        if resp.getheader("Content-Encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        return resp.status, body
     finally:
         conn.close()
 
@@ -252,12 +276,16 @@ def bench(
     total = total or args.scrapes
     _, body = get(port)
     scrape(port, args.warmup, args.concurrency, time.monotonic() + 15)
-    log(f"{name}: {series(body)} series, {len(body) / 1024:.0f} KiB; {total} scrapes")
+    log(
+        f"{name}: {series(body)} series, {len(body) / 1024:.0f} KiB "
+        f"({WIRE.get(port, 0) / 1024:.0f} KiB on the wire); {total} scrapes"
+    )
     cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
     lat, errors = scrape(port, total, args.concurrency, time.monotonic() + 45)
     cpu, wall = cpu_seconds(proc.pid) - cpu0, time.monotonic() - t0
     return {
-        "series": series(body), "body_bytes": len(body), "scrapes": len(lat), "errors": errors,
+        "series": series(body), "body_bytes": len(body), "wire_bytes": WIRE.get(port, 0),
+        "scrapes": len(lat), "errors": errors,
         "wall_s": round(wall, 2), "p50_ms": round(pct(lat, 50), 2),
         "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat, default=float("nan")), 2),
         "cpu_s_per_1k": round(cpu / max(len(lat), 1) * 1000, 3),
@@ -277,7 +305,10 @@ def bench_pair(
     for name, _proc, port in (a, b):
         bodies[name] = get(port)[1]
         scrape(port, args.warmup, args.concurrency, time.monotonic() + 15)
-        log(f"{name}: {series(bodies[name])} series, {len(bodies[name]) / 1024:.0f} KiB")
+        log(
+            f"{name}: {series(bodies[name])} series, {len(bodies[name]) / 1024:.0f} KiB "
+            f"({WIRE.get(port, 0) / 1024:.0f} KiB on the wire)"
+        )
     log(f"{args.scrapes} scrapes each, in {rounds} alternating rounds")
     for _ in range(rounds):
         for name, proc, port in (a, b):
@@ -288,10 +319,11 @@ def bench_pair(
             lat[name] += got
             errors[name] += failed
     out = []
-    for name, proc, _port in (a, b):
+    for name, proc, port in (a, b):
         ms, body = lat[name], bodies[name]
         out.append({
-            "series": series(body), "body_bytes": len(body), "scrapes": len(ms),
+            "series": series(body), "body_bytes": len(body), "wire_bytes": WIRE.get(port, 0),
+            "scrapes": len(ms),
             "errors": errors[name], "wall_s": round(wall[name], 2),
             "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2),
             "max_ms": round(max(ms, default=float("nan")), 2),
@@ -503,7 +535,8 @@ def report(res: dict, variant: str) -> dict[str, dict]:
     accelerator node also the accelerator cycle and <= 50 ms of npu-smi children per cycle."""
     pw, ne, bg = res["poolwatch"], res["node_exporter"], res["background"]
     busy = res["poolwatch_collecting"]
-    print(f"\n== {variant} node ==")
+    how = "gzip, as Prometheus asks" if "Accept-Encoding" in HEADERS else "identity"
+    print(f"\n== {variant} node == (scrapes: {how})")
     print(f"{'exporter':<14}{'series':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
           f"{'cpu s/1k':>10}{'rss MB':>8}{'errors':>8}")  # fmt: skip
     for name, r in (("poolwatch", pw), ("pw collecting", busy), ("node_exporter", ne)):
@@ -581,10 +614,14 @@ def main() -> int:
     ap.add_argument("--ports", type=int, default=2)
     ap.add_argument("--nfs-mounts", type=int, default=10)
     ap.add_argument("--nfs-ops", type=int, default=15)
+    ap.add_argument("--encoding", choices=["gzip", "identity"], default="gzip",
+                    help="gzip: ask as Prometheus does (default); identity: plain")  # fmt: skip
     ap.add_argument("--only", choices=["plain", "accelerators"],
                     help="run one node variant (default: both)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "results" / "node_scrape.json")
     args = ap.parse_args()
+    if args.encoding == "identity":
+        HEADERS.pop("Accept-Encoding", None)
     if shutil.which(NODE_EXPORTER) is None:
         log(f"{NODE_EXPORTER} not on PATH (apt install prometheus-node-exporter)")
         return 2

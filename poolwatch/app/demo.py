@@ -209,8 +209,8 @@ class Demo:
         Prometheus (the embedded default)."""
         from poolwatch.rules.cli import EngineMetrics
         from poolwatch.rules.engine import Engine
-        from poolwatch.rules.runner import RuleFiles
         from poolwatch.rules.local import LocalSource, Target
+        from poolwatch.rules.runner import RuleFiles
         from poolwatch.rules.state import StateStore
 
         targets = [Target(f"http://{HOST}:{port}/metrics", job)

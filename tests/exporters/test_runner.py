@@ -123,6 +123,66 @@ def test_body_is_cached_until_a_collection_and_gzip_matches() -> None:
     assert store.body() != first
 
 
+def test_gzip_is_made_once_per_collection_by_the_collector_not_by_scrapes(monkeypatch) -> None:
+    """Each collector's body is compressed when it is stored; a gzip scrape joins the pieces
+    (each collector's, then the health series') into one gzip stream that reads back as exactly
+    the plain body."""
+    from poolwatch.exporters.node import store as store_mod
+
+    made: list[int] = []
+    real = store_mod.deflate_piece
+
+    def counting(data: bytes) -> bytes:
+        made.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(store_mod, "deflate_piece", counting)
+    nfs, ib = Fake(), Other()
+    runner, store = make(nfs, ib)
+    runner.run_once(nfs)
+    runner.run_once(ib)
+    assert len(made) == 2  # one member per collector, made by the runs
+    zipped = store.body(gzipped=True)
+    assert gzip.decompress(zipped) == store.body()
+    assert zipped.count(b"\x1f\x8b\x08") == 1  # one gzip member, not one per collector
+    assert len(made) == 3  # the scrape compressed only the small health part
+    for _ in range(5):
+        assert store.body(gzipped=True) is zipped  # later scrapes compress nothing
+    assert len(made) == 3
+    ib_body = next(s.body for s in store.states() if s.name == "infiniband")
+    runner.run_once(ib)  # the same values again: the member is kept, not remade
+    assert next(s.body for s in store.states() if s.name == "infiniband") == ib_body
+    assert len(made) == 3
+    runner.run_once(nfs)  # a new value: that collector's member only is remade
+    assert len(made) == 4
+    assert gzip.decompress(store.body(gzipped=True)) == store.body()
+
+
+def test_a_gzip_scrape_does_not_copy_the_plain_exposition() -> None:
+    """Prometheus asks for gzip only: after a collection, its scrape builds the gzip stream from
+    the stored pieces and reads the plain parts in place (for the checksum), so it allocates
+    little more than the stream itself, not a copy of the plain exposition; a plain scrape still
+    gets the whole body."""
+    import tracemalloc
+
+    store = ExpositionStore({"node": "n1", "pool": "p1"})
+    for name in ("a", "b"):
+        store.register(name, 15, 10)
+        lines = b"".join(b'x_%s{i="%d"} %d\n' % (name.encode(), i, i * 7) for i in range(20_000))
+        store.put(name, b"# TYPE x_%s gauge\n" % name.encode() + lines, ok=True, took=0.01)
+    plain_size = sum(len(s.body) for s in store.states())
+    assert plain_size > 500_000
+    tracemalloc.start()
+    try:
+        zipped = store.body(gzipped=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(zipped) + 100_000 < plain_size  # the stream itself and a little more
+    assert gzip.decompress(zipped) == store.body()
+    assert len(store.body()) > plain_size
+
+
 def test_liveness_follows_the_scheduler() -> None:
     c = Fake(timeout=0.1)
     c.interval = 0.2
