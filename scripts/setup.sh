@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything poolwatch needs on a fresh Debian/Ubuntu machine, idempotently:
-# Debian's prometheus, alertmanager and node_exporter (tests and benchmarks run the real ones),
+# Debian's prometheus, alertmanager and node_exporter (the demo and the tests run the real ones),
 # chromium (headless, for the page tests),
-# then a .venv with poolwatch and its test tools. Safe to run again; fast when nothing is missing.
+# then a .venv with poolwatch (its runtime only, as the demo needs it). Safe to run again; fast
+# when nothing is missing.
 #
-#   --with-tools  also build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
+#   --with-tools  also install the test tools into .venv (pytest, ruff, import-linter, ...) and
+#                 build (once, cached) the pinned programs the tests run: kube-apiserver, etcd,
 #                 kube-state-metrics, Helm, Prometheus 3, promtool, Alertmanager, amtool, and the
 #                 Prometheus Operator's CRDs (generated with controller-gen)
 #                 (scripts/tools.sh; the first build takes a while, later runs reuse the cache)
@@ -41,12 +43,19 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$py" -m venv .venv
 fi
-stamp=.venv/.poolwatch-installed
+# the runtime for the demo; the test tools too with --with-tools (one stamp each: a .venv with the
+# test tools has the runtime as well)
+target=. stamp=.venv/.poolwatch-installed what="poolwatch"
+if ((with_tools)); then
+  target=".[test]" stamp=.venv/.poolwatch-installed-test what="poolwatch and its test tools"
+elif [ -f .venv/.poolwatch-installed-test ] && [ ! pyproject.toml -nt .venv/.poolwatch-installed-test ]; then
+  stamp=.venv/.poolwatch-installed-test
+fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing poolwatch and test tools into .venv" >&2
+  echo "setup: installing $what into .venv" >&2
   log=.venv/pip-install.log
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-         .venv/bin/python -m pip install --disable-pip-version-check -e ".[test]"; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install --disable-pip-version-check -e "$target"; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "setup: pip install failed; the whole log is in $log" >&2
     exit 1
