@@ -32,6 +32,10 @@ class Isolation:
         self, name: str, code: str, reason: str, key: str, dry: bool, replace: bool,
         breaker: bool,
     ) -> ActionResult:  # fmt: skip
+        """Taint and cordon `name` with `code` (a dry run only says what it would do), restart
+        its jobs unless the code keeps them, and request its replacement when `replace`.
+        `breaker`: the rule engine's isolations pass the pool's circuit breaker first; an
+        operator's or an upgrade's do not (a person asked for them)."""
         nodes = self.ctx.nodes()
         node = nodes.get(name)
         if node is None:
@@ -100,9 +104,12 @@ class Isolation:
                                        f"{pool} would be out (limit {limit})")  # fmt: skip
 
     def breaker_open(self, pool: str) -> bool:
+        """Whether the pool's circuit breaker is open (isolation stopped there)."""
         return bool(self.store.pool(pool)["breaker_open"])
 
     def close_breakers(self, now: float) -> None:
+        """Each reconcile: close an open breaker once its pool is back under the limit and the
+        cooldown has passed."""
         nodes = self.ctx.nodes().values()
         for pool in self.store.pool_names():
             state = self.store.pool(pool)

@@ -40,6 +40,8 @@ class JobRestarts:
         self._failed_seen: dict[str, float] = {}  # failures with no finish time: first seen
 
     def action(self, a: NodeAction, dry: bool) -> ActionResult:
+        """The rule engine's `restart-job`: its cause from the alert (a fault when the same
+        alert isolated the job's node), then `restart`."""
         if a.job.count("/") != 1:
             return ActionResult("refused", f"job: expected namespace/name, got {a.job!r}")
         labels = dict(a.labels)
