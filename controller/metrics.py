@@ -15,7 +15,7 @@ POOL = ("pool",)  # identity label, prepended as the runner does
 def exposition(ctl: PoolController, leader: bool, last_reconcile: float | None) -> bytes:
     actions = new_family("poolwatch_controller_actions_total")
     replaced = new_family("poolwatch_controller_replacements_total")
-    with ctl._lock:  # the HTTP handlers' submits count concurrently
+    with ctl.lock:  # the HTTP handlers' submits count concurrently
         stats = sorted(ctl.stats.items())
     for (kind, outcome), n in stats:
         if kind in ("replacement", "view"):

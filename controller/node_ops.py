@@ -22,23 +22,19 @@ Decisions where the console says no more:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from poolwatch.cluster.model import NodeStatus, TrainingJob
 from poolwatch.core.actions import ActionResult
 
+from .context import Context
 from .pools import STATUS_LABEL
-
-if TYPE_CHECKING:
-    from .service import PoolController
 
 ENABLE_HA = "enableHaRedundancy"
 DISABLE_HA = "disableHaRedundancy"
 LIST_JOBS = "listPoolJobs"
 
 
-def enable_ha(ctl: PoolController, node: str) -> ActionResult:
-    found = ctl._nodes().get(node)
+def enable_ha(ctx: Context, node: str) -> ActionResult:
+    found = ctx.nodes().get(node)
     if found is None:
         return ActionResult("refused", f"no node {node!r}")
     if not found.pool:
@@ -48,33 +44,33 @@ def enable_ha(ctl: PoolController, node: str) -> ActionResult:
     if found.status is not NodeStatus.AVAILABLE:
         return ActionResult("refused", f"node {node} is {found.status.value}: only an Available "
                                        "node can become an HA redundant node")  # fmt: skip
-    busy = ctl._busy_nodes().get(node)
+    busy = ctx.busy_nodes().get(node)
     if busy:
         why = "only a node without any service can become an HA redundant node"
         return ActionResult("refused", f"node {node} runs work ({', '.join(busy)}): {why}")
-    ctl.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})
-    ctl.backend.cordon(node, True)
+    ctx.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})
+    ctx.backend.cordon(node, True)
     return ActionResult("done", f"node {node} is an HA redundant node of pool {found.pool}")
 
 
-def disable_ha(ctl: PoolController, node: str) -> ActionResult:
-    found = ctl._nodes().get(node)
+def disable_ha(ctx: Context, node: str) -> ActionResult:
+    found = ctx.nodes().get(node)
     if found is None:
         return ActionResult("refused", f"no node {node!r}")
     if found.status is not NodeStatus.SPARE:
         return ActionResult("refused", f"node {node} is {found.status.value}, not an HA "
                                        "redundant node")  # fmt: skip
-    if any(r.spare == node for r in ctl.store.replacements(found.pool, True)):
+    if any(r.spare == node for r in ctx.store.replacements(found.pool, True)):
         return ActionResult("refused", f"node {node} is the spare of a replacement in progress")
-    ctl.backend.label_node(node, {STATUS_LABEL: None})
-    ctl.backend.cordon(node, False)
+    ctx.backend.label_node(node, {STATUS_LABEL: None})
+    ctx.backend.cordon(node, False)
     return ActionResult("done", f"node {node} is a normal node of pool {found.pool} again")
 
 
-def pool_jobs(ctl: PoolController, pool: str) -> list[TrainingJob]:
+def pool_jobs(ctx: Context, pool: str) -> list[TrainingJob]:
     """The pool's training jobs, oldest first (then by namespace and name)."""
-    mine = {n.name for n in ctl.backend.nodes() if n.pool == pool}
-    on_nodes = {(p.namespace, p.job) for p in ctl.backend.pods() if p.job and p.node in mine}
-    jobs = [j for j in ctl.backend.jobs()
+    mine = {n.name for n in ctx.backend.nodes() if n.pool == pool}
+    on_nodes = {(p.namespace, p.job) for p in ctx.backend.pods() if p.job and p.node in mine}
+    jobs = [j for j in ctx.backend.jobs()
             if j.pool == pool or (j.namespace, j.name) in on_nodes]  # fmt: skip
     return sorted(jobs, key=lambda j: (j.created, j.namespace, j.name))

@@ -5,22 +5,17 @@ facade (`PoolController`) records it by key and audits it with the seed's operat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from poolwatch.cluster.kubernetes.read import LABEL_VALUE
 from poolwatch.cluster.model import NodeStatus, Pool
 from poolwatch.core import vocabulary
 from poolwatch.core.actions import ActionResult
 
 from . import pools
+from .context import Context
 from .pools import STATUS_LABEL
 
-if TYPE_CHECKING:
-    from .service import PoolController
 
-
-def release(ctl: PoolController, pool: str, node: str, reason: str) -> ActionResult:
-    nodes = ctl._nodes()
+def release(ctx: Context, pool: str, node: str, reason: str) -> ActionResult:
+    nodes = ctx.nodes()
     found = nodes.get(node)
     if found is None:
         return ActionResult("refused", f"no node {node!r}")
@@ -28,61 +23,61 @@ def release(ctl: PoolController, pool: str, node: str, reason: str) -> ActionRes
         return ActionResult("refused", f"node {node} is not in pool {pool}")
     if sum(n.pool == pool for n in nodes.values()) <= 1:
         return ActionResult("refused", f"node {node} is the only node of pool {pool}")
-    busy = ctl._busy_nodes()
+    busy = ctx.busy_nodes()
     if node in busy:
         return ActionResult("refused", f"node {node} runs jobs: {', '.join(busy[node])}")
-    if any(node in (r.node, r.spare) for r in ctl.store.replacements(pool, True)):
+    if any(node in (r.node, r.spare) for r in ctx.store.replacements(pool, True)):
         return ActionResult("refused", f"node {node} is in a replacement")
-    ctl.backend.label_node(node, {STATUS_LABEL: None})
-    ctl.backend.set_node_pool(node, None)
+    ctx.backend.label_node(node, {STATUS_LABEL: None})
+    ctx.backend.set_node_pool(node, None)
     return ActionResult("done", f"node {node} left pool {pool}: {reason}")
 
 
-def create(ctl: PoolController, pool: Pool, names: list[str]) -> ActionResult:
+def create(ctx: Context, pool: Pool, names: list[str]) -> ActionResult:
     why = pools.check_pool_name(pool.name)
     if why is not None:
         return ActionResult("refused", why)
-    if any(p.name == pool.name for p in ctl.backend.pools()):
+    if any(p.name == pool.name for p in ctx.backend.pools()):
         return ActionResult("refused", f"pool {pool.name} exists")
     for field, value in (("workspace", pool.workspace), ("job types", ".".join(pool.job_types))):
-        if value and not LABEL_VALUE.match(value):  # kept as node labels on Kubernetes
-            why = "at most 63 letters, digits, '-', '_' or '.', a letter or digit at both ends"
-            return ActionResult("refused", f"{field} {value!r}: {why}")
+        why = pools.check_label_value(field, value)  # kept as node labels on Kubernetes
+        if why is not None:
+            return ActionResult("refused", why)
     if not names or len(set(names)) != len(names):
         return ActionResult("refused", "nodes: at least one node, each once")
     if not 0 <= pool.ha_spares < len(names):
         return ActionResult("refused", f"ha_spares: 0 to {len(names) - 1} for "
                                        f"{len(names)} nodes")  # fmt: skip
-    known = ctl._nodes()
+    known = ctx.nodes()
     for name in names:
         if name not in known:
             return ActionResult("refused", f"no node {name!r}")
         if known[name].pool:
             return ActionResult("refused", f"node {name} is in pool {known[name].pool}")
-    ctl.backend.create_pool(pool, names)
+    ctx.backend.create_pool(pool, names)
     for name in names[len(names) - pool.ha_spares :]:
-        ctl.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
-        ctl.backend.cordon(name, True)
-    if not getattr(ctl.backend, "emits_pool_events", False):
+        ctx.backend.label_node(name, {STATUS_LABEL: NodeStatus.SPARE.value})
+        ctx.backend.cordon(name, True)
+    if not getattr(ctx.backend, "emits_pool_events", False):
         typ, text = vocabulary.start_creating()
-        ctl._pool_event(pool.name, vocabulary.POOL_STATUS_CHANGE, typ, text)
+        ctx.pool_event(pool.name, vocabulary.POOL_STATUS_CHANGE, typ, text)
     return ActionResult("done", f"pool {pool.name} created with {len(names)} nodes, "
-                                f"{pool.ha_spares} of them HA spares")  # fmt: skip
+                        f"{pool.ha_spares} of them HA spares")  # fmt: skip
 
 
-def delete(ctl: PoolController, pool: str) -> ActionResult:
-    if not any(p.name == pool for p in ctl.backend.pools()):
+def delete(ctx: Context, pool: str) -> ActionResult:
+    if not any(p.name == pool for p in ctx.backend.pools()):
         return ActionResult("refused", f"no pool {pool!r}")
-    members = [n for n in ctl._nodes().values() if n.pool == pool]
-    busy = ctl._busy_nodes()
+    members = [n for n in ctx.nodes().values() if n.pool == pool]
+    busy = ctx.busy_nodes()
     running = sorted({j for n in members for j in busy.get(n.name, [])})
     if running:
         return ActionResult("refused", f"pool {pool} runs jobs: {', '.join(running)}")
-    for r in ctl.store.replacements(pool, True):
-        ctl.store.update_replacement(r.id, state="failed", finished_at=ctl.clock(),
-                                      detail="pool deleted")  # fmt: skip
+    for r in ctx.store.replacements(pool, True):
+        ctx.store.update_replacement(r.id, state="failed", finished_at=ctx.clock(),
+                                     detail="pool deleted")  # fmt: skip
     for n in members:
-        ctl.backend.label_node(n.name, {STATUS_LABEL: None})
-        ctl.backend.set_node_pool(n.name, None)
-    ctl.backend.delete_pool(pool)
+        ctx.backend.label_node(n.name, {STATUS_LABEL: None})
+        ctx.backend.set_node_pool(n.name, None)
+    ctx.backend.delete_pool(pool)
     return ActionResult("done", f"pool {pool} deleted, {len(members)} nodes released")

@@ -27,6 +27,9 @@ from poolwatch.core.vocabulary import (  # noqa: F401 - the controller's modules
 FLAVOR_LABELS = vocabulary.NODE_FLAVOR_LABELS
 # the seed's rule for pool names; 63 characters, as any Kubernetes label value
 _NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# a Kubernetes label value: a pool's workspace and job types are kept as node labels there, so
+# they must be one on every backend (a pool moved between them keeps its settings)
+_LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 #: statuses that keep a node's capacity out of service (the breaker counts them)
 OUT = frozenset(s for s in NodeStatus if s not in (NodeStatus.AVAILABLE, NodeStatus.SPARE))
@@ -41,6 +44,14 @@ def check_pool_name(name: str) -> str | None:
         f"pool name {name!r}: must start with a lowercase letter, hold only lowercase letters, "
         "digits and hyphens, not end with a hyphen, and be at most 63 characters"
     )
+
+
+def check_label_value(field: str, value: str) -> str | None:
+    """None when `value` is empty or a valid label value, else why not, naming `field`."""
+    if not value or _LABEL_VALUE.match(value):
+        return None
+    why = "at most 63 letters, digits, '-', '_' or '.', a letter or digit at both ends"
+    return f"{field} {value!r}: {why}"
 
 
 def flavor_of(node: Node) -> str:

@@ -18,17 +18,14 @@ Limits, counted over all the pool's nodes (spares included), at least `replace_m
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from poolwatch.cluster.model import Node, NodeStatus
 from poolwatch.core.actions import ActionResult
 
 from . import pools
+from .context import Context
 from .pools import STATUS_LABEL
 from .store import Replacement
-
-if TYPE_CHECKING:
-    from .service import PoolController
 
 DAY = 24 * 3600.0
 
@@ -39,18 +36,18 @@ def _label(node: Node | None) -> str | None:
 
 
 class Replacer:
-    def __init__(self, ctl: PoolController) -> None:
-        self.ctl = ctl
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def request(self, key: str, pool: str, node: str, code: str) -> tuple[str, str]:
         """Queue a replacement of `node` (once per node) and try to start it now."""
-        store = self.ctl.store
+        store = self.ctx.store
         mine = [r for r in store.replacements(pool, True) if r.node == node]
         if mine:
             state = mine[0].state
             return ("deferred" if state == "queued" else "done"), f"replacement already {state}"
-        rid = store.add_replacement(key, pool, node, code, self.ctl.clock())
-        self.step(self.ctl.clock(), only=rid)
+        rid = store.add_replacement(key, pool, node, code, self.ctx.clock())
+        self.step(self.ctx.clock(), only=rid)
         r = next(r for r in store.replacements(pool) if r.id == rid)
         if r.state == "queued":
             return "deferred", f"replacement queued: {r.detail}"
@@ -59,40 +56,40 @@ class Replacer:
         return "done", f"replacement {r.state} with spare {r.spare}"
 
     def cancel(self, node: str, why: str) -> None:
-        for r in self.ctl.store.replacements(active=True):
+        for r in self.ctx.store.replacements(active=True):
             if r.node == node and r.state == "queued":
-                self.ctl.store.update_replacement(r.id, state="failed", detail=why,
-                                                  finished_at=self.ctl.clock())  # fmt: skip
+                self.ctx.store.update_replacement(r.id, state="failed", detail=why,
+                                                  finished_at=self.ctx.clock())  # fmt: skip
 
     # -- the control loop ----------------------------------------------------------------------
     def step(self, now: float, only: int | None = None) -> None:
-        store = self.ctl.store
+        store = self.ctx.store
         if only is None:
             self._adopt(now)
         active = [r for r in store.replacements(active=True) if only in (None, r.id)]
         if not active:
             self._mark_pools(now)
             return
-        nodes = self.ctl._nodes()
+        nodes = self.ctx.nodes()
         for r in active:
-            if now - r.queued_at >= self.ctl.settings.replace_timeout:
+            if now - r.queued_at >= self.ctx.settings.replace_timeout:
                 self._fail(
                     r,
                     now,
-                    f"not finished within {self.ctl.settings.replace_timeout / 3600:g} h (POL-03)",
+                    f"not finished within {self.ctx.settings.replace_timeout / 3600:g} h (POL-03)",
                 )
             elif r.state == "queued":
                 self._try_start(r, nodes, now)
             else:
                 if r.state == "starting":
                     self._apply_start(r, resumed=True)  # a restart mid-way: the same spare
-                    nodes = self.ctl._nodes()
+                    nodes = self.ctx.nodes()
                 self._check_done(r, nodes, now)
-                nodes = self.ctl._nodes()
+                nodes = self.ctx.nodes()
         self._mark_pools(now)
 
     def _try_start(self, r: Replacement, nodes: dict[str, Node], now: float) -> None:
-        store, s = self.ctl.store, self.ctl.settings
+        store, s = self.ctx.store, self.ctx.settings
         node = nodes.get(r.node)
         if node is None or node.pool != r.pool or not pools.fault_of(node):
             self._fail(r, now, "the node is no longer isolated in the pool")
@@ -125,14 +122,14 @@ class Replacer:
         started = Replacement(**{**r.__dict__, "state": "starting", "spare": spare.name,
                                  "started_at": now})  # fmt: skip
         self._apply_start(started)
-        self._check_done(started, self.ctl._nodes(), now)
+        self._check_done(started, self.ctx.nodes(), now)
 
     def _spare(self, node: Node, members: list[Node]) -> Node | None:
-        taken = {r.spare for r in self.ctl.store.replacements(node.pool, True) if r.spare}
+        taken = {r.spare for r in self.ctx.store.replacements(node.pool, True) if r.spare}
         flavor = pools.flavor_of(node)
         for n in sorted(members, key=lambda m: m.name):
             if (n.status is NodeStatus.SPARE and n.name not in taken and not pools.fault_of(n)
-                    and pools.ready(n) and pools.flavor_of(n) == flavor):  # fmt: skip
+                and pools.ready(n) and pools.flavor_of(n) == flavor):  # fmt: skip
                 return n
         return None
 
@@ -140,7 +137,7 @@ class Replacer:
         """The start's three writes, each a step done at most once. `resumed`: the row was
         found `starting` (a controller, this one or a leader before it, died mid-way): a step
         the current view shows done already is audited as found, not written again."""
-        b = self.ctl.backend
+        b = self.ctx.backend
         replacing = {STATUS_LABEL: NodeStatus.REPLACING.value}
         wrote = self._step(r, f"label {r.node} Replacing", resumed,
                            lambda n: _label(n.get(r.node)) == NodeStatus.REPLACING.value,
@@ -151,10 +148,10 @@ class Replacer:
         wrote |= self._step(r, f"uncordon {r.spare}", resumed,
                             lambda n: r.spare in n and not n[r.spare].unschedulable,
                             lambda: b.cordon(r.spare, False))  # fmt: skip
-        self.ctl.store.update_replacement(r.id, state="running")
+        self.ctx.store.update_replacement(r.id, state="running")
         if wrote:
-            self.ctl._node_event(r.node, r.pool, "NodeReplacing", "Normal",
-                                 f"Node being replaced by HA spare {r.spare}")  # fmt: skip
+            self.ctx.node_event(r.node, r.pool, "NodeReplacing", "Normal",
+                                f"Node being replaced by HA spare {r.spare}")  # fmt: skip
 
     def _step(
         self, r: Replacement, step: str, resumed: bool,
@@ -162,13 +159,13 @@ class Replacer:
     ) -> bool:  # fmt: skip
         """One step of a replacement, audited once: written (True), or, on a resumed
         replacement whose step the current view already shows, audited as found (False)."""
-        if resumed and done(self.ctl._nodes()):
-            self.ctl._audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
-                                                                "done"), r.key)  # fmt: skip
+        if resumed and done(self.ctx.nodes()):
+            self.ctx.audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
+                                                               "done"), r.key)  # fmt: skip
             return False
-        self.ctl._fence()
+        self.ctx.fence()
         write()
-        self.ctl._audit("replaceNode", r.node, ActionResult("done", step), r.key)
+        self.ctx.audit("replaceNode", r.node, ActionResult("done", step), r.key)
         return True
 
     def _check_done(self, r: Replacement, nodes: dict[str, Node], now: float) -> None:
@@ -177,50 +174,50 @@ class Replacer:
             return
         step = f"label {r.node} Repairing: replaced by {r.spare}"
         if _label(nodes.get(r.node)) == NodeStatus.REPAIRING.value:  # a leader died after it
-            self.ctl._audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
-                                                                "done"), r.key)  # fmt: skip
+            self.ctx.audit("replaceNode", r.node, ActionResult("already", f"{step}: found "
+                                                               "done"), r.key)  # fmt: skip
         else:
-            self.ctl._fence()
-            self.ctl.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
-            self.ctl._audit("replaceNode", r.node, ActionResult("done", step), r.key)
-        self.ctl.store.update_replacement(r.id, state="done", finished_at=now)
-        self.ctl.stats[("replacement", "done")] += 1
+            self.ctx.fence()
+            self.ctx.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+            self.ctx.audit("replaceNode", r.node, ActionResult("done", step), r.key)
+        self.ctx.store.update_replacement(r.id, state="done", finished_at=now)
+        self.ctx.stats[("replacement", "done")] += 1
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
-        self.ctl._tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
-                       f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
-                       f"{r.spare} took its place", labels, "info")  # fmt: skip
+        self.ctx.tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
+                      f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
+                      f"{r.spare} took its place", labels, "info")  # fmt: skip
 
     def _fail(self, r: Replacement, now: float, why: str) -> None:
-        store = self.ctl.store
+        store = self.ctx.store
         store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
-        self.ctl.stats[("replacement", "failed")] += 1
+        self.ctx.stats[("replacement", "failed")] += 1
         if r.state == "running":  # the faulty node stays isolated; its spare is in service
-            self.ctl.backend.label_node(r.node, {STATUS_LABEL: None})
-        self.ctl._audit("replaceNode", r.node, ActionResult("failed", why), r.key)
-        self.ctl._tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
-                       "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
-                       "critical")  # fmt: skip
+            self.ctx.backend.label_node(r.node, {STATUS_LABEL: None})
+        self.ctx.audit("replaceNode", r.node, ActionResult("failed", why), r.key)
+        self.ctx.tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
+                      "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
+                      "critical")  # fmt: skip
 
     def _adopt(self, now: float) -> None:
         """A node labelled Replacing with no replacement in the store: a controller whose state
         was lost (no `state_path`, or a new leader without the shared state) left it. Its spare
         was released after that label was written, so the replacement is taken as done: the node
         becomes Repairing, and the operator is told to check the pool's spares."""
-        mine = {r.node for r in self.ctl.store.replacements(active=True)}
-        for n in self.ctl._nodes().values():
+        mine = {r.node for r in self.ctx.store.replacements(active=True)}
+        for n in self.ctx.nodes().values():
             if n.status is not NodeStatus.REPLACING or n.name in mine:
                 continue
-            self.ctl.backend.label_node(n.name, {STATUS_LABEL: NodeStatus.REPAIRING.value})
+            self.ctx.backend.label_node(n.name, {STATUS_LABEL: NodeStatus.REPAIRING.value})
             detail = "a replacement without a record (state lost): taken as done"
-            self.ctl._audit("replaceNode", n.name, ActionResult("done", detail), "")
+            self.ctx.audit("replaceNode", n.name, ActionResult("done", detail), "")
             labels = {"pool": n.pool, "node": n.name}
-            self.ctl._tell("ReplacementAdopted", f"adopt:{n.name}:{now}", f"node {n.name} "
-                           "left Replacing by an earlier controller", f"pool {n.pool}: {detail};"
-                           " check that its spare is in service", labels, "warning")  # fmt: skip
+            self.ctx.tell("ReplacementAdopted", f"adopt:{n.name}:{now}", f"node {n.name} "
+                          "left Replacing by an earlier controller", f"pool {n.pool}: {detail};"
+                          " check that its spare is in service", labels, "warning")  # fmt: skip
 
     def _mark_pools(self, now: float) -> None:
         """A pool with a replacement waiting for a spare is Abnormal, and the operator hears."""
-        store = self.ctl.store
+        store = self.ctx.store
         waiting: dict[str, list[Replacement]] = {}
         for r in store.replacements(active=True):
             if r.state == "queued" and r.detail.startswith("no spare"):
@@ -231,9 +228,9 @@ class Replacer:
             if was == now_abnormal:
                 continue
             store.set_pool(pool, abnormal=int(now_abnormal))
-            self.ctl.backend.mark_pool(pool, now_abnormal)
+            self.ctx.backend.mark_pool(pool, now_abnormal)
             if now_abnormal:
                 names = ", ".join(r.node for r in waiting[pool])
-                self.ctl._tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
-                               f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
-                               {"pool": pool}, "critical")  # fmt: skip
+                self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
+                              f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
+                              {"pool": pool}, "critical")  # fmt: skip

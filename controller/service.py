@@ -12,6 +12,10 @@ Invariants, and why:
 - dry-run (the seed's `cordon_dry_run`, default on) applies to rule-engine actions: they are
   logged, audited and notified as what would be done, and nothing changes. Operator requests
   through the facade methods (pool API, upgrades) act, since a person asked for them.
+
+It is a facade: the work is done by parts that each act through one shared `Context`
+(context.py: the current view, the leader fence, audit, notices, events): isolation.py (with the
+circuit breaker), replacer.py, restarts.py (jobs), pool_events.py, pool_ops.py and node_ops.py.
 """
 
 from __future__ import annotations
@@ -23,39 +27,29 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from poolwatch.cluster.backend import ClusterBackend, CreatePending
-from poolwatch.cluster.model import Event, JobStatus, Node, NodeStatus, Pod, Pool, TrainingJob
-from poolwatch.cluster.workload import busy_nodes
+from poolwatch.cluster.backend import ClusterBackend
+from poolwatch.cluster.model import NodeStatus, Pool, TrainingJob
 from poolwatch.core.actions import ActionResult, NodeAction, Notifier
-from poolwatch.core.vocabulary import RESTARTED_FROM_ANNOTATION, RESTARTS_ANNOTATION
 
-from . import failures, jobs, node_ops, notices, pool_events, pool_ops, pools
-from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
+from . import node_ops, notices, pool_ops, pools
+from .context import Context, Halted, NotLeader, ViewNotCurrent
+from .isolation import Isolation
+from .pool_events import PoolEvents
+from .pools import FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
+from .restarts import JobRestarts
 from .settings import ControllerSettings, code_problem
-from .store import AuditRecord, Store
+from .store import Store
 
+__all__ = ["Halted", "NotLeader", "PoolController", "ViewNotCurrent"]
 log = logging.getLogger(__name__)
-TERMINAL_PODS = ("Succeeded", "Failed")
-REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"  # set by the Kubeflow operators
-RECREATE, RECREATE_KIND = "recreate:", "recreateJob"  # a job's copy kept while re-created
-
-
-class Halted(RuntimeError):
-    """No decision now: the step stops where it is (an action answers `failed`, so the engine
-    sends it again)."""
-
-
-class ViewNotCurrent(Halted):
-    """The cluster as the controller reads it has not caught up with its own writes (or its
-    informers cannot list and watch): no decision is taken from it."""
-
-
-class NotLeader(Halted):
-    """This process no longer holds the leader Lease (or could not renew it in time)."""
 
 
 class PoolController:  # implements poolwatch.actions.ActionSink
+    """The facade: the rule engine, the server, the pool API and the runner call these public
+    methods; each takes the lock and delegates to a collaborator that acts through the shared
+    `Context` (isolation, replacer, restarts, pool_events; pool_ops and node_ops)."""
+
     def __init__(
         self,
         backend: ClusterBackend,
@@ -64,29 +58,64 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         clock: Callable[[], float] = time.time,
         state_path: Path | None = None,
     ) -> None:
-        self.backend, self.clock = backend, clock
-        self.settings = settings or ControllerSettings()
-        s = self.settings
-        self.store = Store(state_path or s.state_path, audit_keep=s.audit_retention,
-                           notices_keep=s.notice_retention, outbox_keep=s.outbox_limit)  # fmt: skip
-        self.notices = notices.Notices(self.store, notifier)
-        self.stats: Counter[tuple[str, str]] = Counter()  # (kind, outcome) -> actions
-        self._lock = threading.RLock()
-        self._started, self._told = clock(), set[str]()  # backend pool events notified
-        self.view_current = True  # the last decision's read was current (see _view)
-        # whether this process may act (the runner's leader election); asked before every
-        # decision, so a leader that lost its Lease mid-step stops there
-        self.may_act: Callable[[], bool] = lambda: True
-        self.replacer = Replacer(self)
-        self._failed_seen: dict[str, float] = {}  # failures with no finish time: first seen
+        s = settings or ControllerSettings()
+        store = Store(state_path or s.state_path, audit_keep=s.audit_retention,
+                      notices_keep=s.notice_retention, outbox_keep=s.outbox_limit)  # fmt: skip
+        self.ctx = Context(backend, s, store, notices.Notices(store, notifier), clock)
+        # one request or step at a time (the server's threads, the runner's loop, metrics)
+        self.lock = threading.RLock()
+        self.replacer = Replacer(self.ctx)
+        self.restarts = JobRestarts(self.ctx)
+        self.isolation = Isolation(self.ctx, self.restarts, self.replacer)
+        self.pool_events = PoolEvents(self.ctx)
+
+    # the context's parts, as the callers (runner, server, tests) have always read them
+    @property
+    def backend(self) -> ClusterBackend:
+        return self.ctx.backend
+
+    @property
+    def settings(self) -> ControllerSettings:
+        return self.ctx.settings
+
+    @property
+    def store(self) -> Store:
+        return self.ctx.store
+
+    @property
+    def notices(self) -> notices.Notices:
+        return self.ctx.notices
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.ctx.clock
+
+    @property
+    def stats(self) -> Counter[tuple[str, str]]:
+        """(kind, outcome) -> how many actions and requests (the controller's metrics)."""
+        return self.ctx.stats
+
+    @property
+    def view_current(self) -> bool:
+        """Whether the last decision's read of the cluster was current (Context.view)."""
+        return self.ctx.view_current
+
+    @property
+    def may_act(self) -> Callable[[], bool]:
+        """Whether this process may act (the runner sets its leader election's `leading`)."""
+        return self.ctx.may_act
+
+    @may_act.setter
+    def may_act(self, check: Callable[[], bool]) -> None:
+        self.ctx.may_act = check
 
     # == the action interface ===================================================================
     def submit(self, action: NodeAction) -> ActionResult:
         """Do one rule-engine action at most once per key; never raises."""
-        with self._lock:
+        with self.lock:
             try:
                 result = self._submit(action)
-            except Halted as err:  # logged once by _view; the engine sends it again
+            except Halted as err:  # logged once by Context.view; the engine sends it again
                 result = ActionResult("failed", str(err))
             except Exception as err:  # isolation boundary: a failed write
                 # not recorded by key: the writes are idempotent, so a re-send tries again
@@ -94,8 +123,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                               action.node or action.job, action.key)  # fmt: skip
                 result = ActionResult("failed", f"{type(err).__name__}: {err}")
             self.stats[(action.kind, result.outcome)] += 1
-            self._audit(f"action:{action.kind}", action.node or action.job or action.pool,
-                        result, action.key)  # fmt: skip
+            self.ctx.audit(f"action:{action.kind}", action.node or action.job or action.pool,
+                           result, action.key)  # fmt: skip
             log.info("action %s %s: %s, %s (key %s; reason: %s)", action.kind,
                      action.node or action.job, result.outcome, result.detail, action.key,
                      action.reason or "-")  # fmt: skip
@@ -112,449 +141,52 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
         dry = self.settings.dry_run or a.dry_run
         if a.kind == "restart-job":
-            result = self._restart_action(a, dry)
+            result = self.restarts.action(a, dry)
         elif not a.node:
             return ActionResult("refused", f"{a.kind}: node required")
         else:
             code = a.fault_code
             if a.kind == "replace" and not code:  # keep the code it was isolated with
-                known = self._nodes().get(a.node)
+                known = self.ctx.nodes().get(a.node)
                 code = (pools.fault_of(known) if known else "") or "A050802"
             if not code:
                 return ActionResult("refused", "isolate: fault_code required (A050101, ...)")
             if problem := code_problem(code, self.settings):
                 return ActionResult("refused", problem)
             replace = a.kind == "replace" or code in self.settings.replace_codes
-            result = self._isolate(a.node, code, a.reason, a.key, dry, replace, breaker=True)
+            result = self.isolation.isolate(
+                a.node, code, a.reason, a.key, dry, replace, breaker=True
+            )
         if result.outcome in ("done", "deferred"):
             self.store.record_action(a.key, a.kind, result.outcome, result.detail, self.clock())
         return result
 
-    # == isolation ==============================================================================
-    def _isolate(
-        self, name: str, code: str, reason: str, key: str, dry: bool, replace: bool,
-        breaker: bool,
-    ) -> ActionResult:  # fmt: skip
-        nodes = self._nodes()
-        node = nodes.get(name)
-        if node is None:
-            return ActionResult("refused", f"no node {name!r}")
-        if node.status in (NodeStatus.REPLACING, NodeStatus.REPAIRING):
-            return ActionResult("already", f"node {name} is {node.status.value}")
-        pool = node.pool
-        members = [n for n in nodes.values() if n.status is not None and n.pool == pool]
-        if pool and breaker and not pools.fault_of(node):  # already out: no further harm
-            refusal = self._breaker(pool, node, members, dry)
-            if refusal is not None:
-                return refusal
-        isolated = pools.fault_of(node) == code and node.unschedulable
-        if dry:
-            what = "is already isolated" if isolated else f"would be tainted {FAULT_TAINT}={code}"
-            extra = ", then replaced from the pool's spares" if replace and pool else ""
-            self._tell("DryRun", key, f"dry run: node {name} {what}{extra}", reason,
-                       {"node": name, "pool": pool, "fault_code": code}, "info")  # fmt: skip
-            return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {reason}")
-        if not isolated:
-            self._fence()
-            self.backend.taint_node(name, FAULT_TAINT, code, FAULT_EFFECT)
-            self.backend.cordon(name, True)
-            if dict(node.labels).get(STATUS_LABEL) == NodeStatus.SPARE.value:
-                self.backend.label_node(name, {STATUS_LABEL: None})  # a faulty spare is no spare
-            self._node_event(name, pool, "NodeIsolated", "Warning",
-                             f"Node isolated, fault code {code}: {reason}")  # fmt: skip
-        detail = f"node {name} {'was already' if isolated else ''} isolated ({code})".replace(
-            "  ", " "
-        )
-        if code not in self.settings.keep_jobs_codes:
-            jobs_said = self._restart_jobs_on(name, key)
-            if jobs_said:
-                detail += f"; {jobs_said}"
-        if replace and pool:  # a replacement that failed fails the action: the engine re-sends
-            outcome, more = self.replacer.request(key, pool, name, code)
-            return ActionResult(outcome, f"{detail}; {more}")
-        return ActionResult("done" if not isolated else "already", detail)
-
-    def _breaker(
-        self, pool: str, node: Node, members: list[Node], dry: bool
-    ) -> ActionResult | None:
-        """The circuit breaker: no isolation that would put more of the pool out of service
-        than `breaker_ratio` (at least one node); once it refuses, it stays open (refusing every
-        isolation in the pool) until the pool is back under and `breaker_cooldown` has passed."""
-        s, now = self.settings, self.clock()
-        state = self.store.pool(pool)
-        limit = pools.allowed(s.breaker_ratio, len(members), 1)
-        out = pools.out_of_service(members) + (node.status not in pools.OUT)
-        if state["breaker_open"]:
-            return ActionResult("refused", f"circuit breaker open for pool {pool}: "
-                                           "no isolation until it closes")  # fmt: skip
-        if out <= limit:
-            return None
-        if dry:  # a dry run changes nothing, not even the breaker
-            return ActionResult("refused", f"circuit breaker would open: {out} of "
-                                           f"{len(members)} nodes of pool {pool} out")  # fmt: skip
-        self.store.set_pool(pool, breaker_open=1, breaker_since=now)
-        self._audit("TripBreaker", pool, ActionResult("done", f"{out - 1} of {len(members)} "
-                                                              "nodes out"), "")  # fmt: skip
-        self._tell("BreakerOpen", f"{pool}:{now}", f"circuit breaker open in pool {pool}",
-                   f"isolating node {node.name} would put {out} of {len(members)} nodes out "
-                   f"(limit {limit}); isolation stops in this pool until it closes",
-                   {"pool": pool}, "critical")  # fmt: skip
-        return ActionResult("refused", f"circuit breaker: {out} of {len(members)} nodes of pool "
-                                       f"{pool} would be out (limit {limit})")  # fmt: skip
-
     def breaker_open(self, pool: str) -> bool:
-        return bool(self.store.pool(pool)["breaker_open"])
-
-    # == jobs ===================================================================================
-    def _restart_action(self, a: NodeAction, dry: bool) -> ActionResult:
-        if a.job.count("/") != 1:
-            return ActionResult("refused", f"job: expected namespace/name, got {a.job!r}")
-        labels = dict(a.labels)
-        cause = jobs.cause_of(labels.get("alertname", a.reason), labels)
-        node = self._nodes().get(a.node) if a.node else None
-        if node is not None and pools.fault_of(node):
-            cause = "fault"  # the same alert isolated the job's node: an environmental fault
-        # the hung pods, when the alert names them (a per-pod rule's `pod` label)
-        hung = tuple(p for p in labels.get("pod", "").split(",") if p) if cause == "hang" else ()
-        return self._restart(a.job, cause, a.key, dry, a.reason, hung=hung)
-
-    def _restart(
-        self, ref: str, cause: jobs.Cause, key: str, dry: bool, reason: str,
-        failed: bool = False, hung: tuple[str, ...] = (),
-    ) -> ActionResult:  # fmt: skip
-        """Restart a job within its settings (jobs.decide). A running job: its pods are
-        evicted (a hung one: only the hung pods where its kind allows, see _pod_level); a
-        `failed` one (ended, final for its operator) is re-created."""
-        namespace, name = ref.split("/", 1)
-        job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
-                   None)  # fmt: skip
-        if job is None:
-            return ActionResult("refused", f"no job {ref}")
-        now = self.clock()
-        waiting = {job: since for job, since, _ in self.store.requeued()}
-        if ref in waiting:  # restarted already (its node's isolation did it): once is enough
-            return ActionResult("already", f"job {ref} was restarted at {int(waiting[ref])} "
-                                           "and waits to run again")  # fmt: skip
-        # a job that already failed has no pods to evict: only re-creating it restarts it
-        failed = failed or job.status is JobStatus.FAILED
-        verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
-        if not verdict.allowed:
-            self._tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",
-                       verdict.detail, {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
-            if failed:  # the failure stands: say so on the job, as its restarts are
-                self._event(Event("", "Job", name, "JobNotRestarted", "Warning",
-                                  f"The training job was not restarted: {verdict.detail}.", now,
-                                  job.pool, namespace))  # fmt: skip
-            return ActionResult("refused", f"job {ref}: {verdict.detail}")
-        if failed:
-            return self._reissue(job, verdict, key, dry, reason)
-        pods = [p for p in self.backend.pods() if p.namespace == namespace and p.job == name
-                and p.phase not in TERMINAL_PODS]  # fmt: skip
-        level = "job"
-        if cause == "hang":
-            chosen, why = self._pod_level(job, pods, hung)
-            if chosen:
-                pods, level = chosen, "pod"
-            else:
-                log.info("hung job %s: whole-job restart (%s)", ref, why)
-        if dry:
-            return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
-                                           f"evicted): {verdict.detail}")  # fmt: skip
-        evicted: list[str] = []
-        try:
-            for pod in pods:
-                try:
-                    self.backend.evict(pod.namespace, pod.name)
-                    evicted.append(pod.name)
-                except KeyError:  # gone already (the simulated job restarts as a whole)
-                    continue
-        finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
-            if evicted or not pods:
-                self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
-                                        now)  # fmt: skip
-                if level == "job":  # a pod-level restart leaves the job where it is
-                    # with the job's own uid: should its operator fail it for the pods lost,
-                    # _failed_jobs finishes this restart by re-creating it
-                    gone = [p.uid for p in pods] + [f"job:{job.uid}"]
-                    self.store.requeue(ref, now, gone)  # MA-J-03
-        if level == "pod":
-            detail = (
-                f"{verdict.detail}; pod-level: {', '.join(p.name for p in pods)} "
-                "evicted, its operator re-creates them, the other pods keep running"
-            )
-            self._restarted(job, detail, key, reason, now)
-            return ActionResult("done", f"job {ref} restarted: {detail}")
-        try:  # MA-J-03: the re-issued job queues first
-            self.backend.prioritize_job(namespace, name)
-        except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
-            log.warning("job %s restarted but not prioritized: %r", ref, err)
-        self._restarted(job, verdict.detail, key, reason, now)
-        return ActionResult("done", f"job {ref} restarted: {verdict.detail}")
-
-    def _pod_level(
-        self, job: TrainingJob, pods: list[Pod], hung: tuple[str, ...]
-    ) -> tuple[list[Pod], str]:
-        """MA-J-05's "restart at the process level", as near as Kubernetes allows: evict only
-        the hung pods (all of the job's when the alert names none) and let the job's operator
-        re-create them while the others keep running. Only where each affected replica's
-        restart policy makes the operator re-create a lost pod (jobs.POD_RESTART_POLICIES);
-        else ([], why) and the whole job restarts."""
-        policies = dict(job.restart_policies)
-        if not policies:
-            return [], f"a {job.kind} has no per-replica restart policy"
-        chosen = [p for p in pods if not hung or p.name in hung]
-        if not chosen:
-            return [], f"none of the hung pods {', '.join(hung)} is running"
-        for pod in chosen:
-            rtype = dict(pod.labels).get(REPLICA_TYPE_LABEL, "")
-            policy = next((v for k, v in policies.items() if k.lower() == rtype.lower()), "")
-            if policy not in jobs.POD_RESTART_POLICIES:
-                return [], (f"pod {pod.name}: replica {rtype or '?'} has restart policy "
-                            f"{policy or '(none set)'}")  # fmt: skip
-        return chosen, ""
-
-    def _reissue(
-        self, job: TrainingJob, verdict: jobs.Decision, key: str, dry: bool, reason: str
-    ) -> ActionResult:
-        """Restart a failed job by re-creating it (same spec, fresh status), annotated with its
-        restart count; it then waits in the queue like any re-issued job (MA-J-03)."""
-        ref = f"{job.namespace}/{job.name}"
-        if dry:
-            return ActionResult("dry-run", f"failed job {ref} would be re-created: "
-                                           f"{verdict.detail}")  # fmt: skip
-        now = self.clock()
-        old = [p.uid for p in self.backend.pods() if p.namespace == job.namespace
-               and p.job == job.name]  # fmt: skip
-        marks = {RESTARTS_ANNOTATION: str(verdict.total),
-                 RESTARTED_FROM_ANNOTATION: job.uid}  # fmt: skip
-        try:
-            self._recreate(job, marks, now)
-        except ValueError as err:  # plain pods: nothing to re-create from
-            return ActionResult("refused", f"job {ref}: {err}")
-        self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
-        self.store.requeue(ref, now, old)  # MA-J-03
-        detail = f"{verdict.detail}; re-created"
-        self._restarted(job, detail, key, reason, now)
-        return ActionResult("done", f"job {ref} restarted: {detail}")
-
-    def _recreate(self, job: TrainingJob, marks: dict[str, str], now: float) -> None:
-        """backend.recreate_job, with the copy of the job kept in the store from before its
-        delete until its create succeeded: a re-creation cut short in between (the API failing
-        on the create, this process stopping) is finished by _pending_recreations."""
-        key = f"{RECREATE}{job.namespace}/{job.name}"
-
-        def save(manifest: str) -> None:
-            self.store.record_action(key, RECREATE_KIND, "pending", manifest, now)
-
-        try:
-            self.backend.recreate_job(job.namespace, job.name, marks, save)
-        except CreatePending as err:  # deleted: the restart is under way, the copy finishes it
-            log.warning("job %s re-created only in part, finished from its copy: %s", job.name,
-                        err)  # fmt: skip
-            return
-        if self.store.action(key) is not None:
-            self.store.record_action(key, RECREATE_KIND, "done", "", now)
-
-    def _pending_recreations(self, now: float) -> None:
-        """Finish the re-creations cut short: a job there under a new uid needs none; a missing
-        one is created from its saved copy. While the old object (the uid the copy was made
-        from) is in view, nothing is decided: either the view has not seen its delete yet, or
-        the delete failed and the failure watch tries the whole re-creation again."""
-        pending = self.store.actions_with(RECREATE_KIND, "pending")
-        if not pending:
-            return
-        there = {f"{RECREATE}{j.namespace}/{j.name}": j.uid for j in self.backend.jobs()}
-        for key, manifest in pending:
-            ref = key.removeprefix(RECREATE)
-            if key in there:
-                if there[key] != jobs.copied_from(manifest):
-                    self.store.record_action(key, RECREATE_KIND, "done", "", now)
-                continue
-            try:
-                self.backend.create_job(manifest)
-            except Exception as err:  # noqa: BLE001 - kept, and tried again next step
-                log.warning("job %s: re-creating it from its saved copy failed: %r", ref, err)
-                self._audit(RECREATE_KIND, ref, ActionResult("failed", repr(err)[:200]), key)
-                continue
-            self.store.record_action(key, RECREATE_KIND, "done", "", now)
-            self._audit(RECREATE_KIND, ref, ActionResult("done", "created from the copy saved "
-                                                         "before its delete"), key)  # fmt: skip
-
-    def _restarted(self, job: TrainingJob, detail: str, key: str, reason: str, now: float) -> None:
-        """The seed's job event and a notice, for a restart done."""
-        ref = f"{job.namespace}/{job.name}"
-        if not getattr(self.backend, "emits_pool_events", False):
-            self._event(Event("", "Job", job.name, "JobRestarted", "Normal",
-                              "The training job has been restarted.", now, job.pool,
-                              job.namespace))  # fmt: skip
-        self._tell("JobRestarted", f"{key}:{ref}", f"job {ref} restarted", f"{detail}: {reason}",
-                   {"job": ref, "pool": job.pool}, "info")  # fmt: skip
-
-    def _failed_jobs(self, now: float) -> None:
-        """MA-J-04/06: restart the jobs that failed, per their own settings. Each failure (job
-        uid and failure time) is decided once; a job without the auto restart annotation is
-        left alone, unannounced. A failure with no platform evidence is called the user's only
-        `failure_grace` after it happened (failures.py). A job that failed because the
-        controller evicted its pods for a restart (a restart policy that fails the job on a lost
-        pod) is re-created to finish that restart, without counting it again."""
-        failed = [j for j in self.backend.jobs() if j.status is JobStatus.FAILED]
-        keys = {f"failed:{j.uid}:{int(j.finished or 0)}" for j in failed}
-        for gone in set(self._failed_seen) - keys:  # jobs deleted before their verdict
-            del self._failed_seen[gone]
-        if not failed:
-            return
-        s, evicted = self.settings, {ref: set(uids) for ref, _, uids in self.store.requeued()}
-        nodes, pods = {n.name: n for n in self.backend.nodes()}, self.backend.pods()
-        for job in failed:
-            ref = f"{job.namespace}/{job.name}"
-            key = f"failed:{job.uid}:{int(job.finished or 0)}"
-            if self.store.action(key) is not None or self.store.action(f"gave-up:{job.uid}"):
-                continue
-            if s.retry_annotation not in dict(job.annotations):  # auto restart not asked for
-                self.store.record_action(key, "jobFailed", "ignored", "no auto restart", now)
-                continue
-            since = job.finished or self._failed_seen.setdefault(key, now)
-            its = [p for p in pods if p.namespace == job.namespace and p.job == job.name]
-            try:
-                if f"job:{job.uid}" in evicted.get(ref, ()):
-                    result = self._complete_restart(job, key, s.dry_run)
-                else:
-                    cause, why = failures.classify(job, its, nodes, s.keep_jobs_codes)
-                    if cause == "user" and now - since < s.failure_grace:
-                        continue  # an isolation of its node may still come
-                    if ref in evicted:  # re-issued, and failed again before it ran
-                        self.store.end_requeue(ref, "failed")
-                    result = self._restart(ref, "fault" if cause == "platform" else "requested",
-                                           key, s.dry_run, f"job failed ({cause}: {why})",
-                                           failed=True)  # fmt: skip
-            except Halted:
-                raise
-            except Exception as err:  # noqa: BLE001 - tried again next step
-                log.warning("failed job %s: restart failed: %r", ref, err)
-                self._audit("autoRestart", ref, ActionResult("failed", repr(err)[:200]), key)
-                continue
-            self._failed_seen.pop(key, None)
-            self.store.record_action(key, "jobFailed", result.outcome, result.detail, now)
-            self.stats[("autoRestart", result.outcome)] += 1
-            self._audit("autoRestart", ref, result, key)
-            log.info("failed job %s: %s, %s", ref, result.outcome, result.detail)
-
-    def _complete_restart(self, job: TrainingJob, key: str, dry: bool) -> ActionResult:
-        """The job failed because the controller evicted its pods for a restart (a replica
-        restart policy of Never): re-create it to finish that restart, counted once already."""
-        ref = f"{job.namespace}/{job.name}"
-        if dry:
-            return ActionResult("dry-run", f"job {ref} would be re-created")
-        total = self.store.restarts(ref)[0]
-        marks = {RESTARTS_ANNOTATION: str(total), RESTARTED_FROM_ANNOTATION: job.uid}
-        try:
-            self._recreate(job, marks, self.clock())
-        except ValueError as err:
-            return ActionResult("refused", f"job {ref}: {err}")
-        return ActionResult("done", f"job {ref} re-created to complete restart {total}")
-
-    def _restart_jobs_on(self, node: str, key: str) -> str:
-        """Restart the jobs with a live pod on `node`; what happened, for the action's detail."""
-        refs = sorted({f"{p.namespace}/{p.job}" for p in self.backend.pods()
-                       if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
-        said = []
-        for ref in refs:
-            try:
-                result = self._restart(ref, "fault", f"{key}:{ref}", False,
-                                       f"node {node} isolated")  # fmt: skip
-            except Exception as err:  # noqa: BLE001 - the isolation and replacement go on
-                log.warning("job %s on isolated node %s not restarted: %r", ref, node, err)
-                result = ActionResult("failed", f"{type(err).__name__}: {err}")
-            self._audit("restartJob", ref, result, key)
-            why = result.detail.removeprefix(f"job {ref}: ")
-            said.append(f"{ref} restarted" if result.outcome == "done" else
-                        f"{ref} not restarted ({why})")  # fmt: skip
-        return "; ".join(said)
+        return self.isolation.breaker_open(pool)
 
     # == one control-loop step ===================================================================
     def reconcile(self) -> None:
         """Timeouts, queued replacements, finished replacements, re-queued jobs, the breaker,
         pool events; then the notification outbox. While the view of the cluster is not current
         (ViewNotCurrent) the step stops where it is and only the outbox is flushed."""
-        with self._lock:
+        with self.lock:
             now = self.clock()
             try:
-                self._view()
+                self.ctx.view()
                 self.replacer.step(now)
-                self._pending_recreations(now)
-                self._failed_jobs(now)
-                self._requeued(now)
-                self._close_breakers(now)
-                pool_events.record(self, now)
+                self.restarts.pending_recreations(now)
+                self.restarts.failed_jobs(now)
+                self.restarts.requeued(now)
+                self.isolation.close_breakers(now)
+                self.pool_events.record(now)
             except Halted as err:
                 log.debug("reconcile stopped: %s", err)
             self.notices.flush()
 
-    def _requeued(self, now: float) -> None:
-        """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up.
-        Running again means a Running pod that is not one of those evicted (by uid: operators
-        recreate pods under the same names), not the job's status alone (a batch Job's
-        startTime and status outlive its pods)."""
-        waiting = self.store.requeued()
-        if not waiting:
-            return
-        by_ref = {f"{j.namespace}/{j.name}": j for j in self.backend.jobs()}
-        fresh: set[str] = set()  # jobs with a Running pod that was not evicted
-        gone = {uid for _, _, uids in waiting for uid in uids}
-        for p in self.backend.pods():
-            if p.phase == "Running" and p.uid not in gone:
-                fresh.add(f"{p.namespace}/{p.job}")
-        for ref, since, _ in waiting:
-            job = by_ref.get(ref)
-            if job is None and now - since < self.settings.view_timeout:
-                continue  # re-created: the view may show the old one gone, the new not yet
-            if job is None or job.status.value in ("Completed", "Failed", "Terminated"):
-                self.store.end_requeue(ref, "ended")
-            elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
-                self.store.end_requeue(ref, "running")
-            elif now - since >= self.settings.requeue_timeout:
-                self.store.end_requeue(ref, "gave-up")
-                # the failure this exit makes is the controller's verdict: not restarted again
-                self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done", ref, now)
-                self._audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
-                namespace, name = ref.split("/", 1)
-                self._event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
-                                  "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
-                self._stop_job(namespace, name, ref)
-                self._tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
-                           f"it waited {int(now - since)} s in the queue (limit "
-                           f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
-                           {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
-
-    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
-        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
-        try:
-            self.backend.stop_job(namespace, name, "Failed to be queued.")
-        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
-            self._audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
-            log.warning("re-issued job %s not stopped: %r", ref, err)
-            return
-        self._audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
-
-    def _close_breakers(self, now: float) -> None:
-        nodes = self._nodes().values()
-        for pool in self.store.pool_names():
-            state = self.store.pool(pool)
-            cooling = now - state["breaker_since"] < self.settings.breaker_cooldown
-            if not state["breaker_open"] or cooling:
-                continue
-            members = [n for n in nodes if n.pool == pool]
-            if pools.out_of_service(members) < pools.allowed(self.settings.breaker_ratio,
-                                                             len(members), 1):  # fmt: skip
-                self.store.set_pool(pool, breaker_open=0)
-                self._audit("CloseBreaker", pool, ActionResult("done"), "")
-                self._tell("BreakerClosed", f"{pool}:{now}", f"circuit breaker closed in pool "
-                           f"{pool}", "isolation resumes", {"pool": pool}, "info")  # fmt: skip
-
     # == operator requests (pool API, upgrades, the demo) ======================================
     def pool_activity(self, pool: str) -> str | None:
         """What blocks another pool-wide operation: "replacing" | "resetting" | "upgrading"."""
-        with self._lock:
+        with self.lock:
             if any(r.state in ("starting", "running") for r in self.store.replacements(pool)):
                 return "replacing"
             nodes = self.backend.nodes()  # a status, not a decision: no wait for the view
@@ -566,7 +198,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
 
     def node_state(self, node: str) -> str:
         """The node's status word (Available, Isolated, Spare, ...); KeyError if unknown."""
-        found = self._nodes().get(node)
+        found = self.ctx.nodes().get(node)
         if found is None:
             raise KeyError(f"no node {node!r}")
         return found.status.value
@@ -574,33 +206,33 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     def isolate(self, node: str, fault_code: str, reason: str, key: str) -> ActionResult:
         """Taint and cordon, no replacement, no breaker (an operator's or an upgrade's request:
         A200001/A200002 leave running jobs alone)."""
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             if problem := code_problem(fault_code, self.settings):
                 return ActionResult("refused", problem)
             try:
-                result = self._isolate(node, fault_code, reason, key, False, False,
+                result = self.isolation.isolate(node, fault_code, reason, key, False, False,
                                        breaker=False)  # fmt: skip
             except Halted as err:  # the view is not current, or this process does not lead
                 result = ActionResult("failed", str(err))
-            self._finish("isolate", node, key, result)
+            self.ctx.finish("isolate", node, key, result)
             return result
 
     def restore(self, node: str, reason: str, key: str) -> ActionResult:
         """Untaint and uncordon: back to Available. A node under repair (Repairing) becomes the
         pool's new HA spare instead ([001:L1416]: "once its fault is rectified it becomes the new
         HA redundant node"). A queued replacement of the node is dropped."""
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             try:
-                found = self._nodes().get(node)
+                found = self.ctx.nodes().get(node)
             except Halted as err:
                 result = ActionResult("failed", str(err))
-                self._finish("restore", node, key, result)
+                self.ctx.finish("restore", node, key, result)
                 return result
             if found is None:
                 return ActionResult("refused", f"no node {node!r}")
@@ -617,150 +249,82 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 self.backend.cordon(node, False)
             self.replacer.cancel(node, f"node restored: {reason}")
             result = ActionResult("done", f"node {node} is {'Spare' if repaired else 'Available'}"
-                                          f" again: {reason}")  # fmt: skip
-            self._node_event(node, found.pool, "NodeRestored", "Normal", result.detail)
-            self._finish("restore", node, key, result)
+                                  f" again: {reason}")  # fmt: skip
+            self.ctx.node_event(node, found.pool, "NodeRestored", "Normal", result.detail)
+            self.ctx.finish("restore", node, key, result)
             return result
 
     def release(self, pool: str, node: str, reason: str, key: str) -> ActionResult:
         """Take a node out of its pool: refused while it runs jobs, while it is being replaced,
         or when it is the pool's only node ([000:L356-L373])."""
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             try:
-                result = pool_ops.release(self, pool, node, reason)
+                result = pool_ops.release(self.ctx, pool, node, reason)
             except Halted as err:
                 result = ActionResult("failed", str(err))
-            self._finish("deleteClusterNode", node, key, result)
+            self.ctx.finish("deleteClusterNode", node, key, result)
             return result
 
     def set_ha_redundancy(self, node: str, enabled: bool, key: str) -> ActionResult:
         """Enable HA Redundancy (an Available node without work becomes a Spare) or disable it
         (a Spare becomes a normal node); see node_ops for the rules."""
         op = node_ops.ENABLE_HA if enabled else node_ops.DISABLE_HA
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = (node_ops.enable_ha if enabled else node_ops.disable_ha)(self, node)
+            result = (node_ops.enable_ha if enabled else node_ops.disable_ha)(self.ctx, node)
             if result.outcome == "done":
                 reason = "HaRedundancyEnabled" if enabled else "HaRedundancyDisabled"
-                pool = self._nodes()[node].pool
-                self._node_event(node, pool, reason, "Normal", result.detail)
-            self._finish(op, node, key, result)
+                pool = self.ctx.nodes()[node].pool
+                self.ctx.node_event(node, pool, reason, "Normal", result.detail)
+            self.ctx.finish(op, node, key, result)
             return result
 
     def pool_jobs(self, pool: str, who: str = "") -> list[TrainingJob]:
         """A pool's training jobs (the console's job list of a pool), audited as a read."""
-        jobs = node_ops.pool_jobs(self, pool)
+        jobs = node_ops.pool_jobs(self.ctx, pool)
         detail = f"{len(jobs)} jobs" + (f" for {who}" if who else "")
-        with self._lock:
-            self._audit(node_ops.LIST_JOBS, pool, ActionResult("done", detail), "")
+        with self.lock:
+            self.ctx.audit(node_ops.LIST_JOBS, pool, ActionResult("done", detail), "")
         return jobs
 
     def create_pool(self, pool: Pool, nodes: list[str], key: str) -> ActionResult:
         """A new pool of free nodes; its last `pool.ha_spares` nodes become HA spares."""
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             try:
-                result = pool_ops.create(self, pool, nodes)
+                result = pool_ops.create(self.ctx, pool, nodes)
             except Halted as err:
                 result = ActionResult("failed", str(err))
-            self._finish("CreatePoolV2", pool.name, key, result)
+            self.ctx.finish("CreatePoolV2", pool.name, key, result)
             return result
 
     def delete_pool(self, pool: str, key: str) -> ActionResult:
         """Release every node of the pool, then delete it; refused while any node runs jobs."""
-        with self._lock:
+        with self.lock:
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             try:
-                result = pool_ops.delete(self, pool)
+                result = pool_ops.delete(self.ctx, pool)
             except Halted as err:
                 result = ActionResult("failed", str(err))
-            self._finish("DeletePoolV2", pool, key, result)
+            self.ctx.finish("DeletePoolV2", pool, key, result)
             return result
 
     def set_upgrading(self, pool: str, upgrading: bool) -> None:
         """A driver upgrade runs (or ended): no replacement, reset or reboot meanwhile."""
-        with self._lock:
+        with self.lock:
             self.store.set_pool(pool, upgrading=int(upgrading))
-            self._audit("UpdatePoolV2", pool, ActionResult("done", f"upgrading={upgrading}"), "")
+            self.ctx.audit("UpdatePoolV2", pool, ActionResult("done", f"upgrading={upgrading}"), "")
 
     def record_pool_event(self, pool: str, reason: str, message: str) -> None:
         """A pool event as a Kubernetes event (the cluster exporter counts it) + a notice."""
-        with self._lock:
-            self._pool_event(pool, reason, "Normal", message)
-
-    # == helpers ================================================================================
-    def _view(self) -> None:
-        """Read-your-writes before every decision: wait (up to `view_timeout`) until the
-        backend's view has caught up with the controller's own writes and is being watched;
-        else raise ViewNotCurrent, and say so once in the log (and in
-        poolwatch_controller_view_current). A backend without `await_view` (the simulated pool)
-        reads its writes back at once. First of all: this process must still lead (NotLeader)."""
-        self._fence()
-        wait = getattr(self.backend, "await_view", None)
-        why = wait(self.settings.view_timeout) if wait is not None else ""
-        if why:
-            self.stats[("view", "stale")] += 1
-            if self.view_current:
-                log.warning("the controller's view of the cluster is not current: %s; it takes "
-                            "no decision until it is", why)  # fmt: skip
-            self.view_current = False
-            raise ViewNotCurrent(f"the controller's view of the cluster is not current: {why}")
-        if not self.view_current:
-            log.info("the controller's view of the cluster is current again")
-        self.view_current = True
-
-    def _fence(self) -> None:
-        """Before a decision and before each step of a replacement: only the leader acts."""
-        if not self.may_act():
-            raise NotLeader("this controller does not hold the leader Lease (any more)")
-
-    def _nodes(self) -> dict[str, Node]:
-        self._view()
-        return {n.name: n for n in self.backend.nodes()}
-
-    def _busy_nodes(self) -> dict[str, list[str]]:
-        """node -> the work on it (training jobs, pods holding accelerators); DaemonSet pods
-        such as the device plugin are not work, or no real node could ever be released."""
-        return busy_nodes(self.backend.pods())
-
-    def _finish(self, op: str, target: str, key: str, result: ActionResult) -> None:
-        if result.outcome in ("done", "deferred"):
-            self.store.record_action(key, op, result.outcome, result.detail, self.clock())
-        self.stats[(op, result.outcome)] += 1
-        self._audit(op, target, result, key)
-        log.info("%s %s: %s, %s (key %s)", op, target, result.outcome, result.detail, key)
-
-    def _audit(self, op: str, target: str, result: ActionResult, key: str) -> None:
-        self.store.audit(AuditRecord(self.clock(), op, target, result.outcome, result.detail, key))
-
-    def _tell(
-        self, what: str, key: str, summary: str, description: str, labels: dict[str, str],
-        severity: str,
-    ) -> None:  # fmt: skip
-        labels = {k: v for k, v in labels.items() if v}
-        self.notices.tell(notices.message(what, key, summary, description, labels, severity,
-                                          self.clock()))  # fmt: skip
-
-    def _event(self, event: Event) -> None:
-        try:
-            self.backend.record_event(event)
-        except Exception as err:  # noqa: BLE001 - an event lost is logged, never fatal
-            log.warning("event %s on %s %s not recorded: %r", event.reason, event.kind,
-                        event.name, err)  # fmt: skip
-
-    def _node_event(self, node: str, pool: str, reason: str, typ: str, message: str) -> None:
-        self._event(Event("", "Node", node, reason, typ, message, self.clock(), pool))
-
-    def _pool_event(self, pool: str, reason: str, typ: str, message: str) -> None:
-        self._event(Event("", "Pool", pool, reason, typ, message, self.clock(), pool))
-        self._tell(reason, f"{pool}:{reason}:{message}", f"pool {pool}: {message}", message,
-                   {"pool": pool}, "warning" if typ == "Warning" else "info")  # fmt: skip
+        with self.lock:
+            self.ctx.pool_event(pool, reason, "Normal", message)

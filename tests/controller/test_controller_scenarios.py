@@ -523,9 +523,9 @@ def test_a_restart_job_action_for_a_failed_job_re_creates_it() -> None:
 
 
 def test_a_saved_job_copy_waits_while_the_old_job_is_in_view() -> None:
-    """The copy kept for a re-creation cut short (controller/service.py _pending_recreations):
-    while the job it was made from still shows (a view behind the delete, or a delete that
-    failed) nothing is decided; a job of that name under another uid finishes it."""
+    """The copy kept for a re-creation cut short (JobRestarts.pending_recreations): while the
+    job it was made from still shows (a view behind the delete, or a delete that failed)
+    nothing is decided; a job of that name under another uid finishes it."""
     cluster = sim(nodes=4, spares=0)
     ref = submit_job(cluster, "train")
     job = job_of(cluster, ref)

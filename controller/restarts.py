@@ -1,0 +1,354 @@
+"""Job restarts: a training job restarted within its own settings (MA-J-02..06), as the rule
+engine asks (`restart-job`), as an isolation of its node implies, or because it failed.
+
+A running job has its pods evicted (a hung one only its hung pods, where each replica's restart
+policy makes its operator re-create them); a failed one (final for its operator) is re-created
+from its own spec, with a copy kept in the store until the create succeeded, so a re-creation cut
+short is finished (`pending_recreations`). A restarted job is re-queued first and gives up when it
+has not run again within `requeue_timeout` (MA-J-03, `requeued`). Failures are decided once each
+(`failed_jobs`): a platform-caused one is restarted, a user's one only as its settings allow.
+
+`JobRestarts` acts through a `Context` (controller/context.py) and nothing else; the facade
+(`PoolController`) and the isolation (controller/isolation.py) call its public methods.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from poolwatch.cluster.backend import CreatePending
+from poolwatch.cluster.model import Event, JobStatus, Pod, TrainingJob
+from poolwatch.core.actions import ActionResult, NodeAction
+from poolwatch.core.vocabulary import RESTARTED_FROM_ANNOTATION, RESTARTS_ANNOTATION
+
+from . import failures, jobs, pools
+from .context import Context, Halted
+
+log = logging.getLogger(__name__.rsplit(".", 1)[0] + ".service")  # the controller's one name
+TERMINAL_PODS = ("Succeeded", "Failed")
+REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"  # set by the Kubeflow operators
+RECREATE, RECREATE_KIND = "recreate:", "recreateJob"  # a job's copy kept while re-created
+
+
+class JobRestarts:
+    """Restart, re-create and re-queue training jobs (see the module docstring)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        # the same objects as the context's (none is ever replaced): shorter to read
+        self.backend, self.store, self.settings = ctx.backend, ctx.store, ctx.settings
+        self.clock, self.stats = ctx.clock, ctx.stats
+        self._failed_seen: dict[str, float] = {}  # failures with no finish time: first seen
+
+    def action(self, a: NodeAction, dry: bool) -> ActionResult:
+        """The rule engine's `restart-job`: its cause from the alert (a fault when the same
+        alert isolated the job's node), then `restart`."""
+        if a.job.count("/") != 1:
+            return ActionResult("refused", f"job: expected namespace/name, got {a.job!r}")
+        labels = dict(a.labels)
+        cause = jobs.cause_of(labels.get("alertname", a.reason), labels)
+        node = self.ctx.nodes().get(a.node) if a.node else None
+        if node is not None and pools.fault_of(node):
+            cause = "fault"  # the same alert isolated the job's node: an environmental fault
+        # the hung pods, when the alert names them (a per-pod rule's `pod` label)
+        hung = tuple(p for p in labels.get("pod", "").split(",") if p) if cause == "hang" else ()
+        return self.restart(a.job, cause, a.key, dry, a.reason, hung=hung)
+
+    def restart(
+        self, ref: str, cause: jobs.Cause, key: str, dry: bool, reason: str,
+        failed: bool = False, hung: tuple[str, ...] = (),
+    ) -> ActionResult:  # fmt: skip
+        """Restart a job within its settings (jobs.decide). A running job: its pods are
+        evicted (a hung one: only the hung pods where its kind allows, see _pod_level); a
+        `failed` one (ended, final for its operator) is re-created."""
+        namespace, name = ref.split("/", 1)
+        job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
+                   None)  # fmt: skip
+        if job is None:
+            return ActionResult("refused", f"no job {ref}")
+        now = self.clock()
+        waiting = {job: since for job, since, _ in self.store.requeued()}
+        if ref in waiting:  # restarted already (its node's isolation did it): once is enough
+            return ActionResult("already", f"job {ref} was restarted at {int(waiting[ref])} "
+                                           "and waits to run again")  # fmt: skip
+        # a job that already failed has no pods to evict: only re-creating it restarts it
+        failed = failed or job.status is JobStatus.FAILED
+        verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
+        if not verdict.allowed:
+            self.ctx.tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",
+                          verdict.detail, {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+            if failed:  # the failure stands: say so on the job, as its restarts are
+                self.ctx.event(Event("", "Job", name, "JobNotRestarted", "Warning",
+                                     f"The training job was not restarted: {verdict.detail}.", now,
+                                     job.pool, namespace))  # fmt: skip
+            return ActionResult("refused", f"job {ref}: {verdict.detail}")
+        if failed:
+            return self._reissue(job, verdict, key, dry, reason)
+        pods = [p for p in self.backend.pods() if p.namespace == namespace and p.job == name
+                and p.phase not in TERMINAL_PODS]  # fmt: skip
+        level = "job"
+        if cause == "hang":
+            chosen, why = self._pod_level(job, pods, hung)
+            if chosen:
+                pods, level = chosen, "pod"
+            else:
+                log.info("hung job %s: whole-job restart (%s)", ref, why)
+        if dry:
+            return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
+                                           f"evicted): {verdict.detail}")  # fmt: skip
+        evicted: list[str] = []
+        try:
+            for pod in pods:
+                try:
+                    self.backend.evict(pod.namespace, pod.name)
+                    evicted.append(pod.name)
+                except KeyError:  # gone already (the simulated job restarts as a whole)
+                    continue
+        finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
+            if evicted or not pods:
+                self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
+                                        now)  # fmt: skip
+                if level == "job":  # a pod-level restart leaves the job where it is
+                    # with the job's own uid: should its operator fail it for the pods lost,
+                    # failed_jobs finishes this restart by re-creating it
+                    gone = [p.uid for p in pods] + [f"job:{job.uid}"]
+                    self.store.requeue(ref, now, gone)  # MA-J-03
+        if level == "pod":
+            detail = (
+                f"{verdict.detail}; pod-level: {', '.join(p.name for p in pods)} "
+                "evicted, its operator re-creates them, the other pods keep running"
+            )
+            self._restarted(job, detail, key, reason, now)
+            return ActionResult("done", f"job {ref} restarted: {detail}")
+        try:  # MA-J-03: the re-issued job queues first
+            self.backend.prioritize_job(namespace, name)
+        except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
+            log.warning("job %s restarted but not prioritized: %r", ref, err)
+        self._restarted(job, verdict.detail, key, reason, now)
+        return ActionResult("done", f"job {ref} restarted: {verdict.detail}")
+
+    def _pod_level(
+        self, job: TrainingJob, pods: list[Pod], hung: tuple[str, ...]
+    ) -> tuple[list[Pod], str]:
+        """MA-J-05's "restart at the process level", as near as Kubernetes allows: evict only
+        the hung pods (all of the job's when the alert names none) and let the job's operator
+        re-create them while the others keep running. Only where each affected replica's
+        restart policy makes the operator re-create a lost pod (jobs.POD_RESTART_POLICIES);
+        else ([], why) and the whole job restarts."""
+        policies = dict(job.restart_policies)
+        if not policies:
+            return [], f"a {job.kind} has no per-replica restart policy"
+        chosen = [p for p in pods if not hung or p.name in hung]
+        if not chosen:
+            return [], f"none of the hung pods {', '.join(hung)} is running"
+        for pod in chosen:
+            rtype = dict(pod.labels).get(REPLICA_TYPE_LABEL, "")
+            policy = next((v for k, v in policies.items() if k.lower() == rtype.lower()), "")
+            if policy not in jobs.POD_RESTART_POLICIES:
+                return [], (f"pod {pod.name}: replica {rtype or '?'} has restart policy "
+                            f"{policy or '(none set)'}")  # fmt: skip
+        return chosen, ""
+
+    def _reissue(
+        self, job: TrainingJob, verdict: jobs.Decision, key: str, dry: bool, reason: str
+    ) -> ActionResult:
+        """Restart a failed job by re-creating it (same spec, fresh status), annotated with its
+        restart count; it then waits in the queue like any re-issued job (MA-J-03)."""
+        ref = f"{job.namespace}/{job.name}"
+        if dry:
+            return ActionResult("dry-run", f"failed job {ref} would be re-created: "
+                                           f"{verdict.detail}")  # fmt: skip
+        now = self.clock()
+        old = [p.uid for p in self.backend.pods() if p.namespace == job.namespace
+               and p.job == job.name]  # fmt: skip
+        marks = {RESTARTS_ANNOTATION: str(verdict.total),
+                 RESTARTED_FROM_ANNOTATION: job.uid}  # fmt: skip
+        try:
+            self._recreate(job, marks, now)
+        except ValueError as err:  # plain pods: nothing to re-create from
+            return ActionResult("refused", f"job {ref}: {err}")
+        self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
+        self.store.requeue(ref, now, old)  # MA-J-03
+        detail = f"{verdict.detail}; re-created"
+        self._restarted(job, detail, key, reason, now)
+        return ActionResult("done", f"job {ref} restarted: {detail}")
+
+    def _recreate(self, job: TrainingJob, marks: dict[str, str], now: float) -> None:
+        """backend.recreate_job, with the copy of the job kept in the store from before its
+        delete until its create succeeded: a re-creation cut short in between (the API failing
+        on the create, this process stopping) is finished by pending_recreations."""
+        key = f"{RECREATE}{job.namespace}/{job.name}"
+
+        def save(manifest: str) -> None:
+            self.store.record_action(key, RECREATE_KIND, "pending", manifest, now)
+
+        try:
+            self.backend.recreate_job(job.namespace, job.name, marks, save)
+        except CreatePending as err:  # deleted: the restart is under way, the copy finishes it
+            log.warning("job %s re-created only in part, finished from its copy: %s", job.name,
+                        err)  # fmt: skip
+            return
+        if self.store.action(key) is not None:
+            self.store.record_action(key, RECREATE_KIND, "done", "", now)
+
+    def pending_recreations(self, now: float) -> None:
+        """Finish the re-creations cut short: a job there under a new uid needs none; a missing
+        one is created from its saved copy. While the old object (the uid the copy was made
+        from) is in view, nothing is decided: either the view has not seen its delete yet, or
+        the delete failed and the failure watch tries the whole re-creation again."""
+        pending = self.store.actions_with(RECREATE_KIND, "pending")
+        if not pending:
+            return
+        there = {f"{RECREATE}{j.namespace}/{j.name}": j.uid for j in self.backend.jobs()}
+        for key, manifest in pending:
+            ref = key.removeprefix(RECREATE)
+            if key in there:
+                if there[key] != jobs.copied_from(manifest):
+                    self.store.record_action(key, RECREATE_KIND, "done", "", now)
+                continue
+            try:
+                self.backend.create_job(manifest)
+            except Exception as err:  # noqa: BLE001 - kept, and tried again next step
+                log.warning("job %s: re-creating it from its saved copy failed: %r", ref, err)
+                self.ctx.audit(RECREATE_KIND, ref, ActionResult("failed", repr(err)[:200]), key)
+                continue
+            self.store.record_action(key, RECREATE_KIND, "done", "", now)
+            self.ctx.audit(RECREATE_KIND, ref, ActionResult("done", "created from the copy saved "
+                                                            "before its delete"), key)  # fmt: skip
+
+    def _restarted(self, job: TrainingJob, detail: str, key: str, reason: str, now: float) -> None:
+        """The seed's job event and a notice, for a restart done."""
+        ref = f"{job.namespace}/{job.name}"
+        if not getattr(self.backend, "emits_pool_events", False):
+            self.ctx.event(Event("", "Job", job.name, "JobRestarted", "Normal",
+                                 "The training job has been restarted.", now, job.pool,
+                                 job.namespace))  # fmt: skip
+        self.ctx.tell("JobRestarted", f"{key}:{ref}", f"job {ref} restarted", f"{detail}: {reason}",
+                      {"job": ref, "pool": job.pool}, "info")  # fmt: skip
+
+    def failed_jobs(self, now: float) -> None:
+        """MA-J-04/06: restart the jobs that failed, per their own settings. Each failure (job
+        uid and failure time) is decided once; a job without the auto restart annotation is
+        left alone, unannounced. A failure with no platform evidence is called the user's only
+        `failure_grace` after it happened (failures.py). A job that failed because the
+        controller evicted its pods for a restart (a restart policy that fails the job on a lost
+        pod) is re-created to finish that restart, without counting it again."""
+        failed = [j for j in self.backend.jobs() if j.status is JobStatus.FAILED]
+        keys = {f"failed:{j.uid}:{int(j.finished or 0)}" for j in failed}
+        for gone in set(self._failed_seen) - keys:  # jobs deleted before their verdict
+            del self._failed_seen[gone]
+        if not failed:
+            return
+        s, evicted = self.settings, {ref: set(uids) for ref, _, uids in self.store.requeued()}
+        nodes, pods = {n.name: n for n in self.backend.nodes()}, self.backend.pods()
+        for job in failed:
+            ref = f"{job.namespace}/{job.name}"
+            key = f"failed:{job.uid}:{int(job.finished or 0)}"
+            if self.store.action(key) is not None or self.store.action(f"gave-up:{job.uid}"):
+                continue
+            if s.retry_annotation not in dict(job.annotations):  # auto restart not asked for
+                self.store.record_action(key, "jobFailed", "ignored", "no auto restart", now)
+                continue
+            since = job.finished or self._failed_seen.setdefault(key, now)
+            its = [p for p in pods if p.namespace == job.namespace and p.job == job.name]
+            try:
+                if f"job:{job.uid}" in evicted.get(ref, ()):
+                    result = self._complete_restart(job, key, s.dry_run)
+                else:
+                    cause, why = failures.classify(job, its, nodes, s.keep_jobs_codes)
+                    if cause == "user" and now - since < s.failure_grace:
+                        continue  # an isolation of its node may still come
+                    if ref in evicted:  # re-issued, and failed again before it ran
+                        self.store.end_requeue(ref, "failed")
+                    result = self.restart(ref, "fault" if cause == "platform" else "requested",
+                                          key, s.dry_run, f"job failed ({cause}: {why})",
+                                          failed=True)  # fmt: skip
+            except Halted:
+                raise
+            except Exception as err:  # noqa: BLE001 - tried again next step
+                log.warning("failed job %s: restart failed: %r", ref, err)
+                self.ctx.audit("autoRestart", ref, ActionResult("failed", repr(err)[:200]), key)
+                continue
+            self._failed_seen.pop(key, None)
+            self.store.record_action(key, "jobFailed", result.outcome, result.detail, now)
+            self.stats[("autoRestart", result.outcome)] += 1
+            self.ctx.audit("autoRestart", ref, result, key)
+            log.info("failed job %s: %s, %s", ref, result.outcome, result.detail)
+
+    def _complete_restart(self, job: TrainingJob, key: str, dry: bool) -> ActionResult:
+        """The job failed because the controller evicted its pods for a restart (a replica
+        restart policy of Never): re-create it to finish that restart, counted once already."""
+        ref = f"{job.namespace}/{job.name}"
+        if dry:
+            return ActionResult("dry-run", f"job {ref} would be re-created")
+        total = self.store.restarts(ref)[0]
+        marks = {RESTARTS_ANNOTATION: str(total), RESTARTED_FROM_ANNOTATION: job.uid}
+        try:
+            self._recreate(job, marks, self.clock())
+        except ValueError as err:
+            return ActionResult("refused", f"job {ref}: {err}")
+        return ActionResult("done", f"job {ref} re-created to complete restart {total}")
+
+    def restart_jobs_on(self, node: str, key: str) -> str:
+        """Restart the jobs with a live pod on `node`; what happened, for the action's detail."""
+        refs = sorted({f"{p.namespace}/{p.job}" for p in self.backend.pods()
+                       if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
+        said = []
+        for ref in refs:
+            try:
+                result = self.restart(ref, "fault", f"{key}:{ref}", False,
+                                      f"node {node} isolated")  # fmt: skip
+            except Exception as err:  # noqa: BLE001 - the isolation and replacement go on
+                log.warning("job %s on isolated node %s not restarted: %r", ref, node, err)
+                result = ActionResult("failed", f"{type(err).__name__}: {err}")
+            self.ctx.audit("restartJob", ref, result, key)
+            why = result.detail.removeprefix(f"job {ref}: ")
+            said.append(f"{ref} restarted" if result.outcome == "done" else
+                        f"{ref} not restarted ({why})")  # fmt: skip
+        return "; ".join(said)
+
+    def requeued(self, now: float) -> None:
+        """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up.
+        Running again means a Running pod that is not one of those evicted (by uid: operators
+        recreate pods under the same names), not the job's status alone (a batch Job's
+        startTime and status outlive its pods)."""
+        waiting = self.store.requeued()
+        if not waiting:
+            return
+        by_ref = {f"{j.namespace}/{j.name}": j for j in self.backend.jobs()}
+        fresh: set[str] = set()  # jobs with a Running pod that was not evicted
+        gone = {uid for _, _, uids in waiting for uid in uids}
+        for p in self.backend.pods():
+            if p.phase == "Running" and p.uid not in gone:
+                fresh.add(f"{p.namespace}/{p.job}")
+        for ref, since, _ in waiting:
+            job = by_ref.get(ref)
+            if job is None and now - since < self.settings.view_timeout:
+                continue  # re-created: the view may show the old one gone, the new not yet
+            if job is None or job.status.value in ("Completed", "Failed", "Terminated"):
+                self.store.end_requeue(ref, "ended")
+            elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
+                self.store.end_requeue(ref, "running")
+            elif now - since >= self.settings.requeue_timeout:
+                self.store.end_requeue(ref, "gave-up")
+                # the failure this exit makes is the controller's verdict: not restarted again
+                self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done", ref, now)
+                self.ctx.audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
+                namespace, name = ref.split("/", 1)
+                self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
+                                     "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
+                self._stop_job(namespace, name, ref)
+                self.ctx.tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
+                              f"it waited {int(now - since)} s in the queue (limit "
+                              f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
+                              {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+
+    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
+        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
+        try:
+            self.backend.stop_job(namespace, name, "Failed to be queued.")
+        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
+            self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
+            log.warning("re-issued job %s not stopped: %r", ref, err)
+            return
+        self.ctx.audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
