@@ -1,6 +1,6 @@
 """The pool API over the Kubernetes backend (the real client against tests/helpers/k8s_stub.py),
-with
-the real PoolController: the same documents as on the simulated pool, from real object shapes."""
+with the real PoolController: the same documents as on the simulated pool, from real object
+shapes."""
 
 from __future__ import annotations
 

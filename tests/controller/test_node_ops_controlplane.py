@@ -1,7 +1,7 @@
 """The operator's node controls from the command line against the real kube-apiserver
 (tests/helpers/controlplane.py): `poolwatch controller restore|ha|jobs` over the Kubernetes
-backend, with
-the changes read back from what the server stored and the audit records from the state file."""
+backend, with the changes read back from what the server stored and the audit records from the
+state file."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The pool API over the Kubernetes backend on the real kube-apiserver
-(tests/helpers/controlplane.py),
-with the real PoolController: the documents test_api_kubernetes.py checks on the stand-in, from
-objects the real API server stored, and a pool created through the API that the server's
-nodes then carry as labels."""
+(tests/helpers/controlplane.py), with the real PoolController: the documents
+test_api_kubernetes.py checks on the stand-in, from objects the real API server stored, and a
+pool created through the API that the server's nodes then carry as labels."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The Kubernetes backend against the real kube-apiserver and etcd (tests/helpers/controlplane.py).
 
 The same behaviours tests/cluster/test_kubernetes_backend.py checks on its stand-in, checked again
-on
-the real thing: the hand-built objects converted after a real list; list + watch with the
+on the real thing: the hand-built objects converted after a real list; list + watch with the
 versions the server gives (first list from the watch cache, watch from the list's version with
 bookmarks); real changes arriving as differences; a watch cut mid-stream by a TCP proxy and
 resumed without a relist; 410 Gone after an API server restart, and the relist; a CRD deleted

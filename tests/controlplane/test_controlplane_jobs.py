@@ -1,8 +1,8 @@
 """Automatic job restarts on the real kube-apiserver (tests/helpers/controlplane.py): a training
-job that
-failed because of the platform is re-created (MA-J-04/06), one that failed by the user's own error
-is not, the cap of three consecutive unconditional restarts holds, and a hung job restarts only
-its hung pods where its restart policy lets the operator re-create them (MA-J-05).
+job that failed because of the platform is re-created (MA-J-04/06), one that failed by the
+user's own error is not, the cap of three consecutive unconditional restarts holds, and a hung
+job restarts only its hung pods where its restart policy lets the operator re-create them
+(MA-J-05).
 
 No job operator runs here (no training-operator): the test plays it where the controller depends
 on it, setting the Failed condition on the job's status subresource and the pods' end states as

@@ -175,8 +175,7 @@ def dump(obj: Any) -> str:
 
 class StubApi:
     """tests/helpers/k8s_stub.py as an `Api`: for what the real API server cannot be made to do,
-    and for
-    comparing a run against the stub (its watch delivers a write as soon as it is made)."""
+    and for comparing a run against the stub (its watch delivers a write as soon as it is made)."""
 
     scheme = "http"
     namespace = "default"

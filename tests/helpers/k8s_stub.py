@@ -1,8 +1,7 @@
 """A stand-in for the Kubernetes API server on 127.0.0.1, for the real `kubernetes` client.
 
 The real kube-apiserver runs in the tests marked `controlplane` (tests/helpers/controlplane.py);
-this
-stand-in stays for what a real server cannot be made to do (garbage on a watch, objects without
+this stand-in stays for what a real server cannot be made to do (garbage on a watch, objects without
 a uid, a 409 on demand) and for checking exact request bodies. It speaks the API's JSON for what
 poolwatch's Kubernetes backend does, and records every request:
 
