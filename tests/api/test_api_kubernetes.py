@@ -4,7 +4,6 @@ shapes."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,36 +11,25 @@ import kubernetes
 import pytest
 from fastapi.testclient import TestClient
 
-from poolwatch.api.app import create_app
 from poolwatch.cluster.kubernetes.backend import KubernetesCluster
-from poolwatch.controller.service import PoolController
 from tests.api.test_api import P
 from tests.cluster.test_kubernetes_backend import RecordingBackoff, seed
-from tests.helpers.api_support import AUTH, TOKEN, nodes_with_jobs_are_not_released
+from tests.helpers.api_support import api_over, nodes_with_jobs_are_not_released
 from tests.helpers.k8s_stub import KubeApiStub
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
+def client(tmp_path: Path) -> Iterator[TestClient]:
     stub = KubeApiStub()
     seed(stub)
     config = kubernetes.client.Configuration(host=stub.url)
     config.retries = False
     cluster = KubernetesCluster(kubernetes.client.ApiClient(config), watch_timeout=5,
                                 backoff=RecordingBackoff(), sync_timeout=30.0)  # fmt: skip
-    cluster.start()
-    deadline = time.monotonic() + 30
-    while not cluster.healthy() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    controller = PoolController(cluster, state_path=tmp_path / "controller.db")
-    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)
     try:
-        with TestClient(app, headers=AUTH) as c:
+        with api_over(cluster, tmp_path) as c:
             yield c
     finally:
-        cluster.stop()
         stub.close()
 
 

@@ -5,19 +5,16 @@ pool created through the API that the server's nodes then carry as labels."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from poolwatch.api.app import create_app
 from poolwatch.cluster.kubernetes.backend import KubernetesCluster
-from poolwatch.controller.service import PoolController
 from tests.api.test_api import P
 from tests.cluster.test_kubernetes_backend import RecordingBackoff
-from tests.helpers.api_support import AUTH, TOKEN, nodes_with_jobs_are_not_released
+from tests.helpers.api_support import api_over, nodes_with_jobs_are_not_released
 from tests.helpers.controlplane import TestCluster
 from tests.helpers.controlplane_seed import seed_handbuilt
 
@@ -25,25 +22,12 @@ pytestmark = pytest.mark.controlplane
 
 
 @pytest.fixture
-def client(
-    kube: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[TestClient]:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
+def client(kube: TestCluster, tmp_path: Path) -> Iterator[TestClient]:
     seed_handbuilt(kube)
     cluster = KubernetesCluster(kubeconfig=kube.kubeconfig(tmp_path / "kc"), watch_timeout=5,
                                 backoff=RecordingBackoff(), sync_timeout=30.0)  # fmt: skip
-    cluster.start()
-    deadline = time.monotonic() + 30
-    while not cluster.healthy() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    controller = PoolController(cluster, state_path=tmp_path / "controller.db")
-    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)
-    try:
-        with TestClient(app, headers=AUTH) as c:
-            yield c
-    finally:
-        cluster.stop()
+    with api_over(cluster, tmp_path) as c:
+        yield c
 
 
 def test_pools_nodes_and_statistics_from_the_real_api_server(client: TestClient) -> None:

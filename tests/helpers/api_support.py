@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -107,3 +109,24 @@ def nodes_with_jobs_are_not_released(client: Any) -> None:
     body: Any = error(client.post(f"{P}/pools/pool-910b/nodes/batch-delete", json=only), 409,
                       "PW.0201")  # fmt: skip
     assert "last node" in body["error_msg"]
+
+
+@contextlib.contextmanager
+def api_over(cluster: Any, tmp: Path) -> Iterator[Any]:
+    """The pool API's TestClient over a started Kubernetes backend (waited until healthy) with a
+    real PoolController; the backend is stopped afterwards."""
+    from fastapi.testclient import TestClient
+
+    from poolwatch.api.app import create_app
+
+    cluster.start()
+    deadline = time.monotonic() + 30
+    while not cluster.healthy() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    controller = PoolController(cluster, state_path=tmp / "controller.db")
+    app = create_app(controller, cluster, "http://127.0.0.1:9", TOKEN)
+    try:
+        with TestClient(app, headers=AUTH) as c:
+            yield c
+    finally:
+        cluster.stop()
