@@ -86,17 +86,13 @@ def _settings(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from poolwatch.core.cliutil import exit_status
+    from poolwatch.core.cliutil import exit_status, flag_settings
     from poolwatch.core.config import dump
 
     from .messages import TemplateError
     from .server import run
 
-    flags = {
-        (k,): (str(v), f"flag --{k}")
-        for k, v in (("listen", args.listen), ("outbox", args.outbox))
-        if v is not None
-    }
+    flags = flag_settings(args, ("listen", "outbox"))
 
     def body() -> int:
         settings = _settings(args, flags)

@@ -80,7 +80,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from poolwatch.api.upgrade import CommandStep, SimulatedStep, UpgradeStep
-    from poolwatch.core.cliutil import config_path
+    from poolwatch.core.cliutil import config_path, flag_settings
     from poolwatch.core.config import ConfigError, dump, load, split_listen
     from poolwatch.core.web import asgi
     from poolwatch.core.web.config import load_web_config
@@ -88,10 +88,8 @@ def serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .settings import ApiSettings
 
-    flags = {(key,): (str(value), f"flag --{key.replace('_', '-')}")
-             for key in ("listen", "backend", "kubeconfig", "prometheus", "token_file",
-                         "upgrade_command", "web_config_file")
-             if (value := getattr(args, key)) is not None}  # fmt: skip
+    flags = flag_settings(args, ("listen", "backend", "kubeconfig", "prometheus", "token_file",
+                                 "upgrade_command", "web_config_file"))  # fmt: skip
     try:
         settings = load(ApiSettings, config_path(args), os.environ, flags)
         if args.print_config:

@@ -64,14 +64,13 @@ def _run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from poolwatch.core.cliutil import config_path, exit_status
+    from poolwatch.core.cliutil import config_path, exit_status, flag_settings
     from poolwatch.core.config import dump, load
 
     from .runner import run
     from .settings import ControllerSettings
 
-    flags = {(k,): (str(v), f"flag --{k.replace('_', '-')}") for k in _SETTINGS_FLAGS
-             if (v := getattr(args, k, None)) is not None}  # fmt: skip
+    flags = flag_settings(args, _SETTINGS_FLAGS)
     if args.dry_run is not None:
         flags[("dry_run",)] = (args.dry_run, "flag --dry-run/--no-dry-run")
     known = {f"POOLWATCH_{name.upper()}" for name in ControllerSettings.model_fields}

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_part, add_serving_options, config_path
+from poolwatch.core.cliutil import add_part, add_serving_options, config_path, flag_settings
 from poolwatch.core.ports import port
 
 
@@ -165,8 +165,7 @@ def run_engine(args: argparse.Namespace) -> int:
     from poolwatch.rules.settings import RuleEngineSettings
 
     logger = logging.getLogger("poolwatch")
-    flags = {(key,): (value, f"flag {flag}") for key, flag in FLAGS.items()
-             if (value := _flag_value(getattr(args, key))) is not None}  # fmt: skip
+    flags = flag_settings(args, FLAGS, FLAGS)
     try:
         settings = load(RuleEngineSettings, config_path(args), os.environ, flags)
         if args.print_config:
@@ -221,15 +220,6 @@ FLAGS = {
     "interval": "--interval", "reminder_wait": "--reminder-wait", "grace": "--grace",
     "timeout": "--timeout", "listen": "--listen", "web_config_file": "--web-config-file",
 }  # fmt: skip
-
-
-def _flag_value(value: Any) -> Any:
-    """A flag's value for the settings: None (and an empty list) when the flag was not given."""
-    if value is None or value == []:
-        return None
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
 
 
 def _str(path: Path | None) -> str | None:

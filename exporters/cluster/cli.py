@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poolwatch.core.cliutil import add_part, add_serving_options, config_path, exit_status
+from poolwatch.core.cliutil import (
+    add_part,
+    add_serving_options,
+    config_path,
+    exit_status,
+    flag_settings,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,12 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from poolwatch.exporters.cluster.app import run as serve
     from poolwatch.exporters.cluster.settings import ClusterExporterSettings
 
-    flags = {
-        (key,): (str(value), f"flag --{key}")
-        for key, value in (("listen", args.listen), ("backend", args.backend),
-                           ("kubeconfig", args.kubeconfig))
-        if value is not None
-    }  # fmt: skip
+    flags = flag_settings(args, ("listen", "backend", "kubeconfig"))
 
     def body() -> None:
         settings = load(ClusterExporterSettings, config_path(args), os.environ, flags)

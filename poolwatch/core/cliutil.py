@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 
 def add_log_level(p: argparse.ArgumentParser) -> None:
@@ -77,3 +78,21 @@ def add_part(
     if run is not None:
         part.set_defaults(func=run)
     return part.add_subparsers(dest="verb", required=True, metavar="<verb>")
+
+
+def flag_settings(
+    args: argparse.Namespace, keys: Iterable[str], names: Mapping[str, str] | None = None
+) -> dict[tuple[str, ...], tuple[Any, str]]:
+    """The flags a user gave, as `poolwatch.core.config.load` takes them: setting key ->
+    (value, "flag --its-name"), so an error names the flag. A flag not given (None, or an empty
+    repeated flag) is left out; values are strings (lists of strings), read like the file's.
+    `names` gives the flag of a key whose flag is not `--` + the key with dashes."""
+    out: dict[tuple[str, ...], tuple[Any, str]] = {}
+    for key in keys:
+        value = getattr(args, key, None)
+        if value is None or value == []:
+            continue
+        value = [str(v) for v in value] if isinstance(value, list) else str(value)
+        flag = (names or {}).get(key, "--" + key.replace("_", "-"))
+        out[(key,)] = (value, f"flag {flag}")
+    return out
