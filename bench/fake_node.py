@@ -6,7 +6,9 @@
   x 2 chips) and the captured 910B per-chip views: every npu-smi call is a process, as on a node;
 - 200 containers: a cgroup v2 tree, a procfs and the kubelet's log directories built from the
   cgroup capture (tests/exporters/test_container.py's Node), 24 of them holding one device
-  each, as a real kubelet pod-resources gRPC server on a unix socket lists them.
+  each, as a real kubelet pod-resources gRPC server on a unix socket lists them; each container
+  process has the files hang detection reads (`io`, its own mount namespace, a `mountstats` with
+  the runtime's mounts and one NFSv4.1 dataset volume: `process_files`).
 
 `python bench/fake_node.py serve --tree DIR --config FILE` runs the exporter on a node built with
 `build` (the caller runs the fake kubelet: `start_kubelet`);
@@ -79,8 +81,72 @@ def build(tree: Path) -> list[tuple[str, str, str]]:
     for i, (ns, pod, uid) in enumerate(pods):
         node.pod(ns, pod, uid, {"pytorch": f"c{i:063x}"})
     npu_smi_script(tree)
+    process_files(tree / "proc")
     (tree / "root" / "cache" / "job-0").mkdir(parents=True, exist_ok=True)
     return pods
+
+
+# What a training container's process shows in /proc/<pid>/mountstats: the container runtime's
+# mounts, then one NFS volume (the job's dataset) with NFSv4.1's per-op statistics.
+CONTAINER_MOUNTS = (
+    "overlay / overlay", "proc /proc proc", "tmpfs /dev tmpfs", "devpts /dev/pts devpts",
+    "mqueue /dev/mqueue mqueue", "sysfs /sys sysfs", "cgroup /sys/fs/cgroup cgroup2",
+    "/dev/nvme0n1p1 /etc/hosts ext4", "/dev/nvme0n1p1 /dev/termination-log ext4",
+    "/dev/nvme0n1p1 /etc/hostname ext4", "/dev/nvme0n1p1 /etc/resolv.conf ext4",
+    "shm /dev/shm tmpfs", "tmpfs /run/secrets/kubernetes.io/serviceaccount tmpfs",
+)  # fmt: skip
+NFS4_OPS = (
+    "NULL", "READ", "WRITE", "COMMIT", "OPEN", "OPEN_CONFIRM", "OPEN_NOATTR", "OPEN_DOWNGRADE",
+    "CLOSE", "SETATTR", "FSINFO", "RENEW", "SETCLIENTID", "SETCLIENTID_CONFIRM", "LOCK", "LOCKT",
+    "LOCKU", "ACCESS", "GETATTR", "LOOKUP", "LOOKUP_ROOT", "REMOVE", "RENAME", "LINK", "SYMLINK",
+    "CREATE", "PATHCONF", "STATFS", "READLINK", "READDIR", "SERVER_CAPS", "DELEGRETURN", "GETACL",
+    "SETACL", "FS_LOCATIONS", "RELEASE_LOCKOWNER", "SECINFO", "FSID_PRESENT", "EXCHANGE_ID",
+    "CREATE_SESSION", "DESTROY_SESSION", "SEQUENCE", "GET_LEASE_TIME", "RECLAIM_COMPLETE",
+    "LAYOUTGET", "GETDEVICEINFO", "LAYOUTCOMMIT", "LAYOUTRETURN", "SECINFO_NO_NAME",
+    "TEST_STATEID", "FREE_STATEID", "GETDEVICELIST", "BIND_CONN_TO_SESSION", "DESTROY_CLIENTID",
+    "SEEK", "ALLOCATE", "DEALLOCATE", "LAYOUTSTATS", "CLONE", "COPY",
+)  # fmt: skip
+
+
+def process_files(proc: Path) -> int:
+    """What the container collector reads per container process for hang detection: `io`, the
+    mount namespace link and `mountstats`, for every container process (not the sandboxes) of
+    the tree `build` made. The host's pid 1 gets its own mount namespace. Returns how many."""
+    (proc / "1" / "ns" / "mnt").symlink_to("mnt:[4026531841]")
+    done = 0
+    for d in sorted(proc.iterdir(), key=lambda p: p.name):
+        if not d.name.isdigit() or (d / "comm").read_text().strip() != "python":
+            continue
+        pid = int(d.name)
+        (d / "io").write_text(
+            f"rchar: {pid * 7_919_000}\nwchar: {pid * 104_000}\nsyscr: {pid * 31}\n"
+            f"syscw: {pid * 5}\nread_bytes: {pid * 4096}\nwrite_bytes: 0\n"
+            "cancelled_write_bytes: 0\n"
+        )
+        (d / "ns" / "mnt").symlink_to(f"mnt:[40265{pid:05d}]")
+        lines = [f"device {m.split()[0]} mounted on {m.split()[1]} with fstype {m.split()[2]}"
+                 for m in CONTAINER_MOUNTS]  # fmt: skip
+        lines += [
+            "device 10.0.0.9:/export/datasets mounted on /data with fstype nfs4 statvers=1.1",
+            "\topts:\tro,vers=4.1,rsize=1048576,wsize=1048576,namlen=255,hard,proto=tcp,"
+            "timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.21,local_lock=none",
+            f"\tage:\t{pid * 13}",
+            "\tcaps:\tcaps=0x3ffbffff,wtmult=512,dtsize=1048576,bsize=0,namlen=255",
+            "\tnfsv4:\tbm0=0xfdffbfff,bm1=0x40fdbe3e,bm2=0x60803,acl=0x3,sessions,pnfs=not "
+            "configured,lease_time=90,lease_expired=0",
+            "\tsec:\tflavor=1,pseudoflavor=1",
+            "\tevents:\t52 226 0 0 1 13 398 0 0 331 0 47 0 0 77 0 0 77 0 0 0 0 0 0 0 0 0",
+            f"\tbytes:\t{pid * 1_207_640} 0 0 0 {pid * 1_210_214} 0 {pid * 295} 0",
+            "\tRPC iostats version: 1.1  p/v: 100003/4 (nfs)",
+            "\txprt:\ttcp 832 0 1 0 11 6428 6428 0 12154 0 24 26 5726",
+            "\tper-op statistics",
+        ]
+        for k, op in enumerate(NFS4_OPS):
+            n = (pid * (k + 3)) % 9_999_991
+            lines.append(f"\t{op:>12}: {n} {n} 0 {n * 160} {n * 9000} {n // 10} {n * 6} {n * 7} 0")
+        (d / "mountstats").write_text("\n".join(lines) + "\n\n")
+        done += 1
+    return done
 
 
 class Kubelet(api_pb2_grpc.PodResourcesListerServicer):

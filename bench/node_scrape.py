@@ -90,6 +90,7 @@ PROMETHEUS_HEADERS = {
     "X-Prometheus-Scrape-Timeout-Seconds": "10",
 }
 HEADERS = dict(PROMETHEUS_HEADERS)  # main() drops Accept-Encoding for --encoding identity
+SCRAPER: Path | None = None  # the Go scraper's binary; main() builds it unless --client python
 WIRE: dict[int, int] = {}  # port -> bytes on the wire of its last scrape
 TICK = os.sysconf("SC_CLK_TCK")
 Proc = subprocess.Popen[bytes]
@@ -240,8 +241,31 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def build_scraper(tmp: Path) -> Path | None:
+    """The Go scraper (bench/scraper, standard library only), built into `tmp`; None without Go."""
+    go = shutil.which("go")
+    if go is None:
+        return None
+    out = tmp / "scraper"
+    env = os.environ | {"GOTOOLCHAIN": "local", "GOFLAGS": "", "CGO_ENABLED": "0"}
+    subprocess.run([go, "build", "-o", str(out), str(HERE / "scraper" / "main.go")],
+                   check=True, env=env, timeout=600, cwd=HERE / "scraper")  # fmt: skip
+    return out
+
+
 def scrape(port: int, total: int, workers: int, until: float) -> tuple[list[float], int]:
-    """`total` GETs of /metrics from `workers` threads, a new connection each; (ms list, errors)."""
+    """`total` GETs of /metrics from `workers` scrapers, a new connection each; (ms list, errors).
+
+    With the Go scraper built (SCRAPER), its goroutines make them; else this process's threads."""
+    if SCRAPER is not None:
+        cmd = [str(SCRAPER), f"-url=http://127.0.0.1:{port}/metrics", f"-n={total}",
+               f"-c={workers}", f"-deadline={max(until - time.monotonic(), 0.1):.3f}"]  # fmt: skip
+        if "Accept-Encoding" not in HEADERS:
+            cmd.append("-identity")
+        doc = json.loads(subprocess.run(cmd, capture_output=True, check=True, timeout=120).stdout)
+        if doc["ms"]:
+            WIRE[port] = doc["wire_bytes"]
+        return doc["ms"], doc["errors"]
     lat: list[float] = []
     failed: list[float] = []
 
@@ -616,6 +640,9 @@ def main() -> int:
     ap.add_argument("--nfs-ops", type=int, default=15)
     ap.add_argument("--encoding", choices=["gzip", "identity"], default="gzip",
                     help="gzip: ask as Prometheus does (default); identity: plain")  # fmt: skip
+    ap.add_argument("--client", choices=["go", "python"], default="go",
+                    help="who scrapes: go (default; Go's net/http and gzip, as Prometheus) or "
+                         "python (threads of this process)")  # fmt: skip
     ap.add_argument("--only", choices=["plain", "accelerators"],
                     help="run one node variant (default: both)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "results" / "node_scrape.json")
@@ -627,6 +654,16 @@ def main() -> int:
         return 2
     version = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True,
                              timeout=10, check=False)  # fmt: skip
+    global SCRAPER
+    if args.client == "go":
+        try:
+            SCRAPER = build_scraper(Path(tempfile.mkdtemp(prefix="node_scrape-client-")))
+        except (OSError, subprocess.SubprocessError) as err:
+            log(f"cannot build the Go scraper ({err}); use --client python")
+            return 2
+        if SCRAPER is None:
+            log("go is not on PATH: install Go, or use --client python")
+            return 2
     results: dict[str, dict] = {}
     for variant in [args.only] if args.only else ["plain", "accelerators"]:
         res = run_variant(args, variant)

@@ -146,6 +146,14 @@ def test_procfs_parsers_raise_only_clear_errors(name: str, data: st.DataObject) 
     only_clear_errors(PROC[name], data.draw(inputs(fixture("proc", name))))
 
 
+@BOUNDED
+@given(st.data())
+def test_the_container_collectors_nfs_bytes_reader_raises_only_clear_errors(
+    data: st.DataObject,
+) -> None:
+    only_clear_errors(nfs.nfs_bytes, data.draw(inputs(fixture("proc", "self/mountstats"))))
+
+
 CGROUP = {
     "cpu.stat": container.parse_keyed,
     "memory.stat": container.parse_keyed,

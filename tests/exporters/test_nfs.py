@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from poolwatch.exporters.node.collectors.nfs import NfsCollector, parse_mountstats
+from poolwatch.exporters.node.collectors.nfs import NfsCollector, nfs_bytes, parse_mountstats
 from poolwatch.exporters.node.settings import _IncludeExclude
 from tests.helpers import FIXTURES, names, run_collector, value
 
@@ -85,3 +85,23 @@ def test_malformed_mountstats_marks_collector_down_with_line(tmp_path: Path) -> 
     assert value(s, "poolwatch_collector_up", collector="nfs") == 0
     assert "line 3" in store.states()[0].last_error
     assert not [n for n in names(s) if n.startswith("poolwatch_nfs")]
+
+
+def test_the_bytes_only_reader_agrees_with_the_full_parse() -> None:
+    """The container collector's fast reader sees the same NFS mounts and bytes as the full
+    parse, on the capture and on a container's file (two NFS mounts among runtime mounts, the
+    bytes line in other places of the section)."""
+    text = CAPTURE + (
+        "device overlay mounted on / with fstype overlay\n"
+        "device 10.0.0.9:/ds mounted on /data with fstype nfs statvers=1.1\n"
+        "\topts:\tro,vers=3\n\tbytes:\t5 6 7 8 9 10 11 12\n\tper-op statistics\n"
+        "\t        READ: 1 1 0 2 3 0 4 5\n"
+        "device 10.0.0.9:/ck mounted on /ckpt with fstype nfs4 statvers=1.1\n"
+        "\tage:\t7\n\tper-op statistics\n\t       WRITE: 1 1 0 2 3 0 4 5\n"
+    )
+    full = [(m.export, m.mountpoint, m.fstype, m.bytes) for m in parse_mountstats(text)]
+    fast = [(m.export, m.mountpoint, m.fstype, m.bytes) for m in nfs_bytes(text)]
+    assert fast == full
+    assert [m.bytes for m in nfs_bytes(text)][1:] == [[5, 6, 7, 8, 9, 10, 11, 12], []]
+    with pytest.raises(ValueError, match="line 2: bad bytes line"):
+        nfs_bytes("device a:/x mounted on /x with fstype nfs\n\tbytes:\t1 x\n")

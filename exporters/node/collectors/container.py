@@ -79,7 +79,7 @@ from ..attribution.pod_resources import training_job_of
 from ..collector import PartialFailure, families, register
 from ..settings import ContainerSettings, NodeExporterSettings
 from .host import parse_net_dev
-from .nfs import parse_mountstats
+from .nfs import nfs_bytes
 
 log = logging.getLogger(__name__)
 P = "poolwatch_container_"
@@ -338,7 +338,7 @@ class ContainerCollector:
             if " fstype nfs" not in text:
                 return  # no NFS mount: no series
             try:
-                mounts = parse_mountstats(text)
+                mounts = nfs_bytes(text)
             except ValueError as err:
                 problems.append(f"{proc}/mountstats: cannot parse ({err})")
                 return

@@ -83,6 +83,28 @@ def parse_mountstats(text: str) -> list[NfsMount]:
     return mounts
 
 
+def nfs_bytes(text: str) -> list[NfsMount]:
+    """The NFS mounts of a mountstats file with their `bytes:` counters only (no version, no
+    per-op statistics): what the container collector reads for every container process each
+    cycle, at a tenth of `parse_mountstats`'s cost on a container's file (a mount's per-op
+    section is 60 lines on NFSv4.1, and the bytes line comes before it)."""
+    mounts: list[NfsMount] = []
+    current: NfsMount | None = None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if line.startswith("device "):
+            current = _device(line, lineno)
+            if current is not None:
+                mounts.append(current)
+        elif current is not None and not current.bytes and "bytes:" in line:
+            stripped = line.strip()
+            if stripped.startswith("bytes:"):
+                try:
+                    current.bytes = [int(v) for v in stripped[6:].split()]
+                except ValueError:
+                    raise ValueError(f"mountstats line {lineno}: bad bytes line {line!r}") from None
+    return mounts
+
+
 def _device(line: str, lineno: int) -> NfsMount | None:
     # device <export> mounted on <mountpoint> with fstype <type> [statvers=...]
     words = line.split()
