@@ -7,9 +7,14 @@ should stay cheap at the 15 s interval. This measures both claims on the same ma
 How: poolwatch reads a synthetic node (8 HCAs x 2 ports of InfiniBand counters in a temp sysfs,
 copies of this host's /proc files plus 10 NFS mounts x 15 per-op lines in a temp procfs, a small
 cache dir) sized to ~2,000 series; node_exporter runs its default collectors on the real /proc and
-/sys. Each exporter is scraped by 10 threads of this process (a new connection per GET) after a
+/sys. Each exporter is scraped by 10 concurrent scrapers (a new connection per GET) after a
 warm-up; poolwatch and node_exporter are scraped in alternating rounds of 100, so load from
-elsewhere on a shared machine falls on both alike. A second poolwatch, every collector (and
+elsewhere on a shared machine falls on both alike. The scrapers are goroutines of a small Go
+program (bench/scraper, built with the local Go toolchain at the start; standard library only):
+Go's HTTP client and gzip reader, as in Prometheus. `--client python` scrapes from threads of
+this process instead; they share one interpreter lock, so on a 2-core host a large body's
+decompression queues the next scrapes behind it and that client's latencies measure the client
+more than the exporter. A second poolwatch, every collector (and
 every npu-smi view group) 15x faster, runs unscraped to price a collection cycle.
 
 Each scrape asks as Prometheus 3 does (its request headers, PROMETHEUS_HEADERS: the Accept list
@@ -19,7 +24,8 @@ instead (what a client without gzip gets).
 
 Reading the figures: p50/p99/max are client-side latencies in ms of whole scrapes (body read and
 decompressed); `body_bytes` is the exposition's size, `wire_bytes` what crossed the socket;
-`cpu_s_per_1k` is the exporter's own CPU (utime+stime) per 1,000 scrapes; `rss_peak_mb` is VmHWM.
+`cpu_s_per_1k` is the exporter's own CPU (utime+stime) per 1,000 scrapes, `client_cpu_s_per_1k`
+the Go scraper's (0 with `--client python`); `rss_peak_mb` is VmHWM.
 `pct_core_at_15s` is the CPU of one 1 s cycle (idle overhead included) / 15 s; `idle_pct_core_15s`
 is what the 15 s instance really used over one unscraped 15 s cycle (CPU is counted in 10 ms
 ticks, so that one reads in steps of 0.067 %; the two agree within a tick or two). Series
@@ -91,6 +97,7 @@ PROMETHEUS_HEADERS = {
 }
 HEADERS = dict(PROMETHEUS_HEADERS)  # main() drops Accept-Encoding for --encoding identity
 SCRAPER: Path | None = None  # the Go scraper's binary; main() builds it unless --client python
+CLIENT_CPU: dict[int, float] = {}  # port -> the Go scraper's CPU seconds spent on it so far
 WIRE: dict[int, int] = {}  # port -> bytes on the wire of its last scrape
 TICK = os.sysconf("SC_CLK_TCK")
 Proc = subprocess.Popen[bytes]
@@ -265,6 +272,7 @@ def scrape(port: int, total: int, workers: int, until: float) -> tuple[list[floa
         doc = json.loads(subprocess.run(cmd, capture_output=True, check=True, timeout=120).stdout)
         if doc["ms"]:
             WIRE[port] = doc["wire_bytes"]
+        CLIENT_CPU[port] = CLIENT_CPU.get(port, 0.0) + doc["cpu_s"]
         return doc["ms"], doc["errors"]
     lat: list[float] = []
     failed: list[float] = []
@@ -304,15 +312,17 @@ def bench(
         f"{name}: {series(body)} series, {len(body) / 1024:.0f} KiB "
         f"({WIRE.get(port, 0) / 1024:.0f} KiB on the wire); {total} scrapes"
     )
-    cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+    cpu0, t0, client0 = cpu_seconds(proc.pid), time.monotonic(), CLIENT_CPU.get(port, 0.0)
     lat, errors = scrape(port, total, args.concurrency, time.monotonic() + 45)
     cpu, wall = cpu_seconds(proc.pid) - cpu0, time.monotonic() - t0
+    client = CLIENT_CPU.get(port, 0.0) - client0
     return {
         "series": series(body), "body_bytes": len(body), "wire_bytes": WIRE.get(port, 0),
         "scrapes": len(lat), "errors": errors,
         "wall_s": round(wall, 2), "p50_ms": round(pct(lat, 50), 2),
         "p99_ms": round(pct(lat, 99), 2), "max_ms": round(max(lat, default=float("nan")), 2),
         "cpu_s_per_1k": round(cpu / max(len(lat), 1) * 1000, 3),
+        "client_cpu_s_per_1k": round(client / max(len(lat), 1) * 1000, 3),
         "rss_peak_mb": round(peak_rss_mb(proc.pid), 1),
     }  # fmt: skip
 
@@ -334,6 +344,7 @@ def bench_pair(
             f"({WIRE.get(port, 0) / 1024:.0f} KiB on the wire)"
         )
     log(f"{args.scrapes} scrapes each, in {rounds} alternating rounds")
+    client0 = {name: CLIENT_CPU.get(port, 0.0) for name, _proc, port in (a, b)}
     for _ in range(rounds):
         for name, proc, port in (a, b):
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -352,6 +363,8 @@ def bench_pair(
             "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2),
             "max_ms": round(max(ms, default=float("nan")), 2),
             "cpu_s_per_1k": round(cpu[name] / max(len(ms), 1) * 1000, 3),
+            "client_cpu_s_per_1k": round(
+                (CLIENT_CPU.get(port, 0.0) - client0[name]) / max(len(ms), 1) * 1000, 3),
             "rss_peak_mb": round(peak_rss_mb(proc.pid), 1),
         })  # fmt: skip
     return out[0], out[1]
@@ -562,10 +575,11 @@ def report(res: dict, variant: str) -> dict[str, dict]:
     how = "gzip, as Prometheus asks" if "Accept-Encoding" in HEADERS else "identity"
     print(f"\n== {variant} node == (scrapes: {how})")
     print(f"{'exporter':<14}{'series':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-          f"{'cpu s/1k':>10}{'rss MB':>8}{'errors':>8}")  # fmt: skip
+          f"{'cpu s/1k':>10}{'client/1k':>10}{'rss MB':>8}{'errors':>8}")  # fmt: skip
     for name, r in (("poolwatch", pw), ("pw collecting", busy), ("node_exporter", ne)):
         print(f"{name:<14}{r['series']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['max_ms']:>9.2f}"
-              f"{r['cpu_s_per_1k']:>10.3f}{r['rss_peak_mb']:>8.1f}{r['errors']:>8}")  # fmt: skip
+              f"{r['cpu_s_per_1k']:>10.3f}{r['client_cpu_s_per_1k']:>10.3f}"
+              f"{r['rss_peak_mb']:>8.1f}{r['errors']:>8}")  # fmt: skip
     for mode, c in res["accelerator_cycle"].items():
         print(f"accelerator cycle ({mode}): {c['cpu_ms_exporter']:.1f} ms CPU in the exporter, "
               f"{c['cpu_ms_npu_smi_children']:.1f} ms in npu-smi children; "

@@ -6,7 +6,8 @@
 // interpreter's lock with its own workers.
 //
 // Usage: scraper -url URL -n TOTAL -c WORKERS -deadline SECONDS [-identity]
-// Prints one JSON object: {"ms": [...], "errors": N, "wire_bytes": N, "body_bytes": N}.
+// Prints one JSON object: {"ms": [...], "errors": N, "wire_bytes": N, "body_bytes": N,
+// "cpu_s": the scraper's own CPU seconds}.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +33,8 @@ type result struct {
 	Errors    int       `json:"errors"`
 	WireBytes int64     `json:"wire_bytes"`
 	BodyBytes int64     `json:"body_bytes"`
+	// this client's own CPU (user+system) over the run: what reading and decompressing cost
+	CPUSeconds float64 `json:"cpu_s"`
 }
 
 // counter counts the bytes read through it: the compressed size on the wire.
@@ -122,6 +126,10 @@ func main() {
 		}(share)
 	}
 	wg.Wait()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	if res.Ms == nil {
 		res.Ms = []float64{}
 	}
