@@ -17,7 +17,6 @@ view like any other but adds to no pool's totals: there is no `poolwatch_pool_*{
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -31,7 +30,8 @@ POD_PHASES = frozenset({*HOLDING_PHASES, "Succeeded", "Failed"})
 
 
 class ResourceFilter:
-    """Which resource names are accelerators (fnmatch patterns, e.g. `huawei.com/Ascend*`)."""
+    """Which resource names are accelerators (fnmatch patterns, e.g. `huawei.com/Ascend*`; never
+    one the vocabulary names as not an accelerator, such as a chip's memory)."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
@@ -40,7 +40,7 @@ class ResourceFilter:
     def __call__(self, resource: str) -> bool:
         hit = self._known.get(resource)
         if hit is None:
-            hit = any(fnmatch.fnmatchcase(resource, p) for p in self.patterns)
+            hit = vocabulary.is_accelerator(resource, self.patterns)
             if len(self._known) < 4096:
                 self._known[resource] = hit
         return hit

@@ -37,8 +37,9 @@ class CompatExpander:
 
     def __init__(self, compat: Iterable[str]) -> None:
         self.compat = frozenset(compat)
-        self._prev: dict[tuple[str, LabelKey], _Point] = {}
-        self._seen: set[tuple[str, LabelKey]] = set()
+        # (alias, canonical family) -> series -> its previous point; rebuilt by every expansion,
+        # so a series that vanished (a device unplugged, a mount gone) is forgotten: bounded
+        self._prev: dict[tuple[str, str], dict[LabelKey, _Point]] = {}
 
     def expand(self, families: list[Metric], at: float) -> list[Metric]:
         """Alias families for `families` (canonical, identity labels already applied)."""
@@ -46,14 +47,14 @@ class CompatExpander:
             return []
         by_name = {self._exposed(f): f for f in families}
         out: list[Metric] = []
-        self._seen: set[tuple[str, LabelKey]] = set()
+        prev, self._prev = self._prev, {}
         for fam in families:
             spec = catalog.by_name(self._exposed(fam))
             for alias in spec.aliases:
                 if alias.compat in self.compat:
-                    out.append(self._alias(alias, spec, fam, by_name, at))
-        # forget series that vanished (a device unplugged, a mount gone): bounded memory
-        self._prev = {k: v for k, v in self._prev.items() if k in self._seen}
+                    state = (alias.name, fam.name)
+                    old, self._prev[state] = prev.get(state, {}), {}
+                    out.append(self._alias(alias, spec, fam, by_name, at, old, self._prev[state]))
         # a name split by chip class (model_re) comes from two families: one family out
         merged: dict[str, Metric] = {}
         for fam in out:
@@ -74,9 +75,37 @@ class CompatExpander:
         fam: Metric,
         by_name: dict[str, Metric],
         at: float,
+        old: dict[LabelKey, _Point],
+        new: dict[LabelKey, _Point],
     ) -> Metric:
+        """The alias family of `fam`; rates and averages read `old` points, write `new` ones."""
         labels = [*catalog.IDENTITY_LABELS, *spec.labels]
         target = catalog.alias_family(alias, spec, labels)
+        match = dict(alias.match)
+        name = self._sample_name(target, alias)
+        model = _model_re(alias.model_re) if alias.model_re else None
+        k = alias.scale
+        if alias.transform == "scale" and not match and model is None:  # most: one multiplication
+            target.samples = [
+                Sample(name, s.labels, s.value * k)
+                for s in fam.samples
+                if not s.name.endswith("_created")
+            ]
+            return target
+        if alias.transform == "rate" and not match and model is None:  # per-container traffic
+            samples = target.samples
+            for s in fam.samples:
+                if s.name.endswith("_created"):
+                    continue
+                # within one family every sample has the same label names in the same order,
+                # so the unsorted items are a key
+                key, value = tuple(s.labels.items()), s.value
+                new[key] = _Point(at, value, at)
+                p = old.get(key)
+                # first sight, or a counter reset: no honest value yet
+                if p is not None and value >= p.value and at > p.at:
+                    samples.append(Sample(name, s.labels, (value - p.value) / (at - p.at) * k))
+            return target
         per_values: dict[LabelKey, float] = {}
         if alias.transform == "per":
             per_values = {
@@ -84,25 +113,14 @@ class CompatExpander:
                 for s in by_name[alias.per].samples
                 if s.name.endswith("_total")
             }
-        match = dict(alias.match)
-        name = self._sample_name(target, alias)
-        model = _model_re(alias.model_re) if alias.model_re else None
-        if alias.transform == "scale" and not match and model is None:  # most: one multiplication
-            k = alias.scale
-            target.samples = [
-                Sample(name, s.labels, s.value * k)
-                for s in fam.samples
-                if not s.name.endswith("_created")
-            ]
-            return target
         for sample in fam.samples:
             if sample.name.endswith("_created"):
                 continue
-            if any(sample.labels.get(k) != v for k, v in match.items()):
+            if match and any(sample.labels.get(k) != v for k, v in match.items()):
                 continue
             if model is not None and not model.search(sample.labels.get("model", "")):
                 continue
-            value = self._value(alias, sample, per_values, at)
+            value = self._value(alias, sample, per_values, at, old, new)
             if value is not None:
                 target.samples.append(Sample(name, sample.labels, value))
         return target
@@ -111,8 +129,14 @@ class CompatExpander:
     def _sample_name(target: Metric, alias: Alias) -> str:
         return target.name + "_total" if alias.type == "counter" else target.name
 
+    @staticmethod
     def _value(
-        self, alias: Alias, sample: Sample, per_values: dict[LabelKey, float], at: float
+        alias: Alias,
+        sample: Sample,
+        per_values: dict[LabelKey, float],
+        at: float,
+        old: dict[LabelKey, _Point],
+        new: dict[LabelKey, _Point],
     ) -> float | None:
         if alias.transform == "scale":
             return sample.value * alias.scale
@@ -120,9 +144,8 @@ class CompatExpander:
         # unsorted items are a key; `per` looks values up in another family: sorted there
         key = _key(sample.labels) if alias.transform == "per" else tuple(sample.labels.items())
         per = per_values.get(key, 0.0) if alias.transform == "per" else at
-        prev = self._prev.get((alias.name, key))
-        self._prev[(alias.name, key)] = _Point(at, sample.value, per)
-        self._seen.add((alias.name, key))
+        prev = old.get(key)
+        new[key] = _Point(at, sample.value, per)
         if prev is None or sample.value < prev.value or per < prev.per:
             return None  # first sight, or a counter reset: no honest value yet
         if alias.transform == "rate":

@@ -56,13 +56,18 @@ def _samples(samples: list[Sample], ident: dict[str, str], out: list[str]) -> No
     values. A sample whose label names differ, or whose values need escaping, takes `_line`."""
     templates: dict[tuple[str, tuple[str, ...]], tuple[str, Callable[[dict], tuple]]] = {}
     append = out.append
+    last_name, last_keys, made = "", None, ("", _getter(()))
     for sample in samples:
         labels = sample.labels
-        shape = (sample.name, tuple(labels))
-        made = templates.get(shape)
-        if made is None:
-            template, own = _template(sample.name, labels, ident)
-            made = templates[shape] = (template, _getter(own))
+        # a family's samples nearly always share one shape: the previous one's template is
+        # taken without building a key (the getter reads by name, so the order does not matter)
+        if sample.name != last_name or labels.keys() != last_keys:
+            shape = (sample.name, tuple(labels))
+            made = templates.get(shape)
+            if made is None:
+                template, own = _template(sample.name, labels, ident)
+                made = templates[shape] = (template, _getter(own))
+            last_name, last_keys = sample.name, labels.keys()
         template, values_of = made
         values = values_of(labels)
         if sample.timestamp is not None or _needs_escape("".join(values)):

@@ -168,13 +168,23 @@ ACCELERATOR_RESOURCES: tuple[str, ...] = (
 )
 
 
+#: Resources that match a pattern above but count something else than devices, never
+#: accelerators whatever the patterns: device-sharing schedulers (HAMi) advertise an Ascend
+#: chip's memory in MB next to the chip as `huawei.com/Ascend910B-memory`, `Ascend310P-memory`,
+#: so one node would otherwise count tens of thousands of NPUs.
+NOT_ACCELERATOR_RESOURCES: tuple[str, ...] = ("huawei.com/*-memory",)
+
 # the default patterns as one expression: the Kubernetes backend asks for every resource of every
 # node and pod, and one match is about ten times cheaper than six fnmatch calls
 _ACCELERATOR = re.compile("|".join(fnmatch.translate(p) for p in ACCELERATOR_RESOURCES))
+_NOT_ACCELERATOR = re.compile("|".join(fnmatch.translate(p) for p in NOT_ACCELERATOR_RESOURCES))
 
 
 def is_accelerator(resource: str, patterns: Iterable[str] = ACCELERATOR_RESOURCES) -> bool:
-    """Whether `resource` names an accelerator (one of `patterns`, fnmatch, case-sensitive)."""
+    """Whether `resource` names an accelerator: one of `patterns` (fnmatch, case-sensitive) and
+    none of NOT_ACCELERATOR_RESOURCES."""
+    if _NOT_ACCELERATOR.match(resource) is not None:
+        return False
     if patterns is ACCELERATOR_RESOURCES:
         return _ACCELERATOR.match(resource) is not None
     return any(fnmatch.fnmatchcase(resource, p) for p in patterns)

@@ -24,6 +24,8 @@ from poolwatch.core import vocabulary
 from poolwatch.exporters.cluster.aggregate import Aggregator, ResourceFilter
 from poolwatch.exporters.cluster.pool_events import PoolEvents
 from poolwatch.exporters.cluster.settings import ClusterExporterSettings
+from poolwatch.exporters.node.attribution.pod_resources import allocations
+from poolwatch.exporters.node.attribution.podresources import api_pb2
 from poolwatch.exporters.node.settings import PodResourcesSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +206,8 @@ def test_a_failed_pool_is_a_warning(new: PoolStatus, kind: str) -> None:
         ("huawei.com/Ascend910", True),
         ("huawei.com/Ascend310P", True),
         ("huawei.com/npu", True),
+        ("huawei.com/Ascend910B-memory", False),  # a device-sharing scheduler's MB of chip memory
+        ("huawei.com/Ascend310P-memory", False),
         ("amd.com/gpu", True),  # the exporters used to miss AMD GPUs
         ("cpu", False),
         ("nvidia.com/hostdev", False),
@@ -219,3 +223,8 @@ def test_one_list_of_accelerator_resources(resource: str, accelerator: bool) -> 
         PodResourcesSettings().resources,
     ):
         assert ResourceFilter(patterns)(resource) is accelerator
+    listed = api_pb2.ListPodResourcesResponse(pod_resources=[api_pb2.PodResources(
+        name="p", namespace="n", containers=[api_pb2.ContainerResources(name="c", devices=[
+            api_pb2.ContainerDevices(resource_name=resource, device_ids=["d0"])])])])  # fmt: skip
+    patterns = tuple(PodResourcesSettings().resources)
+    assert bool(allocations(listed, patterns)) is accelerator  # the node exporter's device owners

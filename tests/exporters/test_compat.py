@@ -34,6 +34,19 @@ def test_rate_alias_needs_two_collections_and_skips_resets() -> None:
     assert reset["ma_node_disk_read_rate_kilobytes_seconds"].samples == []
 
 
+def test_a_series_that_vanished_is_forgotten() -> None:
+    """A disk unplugged and plugged back has no rate on its first collection back (its old
+    point is gone, not compared across the gap), and the state holds nothing for it meanwhile."""
+    x = CompatExpander(["modelarts"])
+    x.expand(_disk(100), at=1000.0)
+    x.expand([], at=1010.0)  # the disk is gone
+    assert not any(x._prev.values())  # bounded: nothing kept for a series no longer there
+    back = _by_name(x.expand(_disk(10**6), at=1020.0))
+    assert back["ma_node_disk_read_rate_kilobytes_seconds"].samples == []
+    again = _by_name(x.expand(_disk(10**6 + 1024 * 10), at=1030.0))
+    assert again["ma_node_disk_read_rate_kilobytes_seconds"].samples[0].value == pytest.approx(1)
+
+
 def test_no_compat_no_aliases() -> None:
     assert CompatExpander([]).expand(_disk(1), at=1.0) == []
 

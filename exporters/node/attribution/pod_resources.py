@@ -31,10 +31,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import grpc
+
+from poolwatch.core.vocabulary import is_accelerator
 
 from .owners import DeviceOwners, Owner
 from .podresources import api_pb2, api_pb2_grpc
@@ -117,7 +118,8 @@ def allocations(
     uid_of: Callable[[str, str], str] = lambda _namespace, _pod: "",
     job_of: Callable[[str, str], str] = lambda _namespace, pod: training_job_of(pod),
 ) -> list[Allocation]:
-    """Allocated devices whose resource name matches one of `patterns` (fnmatch, case-sensitive),
+    """Allocated devices whose resource name matches one of `patterns` (fnmatch, case-sensitive;
+    `vocabulary.is_accelerator`),
     in the kubelet's order, without repeats. `uid_of` fills Owner.pod_uid where known; `job_of`
     (namespace, pod) gives Owner.training_job (by default from the pod name)."""
     out: dict[Allocation, None] = {}
@@ -127,7 +129,7 @@ def allocations(
         for container in pod.containers:
             owner = Owner(pod.namespace, pod.name, container.name, job, uid)
             for devices in container.devices:
-                if not any(fnmatchcase(devices.resource_name, p) for p in patterns):
+                if not is_accelerator(devices.resource_name, patterns):
                     continue
                 for device_id in devices.device_ids:
                     if device_id.strip():
