@@ -93,11 +93,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scraper: -url, -n >= 1 and -c >= 1 are required")
 		os.Exit(2)
 	}
-	// a new connection per scrape, as node_scrape.py's Python client makes them
-	client := &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true},
-	}
 	until := time.Now().Add(time.Duration(*deadline * float64(time.Second)))
 	var mu sync.Mutex
 	var res result
@@ -110,9 +105,16 @@ func main() {
 		wg.Add(1)
 		go func(n int) {
 			defer wg.Done()
+			// A new connection per scrape, as node_scrape.py's Python client makes them: each
+			// scraper's own transport drops its idle connection after each scrape. Not
+			// DisableKeepAlives, which would add "Connection: close", a header Prometheus does
+			// not send.
+			transport := &http.Transport{DisableCompression: true}
+			client := &http.Client{Timeout: 10 * time.Second, Transport: transport}
 			for i := 0; i < n && time.Now().Before(until); i++ {
 				t0 := time.Now()
 				wire, body, err := scrape(client, *url, *identity)
+				transport.CloseIdleConnections()
 				ms := float64(time.Since(t0).Microseconds()) / 1000
 				mu.Lock()
 				if err != nil {

@@ -10,6 +10,8 @@ benchmark to it.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
 import time
@@ -141,7 +143,7 @@ def test_the_benchmark_asks_as_the_pinned_prometheus_does(
     from tests.helpers.prom_versions import PROMETHEUS
 
     prom3 = next(p for p in PROMETHEUS if p.pinned)
-    port, seen, _ = recording_exporter
+    port, seen, store = recording_exporter
     web = free_port()
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
@@ -171,3 +173,19 @@ def test_the_benchmark_asks_as_the_pinned_prometheus_does(
         assert bench[header] == sent[header], header
     assert "X-Prometheus-Scrape-Timeout-Seconds" in sent
     assert set(bench) == {k for k in sent if k not in ("Host", "answer-encoding")}
+    # the Go scraper the benchmark times its scrapes with sends the same, and reads the whole
+    # gzip body (it counts the decompressed bytes)
+    scraper = node_scrape.build_scraper(tmp_path)
+    assert scraper is not None, "go is not on PATH"
+    seen.clear()
+    out = subprocess.run([str(scraper), f"-url=http://127.0.0.1:{port}/metrics", "-n=2", "-c=1"],
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    doc = json.loads(out.stdout)
+    assert doc["errors"] == 0
+    assert len(doc["ms"]) == 2
+    assert doc["body_bytes"] == len(store.body()) > doc["wire_bytes"] > 0
+    go = seen[0]
+    assert go["answer-encoding"] == "gzip"
+    for header in ("Accept", "Accept-Encoding", "User-Agent"):
+        assert go[header] == bench[header], header
+    assert set(go) == set(sent)
