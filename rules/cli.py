@@ -106,6 +106,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--url", default=engine_url,
                    help=f"the engine's address ({engine_url})")  # fmt: skip
     a.add_argument("--json", action="store_true", help="machine-readable")
+    a.add_argument("--user", metavar="NAME",
+                   help="a user of the engine's web config file, for an engine that asks "
+                        "for one (with --password-file)")  # fmt: skip
+    a.add_argument("--password-file", type=Path, metavar="FILE",
+                   help="a file holding that user's password (not its hash)")  # fmt: skip
+    a.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="certificate authority for an https --url (default: the system's)",
+    )
     s = verbs.add_parser("silence", help="mute alerts in local mode (add, list, expire)")
     sv = s.add_subparsers(dest="action", required=True, metavar="<add|list|expire>")
     for name, text in (("add", "silence alerts matching every MATCHER for a while"),
@@ -145,7 +156,11 @@ def run(args: argparse.Namespace) -> int:
     if args.verb == "test":
         return rules_cli.unit_tests(args.tests, args.rules, args.overrides, args.promtool)
     if args.verb == "alerts":
-        return rules_cli.alerts(args.url, args.json)
+        if (args.user is None) != (args.password_file is None):
+            sys.stderr.write("poolwatch rules alerts: --user and --password-file go together\n")
+            return 2
+        return rules_cli.alerts(args.url, args.json, user=args.user,
+                                password_file=args.password_file, ca_file=args.ca_file)  # fmt: skip
     if args.verb == "silence":
         if args.action == "add":
             return rules_cli.silence_add(args.state, args.matchers, args.duration, args.author,

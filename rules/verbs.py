@@ -198,16 +198,55 @@ def _fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alerts(url: str, as_json: bool = False, timeout: float = 10.0) -> int:
-    """Print the running engine's pending and firing alerts (its /api/alerts)."""
+def alerts(
+    url: str,
+    as_json: bool = False,
+    timeout: float = 10.0,
+    user: str | None = None,
+    password_file: Path | None = None,
+    ca_file: Path | None = None,
+) -> int:
+    """Print the running engine's pending and firing alerts (its /api/alerts).
+
+    An engine started with a web config file asks for one of its users: `user` and the file
+    holding that user's password (the plain one; the web config keeps only its hash). An https
+    address is verified against the system's certificate authorities, or `ca_file`'s."""
+    import base64
     import json
+    import ssl
     import urllib.error
     import urllib.request
 
     base = url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        _err(f"--url must be an http:// or https:// address, not {url!r}")
+        return 2
+    request = urllib.request.Request(f"{base}/api/alerts")  # noqa: S310 (scheme checked)
+    if user is not None:
+        try:
+            password = password_file.read_text().rstrip("\n") if password_file else ""
+        except OSError as err:
+            _err(f"cannot read the password file {password_file}: {err.strerror}")
+            return 2
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(f"{base}/api/alerts", timeout=timeout) as resp:  # noqa: S310
+        context = ssl.create_default_context(cafile=ca_file) if base.startswith("https") else None
+    except (OSError, ssl.SSLError) as err:
+        _err(f"cannot use the CA file {ca_file}: {err}")
+        return 2
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:  # noqa: S310
             doc = json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        if err.code == 401:
+            who = (f"refused the credentials of user {user!r}" if user is not None
+                   else "asks for credentials: give --user and --password-file (a user of "
+                   "its web config file)")  # fmt: skip
+            _err(f"the rule engine at {base} {who}")
+        else:
+            _err(f"cannot read the rule engine's alerts at {base}/api/alerts: {err}")
+        return 1
     except (OSError, ValueError) as err:
         _err(f"cannot read the rule engine's alerts at {base}/api/alerts: {err}")
         return 1

@@ -9,15 +9,18 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from poolwatch.core.actions import AlertMessage
+from poolwatch.core.web.config import load_web_config
 from poolwatch.rules import verbs
 from poolwatch.rules.engine import Engine
 from poolwatch.rules.loader import load
 from poolwatch.rules.silences import Matcher, SilenceStore
 from poolwatch.rules.state import StateStore
 from poolwatch.rules.web import serve
+from tests.helpers import self_signed_cert
 
 RULES = """\
 group: mine
@@ -122,6 +125,47 @@ def test_cli_alerts_prints_what_the_engine_holds(
     assert "mountpoint=/cache" in out
     assert verbs.alerts("http://127.0.0.1:1") == 1
     assert "cannot read the rule engine's alerts" in capsys.readouterr().err
+
+
+def test_cli_alerts_gives_credentials_to_an_engine_that_asks(
+    engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An engine behind TLS and basic auth (its web config file) answers `rules alerts` with
+    a user and password file, and says which is missing when they are not given."""
+    crt, key = self_signed_cert(tmp_path)
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+    cfg = tmp_path / "web.yaml"
+    cfg.write_text(f"tls_server_config: {{cert_file: {crt}, key_file: {key}}}\n"
+                   f"basic_auth_users: {{ops: '{hashed}'}}\n")  # fmt: skip
+    httpd = serve(engine, lambda: b"", ("127.0.0.1", 0), 60.0, web=load_web_config(cfg))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"https://127.0.0.1:{httpd.server_address[1]}"
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("s3cret\n")
+    wrong.write_text("guess\n")
+    try:
+        assert verbs.alerts(base, ca_file=crt) == 1
+        assert "asks for credentials: give --user and --password-file" in capsys.readouterr().err
+        assert verbs.alerts(base, user="ops", password_file=wrong, ca_file=crt) == 1
+        assert "refused the credentials of user 'ops'" in capsys.readouterr().err
+        assert verbs.alerts(base, user="ops", password_file=right) == 1  # not a trusted CA
+        assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+        assert verbs.alerts(base, user="ops", password_file=tmp_path / "none", ca_file=crt) == 2
+        assert f"cannot read the password file {tmp_path / 'none'}" in capsys.readouterr().err
+        assert verbs.alerts(base, user="ops", password_file=right, ca_file=crt) == 0
+        assert "DiskAlmostFull  firing" in capsys.readouterr().out
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_cli_alerts_wants_user_and_password_file_together(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from poolwatch.app.cli import main
+
+    assert main(["rules", "alerts", "--user", "ops"]) == 2
+    assert "--user and --password-file go together" in capsys.readouterr().err
 
 
 def test_matchers_parse_and_match_as_alertmanagers() -> None:
