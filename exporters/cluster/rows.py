@@ -1,11 +1,12 @@
 """Rendered lines of one object kind, kept the way kube-state-metrics' metrics store keeps them:
-key -> one bytes per family, plus each family's cached join and gzip member."""
+key -> one bytes per family, plus each family's cached join and its compressed piece."""
 
 from __future__ import annotations
 
-import gzip
 from itertools import chain
 from operator import itemgetter
+
+from poolwatch.core.gzip_join import Piece
 
 from .generators import FamilyGen
 
@@ -15,7 +16,7 @@ GZIP_LEVEL = 1  # a scrape's body changes with every event burst; level 6 costs 
 class FamilyRows:
     """Rendered lines of one kind: key -> one bytes per family, and each family's cached join.
 
-    A family's join (header + every object's lines) and its gzip member are rebuilt only when
+    A family's join (header + every object's lines) and its compressed piece are rebuilt only when
     one of its lines changed: a pod moving changes only its node's allocated line, a job's
     restart only its restarts line, and a MODIFIED that renders the same bytes (a status
     heartbeat) changes nothing."""
@@ -25,7 +26,7 @@ class FamilyRows:
         self.rows: dict[str, tuple[bytes, ...]] = {}
         self.versions = [0] * len(gens)  # per family, bumped when one of its lines changes
         self._joined: list[tuple[int, bytes]] = [(-1, b"")] * len(gens)
-        self._gzipped: list[tuple[int, bytes]] = [(-1, b"")] * len(gens)
+        self._pieces: list[tuple[int, Piece | None]] = [(-1, None)] * len(gens)
 
     def put(self, key: str, obj: object, only: tuple[int, ...] = ()) -> None:
         """Render `obj`'s families (`only` these indexes when it is already stored)."""
@@ -64,10 +65,12 @@ class FamilyRows:
             out.append((i, version, cached))
         return out
 
-    def gzipped(self, i: int, version: int, data: bytes) -> bytes:
-        """Family `i`'s join at `version` as one gzip member, cached; called outside the
-        store's lock, so a scrape compressing does not hold up the watch loop."""
-        cached = self._gzipped[i]
-        if cached[0] != version:
-            cached = self._gzipped[i] = (version, gzip.compress(data, compresslevel=GZIP_LEVEL))
-        return cached[1]
+    def piece(self, i: int, version: int, data: bytes) -> Piece:
+        """Family `i`'s join at `version` compressed as a piece of the scrape's gzip stream,
+        cached; called outside the store's lock, so a scrape compressing does not hold up the
+        watch loop."""
+        version_of, cached = self._pieces[i]
+        if cached is None or version_of != version:
+            cached = Piece.of(data, GZIP_LEVEL)
+            self._pieces[i] = (version, cached)
+        return cached

@@ -4,10 +4,10 @@ Each kind keeps `key -> rendered bytes per family` (`FamilyRows`); a watch event
 objects it touches: the object itself, the node a pod is bound to, the totals of the pools those
 belong to (those render for the next scrape, once per changed pool). A scrape writes each
 family's header once and joins the stored lines; the join is cached per family until one of its
-lines changes, and so is its gzip member. The few per-scrape figures
+lines changes, and so is its compressed piece. The few per-scrape figures
 (health, event and skip counters, accelerator-seconds that grow with time) are rendered on the
-scrape and sent first, gzipped as a separate gzip member (a concatenation of gzip members is one
-valid gzip stream, RFC 1952 §2.2, which Go's and Python's readers accept).
+scrape and sent first; a gzip scrape gets every piece joined into one gzip stream
+(`poolwatch.core.gzip_join`: no whole-body compression or checksum per scrape).
 
 Freshness: object series are served only while the backend is healthy and the last (re-)list is
 complete (`SYNCED`); otherwise the scrape has the runner's series alone, with
@@ -22,7 +22,6 @@ the isolation boundary, so the watch loop never dies of one object.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import cast
 
 from poolwatch.cluster.backend import WatchEvent
 from poolwatch.cluster.model import Event, Node, Pool, Quota, TrainingJob
+from poolwatch.core.gzip_join import Piece, join
 
 from .aggregate import Aggregator, ResourceFilter
 from .events import EventLog, Record
@@ -342,9 +342,9 @@ class ClusterStore:
                 families = [(r, *f) for r in self._kinds() for f in r.families()]
         if not gzipped:
             return b"".join([live, *(data for *_, data in families)])
-        parts = [gzip.compress(live, compresslevel=GZIP_LEVEL)]
-        parts += [rows.gzipped(i, version, data) for rows, i, version, data in families]
-        return b"".join(parts)
+        pieces = [Piece.of(live, GZIP_LEVEL)]
+        pieces += [rows.piece(i, version, data) for rows, i, version, data in families]
+        return join(pieces)
 
     def _render_totals(self) -> None:
         """Pool totals change with most pod events; they are rendered for the scrape that

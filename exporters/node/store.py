@@ -3,51 +3,29 @@
 Why: rendering costs about 15 µs per series (DESIGN.md), so it is paid once per collection, not per
 scrape. Compressing is paid there too: each collector's rendering is deflated once, by the
 collector's own thread when it stores a new body, and a gzip scrape (what Prometheus asks for)
-gets those pieces joined into one gzip stream. Each piece comes from its own compressor and ends
-with a sync flush (byte-aligned, no final block), so the pieces follow one another as the blocks
-of a single deflate stream; the join adds the gzip header, one empty final block and the CRC of
-the plain body. One stream, not one gzip member per collector: some readers stop after the first
-member, and Python's reads many members at half the speed of one. Both joins are cached until
+gets those pieces joined into one gzip stream (`poolwatch.core.gzip_join`, which says why one
+stream and not one gzip member per collector). Both joins are cached until
 the next collection changes something. Each family has one owning collector (the catalog
 enforces it), so the joined parts form one valid exposition.
 """
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 
-from poolwatch.core import catalog
+from poolwatch.core import catalog, gzip_join
 from poolwatch.core.exposition import Families as _Families  # noqa: F401 - re-exported for tests
 from poolwatch.core.exposition import render
 
 # zlib's default: a 1.5 MB exposition shrinks about 20x in some 8 ms, paid once per collection.
 GZIP_LEVEL = 6
-# RFC 1952: magic, deflate, no flags, mtime 0, no extra flags, OS unknown
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-_FINAL_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set
 
 
 def deflate_piece(data: bytes) -> bytes:
-    """`data` as raw deflate blocks that any deflate stream may continue with: a fresh
-    compressor (no reference to what came before) and a sync flush (byte-aligned, not final)."""
-    if not data:
-        return b""
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
-
-
-def gzip_stream(pieces: list[bytes], parts: list[bytes]) -> bytes:
-    """One gzip member from `pieces`, deflate_piece of each of `parts` in order (the plain
-    parts give the checksum and length, read in place: no plain join is made for this)."""
-    crc = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    trailer = struct.pack("<II", crc, sum(map(len, parts)) & 0xFFFFFFFF)
-    return b"".join([_GZIP_HEADER, *pieces, _FINAL_BLOCK, trailer])
+    """`data` compressed as a piece of the joined gzip stream (poolwatch.core.gzip_join)."""
+    return gzip_join.deflate_piece(data, GZIP_LEVEL)
 
 
 @dataclass
@@ -143,7 +121,7 @@ class ExpositionStore:
             # plain join would copy the whole exposition once more per collection
             if gzipped:
                 if self._cache_gzip is None:
-                    self._cache_gzip = gzip_stream(self._pieces, self._parts)
+                    self._cache_gzip = gzip_join.gzip_stream(self._pieces, self._parts)
                 return self._cache_gzip
             if self._cache_plain is None:
                 self._cache_plain = b"".join(self._parts)

@@ -38,6 +38,7 @@ import http.client
 import json
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -546,6 +547,17 @@ def test_gzip_body_is_the_plain_body(store: ClusterStore) -> None:
     assert gzip.decompress(store.body(gzipped=True)) == store.body()
     store.apply(WatchEvent("DELETED", "job", JOBS[3]))
     assert gzip.decompress(store.body(gzipped=True)) == store.body()
+
+
+def test_gzip_body_is_one_stream_a_single_member_reader_reads_whole(store: ClusterStore) -> None:
+    """A reader that stops at the end of the first gzip member (as some do) gets the whole
+    exposition: the families are joined as one stream, not one member each."""
+    for _ in range(2):  # the second time from the cached pieces
+        reader = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert reader.decompress(store.body(gzipped=True)) == store.body()
+        assert reader.eof
+        assert reader.unused_data == b""
+        store.apply(WatchEvent("DELETED", "job", JOBS[3]))
 
 
 def test_every_family_matches_its_catalog_entry(store: ClusterStore) -> None:
