@@ -290,6 +290,17 @@ def test_a_hung_job_restarts_only_its_hung_pods_where_its_policy_allows(
     assert f"{ns}/strict" in [ref for ref, _, _ in ctl.store.requeued()]
 
 
+def _admitted(jobs: Jobs) -> bool:
+    """Whether the API server would create a PyTorchJob now (a dry run through admission): the
+    quota admission works from a cache that sees a deleted ResourceQuota a moment later, longer
+    on a loaded machine."""
+    try:
+        jobs.kube.api.post(jobs.base, pytorchjob("probe", {}), dryRun="All")
+    except ApiError:
+        return False
+    return True
+
+
 def test_a_re_creation_cut_short_is_finished_from_the_saved_copy(
     kube: TestCluster, cluster: KubernetesCluster, tmp_path: Path
 ) -> None:
@@ -317,7 +328,9 @@ def test_a_re_creation_cut_short_is_finished_from_the_saved_copy(
     assert ctl.store.restarts(f"{ns}/cut")[0] == 1  # the restart is under way
     ctl.store.close()  # the controller stops here
 
+    assert not _admitted(jobs)  # the dry run goes through the quota check
     kube.api.delete(f"{quota}/no-jobs")
+    until(lambda: _admitted(jobs))  # the API server's quota check has seen the delete
     after = controller(cluster, clock, failure_grace=0, state_path=state)
     until(lambda: not any(j.name == "cut" and j.namespace == ns for j in cluster.jobs()))
     after.reconcile()
