@@ -113,12 +113,13 @@ class Context:
 
     def tell(
         self, what: str, key: str, summary: str, description: str, labels: dict[str, str],
-        severity: str,
+        severity: str, told: tuple[str, float] | None = None,
     ) -> None:  # fmt: skip
-        """A notice to people (sent once per `key`, through the outbox)."""
+        """A notice to people (sent once per `key`, through the outbox); `told`: the backend
+        event (uid, time) it tells, recorded as told in the same write."""
         labels = {k: v for k, v in labels.items() if v}
         self.notices.tell(notices.message(what, key, summary, description, labels, severity,
-                                          self.clock()))  # fmt: skip
+                                          self.clock()), told)  # fmt: skip
 
     def event(self, event: Event) -> None:
         """A Kubernetes event through the backend; one lost is logged, never fatal."""

@@ -71,9 +71,11 @@ class Notices:
     def sent(self) -> list[AlertMessage]:
         return [_from_doc(d) for d in self.store.sent_messages(self.store.notices_keep)]
 
-    def tell(self, m: AlertMessage) -> None:
+    def tell(self, m: AlertMessage, told: tuple[str, float] | None = None) -> None:
+        """Queue `m` and deliver what is due. `told`: the backend event (uid, time) it tells,
+        marked told with it in one transaction (controller/pool_events.py)."""
         log.info("notice %s: %s", m.labels.get("alertname"), m.annotations.get("summary"))
-        dropped = self.store.queue_message(_to_doc(m))
+        dropped = self.store.queue_message(_to_doc(m), told)
         if dropped:
             log.warning("outbox full (%d): dropped the %d oldest undelivered notice(s)",
                         self.store.outbox_keep, dropped)  # fmt: skip
