@@ -22,7 +22,7 @@ from collections.abc import Callable
 from poolwatch.cluster.model import Node, NodeStatus
 from poolwatch.core.actions import ActionResult
 
-from . import pools
+from . import pools, reasons
 from .context import Context
 from .pools import STATUS_LABEL
 from .store import Replacement
@@ -100,7 +100,7 @@ class Replacer:
         if store.pool(r.pool)["upgrading"]:
             why = "a driver upgrade is running"
         elif any(n.status is NodeStatus.RESETTING for n in members):
-            why = "a node of the pool is resetting [000:L320]"
+            why = "a node of the pool is resetting"
         else:
             everything = store.replacements(r.pool)
             busy = sum(x.state in ("starting", "running") for x in everything)
@@ -184,8 +184,9 @@ class Replacer:
         self.ctx.stats[("replacement", "done")] += 1
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
         self.ctx.tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
-                      f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
-                      f"{r.spare} took its place", labels, "info")  # fmt: skip
+                      f"{r.spare}", f"pool {r.pool}: {r.node} is under repair, "
+                      f"{reasons.fault(r.fault_code)}; {r.spare} took its place", labels,
+                      "info")  # fmt: skip
 
     def _fail(self, r: Replacement, now: float, why: str) -> None:
         store = self.ctx.store
@@ -195,7 +196,9 @@ class Replacer:
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: None})
         self.ctx.audit("replaceNode", r.node, ActionResult("failed", why), r.key)
         self.ctx.tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
-                      "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
+                      "failed", f"pool {r.pool}: node {r.node}, isolated with "
+                      f"{reasons.fault(r.fault_code)}: {why}",
+                      {"pool": r.pool, "node": r.node, "fault_code": r.fault_code},
                       "critical")  # fmt: skip
 
     def _adopt(self, now: float) -> None:
@@ -230,7 +233,8 @@ class Replacer:
             store.set_pool(pool, abnormal=int(now_abnormal))
             self.ctx.backend.mark_pool(pool, now_abnormal)
             if now_abnormal:
-                names = ", ".join(r.node for r in waiting[pool])
+                names = ", ".join(f"{r.node} with {reasons.fault(r.fault_code)}"
+                                  for r in waiting[pool])  # fmt: skip
                 self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
                               f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
                               {"pool": pool}, "critical")  # fmt: skip

@@ -113,7 +113,7 @@ def test_job_restarts_alone_evict_requeue_and_give_up() -> None:
     ctx = context(cluster, told)
     restarts = JobRestarts(ctx)
 
-    said = restarts.restart_jobs_on(node, "k1")
+    said = restarts.restart_jobs_on(node, "k1", "A050104")
 
     assert said == f"{ref} restarted"
     assert ctx.store.restarts(ref)[0] == 1
