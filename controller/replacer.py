@@ -38,6 +38,9 @@ def _label(node: Node | None) -> str | None:
 class Replacer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # pools this process has marked Abnormal on the backend: a backend that holds the mark
+        # in its process (Kubernetes) lost it with the controller that set it
+        self._marked: set[str] = set()
 
     def request(self, key: str, pool: str, node: str, code: str) -> tuple[str, str]:
         """Queue a replacement of `node` (once per node) and try to start it now."""
@@ -219,7 +222,9 @@ class Replacer:
                           " check that its spare is in service", labels, "warning")  # fmt: skip
 
     def _mark_pools(self, now: float) -> None:
-        """A pool with a replacement waiting for a spare is Abnormal, and the operator hears."""
+        """A pool with a replacement waiting for a spare is Abnormal, and the operator hears.
+        A pool the state has marked before this process started is marked on the backend
+        again, without a second notice (a restarted controller, a new leader)."""
         store = self.ctx.store
         waiting: dict[str, list[Replacement]] = {}
         for r in store.replacements(active=True):
@@ -229,9 +234,16 @@ class Replacer:
             was = bool(store.pool(pool)["abnormal"])
             now_abnormal = pool in waiting
             if was == now_abnormal:
+                if was and pool not in self._marked:  # marked by a controller before this one
+                    self.ctx.backend.mark_pool(pool, True)
+                    self._marked.add(pool)
                 continue
             store.set_pool(pool, abnormal=int(now_abnormal))
             self.ctx.backend.mark_pool(pool, now_abnormal)
+            if now_abnormal:
+                self._marked.add(pool)
+            else:
+                self._marked.discard(pool)
             if now_abnormal:
                 names = ", ".join(f"{r.node} with {reasons.fault(r.fault_code)}"
                                   for r in waiting[pool])  # fmt: skip

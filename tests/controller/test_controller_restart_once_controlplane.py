@@ -125,3 +125,36 @@ def test_a_restarted_controller_reports_each_pool_change_once(
     told = first.changes() + second.changes() + third.changes()
     until(lambda: len(stored()) >= 2)
     assert sorted(told) == stored()  # the API server holds each event once, as told
+
+
+def test_a_restarted_controller_keeps_a_pool_without_spares_abnormal(
+    kube: TestCluster, pods: Callable[[], Pod]
+) -> None:
+    """No spare for an isolated node: the pool is Abnormal. On Kubernetes that mark is held in
+    the controller's process (there is no Pool object to write), so a new controller on the
+    same state must mark the pool again, without telling the operator a second time."""
+    from poolwatch.cluster.model import PoolStatus
+    from tests.helpers.controller_support import isolate
+
+    pool = f"pool-{kube.test_id}"
+    names = [f"n{i}-{kube.test_id}" for i in range(2)]
+    for name in names:
+        kube.kubelet.node(name, {"poolwatch.io/pool": pool})
+
+    def status(pod: Pod) -> PoolStatus:
+        return next(p.status for p in pod.backend.pools() if p.name == pool)
+
+    first = pods()
+    until(lambda: sum(n.pool == pool for n in first.backend.nodes()) == 2)
+    result = first.ctl.submit(isolate(names[0], "A050104"))
+    assert result.outcome == "deferred", result.detail  # waits for a spare
+    assert status(first) is PoolStatus.ABNORMAL
+    assert first.told.names().count("PoolwatchControllerNoSpare") == 1
+    first.stop()
+
+    second = pods()
+    until(lambda: sum(n.pool == pool for n in second.backend.nodes()) == 2)
+    second.ctl.reconcile()
+    assert status(second) is PoolStatus.ABNORMAL
+    assert "PoolwatchControllerNoSpare" not in second.told.names()
+    second.stop()
