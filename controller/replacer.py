@@ -183,18 +183,21 @@ class Replacer:
             self.ctx.fence()
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
             self.ctx.audit("replaceNode", r.node, ActionResult("done", step), r.key)
-        self.ctx.store.update_replacement(r.id, state="done", finished_at=now)
-        self.ctx.stats[("replacement", "done")] += 1
+        # told before the end is recorded: a controller that dies in between tells it again
+        # with the same key (delivered once), where the other order would lose it
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
         self.ctx.tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
                       f"{r.spare}", f"pool {r.pool}: {r.node} is under repair, "
                       f"{reasons.fault(r.fault_code)}; {r.spare} took its place", labels,
                       "info")  # fmt: skip
+        self.ctx.store.update_replacement(r.id, state="done", finished_at=now)
+        self.ctx.stats[("replacement", "done")] += 1
 
     def _fail(self, r: Replacement, now: float, why: str) -> None:
-        store = self.ctx.store
-        store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
-        self.ctx.stats[("replacement", "failed")] += 1
+        """End a replacement as failed. The state is recorded last: a controller that dies
+        before it fails the replacement again (the label write is idempotent, the notice has
+        the same key); recorded first, the notice would be lost, and a node left labelled
+        Replacing would be taken for a lost replacement's and called done (`_adopt`)."""
         if r.state == "running":  # the faulty node stays isolated; its spare is in service
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: None})
         self.ctx.audit("replaceNode", r.node, ActionResult("failed", why), r.key)
@@ -203,6 +206,8 @@ class Replacer:
                       f"{reasons.fault(r.fault_code)}: {why}",
                       {"pool": r.pool, "node": r.node, "fault_code": r.fault_code},
                       "critical")  # fmt: skip
+        self.ctx.store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
+        self.ctx.stats[("replacement", "failed")] += 1
 
     def _adopt(self, now: float) -> None:
         """A node labelled Replacing with no replacement in the store: a controller whose state

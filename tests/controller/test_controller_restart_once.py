@@ -19,7 +19,7 @@ import pytest
 from poolwatch.cluster.simulated import persist
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
-from tests.helpers.controller_support import Recorder, isolate, sim
+from tests.helpers.controller_support import Recorder, SlowSpares, isolate, sim
 
 POOL_NOTICES = ("PoolwatchControllerPoolStatusChange",
                 "PoolwatchControllerPoolResourcesStatusChange")  # fmt: skip
@@ -82,3 +82,44 @@ def test_a_resumed_demo_notifies_each_pool_event_once(tmp_path: Path, offset: fl
     assert set(told) == happened, (
         f"lost: {sorted(happened - set(told))}; not events: {sorted(set(told) - happened)}"
     )
+
+
+class Killed(Exception):
+    """The controller's process ends here."""
+
+
+@pytest.mark.parametrize("end", ["done", "failed"])
+def test_a_replacement_ending_as_the_controller_dies_is_told_once(tmp_path: Path, end: str) -> None:
+    """The controller dies right after it recorded a replacement's end (done: the spare came up;
+    failed: not done in time): the next one on the same state still tells the operator, and
+    the notice has the same key (so a receiver delivers it once) if it was queued already."""
+    state = tmp_path / "controller.db"
+    cluster = SlowSpares(sim(nodes=8, spares=1))
+    first = Recorder()
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False, state_path=state), first,
+                         clock=lambda: cluster.now)  # fmt: skip
+    assert ctl.submit(isolate("p0-node-00", "A050104")).outcome == "done"
+    real = ctl.store.update_replacement
+
+    def dies(rid: int, **fields: object) -> None:
+        real(rid, **fields)
+        if fields.get("state") == end:
+            raise Killed
+
+    ctl.store.update_replacement = dies  # type: ignore[method-assign]
+    if end == "done":
+        cluster.arrive()
+    else:
+        cluster.inner.step(25 * 3600)  # past the 24 h a replacement has
+    with pytest.raises(Killed):
+        ctl.reconcile()
+    ctl.store.close()
+
+    second = Recorder()
+    PoolController(cluster, ControllerSettings(dry_run=False, state_path=state), second,
+                   clock=lambda: cluster.now).reconcile()  # fmt: skip
+    what = "PoolwatchControllerNodeReplaced" if end == "done" else (
+        "PoolwatchControllerReplacementFailed")  # fmt: skip
+    told = [m.fingerprint for r in (first, second) for m in r.messages
+            if m.labels["alertname"] == what]  # fmt: skip
+    assert len(set(told)) == 1, told
