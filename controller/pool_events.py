@@ -59,14 +59,25 @@ class PoolEvents:
             abnormal = state["abnormal"] or vocabulary.too_few_available(c[vocabulary.AVAILABLE])
             status = "Abnormal" if abnormal else p.status.value
             text = "/".join(map(str, c))
+            changes = []  # (reason, type, message)
             if state["counts"] and state["counts"] != text:
                 was = [int(x) for x in state["counts"].split("/")]
                 typ, message = vocabulary.pool_resources_changed(was, c, now)
-                self.ctx.pool_event(p.name, vocabulary.POOL_RESOURCES_CHANGE, typ, message)
+                changes.append((vocabulary.POOL_RESOURCES_CHANGE, typ, message))
             if state["status"] and state["status"] != status:
                 typ, message = vocabulary.pool_status_changed(state["status"], status)
-                self.ctx.pool_event(p.name, vocabulary.POOL_STATUS_CHANGE, typ, message)
-            self.ctx.store.set_pool(p.name, counts=text, status=status)
+                changes.append((vocabulary.POOL_STATUS_CHANGE, typ, message))
+            # the events first, then the notices with the counts they report in one
+            # transaction: a controller that dies in between neither repeats nor loses a notice
+            # (only an event could be recorded twice, by a death between the two)
+            for reason, typ, message in changes:
+                self.ctx.event(Event("", "Pool", p.name, reason, typ, message, self.ctx.clock(),
+                                     p.name))  # fmt: skip
+            with self.ctx.store.tx():
+                for reason, typ, message in changes:
+                    self.ctx.pool_notice(p.name, reason, typ, message, deliver=False)
+                self.ctx.store.set_pool(p.name, counts=text, status=status)
+        self.ctx.notices.deliver_due()
 
     def tell_backend(self) -> None:
         """The pool events a backend records itself (the simulated pool): notify each one not
@@ -82,7 +93,7 @@ class PoolEvents:
             self.ctx.tell(ev.reason, f"{ev.name}:{ev.uid}:{ev.time}",
                           f"pool {ev.name}: {ev.message}", ev.message, {"pool": ev.name},
                           "warning" if ev.type == "Warning" else "info",
-                          told=(ev.uid, ev.time))  # fmt: skip
+                          then=lambda ev=ev: self.ctx.store.mark_told(ev.uid, ev.time))  # fmt: skip
         gone = set(told) - {ev.uid for ev in events}  # expired: the backend never lists it again
         if gone:
             self.ctx.store.forget_told(sorted(gone))

@@ -183,21 +183,22 @@ class Replacer:
             self.ctx.fence()
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
             self.ctx.audit("replaceNode", r.node, ActionResult("done", step), r.key)
-        # told before the end is recorded: a controller that dies in between tells it again
-        # with the same key (delivered once), where the other order would lose it
+        # the notice and the end it reports in one transaction: a controller that dies here
+        # has done both or neither, so a restart neither repeats nor loses the notice
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
         self.ctx.tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
                       f"{r.spare}", f"pool {r.pool}: {r.node} is under repair, "
                       f"{reasons.fault(r.fault_code)}; {r.spare} took its place", labels,
-                      "info")  # fmt: skip
-        self.ctx.store.update_replacement(r.id, state="done", finished_at=now)
+                      "info", then=lambda: self.ctx.store.update_replacement(
+                          r.id, state="done", finished_at=now))  # fmt: skip
         self.ctx.stats[("replacement", "done")] += 1
 
     def _fail(self, r: Replacement, now: float, why: str) -> None:
-        """End a replacement as failed. The state is recorded last: a controller that dies
-        before it fails the replacement again (the label write is idempotent, the notice has
-        the same key); recorded first, the notice would be lost, and a node left labelled
-        Replacing would be taken for a lost replacement's and called done (`_adopt`)."""
+        """End a replacement as failed. The state is recorded last, with the notice in one
+        transaction: a controller that dies before it fails the replacement again (the label
+        write is idempotent) and tells it once; recorded first, the notice would be lost, and a
+        node left labelled Replacing would be taken for a lost replacement's and called done
+        (`_adopt`)."""
         if r.state == "running":  # the faulty node stays isolated; its spare is in service
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: None})
         self.ctx.audit("replaceNode", r.node, ActionResult("failed", why), r.key)
@@ -205,8 +206,8 @@ class Replacer:
                       "failed", f"pool {r.pool}: node {r.node}, isolated with "
                       f"{reasons.fault(r.fault_code)}: {why}",
                       {"pool": r.pool, "node": r.node, "fault_code": r.fault_code},
-                      "critical")  # fmt: skip
-        self.ctx.store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
+                      "critical", then=lambda: self.ctx.store.update_replacement(
+                          r.id, state="failed", finished_at=now, detail=why))  # fmt: skip
         self.ctx.stats[("replacement", "failed")] += 1
 
     def _adopt(self, now: float) -> None:

@@ -83,14 +83,29 @@ class Store:
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of tx() in the thread that holds the lock
         self.audit_keep, self.notices_keep, self.outbox_keep = audit_keep, notices_keep, outbox_keep
         self.outbox_dropped = 0  # undelivered notices pruned since start (logged, counted)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction, committed on success (the lock makes it one at a time)."""
-        with self._lock, self._db:
-            yield self._db
+        """One transaction, committed on success (the lock makes it one at a time). A `tx`
+        inside another joins it: what a caller groups in one `with store.tx():` (a notice and
+        the state change it reports) is committed together or not at all."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._db:
+                    yield self._db
+            finally:
+                self._depth = 0
 
     def close(self) -> None:
         with self._lock:
@@ -203,19 +218,20 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO told_events VALUES (?,?)", seen)
             db.execute("INSERT OR REPLACE INTO marks VALUES ('events_baseline', '1')")
 
+    def mark_told(self, uid: str, at: float) -> None:
+        """The backend event `uid` (recorded at `at`) is told."""
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO told_events VALUES (?,?)", (uid, at))
+
     def forget_told(self, uids: list[str]) -> None:
         """Drop events the backend no longer holds (expired: they never come back)."""
         with self.tx() as db:
             db.executemany("DELETE FROM told_events WHERE uid=?", [(u,) for u in uids])
 
     # -- notification outbox -----------------------------------------------------------------
-    def queue_message(self, message: dict[str, Any], told: tuple[str, float] | None = None) -> int:
-        """Queue one notice; returns how many of the oldest undelivered were pruned for it.
-        `told`: the (uid, time) of the backend event it tells, recorded as told in the same
-        transaction, so a restart neither tells it again nor loses it."""
+    def queue_message(self, message: dict[str, Any]) -> int:
+        """Queue one notice; returns how many of the oldest undelivered were pruned for it."""
         with self.tx() as db:
-            if told is not None:
-                db.execute("INSERT OR REPLACE INTO told_events VALUES (?,?)", told)
             cur = db.execute("INSERT INTO outbox (message) VALUES (?)", (json.dumps(message),))
             gone = _prune(db, "outbox", int(cur.lastrowid or 0), self.outbox_keep)
         self.outbox_dropped += gone

@@ -158,3 +158,50 @@ def test_a_restarted_controller_keeps_a_pool_without_spares_abnormal(
     assert status(second) is PoolStatus.ABNORMAL
     assert "PoolwatchControllerNoSpare" not in second.told.names()
     second.stop()
+
+
+class Killed(Exception):
+    """The controller's process ends here."""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_controller_dying_as_it_reports_a_change_reports_it_once(
+    kube: TestCluster, pods: Callable[[], Pod], when: str
+) -> None:
+    """The controller dies just `when` it keeps the counts of a pool change it told: the change
+    is told once, by this controller or the next one on the same state."""
+    pool = f"pool-{kube.test_id}"
+    names = [f"n{i}-{kube.test_id}" for i in range(3)]
+    for name in names:
+        kube.kubelet.node(name, {"poolwatch.io/pool": pool})
+
+    def available(pod: Pod, want: int) -> None:
+        until(lambda: sum(n.pool == pool and n.status.value == "Available"
+                          for n in pod.backend.nodes()) == want)  # fmt: skip
+
+    first = pods()
+    available(first, 3)
+    first.ctl.reconcile()  # the baseline
+    kube.api.patch(f"/api/v1/nodes/{names[0]}", {"spec": {"unschedulable": True}})
+    available(first, 2)
+    real = first.ctl.store.set_pool
+
+    def dies(name: str, **fields: object) -> None:
+        if "counts" in fields and when == "before":
+            raise Killed
+        real(name, **fields)
+        if "counts" in fields:
+            raise Killed
+
+    first.ctl.store.set_pool = dies  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        first.ctl.reconcile()
+    first.stop()
+
+    second = pods()
+    available(second, 2)
+    second.ctl.reconcile()
+    second.ctl.reconcile()
+    told = first.changes() + second.changes()
+    assert len(told) == 1, told
+    assert "from 3/0/0/0 to 2/1/0/0" in told[0]
