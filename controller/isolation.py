@@ -93,13 +93,15 @@ class Isolation:
         if dry:  # a dry run changes nothing, not even the breaker
             return ActionResult("refused", f"circuit breaker would open: {out} of "
                                            f"{len(members)} nodes of pool {pool} out")  # fmt: skip
-        self.store.set_pool(pool, breaker_open=1, breaker_since=now)
         self.ctx.audit("TripBreaker", pool, ActionResult("done", f"{out - 1} of {len(members)} "
                                                          "nodes out"), "")  # fmt: skip
+        # the notice with the state it reports, in one transaction (Notices.queue)
         self.ctx.tell("BreakerOpen", f"{pool}:{now}", f"circuit breaker open in pool {pool}",
                       f"isolating node {node.name} would put {out} of {len(members)} nodes out "
                       f"(limit {limit}); isolation stops in this pool until it closes",
-                      {"pool": pool}, "critical")  # fmt: skip
+                      {"pool": pool}, "critical",
+                      then=lambda: self.store.set_pool(pool, breaker_open=1,
+                                                       breaker_since=now))  # fmt: skip
         return ActionResult("refused", f"circuit breaker: {out} of {len(members)} nodes of pool "
                                        f"{pool} would be out (limit {limit})")  # fmt: skip
 
@@ -119,7 +121,8 @@ class Isolation:
             members = [n for n in nodes if n.pool == pool]
             if pools.out_of_service(members) < pools.allowed(self.settings.breaker_ratio,
                                                              len(members), 1):  # fmt: skip
-                self.store.set_pool(pool, breaker_open=0)
                 self.ctx.audit("CloseBreaker", pool, ActionResult("done"), "")
                 self.ctx.tell("BreakerClosed", f"{pool}:{now}", f"circuit breaker closed in pool "
-                              f"{pool}", "isolation resumes", {"pool": pool}, "info")  # fmt: skip
+                              f"{pool}", "isolation resumes", {"pool": pool}, "info",
+                              then=lambda pool=pool: self.store.set_pool(
+                                  pool, breaker_open=0))  # fmt: skip

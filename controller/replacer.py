@@ -244,15 +244,21 @@ class Replacer:
                     self.ctx.backend.mark_pool(pool, True)
                     self._marked.add(pool)
                 continue
-            store.set_pool(pool, abnormal=int(now_abnormal))
-            self.ctx.backend.mark_pool(pool, now_abnormal)
+            self.ctx.backend.mark_pool(pool, now_abnormal)  # the same twice is one change
             if now_abnormal:
                 self._marked.add(pool)
             else:
                 self._marked.discard(pool)
-            if now_abnormal:
-                names = ", ".join(f"{r.node} with {reasons.fault(r.fault_code)}"
-                                  for r in waiting[pool])  # fmt: skip
-                self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
-                              f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
-                              {"pool": pool}, "critical")  # fmt: skip
+
+            def record(pool: str = pool, flag: bool = now_abnormal) -> None:
+                store.set_pool(pool, abnormal=int(flag))
+
+            if not now_abnormal:
+                record()
+                continue
+            # the notice with the mark it reports, in one transaction (Notices.queue)
+            names = ", ".join(f"{r.node} with {reasons.fault(r.fault_code)}"
+                              for r in waiting[pool])  # fmt: skip
+            self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
+                          f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
+                          {"pool": pool}, "critical", then=record)  # fmt: skip

@@ -128,3 +128,44 @@ def test_a_replacement_ending_as_the_controller_dies_is_told_once(
     told = [m.annotations["description"] for r in (first, second) for m in r.messages
             if m.labels["alertname"] == what]  # fmt: skip
     assert len(told) == 1, told
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("what", ["NoSpare", "BreakerOpen"])
+def test_a_pool_mark_set_as_the_controller_dies_is_told_once(
+    tmp_path: Path, what: str, when: str
+) -> None:
+    """The controller dies just `when` it records a pool's mark (no spare left: Abnormal; the
+    circuit breaker opened): the operator hears of it once, from this controller or the next
+    one on the same state, to which the rule engine sends its unanswered action again."""
+    state = tmp_path / "controller.db"
+    cluster = sim(nodes=5, spares=0)
+    field = "abnormal" if what == "NoSpare" else "breaker_open"
+    actions = [isolate("p0-node-00", "A050104")] if what == "NoSpare" else [
+        isolate("p0-node-00", "A050146"), isolate("p0-node-01", "A050146")]  # fmt: skip
+    first = Recorder()
+    ctl = PoolController(cluster, ControllerSettings(dry_run=False, state_path=state), first,
+                         clock=lambda: cluster.now)  # fmt: skip
+    for a in actions[:-1]:
+        assert ctl.submit(a).outcome == "done"
+    real = ctl.store.set_pool
+
+    def dies(name: str, **fields: object) -> None:
+        if fields.get(field) and when == "before":
+            raise Killed
+        real(name, **fields)
+        if fields.get(field):
+            raise Killed
+
+    ctl.store.set_pool = dies  # type: ignore[method-assign]
+    assert ctl.submit(actions[-1]).outcome == "failed"  # the write failed: it is sent again
+    ctl.store.close()
+
+    second = Recorder()
+    again = PoolController(cluster, ControllerSettings(dry_run=False, state_path=state), second,
+                           clock=lambda: cluster.now)  # fmt: skip
+    again.submit(actions[-1])
+    again.reconcile()
+    told = [m for r in (first, second) for m in r.messages
+            if m.labels["alertname"] == f"PoolwatchController{what}"]  # fmt: skip
+    assert len(told) == 1, told
