@@ -113,12 +113,17 @@ class Context:
 
     def tell(
         self, what: str, key: str, summary: str, description: str, labels: dict[str, str],
-        severity: str,
+        severity: str, then: Callable[[], None] | None = None, deliver: bool = True,
     ) -> None:  # fmt: skip
-        """A notice to people (sent once per `key`, through the outbox)."""
+        """A notice to people (sent once per `key`, through the outbox). `then`: the state
+        change it reports, written with it in one transaction (Notices.queue); `deliver`
+        False only queues it (the caller groups several in one transaction, then delivers)."""
         labels = {k: v for k, v in labels.items() if v}
-        self.notices.tell(notices.message(what, key, summary, description, labels, severity,
-                                          self.clock()))  # fmt: skip
+        m = notices.message(what, key, summary, description, labels, severity, self.clock())
+        if deliver:
+            self.notices.tell(m, then)
+        else:
+            self.notices.queue(m, then)
 
     def event(self, event: Event) -> None:
         """A Kubernetes event through the backend; one lost is logged, never fatal."""
@@ -134,5 +139,12 @@ class Context:
     def pool_event(self, pool: str, reason: str, typ: str, message: str) -> None:
         """A pool event and its notice."""
         self.event(Event("", "Pool", pool, reason, typ, message, self.clock(), pool))
+        self.pool_notice(pool, reason, typ, message)
+
+    def pool_notice(
+        self, pool: str, reason: str, typ: str, message: str, deliver: bool = True
+    ) -> None:
+        """The notice of a pool event (see tell for `deliver`)."""
         self.tell(reason, f"{pool}:{reason}:{message}", f"pool {pool}: {message}", message,
-                  {"pool": pool}, "warning" if typ == "Warning" else "info")  # fmt: skip
+                  {"pool": pool}, "warning" if typ == "Warning" else "info",
+                  deliver=deliver)  # fmt: skip

@@ -28,6 +28,7 @@ from typing import Literal
 from poolwatch.cluster.model import Node, Pod, TrainingJob
 
 from .pools import fault_of
+from .reasons import fault
 
 FailureCause = Literal["platform", "user"]
 
@@ -71,7 +72,7 @@ def classify(
             if node is None:
                 return "platform", f"{where}: its node {pod.node} is gone"
             if (code := fault_of(node)) and code not in benign:
-                return "platform", f"{where}: its node {pod.node} is isolated ({code})"
+                return "platform", f"{where}: its node {pod.node} is isolated, {fault(code)}"
             if dict(node.conditions).get("Ready", "True") != "True":
                 return "platform", f"{where}: its node {pod.node} is not Ready"
         if pod.reason in PLATFORM_REASONS:

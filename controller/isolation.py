@@ -12,7 +12,7 @@ from __future__ import annotations
 from poolwatch.cluster.model import Node, NodeStatus
 from poolwatch.core.actions import ActionResult
 
-from . import pools
+from . import pools, reasons
 from .context import Context
 from .pools import FAULT_EFFECT, FAULT_TAINT, STATUS_LABEL
 from .replacer import Replacer
@@ -30,12 +30,13 @@ class Isolation:
 
     def isolate(
         self, name: str, code: str, reason: str, key: str, dry: bool, replace: bool,
-        breaker: bool,
+        breaker: bool, alert: str = "",
     ) -> ActionResult:  # fmt: skip
         """Taint and cordon `name` with `code` (a dry run only says what it would do), restart
         its jobs unless the code keeps them, and request its replacement when `replace`.
         `breaker`: the rule engine's isolations pass the pool's circuit breaker first; an
-        operator's or an upgrade's do not (a person asked for them)."""
+        operator's or an upgrade's do not (a person asked for them). `reason`: who asked, in
+        words (reasons.asked); `alert`: the rule's alert name, for the notices' label."""
         nodes = self.ctx.nodes()
         node = nodes.get(name)
         if node is None:
@@ -49,25 +50,24 @@ class Isolation:
             if refusal is not None:
                 return refusal
         isolated = pools.fault_of(node) == code and node.unschedulable
+        why = reasons.because(code, reason)  # the fault code first, then who asked
+        labels = {"node": name, "pool": pool, "fault_code": code, "alert": alert}
         if dry:
             what = "is already isolated" if isolated else f"would be tainted {FAULT_TAINT}={code}"
             extra = ", then replaced from the pool's spares" if replace and pool else ""
-            self.ctx.tell("DryRun", key, f"dry run: node {name} {what}{extra}", reason,
-                          {"node": name, "pool": pool, "fault_code": code}, "info")  # fmt: skip
-            return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {reason}")
+            self.ctx.tell("DryRun", key, f"dry run: node {name} {what}{extra}", why, labels,
+                          "info")  # fmt: skip
+            return ActionResult("dry-run", f"node {name} {what} and cordoned{extra}: {why}")
         if not isolated:
             self.ctx.fence()
             self.backend.taint_node(name, FAULT_TAINT, code, FAULT_EFFECT)
             self.backend.cordon(name, True)
             if dict(node.labels).get(STATUS_LABEL) == NodeStatus.SPARE.value:
                 self.backend.label_node(name, {STATUS_LABEL: None})  # a faulty spare is no spare
-            self.ctx.node_event(name, pool, "NodeIsolated", "Warning",
-                                f"Node isolated, fault code {code}: {reason}")  # fmt: skip
-        detail = f"node {name} {'was already' if isolated else ''} isolated ({code})".replace(
-            "  ", " "
-        )
+            self.ctx.node_event(name, pool, "NodeIsolated", "Warning", f"Node isolated, {why}")
+        detail = f"node {name} {'was already isolated' if isolated else 'isolated'}: {why}"
         if code not in self.settings.keep_jobs_codes:
-            jobs_said = self.restarts.restart_jobs_on(name, key)
+            jobs_said = self.restarts.restart_jobs_on(name, key, code, alert)
             if jobs_said:
                 detail += f"; {jobs_said}"
         if replace and pool:  # a replacement that failed fails the action: the engine re-sends
@@ -93,13 +93,15 @@ class Isolation:
         if dry:  # a dry run changes nothing, not even the breaker
             return ActionResult("refused", f"circuit breaker would open: {out} of "
                                            f"{len(members)} nodes of pool {pool} out")  # fmt: skip
-        self.store.set_pool(pool, breaker_open=1, breaker_since=now)
         self.ctx.audit("TripBreaker", pool, ActionResult("done", f"{out - 1} of {len(members)} "
                                                          "nodes out"), "")  # fmt: skip
+        # the notice with the state it reports, in one transaction (Notices.queue)
         self.ctx.tell("BreakerOpen", f"{pool}:{now}", f"circuit breaker open in pool {pool}",
                       f"isolating node {node.name} would put {out} of {len(members)} nodes out "
                       f"(limit {limit}); isolation stops in this pool until it closes",
-                      {"pool": pool}, "critical")  # fmt: skip
+                      {"pool": pool}, "critical",
+                      then=lambda: self.store.set_pool(pool, breaker_open=1,
+                                                       breaker_since=now))  # fmt: skip
         return ActionResult("refused", f"circuit breaker: {out} of {len(members)} nodes of pool "
                                        f"{pool} would be out (limit {limit})")  # fmt: skip
 
@@ -119,7 +121,8 @@ class Isolation:
             members = [n for n in nodes if n.pool == pool]
             if pools.out_of_service(members) < pools.allowed(self.settings.breaker_ratio,
                                                              len(members), 1):  # fmt: skip
-                self.store.set_pool(pool, breaker_open=0)
                 self.ctx.audit("CloseBreaker", pool, ActionResult("done"), "")
                 self.ctx.tell("BreakerClosed", f"{pool}:{now}", f"circuit breaker closed in pool "
-                              f"{pool}", "isolation resumes", {"pool": pool}, "info")  # fmt: skip
+                              f"{pool}", "isolation resumes", {"pool": pool}, "info",
+                              then=lambda pool=pool: self.store.set_pool(
+                                  pool, breaker_open=0))  # fmt: skip

@@ -2,7 +2,10 @@
 outbox so that a notifier that is down gets them later (record first, deliver after).
 
 Each notice is an `AlertMessage` with alertname `PoolwatchController<What>` and a fingerprint
-derived from the controller's own key, so a notice re-sent after a restart is delivered once.
+derived from the controller's own key. Its start time is when it was told, so a receiver takes a
+notice told again after a restart for a new one: where a notice reports a change of the state
+(a replacement's end, a pool event told), the two are written in one transaction
+(`queue(m, then)`), and a restart neither repeats nor loses it.
 
 Everything lives in the SQLite state, bounded (controller/store.py): the outbox, and the log of
 delivered notices that `sent` reads. The outbox goes out oldest first in batches of `BATCH` (a
@@ -71,12 +74,27 @@ class Notices:
     def sent(self) -> list[AlertMessage]:
         return [_from_doc(d) for d in self.store.sent_messages(self.store.notices_keep)]
 
-    def tell(self, m: AlertMessage) -> None:
+    def tell(self, m: AlertMessage, then: Callable[[], None] | None = None) -> None:
+        """Queue `m`, then deliver what is due (see queue)."""
+        self.queue(m, then)
+        self.deliver_due()
+
+    def queue(self, m: AlertMessage, then: Callable[[], None] | None = None) -> None:
+        """Queue `m`. `then`: the state change the notice reports, written to the store in the
+        same transaction, so that a controller that dies here has done both or neither: a
+        restart neither repeats the notice nor loses it (a re-sent notice would carry a new
+        start time, and a receiver would take it for a new one)."""
         log.info("notice %s: %s", m.labels.get("alertname"), m.annotations.get("summary"))
-        dropped = self.store.queue_message(_to_doc(m))
+        with self.store.tx():
+            dropped = self.store.queue_message(_to_doc(m))
+            if then is not None:
+                then()
         if dropped:
             log.warning("outbox full (%d): dropped the %d oldest undelivered notice(s)",
                         self.store.outbox_keep, dropped)  # fmt: skip
+
+    def deliver_due(self) -> None:
+        """Deliver the outbox now, unless a delivery failed less than RETRY_AFTER ago."""
         if self._failed_at is None or self.clock() - self._failed_at >= RETRY_AFTER:
             self.flush()
 

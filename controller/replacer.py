@@ -22,7 +22,7 @@ from collections.abc import Callable
 from poolwatch.cluster.model import Node, NodeStatus
 from poolwatch.core.actions import ActionResult
 
-from . import pools
+from . import pools, reasons
 from .context import Context
 from .pools import STATUS_LABEL
 from .store import Replacement
@@ -38,6 +38,9 @@ def _label(node: Node | None) -> str | None:
 class Replacer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        # pools this process has marked Abnormal on the backend: a backend that holds the mark
+        # in its process (Kubernetes) lost it with the controller that set it
+        self._marked: set[str] = set()
 
     def request(self, key: str, pool: str, node: str, code: str) -> tuple[str, str]:
         """Queue a replacement of `node` (once per node) and try to start it now."""
@@ -100,7 +103,7 @@ class Replacer:
         if store.pool(r.pool)["upgrading"]:
             why = "a driver upgrade is running"
         elif any(n.status is NodeStatus.RESETTING for n in members):
-            why = "a node of the pool is resetting [000:L320]"
+            why = "a node of the pool is resetting"
         else:
             everything = store.replacements(r.pool)
             busy = sum(x.state in ("starting", "running") for x in everything)
@@ -180,23 +183,32 @@ class Replacer:
             self.ctx.fence()
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: NodeStatus.REPAIRING.value})
             self.ctx.audit("replaceNode", r.node, ActionResult("done", step), r.key)
-        self.ctx.store.update_replacement(r.id, state="done", finished_at=now)
-        self.ctx.stats[("replacement", "done")] += 1
+        # the notice and the end it reports in one transaction: a controller that dies here
+        # has done both or neither, so a restart neither repeats nor loses the notice
         labels = {"pool": r.pool, "node": r.node, "fault_code": r.fault_code}
         self.ctx.tell("NodeReplaced", f"{r.key}:{r.node}", f"node {r.node} replaced by "
-                      f"{r.spare}", f"pool {r.pool}: {r.node} ({r.fault_code}) is under repair; "
-                      f"{r.spare} took its place", labels, "info")  # fmt: skip
+                      f"{r.spare}", f"pool {r.pool}: {r.node} is under repair, "
+                      f"{reasons.fault(r.fault_code)}; {r.spare} took its place", labels,
+                      "info", then=lambda: self.ctx.store.update_replacement(
+                          r.id, state="done", finished_at=now))  # fmt: skip
+        self.ctx.stats[("replacement", "done")] += 1
 
     def _fail(self, r: Replacement, now: float, why: str) -> None:
-        store = self.ctx.store
-        store.update_replacement(r.id, state="failed", finished_at=now, detail=why)
-        self.ctx.stats[("replacement", "failed")] += 1
+        """End a replacement as failed. The state is recorded last, with the notice in one
+        transaction: a controller that dies before it fails the replacement again (the label
+        write is idempotent) and tells it once; recorded first, the notice would be lost, and a
+        node left labelled Replacing would be taken for a lost replacement's and called done
+        (`_adopt`)."""
         if r.state == "running":  # the faulty node stays isolated; its spare is in service
             self.ctx.backend.label_node(r.node, {STATUS_LABEL: None})
         self.ctx.audit("replaceNode", r.node, ActionResult("failed", why), r.key)
         self.ctx.tell("ReplacementFailed", f"{r.key}:{r.node}", f"replacement of node {r.node} "
-                      "failed", f"pool {r.pool}: {why}", {"pool": r.pool, "node": r.node},
-                      "critical")  # fmt: skip
+                      "failed", f"pool {r.pool}: node {r.node}, isolated with "
+                      f"{reasons.fault(r.fault_code)}: {why}",
+                      {"pool": r.pool, "node": r.node, "fault_code": r.fault_code},
+                      "critical", then=lambda: self.ctx.store.update_replacement(
+                          r.id, state="failed", finished_at=now, detail=why))  # fmt: skip
+        self.ctx.stats[("replacement", "failed")] += 1
 
     def _adopt(self, now: float) -> None:
         """A node labelled Replacing with no replacement in the store: a controller whose state
@@ -216,7 +228,9 @@ class Replacer:
                           " check that its spare is in service", labels, "warning")  # fmt: skip
 
     def _mark_pools(self, now: float) -> None:
-        """A pool with a replacement waiting for a spare is Abnormal, and the operator hears."""
+        """A pool with a replacement waiting for a spare is Abnormal, and the operator hears.
+        A pool the state has marked before this process started is marked on the backend
+        again, without a second notice (a restarted controller, a new leader)."""
         store = self.ctx.store
         waiting: dict[str, list[Replacement]] = {}
         for r in store.replacements(active=True):
@@ -226,11 +240,25 @@ class Replacer:
             was = bool(store.pool(pool)["abnormal"])
             now_abnormal = pool in waiting
             if was == now_abnormal:
+                if was and pool not in self._marked:  # marked by a controller before this one
+                    self.ctx.backend.mark_pool(pool, True)
+                    self._marked.add(pool)
                 continue
-            store.set_pool(pool, abnormal=int(now_abnormal))
-            self.ctx.backend.mark_pool(pool, now_abnormal)
+            self.ctx.backend.mark_pool(pool, now_abnormal)  # the same twice is one change
             if now_abnormal:
-                names = ", ".join(r.node for r in waiting[pool])
-                self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
-                              f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
-                              {"pool": pool}, "critical")  # fmt: skip
+                self._marked.add(pool)
+            else:
+                self._marked.discard(pool)
+
+            def record(pool: str = pool, flag: bool = now_abnormal) -> None:
+                store.set_pool(pool, abnormal=int(flag))
+
+            if not now_abnormal:
+                record()
+                continue
+            # the notice with the mark it reports, in one transaction (Notices.queue)
+            names = ", ".join(f"{r.node} with {reasons.fault(r.fault_code)}"
+                              for r in waiting[pool])  # fmt: skip
+            self.ctx.tell("NoSpare", f"{pool}:{now}", f"pool {pool} has no spare left",
+                          f"isolated node(s) {names} wait for a spare; the pool is Abnormal",
+                          {"pool": pool}, "critical", then=record)  # fmt: skip

@@ -21,7 +21,7 @@ from poolwatch.cluster.model import Event, JobStatus, Pod, TrainingJob
 from poolwatch.core.actions import ActionResult, NodeAction
 from poolwatch.core.vocabulary import RESTARTED_FROM_ANNOTATION, RESTARTS_ANNOTATION
 
-from . import failures, jobs, pools
+from . import failures, jobs, pools, reasons
 from .context import Context, Halted
 
 log = logging.getLogger(__name__.rsplit(".", 1)[0] + ".service")  # the controller's one name
@@ -48,19 +48,27 @@ class JobRestarts:
         labels = dict(a.labels)
         cause = jobs.cause_of(labels.get("alertname", a.reason), labels)
         node = self.ctx.nodes().get(a.node) if a.node else None
-        if node is not None and pools.fault_of(node):
+        why = reasons.asked(a.reason, labels)
+        about = {"alert": reasons.alert_name(labels)}
+        if node is not None and (code := pools.fault_of(node)):
             cause = "fault"  # the same alert isolated the job's node: an environmental fault
+            why = f"node {node.name} isolated, {reasons.because(code, why)}"
+            about["fault_code"] = code
         # the hung pods, when the alert names them (a per-pod rule's `pod` label)
         hung = tuple(p for p in labels.get("pod", "").split(",") if p) if cause == "hang" else ()
-        return self.restart(a.job, cause, a.key, dry, a.reason, hung=hung)
+        return self.restart(a.job, cause, a.key, dry, why, hung=hung, about=about)
 
     def restart(
         self, ref: str, cause: jobs.Cause, key: str, dry: bool, reason: str,
-        failed: bool = False, hung: tuple[str, ...] = (),
+        failed: bool = False, hung: tuple[str, ...] = (), about: dict[str, str] | None = None,
     ) -> ActionResult:  # fmt: skip
         """Restart a job within its settings (jobs.decide). A running job: its pods are
         evicted (a hung one: only the hung pods where its kind allows, see _pod_level); a
-        `failed` one (ended, final for its operator) is re-created."""
+        `failed` one (ended, final for its operator) is re-created. `reason`: why, in the words
+        of controller/reasons.py (the fault code of the node under it first), kept in the
+        result's detail (so in the audit record) and the notice; `about`: the notice's
+        `fault_code` and `alert` labels."""
+        about = about or {}
         namespace, name = ref.split("/", 1)
         job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
                    None)  # fmt: skip
@@ -76,14 +84,15 @@ class JobRestarts:
         verdict = jobs.decide(job, cause, self.store.restarts(ref), now, self.settings)
         if not verdict.allowed:
             self.ctx.tell("JobNotRestarted", f"{key}:{ref}", f"job {ref} not restarted",
-                          verdict.detail, {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+                          f"{verdict.detail}: {reason}" if reason else verdict.detail,
+                          {"job": ref, "pool": job.pool, **about}, "warning")  # fmt: skip
             if failed:  # the failure stands: say so on the job, as its restarts are
                 self.ctx.event(Event("", "Job", name, "JobNotRestarted", "Warning",
                                      f"The training job was not restarted: {verdict.detail}.", now,
                                      job.pool, namespace))  # fmt: skip
             return ActionResult("refused", f"job {ref}: {verdict.detail}")
         if failed:
-            return self._reissue(job, verdict, key, dry, reason)
+            return self._reissue(job, verdict, key, dry, reason, about)
         pods = [p for p in self.backend.pods() if p.namespace == namespace and p.job == name
                 and p.phase not in TERMINAL_PODS]  # fmt: skip
         level = "job"
@@ -95,7 +104,7 @@ class JobRestarts:
                 log.info("hung job %s: whole-job restart (%s)", ref, why)
         if dry:
             return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
-                                           f"evicted): {verdict.detail}")  # fmt: skip
+                                           f"evicted): {_why(verdict.detail, reason)}")  # fmt: skip
         evicted: list[str] = []
         try:
             for pod in pods:
@@ -118,14 +127,14 @@ class JobRestarts:
                 f"{verdict.detail}; pod-level: {', '.join(p.name for p in pods)} "
                 "evicted, its operator re-creates them, the other pods keep running"
             )
-            self._restarted(job, detail, key, reason, now)
-            return ActionResult("done", f"job {ref} restarted: {detail}")
+            self._restarted(job, detail, key, reason, now, about)
+            return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
         try:  # MA-J-03: the re-issued job queues first
             self.backend.prioritize_job(namespace, name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
             log.warning("job %s restarted but not prioritized: %r", ref, err)
-        self._restarted(job, verdict.detail, key, reason, now)
-        return ActionResult("done", f"job {ref} restarted: {verdict.detail}")
+        self._restarted(job, verdict.detail, key, reason, now, about)
+        return ActionResult("done", f"job {ref} restarted: {_why(verdict.detail, reason)}")
 
     def _pod_level(
         self, job: TrainingJob, pods: list[Pod], hung: tuple[str, ...]
@@ -150,14 +159,15 @@ class JobRestarts:
         return chosen, ""
 
     def _reissue(
-        self, job: TrainingJob, verdict: jobs.Decision, key: str, dry: bool, reason: str
-    ) -> ActionResult:
+        self, job: TrainingJob, verdict: jobs.Decision, key: str, dry: bool, reason: str,
+        about: dict[str, str],
+    ) -> ActionResult:  # fmt: skip
         """Restart a failed job by re-creating it (same spec, fresh status), annotated with its
         restart count; it then waits in the queue like any re-issued job (MA-J-03)."""
         ref = f"{job.namespace}/{job.name}"
         if dry:
             return ActionResult("dry-run", f"failed job {ref} would be re-created: "
-                                           f"{verdict.detail}")  # fmt: skip
+                                           f"{_why(verdict.detail, reason)}")  # fmt: skip
         now = self.clock()
         old = [p.uid for p in self.backend.pods() if p.namespace == job.namespace
                and p.job == job.name]  # fmt: skip
@@ -170,8 +180,8 @@ class JobRestarts:
         self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak, now)
         self.store.requeue(ref, now, old)  # MA-J-03
         detail = f"{verdict.detail}; re-created"
-        self._restarted(job, detail, key, reason, now)
-        return ActionResult("done", f"job {ref} restarted: {detail}")
+        self._restarted(job, detail, key, reason, now, about)
+        return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
 
     def _recreate(self, job: TrainingJob, marks: dict[str, str], now: float) -> None:
         """backend.recreate_job, with the copy of the job kept in the store from before its
@@ -216,15 +226,19 @@ class JobRestarts:
             self.ctx.audit(RECREATE_KIND, ref, ActionResult("done", "created from the copy saved "
                                                             "before its delete"), key)  # fmt: skip
 
-    def _restarted(self, job: TrainingJob, detail: str, key: str, reason: str, now: float) -> None:
+    def _restarted(
+        self, job: TrainingJob, detail: str, key: str, reason: str, now: float,
+        about: dict[str, str],
+    ) -> None:  # fmt: skip
         """The seed's job event and a notice, for a restart done."""
         ref = f"{job.namespace}/{job.name}"
         if not getattr(self.backend, "emits_pool_events", False):
             self.ctx.event(Event("", "Job", job.name, "JobRestarted", "Normal",
                                  "The training job has been restarted.", now, job.pool,
                                  job.namespace))  # fmt: skip
-        self.ctx.tell("JobRestarted", f"{key}:{ref}", f"job {ref} restarted", f"{detail}: {reason}",
-                      {"job": ref, "pool": job.pool}, "info")  # fmt: skip
+        self.ctx.tell("JobRestarted", f"{key}:{ref}", f"job {ref} restarted",
+                      _why(detail, reason), {"job": ref, "pool": job.pool, **about},
+                      "info")  # fmt: skip
 
     def failed_jobs(self, now: float) -> None:
         """MA-J-04/06: restart the jobs that failed, per their own settings. Each failure (job
@@ -289,15 +303,17 @@ class JobRestarts:
             return ActionResult("refused", f"job {ref}: {err}")
         return ActionResult("done", f"job {ref} re-created to complete restart {total}")
 
-    def restart_jobs_on(self, node: str, key: str) -> str:
-        """Restart the jobs with a live pod on `node`; what happened, for the action's detail."""
+    def restart_jobs_on(self, node: str, key: str, code: str, alert: str = "") -> str:
+        """Restart the jobs with a live pod on `node`, isolated with fault `code` (at the
+        request of `alert`, a rule's); what happened, for the action's detail."""
         refs = sorted({f"{p.namespace}/{p.job}" for p in self.backend.pods()
                        if p.node == node and p.job and p.phase not in TERMINAL_PODS})  # fmt: skip
         said = []
         for ref in refs:
             try:
                 result = self.restart(ref, "fault", f"{key}:{ref}", False,
-                                      f"node {node} isolated")  # fmt: skip
+                                      f"node {node} isolated, {reasons.fault(code)}",
+                                      about={"fault_code": code, "alert": alert})  # fmt: skip
             except Exception as err:  # noqa: BLE001 - the isolation and replacement go on
                 log.warning("job %s on isolated node %s not restarted: %r", ref, node, err)
                 result = ActionResult("failed", f"{type(err).__name__}: {err}")
@@ -352,3 +368,8 @@ class JobRestarts:
             log.warning("re-issued job %s not stopped: %r", ref, err)
             return
         self.ctx.audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
+
+
+def _why(detail: str, reason: str) -> str:
+    """A restart's detail and, after it, its reason (controller/reasons.py)."""
+    return f"{detail}; {reason}" if reason else detail

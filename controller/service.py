@@ -31,7 +31,7 @@ from poolwatch.cluster.backend import ClusterBackend
 from poolwatch.cluster.model import NodeStatus, Pool, TrainingJob
 from poolwatch.core.actions import ActionResult, NodeAction, Notifier
 
-from . import node_ops, notices, pool_ops, pools
+from . import node_ops, notices, pool_ops, pools, reasons
 from .context import Context, Halted, NotLeader, ViewNotCurrent
 from .isolation import Isolation
 from .pool_events import PoolEvents
@@ -155,8 +155,9 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 return ActionResult("refused", problem)
             replace = a.kind == "replace" or code in self.settings.replace_codes
             result = self.isolation.isolate(
-                a.node, code, a.reason, a.key, dry, replace, breaker=True
-            )
+                a.node, code, reasons.asked(a.reason, a.labels), a.key, dry, replace,
+                breaker=True, alert=reasons.alert_name(a.labels),
+            )  # fmt: skip
         if result.outcome in ("done", "deferred"):
             self.store.record_action(a.key, a.kind, result.outcome, result.detail, self.clock())
         return result
@@ -239,7 +240,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             if found.status is NodeStatus.REPLACING:
                 return ActionResult("refused", f"node {node} is being replaced")
             repaired = found.status is NodeStatus.REPAIRING
-            if pools.fault_of(found):
+            if code := pools.fault_of(found):
+                reason = f"{reasons.fault(code)} cleared: {reason}"
                 self.backend.untaint_node(node, FAULT_TAINT)
             if repaired:
                 self.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})

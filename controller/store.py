@@ -1,5 +1,6 @@
 """The controller's durable state in SQLite: what was done (by key), replacements in flight,
-job restart counts, re-queued jobs, pool marks, the notification outbox and the audit trail.
+job restart counts, re-queued jobs, pool marks, the notification outbox, the audit trail, and
+which of a backend's own pool events were notified already (by uid and time).
 
 Why record first and act after: a replacement row names its spare before any write goes out, so a
 controller that dies mid-replacement resumes with the same spare and never takes a second one;
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, message
 CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL,
     operation TEXT, target TEXT, outcome TEXT, detail TEXT, key TEXT);
 CREATE TABLE IF NOT EXISTS notices (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, message TEXT);
+CREATE TABLE IF NOT EXISTS told_events (uid TEXT PRIMARY KEY, at REAL);
+CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT);
 """
 DETAIL_CHARS = 2000  # an audit record's detail is cut here: a request's reason is not a document
 ACTIVE = ("queued", "starting", "running")  # replacement states that are not over
@@ -80,14 +83,29 @@ class Store:
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of tx() in the thread that holds the lock
         self.audit_keep, self.notices_keep, self.outbox_keep = audit_keep, notices_keep, outbox_keep
         self.outbox_dropped = 0  # undelivered notices pruned since start (logged, counted)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction, committed on success (the lock makes it one at a time)."""
-        with self._lock, self._db:
-            yield self._db
+        """One transaction, committed on success (the lock makes it one at a time). A `tx`
+        inside another joins it: what a caller groups in one `with store.tx():` (a notice and
+        the state change it reports) is committed together or not at all."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._db:
+                    yield self._db
+            finally:
+                self._depth = 0
 
     def close(self) -> None:
         with self._lock:
@@ -184,6 +202,31 @@ class Store:
     def pool_names(self) -> list[str]:
         with self.tx() as db:
             return [r[0] for r in db.execute("SELECT name FROM pools ORDER BY name")]
+
+    # -- a backend's own events, told ---------------------------------------------------------
+    def told_events(self) -> dict[str, float] | None:
+        """uid -> time of the backend events told (or taken as history); None before the first
+        look at the backend's events (see `baseline_events`)."""
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM marks WHERE name='events_baseline'").fetchone() is None:
+                return None
+            return {r[0]: r[1] for r in db.execute("SELECT uid, at FROM told_events")}
+
+    def baseline_events(self, seen: list[tuple[str, float]]) -> None:
+        """The first look: the events the backend holds now are history, never told."""
+        with self.tx() as db:
+            db.executemany("INSERT OR REPLACE INTO told_events VALUES (?,?)", seen)
+            db.execute("INSERT OR REPLACE INTO marks VALUES ('events_baseline', '1')")
+
+    def mark_told(self, uid: str, at: float) -> None:
+        """The backend event `uid` (recorded at `at`) is told."""
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO told_events VALUES (?,?)", (uid, at))
+
+    def forget_told(self, uids: list[str]) -> None:
+        """Drop events the backend no longer holds (expired: they never come back)."""
+        with self.tx() as db:
+            db.executemany("DELETE FROM told_events WHERE uid=?", [(u,) for u in uids])
 
     # -- notification outbox -----------------------------------------------------------------
     def queue_message(self, message: dict[str, Any]) -> int:

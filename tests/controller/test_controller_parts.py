@@ -113,7 +113,7 @@ def test_job_restarts_alone_evict_requeue_and_give_up() -> None:
     ctx = context(cluster, told)
     restarts = JobRestarts(ctx)
 
-    said = restarts.restart_jobs_on(node, "k1")
+    said = restarts.restart_jobs_on(node, "k1", "A050104")
 
     assert said == f"{ref} restarted"
     assert ctx.store.restarts(ref)[0] == 1
@@ -145,12 +145,14 @@ def test_pool_events_alone_derive_changes_for_a_backend_that_records_none() -> N
 def test_pool_events_alone_tell_each_backend_event_once() -> None:
     cluster, told = sim(nodes=4, spares=0), Recorder()
     ctx = context(cluster, told)
+    history = {e.uid for e in cluster.events()}  # the pool's creation, before the controller
     events = PoolEvents(ctx)
     cluster.record_event(Event("", "Pool", "p0", "PoolStatusChange", "Warning", "went Abnormal",
                                cluster.now, "p0"))  # fmt: skip
     events.record(cluster.now)
     events.record(cluster.now)
-    pool_events = [e for e in cluster.events() if e.kind == "Pool"]
+    pool_events = [e for e in cluster.events() if e.kind == "Pool" and e.uid not in history]
+    assert len(pool_events) == 1
     assert len(told.messages) == len(pool_events)  # each once, however often it looks
     summaries = [m.annotations["summary"] for m in told.messages]
     assert summaries.count("pool p0: went Abnormal") == 1

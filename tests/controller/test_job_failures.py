@@ -50,7 +50,7 @@ def pod(node_name: str, reason: str) -> Pod:
 @pytest.mark.parametrize(
     ("pods", "cause", "evidence"),
     [
-        ([pod("n1", "Error:1")], "platform", "isolated (A050101)"),
+        ([pod("n1", "Error:1")], "platform", "isolated, fault code A050101 (GPU ECC error exists)"),
         ([pod("n2", "Error:1")], "platform", "not Ready"),
         ([pod("gone", "Error:1")], "platform", "is gone"),
         ([pod("n3", "Evicted")], "platform", "Evicted"),

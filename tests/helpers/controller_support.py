@@ -66,8 +66,10 @@ def controller(cluster: Any, notifier: Recorder | None = None, **settings: Any) 
 
 def isolate(node: str, code: str = "A050104", key: str = "", kind: str = "isolate") -> NodeAction:
     key = key or f"{kind}:{node}:{code}"
+    # as the rule engine sends it: the reason "<alertname>: <summary>", the alert's labels
     return NodeAction(kind, key, node=node, fault_code=code,  # type: ignore[arg-type]
-                      reason="PoolwatchTest: a test fault")  # fmt: skip
+                      reason="PoolwatchTest: a test fault",
+                      labels={"alertname": "PoolwatchTest"})  # fmt: skip
 
 
 def statuses(cluster: Any) -> dict[str, str]:
