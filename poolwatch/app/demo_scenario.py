@@ -15,6 +15,11 @@ cycling through FOLLOW_UPS, each on a node where it can strike (preferring a nod
 job). The simulation repairs each fault REPAIR seconds after it struck (its `repair_seconds`);
 the scenario then hands the repaired node back to its pool as the new spare (an operator's
 `restore`, which the controller's own rules allow), so later faults still find a spare.
+
+A `hang` strikes a running job on the chosen node instead: nothing repairs it, as nothing repairs
+a real hung job. Its I/O stops and its accelerators idle; the hang rule fires once the job's
+detection time (the demo's 10 minutes) has passed without I/O, and the controller restarts the
+job (the demo's jobs opt in to restart upon suspension), which ends the hang.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ log = logging.getLogger(__name__)
 FIRST_AT = 40.0  # the first fault: the initial jobs are Running by then (30 s start-up)
 FIRST = "gpu_lost"  # isolated (A050203), replaced from the spare, its job restarted
 EVERY = 240.0
-FOLLOW_UPS = ("npu_health", "not_ready", "ecc", "kubelet_readonly", "cache_full", "gpu_lost")
+FOLLOW_UPS = ("hang", "npu_health", "not_ready", "ecc", "kubelet_readonly", "cache_full",
+              "gpu_lost")  # fmt: skip
 
 
 @dataclass

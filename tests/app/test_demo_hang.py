@@ -13,6 +13,7 @@ to `--speed` (demo_rules), evaluated in the "real" time of a demo running that f
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.request
@@ -183,3 +184,62 @@ def test_without_the_heal_the_alert_stays(make_pool: type[Pool]) -> None:
     pool.cluster.hang("stuck")
     pool.run(30 * MIN, 15.0, 1.0, 4)
     assert pool.firing() == {"stuck"}
+
+
+# -- striking a hang in a running demo: the CLI, the site's API, the scripted story ------------
+def test_inject_and_heal_a_hang_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`poolwatch demo inject hang` and `heal` against the demo's site over HTTP. The stand-in
+    for the rest of the demo holds only what the site's fault API touches (the pool and its
+    node metrics), so no exporter, engine or Prometheus starts."""
+    from types import SimpleNamespace
+
+    from poolwatch.app.cli import main
+    from poolwatch.app.demo import INFO_FILE
+    from poolwatch.app.demo_inbox import Inbox
+    from poolwatch.app.demo_site import Site
+
+    cluster = SimulatedCluster(SPEC, clock=lambda: T0)
+    cluster.submit(JobRequest("team-a", "gpu-a", per_worker=8, name="train"))
+    cluster.step(60)
+    node = next(p.node for p in cluster.pods() if p.job == "train")
+    nodes = SimulatedNodes(cluster)
+    site = Site(("127.0.0.1", free_port()), SimpleNamespace(cluster=cluster, nodes=nodes),
+                Inbox(tmp_path / "inbox.sqlite"))  # fmt: skip
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{site.server_address[1]}"
+    (tmp_path / INFO_FILE).write_text(f'{{"site": "{url}"}}')
+    demo = ["demo", "--data-dir", str(tmp_path)]
+    try:
+        assert main([*demo[:1], "inject", "hang", node, *demo[1:]]) == 0
+        assert '"job": "team-a/train"' in capsys.readouterr().out
+        assert cluster.hung_jobs() == ["team-a/train"]
+        assert main([*demo[:1], "inject", "hang", "train", *demo[1:]]) == 2  # hung already
+        assert "job team-a/train is hung" in caplog.text
+        assert main([*demo[:1], "inject", "hang", "no-such-job", *demo[1:]]) == 2
+        assert "no node or training job 'no-such-job'" in caplog.text
+        with urllib.request.urlopen(f"{url}/api/faults", timeout=5) as resp:
+            listed = json.loads(resp.read())
+        assert "hang" in listed["faults"]
+        assert listed["hung_jobs"] == ["team-a/train"]
+        assert main([*demo[:1], "heal", "team-a/train", *demo[1:]]) == 0
+        assert '"jobs": ["team-a/train"]' in capsys.readouterr().out
+        assert cluster.hung_jobs() == []
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+def test_the_scripted_story_hangs_a_running_job_after_the_first_fault(tmp_path: Path) -> None:
+    from poolwatch.app.demo_scenario import EVERY, FIRST_AT, Scenario
+
+    cluster = SimulatedCluster(SPEC, clock=lambda: T0)
+    for name in ("a", "b"):  # one per node: the lost GPU stalls one, the other can hang
+        cluster.submit(JobRequest("team-a", "gpu-a", per_worker=8, name=name))
+    story = Scenario(cluster, tmp_path / "scenario.json")
+    for _ in range(round((FIRST_AT + EVERY) / 10) + 1):
+        cluster.step(10)
+        story.tick()
+    assert [fault for _, fault, _ in story.struck] == ["gpu_lost", "hang"]
+    assert len(cluster.hung_jobs()) == 1
