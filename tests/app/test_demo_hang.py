@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,15 +49,22 @@ SPEC = SimulationSpec(
     hang_detect_minutes=10,  # the demo's: the platform's minimum
 )
 
+#: the demo's jobs opt in to the controller's restart upon suspension (its scripted story)
+OPT_IN = (
+    ("fault-tolerance/job-retry-num", "3"),
+    ("fault-tolerance/restart-upon-suspension", "true"),
+)
+
 
 class Pool:
     """The simulated pool's two endpoints and a local engine over them."""
 
-    def __init__(self, tmp: Path, rule_files: list[Path]) -> None:
+    def __init__(self, tmp: Path, rule_files: list[Path], opt_in: bool = True) -> None:
         self.cluster = SimulatedCluster(SPEC, clock=lambda: T0)
         for name in ("healthy", "stuck"):  # 8 cards each, one node each
             self.cluster.submit(JobRequest("team-a", "gpu-a", per_worker=8, name=name,
-                                           duration=6 * 3600.0))  # fmt: skip
+                                           duration=6 * 3600.0,
+                                           annotations=OPT_IN if opt_in else ()))  # fmt: skip
         self.nodes = SimulatedNodes(self.cluster)
         ports = free_port(), free_port()
         self.exporter = ClusterExporter(self.cluster, ClusterExporterSettings(
@@ -100,7 +108,9 @@ class Pool:
             httpd.server_close()
         self.exporter.stop()
 
-    def run(self, seconds: float, step: float, real: float = 1.0, every: int = 1) -> None:
+    def run(
+        self, seconds: float, step: float, real: float = 1.0, every: int = 1, ctl: Any = None
+    ) -> None:
         """Advance `seconds` of simulated time in `step`s, scraping after each step and
         evaluating every `every` steps; the engine's clock runs `real` times simulated time."""
         for i in range(round(seconds / step)):
@@ -110,6 +120,9 @@ class Pool:
             self.source.scrape_once(at=at)
             if i % every == every - 1:
                 states = self.engine.evaluate(at=at)
+                if ctl is not None:  # the demo's acting half: the actions go to the controller
+                    self.engine.dispatch([], [ctl], at=at)
+                    ctl.reconcile()
                 self.fired[self.cluster.now] = {
                     s.labels["training_job"] for s in states
                     if s.rule == "PoolwatchJobHang" and s.state == "firing"
@@ -126,8 +139,8 @@ class Pool:
 def make_pool(tmp_path: Path) -> Iterator[type[Pool]]:
     pools: list[Pool] = []
 
-    def make(rule_files: list[Path]) -> Pool:
-        p = Pool(tmp_path, rule_files)
+    def make(rule_files: list[Path], opt_in: bool = True) -> Pool:
+        p = Pool(tmp_path, rule_files, opt_in)
         pools.append(p)
         p.start()
         return p
@@ -178,12 +191,28 @@ def test_the_demos_scaled_rules_fire_for_the_hung_job_at_speed_20(
     _story(pool, step=20.0, real=1 / 20, every=1)
 
 
-def test_without_the_heal_the_alert_stays(make_pool: type[Pool]) -> None:
-    """The resolution above is the heal's doing, not the alert timing out."""
-    pool = make_pool(default_files())
+@pytest.mark.parametrize("opt_in", [True, False])
+def test_the_demos_controller_restarts_a_hung_job_that_opted_in(
+    make_pool: Any, tmp_path: Path, opt_in: bool
+) -> None:
+    """As the demo acts: the firing alert's restart-job goes to the controller, which restarts
+    the job when it opted in to restart upon suspension (the demo's jobs do); the restarted job
+    computes and reads again, so the alert resolves without a heal. A job that did not opt in
+    stays hung, and its alert firing: the resolution is the restart's doing."""
+    from poolwatch.controller.service import PoolController
+    from poolwatch.controller.settings import ControllerSettings
+
+    pool = make_pool(default_files(), opt_in)
+    settings = ControllerSettings(backend="simulated", dry_run=False,
+                                  state_path=tmp_path / "controller.db")  # fmt: skip
+    ctl = PoolController(pool.cluster, settings, clock=lambda: pool.cluster.now)
     pool.cluster.hang("stuck")
-    pool.run(30 * MIN, 15.0, 1.0, 4)
-    assert pool.firing() == {"stuck"}
+    pool.run(20 * MIN, 15.0, 1.0, 4, ctl)
+    job = next(j for j in pool.cluster.jobs() if j.name == "stuck")
+    assert any(pool.fired.values())  # it fired
+    assert job.restarts == (1 if opt_in else 0)
+    assert pool.cluster.hung_jobs() == ([] if opt_in else ["team-a/stuck"])
+    assert pool.firing() == (set() if opt_in else {"stuck"})
 
 
 # -- striking a hang in a running demo: the CLI, the site's API, the scripted story ------------
