@@ -88,13 +88,19 @@ class Scenario:
 
     def target(self, fault: str) -> str | None:
         """An Available node `fault` can strike, preferring one that runs a job; first by name,
-        so the same seed tells the same story."""
+        so the same seed tells the same story. A node where a job hangs is left alone: a fault
+        there would stall or restart that job before the hang rule has found it."""
         vendor = DEVICE_FAULTS.get(fault, "")
-        busy = {p.node for p in self.cluster.pods() if p.job and p.phase == "Running"}
+        pods = self.cluster.pods()
+        busy = {p.node for p in pods if p.job and p.phase == "Running"}
+        hung = set(self.cluster.hung_jobs())
+        hanging = {p.node for p in pods if p.job and f"{p.namespace}/{p.job}" in hung}
         candidates = []
         for n in sorted(self.cluster.nodes(), key=lambda n: n.name):
             resource = next((r for r, _ in n.capacity if "/" in r), "")
             if str(n.status) != "Available" or (vendor and vendor != vendor_of(resource)):
+                continue
+            if n.name in hanging:
                 continue
             if not self.cluster.can_strike(fault, n.name):
                 continue

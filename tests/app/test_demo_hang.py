@@ -260,15 +260,22 @@ def test_inject_and_heal_a_hang_from_the_command_line(
         site.server_close()
 
 
-def test_the_scripted_story_hangs_a_running_job_after_the_first_fault(tmp_path: Path) -> None:
+def test_the_scripted_story_hangs_a_job_and_strikes_nothing_else_under_it(tmp_path: Path) -> None:
+    """After the first fault the story hangs a running job; the faults after it keep off that
+    job's node, so nothing stalls or restarts the job before the hang rule finds it."""
     from poolwatch.app.demo_scenario import EVERY, FIRST_AT, Scenario
 
     cluster = SimulatedCluster(SPEC, clock=lambda: T0)
     for name in ("a", "b"):  # one per node: the lost GPU stalls one, the other can hang
-        cluster.submit(JobRequest("team-a", "gpu-a", per_worker=8, name=name))
+        cluster.submit(JobRequest("team-a", "gpu-a", per_worker=8, name=name, duration=7200))
     story = Scenario(cluster, tmp_path / "scenario.json")
-    for _ in range(round((FIRST_AT + EVERY) / 10) + 1):
+    for _ in range(round((FIRST_AT + 4 * EVERY) / 10) + 1):  # the hang and three faults more
         cluster.step(10)
         story.tick()
-    assert [fault for _, fault, _ in story.struck] == ["gpu_lost", "hang"]
-    assert len(cluster.hung_jobs()) == 1
+    kinds = [fault for _, fault, _ in story.struck]
+    assert kinds[:2] == ["gpu_lost", "hang"]
+    assert "not_ready" in kinds  # which prefers a node with a running job
+    assert cluster.hung_jobs() == ["team-a/b"]
+    hung_node = next(p.node for p in cluster.pods() if p.job == "b")
+    assert story.struck[1][2] == hung_node
+    assert [node for _, _, node in story.struck[2:]].count(hung_node) == 0
