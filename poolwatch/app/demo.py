@@ -96,11 +96,14 @@ class Demo:
         self.rule_files = rule_files
         self.with_scenario = scenario
         # the story's pool: scripted faults only, repaired after five simulated minutes, and
-        # jobs that ask to be restarted after a fault (the controller's job-retry annotation)
+        # jobs that ask to be restarted after a fault or a hang (the controller's job-retry and
+        # restart-upon-suspension annotations). Every job's hang detection time is the
+        # platform's minimum, 10 minutes, so a hang shows within a quarter of an hour.
         self.spec = SimulationSpec(
-            seed=seed, fault_interval=None, repair_seconds=300.0,
-            job_annotations=(("fault-tolerance/job-retry-num", "3"),),
-        ) if scenario else SimulationSpec(seed=seed)  # fmt: skip
+            seed=seed, fault_interval=None, repair_seconds=300.0, hang_detect_minutes=10,
+            job_annotations=(("fault-tolerance/job-retry-num", "3"),
+                             ("fault-tolerance/restart-upon-suspension", "true")),
+        ) if scenario else SimulationSpec(seed=seed, hang_detect_minutes=10)  # fmt: skip
         self.cluster = SimulatedCluster(self.spec)
         self.nodes = SimulatedNodes(self.cluster)
         self.resumed = False

@@ -30,30 +30,50 @@ def register(sub: argparse._SubParsersAction) -> None:
             "story: within a minute a GPU falls off the bus on a node that runs a training "
             "job; the rules fire, a notification reaches the demo's inbox, the controller "
             "isolates the node, swaps in the pool's spare and restarts the job; other faults "
-            "follow every few minutes. Open the printed demo home page (port N+8) first: it "
-            "links every part (Prometheus and Alertmanager when installed, the dashboards "
-            "drawn live, the inbox, the pool, the pool API). Ctrl-C (or closing the terminal) "
-            "stops everything; a restart resumes the pool saved under --data-dir."
+            "follow every few minutes, among them a training job that hangs. Open the printed "
+            "demo home page (port N+8) first: it links every part (Prometheus and "
+            "Alertmanager when installed, the dashboards drawn live, the inbox, the pool, the "
+            "pool API). Ctrl-C (or closing the terminal) stops everything; a restart resumes "
+            "the pool saved under --data-dir."
         ),
         epilog="While it runs: `poolwatch demo inject FAULT NODE` strikes a fault, "
-        "`poolwatch demo heal NODE` repairs one.",
+        "`poolwatch demo inject hang NODE|JOB` hangs a training job, "
+        "`poolwatch demo heal NODE|JOB` repairs either.",
     )
     _run_options(p, defaults=True)
     p.set_defaults(func=run)
     verbs = p.add_subparsers(dest="demo_verb", metavar="[run|inject|heal]")
-    from poolwatch.cluster.simulated.spec import FAULTS
+    from poolwatch.cluster.simulated.spec import FAULTS, JOB_FAULTS
 
+    faults = (*FAULTS, *JOB_FAULTS)
     _run_options(verbs.add_parser("run", help="run the demo (the same as no verb)"), False)
 
-    inj = verbs.add_parser("inject", help="strike a fault on a node of the running demo",
-                           description="Strike FAULT on NODE of the demo running on "
-                           "--data-dir. Faults: " + ", ".join(FAULTS) + ".")  # fmt: skip
-    inj.add_argument("fault", metavar="FAULT", choices=FAULTS, help=", ".join(FAULTS))
-    inj.add_argument("node", metavar="NODE", help="a node name, e.g. gpu-a-node-02")
+    inj = verbs.add_parser(
+        "inject", help="strike a fault on a node, or hang a training job, of the running demo",
+        description="Strike FAULT on TARGET of the demo running on --data-dir. Node faults "
+        "(TARGET is a node): " + ", ".join(FAULTS) + ". hang (TARGET is a training job, or a "
+        "node: the first job running there): the job stops computing and doing I/O, as a "
+        "job stuck in a deadlocked collective or a blocked data loader does, while Kubernetes "
+        "still shows it Running. The rule PoolwatchJobHang fires once the job's I/O has been "
+        "unchanged for its hang detection time (MA_HANG_DETECT_TIME; every demo job has the "
+        "minimum, 10 minutes) with its accelerators' utilisation flat: 11 to 17 simulated "
+        "minutes after the hang (with --speed 10, one to two real minutes). The "
+        "controller then restarts the job; `poolwatch demo heal TARGET` ends the hang sooner.",
+    )  # fmt: skip
+    inj.add_argument("fault", metavar="FAULT", choices=faults, help=", ".join(faults))
+    inj.add_argument("node", metavar="TARGET", help="a node, e.g. gpu-a-node-02; for hang "
+                     "also a training job, e.g. team-a/resnet50-0003 (or its name)")  # fmt: skip
     inj.add_argument("--device", type=int, help="which accelerator (device faults only)")
-    heal = verbs.add_parser("heal", help="repair a node of the running demo")
-    heal.add_argument("node", metavar="NODE")
-    heal.add_argument("fault", metavar="FAULT", nargs="?", choices=FAULTS,
+    heal = verbs.add_parser(
+        "heal", help="repair a node, or end a job's hang, in the running demo",
+        description="Repair TARGET in the demo running on --data-dir: a node (its faults, and "
+        "the hang of any job running there) or a training job (its hang: it computes and does "
+        "I/O again, its counters going on from where they stopped, and the hang alert "
+        "resolves).",
+    )  # fmt: skip
+    heal.add_argument("node", metavar="TARGET", help="a node, or a training job "
+                      "(namespace/name, or its name alone)")  # fmt: skip
+    heal.add_argument("fault", metavar="FAULT", nargs="?", choices=faults,
                       help="only this fault (default: every fault on the node)")  # fmt: skip
     for verb in (inj, heal):
         verb.add_argument("--data-dir", type=Path, default=Path("var/demo"), metavar="DIR",

@@ -11,10 +11,15 @@ or panel that works on the simulation works on a real node exporter. Values foll
   disk at 0.97 used;
   `kubelet_readonly` sets `poolwatch_filesystem_readonly` on the kubelet directory.
 Pods get their node exporter's per-pod series too: poolwatch_container_accelerator_* mirror the
-device they hold (allocated and idle seconds count from the job's start and from the moment it
-hung or stalled), the cgroup CPU and memory follow the job's activity, and the network and block
-I/O counters grow at a steady per-pod rate from the job's start. Host CPU and memory follow the
-node's busy devices; filesystems have sizes (a 3.5 TiB cache disk, a 480 GiB system disk).
+device they hold (allocated seconds count from the job's start, idle seconds while it is hung or
+stalled), the cgroup CPU and memory follow the job's activity, and the I/O counters the hang rule
+reads (process read/write, NFS, block devices, network; as an exporter run as root with
+SYS_PTRACE sees them, each container with one NFS mount) grow at a steady per-pod rate while the
+job runs and stop while it is hung or stalled: a stuck job's processes block, so they read and
+write nothing, and its utilisation sits flat at 0 (the hang rule's "not computing"). A healed
+hang goes on from the values it stopped at, so the counters never go back. Host CPU and memory
+follow the node's busy devices; filesystems have sizes (a 3.5 TiB cache disk, a 480 GiB system
+disk).
 Reading metrics never draws from the simulation's random generator (that would change the
 simulation); the small jitter is a hash of node, device and the 15 s slot of simulated time.
 
@@ -45,8 +50,16 @@ C = "poolwatch_container_accelerator_"
 POD_FAMILIES = (
     "cpu_used_cores", "cpu_used_ratio", "memory_used_bytes", "memory_used_ratio",
     "network_receive_bytes_total", "network_transmit_bytes_total", "disk_read_bytes_total",
-    "disk_written_bytes_total",
+    "disk_written_bytes_total", "nfs_mounts",
 )  # fmt: skip
+#: per-container I/O counters by direction (read, write): bytes per second while the job runs
+DIRECTED = {
+    "process_io_bytes_total": (2.0e8, 3.0e7),  # rchar/wchar: dataset reads, logs, checkpoints
+    "nfs_bytes_total": (1.2e8, 8.0e6),  # the dataset and checkpoint volume (SFS Turbo, NFS)
+}
+#: per-pod counters without direction: bytes per second while the job runs
+RATES = {"network_receive_bytes_total": 4e8, "network_transmit_bytes_total": 3.5e8,
+         "disk_read_bytes_total": 6e7, "disk_written_bytes_total": 1.5e7}  # fmt: skip
 POD_CPUS, POD_MEMORY = 16.0, 256 * 1024 * MIB  # a training pod's CPU and memory limits
 FAMILIES = (
     A + "info", A + "up", A + "health_level", A + "healthy", A + "utilization_ratio",
@@ -60,7 +73,7 @@ FAMILIES = (
     "poolwatch_node_network_receive_bytes_total", "poolwatch_node_network_transmit_bytes_total",
     *(C + n for n in ("utilization_ratio", "memory_used_bytes", "memory_total_bytes",
                       "memory_used_ratio", "allocated_seconds_total", "idle_seconds_total")),
-    *("poolwatch_container_" + n for n in POD_FAMILIES),
+    *("poolwatch_container_" + n for n in (*POD_FAMILIES, *DIRECTED)),
 )  # fmt: skip
 COLLECTORS = ("accelerator", "filesystem", "pod_resources")
 MEMORY = {"nvidia": 81559 * MIB, "huawei": 65536 * MIB}  # H100 80GB as NVML reports it; 910B3 HBM
@@ -176,8 +189,7 @@ def _device(view: NodeView, pool: PoolSpec, dev: DeviceView, fams: dict[str, Met
         fams[C + "memory_total_bytes"].add_metric(held, total)
         fams[C + "memory_used_ratio"].add_metric(held, share)
         fams[C + "allocated_seconds_total"].add_metric(held, max(0.0, view.now - dev.held_since))
-        idle = 0.0 if dev.idle_since is None else max(0.0, view.now - dev.idle_since)
-        fams[C + "idle_seconds_total"].add_metric(held, idle)
+        fams[C + "idle_seconds_total"].add_metric(held, dev.quiet)
     return True
 
 
@@ -196,8 +208,9 @@ def _host(view: NodeView, fams: dict[str, Metric]) -> None:
 
 
 def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
-    """Each pod's cgroup readings, once per pod; counters grow at a steady per-pod rate from the
-    job's start, so they only ever rise while the pod lives (a restarted job is a new pod)."""
+    """Each pod's cgroup readings, once per pod; counters grow at a steady per-pod rate over the
+    time the job has run and not been stuck, so they rise while it works, stay flat while it is
+    hung or stalled, and never go back while the pod lives (a restarted job is a new pod)."""
     seen: dict[tuple[str, str, str, str], DeviceView] = {}
     for d in view.devices:
         if d.owner is not None:
@@ -207,14 +220,16 @@ def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
         busy = 1.0 if dev.activity == "busy" else 0.05
         cores = POD_CPUS * (0.2 + 0.6 * busy * (0.8 + 0.2 * _jitter(*owner, "cpu")))
         memory = POD_MEMORY * (0.3 + 0.4 * _jitter(*owner, "mem"))
-        age = max(0.0, view.now - dev.held_since)
-        rates = {"network_receive_bytes_total": 4e8, "network_transmit_bytes_total": 3.5e8,
-                 "disk_read_bytes_total": 6e7, "disk_written_bytes_total": 1.5e7}  # fmt: skip
-        counters = {k: r * (0.5 + _jitter(*owner, k)) * age for k, r in rates.items()}
+        worked = max(0.0, view.now - dev.held_since - dev.quiet)  # seconds it did I/O
+        counters = {k: r * (0.5 + _jitter(*owner, k)) * worked for k, r in RATES.items()}
         values = {"cpu_used_cores": cores, "cpu_used_ratio": cores / POD_CPUS,
                   "memory_used_bytes": memory, "memory_used_ratio": memory / POD_MEMORY,
-                  **counters}  # fmt: skip
+                  "nfs_mounts": 1.0, **counters}  # fmt: skip
         for name in POD_FAMILIES:
             # the simulated pods have limits: the ratios are over them (basis="limit")
             extra = ["limit"] if name.endswith("_ratio") else []
             fams["poolwatch_container_" + name].add_metric([*ident, *extra], values[name])
+        for name, pair in DIRECTED.items():
+            for direction, rate in zip(("read", "write"), pair, strict=True):
+                value = rate * (0.5 + _jitter(*owner, name, direction)) * worked
+                fams["poolwatch_container_" + name].add_metric([*ident, direction], value)

@@ -102,10 +102,12 @@ def pool(cluster: Any, struck: list[tuple[float, str, str]]) -> bytes:
         for n in nodes
     ]  # fmt: skip
     jobs = sorted(cluster.jobs(), key=lambda j: (j.pool, j.namespace, j.name))
+    hung = set(cluster.hung_jobs())  # the simulation knows; Kubernetes shows them Running
     job_rows = [
         (html.escape(f"{j.namespace}/{j.name}"), html.escape(j.pool),
-         pill(str(j.status), STATUS_COLORS.get(str(j.status), "#555")), str(j.restarts),
-         html.escape(j.owner))
+         pill(str(j.status), STATUS_COLORS.get(str(j.status), "#555"))
+         + (" hung (no I/O, idle accelerators)" if f"{j.namespace}/{j.name}" in hung else ""),
+         str(j.restarts), html.escape(j.owner))
         for j in jobs
     ]  # fmt: skip
     events = sorted(cluster.events(), key=lambda e: e.time, reverse=True)[:60]

@@ -6,9 +6,13 @@ that lasts ten simulated minutes is gone after thirty real seconds. Rules writte
 see a fault long enough to fire. Dividing every period by the speed keeps each rule's meaning in
 simulated time: "two periods of one simulated minute" stays two simulated minutes.
 
-Scaled: a group's `interval`, a rule's `for`, a window's `range` and `step`, and every range or
-subquery duration inside an expression (`[5m]`, `[10m:1m]`). Periods never go below `floor` (a
-range must hold a few scrapes for `rate` to answer). At speed 1 the files are copied unchanged.
+Scaled: a group's `interval`, a rule's `for`, a window's `range` and `step`, and every duration
+inside an expression: ranges and subqueries (`[5m]`, `[10m:1m]`) and offsets (`offset 5m`).
+Periods never go below `floor` (a range must hold a few scrapes for `rate` to answer). A rule that
+measures time with timestamps (the hang rule's "unchanged for N minutes", `time() - ..._timestamp
+_seconds < 900`) gets every timestamp multiplied by the speed, `time()` and each
+`*_timestamp_seconds` series alike: their differences are then simulated seconds, while the
+thresholds they are compared with stay as written. At speed 1 the files are copied unchanged.
 
 The scaled files go to DATA/rules/ (the local rule engine reads them) and their Prometheus form,
 from `rules.compile`, to DATA/rules/prometheus/ (Prometheus loads those).
@@ -29,6 +33,13 @@ from poolwatch.rules.model import duration_seconds, format_duration
 # a range selector or subquery: [5m] or [10m:1m] or [1h:]; durations only, so a label regex
 # such as "[0-9]+" never matches
 _RANGE = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)(?::((?:\d+(?:ms|s|m|h|d|w|y))+)?)?\]")
+_OFFSET = re.compile(r"\boffset\s+(-?)((?:\d+(?:ms|s|m|h|d|w|y))+)")
+_TIME = re.compile(r"\btime\(\s*\)")
+# an instant selector of a timestamp series (a range of one, `x_timestamp_seconds[5m]`, is left:
+# it cannot be multiplied, and what reads it, such as `changes`, does not compare timestamps)
+_STAMP = re.compile(
+    r"\b[a-zA-Z_:][a-zA-Z0-9_:]*_timestamp_seconds(?:\s*\{[^}]*\})?(?!\w|\s*[{\[(])"
+)
 
 
 def scale_duration(text: str, speed: float, floor: float) -> str:
@@ -47,7 +58,12 @@ def scale_expr(expr: str, speed: float, floor: float) -> str:
             out += ":" + scale_duration(m.group(2), speed, floor)
         return out + "]"
 
-    return _RANGE.sub(one, expr)
+    if speed == 1:
+        return expr
+    out = _RANGE.sub(one, expr)
+    out = _OFFSET.sub(lambda m: f"offset {m[1]}{scale_duration(m[2], speed, floor)}", out)
+    out = _TIME.sub(f"(time() * {speed:g})", out)
+    return _STAMP.sub(lambda m: f"({m[0]} * {speed:g})", out)
 
 
 def scale_group(doc: dict[str, Any], speed: float, floor: float) -> dict[str, Any]:

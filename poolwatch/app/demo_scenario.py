@@ -15,6 +15,11 @@ cycling through FOLLOW_UPS, each on a node where it can strike (preferring a nod
 job). The simulation repairs each fault REPAIR seconds after it struck (its `repair_seconds`);
 the scenario then hands the repaired node back to its pool as the new spare (an operator's
 `restore`, which the controller's own rules allow), so later faults still find a spare.
+
+A `hang` strikes a running job on the chosen node instead: nothing repairs it, as nothing repairs
+a real hung job. Its I/O stops and its accelerators idle; the hang rule fires once the job's
+detection time (the demo's 10 minutes) has passed without I/O, and the controller restarts the
+job (the demo's jobs opt in to restart upon suspension), which ends the hang.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ log = logging.getLogger(__name__)
 FIRST_AT = 40.0  # the first fault: the initial jobs are Running by then (30 s start-up)
 FIRST = "gpu_lost"  # isolated (A050203), replaced from the spare, its job restarted
 EVERY = 240.0
-FOLLOW_UPS = ("npu_health", "not_ready", "ecc", "kubelet_readonly", "cache_full", "gpu_lost")
+FOLLOW_UPS = ("hang", "npu_health", "not_ready", "ecc", "kubelet_readonly", "cache_full",
+              "gpu_lost")  # fmt: skip
 
 
 @dataclass
@@ -82,13 +88,19 @@ class Scenario:
 
     def target(self, fault: str) -> str | None:
         """An Available node `fault` can strike, preferring one that runs a job; first by name,
-        so the same seed tells the same story."""
+        so the same seed tells the same story. A node where a job hangs is left alone: a fault
+        there would stall or restart that job before the hang rule has found it."""
         vendor = DEVICE_FAULTS.get(fault, "")
-        busy = {p.node for p in self.cluster.pods() if p.job and p.phase == "Running"}
+        pods = self.cluster.pods()
+        busy = {p.node for p in pods if p.job and p.phase == "Running"}
+        hung = set(self.cluster.hung_jobs())
+        hanging = {p.node for p in pods if p.job and f"{p.namespace}/{p.job}" in hung}
         candidates = []
         for n in sorted(self.cluster.nodes(), key=lambda n: n.name):
             resource = next((r for r, _ in n.capacity if "/" in r), "")
             if str(n.status) != "Available" or (vendor and vendor != vendor_of(resource)):
+                continue
+            if n.name in hanging:
                 continue
             if not self.cluster.can_strike(fault, n.name):
                 continue

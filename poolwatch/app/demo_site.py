@@ -7,9 +7,10 @@
   GET  /alerts             the local rule engine's alerts
   GET  /dashboards/        every dashboard drawn from the demo's Prometheus (see dashboards.render)
   GET  /docs/              the repository's docs/*.md as pages: the runbooks the alerts link to
-  GET  /api/faults         the faults the simulator knows and the nodes (JSON)
-  POST /api/inject         {"fault": "gpu_lost", "node": "gpu-a-node-02"[, "device": 0]}
-  POST /api/heal           {"node": "gpu-a-node-02"[, "fault": "gpu_lost"]}
+  GET  /api/faults         the faults the simulator knows, the nodes and the hung jobs (JSON)
+  POST /api/inject         {"fault": "gpu_lost", "node": "gpu-a-node-02"[, "device": 0]};
+                           {"fault": "hang", "node": NODE or "namespace/job"} hangs a job
+  POST /api/heal           {"node": "gpu-a-node-02" or "namespace/job"[, "fault": "gpu_lost"]}
   GET  /healthz            ok while the site serves
 
 Only on 127.0.0.1, like the whole demo; the fault API changes nothing but the simulation. The
@@ -28,7 +29,7 @@ from typing import Any
 
 from poolwatch.app import demo_docs, demo_pages
 from poolwatch.app.demo_inbox import Inbox
-from poolwatch.cluster.simulated.spec import FAULTS
+from poolwatch.cluster.simulated.spec import FAULTS, JOB_FAULTS
 from poolwatch.core.web.auth import Auth
 from poolwatch.core.web.server import Handler, Server
 
@@ -130,7 +131,8 @@ class _SiteHandler(Handler):
                        200 if doc else 404)  # fmt: skip
         elif path == "/api/faults":
             nodes = sorted(n.name for n in demo.cluster.nodes())
-            self._json(200, {"faults": list(FAULTS), "nodes": nodes})
+            self._json(200, {"faults": [*FAULTS, *JOB_FAULTS], "nodes": nodes,
+                             "hung_jobs": demo.cluster.hung_jobs()})  # fmt: skip
         else:
             self._html(demo_pages.page("not found", '<p><a href="/">demo home</a></p>'), 404)
 
@@ -169,16 +171,23 @@ class _SiteHandler(Handler):
             )
             return
         try:
-            if path == "/api/inject":
+            if path == "/api/inject" and doc.get("fault") in JOB_FAULTS:
+                if device is not None:
+                    raise ValueError("device: only a device fault takes one, not a hang")
+                job = cluster.hang(node)
+                self.server.demo.nodes.refresh()
+                log.info("injected hang on %s (via %s)", job, node)
+                self._json(200, {"fault": "hang", "node": node, "job": job})
+            elif path == "/api/inject":
                 hit = cluster.inject(str(doc.get("fault")), node, device)
                 self.server.demo.nodes.refresh()
                 log.info("injected %s on %s%s", doc.get("fault"), node,
                          "" if hit is None else f" (device {hit})")  # fmt: skip
                 self._json(200, {"fault": doc.get("fault"), "node": node, "device": hit})
             else:
-                cluster.heal(node, doc.get("fault"))
+                jobs = cluster.heal(node, doc.get("fault"))
                 self.server.demo.nodes.refresh()
-                self._json(200, {"healed": node, "fault": doc.get("fault")})
+                self._json(200, {"healed": node, "fault": doc.get("fault"), "jobs": jobs})
         except KeyError as err:
             nodes = ", ".join(sorted(n.name for n in cluster.nodes()))
             self._json(404, {"error": f"{err.args[0]}; the nodes are: {nodes}"})

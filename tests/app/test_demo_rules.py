@@ -22,6 +22,25 @@ def test_range_and_subquery_durations_scale_but_label_regexes_do_not() -> None:
     assert demo_rules.scale_expr(expr, 1, 4) == expr
 
 
+def test_offsets_scale_and_timestamps_stretch_into_simulated_seconds() -> None:
+    """The hang rule's "unchanged for N minutes" is `time()` minus a `time()` of the past, and
+    its median test compares `[5m]` with `[5m] offset 5m`: at speed 20 both must keep meaning
+    simulated minutes, or the rule never fires in a fast demo."""
+    expr = (
+        "floor((time() - max_over_time((x * 0 + time())[12h:5m])) / 60) >= 10 and "
+        "quantile_over_time(0.5, u[5m]) - quantile_over_time(0.5, u[5m] offset 5m) and "
+        '(time() - xid_last_timestamp_seconds{xid="95"}) < bool 900 and '
+        "changes(b_timestamp_seconds[1h])"
+    )  # fmt: skip
+    assert demo_rules.scale_expr(expr, 20, 4) == (
+        "floor(((time() * 20) - max_over_time((x * 0 + (time() * 20))[36m:15s])) / 60) >= 10 and "
+        "quantile_over_time(0.5, u[15s]) - quantile_over_time(0.5, u[15s] offset 15s) and "
+        '((time() * 20) - (xid_last_timestamp_seconds{xid="95"} * 20)) < bool 900 and '
+        "changes(b_timestamp_seconds[3m])"
+    )  # fmt: skip
+    assert demo_rules.scale_expr(expr, 1, 4) == expr
+
+
 def test_every_shipped_rule_file_scales_loads_and_keeps_its_periods_count(tmp_path: Path) -> None:
     scaled, prom = demo_rules.write(default_files(), tmp_path, 20, 2)
     originals = {g.group.group: g.group for g in load(default_files())}

@@ -29,8 +29,16 @@ from poolwatch.cluster.simulated import jobs as sim_jobs
 from poolwatch.cluster.simulated.feed import ChangeFeed
 from poolwatch.cluster.simulated.nodeview import NodeView, node_view
 from poolwatch.cluster.simulated.pools import PoolBook
-from poolwatch.cluster.simulated.spec import POOL_LABEL, JobRequest, PoolSpec, SimulationSpec
+from poolwatch.cluster.simulated.spec import (
+    FAULTS,
+    JOB_FAULTS,
+    POOL_LABEL,
+    JobRequest,
+    PoolSpec,
+    SimulationSpec,
+)
 from poolwatch.cluster.simulated.state import (
+    SimJob,
     SimNode,
     World,
     derive_status,
@@ -45,7 +53,7 @@ class SimulatedCluster:
 
     `clock` is read once: simulated time starts there and moves only with `step()` (tests pass
     a fixed clock; a demo the wall clock, with `run()` keeping pace). Beyond the protocol:
-    `step`, `run`, `submit`, `inject`, `heal`, `now`, `node_view` (the demo renders it)
+    `step`, `run`, `submit`, `inject`, `hang`, `heal`, `now`, `node_view` (the demo renders it)
     and `reachable` (False plays an API outage). Unknown nodes and pods raise KeyError, bad
     arguments ValueError."""
 
@@ -121,7 +129,11 @@ class SimulatedCluster:
             return job_object(sim)
 
     def inject(self, fault: str, node: str, device: int | None = None) -> int | None:
-        """Strike `node` with `fault` now (see faults); returns the device index it hit."""
+        """Strike `node` with `fault` now (see faults); returns the device index it hit. `hang`
+        hangs a job running on `node` (or the job `node` names, see `hang`) and returns None."""
+        if fault in JOB_FAULTS:
+            self.hang(node)
+            return None
         with self._lock:
             hit = sim_faults.inject(self._world, fault, node, device)
             self._commit()
@@ -130,7 +142,51 @@ class SimulatedCluster:
     def can_strike(self, fault: str, node: str) -> bool:
         """Whether `inject(fault, node)` would find somewhere to strike now."""
         with self._lock:
+            if fault in JOB_FAULTS:
+                return bool(self._running_on(self._node(node).name))
             return bool(sim_faults.applicable(self._node(node), fault))
+
+    def hang(self, target: str) -> str:
+        """Hang a running job now (see jobs.hang); returns its "namespace/name". `target` is a
+        job ("namespace/name", or a name no other namespace uses) or a node: then the first job
+        by name running there that can hang. KeyError for neither, ValueError when the job (or
+        every job on the node) cannot hang."""
+        with self._lock:
+            if target in self._world.nodes:
+                running = self._running_on(target)
+                if not running:
+                    raise ValueError(f"no running job on {target} can hang (none runs there, "
+                                     "or each is hung or stalled already)")  # fmt: skip
+                job = running[0]
+            else:
+                job = self._job(target)
+            sim_jobs.hang(self._world, job)
+            self._commit()
+            return job.key
+
+    def hung_jobs(self) -> list[str]:
+        """The hung jobs, "namespace/name", by name."""
+        with self._lock:
+            return sorted(k for k, j in self._world.jobs.items() if j.hung)
+
+    def _running_on(self, node: str) -> list[SimJob]:
+        w = self._world
+        keys = {p.job for p in w.pods.values() if p.node == node and p.job}
+        jobs = [w.jobs[k] for k in sorted(keys) if k in w.jobs]
+        return [j for j in jobs if j.status is JobStatus.RUNNING and not j.hung and not j.stalled]
+
+    def _job(self, target: str) -> SimJob:
+        w = self._world
+        if target in w.jobs:
+            return w.jobs[target]
+        named = [j for j in w.jobs.values() if j.name == target]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            keys = ", ".join(sorted(j.key for j in named))
+            raise KeyError(f"job name {target!r} is in several namespaces ({keys}): "
+                           "give namespace/name")  # fmt: skip
+        raise KeyError(f"no node or training job {target!r} in the simulation")
 
     def node_faults(self, node: str) -> list[str]:
         """The faults now on `node` and its devices (what a repair would clear)."""
@@ -138,11 +194,30 @@ class SimulatedCluster:
             n = self._node(node)
             return sorted({*n.faults, *(f for d in n.devices for f in d.faults)})
 
-    def heal(self, node: str, fault: str | None = None) -> None:
-        """Repair `fault` (all faults when None) on `node` now."""
+    def heal(self, node: str, fault: str | None = None) -> list[str]:
+        """Repair `fault` (all faults when None) on `node` now; a hang clears on the jobs hung
+        there. `node` may also name a job (as in `hang`): its hang clears. Returns the jobs
+        whose hang cleared."""
+        if fault is not None and fault not in (*FAULTS, *JOB_FAULTS):
+            raise ValueError(f"fault must be one of {', '.join((*FAULTS, *JOB_FAULTS))}, "
+                             f"not {fault!r}")  # fmt: skip
         with self._lock:
-            sim_faults.heal(self._world, node, fault)
+            w = self._world
+            if node in w.nodes:
+                if fault not in JOB_FAULTS:
+                    sim_faults.heal(w, node, fault)
+                keys = {p.job for p in w.pods.values() if p.node == node and p.job}
+                jobs = [w.jobs[k] for k in sorted(keys) if k in w.jobs]
+                if fault is not None and fault not in JOB_FAULTS:
+                    jobs = []
+            else:
+                job = self._job(node)
+                if fault is not None and fault not in JOB_FAULTS:
+                    raise ValueError(f"{fault} strikes nodes; {job.key} is a training job")
+                jobs = [job]
+            healed = [j.key for j in jobs if sim_jobs.unhang(w, j)]
             self._commit()
+            return healed
 
     # -- read side ---------------------------------------------------------------------------
     def pools(self) -> list[Pool]:

@@ -3,9 +3,11 @@
 Lifecycle: Pending (queued; no pods yet, as with a Volcano gang that has not been admitted) ->
 Creating (pods bound to nodes, containers starting; stays here while a node's kubelet directory
 is read-only) -> Running -> Completed | Failed | Terminated (auto stop at `max_runtime`). A hung
-job stays Running with its devices held and idle; Kubernetes shows nothing, which is the point:
-spotting it is poolwatch's job. A fault under a job stalls it the same way, and it fails
-`fault_fail_after` later unless its pods are evicted first; an eviction restarts the whole gang.
+job (its drawn outcome, or `hang` struck on it) stays Running with its devices held and idle and
+its I/O stopped (see nodeview); Kubernetes shows nothing, which is the point: spotting it is
+poolwatch's job (the hang rule, MA-J-02). `unhang` lets it go on where it stopped. A fault
+under a job stalls it the same way, and it fails `fault_fail_after` later unless its pods are
+evicted first; an eviction restarts the whole gang.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 
 from poolwatch.cluster.model import JobStatus, NodeStatus
-from poolwatch.cluster.simulated.spec import JobRequest
+from poolwatch.cluster.simulated.spec import JobRequest, check_hang_detect
 from poolwatch.cluster.simulated.state import CPU_PER_ACCEL, MEMORY_PER_ACCEL, SimJob, SimPod, World
 from poolwatch.core.vocabulary import OWNER_LABEL
 
@@ -84,6 +86,9 @@ def submit(world: World, req: JobRequest) -> SimJob:
     key = f"{req.namespace}/{name}"
     if key in world.jobs:
         raise ValueError(f"job {key} already exists")
+    detect = world.spec.hang_detect_minutes
+    if req.hang_detect_minutes is not None:
+        check_hang_detect(detect := req.hang_detect_minutes)
     job = SimJob(
         name=name, namespace=req.namespace, uid=world.uid("job", key, next(world.serial)),
         kind=req.kind, pool=req.pool, resource=pspec.resource,
@@ -91,6 +96,7 @@ def submit(world: World, req: JobRequest) -> SimJob:
         queue=req.queue or (team.queue if team else "default"), priority=req.priority,
         workers=req.workers, per_worker=req.per_worker, outcome=req.outcome,
         duration=req.duration, created=world.now, annotations=tuple(sorted(req.annotations)),
+        hang_detect_minutes=detect,
     )  # fmt: skip
     world.jobs[key] = job
     world.touch("job", key)
@@ -227,10 +233,12 @@ def start(world: World, key: str, generation: int) -> None:
 
 def _outcome(world: World, key: str, generation: int) -> None:
     job = _current(world, key, generation, JobStatus.RUNNING)
-    if job is None or job.stalled:
-        return  # a stalled job's fate is the fault's
+    if job is None or job.stalled or job.hung:
+        return  # a stalled job's fate is the fault's; a hung one's waits for unhang
+    if job.started is not None and world.now < job.started + job.duration + job.hung_for - 1e-6:
+        return  # it was hung for a while: its outcome comes later (unhang scheduled it)
     if job.outcome == "hang":
-        job.hung = True  # nothing in Kubernetes changes
+        hang(world, job)
     elif job.outcome == "fail":
         finish(world, job, JobStatus.FAILED)
     else:
@@ -241,6 +249,35 @@ def _auto_stop(world: World, key: str, generation: int) -> None:
     job = _current(world, key, generation, JobStatus.RUNNING)
     if job is not None:
         finish(world, job, JobStatus.TERMINATED)
+
+
+def hang(world: World, job: SimJob) -> None:
+    """The job hangs now: its processes block (a deadlocked collective, a stuck data loader), so
+    its accelerators stop computing and its I/O stops; nothing in Kubernetes changes."""
+    if job.status is not JobStatus.RUNNING or job.hung or job.stalled:
+        state = "hung" if job.hung else "stalled by a fault" if job.stalled else job.status
+        raise ValueError(f"job {job.key} is {state}: only a running job can hang")
+    job.hung, job.hung_since = True, world.now
+    world.touch("job", job.key)
+
+
+def unhang(world: World, job: SimJob) -> bool:
+    """The hang clears (heal): the job computes again and its I/O counters go on from where they
+    stopped; the time it was hung does not count towards its running time. A job whose drawn
+    fate was this hang then completes after half as long again as it ran. False when it was not
+    hung."""
+    if not job.hung:
+        return False
+    since = job.hung_since if job.hung_since is not None else world.now
+    job.hung_for += max(0.0, world.now - since)
+    job.hung, job.hung_since = False, None
+    if job.outcome == "hang":
+        job.outcome, job.duration = "complete", job.duration * 1.5
+    if job.started is not None:
+        due = max(world.now, job.started + job.duration + job.hung_for)
+        world.at(due, _outcome, job.key, job.generation)
+    world.touch("job", job.key)
+    return True
 
 
 def stall(world: World, key: str) -> None:
@@ -268,6 +305,7 @@ _ENDINGS = {
 def finish(world: World, job: SimJob, status: JobStatus) -> None:
     reason, message, phase = _ENDINGS[status]
     job.status, job.finished, job.hung, job.stalled = status, world.now, False, False
+    job.hung_since, job.hung_for = None, 0.0
     for p in job.pods:
         if p in world.pods:
             if phase == "Failed":  # the training process exits non-zero (a fault under it or
@@ -309,6 +347,7 @@ def evict(world: World, key: str) -> None:
             world.end_pod(p, "Failed", job.queue, delete=True)
     job.pods, job.restarts, job.generation = [], job.restarts + 1, job.generation + 1
     job.status, job.started, job.hung, job.stalled = JobStatus.PENDING, None, False, False
+    job.hung_since, job.hung_for = None, 0.0
     job.outcome = "complete"
     world.touch("job", job.key)
     _job_event(world, job, "JobRestarted", "The training job has been restarted.")
@@ -325,6 +364,7 @@ def reissue(world: World, key: str, annotations: dict[str, str]) -> None:
     job.pods, job.restarts, job.generation = [], job.restarts + 1, job.generation + 1
     job.status, job.started, job.finished = JobStatus.PENDING, None, None
     job.hung, job.stalled, job.outcome = False, False, "complete"
+    job.hung_since, job.hung_for = None, 0.0
     job.annotations = tuple(sorted({**dict(job.annotations), **annotations}.items()))
     world.touch("job", job.key)
     _job_event(world, job, "JobRestarted", "The training job has been restarted.")

@@ -23,6 +23,9 @@ class DeviceView:
     activity: str  # idle (no holder) | creating | busy (computing) | stuck (hung or stalled)
     held_since: float = 0.0  # when the holder's job started (or was created, before it starts)
     idle_since: float | None = None  # when the holder stopped computing (hung or stalled)
+    # seconds of the holder's run in which it did nothing (hung or stalled, now and in earlier
+    # hangs that healed): its accelerators were idle and its I/O counters did not move
+    quiet: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class NodeView:
 def node_view(world: World, n: SimNode) -> NodeView:
     devices = []
     for d in n.devices:
-        owner, activity, since, idle_since = None, "idle", world.now, None
+        owner, activity, since, idle_since, quiet = None, "idle", world.now, None, 0.0
         if d.holder:
             pod = world.pods[d.holder]
             job = world.jobs[pod.job]
@@ -51,10 +54,12 @@ def node_view(world: World, n: SimNode) -> NodeView:
                 activity = "creating"
             since = job.started if job.started is not None else job.created
             if job.hung:
-                idle_since = min(world.now, since + job.duration)
+                hung_at = job.hung_since
+                idle_since = min(world.now, since + job.duration) if hung_at is None else hung_at
             elif job.stalled:
                 idle_since = min([world.now, *d.faults.values(), *n.faults.values()])
+            quiet = job.hung_for + (0.0 if idle_since is None else world.now - idle_since)
         devices.append(DeviceView(d.index, d.uuid, tuple(d.faults.items()), owner, activity,
-                                  since, idle_since))  # fmt: skip
+                                  since, idle_since, max(0.0, quiet)))  # fmt: skip
     return NodeView(n.name, n.pool, n.resource, n.model, world.now, tuple(n.faults.items()),
                     tuple(devices))  # fmt: skip

@@ -26,7 +26,7 @@ from pathlib import Path
 from poolwatch.cluster.simulated.backend import SimulatedCluster
 from poolwatch.cluster.simulated.feed import ChangeFeed
 
-FORMAT = 1  # bump when the saved world's shape changes; an older file then starts a fresh pool
+FORMAT = 2  # bump when the saved world's shape changes; an older file then starts a fresh pool
 
 
 class StateMismatch(Exception):

@@ -28,6 +28,11 @@ FAULTS: tuple[Fault, ...] = (
 #: faults that live on one device, and the vendor each one needs ("" for either)
 DEVICE_FAULTS: dict[str, str] = {"ecc": "", "gpu_lost": "nvidia", "npu_health": "huawei"}
 
+#: faults that strike a training job, not a node: `hang` (see jobs.hang); named by a node (a job
+#: running there) or by the job itself
+JOB_FAULTS: tuple[str, ...] = ("hang",)
+HANG_DETECT_RANGE = (10, 720)  # MA_HANG_DETECT_TIME, minutes, as the platform allows it
+
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"  # the node lifecycle controller's taint
 
 JobOutcome = Literal["complete", "fail", "hang"]
@@ -103,6 +108,15 @@ class JobRequest:
     duration: float = 3600.0
     # metadata.annotations, e.g. {"fault-tolerance/job-retry-num": "3"} (MA-J-06)
     annotations: tuple[tuple[str, str], ...] = ()
+    # MA_HANG_DETECT_TIME of its containers, minutes (10-720); None: the spec's
+    hang_detect_minutes: int | None = None
+
+
+def check_hang_detect(minutes: int) -> None:
+    """The platform takes MA_HANG_DETECT_TIME from 10 to 720 minutes; so does the simulation."""
+    low, high = HANG_DETECT_RANGE
+    if not low <= minutes <= high:
+        raise ValueError(f"hang_detect_minutes must lie in {low}-{high}, not {minutes}")
 
 
 def _demo_pools() -> tuple[PoolSpec, ...]:
@@ -146,6 +160,9 @@ class SimulationSpec:
     # annotations every generated job carries, e.g. (("fault-tolerance/job-retry-num", "3"),)
     # so the controller restarts the jobs of a node it isolates (the demo's story)
     job_annotations: tuple[tuple[str, str], ...] = ()
+    # MA_HANG_DETECT_TIME (minutes, 10-720) of every job that does not set its own: how long a
+    # hung job's I/O must stay unchanged before the hang rule calls it hung (platform default 30)
+    hang_detect_minutes: int = 30
     # --- nodes and faults --------------------------------------------------------------------
     create_seconds: float = 0.0  # nodes stay Creating this long after start
     # DaemonSet pods on every node, e.g. ("nvidia-device-plugin",): Running in kube-system, no
@@ -167,6 +184,7 @@ class SimulationSpec:
             raise ValueError("fail_probability + hang_probability must lie in 0-1")
         if self.duration[0] <= 0 or self.duration[1] < self.duration[0]:
             raise ValueError("duration must be (low, high) with 0 < low <= high")
+        check_hang_detect(self.hang_detect_minutes)
 
     def pool(self, name: str) -> PoolSpec:
         for p in self.pools:

@@ -100,7 +100,10 @@ class SimJob:
     finished: float | None = None
     restarts: int = 0
     generation: int = 0  # bumped on restart, so stale scheduled actions are ignored
-    hung: bool = False  # Running, zero utilisation; invisible to Kubernetes
+    hung: bool = False  # Running, zero utilisation, no I/O; invisible to Kubernetes
+    hung_since: float | None = None  # when the current hang began
+    hung_for: float = 0.0  # seconds of earlier, healed hangs of this run (counters paused)
+    hang_detect_minutes: int = 30  # MA_HANG_DETECT_TIME of its containers (10-720)
     stalled: bool = False  # a fault under it: zero utilisation, fails after fault_fail_after
     pods: list[str] = field(default_factory=list)
     annotations: tuple[tuple[str, str], ...] = ()
@@ -296,4 +299,5 @@ def job_object(j: SimJob) -> TrainingJob:
         finished=j.finished,
         # what the Kubernetes backend reads too: the fault-tolerance settings only
         annotations=tuple(a for a in j.annotations if a[0].startswith("fault-tolerance/")),
+        hang_detect_minutes=j.hang_detect_minutes,
     )
