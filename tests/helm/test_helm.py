@@ -609,8 +609,10 @@ def test_operator_off_creates_no_operator_objects_but_a_rules_configmap(helm: He
     shipped = sorted(p.name for p in (CHART / "files" / "rules").glob("*.rules.yaml"))
     assert sorted(files) == shipped
     assert shipped
-    for name in shipped:
-        assert files[name] == (CHART / "files" / "rules" / name).read_text()
+    for name in shipped:  # the same groups (the chart compiles them itself, for the overrides)
+        assert yaml.safe_load(files[name]) == yaml.safe_load(
+            (CHART / "files" / "rules" / name).read_text()
+        )
 
 
 def _shipped_groups() -> list[dict[str, Any]]:
