@@ -280,8 +280,11 @@ def test_pods_are_locked_down(rendered: Rendered) -> None:
                 assert psc["runAsUser"] != 0, name
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(c["resources"][kind]), f"{name} {kind}"
+            # a web config Secret (web-config example: TLS on) turns the probes to HTTPS
+            web = any(v["name"] == "web-config" for v in pod.get("volumes", []))
+            tls = {"scheme": "HTTPS"} if web else {}
             for probe in ("livenessProbe", "readinessProbe"):
-                assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, name
+                assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http", **tls}, name
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
             assert "http" in ports, name
 
