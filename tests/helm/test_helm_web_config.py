@@ -259,3 +259,10 @@ def test_each_server_serves_tls_and_basic_auth_as_rendered(
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_no_ca_is_asked_for_when_no_chart_client_calls_a_tls_part(helm: Helm) -> None:
+    sets = ["webConfig.existingSecret=web", "webConfig.tls=true"]
+    out = helm.template(sets=[*sets, "alerts.enabled=false", "controller.enabled=false"])
+    assert "SSL_CERT_FILE" not in out.text
+    assert _web_file(_pod(out, "rules")) == "/etc/poolwatch/web/web-config.yml"
