@@ -57,7 +57,6 @@ def test_overrides_change_exactly_what_they_say(helm: Helm) -> None:
     shipped = _alerts(_render(helm, {}))
     changed = _alerts(_render(helm, {
         "PoolwatchCacheDirAlmostFull": {"threshold": 0.97},
-    "PoolwatchCacheFillsWithinHours": {"threshold": 0.00001},  # Go writes 1e-05: no dot
         "PoolwatchNodeMemoryHigh": {"for": "7m"},
         "PoolwatchNodeCpuHigh": {"disabled": True},
     }))  # fmt: skip
