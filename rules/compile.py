@@ -86,7 +86,8 @@ def expression(rule: Rule) -> str:
     fire = f"({expr}) {rule.op} {_num(rule.threshold)}"
     if rule.clear is None:
         return fire
-    ignored = ", ".join(["alertname", "alertstate", "severity", "seed_ids", *rule.labels])
+    # the rule's labels sorted: the same list whatever order an overrides file gave them in
+    ignored = ", ".join(["alertname", "alertstate", "severity", "seed_ids", *sorted(rule.labels)])
     name = json.dumps(rule.name, ensure_ascii=False)  # any alert name, quoted as PromQL reads it
     firing = f'ALERTS{{alertname={name}, alertstate="firing"}}'
     hold = f"({expr}) {rule.op} {_num(rule.clear)}"

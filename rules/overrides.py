@@ -91,7 +91,7 @@ def apply(loaded: list[LoadedGroup], path: Path) -> list[LoadedGroup]:
     for name, o in overrides.items():
         index, rule = known[name]
         rules = changed.setdefault(index, list(groups[index].group.rules))
-        position = next(i for i, r in enumerate(rules) if r.name == name)
+        position = next(i for i, r in enumerate(rules) if r is not None and r.name == name)
         if o.disabled:
             rules[position] = None  # type: ignore[call-overload]
             continue

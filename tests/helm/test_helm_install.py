@@ -181,6 +181,7 @@ DAEMONSET_NODES = {
     "notifications-values.yaml": {"gpu", "gpu-isolated", "npu"},
     "npu-pool-values.yaml": {"npu"},
     "operator-off-values.yaml": {"gpu", "gpu-isolated", "npu"},
+    "web-config-values.yaml": {"gpu", "gpu-isolated", "npu"},
 }
 
 

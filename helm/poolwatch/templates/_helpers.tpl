@@ -75,16 +75,18 @@ app.kubernetes.io/part-of: poolwatch
 {{- toYaml (mergeOverwrite (deepCopy .root.Values.securityContext) (.part.securityContext | default dict)) }}
 {{- end }}
 
-{{/* /healthz probes on the named port "http". */}}
+{{/* /healthz probes on the named port "http" (open without credentials; HTTPS when the
+part's web config turns TLS on: the kubelet does not check the certificate). */}}
 {{- define "poolwatch.probes" -}}
+{{- $scheme := ternary ", scheme: HTTPS" "" (eq (include "poolwatch.scheme" .) "https") -}}
 livenessProbe:
-  httpGet: {path: /healthz, port: http}
+  httpGet: {path: /healthz, port: http{{ $scheme }}}
   initialDelaySeconds: 10
   periodSeconds: 20
   timeoutSeconds: 5
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: /healthz, port: http}
+  httpGet: {path: /healthz, port: http{{ $scheme }}}
   initialDelaySeconds: 3
   periodSeconds: 10
   timeoutSeconds: 5
@@ -136,7 +138,7 @@ resources:
 
 {{/* In-cluster URL of a part's Service. (dict "root" $ "component" "alerts" "port" 9481) */}}
 {{- define "poolwatch.serviceUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "poolwatch.componentName" .) .root.Release.Namespace (int .port) }}
+{{- printf "%s://%s.%s.svc:%d" (include "poolwatch.scheme" .) (include "poolwatch.componentName" .) .root.Release.Namespace (int .port) }}
 {{- end }}
 
 {{/* The Prometheus URL, required by the parts that query it. */}}
