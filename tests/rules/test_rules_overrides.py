@@ -70,6 +70,21 @@ def test_an_override_changes_the_rule_and_its_summary(tmp_path: Path) -> None:
     assert shipped_alert["annotations"]["summary"] == "Node Kubernetes space is over 90 % full."
 
 
+def test_one_rule_disabled_and_another_of_its_group_changed(tmp_path: Path) -> None:
+    """Both in one file, the disabled one first: the second override used to crash on the
+    place the first left empty."""
+    path = write(tmp_path, f"""\
+        {CACHE}:
+          disabled: true
+        PoolwatchContainerSpaceAlmostFull:
+          threshold: 0.95
+        """)  # fmt: skip
+    groups = apply(load(default_files()), path)
+    names = [r.name for g in groups for r in g.group.rules]
+    assert CACHE not in names
+    assert rule_of(groups, "PoolwatchContainerSpaceAlmostFull").threshold == 0.95
+
+
 def test_periods_replace_for_and_back(tmp_path: Path) -> None:
     groups = apply(load(default_files()), write(tmp_path, f"{CACHE}: {{periods: 5}}\n"))
     assert compiler.alert(rule_of(groups, CACHE), "1m")["for"] == "4m"
