@@ -228,7 +228,10 @@ def _pods(view: NodeView, fams: dict[str, Metric]) -> None:
         for name in POD_FAMILIES:
             # the simulated pods have limits: the ratios are over them (basis="limit")
             extra = ["limit"] if name.endswith("_ratio") else []
-            fams["poolwatch_container_" + name].add_metric([*ident, *extra], values[name])
+            # a pod's network belongs to the pod, not to one of its containers: the exporter
+            # serves it with container="" (its network namespace is shared by all of them)
+            who = [*ident[:4], "", *ident[5:]] if name.startswith("network_") else ident
+            fams["poolwatch_container_" + name].add_metric([*who, *extra], values[name])
         for name, pair in DIRECTED.items():
             for direction, rate in zip(("read", "write"), pair, strict=True):
                 value = rate * (0.5 + _jitter(*owner, name, direction)) * worked

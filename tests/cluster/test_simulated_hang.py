@@ -148,3 +148,17 @@ def test_the_job_carries_its_hang_detection_time() -> None:
         c.submit(JobRequest("team-a", "gpu", name="short", hang_detect_minutes=5))
     with pytest.raises(ValueError, match="10-720"):
         dataclasses.replace(SPEC, hang_detect_minutes=721)
+
+
+def test_a_pods_network_is_served_as_the_exporter_serves_it() -> None:
+    """The real exporter reads a pod's network once, from its shared network namespace, and
+    serves it with container=""; the simulated node does the same, the other counters keep
+    their container."""
+    containers: dict[str, set[str]] = {}
+    for (name, labels), _v in parse(exposition(pool())).items():
+        lab = dict(labels)
+        if name in IO and lab.get("training_job") == "healthy":
+            containers.setdefault(name, set()).add(lab["container"])
+    network = {n for n in IO if "network" in n}
+    assert all(containers[n] == {""} for n in network)
+    assert all("" not in containers[n] for n in set(IO) - network)
