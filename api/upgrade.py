@@ -36,6 +36,7 @@ from poolwatch.cluster.model import NodeStatus
 from poolwatch.cluster.workload import busy_nodes
 from poolwatch.core import vocabulary
 from poolwatch.core.actions import ActionResult
+from poolwatch.core.fault_codes import describe
 
 from .ports import ClusterReader, PoolControl
 
@@ -316,7 +317,7 @@ class Upgrade:
             self.plan.pool,
             "DriverUpgradeNodeFailed",
             f"node {n.name}: upgrade to {self.plan.version} failed ({result.detail}); it stays "
-            f"isolated ({self._code}); the rollout stops after batch {self.batch}",
+            f"isolated ({describe(self._code)}); the rollout stops after batch {self.batch}",
         )
 
     def _restore(self, n: NodeProgress) -> None:

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from poolwatch.core.fault_codes import FAULT_CODES
+from poolwatch.core.fault_codes import FAULT_CODES, describe
 
 
 def fault(code: str) -> str:
     """`fault code A050104 (ECC error occurred 64 times)`: the code and what it means."""
-    known = FAULT_CODES.get(code)
-    meaning = known.description.rstrip(".") if known else ""
-    return f"fault code {code} ({meaning})" if meaning else f"fault code {code}"
+    return describe(code)
 
 
 def alert_name(labels: Mapping[str, str]) -> str:

@@ -74,3 +74,11 @@ FAULT_CODES: dict[str, FaultCode] = {
         ),
     )
 }  # fmt: skip
+
+
+def describe(code: str) -> str:
+    """`fault code A050104 (ECC error occurred 64 times)`: the code with what it means, the words
+    every reason and message that names a fault code uses (a code not in the table: the code)."""
+    known = FAULT_CODES.get(code)
+    meaning = known.description.rstrip(".") if known else ""
+    return f"fault code {code} ({meaning})" if meaning else f"fault code {code}"

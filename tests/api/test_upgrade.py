@@ -213,6 +213,8 @@ def test_a_failed_step_stops_the_rollout_and_leaves_the_node_isolated(
     assert step.calls == ["gpu-a-node-00", "gpu-a-node-01"]
     assert reasons(cluster)[-2:] == ["DriverUpgradeBatchFinished", "DriverUpgradeFailed"]
     assert "DriverUpgradeNodeFailed" in reasons(cluster)
+    failed = next(e.message for e in cluster.events() if e.reason == "DriverUpgradeNodeFailed")
+    assert "stays isolated (fault code A200001 (The GPU is being upgraded))" in failed
     assert controller.pool_activity("gpu-a") is None
 
 
