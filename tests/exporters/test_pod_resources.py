@@ -7,6 +7,8 @@ shapes of NVIDIA dcgm-exporter's mock kubelet (tests/fixtures/kubelet/, see its 
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -458,3 +460,21 @@ def test_the_factory_shares_one_device_owners_with_the_process() -> None:
     assert c.owners is shared_owners()
     assert c.socket == Path("/var/lib/kubelet/pod-resources/kubelet.sock")
     assert c.index.names.pods_dir == Path("/var/log/pods")
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_grpc_is_loaded_only_for_the_pod_resources_collector(tmp_path: Path, enabled: bool) -> None:
+    """gRPC and the kubelet's messages add about 22 MB to the process: a node exporter whose
+    pod-resources collector is off (a node without accelerators) never loads them."""
+    code = (
+        "import sys\n"
+        "from poolwatch.exporters.node import app\n"
+        "from poolwatch.exporters.node.settings import NodeExporterSettings\n"
+        "s = NodeExporterSettings.model_validate({'collectors': {'pod_resources': {"
+        f"'enabled': {enabled}, 'socket': '{tmp_path / 'none.sock'}'}}}}}})\n"
+        "app.collect_once(s)\n"
+        "print('grpc' in sys.modules, 'google.protobuf' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert out.stdout.split() == [str(enabled)] * 2

@@ -32,13 +32,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
+from typing import TYPE_CHECKING
 
 from poolwatch.core.vocabulary import is_accelerator
 
 from .owners import DeviceOwners, Owner
-from .podresources import api_pb2, api_pb2_grpc
+
+if TYPE_CHECKING:
+    from .podresources import api_pb2
 
 MAX_MESSAGE = 16 * 1024 * 1024  # the kubelet's own pod-resources client allows 16 MiB
 
@@ -82,7 +83,15 @@ class KubeletError(Exception):
 
 
 def list_pod_resources(socket: Path, deadline: float) -> api_pb2.ListPodResourcesResponse:
-    """One `List` call over `unix://<socket>`, abandoned after `deadline` seconds."""
+    """One `List` call over `unix://<socket>`, abandoned after `deadline` seconds.
+
+    gRPC and the generated messages are imported here, on the first call, not with the module:
+    they add about 22 MB to the process, and a node exporter whose pod-resources collector is
+    off (a node without accelerators) never needs them."""
+    import grpc
+
+    from .podresources import api_pb2, api_pb2_grpc
+
     if not socket.exists():
         raise KubeletUnavailable(f"{socket} does not exist")
     channel = grpc.insecure_channel(
