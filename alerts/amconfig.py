@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from .client import base_url, server_cert
+from poolwatch.core.config import ConfigError
+
+from .client import base_url, server_cert, web_config
 from .settings import AlertsSettings
 
 
@@ -38,6 +40,12 @@ def snippet(
     }
     http: dict = {}
     auth = settings.auth
+    web_users = web_config(settings).basic_auth_users
+    if user is None and not auth.bearer_token_file and not auth.basic_users and web_users:
+        raise ConfigError(
+            f"the receiver's users are in its web config file ({settings.web_config_file}), "
+            "which keeps only their hashes: give --user and --password-file for Alertmanager"
+        )
     token, users = auth.secrets() if inline else (None, {})
     if user is not None:
         if inline:

@@ -7,29 +7,37 @@ import json
 import ssl
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import AlertsSettings
 
+if TYPE_CHECKING:
+    from poolwatch.core.web.config import WebConfig
 
-def server_cert(settings: AlertsSettings) -> Path | None:
-    """The certificate the receiver serves: its `tls.cert_file`, else its web config file's
-    `tls_server_config.cert_file`; None when it serves plain HTTP. The web config is only
-    read here, never its key: a client need not be able to read the key."""
-    if settings.tls is not None:
-        return settings.tls.cert_file
-    if settings.web_config_file is None:
-        return None
+
+def web_config(settings: AlertsSettings) -> WebConfig:
+    """The receiver's web config file as a client sees it (empty when none): its TLS and user
+    names. Its key is never loaded here: a client need not be able to read the key."""
     from pydantic import ValidationError
 
     from poolwatch.core.config import ConfigError, read_yaml
     from poolwatch.core.web.config import WebConfig
 
+    if settings.web_config_file is None:
+        return WebConfig()
     data, _ = read_yaml(settings.web_config_file)
     try:
-        tls = WebConfig.model_validate(data).tls_server_config
+        return WebConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(f"invalid web config in {settings.web_config_file}: {err}") from None
+
+
+def server_cert(settings: AlertsSettings) -> Path | None:
+    """The certificate the receiver serves: its `tls.cert_file`, else its web config file's
+    `tls_server_config.cert_file`; None when it serves plain HTTP."""
+    if settings.tls is not None:
+        return settings.tls.cert_file
+    tls = web_config(settings).tls_server_config
     return tls.cert_file if tls is not None else None
 
 

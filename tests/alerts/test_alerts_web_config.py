@@ -226,3 +226,19 @@ def test_the_web_config_file_from_flag_variable_and_file(tmp_path: Path) -> None
     bad.write_text("basic_auth_users: {am: plain-password}\n")
     with pytest.raises(ConfigError, match=f"invalid web config in {bad}"):
         web_setup(settings(tmp_path, [], web_config_file=str(bad)))
+
+
+def test_amconfig_asks_for_a_user_when_only_the_web_config_has_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --user the snippet would carry no credentials and every delivery would get 401:
+    refused, naming the file and the flags (exit status 2)."""
+    web = _web_config(tmp_path, tls=False)
+    cfg = tmp_path / "alerts.yaml"
+    cfg.write_text(f"web_config_file: {web}\n")
+    assert main(["alerts", "amconfig", "--config", str(cfg)]) == 2
+    assert f"web config file ({web})" in caplog.text
+    assert "--user and --password-file" in caplog.text
+    assert capsys.readouterr().out == ""
+    assert main(["alerts", "amconfig", "--config", str(cfg), "--user", USER]) == 2
+    assert "give --user and --password-file together" in caplog.text
