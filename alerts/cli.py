@@ -151,8 +151,8 @@ def _status(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as err:
         if err.code == 401:
             who = (f"refused the credentials of user {args.user!r}" if args.user is not None
-                   else "refused the credentials of the settings' auth (a user of its web "
-                   "config file: give --user and --password-file)")  # fmt: skip
+                   else "wants credentials the settings' auth does not give: give --user "
+                   "and --password-file (a user of its web config file)")  # fmt: skip
             sys.stderr.write(f"the receiver {who}\n")
         else:
             sys.stderr.write(f"cannot read the receiver's status: {err}\n")
