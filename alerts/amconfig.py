@@ -8,9 +8,13 @@ receiver groups large bursts itself."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
-from .client import base_url
+from poolwatch.core.config import ConfigError
+
+from .client import base_url, server_cert, web_config
 from .settings import AlertsSettings
 
 
@@ -19,7 +23,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
 
 
-def snippet(settings: AlertsSettings, url: str | None = None, inline: bool = False) -> str:
+def snippet(
+    settings: AlertsSettings,
+    url: str | None = None,
+    inline: bool = False,
+    user: str | None = None,
+    password_file: Path | None = None,
+) -> str:
+    """The route and receiver. Alertmanager authenticates with the bearer token, else the first
+    `auth.basic_users` user, else `user` with `password_file` (a user of the web config file,
+    whose password the receiver knows only as a hash); `user` wins when given."""
     webhook: dict = {
         "url": (url or base_url(settings)).rstrip("/") + "/alertmanager",
         "send_resolved": True,
@@ -27,8 +40,21 @@ def snippet(settings: AlertsSettings, url: str | None = None, inline: bool = Fal
     }
     http: dict = {}
     auth = settings.auth
+    web_users = web_config(settings).basic_auth_users
+    if user is None and not auth.bearer_token_file and not auth.basic_users and web_users:
+        raise ConfigError(
+            f"the receiver's users are in its web config file ({settings.web_config_file}), "
+            "which keeps only their hashes: give --user and --password-file for Alertmanager"
+        )
     token, users = auth.secrets() if inline else (None, {})
-    if auth.bearer_token_file:
+    if user is not None:
+        if inline:
+            text = password_file.read_text().rstrip("\n") if password_file else ""
+            secret = {"password": text}
+        else:
+            secret = {"password_file": str(password_file)} if password_file else {}
+        http["basic_auth"] = {"username": user, **secret}
+    elif auth.bearer_token_file:
         cred = (
             {"credentials": token} if inline else {"credentials_file": str(auth.bearer_token_file)}
         )
@@ -37,8 +63,9 @@ def snippet(settings: AlertsSettings, url: str | None = None, inline: bool = Fal
         user, path = next(iter(auth.basic_users.items()))
         secret = {"password": users[user]} if inline else {"password_file": str(path)}
         http["basic_auth"] = {"username": user, **secret}
-    if settings.tls is not None:
-        http["tls_config"] = {"ca_file": str(settings.tls.cert_file)}
+    cert = server_cert(settings)
+    if cert is not None:  # a self-signed certificate is its own CA; else give the CA's file
+        http["tls_config"] = {"ca_file": str(cert)}
     if http:
         webhook["http_config"] = http
     doc = {

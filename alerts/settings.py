@@ -34,7 +34,12 @@ class _Model(BaseModel):
 
 
 class Auth(_Model):
-    """Who may post. Alertmanager's `http_config` sends either a bearer token or basic auth."""
+    """Who may post. Alertmanager's `http_config` sends either a bearer token or basic auth.
+
+    These users' files hold plain passwords (Alertmanager's `password_file` must read the same
+    password). Users may also come, as bcrypt hashes, from `web_config_file`'s
+    `basic_auth_users`: both sets are accepted together, and a user named in both is refused at
+    start (one user, one password). The bearer token works alongside either."""
 
     bearer_token_file: Path | None = None
     basic_users: dict[str, Path] = Field(
@@ -53,6 +58,9 @@ class Auth(_Model):
 
 
 class TLS(_Model):
+    """The receiver's own TLS. `web_config_file`'s `tls_server_config` does the same; giving both
+    is refused at start, naming both, rather than one silently winning."""
+
     cert_file: Path
     key_file: Path
 
@@ -130,6 +138,12 @@ class AlertsSettings(_Model):
     outbox: Path = Path("var/alerts/outbox.sqlite")
     auth: Auth = Field(default_factory=Auth)
     tls: TLS | None = None
+    web_config_file: Path | None = Field(
+        default=None,
+        description="TLS and basic-auth users (bcrypt) in the Prometheus web configuration format, "
+        "the same file every other poolwatch server takes; it combines with `auth` (one set of "
+        "users; the bearer token keeps working) and refuses to start next to `tls`",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     targets: list[Target] = Field(default_factory=list)
     job_owners: JobOwners = Field(default_factory=JobOwners)
@@ -183,5 +197,10 @@ def load_settings(
         path: (value, origin.replace("POOLWATCH_", ENV_PREFIX, 1))
         for path, (value, origin) in env_overrides(renamed).items()
     }
+    # the web config file is one for every poolwatch server: POOLWATCH_WEB_CONFIG_FILE, as the
+    # other parts read it; the receiver's own POOLWATCH_ALERTS__WEB_CONFIG_FILE wins over it
+    shared = env.get("POOLWATCH_WEB_CONFIG_FILE")
+    if shared and ("web_config_file",) not in layered:
+        layered[("web_config_file",)] = (shared, "environment variable POOLWATCH_WEB_CONFIG_FILE")
     layered.update(flags or {})
     return load(AlertsSettings, file, {}, layered)

@@ -94,14 +94,22 @@ def cluster_exporter(web: WebConfig, tmp: Path) -> Served:
 
 
 def alerts_receiver(web: WebConfig, tmp: Path) -> Served:
-    """The receiver's own settings name a password file per user (not a hash): `credentials`
-    is how that configuration reaches the shared auth."""
-    from poolwatch.alerts.receiver import credentials, make_server
+    """Through the web config file (`web_config_file`), as `poolwatch alerts serve` reads it,
+    next to its own bearer token file (Alertmanager's `authorization`)."""
+    from poolwatch.alerts.receiver import make_server
+    from poolwatch.alerts.server import web_setup
     from poolwatch.alerts.service import AlertService
 
-    service = AlertService(alerts_settings(tmp, [{"name": "t", "url": "json://127.0.0.1:9/h"}]))
-    auth = credentials(TOKEN, {USER: PASSWORD})
-    httpd = make_server(service, ("127.0.0.1", 0), auth, web.ssl_context())
+    assert web.tls_server_config is not None
+    token = tmp / "alerts-token"
+    token.write_text(TOKEN + "\n")
+    settings = alerts_settings(
+        tmp, [{"name": "t", "url": "json://127.0.0.1:9/h"}],
+        web_config_file=str(web.tls_server_config.cert_file.parent / "web.yaml"),
+        auth={"bearer_token_file": str(token)},
+    )  # fmt: skip
+    service = AlertService(settings)
+    httpd = make_server(service, ("127.0.0.1", 0), *web_setup(settings))
     served = _threaded(httpd, Served(0, "GET", "/status", bearer=True))
     served.stops.append(lambda: service.close(timeout=5.0))
     return served
@@ -273,15 +281,18 @@ def _commands(tmp: Path, port: int, cfg: Path) -> dict[str, tuple[list[str], str
         "rules run": (["rules", "run", "--source", "local", "--target",
                        "http://127.0.0.1:9/metrics", "--state", str(tmp / "rules.db"), *listen],
                       "GET", "/api/alerts", b""),
+        "alerts serve": (["alerts", "serve", "--outbox", str(tmp / "outbox.sqlite"), *listen],
+                         "GET", "/status", b""),
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("command", ["api serve", "controller run", "rules run"])
+@pytest.mark.parametrize("command", ["api serve", "controller run", "rules run", "alerts serve"])
 def test_commands_take_the_web_config_file(
     command: str, web: tuple[WebConfig, Path], tmp_path: Path
 ) -> None:
     """The command, as a real process, serves HTTPS with the file's certificate and asks for
-    its user (before, `api serve`, `controller run` and `rules run` had no such option)."""
+    its user (before, `api serve`, `controller run`, `rules run` and `alerts serve` had no such
+    option)."""
     crt = web[1]
     port = free_port()
     argv, method, path, body = _commands(tmp_path, port, crt.parent / "web.yaml")[command]

@@ -21,7 +21,7 @@ from tests.helpers import pinned_tool
 from tests.helpers.helm_chart import CHART, Helm, HelmError
 
 #: set by the chart from other values, so not in alerts.config's schema
-CHART_OWNED = {"listen", "outbox", "auth", "targets", "tls", "templates_dir"}
+CHART_OWNED = {"listen", "outbox", "auth", "targets", "tls", "templates_dir", "web_config_file"}
 
 
 @pytest.fixture(scope="module")

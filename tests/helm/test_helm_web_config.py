@@ -70,13 +70,10 @@ def test_every_server_gets_the_web_config_from_the_secret(rendered: Rendered) ->
         ]
         for probe in ("livenessProbe", "readinessProbe"):
             assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http", "scheme": "HTTPS"}
-        if component == "alerts":  # TLS in its own settings, from the same Secret
-            assert _web_file(pod) is None
+        assert _web_file(pod) == "/etc/poolwatch/web/web-config.yml", component
+        if component == "alerts":  # the web config file only: its own tls would be refused
             config = yaml.safe_load(rendered.one("ConfigMap", "-alerts")["data"]["alerts.yaml"])
-            assert config["tls"] == {"cert_file": "/etc/poolwatch/web/tls.crt",
-                                     "key_file": "/etc/poolwatch/web/tls.key"}  # fmt: skip
-        else:
-            assert _web_file(pod) == "/etc/poolwatch/web/web-config.yml", component
+            assert "tls" not in config
 
 
 def test_monitors_scrape_with_the_matching_scheme_tls_and_credentials(
@@ -183,7 +180,8 @@ def test_each_server_serves_tls_and_basic_auth_as_rendered(
     rendered: Rendered, tmp_path: Path, component: str
 ) -> None:
     """The probe gets /healthz over HTTPS without credentials; /metrics wants what the
-    ServiceMonitor sends (basic auth; the receiver its bearer token); plain HTTP gets nothing."""
+    ServiceMonitor sends (basic auth; the receiver its bearer token, and it takes the web
+    config's users too); plain HTTP gets nothing."""
     crt, key = self_signed_cert(tmp_path)
     web = tmp_path / "web-config.yml"
     web.write_text(yaml.safe_dump({
@@ -206,7 +204,6 @@ def test_each_server_serves_tls_and_basic_auth_as_rendered(
         swap["--config"] = str(tmp_path / "controller.yaml")
     if component == "alerts":
         config = yaml.safe_load(rendered.one("ConfigMap", "-alerts")["data"]["alerts.yaml"])
-        config["tls"] = {"cert_file": str(crt), "key_file": str(key)}
         config["auth"]["bearer_token_file"] = token
         config["outbox"] = str(tmp_path / "outbox.sqlite")
         (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(config))
@@ -256,6 +253,10 @@ def test_each_server_serves_tls_and_basic_auth_as_rendered(
             assert _get(base + "/metrics", ctx, {"Authorization": f"Basic {wrong}"}) == 401
         else:
             assert _get(base + "/metrics", ctx, {"Authorization": "Bearer a-token"}) == 200
+            assert _get(base + "/metrics", ctx, {"Authorization": "Bearer nope"}) == 401
+        if component == "alerts":  # the web config's users apply to the receiver as well
+            basic = base64.b64encode(b"prometheus:scrape-pw").decode()
+            assert _get(base + "/status", ctx, {"Authorization": f"Basic {basic}"}) == 200
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -64,7 +64,8 @@ part's own webConfig gives put over it (existingSecret: "" serves that part with
 {{- end }}
 
 {{- /* The ServiceMonitor/PodMonitor endpoint fields that match the part's web config. The alerts
-receiver's /metrics takes its bearer token (set by the caller), never basic auth. */}}
+receiver's monitor sends its bearer token (set by the caller; the operator allows one of the two),
+though the receiver takes the web config's users as well. */}}
 {{- define "poolwatch.scrapeAuth" -}}
 {{- $w := include "poolwatch.web" . | fromJson -}}
 {{- if $w.existingSecret }}
