@@ -327,7 +327,12 @@ class JobRestarts:
         """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up.
         Running again means a Running pod that is not one of those evicted (by uid: operators
         recreate pods under the same names), not the job's status alone (a batch Job's
-        startTime and status outlive its pods)."""
+        startTime and status outlive its pods). Giving up is two steps: the verdict is recorded
+        (`stopping`, with the mark that keeps failed_jobs from restarting the failure it makes),
+        then the job is stopped and the notice queued with the end (`gave-up`); a controller
+        that died in between finds the job `stopping` here and finishes it, once."""
+        for ref, since in self.store.requeued_in("stopping"):
+            self._give_up(ref, since, now)
         waiting = self.store.requeued()
         if not waiting:
             return
@@ -346,28 +351,47 @@ class JobRestarts:
             elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
                 self.store.end_requeue(ref, "running")
             elif now - since >= self.settings.requeue_timeout:
-                self.store.end_requeue(ref, "gave-up")
-                # the failure this exit makes is the controller's verdict: not restarted again
-                self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done", ref, now)
-                self.ctx.audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
-                namespace, name = ref.split("/", 1)
-                self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
-                                     "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
-                self._stop_job(namespace, name, ref)
-                self.ctx.tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
-                              f"it waited {int(now - since)} s in the queue (limit "
-                              f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
-                              {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+                with self.store.tx():  # the verdict, before anything is stopped
+                    self.store.end_requeue(ref, "stopping")
+                    # the failure this exit makes is the controller's verdict: not restarted
+                    self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done",
+                                             ref, now)  # fmt: skip
+                    self.ctx.audit("requeueTimeout", ref,
+                                   ActionResult("failed", "waited too long"), "")  # fmt: skip
+                self._give_up(ref, since, now)
 
-    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
-        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
+    def _give_up(self, ref: str, since: float, now: float) -> None:
+        """Stop a re-issued job given up on (`stopping`): its event, the stop, then the notice
+        and the end of its wait in one transaction. A stop that failed on the API is tried
+        again next step; a job that is gone needs no stop."""
+        namespace, name = ref.split("/", 1)
+        self.ctx.fence()
+        job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
+                   None)  # fmt: skip
+        pool = job.pool if job is not None else ""
+        if job is not None and not self._stop_job(namespace, name, ref, pool, now):
+            return  # kept `stopping`: tried again next step
+        self.ctx.tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
+                      f"it waited {int(now - since)} s in the queue (limit "
+                      f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
+                      {"job": ref, "pool": pool}, "warning",
+                      then=lambda: self.store.end_requeue(ref, "gave-up"))  # fmt: skip
+
+    def _stop_job(self, namespace: str, name: str, ref: str, pool: str, now: float) -> bool:
+        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can,
+        with its event; False when the API refused the stop (tried again next step)."""
         try:
             self.backend.stop_job(namespace, name, "Failed to be queued.")
-        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
+        except KeyError:  # gone meanwhile: nothing left to stop
+            return True
+        except Exception as err:  # noqa: BLE001 - the verdict stands; the stop is retried
             self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
-            log.warning("re-issued job %s not stopped: %r", ref, err)
-            return
+            log.warning("re-issued job %s not stopped (tried again): %r", ref, err)
+            return False
+        self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
+                             "Failed to be queued.", now, pool, namespace))  # fmt: skip
         self.ctx.audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
+        return True
 
 
 def _why(detail: str, reason: str) -> str:

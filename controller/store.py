@@ -184,6 +184,14 @@ class Store:
         with self.tx() as db:
             db.execute("UPDATE requeued SET state=? WHERE job=?", (state, job))
 
+    def requeued_in(self, state: str) -> list[tuple[str, float]]:
+        """(job, since) of the re-issued jobs in `state` (`stopping`: given up on, not yet
+        stopped; a restarted controller finishes those)."""
+        with self.tx() as db:
+            rows = db.execute("SELECT job, since FROM requeued WHERE state=?",
+                              (state,)).fetchall()  # fmt: skip
+        return [(r[0], r[1]) for r in rows]
+
     # -- pools -------------------------------------------------------------------------------
     def pool(self, name: str) -> dict[str, Any]:
         with self.tx() as db:

@@ -1,0 +1,76 @@
+"""A controller that dies in the middle of a job's give-up, a job's restart, a failure's grace or
+an action finishes the work after its restart (on the same state file), once.
+
+The process dies where a test raises `Died`: a BaseException, as a killed process does not run
+the `except Exception` handlers on its way out. The simulated pool stands in for the cluster
+(its writes are the same calls a Kubernetes backend gets); the real-API-server versions of the
+give-up and the restart are in tests/controlplane/test_controlplane_resume.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poolwatch.controller.service import PoolController
+from poolwatch.controller.settings import ControllerSettings
+from tests.helpers.controller_support import Proxy, Recorder, isolate, sim, submit_job
+
+
+class Died(BaseException):
+    """The controller's process ends here."""
+
+
+def started(cluster: Any, told: Recorder, state: Path, **kw: Any) -> PoolController:
+    settings = ControllerSettings(dry_run=False, state_path=state, **kw)
+    return PoolController(cluster, settings, told, clock=lambda: cluster.now)
+
+
+def job_of(cluster: Any, ref: str) -> Any:
+    return next(j for j in cluster.jobs() if f"{j.namespace}/{j.name}" == ref)
+
+
+class DiesAtStop(Proxy):
+    """The controller dies as it asks the cluster to stop a job."""
+
+    def stop_job(self, namespace: str, name: str, reason: str) -> None:
+        raise Died
+
+
+def test_a_give_up_cut_short_is_finished_by_the_next_controller(tmp_path: Path) -> None:
+    """A re-issued job waited 30 minutes: the controller records that it gave up on it and dies
+    before it stops the job. The next controller on the same state stops it and tells the
+    operator, once; it is not restarted as a failure of its own."""
+    state = tmp_path / "controller.db"
+    cluster = sim(nodes=3, spares=0)
+    big = submit_job(cluster, "big")
+    node = next(p.node for p in cluster.pods())
+    for other in {"p0-node-00", "p0-node-01", "p0-node-02"} - {node}:
+        cluster.cordon(other)  # nowhere else to go: it waits in the queue
+    first = Recorder()
+    ctl = started(DiesAtStop(cluster), first, state, breaker_ratio=1.0)
+    assert ctl.submit(isolate(node, "A050203")).outcome in ("done", "deferred")
+    assert job_of(cluster, big).status.value == "Pending"
+    cluster.step(31 * 60)
+    with pytest.raises(Died):
+        ctl.reconcile()
+    ctl.store.close()
+    assert job_of(cluster, big).status.value == "Pending"  # given up on, not stopped
+
+    second = Recorder()
+    after = started(cluster, second, state, breaker_ratio=1.0)
+    after.reconcile()
+    assert job_of(cluster, big).status.value == "Failed"  # it exits (MA-J-03)
+    cluster.step(60)
+    after.reconcile()
+    after.reconcile()
+    told = [m for r in (first, second) for m in r.messages
+            if m.labels["alertname"] == "PoolwatchControllerJobRequeueTimeout"]  # fmt: skip
+    assert len(told) == 1
+    trail = [(r.operation, r.outcome) for r in after.store.audit_trail()]
+    assert trail.count(("stopJob", "done")) == 1
+    assert trail.count(("requeueTimeout", "failed")) == 1
+    assert [e.message for e in cluster.events()].count("Failed to be queued.") == 1
+    assert job_of(cluster, big).restarts == 1  # its exit is the verdict: not restarted again
