@@ -14,7 +14,9 @@ has not run again within `requeue_timeout` (MA-J-03, `requeued`). Failures are d
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from poolwatch.cluster.backend import CreatePending
 from poolwatch.cluster.model import Event, JobStatus, Pod, TrainingJob
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__.rsplit(".", 1)[0] + ".service")  # the controll
 TERMINAL_PODS = ("Succeeded", "Failed")
 REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"  # set by the Kubeflow operators
 RECREATE, RECREATE_KIND = "recreate:", "recreateJob"  # a job's copy kept while re-created
+RESTART_KIND = "restartJob"  # a running job's restart, its plan kept while its pods are evicted
 
 
 class JobRestarts:
@@ -74,6 +77,9 @@ class JobRestarts:
                    None)  # fmt: skip
         if job is None:
             return ActionResult("refused", f"no job {ref}")
+        if not dry and (plan := self._started(key)) is not None:  # begun before a restart
+            log.info("job %s: finishing the restart begun under key %s", ref, key)
+            return self._evict(job, key, plan, reason, about, fresh=False)
         now = self.clock()
         waiting = {job: since for job, since, _ in self.store.requeued()}
         if ref in waiting:  # restarted already (its node's isolation did it): once is enough
@@ -105,36 +111,82 @@ class JobRestarts:
         if dry:
             return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
                                            f"evicted): {_why(verdict.detail, reason)}")  # fmt: skip
-        evicted: list[str] = []
-        try:
-            for pod in pods:
-                try:
-                    self.backend.evict(pod.namespace, pod.name)
-                    evicted.append(pod.name)
-                except KeyError:  # gone already (the simulated job restarts as a whole)
-                    continue
-        finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
-            if evicted or not pods:
-                self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
-                                        now)  # fmt: skip
-                if level == "job":  # a pod-level restart leaves the job where it is
-                    # with the job's own uid: should its operator fail it for the pods lost,
-                    # failed_jobs finishes this restart by re-creating it
-                    gone = [p.uid for p in pods] + [f"job:{job.uid}"]
-                    self.store.requeue(ref, now, gone)  # MA-J-03
-        if level == "pod":
+        plan = {"level": level, "pods": [[p.name, p.uid] for p in pods], "evicted": [],
+                "counts": [verdict.total, verdict.streak, verdict.hang_streak],
+                "detail": verdict.detail, "at": now}  # fmt: skip
+        self.store.record_action(key, RESTART_KIND, "started", json.dumps(plan), now)
+        return self._evict(job, key, plan, reason, about, fresh=True)
+
+    def _evict(
+        self, job: TrainingJob, key: str, plan: dict[str, Any], reason: str,
+        about: dict[str, str], fresh: bool,
+    ) -> ActionResult:  # fmt: skip
+        """Carry out a restart's `plan` (saved under `key` as `started` before the first
+        eviction): evict its pods one by one, each eviction saved with the restart count before
+        the next, so a controller that dies midway resumes the plan (a re-sent key) and evicts
+        only the planned pods still there by uid, never the ones their operator re-created.
+        A blocked first eviction of a fresh plan costs nothing: the plan is dropped and the
+        re-send decides again."""
+        ref, at = f"{job.namespace}/{job.name}", plan["at"]
+        live = {p.uid for p in self.backend.pods() if p.namespace == job.namespace
+                and p.job == job.name and p.phase not in TERMINAL_PODS}  # fmt: skip
+        done = set(plan["evicted"])
+        for name, uid in plan["pods"]:
+            if uid in done or uid not in live:  # evicted already (before a restart), or gone
+                continue
+            try:
+                self.backend.evict(job.namespace, name)
+            except KeyError:  # gone already (the simulated job restarts as a whole)
+                continue
+            except Exception:
+                if done:  # the restart counts once a pod went: it stands with those
+                    self._settle(job, key, plan)
+                elif fresh:
+                    self.store.forget_action(key)
+                raise
+            done.add(uid)
+            plan["evicted"] = sorted(done)
+            with self.store.tx():  # the count goes with the first eviction, each one saved
+                self.store.record_action(key, RESTART_KIND, "started", json.dumps(plan), at)
+                self.store.set_restarts(ref, *plan["counts"], at)
+        if done or not plan["pods"] or not fresh:
+            self._settle(job, key, plan)
+        detail = plan["detail"]
+        if plan["level"] == "pod":
+            names = [n for n, _ in plan["pods"]]
             detail = (
-                f"{verdict.detail}; pod-level: {', '.join(p.name for p in pods)} "
+                f"{detail}; pod-level: {', '.join(names)} "
                 "evicted, its operator re-creates them, the other pods keep running"
             )
-            self._restarted(job, detail, key, reason, now, about)
+            self._restarted(job, detail, key, reason, at, about)
             return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
         try:  # MA-J-03: the re-issued job queues first
-            self.backend.prioritize_job(namespace, name)
+            self.backend.prioritize_job(job.namespace, job.name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
             log.warning("job %s restarted but not prioritized: %r", ref, err)
-        self._restarted(job, verdict.detail, key, reason, now, about)
-        return ActionResult("done", f"job {ref} restarted: {_why(verdict.detail, reason)}")
+        self._restarted(job, detail, key, reason, at, about)
+        return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
+
+    def _settle(self, job: TrainingJob, key: str, plan: dict[str, Any]) -> None:
+        """A restart's evictions are over: its count, its wait in the queue (a job-level one)
+        and the end of its plan, in one transaction."""
+        ref, at = f"{job.namespace}/{job.name}", plan["at"]
+        with self.store.tx():
+            self.store.set_restarts(ref, *plan["counts"], at)
+            if plan["level"] == "job":  # a pod-level restart leaves the job where it is
+                # with the job's own uid: should its operator fail it for the pods lost,
+                # failed_jobs finishes this restart by re-creating it
+                gone = [uid for _, uid in plan["pods"]] + [f"job:{job.uid}"]
+                self.store.requeue(ref, at, gone)  # MA-J-03
+            self.store.record_action(key, RESTART_KIND, "done", json.dumps(plan), at)
+
+    def _started(self, key: str) -> dict[str, Any] | None:
+        """The plan of a restart under `key` that a controller began and did not finish."""
+        seen = self.store.action(key)
+        if seen is None or seen[0] != "started":
+            return None
+        plan: dict[str, Any] = json.loads(seen[1])
+        return plan
 
     def _pod_level(
         self, job: TrainingJob, pods: list[Pod], hung: tuple[str, ...]

@@ -138,7 +138,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             outcome, detail = seen
             if outcome == "deferred":
                 return ActionResult("deferred", detail)
-            return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
+            if outcome != "started":  # started: a restart cut short, finished below
+                return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
         dry = self.settings.dry_run or a.dry_run
         if a.kind == "restart-job":
             result = self.restarts.action(a, dry)

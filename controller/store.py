@@ -122,6 +122,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO actions VALUES (?,?,?,?,?)",
                        (key, kind, outcome, detail, at))  # fmt: skip
 
+    def forget_action(self, key: str) -> None:
+        """Drop the record of `key` (a restart that evicted nothing: the re-send decides anew)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM actions WHERE key=?", (key,))
+
     def actions_with(self, kind: str, outcome: str) -> list[tuple[str, str]]:
         """(key, detail) of the recorded actions of `kind` with `outcome`, oldest first."""
         with self.tx() as db:

@@ -9,6 +9,7 @@ not run the `except Exception` handlers on its way out.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,60 @@ def test_a_give_up_cut_short_is_finished_by_the_next_controller(
     assert len(told) == 1
     trail = [(r.operation, r.outcome) for r in after.store.audit_trail()]
     assert trail.count(("stopJob", "done")) == 1
+
+
+def test_a_restart_cut_short_is_finished_without_evicting_the_new_pods(
+    kube: TestCluster, cluster: KubernetesCluster, tmp_path: Path
+) -> None:
+    """The controller restarts a job and dies after its first eviction. The job's operator
+    re-creates the evicted pod (same name, new uid). The rule engine sends the same action
+    again to the next controller on the same state: it evicts the two pods the first one did
+    not get to, not the re-created one, and counts the restart once."""
+    ns, jobs = kube.namespace, Jobs(kube)
+    node = f"gpu-cut-{kube.test_id}"
+    make_node(kube, cluster, node)
+    clock, state = [time.time()], tmp_path / "controller.db"
+    first = Recorder()
+    ctl = controller(cluster, clock, state, first)
+    jobs.create("halved", {RETRY: "3"})
+    names = jobs.pods("halved", node)
+    until(lambda: len([p for p in cluster.pods() if p.job == "halved"]) == 3)
+    action = NodeAction("restart-job", "r-cut", job=f"{ns}/halved", labels={"cause": "fault"})
+    real, calls = cluster.evict, []
+
+    def dies_at_the_second(namespace: str, pod: str) -> None:
+        if calls:
+            ctl.store.close()  # the process is gone: nothing more is written
+            raise Died
+        calls.append(pod)
+        real(namespace, pod)
+
+    cluster.evict = dies_at_the_second  # type: ignore[method-assign]
+    try:
+        # a cleanup that a killed process would never run meets the closed store
+        with pytest.raises((Died, sqlite3.ProgrammingError)):
+            ctl.submit(action)
+    finally:
+        cluster.evict = real  # type: ignore[method-assign]
+    [gone] = calls
+    assert kube.kubelet.finish_deletions(ns) == [gone]
+    owner = pods_of(kube, names[1])[names[1]]["metadata"]["ownerReferences"][0]
+    labels = pods_of(kube, names[1])[names[1]]["metadata"]["labels"]
+    kube.kubelet.pod(ns, gone, node, labels=labels, owner=owner)  # its operator's new pod
+    new_uid = pods_of(kube, gone)[gone]["metadata"]["uid"]
+    until(lambda: any(p.uid == new_uid for p in cluster.pods()))
+
+    second = Recorder()
+    after = controller(cluster, clock, state, second)
+    done = after.submit(action)
+    assert done.outcome == "done", done.detail
+    left = pods_of(kube, "halved")
+    assert not left[gone]["metadata"].get("deletionTimestamp"), "the new pod was evicted"
+    for other in set(names) - {gone}:
+        assert left[other]["metadata"].get("deletionTimestamp"), f"{other} not evicted"
+    assert after.store.restarts(f"{ns}/halved")[0] == 1
+    assert f"{ns}/halved" in [ref for ref, _, _ in after.store.requeued()]
+    assert after.submit(action).outcome == "already"
+    told = [m for r in (first, second) for m in r.messages
+            if m.labels["alertname"] == "PoolwatchControllerJobRestarted"]  # fmt: skip
+    assert len(told) == 1
