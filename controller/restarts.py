@@ -41,7 +41,6 @@ class JobRestarts:
         # the same objects as the context's (none is ever replaced): shorter to read
         self.backend, self.store, self.settings = ctx.backend, ctx.store, ctx.settings
         self.clock, self.stats = ctx.clock, ctx.stats
-        self._failed_seen: dict[str, float] = {}  # failures with no finish time: first seen
 
     def action(self, a: NodeAction, dry: bool) -> ActionResult:
         """The rule engine's `restart-job`: its cause from the alert (a fault when the same
@@ -301,8 +300,8 @@ class JobRestarts:
         pod) is re-created to finish that restart, without counting it again."""
         failed = [j for j in self.backend.jobs() if j.status is JobStatus.FAILED]
         keys = {f"failed:{j.uid}:{int(j.finished or 0)}" for j in failed}
-        for gone in set(self._failed_seen) - keys:  # jobs deleted before their verdict
-            del self._failed_seen[gone]
+        # the first-seen times of failures decided or of jobs deleted before their verdict
+        self.store.forget_seen({k for k in keys if self.store.action(k) is None})
         if not failed:
             return
         s, evicted = self.settings, {ref: set(uids) for ref, _, uids in self.store.requeued()}
@@ -315,7 +314,9 @@ class JobRestarts:
             if s.retry_annotation not in dict(job.annotations):  # auto restart not asked for
                 self.store.record_action(key, "jobFailed", "ignored", "no auto restart", now)
                 continue
-            since = job.finished or self._failed_seen.setdefault(key, now)
+            # the grace counts from the failure's own time (its Failed condition), else from
+            # when a controller first saw it, kept in the state: a restart does not restart it
+            since = job.finished or self.store.first_seen(key, now)
             its = [p for p in pods if p.namespace == job.namespace and p.job == job.name]
             try:
                 if f"job:{job.uid}" in evicted.get(ref, ()):
@@ -335,7 +336,6 @@ class JobRestarts:
                 log.warning("failed job %s: restart failed: %r", ref, err)
                 self.ctx.audit("autoRestart", ref, ActionResult("failed", repr(err)[:200]), key)
                 continue
-            self._failed_seen.pop(key, None)
             self.store.record_action(key, "jobFailed", result.outcome, result.detail, now)
             self.stats[("autoRestart", result.outcome)] += 1
             self.ctx.audit("autoRestart", ref, result, key)

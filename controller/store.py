@@ -197,6 +197,21 @@ class Store:
                               (state,)).fetchall()  # fmt: skip
         return [(r[0], r[1]) for r in rows]
 
+    def first_seen(self, name: str, now: float) -> float:
+        """When `name` (a failure without a time of its own) was first seen: `now` the first
+        time it is asked, kept in the state, so a restarted controller does not wait anew."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO marks VALUES (?,?)", (f"seen:{name}", repr(now)))
+            row = db.execute("SELECT value FROM marks WHERE name=?", (f"seen:{name}",)).fetchone()
+        return float(row[0])
+
+    def forget_seen(self, keep: set[str]) -> None:
+        """Drop the first-seen times of everything but `keep` (decided, or gone)."""
+        with self.tx() as db:
+            names = [r[0] for r in db.execute("SELECT name FROM marks WHERE name LIKE 'seen:%'")]
+            gone = [(n,) for n in names if n.removeprefix("seen:") not in keep]
+            db.executemany("DELETE FROM marks WHERE name=?", gone)
+
     # -- pools -------------------------------------------------------------------------------
     def pool(self, name: str) -> dict[str, Any]:
         with self.tx() as db:

@@ -9,14 +9,23 @@ give-up and the restart are in tests/controlplane/test_controlplane_resume.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from poolwatch.cluster.simulated.spec import JobRequest
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
-from tests.helpers.controller_support import Proxy, Recorder, isolate, sim, submit_job
+from tests.helpers.controller_support import (
+    RETRY,
+    Proxy,
+    Recorder,
+    isolate,
+    sim,
+    submit_job,
+)
 
 
 class Died(BaseException):
@@ -74,3 +83,40 @@ def test_a_give_up_cut_short_is_finished_by_the_next_controller(tmp_path: Path) 
     assert trail.count(("requeueTimeout", "failed")) == 1
     assert [e.message for e in cluster.events()].count("Failed to be queued.") == 1
     assert job_of(cluster, big).restarts == 1  # its exit is the verdict: not restarted again
+
+
+class NoFailureTime(Proxy):
+    """A backend whose failed jobs carry no failure time of their own: a stand-in for a batch
+    Job, whose Failed status sets no completionTime (the simulated pool always sets one)."""
+
+    def jobs(self) -> list[Any]:
+        return [replace(j, finished=None) for j in self.inner.jobs()]
+
+
+def test_the_failure_grace_is_not_restarted_by_a_controller_restart(tmp_path: Path) -> None:
+    """A job failed by itself (no platform evidence): it is called the user's `failure_grace`
+    after the failure was first seen. A controller restarted within the grace decides when
+    the grace ends, not a whole grace after its own start."""
+    state = tmp_path / "controller.db"
+    inner = sim(nodes=4, spares=0)
+    cluster = NoFailureTime(inner)
+    inner.submit(JobRequest("team-a", "p0", workers=1, per_worker=8, name="bug",
+                            duration=120.0, outcome="fail", annotations=RETRY))  # fmt: skip
+    inner.step(300)
+    assert job_of(cluster, "team-a/bug").status.value == "Failed"
+    ctl = started(cluster, Recorder(), state, failure_grace=300)
+    ctl.reconcile()  # first seen now: the grace for a late isolation begins
+    ctl.store.close()
+    inner.step(200)
+
+    def decided(c: PoolController) -> list[str]:
+        return [r.outcome for r in c.store.audit_trail() if r.operation == "autoRestart"]
+
+    told = Recorder()
+    after = started(cluster, told, state, failure_grace=300)
+    after.reconcile()
+    assert decided(after) == []  # 200 s of 300: a late isolation may still come
+    inner.step(110)
+    after.reconcile()
+    assert decided(after) == ["refused"]  # the user's: retry-num alone does not restart it
+    assert "PoolwatchControllerJobNotRestarted" in told.names()
