@@ -306,13 +306,31 @@ class Store:
             return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
 
     # -- audit -------------------------------------------------------------------------------
-    def audit(self, rec: AuditRecord) -> None:
+    def audit(self, rec: AuditRecord) -> int:
+        """Add a record; its id (for `audit_end` when `rec` is an intent, outcome `started`)."""
         with self.tx() as db:
             cur = db.execute("INSERT INTO audit (at, operation, target, outcome, detail, key) "
                              "VALUES (?,?,?,?,?,?)", (rec.at, rec.operation, rec.target[:253],
                                                       rec.outcome, rec.detail[:DETAIL_CHARS],
                                                       rec.key[:DETAIL_CHARS]))  # fmt: skip
-            _prune(db, "audit", int(cur.lastrowid or 0), self.audit_keep)
+            rid = int(cur.lastrowid or 0)
+            _prune(db, "audit", rid, self.audit_keep)
+        return rid
+
+    def audit_end(self, rid: int, outcome: str, detail: str) -> bool:
+        """Complete the intent `rid` with its outcome; False when it is no longer kept."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE audit SET outcome=?, detail=? WHERE id=?",
+                             (outcome, detail[:DETAIL_CHARS], rid))  # fmt: skip
+        return cur.rowcount > 0
+
+    def interrupt_started(self, why: str) -> int:
+        """Mark every intent without an outcome (`started`: its controller stopped before the
+        action ended) `interrupted`, `why` before what it said; how many."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE audit SET outcome='interrupted', detail=substr(? || detail, "
+                             "1, ?) WHERE outcome='started'", (why, DETAIL_CHARS))  # fmt: skip
+        return cur.rowcount
 
     def audit_trail(self, limit: int = 1000) -> list[AuditRecord]:
         with self.tx() as db:

@@ -9,6 +9,8 @@ give-up and the restart are in tests/controlplane/test_controlplane_resume.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,42 @@ def test_the_failure_grace_is_not_restarted_by_a_controller_restart(tmp_path: Pa
     after.reconcile()
     assert decided(after) == ["refused"]  # the user's: retry-num alone does not restart it
     assert "PoolwatchControllerJobNotRestarted" in told.names()
+
+
+class DiesAtTaint(Proxy):
+    """The controller dies as it taints a node (the first write of an isolation)."""
+
+    def taint_node(self, node: str, key: str, value: str, effect: str) -> None:
+        raise Died
+
+
+def audit_lines(state: Path) -> list[list[str]]:
+    """`poolwatch controller audit` on the state file: its lines, split at the tabs."""
+    out = subprocess.run([sys.executable, "-m", "poolwatch", "controller", "audit", "--state",
+                          str(state)], capture_output=True, text=True, check=True)  # fmt: skip
+    return [line.split("\t") for line in out.stdout.splitlines()]
+
+
+def test_an_action_cut_short_is_on_the_audit_trail(tmp_path: Path) -> None:
+    """The controller dies in the middle of an isolation: the audit trail shows it was tried
+    (`started`) before any restart, the next controller marks it `interrupted`, and the rule
+    engine's re-sent action is done and audited on its own line."""
+    state = tmp_path / "controller.db"
+    cluster = sim(nodes=4, spares=1)
+    ctl = started(DiesAtTaint(cluster), Recorder(), state)
+    action = isolate("p0-node-00", "A050104")
+    with pytest.raises(Died):
+        ctl.submit(action)
+    ctl.store.close()
+    [line] = audit_lines(state)
+    assert line[1:4] == ["action:isolate", "p0-node-00", "started"]
+    assert "PoolwatchTest: a test fault" in line[4]  # the reason it was asked for
+
+    after = started(cluster, Recorder(), state)
+    after.reconcile()
+    assert after.submit(action).outcome == "done"
+    after.store.close()
+    lines = audit_lines(state)
+    outcomes = [(ln[1], ln[3]) for ln in lines if ln[1] == "action:isolate"]
+    assert outcomes == [("action:isolate", "interrupted"), ("action:isolate", "done")]
+    assert lines[0][4].startswith("the controller stopped before this ended")
