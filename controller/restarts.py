@@ -41,6 +41,7 @@ class JobRestarts:
         # the same objects as the context's (none is ever replaced): shorter to read
         self.backend, self.store, self.settings = ctx.backend, ctx.store, ctx.settings
         self.clock, self.stats = ctx.clock, ctx.stats
+        self._stop_failed: set[str] = set()  # jobs whose stop the API refused (audited once)
 
     def action(self, a: NodeAction, dry: bool) -> ActionResult:
         """The rule engine's `restart-job`: its cause from the alert (a fault when the same
@@ -437,9 +438,12 @@ class JobRestarts:
         except KeyError:  # gone meanwhile: nothing left to stop
             return True
         except Exception as err:  # noqa: BLE001 - the verdict stands; the stop is retried
-            self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
-            log.warning("re-issued job %s not stopped (tried again): %r", ref, err)
+            if ref not in self._stop_failed:  # each step tries again: audited, logged once
+                self._stop_failed.add(ref)
+                self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
+                log.warning("re-issued job %s not stopped (tried again each step): %r", ref, err)
             return False
+        self._stop_failed.discard(ref)
         self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
                              "Failed to be queued.", now, pool, namespace))  # fmt: skip
         self.ctx.audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")

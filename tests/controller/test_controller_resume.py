@@ -161,3 +161,40 @@ def test_an_action_cut_short_is_on_the_audit_trail(tmp_path: Path) -> None:
     outcomes = [(ln[1], ln[3]) for ln in lines if ln[1] == "action:isolate"]
     assert outcomes == [("action:isolate", "interrupted"), ("action:isolate", "done")]
     assert lines[0][4].startswith("the controller stopped before this ended")
+
+
+class RefusesOneStop(Proxy):
+    """The API refuses the first stop of a job (it is down for a moment)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.refused = 0
+
+    def stop_job(self, namespace: str, name: str, reason: str) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionError("connection refused")
+        self.inner.stop_job(namespace, name, reason)
+
+
+def test_a_refused_stop_is_tried_again(tmp_path: Path) -> None:
+    """A job given up on whose stop the API refused is stopped at the next step; the operator
+    hears of the give-up once, when it is done."""
+    cluster = sim(nodes=3, spares=0)
+    big = submit_job(cluster, "big")
+    node = next(p.node for p in cluster.pods())
+    for other in {"p0-node-00", "p0-node-01", "p0-node-02"} - {node}:
+        cluster.cordon(other)
+    told = Recorder()
+    ctl = started(RefusesOneStop(cluster), told, tmp_path / "c.db", breaker_ratio=1.0)
+    assert ctl.submit(isolate(node, "A050203")).outcome in ("done", "deferred")
+    cluster.step(31 * 60)
+    ctl.reconcile()
+    assert job_of(cluster, big).status.value == "Pending"
+    assert "PoolwatchControllerJobRequeueTimeout" not in told.names()
+    ctl.reconcile()
+    assert job_of(cluster, big).status.value == "Failed"
+    ctl.reconcile()
+    assert told.names().count("PoolwatchControllerJobRequeueTimeout") == 1
+    stops = [r.outcome for r in ctl.store.audit_trail() if r.operation == "stopJob"]
+    assert stops == ["failed", "done"]
