@@ -8,6 +8,11 @@ short is finished (`pending_recreations`). A restarted job is re-queued first an
 has not run again within `requeue_timeout` (MA-J-03, `requeued`). Failures are decided once each
 (`failed_jobs`): a platform-caused one is restarted, a user's one only as its settings allow.
 
+Each of these survives the controller dying midway (a restart on the same state file finishes
+it, once): a running job's restart keeps its plan (pods by uid, count) from before its first
+eviction (`_evict`), a give-up is recorded before the stop (`stopping`, `_give_up`), and a
+failure without a time of its own keeps the time it was first seen (`Store.first_seen`).
+
 `JobRestarts` acts through a `Context` (controller/context.py) and nothing else; the facade
 (`PoolController`) and the isolation (controller/isolation.py) call its public methods.
 """
