@@ -99,16 +99,26 @@ class Context:
         return busy_nodes(self.backend.pods())
 
     # == telling what was done ==================================================================
-    def finish(self, op: str, target: str, key: str, result: ActionResult) -> None:
+    def finish(self, op: str, target: str, key: str, result: ActionResult, begun: int = 0) -> None:
         """An operator request's result: recorded by key (when it changed something), counted,
-        audited and logged."""
+        audited (completing its intent `begun`, see begin) and logged."""
         if result.outcome in ("done", "deferred"):
             self.store.record_action(key, op, result.outcome, result.detail, self.clock())
         self.stats[(op, result.outcome)] += 1
-        self.audit(op, target, result, key)
+        self.audit(op, target, result, key, begun)
         log.info("%s %s: %s, %s (key %s)", op, target, result.outcome, result.detail, key)
 
-    def audit(self, op: str, target: str, result: ActionResult, key: str) -> None:
+    def begin(self, op: str, target: str, key: str, detail: str = "") -> int:
+        """The audit record of an action about to be tried, outcome `started`, written before
+        anything is changed: the trail shows what was attempted even when the controller dies
+        midway. Its outcome is filled in by audit/finish with `begun`; a restarted controller
+        marks the ones left `interrupted` (PoolController.reconcile)."""
+        return self.store.audit(AuditRecord(self.clock(), op, target, "started", detail, key))
+
+    def audit(self, op: str, target: str, result: ActionResult, key: str, begun: int = 0) -> None:
+        """Audit a result: completes the intent `begun` (see begin), else a new record."""
+        if begun and self.store.audit_end(begun, result.outcome, result.detail):
+            return
         self.store.audit(AuditRecord(self.clock(), op, target, result.outcome, result.detail, key))
 
     def tell(

@@ -8,13 +8,20 @@ short is finished (`pending_recreations`). A restarted job is re-queued first an
 has not run again within `requeue_timeout` (MA-J-03, `requeued`). Failures are decided once each
 (`failed_jobs`): a platform-caused one is restarted, a user's one only as its settings allow.
 
+Each of these survives the controller dying midway (a restart on the same state file finishes
+it, once): a running job's restart keeps its plan (pods by uid, count) from before its first
+eviction (`_evict`), a give-up is recorded before the stop (`stopping`, `_give_up`), and a
+failure without a time of its own keeps the time it was first seen (`Store.first_seen`).
+
 `JobRestarts` acts through a `Context` (controller/context.py) and nothing else; the facade
 (`PoolController`) and the isolation (controller/isolation.py) call its public methods.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from poolwatch.cluster.backend import CreatePending
 from poolwatch.cluster.model import Event, JobStatus, Pod, TrainingJob
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__.rsplit(".", 1)[0] + ".service")  # the controll
 TERMINAL_PODS = ("Succeeded", "Failed")
 REPLICA_TYPE_LABEL = "training.kubeflow.org/replica-type"  # set by the Kubeflow operators
 RECREATE, RECREATE_KIND = "recreate:", "recreateJob"  # a job's copy kept while re-created
+RESTART_KIND = "restartJob"  # a running job's restart, its plan kept while its pods are evicted
 
 
 class JobRestarts:
@@ -38,7 +46,7 @@ class JobRestarts:
         # the same objects as the context's (none is ever replaced): shorter to read
         self.backend, self.store, self.settings = ctx.backend, ctx.store, ctx.settings
         self.clock, self.stats = ctx.clock, ctx.stats
-        self._failed_seen: dict[str, float] = {}  # failures with no finish time: first seen
+        self._stop_failed: set[str] = set()  # jobs whose stop the API refused (audited once)
 
     def action(self, a: NodeAction, dry: bool) -> ActionResult:
         """The rule engine's `restart-job`: its cause from the alert (a fault when the same
@@ -74,6 +82,9 @@ class JobRestarts:
                    None)  # fmt: skip
         if job is None:
             return ActionResult("refused", f"no job {ref}")
+        if not dry and (plan := self._started(key)) is not None:  # begun before a restart
+            log.info("job %s: finishing the restart begun under key %s", ref, key)
+            return self._evict(job, key, plan, reason, about, fresh=False)
         now = self.clock()
         waiting = {job: since for job, since, _ in self.store.requeued()}
         if ref in waiting:  # restarted already (its node's isolation did it): once is enough
@@ -105,36 +116,82 @@ class JobRestarts:
         if dry:
             return ActionResult("dry-run", f"job {ref} would be restarted ({len(pods)} pods "
                                            f"evicted): {_why(verdict.detail, reason)}")  # fmt: skip
-        evicted: list[str] = []
-        try:
-            for pod in pods:
-                try:
-                    self.backend.evict(pod.namespace, pod.name)
-                    evicted.append(pod.name)
-                except KeyError:  # gone already (the simulated job restarts as a whole)
-                    continue
-        finally:  # a restart counts once a pod went; a blocked first eviction costs nothing
-            if evicted or not pods:
-                self.store.set_restarts(ref, verdict.total, verdict.streak, verdict.hang_streak,
-                                        now)  # fmt: skip
-                if level == "job":  # a pod-level restart leaves the job where it is
-                    # with the job's own uid: should its operator fail it for the pods lost,
-                    # failed_jobs finishes this restart by re-creating it
-                    gone = [p.uid for p in pods] + [f"job:{job.uid}"]
-                    self.store.requeue(ref, now, gone)  # MA-J-03
-        if level == "pod":
+        plan = {"level": level, "pods": [[p.name, p.uid] for p in pods], "evicted": [],
+                "counts": [verdict.total, verdict.streak, verdict.hang_streak],
+                "detail": verdict.detail, "at": now}  # fmt: skip
+        self.store.record_action(key, RESTART_KIND, "started", json.dumps(plan), now)
+        return self._evict(job, key, plan, reason, about, fresh=True)
+
+    def _evict(
+        self, job: TrainingJob, key: str, plan: dict[str, Any], reason: str,
+        about: dict[str, str], fresh: bool,
+    ) -> ActionResult:  # fmt: skip
+        """Carry out a restart's `plan` (saved under `key` as `started` before the first
+        eviction): evict its pods one by one, each eviction saved with the restart count before
+        the next, so a controller that dies midway resumes the plan (a re-sent key) and evicts
+        only the planned pods still there by uid, never the ones their operator re-created.
+        A blocked first eviction of a fresh plan costs nothing: the plan is dropped and the
+        re-send decides again."""
+        ref, at = f"{job.namespace}/{job.name}", plan["at"]
+        live = {p.uid for p in self.backend.pods() if p.namespace == job.namespace
+                and p.job == job.name and p.phase not in TERMINAL_PODS}  # fmt: skip
+        done = set(plan["evicted"])
+        for name, uid in plan["pods"]:
+            if uid in done or uid not in live:  # evicted already (before a restart), or gone
+                continue
+            try:
+                self.backend.evict(job.namespace, name)
+            except KeyError:  # gone already (the simulated job restarts as a whole)
+                continue
+            except Exception:
+                if done:  # the restart counts once a pod went: it stands with those
+                    self._settle(job, key, plan)
+                elif fresh:
+                    self.store.forget_action(key)
+                raise
+            done.add(uid)
+            plan["evicted"] = sorted(done)
+            with self.store.tx():  # the count goes with the first eviction, each one saved
+                self.store.record_action(key, RESTART_KIND, "started", json.dumps(plan), at)
+                self.store.set_restarts(ref, *plan["counts"], at)
+        if done or not plan["pods"] or not fresh:
+            self._settle(job, key, plan)
+        detail = plan["detail"]
+        if plan["level"] == "pod":
+            names = [n for n, _ in plan["pods"]]
             detail = (
-                f"{verdict.detail}; pod-level: {', '.join(p.name for p in pods)} "
+                f"{detail}; pod-level: {', '.join(names)} "
                 "evicted, its operator re-creates them, the other pods keep running"
             )
-            self._restarted(job, detail, key, reason, now, about)
+            self._restarted(job, detail, key, reason, at, about)
             return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
         try:  # MA-J-03: the re-issued job queues first
-            self.backend.prioritize_job(namespace, name)
+            self.backend.prioritize_job(job.namespace, job.name)
         except Exception as err:  # noqa: BLE001 - its restart stands; only the order is lost
             log.warning("job %s restarted but not prioritized: %r", ref, err)
-        self._restarted(job, verdict.detail, key, reason, now, about)
-        return ActionResult("done", f"job {ref} restarted: {_why(verdict.detail, reason)}")
+        self._restarted(job, detail, key, reason, at, about)
+        return ActionResult("done", f"job {ref} restarted: {_why(detail, reason)}")
+
+    def _settle(self, job: TrainingJob, key: str, plan: dict[str, Any]) -> None:
+        """A restart's evictions are over: its count, its wait in the queue (a job-level one)
+        and the end of its plan, in one transaction."""
+        ref, at = f"{job.namespace}/{job.name}", plan["at"]
+        with self.store.tx():
+            self.store.set_restarts(ref, *plan["counts"], at)
+            if plan["level"] == "job":  # a pod-level restart leaves the job where it is
+                # with the job's own uid: should its operator fail it for the pods lost,
+                # failed_jobs finishes this restart by re-creating it
+                gone = [uid for _, uid in plan["pods"]] + [f"job:{job.uid}"]
+                self.store.requeue(ref, at, gone)  # MA-J-03
+            self.store.record_action(key, RESTART_KIND, "done", json.dumps(plan), at)
+
+    def _started(self, key: str) -> dict[str, Any] | None:
+        """The plan of a restart under `key` that a controller began and did not finish."""
+        seen = self.store.action(key)
+        if seen is None or seen[0] != "started":
+            return None
+        plan: dict[str, Any] = json.loads(seen[1])
+        return plan
 
     def _pod_level(
         self, job: TrainingJob, pods: list[Pod], hung: tuple[str, ...]
@@ -249,8 +306,8 @@ class JobRestarts:
         pod) is re-created to finish that restart, without counting it again."""
         failed = [j for j in self.backend.jobs() if j.status is JobStatus.FAILED]
         keys = {f"failed:{j.uid}:{int(j.finished or 0)}" for j in failed}
-        for gone in set(self._failed_seen) - keys:  # jobs deleted before their verdict
-            del self._failed_seen[gone]
+        # the first-seen times of failures decided or of jobs deleted before their verdict
+        self.store.forget_seen({k for k in keys if self.store.action(k) is None})
         if not failed:
             return
         s, evicted = self.settings, {ref: set(uids) for ref, _, uids in self.store.requeued()}
@@ -263,7 +320,9 @@ class JobRestarts:
             if s.retry_annotation not in dict(job.annotations):  # auto restart not asked for
                 self.store.record_action(key, "jobFailed", "ignored", "no auto restart", now)
                 continue
-            since = job.finished or self._failed_seen.setdefault(key, now)
+            # the grace counts from the failure's own time (its Failed condition), else from
+            # when a controller first saw it, kept in the state: a restart does not restart it
+            since = job.finished or self.store.first_seen(key, now)
             its = [p for p in pods if p.namespace == job.namespace and p.job == job.name]
             try:
                 if f"job:{job.uid}" in evicted.get(ref, ()):
@@ -283,7 +342,6 @@ class JobRestarts:
                 log.warning("failed job %s: restart failed: %r", ref, err)
                 self.ctx.audit("autoRestart", ref, ActionResult("failed", repr(err)[:200]), key)
                 continue
-            self._failed_seen.pop(key, None)
             self.store.record_action(key, "jobFailed", result.outcome, result.detail, now)
             self.stats[("autoRestart", result.outcome)] += 1
             self.ctx.audit("autoRestart", ref, result, key)
@@ -327,7 +385,12 @@ class JobRestarts:
         """MA-J-03: a re-issued job that has not run again within requeue_timeout gives up.
         Running again means a Running pod that is not one of those evicted (by uid: operators
         recreate pods under the same names), not the job's status alone (a batch Job's
-        startTime and status outlive its pods)."""
+        startTime and status outlive its pods). Giving up is two steps: the verdict is recorded
+        (`stopping`, with the mark that keeps failed_jobs from restarting the failure it makes),
+        then the job is stopped and the notice queued with the end (`gave-up`); a controller
+        that died in between finds the job `stopping` here and finishes it, once."""
+        for ref, since in self.store.requeued_in("stopping"):
+            self._give_up(ref, since, now)
         waiting = self.store.requeued()
         if not waiting:
             return
@@ -346,28 +409,50 @@ class JobRestarts:
             elif job.status.value == "Running" and ref in fresh:  # a new pod runs: it is back
                 self.store.end_requeue(ref, "running")
             elif now - since >= self.settings.requeue_timeout:
-                self.store.end_requeue(ref, "gave-up")
-                # the failure this exit makes is the controller's verdict: not restarted again
-                self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done", ref, now)
-                self.ctx.audit("requeueTimeout", ref, ActionResult("failed", "waited too long"), "")
-                namespace, name = ref.split("/", 1)
-                self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
-                                     "Failed to be queued.", now, job.pool, namespace))  # fmt: skip
-                self._stop_job(namespace, name, ref)
-                self.ctx.tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
-                              f"it waited {int(now - since)} s in the queue (limit "
-                              f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
-                              {"job": ref, "pool": job.pool}, "warning")  # fmt: skip
+                with self.store.tx():  # the verdict, before anything is stopped
+                    self.store.end_requeue(ref, "stopping")
+                    # the failure this exit makes is the controller's verdict: not restarted
+                    self.store.record_action(f"gave-up:{job.uid}", "requeueTimeout", "done",
+                                             ref, now)  # fmt: skip
+                    self.ctx.audit("requeueTimeout", ref,
+                                   ActionResult("failed", "waited too long"), "")  # fmt: skip
+                self._give_up(ref, since, now)
 
-    def _stop_job(self, namespace: str, name: str, ref: str) -> None:
-        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can."""
+    def _give_up(self, ref: str, since: float, now: float) -> None:
+        """Stop a re-issued job given up on (`stopping`): its event, the stop, then the notice
+        and the end of its wait in one transaction. A stop that failed on the API is tried
+        again next step; a job that is gone needs no stop."""
+        namespace, name = ref.split("/", 1)
+        self.ctx.fence()
+        job = next((j for j in self.backend.jobs() if (j.namespace, j.name) == (namespace, name)),
+                   None)  # fmt: skip
+        pool = job.pool if job is not None else ""
+        if job is not None and not self._stop_job(namespace, name, ref, pool, now):
+            return  # kept `stopping`: tried again next step
+        self.ctx.tell("JobRequeueTimeout", ref, f"re-issued job {ref} gave up",
+                      f"it waited {int(now - since)} s in the queue (limit "
+                      f"{int(self.settings.requeue_timeout)} s, MA-J-03)",
+                      {"job": ref, "pool": pool}, "warning",
+                      then=lambda: self.store.end_requeue(ref, "gave-up"))  # fmt: skip
+
+    def _stop_job(self, namespace: str, name: str, ref: str, pool: str, now: float) -> bool:
+        """A re-issued job that waited too long exits (MA-J-03), as far as the backend can,
+        with its event; False when the API refused the stop (tried again next step)."""
         try:
             self.backend.stop_job(namespace, name, "Failed to be queued.")
-        except Exception as err:  # noqa: BLE001 - the event and the notice still go out
-            self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
-            log.warning("re-issued job %s not stopped: %r", ref, err)
-            return
+        except KeyError:  # gone meanwhile: nothing left to stop
+            return True
+        except Exception as err:  # noqa: BLE001 - the verdict stands; the stop is retried
+            if ref not in self._stop_failed:  # each step tries again: audited, logged once
+                self._stop_failed.add(ref)
+                self.ctx.audit("stopJob", ref, ActionResult("failed", repr(err)[:200]), "")
+                log.warning("re-issued job %s not stopped (tried again each step): %r", ref, err)
+            return False
+        self._stop_failed.discard(ref)
+        self.ctx.event(Event("", "Job", name, "JobRequeueTimeout", "Warning",
+                             "Failed to be queued.", now, pool, namespace))  # fmt: skip
         self.ctx.audit("stopJob", ref, ActionResult("done", "Failed to be queued."), "")
+        return True
 
 
 def _why(detail: str, reason: str) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from poolwatch.cluster.backend import ClusterBackend
-from poolwatch.cluster.model import NodeStatus, Pool, TrainingJob
+from poolwatch.cluster.model import Node, NodeStatus, Pool, TrainingJob
 from poolwatch.core.actions import ActionResult, NodeAction, Notifier
 
 from . import node_ops, notices, pool_ops, pools, reasons
@@ -68,6 +68,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
         self.restarts = JobRestarts(self.ctx)
         self.isolation = Isolation(self.ctx, self.restarts, self.replacer)
         self.pool_events = PoolEvents(self.ctx)
+        self._intents_checked = False  # the audit's open intents looked at (see _interrupted)
 
     # the context's parts, as the callers (runner, server, tests) have always read them
     @property
@@ -113,6 +114,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
     def submit(self, action: NodeAction) -> ActionResult:
         """Do one rule-engine action at most once per key; never raises."""
         with self.lock:
+            target = action.node or action.job or action.pool
+            begun = self.ctx.begin(f"action:{action.kind}", target, action.key, action.reason)
             try:
                 result = self._submit(action)
             except Halted as err:  # logged once by Context.view; the engine sends it again
@@ -123,8 +126,7 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                               action.node or action.job, action.key)  # fmt: skip
                 result = ActionResult("failed", f"{type(err).__name__}: {err}")
             self.stats[(action.kind, result.outcome)] += 1
-            self.ctx.audit(f"action:{action.kind}", action.node or action.job or action.pool,
-                           result, action.key)  # fmt: skip
+            self.ctx.audit(f"action:{action.kind}", target, result, action.key, begun)
             log.info("action %s %s: %s, %s (key %s; reason: %s)", action.kind,
                      action.node or action.job, result.outcome, result.detail, action.key,
                      action.reason or "-")  # fmt: skip
@@ -138,7 +140,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             outcome, detail = seen
             if outcome == "deferred":
                 return ActionResult("deferred", detail)
-            return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
+            if outcome != "started":  # started: a restart cut short, finished below
+                return ActionResult("already", f"key {a.key} was handled ({outcome}): {detail}")
         dry = self.settings.dry_run or a.dry_run
         if a.kind == "restart-job":
             result = self.restarts.action(a, dry)
@@ -174,6 +177,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             now = self.clock()
             try:
                 self.ctx.view()
+                if not self._intents_checked:  # once this process leads: before any action
+                    self._interrupted()
                 self.replacer.step(now)
                 self.restarts.pending_recreations(now)
                 self.restarts.failed_jobs(now)
@@ -183,6 +188,15 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             except Halted as err:
                 log.debug("reconcile stopped: %s", err)
             self.notices.flush()
+
+    def _interrupted(self) -> None:
+        """The audit records still `started` are actions a controller began on this state and
+        never finished (it stopped midway: every action of this process ends under the lock
+        held here): marked `interrupted`. A re-sent key then does or finishes the action."""
+        self._intents_checked = True
+        if n := self.store.interrupt_started("the controller stopped before this ended; "):
+            log.warning("%d action(s) a stopped controller began and did not finish: audited "
+                        "as interrupted", n)  # fmt: skip
 
     # == operator requests (pool API, upgrades, the demo) ======================================
     def pool_activity(self, pool: str) -> str | None:
@@ -213,13 +227,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
             if problem := code_problem(fault_code, self.settings):
                 return ActionResult("refused", problem)
-            try:
-                result = self.isolation.isolate(node, fault_code, reason, key, False, False,
-                                       breaker=False)  # fmt: skip
-            except Halted as err:  # the view is not current, or this process does not lead
-                result = ActionResult("failed", str(err))
-            self.ctx.finish("isolate", node, key, result)
-            return result
+            return self._request("isolate", node, key, reason, lambda: self.isolation.isolate(
+                node, fault_code, reason, key, False, False, breaker=False))  # fmt: skip
 
     def restore(self, node: str, reason: str, key: str) -> ActionResult:
         """Untaint and uncordon: back to Available. A node under repair (Repairing) becomes the
@@ -239,22 +248,27 @@ class PoolController:  # implements poolwatch.actions.ActionSink
                 return ActionResult("refused", f"no node {node!r}")
             if found.status is NodeStatus.REPLACING:
                 return ActionResult("refused", f"node {node} is being replaced")
-            repaired = found.status is NodeStatus.REPAIRING
-            if code := pools.fault_of(found):
-                reason = f"{reasons.fault(code)} cleared: {reason}"
-                self.backend.untaint_node(node, FAULT_TAINT)
-            if repaired:
-                self.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})
-                self.backend.cordon(node, True)
-            else:
-                self.backend.label_node(node, {STATUS_LABEL: None})
-                self.backend.cordon(node, False)
-            self.replacer.cancel(node, f"node restored: {reason}")
-            result = ActionResult("done", f"node {node} is {'Spare' if repaired else 'Available'}"
-                                  f" again: {reason}")  # fmt: skip
-            self.ctx.node_event(node, found.pool, "NodeRestored", "Normal", result.detail)
-            self.ctx.finish("restore", node, key, result)
-            return result
+            return self._request("restore", node, key, reason,
+                                 lambda: self._restore(found, reason))  # fmt: skip
+
+    def _restore(self, found: Node, reason: str) -> ActionResult:
+        """restore's writes, for a node found and not being replaced."""
+        node = found.name
+        repaired = found.status is NodeStatus.REPAIRING
+        if code := pools.fault_of(found):
+            reason = f"{reasons.fault(code)} cleared: {reason}"
+            self.backend.untaint_node(node, FAULT_TAINT)
+        if repaired:
+            self.backend.label_node(node, {STATUS_LABEL: NodeStatus.SPARE.value})
+            self.backend.cordon(node, True)
+        else:
+            self.backend.label_node(node, {STATUS_LABEL: None})
+            self.backend.cordon(node, False)
+        self.replacer.cancel(node, f"node restored: {reason}")
+        result = ActionResult("done", f"node {node} is {'Spare' if repaired else 'Available'}"
+                              f" again: {reason}")  # fmt: skip
+        self.ctx.node_event(node, found.pool, "NodeRestored", "Normal", result.detail)
+        return result
 
     def release(self, pool: str, node: str, reason: str, key: str) -> ActionResult:
         """Take a node out of its pool: refused while it runs jobs, while it is being replaced,
@@ -263,12 +277,10 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            try:
-                result = pool_ops.release(self.ctx, pool, node, reason)
-            except Halted as err:
-                result = ActionResult("failed", str(err))
-            self.ctx.finish("deleteClusterNode", node, key, result)
-            return result
+            return self._request(
+                "deleteClusterNode", node, key, reason,
+                lambda: pool_ops.release(self.ctx, pool, node, reason),
+            )  # fmt: skip
 
     def set_ha_redundancy(self, node: str, enabled: bool, key: str) -> ActionResult:
         """Enable HA Redundancy (an Available node without work becomes a Spare) or disable it
@@ -278,13 +290,16 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            result = (node_ops.enable_ha if enabled else node_ops.disable_ha)(self.ctx, node)
-            if result.outcome == "done":
-                reason = "HaRedundancyEnabled" if enabled else "HaRedundancyDisabled"
-                pool = self.ctx.nodes()[node].pool
-                self.ctx.node_event(node, pool, reason, "Normal", result.detail)
-            self.ctx.finish(op, node, key, result)
-            return result
+
+            def act() -> ActionResult:
+                result = (node_ops.enable_ha if enabled else node_ops.disable_ha)(self.ctx, node)
+                if result.outcome == "done":
+                    reason = "HaRedundancyEnabled" if enabled else "HaRedundancyDisabled"
+                    pool = self.ctx.nodes()[node].pool
+                    self.ctx.node_event(node, pool, reason, "Normal", result.detail)
+                return result
+
+            return self._request(op, node, key, "", act, halted_fails=False)
 
     def pool_jobs(self, pool: str, who: str = "") -> list[TrainingJob]:
         """A pool's training jobs (the console's job list of a pool), audited as a read."""
@@ -300,12 +315,8 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            try:
-                result = pool_ops.create(self.ctx, pool, nodes)
-            except Halted as err:
-                result = ActionResult("failed", str(err))
-            self.ctx.finish("CreatePoolV2", pool.name, key, result)
-            return result
+            return self._request("CreatePoolV2", pool.name, key, "",
+                                 lambda: pool_ops.create(self.ctx, pool, nodes))  # fmt: skip
 
     def delete_pool(self, pool: str, key: str) -> ActionResult:
         """Release every node of the pool, then delete it; refused while any node runs jobs."""
@@ -313,12 +324,30 @@ class PoolController:  # implements poolwatch.actions.ActionSink
             seen = self.store.action(key)
             if seen is not None:
                 return ActionResult("already", f"key {key} was handled ({seen[0]}): {seen[1]}")
-            try:
-                result = pool_ops.delete(self.ctx, pool)
-            except Halted as err:
-                result = ActionResult("failed", str(err))
-            self.ctx.finish("DeletePoolV2", pool, key, result)
-            return result
+            return self._request("DeletePoolV2", pool, key, "",
+                                 lambda: pool_ops.delete(self.ctx, pool))  # fmt: skip
+
+    def _request(
+        self, op: str, target: str, key: str, detail: str, act: Callable[[], ActionResult],
+        halted_fails: bool = True,
+    ) -> ActionResult:  # fmt: skip
+        """An operator request: its intent audited before `act` changes anything (begin), its
+        result after (finish). A Halted is the result `failed` (unless `halted_fails` is False:
+        it is raised, audited as failed); any other error is audited as failed and raised."""
+        begun = self.ctx.begin(op, target, key, detail)
+        try:
+            result = act()
+        except Halted as err:  # the view is not current, or this process does not lead
+            result = ActionResult("failed", str(err))
+            if not halted_fails:
+                self.ctx.finish(op, target, key, result, begun)
+                raise
+        except Exception as err:
+            self.ctx.finish(op, target, key, ActionResult("failed", f"{type(err).__name__}: "
+                                                          f"{err}"), begun)  # fmt: skip
+            raise
+        self.ctx.finish(op, target, key, result, begun)
+        return result
 
     def set_upgrading(self, pool: str, upgrading: bool) -> None:
         """A driver upgrade runs (or ended): no replacement, reset or reboot meanwhile."""

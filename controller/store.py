@@ -122,6 +122,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO actions VALUES (?,?,?,?,?)",
                        (key, kind, outcome, detail, at))  # fmt: skip
 
+    def forget_action(self, key: str) -> None:
+        """Drop the record of `key` (a restart that evicted nothing: the re-send decides anew)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM actions WHERE key=?", (key,))
+
     def actions_with(self, kind: str, outcome: str) -> list[tuple[str, str]]:
         """(key, detail) of the recorded actions of `kind` with `outcome`, oldest first."""
         with self.tx() as db:
@@ -183,6 +188,29 @@ class Store:
     def end_requeue(self, job: str, state: str) -> None:
         with self.tx() as db:
             db.execute("UPDATE requeued SET state=? WHERE job=?", (state, job))
+
+    def requeued_in(self, state: str) -> list[tuple[str, float]]:
+        """(job, since) of the re-issued jobs in `state` (`stopping`: given up on, not yet
+        stopped; a restarted controller finishes those)."""
+        with self.tx() as db:
+            rows = db.execute("SELECT job, since FROM requeued WHERE state=?",
+                              (state,)).fetchall()  # fmt: skip
+        return [(r[0], r[1]) for r in rows]
+
+    def first_seen(self, name: str, now: float) -> float:
+        """When `name` (a failure without a time of its own) was first seen: `now` the first
+        time it is asked, kept in the state, so a restarted controller does not wait anew."""
+        with self.tx() as db:
+            db.execute("INSERT OR IGNORE INTO marks VALUES (?,?)", (f"seen:{name}", repr(now)))
+            row = db.execute("SELECT value FROM marks WHERE name=?", (f"seen:{name}",)).fetchone()
+        return float(row[0])
+
+    def forget_seen(self, keep: set[str]) -> None:
+        """Drop the first-seen times of everything but `keep` (decided, or gone)."""
+        with self.tx() as db:
+            names = [r[0] for r in db.execute("SELECT name FROM marks WHERE name LIKE 'seen:%'")]
+            gone = [(n,) for n in names if n.removeprefix("seen:") not in keep]
+            db.executemany("DELETE FROM marks WHERE name=?", gone)
 
     # -- pools -------------------------------------------------------------------------------
     def pool(self, name: str) -> dict[str, Any]:
@@ -278,13 +306,31 @@ class Store:
             return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
 
     # -- audit -------------------------------------------------------------------------------
-    def audit(self, rec: AuditRecord) -> None:
+    def audit(self, rec: AuditRecord) -> int:
+        """Add a record; its id (for `audit_end` when `rec` is an intent, outcome `started`)."""
         with self.tx() as db:
             cur = db.execute("INSERT INTO audit (at, operation, target, outcome, detail, key) "
                              "VALUES (?,?,?,?,?,?)", (rec.at, rec.operation, rec.target[:253],
                                                       rec.outcome, rec.detail[:DETAIL_CHARS],
                                                       rec.key[:DETAIL_CHARS]))  # fmt: skip
-            _prune(db, "audit", int(cur.lastrowid or 0), self.audit_keep)
+            rid = int(cur.lastrowid or 0)
+            _prune(db, "audit", rid, self.audit_keep)
+        return rid
+
+    def audit_end(self, rid: int, outcome: str, detail: str) -> bool:
+        """Complete the intent `rid` with its outcome; False when it is no longer kept."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE audit SET outcome=?, detail=? WHERE id=?",
+                             (outcome, detail[:DETAIL_CHARS], rid))  # fmt: skip
+        return cur.rowcount > 0
+
+    def interrupt_started(self, why: str) -> int:
+        """Mark every intent without an outcome (`started`: its controller stopped before the
+        action ended) `interrupted`, `why` before what it said; how many."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE audit SET outcome='interrupted', detail=substr(? || detail, "
+                             "1, ?) WHERE outcome='started'", (why, DETAIL_CHARS))  # fmt: skip
+        return cur.rowcount
 
     def audit_trail(self, limit: int = 1000) -> list[AuditRecord]:
         with self.tx() as db:
