@@ -13,10 +13,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +28,7 @@ from poolwatch.rules.compiled import compile_groups
 from poolwatch.rules.fingerprint import fingerprint
 from poolwatch.rules.state import AlertState
 from tests.cluster.test_kubernetes_backend import RecordingBackoff
+from tests.helpers import until
 from tests.helpers.controller_support import T0, Recorder, controller, sim, submit_job
 from tests.helpers.controlplane import TestCluster
 
@@ -140,15 +139,6 @@ def test_a_dry_run_and_a_job_restart_asked_by_an_alert_say_the_same(tmp_path: Pa
 
 
 # -- on the real kube-apiserver -------------------------------------------------------------------
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,20 +20,12 @@ from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
 from tests.cluster.test_kubernetes_backend import RecordingBackoff
+from tests.helpers import until
 from tests.helpers.controller_support import Recorder
 from tests.helpers.controlplane import TestCluster
 
 pytestmark = pytest.mark.controlplane
 CHANGE = "PoolwatchControllerPoolResourcesStatusChange"
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 class Pod:

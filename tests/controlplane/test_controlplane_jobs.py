@@ -12,7 +12,7 @@ again, evictions, events) is the API server's own."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
 from poolwatch.core.actions import NodeAction
 from tests.cluster.test_kubernetes_backend import RecordingBackoff
+from tests.helpers import until
 from tests.helpers.controlplane import ApiError, TestCluster, now_rfc3339
 
 pytestmark = pytest.mark.controlplane
@@ -33,15 +34,6 @@ TYPE_LABEL = "training.kubeflow.org/replica-type"
 RETRY = "fault-tolerance/job-retry-num"
 UNCONDITIONAL = "fault-tolerance/job-unconditional-retry"
 HANG = "fault-tolerance/restart-upon-suspension"
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := check():
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {check}")
 
 
 def pytorchjob(name: str, annotations: dict[str, str], policy: str = "OnFailure") -> dict:

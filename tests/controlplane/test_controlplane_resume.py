@@ -20,7 +20,8 @@ from poolwatch.cluster.kubernetes.backend import KubernetesCluster
 from poolwatch.controller.service import PoolController
 from poolwatch.controller.settings import ControllerSettings
 from poolwatch.core.actions import NodeAction
-from tests.controlplane.test_controlplane_jobs import RETRY, Jobs, cluster, make_node, until
+from tests.controlplane.test_controlplane_jobs import RETRY, Jobs, cluster, make_node
+from tests.helpers import until
 from tests.helpers.controller_support import Recorder
 from tests.helpers.controlplane import TestCluster
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -190,3 +193,14 @@ def self_signed_cert(folder: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return crt, key
+
+
+def until(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (which is returned), against a deadline:
+    what a test waits on when a real server or a watch gets there in its own time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if got := check():
+            return got
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {check}")
