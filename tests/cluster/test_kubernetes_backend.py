@@ -129,7 +129,10 @@ class Recorder:
         return self.since(mark)
 
     def last(self, kind: str, name: str) -> Any:
-        return next(e.obj for e in reversed(self.events) if e.kind == kind and e.obj.name == name)
+        """The newest `kind` object named `name` (a SYNCED marker, which a watch restart sends
+        again, carries no object)."""
+        return next(e.obj for e in reversed(self.events)
+                    if e.kind == kind and e.obj is not None and e.obj.name == name)  # fmt: skip
 
 
 @pytest.fixture
