@@ -92,6 +92,27 @@ def describe(err: BaseException, resource: str = "") -> str:
     return f"{type(err).__name__}: {err}"
 
 
+def import_client() -> None:
+    """Import the Kubernetes client's modules in the calling thread, before worker threads use
+    them. The client package loads its submodules lazily (a module `__getattr__`), and threads
+    importing them at once can deadlock in Python's import locks: `_DeadlockError` on
+    `kubernetes.client.exceptions` once killed the readiness probe's thread, so the exporter never
+    noticed etcd going down. Imported on start, not with this module: a process that never
+    talks to a cluster (the demo, the simulated backend) does not pay for the client."""
+    import kubernetes.client
+    import kubernetes.client.api_client
+    import kubernetes.client.exceptions
+    import kubernetes.client.rest
+    import kubernetes.config
+    import kubernetes.config.config_exception
+    import kubernetes.watch.watch
+    import urllib3.exceptions  # noqa: F401 - with the client's, for `failures`
+
+    for name in ("ApiClient", "Configuration", "CoreV1Api", "BatchV1Api", "CustomObjectsApi",
+                 "CoordinationV1Api", "CoreV1Event", "V1Eviction", "ApiException"):  # fmt: skip
+        getattr(kubernetes.client, name)  # the lazy submodules behind the names poolwatch uses
+
+
 def failures() -> tuple[type[BaseException], ...]:
     """What a failing API raises: its answers, the connection, the configuration, the body."""
     from kubernetes.client.exceptions import OpenApiException

@@ -59,6 +59,7 @@ from poolwatch.cluster.kubernetes.api import (
     USER_AGENT,
     Backoff,
     Resource,
+    import_client,
     list_call,
     load_configuration,
 )
@@ -179,6 +180,7 @@ class KubernetesCluster:
             if self._started or self._stopped:
                 return
             self._started = True
+        import_client()  # here, before the threads below import it concurrently
         threading.Thread(target=self._start_in_stages, name="informers-start", daemon=True).start()
         self._probe.start()
 

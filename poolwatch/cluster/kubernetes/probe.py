@@ -53,7 +53,13 @@ class ReadyProbe:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.check()
+            try:
+                self.check()
+            except Exception as err:  # noqa: BLE001 - the probe's thread must outlive any one look
+                # a look that failed in an unforeseen way says nothing about readiness: it is
+                # logged and the next look tries again (a dead probe would miss etcd going down)
+                log.warning("the API server's readiness could not be checked: %s: %s",
+                            type(err).__name__, err)  # fmt: skip
             self._stop.wait(self.interval)
 
     def check(self) -> str:
