@@ -44,17 +44,23 @@ class SyncError(Exception):
     """The sources could not be compiled; the message names file and line."""
 
 
-def compiled_rules() -> dict[str, bytes]:
-    """`poolwatch rules compile` output for the shipped rules: file name -> content."""
+def _shipped_rules() -> list:
+    """The shipped rule files, loaded from this checkout; SyncError names a bad file and line."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from poolwatch.rules import compile as compiler
     from poolwatch.rules.loader import RuleFileError, default_files, load
 
     try:
-        loaded = load(default_files())
+        return load(default_files())
     except RuleFileError as err:
         raise SyncError(str(err)) from None
+
+
+def compiled_rules() -> dict[str, bytes]:
+    """`poolwatch rules compile` output for the shipped rules: file name -> content."""
+    loaded = _shipped_rules()
+    from poolwatch.rules import compile as compiler
+
     with tempfile.TemporaryDirectory(prefix="poolwatch-helm-sync-") as tmp:
         written = compiler.write(loaded, Path(tmp), {})
         return {p.name: p.read_bytes() for p in written if p.name != compiler.MANIFEST}
@@ -83,17 +89,11 @@ def _segments(text: str, rule: str) -> list[dict[str, str]]:
 
 def rule_model() -> dict[str, bytes]:
     """The shipped rules before compilation, for the chart to compile with the overrides."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    loaded = _shipped_rules()
     from poolwatch.rules import compile as compiler
     from poolwatch.rules.fault_codes import FAULT_CODES
-    from poolwatch.rules.loader import RuleFileError, default_files, load
     from poolwatch.rules.model import duration_seconds
 
-    try:
-        loaded = load(default_files())
-    except RuleFileError as err:
-        raise SyncError(str(err)) from None
     groups = []
     for item in loaded:
         g = item.group
